@@ -1,0 +1,808 @@
+//! The HTTP client: one method per Cloudflare call LangGuard makes, each going through the shared
+//! per-token limiter, a timeout, and retries with jittered backoff for what is worth retrying.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use crate::error::CloudflareError;
+use crate::limiter::{limiter_for_token, parse_ratelimit_header, RateLimitPolicy, RateLimiter};
+use crate::types::{
+    ApiMessage, Envelope, Gateway, GatewayLog, LogBody, LogDetail, ResultInfo, TokenKind,
+    TokenStatus, TokenVerification,
+};
+
+pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";
+
+/// Cloudflare refuses `per_page` over 50 on the logs endpoint (it does not clamp).
+pub const MAX_LOGS_PER_PAGE: u32 = 50;
+
+/// When Cloudflare says "rate limited" without saying for how long: its documented block.
+const DEFAULT_RATE_LIMIT_BLOCK: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A 429 asking to wait longer than this is returned to the caller instead of waited out.
+    pub max_rate_limit_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+            max_rate_limit_wait: Duration::from_secs(330),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub api_base: String,
+    /// Limit on one HTTP exchange, body included.
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub rate_limit: RateLimitPolicy,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            api_base: DEFAULT_API_BASE.to_owned(),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            rate_limit: RateLimitPolicy::default(),
+        }
+    }
+}
+
+/// Counters of what a client did, for sync-run records and metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    rate_limit_wait_ms: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClientStats {
+    /// HTTP requests sent, retries included.
+    pub requests: u64,
+    pub retries: u64,
+    /// 429 answers received.
+    pub rate_limited: u64,
+    /// Time spent waiting for the rate limit (client-side budget or Cloudflare's `Retry-After`).
+    pub rate_limit_wait_ms: u64,
+}
+
+/// Sort direction of a log listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterOperator {
+    Eq,
+    Neq,
+    Contains,
+    Lt,
+    Gt,
+}
+
+/// One element of the `filters` parameter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LogFilter {
+    pub key: String,
+    pub operator: FilterOperator,
+    pub value: Vec<serde_json::Value>,
+}
+
+impl LogFilter {
+    /// Logs created strictly after `ms` (Unix milliseconds).
+    pub fn created_after(ms: i64) -> Self {
+        Self::created(FilterOperator::Gt, ms)
+    }
+
+    /// Logs created strictly before `ms` (Unix milliseconds).
+    pub fn created_before(ms: i64) -> Self {
+        Self::created(FilterOperator::Lt, ms)
+    }
+
+    fn created(operator: FilterOperator, ms: i64) -> Self {
+        Self {
+            key: "created_at".into(),
+            operator,
+            value: vec![serde_json::Value::String(crate::time::format_ms(ms))],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogQuery {
+    /// 1-based.
+    pub page: u32,
+    pub per_page: u32,
+    pub direction: Direction,
+    pub filters: Vec<LogFilter>,
+}
+
+impl Default for LogQuery {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            per_page: MAX_LOGS_PER_PAGE,
+            direction: Direction::Asc,
+            filters: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage {
+    pub logs: Vec<GatewayLog>,
+    pub info: Option<ResultInfo>,
+}
+
+/// A client for one account and API token. Cheap to clone; clones share counters and limiter.
+#[derive(Clone)]
+pub struct CloudflareClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    account_id: String,
+    token: String,
+    retry: RetryPolicy,
+    limiter: Arc<RateLimiter>,
+    counters: Counters,
+}
+
+impl fmt::Debug for CloudflareClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CloudflareClient")
+            .field("base", &self.inner.base.as_str())
+            .field("account_id", &self.inner.account_id)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl CloudflareClient {
+    pub fn new(
+        config: &ClientConfig,
+        account_id: &str,
+        api_token: &str,
+    ) -> Result<Self, CloudflareError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("langguard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| CloudflareError::Network(format!("could not set up HTTP: {e}")))?;
+        Self::with_http(http, config, account_id, api_token)
+    }
+
+    /// Shares an existing connection pool (one per process is plenty).
+    pub fn with_http(
+        http: reqwest::Client,
+        config: &ClientConfig,
+        account_id: &str,
+        api_token: &str,
+    ) -> Result<Self, CloudflareError> {
+        let base = Url::parse(config.api_base.trim_end_matches('/')).map_err(|e| {
+            CloudflareError::Network(format!(
+                "the Cloudflare API base URL {:?} is not a URL: {e}",
+                config.api_base
+            ))
+        })?;
+        if base.cannot_be_a_base() {
+            return Err(CloudflareError::Network(format!(
+                "the Cloudflare API base URL {:?} cannot have paths",
+                config.api_base
+            )));
+        }
+        let account_id = account_id.trim();
+        if account_id.is_empty() {
+            return Err(CloudflareError::NotFound {
+                code: None,
+                message: "the Account ID is empty".into(),
+            });
+        }
+        let token = api_token.trim();
+        if token.is_empty() {
+            return Err(CloudflareError::AuthFailed {
+                code: None,
+                message: "the API token is empty".into(),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                account_id: account_id.to_owned(),
+                token: token.to_owned(),
+                retry: config.retry.clone(),
+                limiter: limiter_for_token(token, config.rate_limit),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.inner.account_id
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        ClientStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            rate_limited: c.rate_limited.load(Ordering::Relaxed),
+            rate_limit_wait_ms: c.rate_limit_wait_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Verifies the token, as a user token first and then as a token owned by the account,
+    /// each on its own path. A token that is not `active` is an auth failure.
+    pub async fn verify_token(&self) -> Result<(TokenKind, TokenVerification), CloudflareError> {
+        let (kind, verification) = match self.verify_user_token().await {
+            Ok(v) => (TokenKind::User, v),
+            Err(
+                user_err @ (CloudflareError::AuthFailed { .. }
+                | CloudflareError::PermissionDenied { .. }),
+            ) => match self.verify_account_token().await {
+                Ok(v) => (TokenKind::Account, v),
+                // Invalid on both paths: the user path's answer is the clearer one.
+                Err(CloudflareError::AuthFailed { .. }) => return Err(user_err),
+                Err(account_err) => return Err(account_err),
+            },
+            Err(e) => return Err(e),
+        };
+        match verification.status {
+            TokenStatus::Active => Ok((kind, verification)),
+            status => Err(CloudflareError::AuthFailed {
+                code: None,
+                message: format!(
+                    "the token is {}",
+                    match status {
+                        TokenStatus::Disabled => "disabled",
+                        TokenStatus::Expired => "expired",
+                        _ => "not active",
+                    }
+                ),
+            }),
+        }
+    }
+
+    pub async fn verify_user_token(&self) -> Result<TokenVerification, CloudflareError> {
+        self.get_result(&["user", "tokens", "verify"], &[]).await
+    }
+
+    pub async fn verify_account_token(&self) -> Result<TokenVerification, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        self.get_result(&["accounts", &account, "tokens", "verify"], &[])
+            .await
+    }
+
+    /// Every gateway of the account (all pages).
+    pub async fn list_gateways(&self) -> Result<Vec<Gateway>, CloudflareError> {
+        const PER_PAGE: u32 = 50;
+        let account = self.inner.account_id.clone();
+        let mut gateways = Vec::new();
+        for page in 1u32.. {
+            let (batch, info): (Vec<Gateway>, _) = self
+                .get_page(
+                    &["accounts", &account, "ai-gateway", "gateways"],
+                    &[
+                        ("page", page.to_string()),
+                        ("per_page", PER_PAGE.to_string()),
+                    ],
+                )
+                .await?;
+            let n = batch.len();
+            gateways.extend(batch);
+            let total = info.and_then(|i| i.total_count).map(|t| t.max(0) as usize);
+            // Stop on a short page or when the total is reached; an empty page ends it anyway.
+            if n < PER_PAGE as usize || total.is_some_and(|t| gateways.len() >= t) {
+                break;
+            }
+        }
+        Ok(gateways)
+    }
+
+    /// One page of a gateway's logs. `filters` go on the wire as one JSON-encoded parameter:
+    /// the API silently ignores the dotted form the official SDKs send.
+    pub async fn list_logs(
+        &self,
+        gateway: &str,
+        query: &LogQuery,
+    ) -> Result<LogPage, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        let mut params = vec![
+            ("page", query.page.max(1).to_string()),
+            (
+                "per_page",
+                query.per_page.clamp(1, MAX_LOGS_PER_PAGE).to_string(),
+            ),
+            ("order_by", "created_at".to_owned()),
+            (
+                "order_by_direction",
+                match query.direction {
+                    Direction::Asc => "asc",
+                    Direction::Desc => "desc",
+                }
+                .to_owned(),
+            ),
+        ];
+        if !query.filters.is_empty() {
+            let json = serde_json::to_string(&query.filters)
+                .map_err(|e| CloudflareError::Decode(format!("could not encode filters: {e}")))?;
+            params.push(("filters", json));
+        }
+        let (logs, info) = self
+            .get_page(
+                &["accounts", &account, "ai-gateway", "gateways", gateway, "logs"],
+                &params,
+            )
+            .await?;
+        Ok(LogPage { logs, info })
+    }
+
+    pub async fn get_log(&self, gateway: &str, log_id: &str) -> Result<LogDetail, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        self.get_result(
+            &[
+                "accounts", &account, "ai-gateway", "gateways", gateway, "logs", log_id,
+            ],
+            &[],
+        )
+        .await
+    }
+
+    /// The stored request body, or `None` when Cloudflare kept no payload for this log.
+    pub async fn get_log_request(
+        &self,
+        gateway: &str,
+        log_id: &str,
+    ) -> Result<Option<LogBody>, CloudflareError> {
+        self.get_body(gateway, log_id, "request").await
+    }
+
+    /// The stored response body, or `None` when Cloudflare kept no payload for this log.
+    pub async fn get_log_response(
+        &self,
+        gateway: &str,
+        log_id: &str,
+    ) -> Result<Option<LogBody>, CloudflareError> {
+        self.get_body(gateway, log_id, "response").await
+    }
+
+    async fn get_body(
+        &self,
+        gateway: &str,
+        log_id: &str,
+        which: &str,
+    ) -> Result<Option<LogBody>, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        let path = [
+            "accounts", &account, "ai-gateway", "gateways", gateway, "logs", log_id, which,
+        ];
+        match self.send(&path, &[]).await {
+            Ok(response) => Ok(Some(LogBody {
+                content_type: response
+                    .headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                bytes: response.body,
+            })),
+            // Listed logs may have no stored payload (`cf-aig-collect-log-payload: false`).
+            Err(CloudflareError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_result<T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        params: &[(&str, String)],
+    ) -> Result<T, CloudflareError> {
+        let response = self.send(path, params).await?;
+        let envelope: Envelope<T> = decode_envelope(&response.body)?;
+        envelope
+            .result
+            .ok_or_else(|| CloudflareError::Decode("the response has no `result`".into()))
+    }
+
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        path: &[&str],
+        params: &[(&str, String)],
+    ) -> Result<(Vec<T>, Option<ResultInfo>), CloudflareError> {
+        let response = self.send(path, params).await?;
+        let envelope: Envelope<Vec<T>> = decode_envelope(&response.body)?;
+        Ok((envelope.result.unwrap_or_default(), envelope.result_info))
+    }
+
+    fn url(&self, path: &[&str], params: &[(&str, String)]) -> Url {
+        let mut url = self.inner.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(path);
+        }
+        if !params.is_empty() {
+            url.query_pairs_mut()
+                .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+        }
+        url
+    }
+
+    /// One call with limiter, retries and error mapping. Returns a 2xx response whose envelope
+    /// (if it has one) did not say `success: false`.
+    async fn send(
+        &self,
+        path: &[&str],
+        params: &[(&str, String)],
+    ) -> Result<RawResponse, CloudflareError> {
+        let url = self.url(path, params);
+        let retry = &self.inner.retry;
+        let counters = &self.inner.counters;
+        let mut attempt = 1u32;
+        loop {
+            let waited = self.inner.limiter.acquire().await;
+            counters
+                .rate_limit_wait_ms
+                .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
+            counters.requests.fetch_add(1, Ordering::Relaxed);
+            let error = match self.attempt(&url).await {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+            if !error.is_retryable() || attempt >= retry.max_attempts {
+                return Err(error);
+            }
+            let delay = match &error {
+                CloudflareError::RateLimited { retry_after } => {
+                    counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    if *retry_after > retry.max_rate_limit_wait {
+                        return Err(error);
+                    }
+                    // Every caller of this token waits; `acquire` sleeps it out and counts it.
+                    self.inner.limiter.pause_for(*retry_after + jitter(retry.base_delay));
+                    Duration::ZERO
+                }
+                _ => backoff(retry, attempt),
+            };
+            tracing::debug!(
+                url.path = url.path(),
+                attempt,
+                error = %error,
+                delay_ms = delay.as_millis() as u64,
+                "retrying Cloudflare call"
+            );
+            counters.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(&self, url: &Url) -> Result<RawResponse, CloudflareError> {
+        let response = self
+            .inner
+            .http
+            .get(url.clone())
+            .header(AUTHORIZATION, format!("Bearer {}", self.inner.token))
+            .send()
+            .await
+            .map_err(network_error)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(network_error)?.to_vec();
+        self.observe_rate_limit_headers(&headers);
+        if (200..300).contains(&status) {
+            // Cloudflare can report failure inside a 200; look before trusting it.
+            if let Some(errors) = envelope_failure(&body) {
+                return Err(classify_failure(status, &errors, retry_after(&headers)));
+            }
+            return Ok(RawResponse { headers, body });
+        }
+        let errors = serde_json::from_slice::<Envelope<serde::de::IgnoredAny>>(&body)
+            .map(|e| e.errors)
+            .unwrap_or_default();
+        Err(classify_failure(status, &errors, retry_after(&headers)))
+    }
+
+    /// `Ratelimit: …;r=0;t=N` means the next call would be refused: hold every caller.
+    fn observe_rate_limit_headers(&self, headers: &HeaderMap) {
+        if let Some((remaining, reset)) = headers
+            .get("ratelimit")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_ratelimit_header)
+        {
+            if remaining == 0 && reset > 0 {
+                self.inner.limiter.pause_for(Duration::from_secs(reset));
+            }
+        }
+    }
+}
+
+struct RawResponse {
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+fn network_error(e: reqwest::Error) -> CloudflareError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the response was cut off"
+    } else {
+        "request failed"
+    };
+    // reqwest's message names the URL, which holds no secret (the token is a header).
+    CloudflareError::Network(format!("{what}: {e}"))
+}
+
+fn decode_envelope<T: DeserializeOwned>(body: &[u8]) -> Result<Envelope<T>, CloudflareError> {
+    serde_json::from_slice(body).map_err(|e| CloudflareError::Decode(e.to_string()))
+}
+
+/// `Some(errors)` when a body is a v4 envelope that says `success: false`.
+fn envelope_failure(body: &[u8]) -> Option<Vec<ApiMessage>> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(default)]
+        success: Option<bool>,
+        #[serde(default)]
+        errors: Vec<ApiMessage>,
+    }
+    // Bodies that are not envelopes (raw request/response payloads) are not failures.
+    let head: Head = serde_json::from_slice(body).ok()?;
+    (head.success == Some(false)).then_some(head.errors)
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds: f64 = headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or_else(|| {
+            headers
+                .get("ratelimit")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_ratelimit_header)
+                .map(|(_, reset)| reset as f64)
+        })?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+}
+
+/// Maps an HTTP status and Cloudflare's error codes to what happened (API-NOTES §4–5).
+pub fn classify_failure(
+    status: u16,
+    errors: &[ApiMessage],
+    retry_after: Option<Duration>,
+) -> CloudflareError {
+    let first = errors.first();
+    let code = first.and_then(|e| e.code);
+    let message = describe(errors, status);
+    let all_codes: Vec<i64> = errors
+        .iter()
+        .flat_map(|e| std::iter::once(e.code).chain(e.error_chain.iter().map(|c| c.code)))
+        .flatten()
+        .collect();
+    let has = |c: i64| all_codes.contains(&c);
+    let rate_limited = || CloudflareError::RateLimited {
+        retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_BLOCK),
+    };
+    // 9109 means "invalid token" or "not allowed", depending on its message.
+    let invalid_token_9109 = errors.iter().any(|e| {
+        e.code == Some(9109) && e.message.to_ascii_lowercase().contains("invalid access token")
+    });
+    let auth = || CloudflareError::AuthFailed {
+        code,
+        message: message.clone(),
+    };
+    let denied = || CloudflareError::PermissionDenied {
+        code,
+        message: message.clone(),
+    };
+    let not_found = || CloudflareError::NotFound {
+        code,
+        message: message.clone(),
+    };
+    let invalid = || CloudflareError::Validation {
+        code,
+        message: message.clone(),
+    };
+    if status == 429 || has(10100) {
+        return rate_limited();
+    }
+    match status {
+        401 => auth(),
+        400 if has(6003) || has(6111) || has(1001) || has(1000) => auth(),
+        400 if has(7003) || has(7000) => not_found(),
+        400 | 409 | 422 => invalid(),
+        403 if invalid_token_9109 || has(1000) => auth(),
+        403 => denied(),
+        404 => not_found(),
+        s if s >= 500 => CloudflareError::Upstream {
+            status,
+            code,
+            message,
+        },
+        200..=299 => {
+            if has(1000) || has(1001) || has(6003) || has(6111) || invalid_token_9109 {
+                auth()
+            } else if has(10000) || has(9109) {
+                denied()
+            } else if has(7002) || has(7000) || has(7003) {
+                not_found()
+            } else if has(7001) {
+                invalid()
+            } else {
+                CloudflareError::Upstream {
+                    status,
+                    code,
+                    message,
+                }
+            }
+        }
+        _ => CloudflareError::Upstream {
+            status,
+            code,
+            message,
+        },
+    }
+}
+
+fn describe(errors: &[ApiMessage], status: u16) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for e in errors {
+        if !e.message.is_empty() {
+            parts.push(&e.message);
+        }
+        for c in &e.error_chain {
+            if !c.message.is_empty() {
+                parts.push(&c.message);
+            }
+        }
+    }
+    if parts.is_empty() {
+        format!("HTTP {status} without an error message")
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// Exponential backoff with full jitter: spreads retries of many callers apart.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(policy.max_delay);
+    Duration::from_secs_f64(rand::thread_rng().gen_range(0.5..=1.0) * exp.as_secs_f64())
+}
+
+fn jitter(max: Duration) -> Duration {
+    Duration::from_secs_f64(rand::thread_rng().gen_range(0.0..=1.0) * max.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(code: i64, message: &str) -> ApiMessage {
+        ApiMessage {
+            code: Some(code),
+            message: message.into(),
+            error_chain: vec![],
+        }
+    }
+
+    fn kind(status: u16, errors: &[ApiMessage]) -> &'static str {
+        classify_failure(status, errors, None).kind()
+    }
+
+    #[test]
+    fn every_code_in_the_notes_maps_to_its_error() {
+        // API-NOTES §4–5, row by row.
+        assert_eq!(kind(400, &[msg(7001, "Input Validation Error")]), "validation");
+        assert_eq!(kind(404, &[msg(7002, "Not Found")]), "not_found");
+        assert_eq!(kind(400, &[msg(7003, "Could not route to /client/v4/accounts/x, perhaps your object identifier is invalid?"), msg(7000, "No route for that URI")]), "not_found");
+        assert_eq!(kind(404, &[msg(7000, "No route for that URI")]), "not_found");
+        let malformed = ApiMessage {
+            code: Some(6003),
+            message: "Invalid request headers".into(),
+            error_chain: vec![msg(6111, "Invalid format for Authorization header")],
+        };
+        assert_eq!(kind(400, &[malformed]), "auth_failed");
+        assert_eq!(kind(400, &[msg(1001, "Missing \"Authorization\" header")]), "auth_failed");
+        assert_eq!(kind(403, &[msg(9109, "Invalid access token")]), "auth_failed");
+        assert_eq!(kind(401, &[msg(9109, "Invalid access token")]), "auth_failed");
+        assert_eq!(kind(401, &[msg(1000, "Invalid API Token")]), "auth_failed");
+        assert_eq!(kind(403, &[msg(10000, "Authentication error")]), "permission_denied");
+        assert_eq!(kind(403, &[msg(9109, "Unauthorized to access requested resource")]), "permission_denied");
+        assert_eq!(kind(403, &[msg(9109, "Cannot use the access token from location: 1.2.3.4")]), "permission_denied");
+        assert_eq!(kind(200, &[msg(10000, "Authentication error")]), "permission_denied");
+        assert_eq!(kind(200, &[msg(1000, "Invalid API Token")]), "auth_failed");
+        assert_eq!(kind(200, &[msg(7002, "Not Found")]), "not_found");
+        assert_eq!(kind(429, &[msg(10100, "More than 1200 requests per 300 seconds reached. Please wait and consider throttling your request speed")]), "rate_limited");
+        assert_eq!(kind(200, &[msg(10100, "More than 1200 requests")]), "rate_limited");
+        assert_eq!(kind(500, &[]), "upstream");
+        assert_eq!(kind(502, &[msg(10013, "bad gateway")]), "upstream");
+        assert_eq!(kind(422, &[]), "validation");
+    }
+
+    #[test]
+    fn rate_limits_carry_the_wait_cloudflare_asked_for() {
+        let e = classify_failure(429, &[], Some(Duration::from_secs(17)));
+        assert_eq!(
+            e,
+            CloudflareError::RateLimited {
+                retry_after: Duration::from_secs(17)
+            }
+        );
+        assert!(e.is_retryable());
+        assert!(!classify_failure(401, &[], None).is_retryable());
+        assert!(!classify_failure(403, &[], None).is_retryable());
+    }
+
+    #[test]
+    fn messages_include_the_error_chain() {
+        let e = ApiMessage {
+            code: Some(6003),
+            message: "Invalid request headers".into(),
+            error_chain: vec![msg(6111, "Invalid format for Authorization header")],
+        };
+        let text = classify_failure(400, &[e], None).to_string();
+        assert!(text.contains("Invalid format for Authorization header"), "{text}");
+        assert!(text.contains("code 6003"), "{text}");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        assert!(backoff(&p, 1) <= Duration::from_millis(100));
+        assert!(backoff(&p, 20) <= Duration::from_secs(1));
+        assert!(backoff(&p, 20) >= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn filters_are_one_json_parameter() {
+        let config = ClientConfig {
+            api_base: "http://127.0.0.1:1/client/v4".into(),
+            ..ClientConfig::default()
+        };
+        let client = CloudflareClient::new(&config, "acct", "tok").expect("client");
+        let filters = serde_json::to_string(&[LogFilter::created_after(0)]).expect("json");
+        let url = client.url(&["accounts", "acct", "logs"], &[("filters", filters)]);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:1/client/v4/accounts/acct/logs?filters=%5B%7B%22key%22%3A%22created_at%22%2C%22operator%22%3A%22gt%22%2C%22value%22%3A%5B%221970-01-01T00%3A00%3A00.000Z%22%5D%7D%5D"
+        );
+        assert!(!format!("{client:?}").contains("tok\""));
+    }
+}

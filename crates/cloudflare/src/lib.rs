@@ -1,0 +1,20 @@
+//! A typed, rate-aware client for the Cloudflare AI Gateway API (DESIGN §1, API-NOTES §1–5).
+//!
+//! - [`CloudflareClient`]: token verification (user and account-owned tokens), gateways, logs,
+//!   log detail and bodies; every call limited per token, timed out and retried with backoff.
+//! - [`CloudflareError`]: what went wrong, in the user's words, with a hint for each case.
+//! - [`types`]: tolerant wire types — unknown fields ignored, nulls and absences accepted.
+
+mod client;
+mod error;
+pub mod limiter;
+pub mod time;
+pub mod types;
+
+pub use client::{
+    classify_failure, ClientConfig, ClientStats, CloudflareClient, Direction, FilterOperator,
+    LogFilter, LogPage, LogQuery, RetryPolicy, DEFAULT_API_BASE, MAX_LOGS_PER_PAGE,
+};
+pub use error::CloudflareError;
+pub use limiter::{RateLimitPolicy, RateLimiter};
+pub use types::{Gateway, GatewayLog, LogBody, LogDetail, TokenKind, TokenStatus, TokenVerification};

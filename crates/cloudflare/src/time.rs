@@ -1,0 +1,40 @@
+//! Cloudflare's timestamps: RFC 3339 UTC with milliseconds (`2026-08-05T14:44:36.727Z`).
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Formats Unix milliseconds the way Cloudflare writes `created_at`.
+pub fn format_ms(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 timestamp to Unix milliseconds (sub-millisecond digits are dropped).
+pub fn parse_ms(s: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_cloudflare_timestamps() {
+        let ms = parse_ms("2026-08-05T14:44:36.727Z").expect("parses");
+        assert_eq!(format_ms(ms), "2026-08-05T14:44:36.727Z");
+        assert_eq!(parse_ms("2026-08-05T16:44:36.727+02:00"), Some(ms));
+        assert_eq!(parse_ms("2026-09-26T10:00:00Z"), Some(1_790_416_800_000));
+        assert_eq!(parse_ms("yesterday"), None);
+    }
+}

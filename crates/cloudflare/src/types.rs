@@ -1,0 +1,240 @@
+//! Wire types of the Cloudflare v4 API as it really behaves (API-NOTES §1–5): the envelope,
+//! gateways, logs, token verification. Decoding is tolerant by design — unknown fields are
+//! ignored, nullable and absent fields are `Option`, numbers may arrive as floats or strings —
+//! because Cloudflare adds fields without notice and an importer must not stop on them.
+
+use serde::{de, Deserialize, Deserializer, Serialize};
+
+/// A v4 message or error: `{code, message, error_chain?}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct ApiMessage {
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub error_chain: Vec<ApiMessage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ResultInfo {
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub page: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub per_page: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub count: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub total_count: Option<i64>,
+}
+
+/// The v4 envelope. Only `success` and `result` are required by the official schema.
+#[derive(Debug, Deserialize)]
+pub struct Envelope<T> {
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default)]
+    pub errors: Vec<ApiMessage>,
+    #[serde(default = "Option::default")]
+    pub result: Option<T>,
+    #[serde(default)]
+    pub result_info: Option<ResultInfo>,
+}
+
+/// Only the gateway fields LangGuard uses; the rest of the (large, changing) object is ignored.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct Gateway {
+    pub id: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub collect_logs: Option<bool>,
+    #[serde(default)]
+    pub log_management: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    Active,
+    Disabled,
+    Expired,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct TokenVerification {
+    pub id: String,
+    pub status: TokenStatus,
+    #[serde(default)]
+    pub not_before: Option<String>,
+    #[serde(default)]
+    pub expires_on: Option<String>,
+}
+
+/// Which kind of token verified: user-owned tokens verify on `/user/tokens/verify`,
+/// account-owned tokens on `/accounts/{id}/tokens/verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    User,
+    Account,
+}
+
+/// One AI Gateway log as listed (API-NOTES §1.4).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct GatewayLog {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub duration: Option<i64>,
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default)]
+    pub cached: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub status_code: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub tokens_in: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub tokens_out: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
+    pub cost: Option<f64>,
+    #[serde(default)]
+    pub custom_cost: Option<bool>,
+    /// A JSON-encoded string over REST, an object from the Workers binding; either is kept.
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    pub model_type: Option<String>,
+    #[serde(default)]
+    pub request_type: Option<String>,
+    #[serde(default)]
+    pub request_content_type: Option<String>,
+    #[serde(default)]
+    pub response_content_type: Option<String>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub step: Option<i64>,
+}
+
+/// `GET …/logs/{id}`: the list fields plus the heads of the stored request and response.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct LogDetail {
+    #[serde(flatten)]
+    pub log: GatewayLog,
+    #[serde(default)]
+    pub request_head: Option<String>,
+    #[serde(default)]
+    pub request_head_complete: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub request_size: Option<i64>,
+    #[serde(default)]
+    pub response_head: Option<String>,
+    #[serde(default)]
+    pub response_head_complete: Option<bool>,
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub response_size: Option<i64>,
+}
+
+/// A stored request or response body, as Cloudflare returns it (no envelope).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogBody {
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// Accepts an integer, a float (rounded), a numeric string or null; anything else is absent.
+/// A visitor rather than a `serde_json::Value` detour: this runs for several fields of every log.
+fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    d.deserialize_any(LenientNumber).map(|n| {
+        n.and_then(|n| match n {
+            Number::Int(i) => Some(i),
+            Number::Float(f) if f.is_finite() => Some(f.round() as i64),
+            Number::Float(_) => None,
+        })
+    })
+}
+
+/// Accepts a number, a numeric string or null; non-finite values count as absent.
+fn lenient_opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    d.deserialize_any(LenientNumber).map(|n| {
+        n.map(|n| match n {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        })
+        .filter(|f| f.is_finite())
+    })
+}
+
+enum Number {
+    Int(i64),
+    Float(f64),
+}
+
+struct LenientNumber;
+
+impl<'de> de::Visitor<'de> for LenientNumber {
+    type Value = Option<Number>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a number, a numeric string or null")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(Number::Int(v)))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(match i64::try_from(v) {
+            Ok(i) => Number::Int(i),
+            Err(_) => Number::Float(v as f64),
+        }))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(Number::Float(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let v = v.trim();
+        Ok(v.parse::<i64>()
+            .map(Number::Int)
+            .or_else(|_| v.parse::<f64>().map(Number::Float))
+            .ok())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<de::IgnoredAny, de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+/// Log ids are opaque strings (ULIDs or 64-hex hashes); a numeric id is kept as its text.
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) if !s.is_empty() => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        other => Err(de::Error::custom(format!(
+            "log id must be a non-empty string, got {other}"
+        ))),
+    }
+}

@@ -1,0 +1,97 @@
+//! LangGuard's storage: one trait of domain operations ([`Store`]) that every backend implements,
+//! the records it deals in, and the mergeable latency sketch the per-minute rollups carry.
+//!
+//! Callers (the sync engine, the CLI, later the server) only ever see this trait, so a backend
+//! can be swapped by the database URL without touching them.
+
+mod model;
+mod rollup;
+mod sketch;
+
+pub use model::*;
+pub use rollup::{minute_of, RollupDelta, RollupKey, RollupTotals};
+pub use sketch::{LatencySketch, SketchDecodeError, RELATIVE_ACCURACY};
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- integrations ----
+    async fn create_integration(&self, new: NewIntegration) -> StoreResult<Integration>;
+    async fn list_integrations(&self) -> StoreResult<Vec<Integration>>;
+    async fn get_integration(&self, id: IntegrationId) -> StoreResult<Integration>;
+    async fn find_integration_by_name(&self, name: &str) -> StoreResult<Option<Integration>>;
+    /// Deletes the integration with everything imported through it (interactions, rollups,
+    /// gateways, cursors, sync runs).
+    async fn delete_integration(&self, id: IntegrationId) -> StoreResult<()>;
+    async fn set_integration_status(
+        &self,
+        id: IntegrationId,
+        status: IntegrationStatus,
+        message: Option<&str>,
+    ) -> StoreResult<()>;
+
+    // ---- gateways and cursors ----
+    /// Records gateways seen on the account; known ones keep their cursor.
+    async fn upsert_gateways(&self, id: IntegrationId, gateway_ids: &[String]) -> StoreResult<()>;
+    async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>>;
+
+    /// Stores a batch of one gateway's logs, skipping ones already stored, adds the new rows to
+    /// the per-minute rollups and advances the gateway's cursor to `cursor_ms` (never backwards) —
+    /// all in one transaction, so a crash leaves either all of it or none of it.
+    async fn ingest_batch(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        batch: &[NewInteraction],
+        cursor_ms: Option<i64>,
+    ) -> StoreResult<IngestOutcome>;
+
+    /// How many logs of a gateway are stored with `after_ms < created_at <= until_ms`.
+    async fn count_gateway_interactions(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        after_ms: i64,
+        until_ms: i64,
+    ) -> StoreResult<u64>;
+
+    // ---- sync runs ----
+    async fn create_sync_run(
+        &self,
+        id: IntegrationId,
+        trigger: SyncTrigger,
+        status: SyncRunStatus,
+    ) -> StoreResult<SyncRun>;
+    async fn mark_sync_run_running(&self, run: SyncRunId) -> StoreResult<()>;
+    /// Saves progress of a running run, so a crash still leaves honest figures behind.
+    async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()>;
+    async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()>;
+    async fn get_sync_run(&self, run: SyncRunId) -> StoreResult<SyncRun>;
+    async fn list_sync_runs(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<SyncRun>>;
+    /// Marks runs left `running` or `queued` by a process that died as failed.
+    async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64>;
+
+    // ---- metrics and traces ----
+    /// Figures over the scope, from the per-minute rollups (never from raw rows).
+    async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics>;
+    async fn metrics_by(&self, scope: &Scope, group_by: GroupBy) -> StoreResult<Vec<GroupMetrics>>;
+    async fn traces(&self, query: &TraceQuery) -> StoreResult<TracePage>;
+    async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64>;
+}

@@ -1,0 +1,348 @@
+//! Domain records the store keeps. Times are Unix milliseconds (UTC) throughout: they sort,
+//! compare and bucket cheaply, and every caller converts at its edge.
+
+use serde::{Deserialize, Serialize};
+
+pub type IntegrationId = i64;
+pub type SyncRunId = i64;
+
+/// Where an interaction's cost came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// Cloudflare's own estimate, from its `cost` field.
+    Gateway,
+    /// Priced by the customer with `cf-aig-custom-cost` (`custom_cost: true`).
+    Custom,
+    /// Estimated by LangGuard from its bundled price table.
+    Estimated,
+}
+
+impl CostSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Gateway => "gateway",
+            CostSource::Custom => "custom",
+            CostSource::Estimated => "estimated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "gateway" => Some(CostSource::Gateway),
+            "custom" => Some(CostSource::Custom),
+            "estimated" => Some(CostSource::Estimated),
+            _ => None,
+        }
+    }
+}
+
+/// One gateway log, normalised and ready to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewInteraction {
+    pub log_id: String,
+    pub created_at_ms: i64,
+    pub provider: String,
+    pub model: String,
+    pub path: Option<String>,
+    pub status_code: Option<i64>,
+    pub success: bool,
+    pub cached: bool,
+    pub duration_ms: i64,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub cost_source: Option<CostSource>,
+    /// Custom metadata as a JSON object's text (decoded from Cloudflare's JSON string).
+    pub metadata: Option<String>,
+}
+
+impl NewInteraction {
+    /// Cloudflare marks rate-limited calls with HTTP status 429.
+    pub fn is_rate_limited(&self) -> bool {
+        self.status_code == Some(429)
+    }
+}
+
+/// A stored interaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub id: i64,
+    pub integration_id: IntegrationId,
+    pub gateway: String,
+    #[serde(flatten)]
+    pub log: NewInteraction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationStatus {
+    /// Added, never synced yet.
+    Pending,
+    Connected,
+    /// The last sync finished but had trouble worth a look (rate limits, retries).
+    Warning,
+    Failed,
+    Disabled,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationStatus::Pending => "pending",
+            IntegrationStatus::Connected => "connected",
+            IntegrationStatus::Warning => "warning",
+            IntegrationStatus::Failed => "failed",
+            IntegrationStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "connected" => Some(Self::Connected),
+            "warning" => Some(Self::Warning),
+            "failed" => Some(Self::Failed),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+
+    /// The label people see ("Connected", …).
+    pub fn label(self) -> &'static str {
+        match self {
+            IntegrationStatus::Pending => "Pending",
+            IntegrationStatus::Connected => "Connected",
+            IntegrationStatus::Warning => "Warning",
+            IntegrationStatus::Failed => "Failed",
+            IntegrationStatus::Disabled => "Disabled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIntegration {
+    pub name: String,
+    pub account_id: String,
+    /// The API token, sealed (encrypted) by the caller; the store never sees plaintext.
+    pub sealed_api_token: Vec<u8>,
+    pub enabled: bool,
+    pub sync_interval_minutes: i64,
+    /// `None` imports all history on the first sync.
+    pub lookback_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub kind: String,
+    pub name: String,
+    pub account_id: String,
+    #[serde(skip)]
+    pub sealed_api_token: Vec<u8>,
+    pub enabled: bool,
+    pub sync_interval_minutes: i64,
+    pub lookback_days: Option<i64>,
+    pub status: IntegrationStatus,
+    pub status_message: Option<String>,
+    pub last_sync_at_ms: Option<i64>,
+    pub interactions_synced: i64,
+    pub created_at_ms: i64,
+}
+
+/// A gateway of an integration and how far its import has come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayState {
+    pub gateway_id: String,
+    /// `created_at` of the newest imported log: everything up to it is stored.
+    pub cursor_ms: Option<i64>,
+    pub last_synced_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncTrigger {
+    Manual,
+    Schedule,
+    Cli,
+}
+
+impl SyncTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncTrigger::Manual => "manual",
+            SyncTrigger::Schedule => "schedule",
+            SyncTrigger::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "manual" => Some(Self::Manual),
+            "schedule" => Some(Self::Schedule),
+            "cli" => Some(Self::Cli),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncRunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl SyncRunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRunStatus::Queued => "queued",
+            SyncRunStatus::Running => "running",
+            SyncRunStatus::Succeeded => "succeeded",
+            SyncRunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(Self::Queued),
+            "running" => Some(Self::Running),
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Counters a sync run accumulates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    pub gateways: i64,
+    pub api_calls: i64,
+    pub items_fetched: i64,
+    pub items_ingested: i64,
+    pub duplicates_skipped: i64,
+    pub rate_limit_waits: i64,
+    pub retries: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRun {
+    pub id: SyncRunId,
+    pub integration_id: IntegrationId,
+    pub trigger: SyncTrigger,
+    pub status: SyncRunStatus,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRunOutcome {
+    pub status: SyncRunStatus,
+    pub counts: SyncCounts,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// What one batch write did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    pub inserted: u64,
+    pub duplicates: u64,
+}
+
+/// Which interactions a metrics or trace query covers. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    /// Inclusive start (Unix ms). Metrics round it down to its minute.
+    pub from_ms: Option<i64>,
+    /// Exclusive end (Unix ms). Metrics round it up to a whole minute.
+    pub to_ms: Option<i64>,
+    pub integration_id: Option<IntegrationId>,
+    pub gateway: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Gateway,
+    Provider,
+    Model,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "gateway" => Some(Self::Gateway),
+            "provider" => Some(Self::Provider),
+            "model" => Some(Self::Model),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub avg: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// The figures of DESIGN's metrics call. Rates are `None` when there were no requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Metrics {
+    pub requests: i64,
+    pub errors: i64,
+    pub error_rate: Option<f64>,
+    pub success_rate: Option<f64>,
+    pub cache_hits: i64,
+    pub cache_hit_rate: Option<f64>,
+    pub rate_limited: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    pub unpriced_requests: i64,
+    pub latency_ms: LatencySummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupMetrics {
+    pub group: String,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TraceStatus {
+    Success,
+    Error,
+}
+
+/// Filters of a trace listing, newest first, with keyset pagination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceQuery {
+    pub scope: Scope,
+    pub status: Option<TraceStatus>,
+    pub cached: Option<bool>,
+    pub limit: u32,
+    /// Continue after this `(created_at_ms, id)` (exclusive), as returned in `next_cursor`.
+    pub before: Option<(i64, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracePage {
+    pub items: Vec<Interaction>,
+    pub next_cursor: Option<(i64, i64)>,
+}
