@@ -1,0 +1,214 @@
+//! The cost of a gateway log.
+//!
+//! Cloudflare's own figure wins when it has one (`cost`; `custom_cost: true` means the customer
+//! priced it). When Cloudflare could not price a call, LangGuard estimates from the price table
+//! bundled with the `genai-prices` crate, versioned with it. A model the table does not know gets
+//! no cost at all and is counted as unpriced — never a made-up number.
+
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
+use genai_prices::{Calculator, PriceRequest, Usage, UsageKey};
+
+/// Which price table estimates come from, for the record.
+pub const PRICE_TABLE_VERSION: &str = "genai-prices 0.2.1 (bundled)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostOrigin {
+    Gateway,
+    Custom,
+    Estimated,
+}
+
+/// What pricing needs to know about one log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CostInput<'a> {
+    pub provider: &'a str,
+    pub model: &'a str,
+    pub created_at_ms: i64,
+    pub success: bool,
+    pub cached: bool,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub gateway_cost: Option<f64>,
+    pub custom_cost: bool,
+}
+
+/// Prices logs; cheap to share (`&'static` table, a small cache of unknown models).
+#[derive(Debug)]
+pub struct Pricer {
+    calculator: &'static Calculator,
+    /// (provider, model) pairs the table has no price for, so they are not looked up again.
+    unknown: Mutex<HashSet<(String, String)>>,
+}
+
+impl Default for Pricer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pricer {
+    pub fn new() -> Self {
+        Self {
+            calculator: Calculator::bundled(),
+            unknown: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The process-wide pricer (decoding the bundled table takes tens of milliseconds).
+    pub fn shared() -> &'static Pricer {
+        static PRICER: OnceLock<Pricer> = OnceLock::new();
+        PRICER.get_or_init(Pricer::new)
+    }
+
+    /// The cost in USD and where it came from, or `None` when it cannot be known.
+    pub fn cost(&self, log: &CostInput<'_>) -> Option<(f64, CostOrigin)> {
+        if let Some(cost) = log.gateway_cost.filter(|c| c.is_finite() && *c >= 0.0) {
+            let origin = if log.custom_cost {
+                CostOrigin::Custom
+            } else {
+                CostOrigin::Gateway
+            };
+            return Some((cost, origin));
+        }
+        let usage_known = log.tokens_in.is_some() || log.tokens_out.is_some();
+        // A cache hit is served by Cloudflare without calling the provider, and a failed call
+        // that reports no usage was not billed by it: both cost nothing, which is known.
+        if log.cached || (!log.success && !usage_known) {
+            return Some((0.0, CostOrigin::Estimated));
+        }
+        if !usage_known {
+            return None;
+        }
+        self.estimate(log).map(|c| (c, CostOrigin::Estimated))
+    }
+
+    fn estimate(&self, log: &CostInput<'_>) -> Option<f64> {
+        let provider = price_table_provider(log.provider);
+        // The unified endpoint prefixes models with their provider (`openai/gpt-4o-mini`).
+        let model = match log.model.split_once('/') {
+            Some((prefix, rest)) if price_table_provider(prefix) == provider => rest,
+            _ => log.model,
+        };
+        let key = (provider.to_owned(), model.to_owned());
+        if self.lock_unknown().contains(&key) {
+            return None;
+        }
+        let mut usage = Usage::new();
+        usage.insert(UsageKey::INPUT_TOKENS, log.tokens_in.unwrap_or(0).max(0) as f64);
+        usage.insert(UsageKey::OUTPUT_TOKENS, log.tokens_out.unwrap_or(0).max(0) as f64);
+        let mut request = PriceRequest::new(model, &usage).with_provider_id(provider);
+        if let Some(at) = system_time(log.created_at_ms) {
+            request = request.with_timestamp(at);
+        }
+        match self.calculator.calculate(&request) {
+            Ok(price) if price.total_price.is_finite() && price.total_price >= 0.0 => {
+                Some(price.total_price)
+            }
+            _ => {
+                self.lock_unknown().insert(key);
+                None
+            }
+        }
+    }
+
+    fn lock_unknown(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.unknown.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Cloudflare's provider slugs (API-NOTES §7) to the price table's provider ids.
+fn price_table_provider(slug: &str) -> &str {
+    match slug {
+        "workers-ai" => "cloudflare",
+        "azure-openai" => "azure",
+        "aws-bedrock" => "aws",
+        "google-ai-studio" | "google-vertex-ai" => "google",
+        "grok" => "x-ai",
+        "perplexity-ai" => "perplexity",
+        "mistral" => "mistral",
+        other => other,
+    }
+}
+
+fn system_time(ms: i64) -> Option<std::time::SystemTime> {
+    let ms = u64::try_from(ms).ok()?;
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(provider: &'a str, model: &'a str) -> CostInput<'a> {
+        CostInput {
+            provider,
+            model,
+            created_at_ms: 1_786_000_000_000,
+            success: true,
+            cached: false,
+            tokens_in: Some(1_000),
+            tokens_out: Some(500),
+            gateway_cost: None,
+            custom_cost: false,
+        }
+    }
+
+    #[test]
+    fn cloudflare_cost_wins_and_custom_is_marked() {
+        let p = Pricer::shared();
+        let mut log = input("openai", "gpt-4o");
+        log.gateway_cost = Some(0.5);
+        assert_eq!(p.cost(&log), Some((0.5, CostOrigin::Gateway)));
+        log.custom_cost = true;
+        assert_eq!(p.cost(&log), Some((0.5, CostOrigin::Custom)));
+    }
+
+    #[test]
+    fn known_models_are_estimated_from_the_table() {
+        let p = Pricer::shared();
+        for (provider, model) in [
+            ("openai", "gpt-4o-mini"),
+            ("openai", "openai/gpt-4o-mini"),
+            ("anthropic", "claude-sonnet-4-20250514"),
+            ("google-ai-studio", "gemini-2.0-flash"),
+            ("workers-ai", "@cf/meta/llama-3.1-8b-instruct"),
+            ("grok", "grok-3-mini"),
+            ("deepseek", "deepseek-chat"),
+        ] {
+            let (cost, origin) = p
+                .cost(&input(provider, model))
+                .unwrap_or_else(|| panic!("{provider}/{model} should be priced"));
+            assert_eq!(origin, CostOrigin::Estimated);
+            assert!(cost > 0.0 && cost < 1.0, "{provider}/{model}: {cost}");
+        }
+        // gpt-4o-mini: $0.15 / $0.60 per million tokens.
+        let (cost, _) = p.cost(&input("openai", "gpt-4o-mini")).expect("priced");
+        assert!((cost - (1_000.0 * 0.15 + 500.0 * 0.6) / 1e6).abs() < 1e-9, "{cost}");
+    }
+
+    #[test]
+    fn unknown_models_stay_unpriced() {
+        let p = Pricer::shared();
+        assert_eq!(p.cost(&input("openai", "ft:acme-internal-v7")), None);
+        assert_eq!(p.cost(&input("openai", "ft:acme-internal-v7")), None);
+        let mut no_usage = input("openai", "gpt-4o");
+        no_usage.tokens_in = None;
+        no_usage.tokens_out = None;
+        assert_eq!(p.cost(&no_usage), None);
+    }
+
+    #[test]
+    fn cache_hits_and_failed_calls_without_usage_cost_nothing() {
+        let p = Pricer::shared();
+        let mut cached = input("openai", "ft:acme-internal-v7");
+        cached.cached = true;
+        assert_eq!(p.cost(&cached), Some((0.0, CostOrigin::Estimated)));
+        let mut failed = input("anthropic", "claude-sonnet-4-20250514");
+        failed.success = false;
+        failed.tokens_in = None;
+        failed.tokens_out = None;
+        assert_eq!(p.cost(&failed), Some((0.0, CostOrigin::Estimated)));
+    }
+}
