@@ -1,0 +1,178 @@
+//! Credentials at rest: AES-256-GCM under a 32-byte key that comes from
+//! `LANGGUARD_ENCRYPTION_KEY` (base64) or, when that is unset, from a key file created once with
+//! mode 0600 in the data dir. Sealed values are `version ‖ nonce ‖ ciphertext+tag`; the database
+//! only ever holds those.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+const VERSION: u8 = 1;
+const NONCE_LEN: usize = 12;
+/// Binds ciphertexts to their purpose, so a sealed value can't be replayed as another kind.
+const AAD: &[u8] = b"langguard:credential:v1";
+pub const KEY_FILE_NAME: &str = "encryption.key";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("LANGGUARD_ENCRYPTION_KEY must be 32 bytes encoded as base64 (e.g. `openssl rand -base64 32`)")]
+    BadKey,
+    #[error("the key file {path} is unreadable or corrupt: {reason}")]
+    BadKeyFile { path: PathBuf, reason: String },
+    #[error(
+        "a stored credential could not be decrypted: the encryption key differs from the one it was saved with, or the data is damaged"
+    )]
+    Undecryptable,
+}
+
+/// Seals and opens credentials. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sealer(<key redacted>)")
+    }
+}
+
+impl Sealer {
+    pub fn from_key(key: &[u8; 32]) -> Self {
+        Self {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)),
+        }
+    }
+
+    pub fn from_base64(key: &str) -> Result<Self, SecretError> {
+        let bytes = BASE64.decode(key.trim()).map_err(|_| SecretError::BadKey)?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadKey)?;
+        Ok(Self::from_key(&key))
+    }
+
+    /// The key from `env_key` if given, else from `<data_dir>/encryption.key`, created with
+    /// mode 0600 on first use.
+    pub fn load_or_create(env_key: Option<&str>, data_dir: &Path) -> Result<Self, SecretError> {
+        if let Some(key) = env_key.filter(|k| !k.trim().is_empty()) {
+            return Self::from_base64(key);
+        }
+        let path = data_dir.join(KEY_FILE_NAME);
+        let bad = |reason: String| SecretError::BadKeyFile {
+            path: path.clone(),
+            reason,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Self::from_base64(&text).map_err(|e| bad(e.to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir).map_err(|e| bad(e.to_string()))?;
+                let key = Aes256Gcm::generate_key(OsRng);
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+                let mut file = options.open(&path).map_err(|e| bad(e.to_string()))?;
+                file.write_all(BASE64.encode(key).as_bytes())
+                    .and_then(|_| file.sync_all())
+                    .map_err(|e| bad(e.to_string()))?;
+                Ok(Self {
+                    cipher: Aes256Gcm::new(&key),
+                })
+            }
+            Err(e) => Err(bad(e.to_string())),
+        }
+    }
+
+    pub fn seal(&self, plaintext: &str) -> Vec<u8> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: AAD,
+                },
+            )
+            // AES-GCM encryption only fails for messages of gigabytes; a token is tiny.
+            .expect("AES-GCM encryption of a short credential cannot fail");
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
+        out.push(VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    pub fn open(&self, sealed: &[u8]) -> Result<String, SecretError> {
+        if sealed.len() < 1 + NONCE_LEN || sealed[0] != VERSION {
+            return Err(SecretError::Undecryptable);
+        }
+        let nonce = Nonce::from_slice(&sealed[1..1 + NONCE_LEN]);
+        let plaintext = self
+            .cipher
+            .decrypt(
+                nonce,
+                Payload {
+                    msg: &sealed[1 + NONCE_LEN..],
+                    aad: AAD,
+                },
+            )
+            .map_err(|_| SecretError::Undecryptable)?;
+        String::from_utf8(plaintext).map_err(|_| SecretError::Undecryptable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seals_and_opens_without_the_plaintext_showing() {
+        let sealer = Sealer::from_key(&[7; 32]);
+        let sealed = sealer.seal("cf-secret-token");
+        assert!(!sealed.windows(9).any(|w| w == b"cf-secret"));
+        assert_eq!(sealer.open(&sealed).expect("opens"), "cf-secret-token");
+        // Fresh nonce each time.
+        assert_ne!(sealer.seal("cf-secret-token"), sealed);
+        assert!(!format!("{sealer:?}").contains('7'));
+    }
+
+    #[test]
+    fn a_wrong_key_or_damaged_data_is_refused() {
+        let sealed = Sealer::from_key(&[7; 32]).seal("token");
+        assert!(Sealer::from_key(&[8; 32]).open(&sealed).is_err());
+        let mut damaged = sealed.clone();
+        let last = damaged.len() - 1;
+        damaged[last] ^= 1;
+        assert!(Sealer::from_key(&[7; 32]).open(&damaged).is_err());
+        assert!(Sealer::from_key(&[7; 32]).open(&[]).is_err());
+    }
+
+    #[test]
+    fn key_file_is_created_once_with_owner_only_mode() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Sealer::load_or_create(None, dir.path()).expect("create");
+        let b = Sealer::load_or_create(None, dir.path()).expect("load");
+        assert_eq!(b.open(&a.seal("x")).expect("same key"), "x");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE_NAME))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn env_key_must_be_32_bytes_of_base64() {
+        assert!(Sealer::from_base64("not base64!").is_err());
+        assert!(Sealer::from_base64(&BASE64.encode([1u8; 16])).is_err());
+        assert!(Sealer::from_base64(&BASE64.encode([1u8; 32])).is_ok());
+    }
+}
