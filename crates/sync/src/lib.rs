@@ -1,0 +1,317 @@
+//! The sync engine (DESIGN §3): per integration, discover the account's gateways, then import
+//! each gateway's logs since its cursor — no gap and no duplicate, whatever the network and the
+//! API do — and record the run.
+
+mod gateway;
+mod normalize;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use langguard_cloudflare::{ClientConfig, ClientStats, CloudflareClient, CloudflareError, TokenKind};
+use langguard_pricing::Pricer;
+use langguard_secrets::Sealer;
+use langguard_store::{
+    Integration, IntegrationId, IntegrationStatus, Store, StoreError, SyncCounts, SyncRun,
+    SyncRunId, SyncRunOutcome, SyncRunStatus, SyncTrigger,
+};
+
+pub use normalize::{normalize, Rejected};
+
+use gateway::GatewayImport;
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// How far behind the cursor to look for logs that became visible late.
+    pub trailing_window: Duration,
+    /// Rows per store transaction.
+    pub flush_rows: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            trailing_window: Duration::from_secs(10 * 60),
+            flush_rows: 1_000,
+        }
+    }
+}
+
+/// Where a running sync has got to, for progress displays.
+#[derive(Debug, Clone)]
+pub struct SyncProgress {
+    pub gateway: String,
+    pub counts: SyncCounts,
+}
+
+pub type ProgressFn<'a> = &'a (dyn Fn(&SyncProgress) + Send + Sync);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// Only one sync per integration runs at a time; this one is in progress.
+    #[error("a sync of this integration is already running (run {run_id})")]
+    AlreadyRunning { run_id: SyncRunId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a run failed; recorded in the run, not returned.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    #[error(transparent)]
+    Cloudflare(#[from] CloudflareError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the stored API token cannot be decrypted: {0}")]
+    Credentials(String),
+}
+
+impl RunError {
+    fn hint(&self) -> &'static str {
+        match self {
+            RunError::Cloudflare(e) => e.hint(),
+            RunError::Store(_) => {
+                "LangGuard could not write to its database: check free disk space and the data directory's permissions."
+            }
+            RunError::Credentials(_) => {
+                "Start LangGuard with the encryption key the token was saved under (LANGGUARD_ENCRYPTION_KEY or the data dir's encryption.key), or add the integration again."
+            }
+        }
+    }
+}
+
+/// What a connection test found.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConnectionCheck {
+    pub token_kind: TokenKind,
+    pub gateways: Vec<String>,
+}
+
+/// Verifies the token and lists the account's gateways: what "Test Connection" does.
+pub async fn test_connection(
+    config: &ClientConfig,
+    account_id: &str,
+    api_token: &str,
+) -> Result<ConnectionCheck, CloudflareError> {
+    let client = CloudflareClient::new(config, account_id, api_token)?;
+    let (token_kind, _) = client.verify_token().await?;
+    let gateways = client.list_gateways().await?.into_iter().map(|g| g.id).collect();
+    Ok(ConnectionCheck { token_kind, gateways })
+}
+
+pub struct SyncEngine {
+    store: Arc<dyn Store>,
+    sealer: Sealer,
+    client_config: ClientConfig,
+    settings: SyncSettings,
+    running: Mutex<HashMap<IntegrationId, SyncRunId>>,
+}
+
+impl SyncEngine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Sealer,
+        client_config: ClientConfig,
+        settings: SyncSettings,
+    ) -> Self {
+        Self {
+            store,
+            sealer,
+            client_config,
+            settings,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn client_config(&self) -> &ClientConfig {
+        &self.client_config
+    }
+
+    /// Runs one sync of an integration to the end and returns its record. Cloudflare trouble
+    /// does not make this an `Err`: it is recorded in the run (status `failed`, error, hint) and
+    /// in the integration's status.
+    pub async fn sync(
+        &self,
+        integration_id: IntegrationId,
+        trigger: SyncTrigger,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<SyncRun, SyncError> {
+        let integration = self.store.get_integration(integration_id).await?;
+        let run = self.claim(integration_id, trigger).await?;
+        let result = self.run_claimed(&integration, run.id, progress).await;
+        self.lock_running().remove(&integration_id);
+        result
+    }
+
+    async fn claim(&self, id: IntegrationId, trigger: SyncTrigger) -> Result<SyncRun, SyncError> {
+        if let Some(run_id) = self.lock_running().get(&id) {
+            return Err(SyncError::AlreadyRunning { run_id: *run_id });
+        }
+        let run = self
+            .store
+            .create_sync_run(id, trigger, SyncRunStatus::Running)
+            .await?;
+        let raced = {
+            let mut running = self.lock_running();
+            match running.get(&id) {
+                Some(other) => Some(*other),
+                None => {
+                    running.insert(id, run.id);
+                    None
+                }
+            }
+        };
+        if let Some(other) = raced {
+            // Another caller claimed it between our check and our insert.
+            let outcome = SyncRunOutcome {
+                status: SyncRunStatus::Failed,
+                counts: SyncCounts::default(),
+                error: Some(format!("another sync (run {other}) was already running")),
+                hint: None,
+            };
+            self.store.finish_sync_run(run.id, &outcome).await?;
+            return Err(SyncError::AlreadyRunning { run_id: other });
+        }
+        Ok(run)
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, SyncRunId>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn run_claimed(
+        &self,
+        integration: &Integration,
+        run_id: SyncRunId,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<SyncRun, SyncError> {
+        let mut counts = SyncCounts::default();
+        let mut rejected = 0u64;
+        let mut stats = ClientStats::default();
+        let result = self
+            .import_all(integration, run_id, &mut counts, &mut rejected, &mut stats, progress)
+            .await;
+        counts.api_calls = stats.requests as i64;
+        counts.retries = stats.retries as i64;
+        counts.rate_limit_waits = stats.rate_limited as i64;
+
+        let (status, integration_status, message, hint) = match &result {
+            Ok(()) if rejected > 0 => (
+                SyncRunStatus::Succeeded,
+                IntegrationStatus::Warning,
+                Some(format!("{rejected} logs could not be read and were skipped")),
+                None,
+            ),
+            Ok(()) if stats.rate_limited > 0 => (
+                SyncRunStatus::Succeeded,
+                IntegrationStatus::Warning,
+                Some(format!(
+                    "rate limited by Cloudflare {} times; consider a longer sync interval",
+                    stats.rate_limited
+                )),
+                None,
+            ),
+            Ok(()) => (SyncRunStatus::Succeeded, IntegrationStatus::Connected, None, None),
+            Err(e) => (
+                SyncRunStatus::Failed,
+                IntegrationStatus::Failed,
+                Some(e.to_string()),
+                Some(e.hint().to_owned()),
+            ),
+        };
+        let outcome = SyncRunOutcome {
+            status,
+            counts,
+            error: message.clone(),
+            hint,
+        };
+        self.store.finish_sync_run(run_id, &outcome).await?;
+        let integration_status = if integration.enabled {
+            integration_status
+        } else {
+            IntegrationStatus::Disabled
+        };
+        self.store
+            .set_integration_status(integration.id, integration_status, message.as_deref())
+            .await?;
+        Ok(self.store.get_sync_run(run_id).await?)
+    }
+
+    async fn import_all(
+        &self,
+        integration: &Integration,
+        run_id: SyncRunId,
+        counts: &mut SyncCounts,
+        rejected: &mut u64,
+        stats: &mut ClientStats,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<(), RunError> {
+        let token = self
+            .sealer
+            .open(&integration.sealed_api_token)
+            .map_err(|e| RunError::Credentials(e.to_string()))?;
+        let client = CloudflareClient::new(&self.client_config, &integration.account_id, &token)?;
+        let result = self
+            .import_gateways(&client, integration, run_id, counts, rejected, progress)
+            .await;
+        *stats = client.stats();
+        result
+    }
+
+    async fn import_gateways(
+        &self,
+        client: &CloudflareClient,
+        integration: &Integration,
+        run_id: SyncRunId,
+        counts: &mut SyncCounts,
+        rejected: &mut u64,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<(), RunError> {
+        let ids: Vec<String> = client
+            .list_gateways()
+            .await?
+            .into_iter()
+            .map(|g| g.id)
+            .collect();
+        self.store.upsert_gateways(integration.id, &ids).await?;
+        counts.gateways = ids.len() as i64;
+
+        let floor_ms = integration
+            .lookback_days
+            .map(|days| now_ms() - days.max(0) * 86_400_000);
+        let states = self.store.list_gateways(integration.id).await?;
+        for state in states.iter().filter(|s| ids.contains(&s.gateway_id)) {
+            let result = GatewayImport {
+                client,
+                store: self.store.as_ref(),
+                pricer: Pricer::shared(),
+                integration_id: integration.id,
+                gateway: &state.gateway_id,
+                trailing_window: self.settings.trailing_window,
+                flush_rows: self.settings.flush_rows.max(1),
+                counts: &mut *counts,
+                rejected: &mut *rejected,
+                progress,
+            }
+            .run(state.cursor_ms, floor_ms)
+            .await;
+            // The run's figures are saved after every gateway, so a crash leaves honest ones.
+            self.store.update_sync_run_counts(run_id, counts).await?;
+            if let Err(e) = result {
+                tracing::warn!(gateway = %state.gateway_id, error = %e, "gateway import failed");
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}

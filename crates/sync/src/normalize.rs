@@ -1,0 +1,148 @@
+//! Turns a Cloudflare log row into the interaction LangGuard stores: defaults for what
+//! Cloudflare left out, metadata decoded from its JSON string, and a cost with its source.
+
+use langguard_cloudflare::{time::parse_ms, GatewayLog};
+use langguard_pricing::{CostInput, CostOrigin, Pricer};
+use langguard_store::{CostSource, NewInteraction};
+
+/// Why a row could not be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log {log_id}: {reason}")]
+pub struct Rejected {
+    pub log_id: String,
+    pub reason: String,
+}
+
+pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rejected> {
+    let created_at_ms = parse_ms(&log.created_at).ok_or_else(|| Rejected {
+        log_id: log.id.clone(),
+        reason: format!("created_at {:?} is not an RFC 3339 time", log.created_at),
+    })?;
+    let provider = non_empty(log.provider).unwrap_or_else(|| "unknown".to_owned());
+    let model = non_empty(log.model).unwrap_or_else(|| "unknown".to_owned());
+    // `success` is always sent today; older rows may only carry the status code.
+    let success = log
+        .success
+        .unwrap_or_else(|| log.status_code.is_none_or(|s| s < 400));
+    let cached = log.cached.unwrap_or(false);
+    let tokens_in = log.tokens_in.filter(|t| *t >= 0);
+    let tokens_out = log.tokens_out.filter(|t| *t >= 0);
+    let cost = pricer.cost(&CostInput {
+        provider: &provider,
+        model: &model,
+        created_at_ms,
+        success,
+        cached,
+        tokens_in,
+        tokens_out,
+        gateway_cost: log.cost,
+        custom_cost: log.custom_cost.unwrap_or(false),
+    });
+    Ok(NewInteraction {
+        log_id: log.id,
+        created_at_ms,
+        provider,
+        model,
+        path: non_empty(log.path),
+        status_code: log.status_code,
+        success,
+        cached,
+        duration_ms: log.duration.unwrap_or(0).max(0),
+        tokens_in,
+        tokens_out,
+        cost_usd: cost.map(|(c, _)| c),
+        cost_source: cost.map(|(_, origin)| match origin {
+            CostOrigin::Gateway => CostSource::Gateway,
+            CostOrigin::Custom => CostSource::Custom,
+            CostOrigin::Estimated => CostSource::Estimated,
+        }),
+        metadata: log.metadata.and_then(metadata_text),
+    })
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+/// Cloudflare sends custom metadata as a JSON-encoded string (the Workers binding as an object).
+/// Both become a JSON object's text; anything else is kept under `_raw` rather than dropped.
+fn metadata_text(value: serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let object = match value {
+        Value::Null => return None,
+        Value::String(s) if s.trim().is_empty() => return None,
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Object(map)) => Value::Object(map),
+            Ok(Value::Null) => return None,
+            _ => serde_json::json!({ "_raw": s }),
+        },
+        Value::Object(map) if map.is_empty() => return None,
+        Value::Object(map) => Value::Object(map),
+        other => serde_json::json!({ "_raw": other }),
+    };
+    Some(object.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn log(extra: serde_json::Value) -> GatewayLog {
+        let mut base = json!({
+            "id": "01KZTM03BRZGWSPE1FRFKS26YR", "created_at": "2026-08-12T09:14:03.512Z",
+            "provider": "openai", "model": "gpt-4o-mini", "path": "chat/completions",
+            "duration": 1184, "success": true, "cached": false, "status_code": 200,
+            "tokens_in": 412, "tokens_out": 88
+        });
+        if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        serde_json::from_value(base).expect("log")
+    }
+
+    #[test]
+    fn metadata_string_becomes_an_object() {
+        let n = normalize(log(json!({"metadata": "{\"team\":\"search\"}"})), Pricer::shared())
+            .expect("ok");
+        assert_eq!(n.metadata.as_deref(), Some(r#"{"team":"search"}"#));
+        let raw = normalize(log(json!({"metadata": "not json"})), Pricer::shared()).expect("ok");
+        assert_eq!(raw.metadata.as_deref(), Some(r#"{"_raw":"not json"}"#));
+        let obj = normalize(log(json!({"metadata": {"a": 1}})), Pricer::shared()).expect("ok");
+        assert_eq!(obj.metadata.as_deref(), Some(r#"{"a":1}"#));
+        let none = normalize(log(json!({"metadata": ""})), Pricer::shared()).expect("ok");
+        assert_eq!(none.metadata, None);
+    }
+
+    #[test]
+    fn cost_keeps_its_source() {
+        let p = Pricer::shared();
+        let gw = normalize(log(json!({"cost": 0.0001146})), p).expect("ok");
+        assert_eq!((gw.cost_usd, gw.cost_source), (Some(0.0001146), Some(CostSource::Gateway)));
+        let custom = normalize(log(json!({"cost": 0.5, "custom_cost": true})), p).expect("ok");
+        assert_eq!(custom.cost_source, Some(CostSource::Custom));
+        let est = normalize(log(json!({})), p).expect("ok");
+        assert_eq!(est.cost_source, Some(CostSource::Estimated));
+        assert!(est.cost_usd.is_some_and(|c| c > 0.0));
+        let unknown = normalize(log(json!({"model": "ft:acme-internal-v7"})), p).expect("ok");
+        assert_eq!((unknown.cost_usd, unknown.cost_source), (None, None));
+    }
+
+    #[test]
+    fn gaps_get_sensible_defaults_and_bad_times_are_rejected() {
+        let p = Pricer::shared();
+        let n = normalize(
+            log(json!({"provider": null, "model": "", "success": null, "status_code": 503, "duration": null, "tokens_in": -3})),
+            p,
+        )
+        .expect("ok");
+        assert_eq!((n.provider.as_str(), n.model.as_str()), ("unknown", "unknown"));
+        assert!(!n.success);
+        assert_eq!(n.duration_ms, 0);
+        assert_eq!(n.tokens_in, None);
+        let bad = normalize(log(json!({"created_at": "yesterday"})), p);
+        assert!(bad.is_err());
+    }
+}
