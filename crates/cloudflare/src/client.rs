@@ -359,7 +359,14 @@ impl CloudflareClient {
         }
         let (logs, info) = self
             .get_page(
-                &["accounts", &account, "ai-gateway", "gateways", gateway, "logs"],
+                &[
+                    "accounts",
+                    &account,
+                    "ai-gateway",
+                    "gateways",
+                    gateway,
+                    "logs",
+                ],
                 &params,
             )
             .await?;
@@ -370,7 +377,13 @@ impl CloudflareClient {
         let account = self.inner.account_id.clone();
         self.get_result(
             &[
-                "accounts", &account, "ai-gateway", "gateways", gateway, "logs", log_id,
+                "accounts",
+                &account,
+                "ai-gateway",
+                "gateways",
+                gateway,
+                "logs",
+                log_id,
             ],
             &[],
         )
@@ -403,7 +416,14 @@ impl CloudflareClient {
     ) -> Result<Option<LogBody>, CloudflareError> {
         let account = self.inner.account_id.clone();
         let path = [
-            "accounts", &account, "ai-gateway", "gateways", gateway, "logs", log_id, which,
+            "accounts",
+            &account,
+            "ai-gateway",
+            "gateways",
+            gateway,
+            "logs",
+            log_id,
+            which,
         ];
         match self.send(&path, &[]).await {
             Ok(response) => Ok(Some(LogBody {
@@ -485,7 +505,9 @@ impl CloudflareClient {
                         return Err(error);
                     }
                     // Every caller of this token waits; `acquire` sleeps it out and counts it.
-                    self.inner.limiter.pause_for(*retry_after + jitter(retry.base_delay));
+                    self.inner
+                        .limiter
+                        .pause_for(*retry_after + jitter(retry.base_delay));
                     Duration::ZERO
                 }
                 _ => backoff(retry, attempt),
@@ -615,7 +637,10 @@ pub fn classify_failure(
     };
     // 9109 means "invalid token" or "not allowed", depending on its message.
     let invalid_token_9109 = errors.iter().any(|e| {
-        e.code == Some(9109) && e.message.to_ascii_lowercase().contains("invalid access token")
+        e.code == Some(9109)
+            && e.message
+                .to_ascii_lowercase()
+                .contains("invalid access token")
     });
     let auth = || CloudflareError::AuthFailed {
         code,
@@ -725,28 +750,67 @@ mod tests {
     #[test]
     fn every_code_in_the_notes_maps_to_its_error() {
         // API-NOTES §4–5, row by row.
-        assert_eq!(kind(400, &[msg(7001, "Input Validation Error")]), "validation");
+        assert_eq!(
+            kind(400, &[msg(7001, "Input Validation Error")]),
+            "validation"
+        );
         assert_eq!(kind(404, &[msg(7002, "Not Found")]), "not_found");
         assert_eq!(kind(400, &[msg(7003, "Could not route to /client/v4/accounts/x, perhaps your object identifier is invalid?"), msg(7000, "No route for that URI")]), "not_found");
-        assert_eq!(kind(404, &[msg(7000, "No route for that URI")]), "not_found");
+        assert_eq!(
+            kind(404, &[msg(7000, "No route for that URI")]),
+            "not_found"
+        );
         let malformed = ApiMessage {
             code: Some(6003),
             message: "Invalid request headers".into(),
             error_chain: vec![msg(6111, "Invalid format for Authorization header")],
         };
         assert_eq!(kind(400, &[malformed]), "auth_failed");
-        assert_eq!(kind(400, &[msg(1001, "Missing \"Authorization\" header")]), "auth_failed");
-        assert_eq!(kind(403, &[msg(9109, "Invalid access token")]), "auth_failed");
-        assert_eq!(kind(401, &[msg(9109, "Invalid access token")]), "auth_failed");
+        assert_eq!(
+            kind(400, &[msg(1001, "Missing \"Authorization\" header")]),
+            "auth_failed"
+        );
+        assert_eq!(
+            kind(403, &[msg(9109, "Invalid access token")]),
+            "auth_failed"
+        );
+        assert_eq!(
+            kind(401, &[msg(9109, "Invalid access token")]),
+            "auth_failed"
+        );
         assert_eq!(kind(401, &[msg(1000, "Invalid API Token")]), "auth_failed");
-        assert_eq!(kind(403, &[msg(10000, "Authentication error")]), "permission_denied");
-        assert_eq!(kind(403, &[msg(9109, "Unauthorized to access requested resource")]), "permission_denied");
-        assert_eq!(kind(403, &[msg(9109, "Cannot use the access token from location: 1.2.3.4")]), "permission_denied");
-        assert_eq!(kind(200, &[msg(10000, "Authentication error")]), "permission_denied");
+        assert_eq!(
+            kind(403, &[msg(10000, "Authentication error")]),
+            "permission_denied"
+        );
+        assert_eq!(
+            kind(
+                403,
+                &[msg(9109, "Unauthorized to access requested resource")]
+            ),
+            "permission_denied"
+        );
+        assert_eq!(
+            kind(
+                403,
+                &[msg(
+                    9109,
+                    "Cannot use the access token from location: 1.2.3.4"
+                )]
+            ),
+            "permission_denied"
+        );
+        assert_eq!(
+            kind(200, &[msg(10000, "Authentication error")]),
+            "permission_denied"
+        );
         assert_eq!(kind(200, &[msg(1000, "Invalid API Token")]), "auth_failed");
         assert_eq!(kind(200, &[msg(7002, "Not Found")]), "not_found");
         assert_eq!(kind(429, &[msg(10100, "More than 1200 requests per 300 seconds reached. Please wait and consider throttling your request speed")]), "rate_limited");
-        assert_eq!(kind(200, &[msg(10100, "More than 1200 requests")]), "rate_limited");
+        assert_eq!(
+            kind(200, &[msg(10100, "More than 1200 requests")]),
+            "rate_limited"
+        );
         assert_eq!(kind(500, &[]), "upstream");
         assert_eq!(kind(502, &[msg(10013, "bad gateway")]), "upstream");
         assert_eq!(kind(422, &[]), "validation");
@@ -774,7 +838,10 @@ mod tests {
             error_chain: vec![msg(6111, "Invalid format for Authorization header")],
         };
         let text = classify_failure(400, &[e], None).to_string();
-        assert!(text.contains("Invalid format for Authorization header"), "{text}");
+        assert!(
+            text.contains("Invalid format for Authorization header"),
+            "{text}"
+        );
         assert!(text.contains("code 6003"), "{text}");
     }
 

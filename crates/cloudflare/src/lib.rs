@@ -17,4 +17,6 @@ pub use client::{
 };
 pub use error::CloudflareError;
 pub use limiter::{RateLimitPolicy, RateLimiter};
-pub use types::{Gateway, GatewayLog, LogBody, LogDetail, TokenKind, TokenStatus, TokenVerification};
+pub use types::{
+    Gateway, GatewayLog, LogBody, LogDetail, TokenKind, TokenStatus, TokenVerification,
+};

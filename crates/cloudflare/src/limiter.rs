@@ -178,8 +178,14 @@ mod tests {
 
     #[test]
     fn the_ratelimit_header_is_read() {
-        assert_eq!(parse_ratelimit_header("\"default\";r=0;t=42"), Some((0, 42)));
-        assert_eq!(parse_ratelimit_header("\"default\";r=17; t=3"), Some((17, 3)));
+        assert_eq!(
+            parse_ratelimit_header("\"default\";r=0;t=42"),
+            Some((0, 42))
+        );
+        assert_eq!(
+            parse_ratelimit_header("\"default\";r=17; t=3"),
+            Some((17, 3))
+        );
         assert_eq!(parse_ratelimit_header("garbage"), None);
     }
 

@@ -57,7 +57,9 @@ fn list_logs_fixture_decodes_with_nulls_and_absences() {
     assert_eq!(logs[0].cost, Some(0.0001146));
     assert_eq!(
         logs[0].metadata,
-        Some(Value::String("{\"team\":\"search\",\"user\":\"u_4821\"}".into()))
+        Some(Value::String(
+            "{\"team\":\"search\",\"user\":\"u_4821\"}".into()
+        ))
     );
     assert_eq!(logs[1].metadata, None);
     assert_eq!(logs[2].tokens_in, None, "null tokens stay absent, not zero");
@@ -98,7 +100,13 @@ fn invalid_token_fixture_is_an_auth_failure() {
     assert_eq!(envelope.success, Some(false));
     let err = classify_failure(401, &envelope.errors, None);
     assert!(
-        matches!(err, CloudflareError::AuthFailed { code: Some(1000), .. }),
+        matches!(
+            err,
+            CloudflareError::AuthFailed {
+                code: Some(1000),
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -159,8 +167,19 @@ fn arb_json() -> impl Strategy<Value = Value> {
 }
 
 const NULLABLE_OR_OPTIONAL: &[&str] = &[
-    "tokens_in", "tokens_out", "cost", "custom_cost", "metadata", "status_code", "step",
-    "request_content_type", "response_content_type", "path", "duration", "model", "provider",
+    "tokens_in",
+    "tokens_out",
+    "cost",
+    "custom_cost",
+    "metadata",
+    "status_code",
+    "step",
+    "request_content_type",
+    "response_content_type",
+    "path",
+    "duration",
+    "model",
+    "provider",
 ];
 
 proptest! {

@@ -96,8 +96,14 @@ impl Pricer {
             return None;
         }
         let mut usage = Usage::new();
-        usage.insert(UsageKey::INPUT_TOKENS, log.tokens_in.unwrap_or(0).max(0) as f64);
-        usage.insert(UsageKey::OUTPUT_TOKENS, log.tokens_out.unwrap_or(0).max(0) as f64);
+        usage.insert(
+            UsageKey::INPUT_TOKENS,
+            log.tokens_in.unwrap_or(0).max(0) as f64,
+        );
+        usage.insert(
+            UsageKey::OUTPUT_TOKENS,
+            log.tokens_out.unwrap_or(0).max(0) as f64,
+        );
         let mut request = PriceRequest::new(model, &usage).with_provider_id(provider);
         if let Some(at) = system_time(log.created_at_ms) {
             request = request.with_timestamp(at);
@@ -185,7 +191,10 @@ mod tests {
         }
         // gpt-4o-mini: $0.15 / $0.60 per million tokens.
         let (cost, _) = p.cost(&input("openai", "gpt-4o-mini")).expect("priced");
-        assert!((cost - (1_000.0 * 0.15 + 500.0 * 0.6) / 1e6).abs() < 1e-9, "{cost}");
+        assert!(
+            (cost - (1_000.0 * 0.15 + 500.0 * 0.6) / 1e6).abs() < 1e-9,
+            "{cost}"
+        );
     }
 
     #[test]

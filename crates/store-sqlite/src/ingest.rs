@@ -56,9 +56,7 @@ pub(crate) async fn ingest_batch(
                 .push_bind(&log.metadata)
                 .push_bind(imported_at);
         });
-        insert.push(
-            " ON CONFLICT (integration_id, gateway, log_id) DO NOTHING RETURNING log_id",
-        );
+        insert.push(" ON CONFLICT (integration_id, gateway, log_id) DO NOTHING RETURNING log_id");
         let ids: Vec<String> = insert
             .build_query_scalar()
             .fetch_all(&mut *tx)

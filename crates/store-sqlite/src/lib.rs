@@ -24,9 +24,7 @@ pub struct SqliteStore {
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::RowNotFound => StoreError::NotFound {
-            what: "row".into(),
-        },
+        sqlx::Error::RowNotFound => StoreError::NotFound { what: "row".into() },
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict {
             what: d.message().to_owned(),
         },
@@ -44,9 +42,8 @@ impl SqliteStore {
     /// applies pending migrations.
     pub async fn open(url_or_path: &str) -> StoreResult<Self> {
         let options = if url_or_path.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(url_or_path).map_err(|e| {
-                StoreError::Invalid(format!("bad SQLite URL {url_or_path:?}: {e}"))
-            })?
+            SqliteConnectOptions::from_str(url_or_path)
+                .map_err(|e| StoreError::Invalid(format!("bad SQLite URL {url_or_path:?}: {e}")))?
         } else {
             SqliteConnectOptions::new().filename(Path::new(url_or_path))
         }

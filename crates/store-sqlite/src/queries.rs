@@ -88,10 +88,7 @@ async fn fold_rollups(
             latency: LatencySketch::decode(&sketch)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         };
-        groups
-            .entry(row.get("grp"))
-            .or_default()
-            .merge(&bucket);
+        groups.entry(row.get("grp")).or_default().merge(&bucket);
     }
     Ok(groups)
 }

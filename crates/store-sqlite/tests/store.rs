@@ -29,7 +29,12 @@ fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) -> NewInter
     NewInteraction {
         log_id: id.into(),
         created_at_ms: ms,
-        provider: if (ms / 1_000) % 2 == 0 { "openai" } else { "anthropic" }.into(),
+        provider: if (ms / 1_000) % 2 == 0 {
+            "openai"
+        } else {
+            "anthropic"
+        }
+        .into(),
         model: "m".into(),
         path: Some("chat/completions".into()),
         status_code: Some(status),
@@ -48,15 +53,35 @@ fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) -> NewInter
 async fn duplicates_are_skipped_and_never_counted_twice() {
     let (_dir, store) = fresh().await;
     let i = integration(&store, "cf").await;
-    let batch: Vec<_> = (0..10).map(|n| log(&format!("l{n}"), 1_000 + n, 100, true, 200)).collect();
-    let first = store.ingest_batch(i.id, "gw", &batch, Some(1_009)).await.expect("ingest");
-    assert_eq!(first, IngestOutcome { inserted: 10, duplicates: 0 });
+    let batch: Vec<_> = (0..10)
+        .map(|n| log(&format!("l{n}"), 1_000 + n, 100, true, 200))
+        .collect();
+    let first = store
+        .ingest_batch(i.id, "gw", &batch, Some(1_009))
+        .await
+        .expect("ingest");
+    assert_eq!(
+        first,
+        IngestOutcome {
+            inserted: 10,
+            duplicates: 0
+        }
+    );
     // The same logs again, plus one new one and one listed twice in the batch.
     let mut again = batch.clone();
     again.push(log("new", 2_000, 50, false, 429));
     again.push(log("new", 2_000, 50, false, 429));
-    let second = store.ingest_batch(i.id, "gw", &again, Some(2_000)).await.expect("ingest");
-    assert_eq!(second, IngestOutcome { inserted: 1, duplicates: 11 });
+    let second = store
+        .ingest_batch(i.id, "gw", &again, Some(2_000))
+        .await
+        .expect("ingest");
+    assert_eq!(
+        second,
+        IngestOutcome {
+            inserted: 1,
+            duplicates: 11
+        }
+    );
 
     let m = store.metrics(&Scope::default()).await.expect("metrics");
     assert_eq!(m.requests, 11);
@@ -65,28 +90,71 @@ async fn duplicates_are_skipped_and_never_counted_twice() {
     assert_eq!(m.tokens_in, 100);
     assert_eq!(m.unpriced_requests, 1);
     assert!((m.cost_usd - 0.01).abs() < 1e-12);
-    assert_eq!(store.count_interactions(&Scope::default()).await.expect("count"), 11);
-    assert_eq!(store.get_integration(i.id).await.expect("get").interactions_synced, 11);
+    assert_eq!(
+        store
+            .count_interactions(&Scope::default())
+            .await
+            .expect("count"),
+        11
+    );
+    assert_eq!(
+        store
+            .get_integration(i.id)
+            .await
+            .expect("get")
+            .interactions_synced,
+        11
+    );
 }
 
 #[tokio::test]
 async fn the_cursor_moves_with_the_rows_and_never_backwards() {
     let (_dir, store) = fresh().await;
     let i = integration(&store, "cf").await;
-    store.upsert_gateways(i.id, &["gw".into(), "other".into()]).await.expect("gateways");
-    store.ingest_batch(i.id, "gw", &[log("a", 5_000, 1, true, 200)], Some(5_000)).await.expect("ingest");
-    store.ingest_batch(i.id, "gw", &[log("b", 4_000, 1, true, 200)], Some(4_000)).await.expect("ingest");
-    store.ingest_batch(i.id, "gw", &[], None).await.expect("ingest");
+    store
+        .upsert_gateways(i.id, &["gw".into(), "other".into()])
+        .await
+        .expect("gateways");
+    store
+        .ingest_batch(i.id, "gw", &[log("a", 5_000, 1, true, 200)], Some(5_000))
+        .await
+        .expect("ingest");
+    store
+        .ingest_batch(i.id, "gw", &[log("b", 4_000, 1, true, 200)], Some(4_000))
+        .await
+        .expect("ingest");
+    store
+        .ingest_batch(i.id, "gw", &[], None)
+        .await
+        .expect("ingest");
     let gateways = store.list_gateways(i.id).await.expect("list");
     assert_eq!(gateways.len(), 2);
     assert_eq!(gateways[0].gateway_id, "gw");
     assert_eq!(gateways[0].cursor_ms, Some(5_000));
     assert_eq!(gateways[1].cursor_ms, None);
     // Re-discovering keeps the cursor.
-    store.upsert_gateways(i.id, &["gw".into()]).await.expect("gateways");
-    assert_eq!(store.list_gateways(i.id).await.expect("list")[0].cursor_ms, Some(5_000));
-    assert_eq!(store.count_gateway_interactions(i.id, "gw", 4_000, 5_000).await.expect("count"), 1);
-    assert_eq!(store.count_gateway_interactions(i.id, "gw", 3_999, 5_000).await.expect("count"), 2);
+    store
+        .upsert_gateways(i.id, &["gw".into()])
+        .await
+        .expect("gateways");
+    assert_eq!(
+        store.list_gateways(i.id).await.expect("list")[0].cursor_ms,
+        Some(5_000)
+    );
+    assert_eq!(
+        store
+            .count_gateway_interactions(i.id, "gw", 4_000, 5_000)
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        store
+            .count_gateway_interactions(i.id, "gw", 3_999, 5_000)
+            .await
+            .expect("count"),
+        2
+    );
 }
 
 #[tokio::test]
@@ -98,27 +166,56 @@ async fn rollup_metrics_match_the_raw_rows_exactly() {
     for n in 0..3_000i64 {
         let d = (n * 7919) % 4_000 + 1;
         durations.push(d as f64);
-        batch.push(log(&format!("id{n}"), n * 1_000, d, n % 13 != 0, if n % 13 == 0 { 500 } else { 200 }));
+        batch.push(log(
+            &format!("id{n}"),
+            n * 1_000,
+            d,
+            n % 13 != 0,
+            if n % 13 == 0 { 500 } else { 200 },
+        ));
     }
     // In uneven batches, so buckets are merged across transactions.
     for chunk in batch.chunks(777) {
-        store.ingest_batch(i.id, "gw", chunk, None).await.expect("ingest");
+        store
+            .ingest_batch(i.id, "gw", chunk, None)
+            .await
+            .expect("ingest");
     }
     let m = store.metrics(&Scope::default()).await.expect("metrics");
     assert_eq!(m.requests, 3_000);
     assert_eq!(m.errors, (0..3_000).filter(|n| n % 13 == 0).count() as i64);
     durations.sort_by(f64::total_cmp);
-    for (q, got) in [(0.5, m.latency_ms.p50), (0.9, m.latency_ms.p90), (0.99, m.latency_ms.p99)] {
+    for (q, got) in [
+        (0.5, m.latency_ms.p50),
+        (0.9, m.latency_ms.p90),
+        (0.99, m.latency_ms.p99),
+    ] {
         let exact = durations[(q * (durations.len() - 1) as f64) as usize];
         let got = got.expect("percentile");
-        assert!((got - exact).abs() / exact <= 0.01, "p{q}: {got} vs {exact}");
+        assert!(
+            (got - exact).abs() / exact <= 0.01,
+            "p{q}: {got} vs {exact}"
+        );
     }
-    let by_provider = store.metrics_by(&Scope::default(), GroupBy::Provider).await.expect("by");
+    let by_provider = store
+        .metrics_by(&Scope::default(), GroupBy::Provider)
+        .await
+        .expect("by");
     assert_eq!(by_provider.len(), 2);
-    assert_eq!(by_provider.iter().map(|g| g.metrics.requests).sum::<i64>(), 3_000);
+    assert_eq!(
+        by_provider.iter().map(|g| g.metrics.requests).sum::<i64>(),
+        3_000
+    );
     // A time range covers whole minutes.
-    let ten_minutes = Scope { from_ms: Some(0), to_ms: Some(599_999), ..Scope::default() };
-    assert_eq!(store.metrics(&ten_minutes).await.expect("metrics").requests, 600);
+    let ten_minutes = Scope {
+        from_ms: Some(0),
+        to_ms: Some(599_999),
+        ..Scope::default()
+    };
+    assert_eq!(
+        store.metrics(&ten_minutes).await.expect("metrics").requests,
+        600
+    );
 }
 
 #[tokio::test]
@@ -126,13 +223,22 @@ async fn trace_pages_neither_skip_nor_repeat() {
     let (_dir, store) = fresh().await;
     let i = integration(&store, "cf").await;
     // Many logs share each timestamp, which keyset pagination must handle.
-    let batch: Vec<_> = (0..95).map(|n| log(&format!("t{n}"), 1_000 + n / 10, 5, true, 200)).collect();
-    store.ingest_batch(i.id, "gw", &batch, None).await.expect("ingest");
+    let batch: Vec<_> = (0..95)
+        .map(|n| log(&format!("t{n}"), 1_000 + n / 10, 5, true, 200))
+        .collect();
+    store
+        .ingest_batch(i.id, "gw", &batch, None)
+        .await
+        .expect("ingest");
     let mut seen = Vec::new();
     let mut before = None;
     loop {
         let page = store
-            .traces(&TraceQuery { limit: 20, before, ..TraceQuery::default() })
+            .traces(&TraceQuery {
+                limit: 20,
+                before,
+                ..TraceQuery::default()
+            })
             .await
             .expect("page");
         seen.extend(page.items.iter().map(|t| t.log.log_id.clone()));
@@ -147,7 +253,11 @@ async fn trace_pages_neither_skip_nor_repeat() {
     assert_eq!(seen.len(), 95);
     assert_eq!(sorted.len(), 95);
     let errors = store
-        .traces(&TraceQuery { limit: 10, status: Some(TraceStatus::Error), ..TraceQuery::default() })
+        .traces(&TraceQuery {
+            limit: 10,
+            status: Some(TraceStatus::Error),
+            ..TraceQuery::default()
+        })
         .await
         .expect("page");
     assert!(errors.items.is_empty());
@@ -158,33 +268,93 @@ async fn integrations_sync_runs_and_deletion() {
     let (_dir, store) = fresh().await;
     let i = integration(&store, "cf").await;
     assert!(matches!(
-        store.create_integration(NewIntegration {
-            name: "cf".into(), account_id: "x".into(), sealed_api_token: vec![], enabled: true,
-            sync_interval_minutes: 15, lookback_days: None,
-        }).await,
+        store
+            .create_integration(NewIntegration {
+                name: "cf".into(),
+                account_id: "x".into(),
+                sealed_api_token: vec![],
+                enabled: true,
+                sync_interval_minutes: 15,
+                lookback_days: None,
+            })
+            .await,
         Err(StoreError::Conflict { .. })
     ));
-    let run = store.create_sync_run(i.id, SyncTrigger::Cli, SyncRunStatus::Running).await.expect("run");
-    let counts = SyncCounts { items_fetched: 5, items_ingested: 4, duplicates_skipped: 1, ..SyncCounts::default() };
-    store.finish_sync_run(run.id, &SyncRunOutcome {
-        status: SyncRunStatus::Succeeded, counts: counts.clone(), error: None, hint: None,
-    }).await.expect("finish");
+    let run = store
+        .create_sync_run(i.id, SyncTrigger::Cli, SyncRunStatus::Running)
+        .await
+        .expect("run");
+    let counts = SyncCounts {
+        items_fetched: 5,
+        items_ingested: 4,
+        duplicates_skipped: 1,
+        ..SyncCounts::default()
+    };
+    store
+        .finish_sync_run(
+            run.id,
+            &SyncRunOutcome {
+                status: SyncRunStatus::Succeeded,
+                counts: counts.clone(),
+                error: None,
+                hint: None,
+            },
+        )
+        .await
+        .expect("finish");
     let got = store.get_sync_run(run.id).await.expect("get");
     assert_eq!(got.status, SyncRunStatus::Succeeded);
     assert_eq!(got.counts, counts);
     assert!(got.finished_at_ms.is_some());
-    let abandoned = store.create_sync_run(i.id, SyncTrigger::Schedule, SyncRunStatus::Running).await.expect("run");
-    assert_eq!(store.fail_abandoned_sync_runs("process stopped").await.expect("fail"), 1);
-    assert_eq!(store.get_sync_run(abandoned.id).await.expect("get").status, SyncRunStatus::Failed);
-    store.set_integration_status(i.id, IntegrationStatus::Connected, None).await.expect("status");
-    assert_eq!(store.get_integration(i.id).await.expect("get").status, IntegrationStatus::Connected);
+    let abandoned = store
+        .create_sync_run(i.id, SyncTrigger::Schedule, SyncRunStatus::Running)
+        .await
+        .expect("run");
+    assert_eq!(
+        store
+            .fail_abandoned_sync_runs("process stopped")
+            .await
+            .expect("fail"),
+        1
+    );
+    assert_eq!(
+        store.get_sync_run(abandoned.id).await.expect("get").status,
+        SyncRunStatus::Failed
+    );
+    store
+        .set_integration_status(i.id, IntegrationStatus::Connected, None)
+        .await
+        .expect("status");
+    assert_eq!(
+        store.get_integration(i.id).await.expect("get").status,
+        IntegrationStatus::Connected
+    );
 
-    store.ingest_batch(i.id, "gw", &[log("a", 1, 1, true, 200)], Some(1)).await.expect("ingest");
+    store
+        .ingest_batch(i.id, "gw", &[log("a", 1, 1, true, 200)], Some(1))
+        .await
+        .expect("ingest");
     store.delete_integration(i.id).await.expect("delete");
-    assert_eq!(store.count_interactions(&Scope::default()).await.expect("count"), 0);
-    assert_eq!(store.metrics(&Scope::default()).await.expect("metrics").requests, 0);
+    assert_eq!(
+        store
+            .count_interactions(&Scope::default())
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(
+        store
+            .metrics(&Scope::default())
+            .await
+            .expect("metrics")
+            .requests,
+        0
+    );
     assert!(store.list_integrations().await.expect("list").is_empty());
-    assert!(matches!(store.get_integration(i.id).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_integration(i.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 #[tokio::test]
@@ -194,9 +364,20 @@ async fn reopening_keeps_everything() {
     {
         let store = SqliteStore::open(&path).await.expect("open");
         let i = integration(&store, "cf").await;
-        store.ingest_batch(i.id, "gw", &[log("a", 1, 1, true, 200)], Some(1)).await.expect("ingest");
+        store
+            .ingest_batch(i.id, "gw", &[log("a", 1, 1, true, 200)], Some(1))
+            .await
+            .expect("ingest");
         store.close().await;
     }
-    let store = SqliteStore::open(&format!("sqlite://{path}")).await.expect("reopen");
-    assert_eq!(store.count_interactions(&Scope::default()).await.expect("count"), 1);
+    let store = SqliteStore::open(&format!("sqlite://{path}"))
+        .await
+        .expect("reopen");
+    assert_eq!(
+        store
+            .count_interactions(&Scope::default())
+            .await
+            .expect("count"),
+        1
+    );
 }

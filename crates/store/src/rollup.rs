@@ -164,7 +164,10 @@ mod tests {
             total.merge(t);
         }
         let m = total.to_metrics();
-        assert_eq!((m.requests, m.errors, m.cache_hits, m.rate_limited), (3, 1, 1, 1));
+        assert_eq!(
+            (m.requests, m.errors, m.cache_hits, m.rate_limited),
+            (3, 1, 1, 1)
+        );
         assert_eq!((m.tokens_in, m.tokens_out, m.unpriced_requests), (30, 0, 1));
         assert_eq!(m.cost_usd, 0.75);
         assert_eq!(m.error_rate, Some(1.0 / 3.0));

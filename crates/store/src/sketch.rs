@@ -210,7 +210,11 @@ mod tests {
         for q in [0.5, 0.9, 0.95, 0.99] {
             let want = exact(&all, q);
             let got = merged.quantile(q).expect("non-empty");
-            let err = if want == 0.0 { got } else { (got - want).abs() / want };
+            let err = if want == 0.0 {
+                got
+            } else {
+                (got - want).abs() / want
+            };
             assert!(err <= 0.01, "q={q}: got {got}, exact {want}, error {err}");
         }
     }

@@ -39,11 +39,16 @@ pub(crate) struct GatewayImport<'a> {
 impl GatewayImport<'_> {
     /// `cursor`: the gateway's stored cursor; `floor_ms`: where a first sync starts (exclusive),
     /// `None` for all history.
-    pub async fn run(&mut self, cursor: Option<i64>, floor_ms: Option<i64>) -> Result<(), RunError> {
+    pub async fn run(
+        &mut self,
+        cursor: Option<i64>,
+        floor_ms: Option<i64>,
+    ) -> Result<(), RunError> {
         match cursor {
             Some(cursor) => {
                 self.reconcile_trailing_window(cursor).await?;
-                self.walk(vec![LogFilter::created_after(cursor)], true).await
+                self.walk(vec![LogFilter::created_after(cursor)], true)
+                    .await
             }
             None => {
                 let filters = floor_ms.map(LogFilter::created_after).into_iter().collect();
@@ -88,8 +93,13 @@ impl GatewayImport<'_> {
         Ok(())
     }
 
-    async fn walk(&mut self, filters: Vec<LogFilter>, advance_cursor: bool) -> Result<(), RunError> {
-        let mut buffer: Vec<NewInteraction> = Vec::with_capacity(self.flush_rows + MAX_LOGS_PER_PAGE as usize);
+    async fn walk(
+        &mut self,
+        filters: Vec<LogFilter>,
+        advance_cursor: bool,
+    ) -> Result<(), RunError> {
+        let mut buffer: Vec<NewInteraction> =
+            Vec::with_capacity(self.flush_rows + MAX_LOGS_PER_PAGE as usize);
         let mut query = LogQuery {
             page: 1,
             per_page: MAX_LOGS_PER_PAGE,
@@ -120,10 +130,18 @@ impl GatewayImport<'_> {
         }
     }
 
-    async fn flush(&mut self, buffer: &mut Vec<NewInteraction>, advance_cursor: bool) -> Result<(), RunError> {
+    async fn flush(
+        &mut self,
+        buffer: &mut Vec<NewInteraction>,
+        advance_cursor: bool,
+    ) -> Result<(), RunError> {
         let cursor = if advance_cursor {
             // The next page may hold more logs of the newest millisecond: stop just before it.
-            buffer.iter().map(|i| i.created_at_ms).max().map(|newest| newest - 1)
+            buffer
+                .iter()
+                .map(|i| i.created_at_ms)
+                .max()
+                .map(|newest| newest - 1)
         } else {
             None
         };

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use langguard_cloudflare::{ClientConfig, ClientStats, CloudflareClient, CloudflareError, TokenKind};
+use langguard_cloudflare::{
+    ClientConfig, ClientStats, CloudflareClient, CloudflareError, TokenKind,
+};
 use langguard_pricing::Pricer;
 use langguard_secrets::Sealer;
 use langguard_store::{
@@ -96,8 +98,16 @@ pub async fn test_connection(
 ) -> Result<ConnectionCheck, CloudflareError> {
     let client = CloudflareClient::new(config, account_id, api_token)?;
     let (token_kind, _) = client.verify_token().await?;
-    let gateways = client.list_gateways().await?.into_iter().map(|g| g.id).collect();
-    Ok(ConnectionCheck { token_kind, gateways })
+    let gateways = client
+        .list_gateways()
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    Ok(ConnectionCheck {
+        token_kind,
+        gateways,
+    })
 }
 
 pub struct SyncEngine {
@@ -194,7 +204,14 @@ impl SyncEngine {
         let mut rejected = 0u64;
         let mut stats = ClientStats::default();
         let result = self
-            .import_all(integration, run_id, &mut counts, &mut rejected, &mut stats, progress)
+            .import_all(
+                integration,
+                run_id,
+                &mut counts,
+                &mut rejected,
+                &mut stats,
+                progress,
+            )
             .await;
         counts.api_calls = stats.requests as i64;
         counts.retries = stats.retries as i64;
@@ -204,7 +221,9 @@ impl SyncEngine {
             Ok(()) if rejected > 0 => (
                 SyncRunStatus::Succeeded,
                 IntegrationStatus::Warning,
-                Some(format!("{rejected} logs could not be read and were skipped")),
+                Some(format!(
+                    "{rejected} logs could not be read and were skipped"
+                )),
                 None,
             ),
             Ok(()) if stats.rate_limited > 0 => (
@@ -216,7 +235,12 @@ impl SyncEngine {
                 )),
                 None,
             ),
-            Ok(()) => (SyncRunStatus::Succeeded, IntegrationStatus::Connected, None, None),
+            Ok(()) => (
+                SyncRunStatus::Succeeded,
+                IntegrationStatus::Connected,
+                None,
+                None,
+            ),
             Err(e) => (
                 SyncRunStatus::Failed,
                 IntegrationStatus::Failed,

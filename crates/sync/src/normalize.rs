@@ -105,8 +105,11 @@ mod tests {
 
     #[test]
     fn metadata_string_becomes_an_object() {
-        let n = normalize(log(json!({"metadata": "{\"team\":\"search\"}"})), Pricer::shared())
-            .expect("ok");
+        let n = normalize(
+            log(json!({"metadata": "{\"team\":\"search\"}"})),
+            Pricer::shared(),
+        )
+        .expect("ok");
         assert_eq!(n.metadata.as_deref(), Some(r#"{"team":"search"}"#));
         let raw = normalize(log(json!({"metadata": "not json"})), Pricer::shared()).expect("ok");
         assert_eq!(raw.metadata.as_deref(), Some(r#"{"_raw":"not json"}"#));
@@ -120,7 +123,10 @@ mod tests {
     fn cost_keeps_its_source() {
         let p = Pricer::shared();
         let gw = normalize(log(json!({"cost": 0.0001146})), p).expect("ok");
-        assert_eq!((gw.cost_usd, gw.cost_source), (Some(0.0001146), Some(CostSource::Gateway)));
+        assert_eq!(
+            (gw.cost_usd, gw.cost_source),
+            (Some(0.0001146), Some(CostSource::Gateway))
+        );
         let custom = normalize(log(json!({"cost": 0.5, "custom_cost": true})), p).expect("ok");
         assert_eq!(custom.cost_source, Some(CostSource::Custom));
         let est = normalize(log(json!({})), p).expect("ok");
@@ -138,7 +144,10 @@ mod tests {
             p,
         )
         .expect("ok");
-        assert_eq!((n.provider.as_str(), n.model.as_str()), ("unknown", "unknown"));
+        assert_eq!(
+            (n.provider.as_str(), n.model.as_str()),
+            ("unknown", "unknown")
+        );
         assert!(!n.success);
         assert_eq!(n.duration_ms, 0);
         assert_eq!(n.tokens_in, None);

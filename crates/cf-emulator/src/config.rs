@@ -1,0 +1,53 @@
+//! Emulator configuration: the knobs a test or the demo binary sets once at start-up.
+
+use std::time::Duration;
+
+/// Sort direction of a list call (`order_by_direction` / deprecated `direction`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Oldest / smallest first.
+    Asc,
+    /// Newest / largest first. Cloudflare's own MCP server and live reports suggest this is the
+    /// real default, so the emulator starts with it (API-NOTES §1.1, §8.4).
+    #[default]
+    Desc,
+}
+
+impl Direction {
+    /// Parses the wire value (`asc` / `desc`, exact lowercase as the API documents it).
+    pub(crate) fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "asc" => Some(Self::Asc),
+            "desc" => Some(Self::Desc),
+            _ => None,
+        }
+    }
+}
+
+/// Static configuration of one [`crate::Emulator`].
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Requests a token may make per `rate_limit_window` (Cloudflare: 1200).
+    pub rate_limit_quota: u32,
+    /// Length of the fixed rate-limit window (Cloudflare: 300 s).
+    pub rate_limit_window: Duration,
+    /// Largest accepted `per_page` on the gateways list (SPEC-2024: 100).
+    pub gateways_max_per_page: u32,
+    /// Direction used when a list call sends neither `order_by_direction` nor `direction`.
+    pub default_order_direction: Direction,
+    /// Seed of every random choice the emulator makes on its own (faults, appended and live
+    /// logs), so a test run is reproducible.
+    pub seed: u64,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            rate_limit_quota: 1200,
+            rate_limit_window: Duration::from_secs(300),
+            gateways_max_per_page: 100,
+            default_order_direction: Direction::Desc,
+            seed: 42,
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The [`Emulator`] handle: shared state, the control API tests drive, and serving over TCP.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use anyhow::Context as _;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use time::OffsetDateTime;
+use tokio::task::JoinHandle;
+
+use crate::auth::{TokenRegistry, TokenSpec};
+use crate::config::EmulatorConfig;
+use crate::faults::{FaultInjector, Faults};
+use crate::live::{self, LiveTraffic};
+use crate::log_record::{now_millis, unix_millis, ALWAYS_VISIBLE};
+use crate::rate_limit::RateLimiter;
+use crate::state::Store;
+use crate::stats::{Stats, StatsCounters};
+use crate::synthetic::{self, SeedSpec};
+
+/// State shared by the handle, the HTTP handlers and live-traffic tasks.
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub store: RwLock<Store>,
+    pub tokens: RwLock<TokenRegistry>,
+    pub limiter: Mutex<RateLimiter>,
+    pub faults: Mutex<FaultInjector>,
+    pub stats: StatsCounters,
+    /// Randomness of [`Emulator::append_logs`].
+    rng: Mutex<SmallRng>,
+    /// Number of live-traffic streams started, so each gets its own random sequence.
+    live_streams: AtomicU64,
+}
+
+// A panic while a lock is held cannot leave these structures half-updated in a way that
+// matters for a test double, so poisoning is ignored rather than cascading panics.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// Appends `count` live logs stamped now, visible after the current visibility delay.
+    pub(crate) fn append_live_logs(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        count: u64,
+        rng: &mut SmallRng,
+    ) {
+        let created_at = now_millis();
+        let delay = lock(&self.faults).visibility_delay();
+        let delay_ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        let visible_at = created_at.saturating_add(delay_ms);
+        let records = (0..count)
+            .map(|_| synthetic::synthesize_log(rng, created_at, visible_at))
+            .collect();
+        write(&self.store)
+            .gateway_entry(account_id, gateway_id, created_at)
+            .logs
+            .insert(records);
+    }
+}
+
+/// A local Cloudflare AI Gateway API. Cheap to clone: clones share one state.
+#[derive(Clone)]
+pub struct Emulator {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Emulator {
+    // Only the configuration: the store may hold hundreds of thousands of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    pub fn new(config: EmulatorConfig) -> Self {
+        let shared = Shared {
+            store: RwLock::new(Store::default()),
+            tokens: RwLock::new(TokenRegistry::default()),
+            limiter: Mutex::new(RateLimiter::new(
+                config.rate_limit_quota,
+                config.rate_limit_window,
+            )),
+            faults: Mutex::new(FaultInjector::new(config.seed)),
+            stats: StatsCounters::default(),
+            rng: Mutex::new(SmallRng::seed_from_u64(config.seed ^ 0x5eed_0a99)),
+            live_streams: AtomicU64::new(0),
+            config,
+        };
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// The API as an axum router; every route lives under `/client/v4`.
+    pub fn router(&self) -> axum::Router {
+        crate::routes::router(self.clone())
+    }
+
+    /// Serves the API on an ephemeral port of 127.0.0.1.
+    pub async fn spawn(self) -> anyhow::Result<RunningEmulator> {
+        self.spawn_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+    }
+
+    /// Serves the API on `addr` until the returned [`RunningEmulator`] is dropped.
+    pub async fn spawn_on(self, addr: SocketAddr) -> anyhow::Result<RunningEmulator> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the emulator to {addr}"))?;
+        let addr = listener
+            .local_addr()
+            .context("reading the emulator's bound address")?;
+        let router = self.router();
+        let server = tokio::spawn(async move {
+            if let Err(err) = axum::serve(listener, router).await {
+                tracing::error!(%err, "cf-emulator server stopped");
+            }
+        });
+        tracing::debug!(%addr, "cf-emulator listening");
+        Ok(RunningEmulator {
+            emulator: self,
+            addr,
+            server,
+        })
+    }
+
+    /// Declares an account (idempotent).
+    pub fn add_account(&self, account_id: &str) {
+        write(&self.shared.store).add_account(account_id);
+    }
+
+    /// Configures `token` (the secret sent as `Authorization: Bearer <token>`).
+    pub fn add_token(&self, token: &str, spec: TokenSpec) {
+        write(&self.shared.tokens).add(token, spec, OffsetDateTime::now_utc());
+    }
+
+    /// Revokes `token`: resource routes then answer 403 / 9109 and verify 401 / 1000.
+    pub fn revoke_token(&self, token: &str) {
+        write(&self.shared.tokens).revoke(token);
+        lock(&self.shared.limiter).forget(token);
+    }
+
+    /// Declares a gateway (idempotent; creates the account if needed).
+    pub fn add_gateway(&self, account_id: &str, gateway_id: &str) {
+        write(&self.shared.store).gateway_entry(account_id, gateway_id, now_millis());
+    }
+
+    /// Adds a deterministic synthetic history (visible at once) and returns how many logs
+    /// were added. Creates the account and gateway if needed.
+    pub fn seed_logs(&self, account_id: &str, gateway_id: &str, spec: SeedSpec) -> usize {
+        let salt = synthetic::stable_hash(&[account_id, gateway_id]);
+        let records = synthetic::seeded_history(&spec, salt);
+        write(&self.shared.store)
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs
+            .insert(records)
+            .len()
+    }
+
+    /// Adds `n` synthetic logs that all share `created_at` (truncated to milliseconds) and are
+    /// visible at once — with a past `created_at` this is "a log that became visible late".
+    /// Returns their ids.
+    pub fn append_logs(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        n: usize,
+        created_at: OffsetDateTime,
+    ) -> Vec<String> {
+        let created_at = unix_millis(created_at);
+        let records = {
+            let mut rng = lock(&self.shared.rng);
+            (0..n)
+                .map(|_| synthetic::synthesize_log(&mut rng, created_at, ALWAYS_VISIBLE))
+                .collect()
+        };
+        write(&self.shared.store)
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs
+            .insert(records)
+    }
+
+    /// Starts a background task appending about `per_second` logs per second stamped "now"
+    /// (visible after [`Faults::visibility_delay`]). Stops when the handle is dropped.
+    ///
+    /// # Panics
+    /// When called outside a tokio runtime.
+    pub fn start_live_traffic(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        per_second: f64,
+    ) -> LiveTraffic {
+        self.add_gateway(account_id, gateway_id);
+        let stream = self.shared.live_streams.fetch_add(1, Ordering::Relaxed);
+        let seed = self.shared.config.seed
+            ^ synthetic::stable_hash(&[account_id, gateway_id, &stream.to_string()]);
+        live::start(
+            Arc::downgrade(&self.shared),
+            account_id.to_owned(),
+            gateway_id.to_owned(),
+            per_second,
+            SmallRng::seed_from_u64(seed),
+        )
+    }
+
+    /// Replaces the active faults.
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.shared.faults).set(faults);
+    }
+
+    /// The active faults; `*_next` counters show what is left.
+    pub fn faults(&self) -> Faults {
+        lock(&self.shared.faults).current()
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.snapshot()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.stats.reset();
+    }
+
+    /// Ids of every stored log of the gateway, visible or not, in `(created_at, id)` order.
+    /// Empty for an unknown gateway.
+    pub fn log_ids(&self, account_id: &str, gateway_id: &str) -> Vec<String> {
+        read(&self.shared.store)
+            .gateway(account_id, gateway_id)
+            .map(|gateway| gateway.logs.ids())
+            .unwrap_or_default()
+    }
+}
+
+/// An emulator serving on a TCP port. Dropping it stops the server.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    pub emulator: Emulator,
+    pub addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl RunningEmulator {
+    /// `http://<addr>/client/v4`, the base URL a Cloudflare client is pointed at.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/client/v4", self.addr)
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}

@@ -1,0 +1,126 @@
+//! Everything a command needs, opened once from the global options: the store, the sealer for
+//! credentials, and the Cloudflare client settings.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use langguard_cloudflare::ClientConfig;
+use langguard_secrets::Sealer;
+use langguard_store::{Integration, Scope, Store};
+use langguard_store_sqlite::SqliteStore;
+use langguard_sync::{SyncEngine, SyncSettings};
+
+use crate::cli::{GlobalArgs, ScopeArgs};
+use crate::timearg::parse_time;
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub sealer: Sealer,
+    pub client_config: ClientConfig,
+}
+
+impl App {
+    pub async fn open(global: &GlobalArgs) -> anyhow::Result<Self> {
+        Self::open_at(
+            &global.data_dir,
+            global.database_url.as_deref(),
+            &global.cloudflare_api_base,
+        )
+        .await
+    }
+
+    pub async fn open_at(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        cloudflare_api_base: &str,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        let store = open_store(data_dir, database_url).await?;
+        let env_key = std::env::var("LANGGUARD_ENCRYPTION_KEY").ok();
+        let sealer = Sealer::load_or_create(env_key.as_deref(), data_dir)?;
+        Ok(Self {
+            store,
+            sealer,
+            client_config: ClientConfig {
+                api_base: cloudflare_api_base.to_owned(),
+                ..ClientConfig::default()
+            },
+        })
+    }
+
+    pub fn engine(&self) -> SyncEngine {
+        SyncEngine::new(
+            self.store.clone(),
+            self.sealer.clone(),
+            self.client_config.clone(),
+            SyncSettings::default(),
+        )
+    }
+
+    pub async fn integration_named(&self, name: &str) -> anyhow::Result<Integration> {
+        match self.store.find_integration_by_name(name).await? {
+            Some(i) => Ok(i),
+            None => bail!(
+                "there is no integration named {name:?}; `langguard integrations list` shows them"
+            ),
+        }
+    }
+
+    /// The scope of a metrics or traces command; `default_from` applies when --from is absent.
+    pub async fn scope(
+        &self,
+        args: &ScopeArgs,
+        now_ms: i64,
+        default_from: Option<i64>,
+    ) -> anyhow::Result<Scope> {
+        let from_ms = match &args.from {
+            Some(s) => Some(parse_time(s, now_ms).map_err(anyhow::Error::msg)?),
+            None => default_from,
+        };
+        let to_ms = match &args.to {
+            Some(s) => Some(parse_time(s, now_ms).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        if let (Some(f), Some(t)) = (from_ms, to_ms) {
+            if f >= t {
+                bail!("--from must be before --to");
+            }
+        }
+        let integration_id = match &args.integration {
+            Some(name) => Some(self.integration_named(name).await?.id),
+            None => None,
+        };
+        Ok(Scope {
+            from_ms,
+            to_ms,
+            integration_id,
+            gateway: args.gateway.clone(),
+            provider: args.provider.clone(),
+            model: args.model.clone(),
+        })
+    }
+}
+
+async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    let url = match url {
+        Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
+        _ => format!("sqlite://{}", data_dir.join("langguard.db").display()),
+    };
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(&url)
+            .await
+            .with_context(|| format!("cannot open the database {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        bail!("PostgreSQL is not supported by this build yet; use the embedded SQLite database (leave LANGGUARD_DATABASE_URL unset)");
+    }
+    bail!("LANGGUARD_DATABASE_URL must start with sqlite:// (got a URL of another kind)")
+}
+
+pub fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}

@@ -1,0 +1,243 @@
+//! The command line: every flag has a `LANGGUARD_*` environment variable, and `--help` on every
+//! command says what it does.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ENV_HELP: &str = "\
+Secrets are never taken as flags:
+  LANGGUARD_ENCRYPTION_KEY   base64 of 32 bytes that seal stored API tokens; when unset, a key
+                             file (encryption.key, mode 0600) is created in the data dir
+  LANGGUARD_CF_API_TOKEN     the Cloudflare API token for `integrations add` (else read from stdin)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "langguard",
+    version,
+    about = "LangGuard: AI governance and observability for your AI gateways",
+    long_about = "LangGuard imports every request log from Cloudflare AI Gateway, prices it, and \
+                  shows usage, cost, latency and errors across providers and models.",
+    after_help = ENV_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where LangGuard keeps its database and encryption key.
+    #[arg(
+        long,
+        env = "LANGGUARD_DATA_DIR",
+        default_value = "./langguard-data",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+    /// Database URL; default: sqlite://<data dir>/langguard.db
+    #[arg(long, env = "LANGGUARD_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Base URL of the Cloudflare API (point it at the emulator in tests).
+    #[arg(
+        long,
+        env = "LANGGUARD_CLOUDFLARE_API_BASE",
+        default_value = langguard_cloudflare::DEFAULT_API_BASE,
+        global = true
+    )]
+    pub cloudflare_api_base: String,
+    /// Log filter (tracing's syntax, e.g. `info` or `langguard_sync=debug`); logs go to stderr.
+    #[arg(long, env = "LANGGUARD_LOG", default_value = "warn", global = true)]
+    pub log: String,
+    /// Log format on stderr.
+    #[arg(long, env = "LANGGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, list, test and remove Cloudflare AI Gateway integrations.
+    #[command(subcommand)]
+    Integrations(IntegrationsCommand),
+    /// Import new logs now, in the foreground (all enabled integrations without NAME).
+    Sync(SyncArgs),
+    /// Usage, cost, latency and error figures over a time range.
+    Metrics(MetricsArgs),
+    /// Recent interactions, newest first.
+    Traces(TracesArgs),
+    /// The whole product on this machine with no Cloudflare account: an emulated gateway with
+    /// live traffic, a temporary database and an integration that syncs.
+    Demo(DemoArgs),
+    /// Benchmarks (run them from a release build).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IntegrationsCommand {
+    /// Add a Cloudflare integration; the connection is tested before it is saved.
+    Add(AddArgs),
+    /// List integrations with their status and last sync.
+    List {
+        /// Print one JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Test an integration's stored credentials: verify the token and list gateways.
+    Test {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an integration and everything imported through it.
+    Remove {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// A name for people (e.g. "Production").
+    #[arg(long)]
+    pub name: String,
+    /// The Cloudflare account ID (dashboard → Account home → Account ID).
+    #[arg(long)]
+    pub account_id: String,
+    /// Minutes between automatic syncs.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(i64).range(1..=1440))]
+    pub sync_interval_minutes: i64,
+    /// Days of history the first sync imports, or `all`.
+    #[arg(long, default_value = "7", value_parser = parse_lookback)]
+    pub lookback_days: Lookback,
+    /// Save it without automatic syncs.
+    #[arg(long)]
+    pub disabled: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookback(pub Option<i64>);
+
+fn parse_lookback(s: &str) -> Result<Lookback, String> {
+    if s.eq_ignore_ascii_case("all") {
+        return Ok(Lookback(None));
+    }
+    match s.parse::<i64>() {
+        Ok(days) if (1..=3650).contains(&days) => Ok(Lookback(Some(days))),
+        _ => Err(format!("{s:?} is not a number of days (1–3650) or `all`")),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The integration to sync; all enabled ones when omitted.
+    pub name: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which interactions a query covers.
+#[derive(Debug, Args, Clone)]
+pub struct ScopeArgs {
+    /// Start: RFC 3339 (2026-11-01T00:00:00Z), a date (2026-11-01), or an age (90m, 24h, 7d).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// End (exclusive), same forms as --from; default now.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Only this integration (by name).
+    #[arg(long)]
+    pub integration: Option<String>,
+    #[arg(long)]
+    pub gateway: Option<String>,
+    #[arg(long)]
+    pub provider: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupByArg {
+    Gateway,
+    Provider,
+    Model,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    /// One row of figures per gateway, provider or model.
+    #[arg(long, value_enum)]
+    pub group_by: Option<GroupByArg>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusArg {
+    Success,
+    Error,
+}
+
+#[derive(Debug, Args)]
+pub struct TracesArgs {
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+    #[arg(long, value_enum)]
+    pub status: Option<StatusArg>,
+    /// Only cache hits (true) or misses (false).
+    #[arg(long)]
+    pub cached: Option<bool>,
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Continue from a previous page's `next_cursor`.
+    #[arg(long)]
+    pub cursor: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Synthetic history per gateway, spread over the last 24 hours.
+    #[arg(long, default_value_t = 5_000)]
+    pub history: usize,
+    /// Live traffic per gateway, in logs per second.
+    #[arg(long, default_value_t = 2.0)]
+    pub rate: f64,
+    /// Seconds between syncs.
+    #[arg(long, default_value_t = 10)]
+    pub sync_every: u64,
+    /// Stop after this many syncs (default: run until Ctrl-C).
+    #[arg(long)]
+    pub syncs: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Decode → normalise → store throughput into SQLite with rollups, and peak memory.
+    Ingest {
+        #[arg(long, default_value_t = 1_000_000)]
+        logs: usize,
+        /// Rows per store transaction (the sync engine's batch).
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+    },
+    /// End-to-end import from the emulator over loopback.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        logs: usize,
+    },
+}

@@ -1,0 +1,211 @@
+//! `langguard bench ingest|import`: figures for docs/BENCHMARKS.md. Run from a release build.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use langguard_cf_emulator::{synthetic_log_pages, Emulator, EmulatorConfig, SeedSpec, TokenSpec};
+use langguard_cloudflare::types::{Envelope, GatewayLog};
+use langguard_cloudflare::RateLimitPolicy;
+use langguard_pricing::Pricer;
+use langguard_store::{NewIntegration, Scope, Store, SyncTrigger};
+use langguard_store_sqlite::SqliteStore;
+use langguard_sync::normalize;
+
+use crate::app::App;
+use crate::cli::BenchCommand;
+use crate::format;
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; benchmark figures mean little (use cargo run --release)");
+    }
+    match command {
+        BenchCommand::Ingest { logs, batch } => ingest(logs, batch.max(1)).await,
+        BenchCommand::Import { logs } => import(logs).await,
+    }
+}
+
+/// Peak and current resident memory of this process, in MiB (Linux; `None` elsewhere).
+fn memory_mib() -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<f64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+fn rate(n: usize, d: Duration) -> String {
+    format::count((n as f64 / d.as_secs_f64().max(1e-9)) as i64)
+}
+
+async fn ingest(logs: usize, batch: usize) -> anyhow::Result<ExitCode> {
+    let dir = tempfile::tempdir()?;
+    let store = SqliteStore::open(&dir.path().join("bench.db").to_string_lossy()).await?;
+    let integration = store
+        .create_integration(NewIntegration {
+            name: "bench".into(),
+            account_id: "bench".into(),
+            sealed_api_token: vec![0],
+            enabled: false,
+            sync_interval_minutes: 15,
+            lookback_days: None,
+        })
+        .await?;
+    let now = time::OffsetDateTime::now_utc();
+    let spec = SeedSpec {
+        count: logs,
+        from: now - time::Duration::days(30),
+        to: now,
+        seed: 1,
+    };
+    let pricer = Pricer::shared();
+    let (mut decode, mut normalise, mut write) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut buffer = Vec::with_capacity(batch + 50);
+    let mut done = 0usize;
+    let mut bytes = 0usize;
+    let checkpoints: Vec<usize> = (1..=4).map(|q| logs * q / 4).collect();
+    let mut next_checkpoint = 0;
+    println!(
+        "bench ingest: {} logs, {} per transaction, SQLite in {}",
+        format::count(logs as i64),
+        batch,
+        dir.path().display()
+    );
+    println!(
+        "{:>12}  {:>12}  {:>14}  {:>14}",
+        "logs", "logs/s", "peak RSS MiB", "RSS MiB"
+    );
+    for body in synthetic_log_pages(&spec, 50) {
+        bytes += body.len();
+        let t = Instant::now();
+        let page: Envelope<Vec<GatewayLog>> =
+            serde_json::from_slice(&body).context("decoding a synthetic page")?;
+        let rows = page.result.unwrap_or_default();
+        let t2 = Instant::now();
+        decode += t2 - t;
+        done += rows.len();
+        for row in rows {
+            buffer.push(normalize(row, pricer)?);
+        }
+        let t3 = Instant::now();
+        normalise += t3 - t2;
+        let last = done >= logs;
+        if buffer.len() >= batch || last {
+            let newest = buffer.iter().map(|i| i.created_at_ms).max();
+            store
+                .ingest_batch(integration.id, "bench", &buffer, newest)
+                .await?;
+            buffer.clear();
+            write += t3.elapsed();
+        }
+        while next_checkpoint < checkpoints.len() && done >= checkpoints[next_checkpoint] {
+            let (peak, rss) = memory_mib().unwrap_or_default();
+            println!(
+                "{:>12}  {:>12}  {:>14.1}  {:>14.1}",
+                format::count(done as i64),
+                rate(done, decode + normalise + write),
+                peak,
+                rss
+            );
+            next_checkpoint += 1;
+        }
+    }
+    let stored = store.count_interactions(&Scope::default()).await?;
+    ensure!(stored as usize == logs, "stored {stored} of {logs} logs");
+    let metrics = store.metrics(&Scope::default()).await?;
+    ensure!(
+        metrics.requests as usize == logs,
+        "rollups count {} of {logs}",
+        metrics.requests
+    );
+    let total = decode + normalise + write;
+    println!();
+    println!(
+        "decode     {:>8.2} s  {:>12} logs/s  ({:.0} MB of JSON)",
+        decode.as_secs_f64(),
+        rate(logs, decode),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "normalise  {:>8.2} s  {:>12} logs/s  (incl. cost estimates)",
+        normalise.as_secs_f64(),
+        rate(logs, normalise)
+    );
+    println!("store      {:>8.2} s  {:>12} logs/s  (rows + per-minute rollups + cursor, one transaction per batch)", write.as_secs_f64(), rate(logs, write));
+    println!(
+        "total      {:>8.2} s  {:>12} logs/s",
+        total.as_secs_f64(),
+        rate(logs, total)
+    );
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(logs: usize) -> anyhow::Result<ExitCode> {
+    const ACCOUNT: &str = "bench-account";
+    const TOKEN: &str = "bench-token";
+    let emulator = Emulator::new(EmulatorConfig {
+        rate_limit_quota: u32::MAX,
+        ..EmulatorConfig::default()
+    });
+    emulator.add_account(ACCOUNT);
+    emulator.add_token(TOKEN, TokenSpec::user(&[ACCOUNT]));
+    let now = time::OffsetDateTime::now_utc();
+    emulator.seed_logs(
+        ACCOUNT,
+        "bench",
+        SeedSpec {
+            count: logs,
+            from: now - time::Duration::days(6),
+            to: now - time::Duration::minutes(1),
+            seed: 3,
+        },
+    );
+    let running = emulator.clone().spawn().await?;
+    let dir = tempfile::tempdir()?;
+    let mut app = App::open_at(dir.path(), None, &running.base_url()).await?;
+    // The emulator's budget is unlimited here; the point is the import path's own speed.
+    app.client_config.rate_limit = RateLimitPolicy {
+        quota: u32::MAX,
+        window: Duration::from_secs(300),
+    };
+    let integration = app
+        .store
+        .create_integration(NewIntegration {
+            name: "bench".into(),
+            account_id: ACCOUNT.into(),
+            sealed_api_token: app.sealer.seal(TOKEN),
+            enabled: true,
+            sync_interval_minutes: 15,
+            lookback_days: Some(7),
+        })
+        .await?;
+    let engine = app.engine();
+    let started = Instant::now();
+    let run = engine.sync(integration.id, SyncTrigger::Cli, None).await?;
+    let took = started.elapsed();
+    ensure!(run.error.is_none(), "the sync failed: {:?}", run.error);
+    let stored = app.store.count_interactions(&Scope::default()).await? as usize;
+    ensure!(stored == logs, "stored {stored} of {logs} logs");
+    let stats = emulator.stats();
+    let (peak, _) = memory_mib().unwrap_or_default();
+    println!(
+        "bench import: {} logs from the emulator over loopback",
+        format::count(logs as i64)
+    );
+    println!(
+        "took {:.2} s: {} logs/s",
+        took.as_secs_f64(),
+        rate(logs, took)
+    );
+    println!(
+        "list calls {} (ceil(n/50) = {}), gateway calls {}, peak RSS {peak:.1} MiB (emulator included)",
+        stats.list_logs_calls,
+        logs.div_ceil(50),
+        stats.list_gateways_calls
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,65 @@
+//! The `langguard` binary: parses the command line and runs one command.
+
+mod app;
+mod cli;
+mod commands;
+mod format;
+mod timearg;
+mod views;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log, cli.global.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => commands::demo::run(args).await,
+        Command::Bench(command) => commands::bench::run(command).await,
+        command => {
+            let app = app::App::open(&cli.global).await?;
+            match command {
+                Command::Integrations(c) => commands::integrations::run(&app, c).await,
+                Command::Sync(args) => commands::sync::run(&app, args).await,
+                Command::Metrics(args) => commands::metrics::run(&app, args).await,
+                Command::Traces(args) => commands::traces::run(&app, args).await,
+                Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,158 @@
+//! The JSON shapes LangGuard shows the outside world (CLI `--json` today, the REST API next):
+//! times as RFC 3339 UTC, money in USD, durations in milliseconds, and never a credential.
+
+use langguard_store::{Integration, Interaction, SyncRun};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::timearg::format_ms;
+
+#[derive(Debug, Serialize)]
+pub struct IntegrationView {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub account_id: String,
+    /// The token itself never leaves the server.
+    pub api_token_set: bool,
+    pub enabled: bool,
+    pub status: &'static str,
+    pub status_label: &'static str,
+    pub status_message: Option<String>,
+    pub last_sync_at: Option<String>,
+    pub next_sync_at: Option<String>,
+    pub interactions_synced: i64,
+    pub sync_interval_minutes: i64,
+    pub lookback_days: Option<i64>,
+    pub created_at: String,
+}
+
+impl From<&Integration> for IntegrationView {
+    fn from(i: &Integration) -> Self {
+        Self {
+            id: i.id,
+            kind: i.kind.clone(),
+            name: i.name.clone(),
+            account_id: i.account_id.clone(),
+            api_token_set: !i.sealed_api_token.is_empty(),
+            enabled: i.enabled,
+            status: i.status.as_str(),
+            status_label: i.status.label(),
+            status_message: i.status_message.clone(),
+            last_sync_at: i.last_sync_at_ms.map(format_ms),
+            next_sync_at: i.enabled.then(|| {
+                format_ms(
+                    i.last_sync_at_ms.unwrap_or(i.created_at_ms) + i.sync_interval_minutes * 60_000,
+                )
+            }),
+            interactions_synced: i.interactions_synced,
+            sync_interval_minutes: i.sync_interval_minutes,
+            lookback_days: i.lookback_days,
+            created_at: format_ms(i.created_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct SyncRunView {
+    pub id: i64,
+    pub integration_id: i64,
+    pub trigger: &'static str,
+    pub status: &'static str,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub gateways: i64,
+    pub api_calls: i64,
+    pub items_fetched: i64,
+    pub items_ingested: i64,
+    pub duplicates_skipped: i64,
+    pub rate_limit_waits: i64,
+    pub retries: i64,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl From<&SyncRun> for SyncRunView {
+    fn from(r: &SyncRun) -> Self {
+        Self {
+            id: r.id,
+            integration_id: r.integration_id,
+            trigger: r.trigger.as_str(),
+            status: r.status.as_str(),
+            started_at: format_ms(r.started_at_ms),
+            finished_at: r.finished_at_ms.map(format_ms),
+            duration_ms: r.finished_at_ms.map(|f| f - r.started_at_ms),
+            gateways: r.counts.gateways,
+            api_calls: r.counts.api_calls,
+            items_fetched: r.counts.items_fetched,
+            items_ingested: r.counts.items_ingested,
+            duplicates_skipped: r.counts.duplicates_skipped,
+            rate_limit_waits: r.counts.rate_limit_waits,
+            retries: r.counts.retries,
+            error: r.error.clone(),
+            hint: r.hint.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct TraceItem {
+    pub id: i64,
+    pub integration_id: i64,
+    pub gateway: String,
+    pub log_id: String,
+    pub created_at: String,
+    pub provider: String,
+    pub model: String,
+    pub path: Option<String>,
+    pub status: &'static str,
+    pub status_code: Option<i64>,
+    pub cached: bool,
+    pub duration_ms: i64,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub cost_source: Option<&'static str>,
+    pub metadata: Value,
+}
+
+impl From<&Interaction> for TraceItem {
+    fn from(i: &Interaction) -> Self {
+        let log = &i.log;
+        Self {
+            id: i.id,
+            integration_id: i.integration_id,
+            gateway: i.gateway.clone(),
+            log_id: log.log_id.clone(),
+            created_at: format_ms(log.created_at_ms),
+            provider: log.provider.clone(),
+            model: log.model.clone(),
+            path: log.path.clone(),
+            status: if log.success { "success" } else { "error" },
+            status_code: log.status_code,
+            cached: log.cached,
+            duration_ms: log.duration_ms,
+            tokens_in: log.tokens_in,
+            tokens_out: log.tokens_out,
+            cost_usd: log.cost_usd,
+            cost_source: log.cost_source.map(|s| s.as_str()),
+            metadata: log
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok())
+                .unwrap_or_else(|| Value::Object(Default::default())),
+        }
+    }
+}
+
+/// Trace pages continue from an opaque `next_cursor` (`<created_at ms>.<id>`).
+pub fn encode_cursor((created_at_ms, id): (i64, i64)) -> String {
+    format!("{created_at_ms}.{id}")
+}
+
+pub fn decode_cursor(s: &str) -> Option<(i64, i64)> {
+    let (a, b) = s.split_once('.')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
