@@ -1,0 +1,333 @@
+//! The `langguard` binary as a user runs it, against the Cloudflare emulator: adding, testing,
+//! listing and removing integrations, syncing, reading metrics and traces — and a sync killed
+//! with SIGKILL mid-way, then resumed, storing every log exactly once.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use langguard_cf_emulator::{
+    Emulator, EmulatorConfig, Faults, RunningEmulator, SeedSpec, TokenSpec,
+};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+const ACCOUNT: &str = "f037e56e89293a057740de681ac9abbe";
+const TOKEN: &str = "cli-test-token-1";
+
+async fn emulator(gateway_logs: &[(&str, usize)]) -> RunningEmulator {
+    let emulator = Emulator::new(EmulatorConfig::default());
+    emulator.add_account(ACCOUNT);
+    emulator.add_token(TOKEN, TokenSpec::user(&[ACCOUNT]));
+    let now = OffsetDateTime::now_utc();
+    for (i, (gateway, n)) in gateway_logs.iter().enumerate() {
+        emulator.add_gateway(ACCOUNT, gateway);
+        emulator.seed_logs(
+            ACCOUNT,
+            gateway,
+            SeedSpec {
+                count: *n,
+                from: now - time::Duration::hours(20),
+                to: now - time::Duration::minutes(1),
+                seed: i as u64 + 1,
+            },
+        );
+    }
+    emulator.spawn().await.expect("emulator")
+}
+
+fn langguard(data_dir: &Path, emulator: &RunningEmulator) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langguard"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANGGUARD_DATA_DIR", data_dir)
+        .env("LANGGUARD_CLOUDFLARE_API_BASE", emulator.base_url())
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("langguard runs")
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.stderr.is_empty() || output.status.success() || !output.stdout.is_empty(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr: {}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+fn add(dir: &Path, emu: &RunningEmulator, name: &str, token: &str) -> Output {
+    run(langguard(dir, emu)
+        .args([
+            "integrations",
+            "add",
+            "--name",
+            name,
+            "--account-id",
+            ACCOUNT,
+            "--json",
+        ])
+        .env("LANGGUARD_CF_API_TOKEN", token))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn integration_lifecycle_sync_metrics_and_traces() {
+    let emu = emulator(&[("prod-chat", 260), ("support", 40)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // A bad token is refused with the product's hint, and nothing is saved.
+    let bad = add(dir.path(), &emu, "Production", "wrong-token");
+    assert!(!bad.status.success());
+    let doc = json(&bad);
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["error"]["code"], "auth_failed");
+    assert!(doc["error"]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("revoked"));
+
+    // The token can come from stdin too.
+    let mut child = langguard(dir.path(), &emu)
+        .args([
+            "integrations",
+            "add",
+            "--name",
+            "Production",
+            "--account-id",
+            ACCOUNT,
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{TOKEN}").expect("write token");
+    }
+    let added = child.wait_with_output().expect("output");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let doc = json(&added);
+    assert_eq!(doc["integration"]["api_token_set"], true);
+    assert_eq!(doc["integration"]["status"], "pending");
+    assert_eq!(doc["gateways"], serde_json::json!(["prod-chat", "support"]));
+    assert!(!String::from_utf8_lossy(&added.stdout).contains(TOKEN));
+
+    let tested =
+        run(langguard(dir.path(), &emu).args(["integrations", "test", "Production", "--json"]));
+    assert!(tested.status.success());
+    assert_eq!(json(&tested)["ok"], true);
+
+    let synced = run(langguard(dir.path(), &emu).args(["sync", "--json"]));
+    assert!(
+        synced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synced.stderr)
+    );
+    let doc = json(&synced);
+    let run_doc = &doc["runs"][0]["run"];
+    assert_eq!(run_doc["status"], "succeeded");
+    assert_eq!(run_doc["items_ingested"], 300);
+    assert_eq!(run_doc["trigger"], "cli");
+
+    let list = json(&run(langguard(dir.path(), &emu).args([
+        "integrations",
+        "list",
+        "--json",
+    ])));
+    let item = &list["items"][0];
+    assert_eq!(item["status"], "connected");
+    assert_eq!(item["interactions_synced"], 300);
+    assert!(item["last_sync_at"].is_string());
+    assert!(item.get("api_token").is_none());
+
+    let metrics = json(&run(
+        langguard(dir.path(), &emu).args(["metrics", "--from", "2d", "--json"])
+    ));
+    for key in [
+        "requests",
+        "errors",
+        "error_rate",
+        "success_rate",
+        "cache_hits",
+        "cache_hit_rate",
+        "rate_limited",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "latency_ms",
+    ] {
+        assert!(metrics.get(key).is_some(), "metrics lack {key}: {metrics}");
+    }
+    assert_eq!(metrics["requests"], 300);
+    for key in ["avg", "p50", "p90", "p95", "p99"] {
+        assert!(metrics["latency_ms"][key].is_number(), "latency_ms.{key}");
+    }
+    let by_gateway = json(&run(langguard(dir.path(), &emu).args([
+        "metrics",
+        "--from",
+        "2d",
+        "--group-by",
+        "gateway",
+        "--json",
+    ])));
+    let groups = by_gateway["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["group"], "prod-chat");
+    assert_eq!(groups[0]["requests"], 260);
+
+    let traces = json(&run(langguard(dir.path(), &emu).args([
+        "traces",
+        "--limit",
+        "7",
+        "--gateway",
+        "support",
+        "--json",
+    ])));
+    let items = traces["items"].as_array().expect("items");
+    assert_eq!(items.len(), 7);
+    for key in [
+        "id",
+        "integration_id",
+        "gateway",
+        "log_id",
+        "created_at",
+        "provider",
+        "model",
+        "status",
+        "status_code",
+        "cached",
+        "duration_ms",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+        "cost_source",
+        "metadata",
+    ] {
+        assert!(items[0].get(key).is_some(), "trace item lacks {key}");
+    }
+    assert_eq!(items[0]["gateway"], "support");
+    let cursor = traces["next_cursor"].as_str().expect("a next page");
+    let rest = json(&run(langguard(dir.path(), &emu).args([
+        "traces",
+        "--limit",
+        "100",
+        "--gateway",
+        "support",
+        "--cursor",
+        cursor,
+        "--json",
+    ])));
+    assert_eq!(rest["items"].as_array().expect("items").len(), 33);
+    assert!(rest["next_cursor"].is_null());
+
+    // Human output works too.
+    let table = run(langguard(dir.path(), &emu).args(["integrations", "list"]));
+    assert!(String::from_utf8_lossy(&table.stdout).contains("Connected"));
+
+    let removed =
+        run(langguard(dir.path(), &emu).args(["integrations", "remove", "Production", "--json"]));
+    assert!(removed.status.success());
+    let metrics = json(&run(
+        langguard(dir.path(), &emu).args(["metrics", "--from", "2d", "--json"])
+    ));
+    assert_eq!(metrics["requests"], 0);
+
+    // The database holds no plaintext token.
+    let db = std::fs::read(dir.path().join("langguard.db")).expect("db");
+    assert!(!db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_killed_mid_way_resumes_with_exact_counts() {
+    let emu = emulator(&[("gw", 6_000)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(add(dir.path(), &emu, "cf", TOKEN).status.success());
+    // Slow responses so the kill lands mid-sync, after some batches have committed.
+    emu.emulator.set_faults(Faults {
+        latency: Duration::from_millis(15),
+        ..Faults::default()
+    });
+    emu.emulator.reset_stats();
+    let mut child = langguard(dir.path(), &emu)
+        .args(["sync", "cf", "--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while emu.emulator.stats().list_logs_calls < 45 {
+        assert!(Instant::now() < deadline, "the sync never got going");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "the sync ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+
+    emu.emulator.set_faults(Faults::default());
+    let resumed = run(langguard(dir.path(), &emu).args(["sync", "cf", "--json"]));
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let doc = json(&resumed);
+    let ingested = doc["runs"][0]["run"]["items_ingested"]
+        .as_i64()
+        .expect("count");
+    assert!(
+        ingested > 0 && ingested < 6_000,
+        "the first sync should have committed part: {ingested}"
+    );
+
+    let list = json(&run(langguard(dir.path(), &emu).args([
+        "integrations",
+        "list",
+        "--json",
+    ])));
+    assert_eq!(list["items"][0]["interactions_synced"], 6_000);
+    let metrics = json(&run(
+        langguard(dir.path(), &emu).args(["metrics", "--from", "2d", "--json"])
+    ));
+    assert_eq!(metrics["requests"], 6_000, "rollups count every log once");
+    let all =
+        json(&run(langguard(dir.path(), &emu).args([
+            "traces", "--limit", "1000", "--from", "2d", "--json",
+        ])));
+    assert_eq!(all["items"].as_array().expect("items").len(), 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_exits_non_zero_when_a_sync_fails() {
+    let emu = emulator(&[("gw", 10)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(add(dir.path(), &emu, "cf", TOKEN).status.success());
+    emu.emulator.revoke_token(TOKEN);
+    let out = run(langguard(dir.path(), &emu).args(["sync"]));
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("failed") && text.contains("What to do"),
+        "{text}"
+    );
+    let missing = run(langguard(dir.path(), &emu).args(["sync", "nope"]));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no integration named"));
+}

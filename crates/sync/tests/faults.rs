@@ -1,0 +1,484 @@
+//! The sync engine against the Cloudflare emulator under every fault it can inject: whatever
+//! happens, each log ends up stored exactly once, and the number of list calls stays within
+//! `ceil(n/50)` plus a small constant per gateway.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use langguard_cf_emulator::{
+    Emulator, EmulatorConfig, Faults, RunningEmulator, SeedSpec, TokenSpec,
+};
+use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
+use langguard_secrets::Sealer;
+use langguard_store::{
+    IntegrationStatus, NewIntegration, Scope, Store, SyncRun, SyncRunStatus, SyncTrigger,
+};
+use langguard_store_sqlite::SqliteStore;
+use langguard_sync::{SyncEngine, SyncError, SyncSettings};
+use time::OffsetDateTime;
+
+const ACCOUNT: &str = "acct";
+const TOKEN: &str = "test-token";
+
+struct Harness {
+    emulator: RunningEmulator,
+    store: Arc<SqliteStore>,
+    engine: SyncEngine,
+    integration_id: i64,
+    _dir: tempfile::TempDir,
+}
+
+fn client_config(base: String) -> ClientConfig {
+    ClientConfig {
+        api_base: base,
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(50),
+            max_rate_limit_wait: Duration::from_secs(5),
+        },
+        rate_limit: RateLimitPolicy {
+            quota: 100_000,
+            window: Duration::from_secs(300),
+        },
+    }
+}
+
+async fn harness_with(
+    config: EmulatorConfig,
+    token: &str,
+    spec: TokenSpec,
+    gateways: &[&str],
+) -> Harness {
+    let emulator = Emulator::new(config);
+    emulator.add_account(ACCOUNT);
+    emulator.add_token(token, spec);
+    for g in gateways {
+        emulator.add_gateway(ACCOUNT, g);
+    }
+    let emulator = emulator.spawn().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
+            .await
+            .expect("store"),
+    );
+    let sealer = Sealer::from_key(&[3; 32]);
+    let integration = store
+        .create_integration(NewIntegration {
+            name: "cf".into(),
+            account_id: ACCOUNT.into(),
+            sealed_api_token: sealer.seal(token),
+            enabled: true,
+            sync_interval_minutes: 15,
+            lookback_days: Some(7),
+        })
+        .await
+        .expect("integration");
+    let engine = SyncEngine::new(
+        store.clone(),
+        sealer,
+        client_config(emulator.base_url()),
+        SyncSettings::default(),
+    );
+    Harness {
+        emulator,
+        store,
+        engine,
+        integration_id: integration.id,
+        _dir: dir,
+    }
+}
+
+async fn harness(gateways: &[&str]) -> Harness {
+    harness_with(
+        EmulatorConfig::default(),
+        TOKEN,
+        TokenSpec::user(&[ACCOUNT]),
+        gateways,
+    )
+    .await
+}
+
+impl Harness {
+    fn seed(&self, gateway: &str, count: usize, seed: u64) {
+        let now = OffsetDateTime::now_utc();
+        self.emulator.emulator.seed_logs(
+            ACCOUNT,
+            gateway,
+            SeedSpec {
+                count,
+                from: now - time::Duration::days(2),
+                to: now - time::Duration::minutes(30),
+                seed,
+            },
+        );
+    }
+
+    async fn sync(&self) -> SyncRun {
+        self.engine
+            .sync(self.integration_id, SyncTrigger::Manual, None)
+            .await
+            .expect("sync ran")
+    }
+
+    async fn stored(&self, gateway: &str) -> usize {
+        self.store
+            .count_interactions(&Scope {
+                gateway: Some(gateway.into()),
+                ..Scope::default()
+            })
+            .await
+            .expect("count") as usize
+    }
+
+    /// Every log the emulator has is stored exactly once (the unique index rules out
+    /// duplicates, so equal counts mean equal sets), and the rollups agree.
+    async fn assert_exact(&self, gateways: &[&str]) {
+        let mut total = 0;
+        for g in gateways {
+            let expected = self.emulator.emulator.log_ids(ACCOUNT, g).len();
+            assert_eq!(
+                self.stored(g).await,
+                expected,
+                "gateway {g}: stored vs Cloudflare"
+            );
+            total += expected;
+        }
+        let m = self
+            .store
+            .metrics(&Scope::default())
+            .await
+            .expect("metrics");
+        assert_eq!(m.requests as usize, total, "rollups vs rows");
+    }
+
+    fn list_calls(&self) -> u64 {
+        self.emulator.emulator.stats().list_logs_calls
+    }
+}
+
+#[tokio::test]
+async fn clean_import_is_exact_and_list_calls_are_ceil_n_over_50_plus_a_constant() {
+    let h = harness(&["prod-chat", "support"]).await;
+    h.seed("prod-chat", 1_234, 1);
+    h.seed("support", 50, 2);
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.counts.items_ingested, 1_284);
+    assert_eq!(run.counts.gateways, 2);
+    h.assert_exact(&["prod-chat", "support"]).await;
+    // First sync: ceil(n/50) pages, plus one empty page when n is a multiple of 50.
+    assert!(
+        h.list_calls() <= 1_234u64.div_ceil(50) + 1 + 50u64.div_ceil(50) + 1,
+        "{} calls",
+        h.list_calls()
+    );
+
+    // Nothing new: one probe of the trailing window and one page per gateway.
+    h.emulator.emulator.reset_stats();
+    let run = h.sync().await;
+    assert_eq!(run.counts.items_ingested, 0);
+    assert!(h.list_calls() <= 2 * 2, "{} calls", h.list_calls());
+
+    // 120 new logs on one gateway.
+    h.emulator.emulator.reset_stats();
+    h.emulator.emulator.append_logs(
+        ACCOUNT,
+        "prod-chat",
+        120,
+        OffsetDateTime::now_utc() - time::Duration::seconds(5),
+    );
+    let run = h.sync().await;
+    assert_eq!(run.counts.items_ingested, 120);
+    assert!(
+        h.list_calls() <= 120u64.div_ceil(50) + 2 + 2,
+        "{} calls",
+        h.list_calls()
+    );
+    h.assert_exact(&["prod-chat", "support"]).await;
+    let integration = h
+        .store
+        .get_integration(h.integration_id)
+        .await
+        .expect("integration");
+    assert_eq!(integration.status, IntegrationStatus::Connected);
+    assert_eq!(integration.interactions_synced, 1_404);
+}
+
+#[tokio::test]
+async fn a_429_storm_is_waited_out_with_retry_after() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 400, 3);
+    h.emulator.emulator.set_faults(Faults {
+        rate_limit_next: 3,
+        retry_after_secs: 1,
+        ..Faults::default()
+    });
+    let started = std::time::Instant::now();
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert!(run.counts.rate_limit_waits >= 1, "{run:?}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    h.assert_exact(&["gw"]).await;
+    let integration = h
+        .store
+        .get_integration(h.integration_id)
+        .await
+        .expect("integration");
+    assert_eq!(integration.status, IntegrationStatus::Warning);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 700, 4);
+    h.emulator.emulator.set_faults(Faults {
+        server_error_next: 5,
+        server_error_rate: 0.15,
+        ..Faults::default()
+    });
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert!(run.counts.retries >= 5, "{run:?}");
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn connections_cut_mid_body_are_retried() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 300, 5);
+    h.emulator.emulator.set_faults(Faults {
+        cut_connection_next: 3,
+        ..Faults::default()
+    });
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert!(run.counts.retries >= 3, "{run:?}");
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn slow_responses_time_out_then_recover_without_losing_anything() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 120, 6);
+    let first = h.sync().await;
+    assert_eq!(first.status, SyncRunStatus::Succeeded);
+    h.emulator.emulator.append_logs(
+        ACCOUNT,
+        "gw",
+        60,
+        OffsetDateTime::now_utc() - time::Duration::seconds(2),
+    );
+    // Slower than the client's timeout on every call: the run fails and says why.
+    let slow_engine = SyncEngine::new(
+        h.store.clone(),
+        Sealer::from_key(&[3; 32]),
+        ClientConfig {
+            timeout: Duration::from_millis(100),
+            retry: RetryPolicy {
+                max_attempts: 2,
+                ..client_config(String::new()).retry
+            },
+            ..client_config(h.emulator.base_url())
+        },
+        SyncSettings::default(),
+    );
+    h.emulator.emulator.set_faults(Faults {
+        latency: Duration::from_millis(300),
+        ..Faults::default()
+    });
+    let failed = slow_engine
+        .sync(h.integration_id, SyncTrigger::Manual, None)
+        .await
+        .expect("ran");
+    assert_eq!(failed.status, SyncRunStatus::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("timed out"),
+        "{failed:?}"
+    );
+    assert!(failed.hint.is_some());
+    assert_eq!(
+        h.stored("gw").await,
+        120,
+        "nothing lost, nothing half-written"
+    );
+    // Slow but within the timeout: fine.
+    h.emulator.emulator.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn a_revoked_token_fails_with_a_hint_and_keeps_what_was_stored() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 100, 7);
+    assert_eq!(h.sync().await.status, SyncRunStatus::Succeeded);
+    h.emulator.emulator.revoke_token(TOKEN);
+    h.emulator
+        .emulator
+        .append_logs(ACCOUNT, "gw", 10, OffsetDateTime::now_utc());
+    let calls_before = h.emulator.emulator.stats().requests;
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Failed);
+    assert!(
+        run.hint.as_deref().unwrap_or_default().contains("revoked"),
+        "{run:?}"
+    );
+    // Auth errors are not retried.
+    assert_eq!(h.emulator.emulator.stats().requests - calls_before, 1);
+    assert_eq!(h.stored("gw").await, 100);
+    let integration = h
+        .store
+        .get_integration(h.integration_id)
+        .await
+        .expect("integration");
+    assert_eq!(integration.status, IntegrationStatus::Failed);
+    assert!(
+        !format!("{run:?}{integration:?}").contains(TOKEN),
+        "the token leaked"
+    );
+}
+
+#[tokio::test]
+async fn a_token_without_ai_gateway_permission_fails_with_a_hint() {
+    let spec = TokenSpec {
+        ai_gateway_read: false,
+        ..TokenSpec::user(&[ACCOUNT])
+    };
+    let h = harness_with(EmulatorConfig::default(), "no-perm", spec, &["gw"]).await;
+    h.seed("gw", 10, 8);
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Failed);
+    assert!(
+        run.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("AI Gateway read permissions"),
+        "{run:?}"
+    );
+    assert_eq!(h.stored("gw").await, 0);
+}
+
+#[tokio::test]
+async fn logs_that_become_visible_late_are_picked_up_from_the_trailing_window() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 200, 9);
+    let now = OffsetDateTime::now_utc();
+    h.emulator
+        .emulator
+        .append_logs(ACCOUNT, "gw", 5, now - time::Duration::seconds(10));
+    assert_eq!(h.sync().await.counts.items_ingested, 205);
+    // Logs stamped minutes before the cursor, visible only now.
+    h.emulator
+        .emulator
+        .append_logs(ACCOUNT, "gw", 30, now - time::Duration::minutes(3));
+    h.emulator
+        .emulator
+        .append_logs(ACCOUNT, "gw", 4, now - time::Duration::seconds(10));
+    let run = h.sync().await;
+    assert_eq!(run.counts.items_ingested, 34, "{run:?}");
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn many_logs_in_one_millisecond_across_pages() {
+    let h = harness(&["gw"]).await;
+    let at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    h.emulator.emulator.append_logs(ACCOUNT, "gw", 173, at);
+    assert_eq!(h.sync().await.counts.items_ingested, 173);
+    h.emulator.emulator.append_logs(ACCOUNT, "gw", 77, at);
+    h.sync().await;
+    h.assert_exact(&["gw"]).await;
+    assert_eq!(h.stored("gw").await, 250);
+}
+
+#[tokio::test]
+async fn logs_appended_during_a_sync_and_delayed_visibility() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 3_000, 10);
+    h.emulator.emulator.set_faults(Faults {
+        latency: Duration::from_millis(2),
+        visibility_delay: Duration::from_millis(700),
+        ..Faults::default()
+    });
+    let live = h.emulator.emulator.start_live_traffic(ACCOUNT, "gw", 300.0);
+    for _ in 0..3 {
+        assert_eq!(h.sync().await.status, SyncRunStatus::Succeeded);
+    }
+    assert!(live.appended() > 0);
+    live.stop();
+    // Let the last live logs become visible, then one more sync catches up exactly.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    h.sync().await;
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn only_one_sync_per_integration_at_a_time() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 500, 11);
+    h.emulator.emulator.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    let (a, b) = tokio::join!(
+        h.engine.sync(h.integration_id, SyncTrigger::Manual, None),
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            h.engine
+                .sync(h.integration_id, SyncTrigger::Manual, None)
+                .await
+        }
+    );
+    let a = a.expect("first sync runs");
+    assert!(matches!(b, Err(SyncError::AlreadyRunning { run_id }) if run_id == a.id));
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn the_client_side_limiter_keeps_us_under_cloudflares_limit() {
+    // Cloudflare's quota squeezed to 30 calls per 2 s; the client budgets 25 per 2 s.
+    let config = EmulatorConfig {
+        rate_limit_quota: 30,
+        rate_limit_window: Duration::from_secs(2),
+        ..EmulatorConfig::default()
+    };
+    let h = harness_with(config, "limited", TokenSpec::user(&[ACCOUNT]), &["gw"]).await;
+    h.seed("gw", 2_000, 12);
+    let engine = SyncEngine::new(
+        h.store.clone(),
+        Sealer::from_key(&[3; 32]),
+        ClientConfig {
+            rate_limit: RateLimitPolicy {
+                quota: 25,
+                window: Duration::from_secs(2),
+            },
+            ..client_config(h.emulator.base_url())
+        },
+        SyncSettings::default(),
+    );
+    let run = engine
+        .sync(h.integration_id, SyncTrigger::Manual, None)
+        .await
+        .expect("ran");
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        h.emulator.emulator.stats().rate_limited,
+        0,
+        "a self-inflicted 429"
+    );
+    h.assert_exact(&["gw"]).await;
+}
