@@ -234,6 +234,9 @@ pub enum BenchCommand {
         /// Rows per store transaction (the sync engine's batch).
         #[arg(long, default_value_t = 1_000)]
         batch: usize,
+        /// Hours the synthetic logs are spread over: fewer hours, denser per-minute rollups.
+        #[arg(long, default_value_t = 24)]
+        hours: i64,
     },
     /// End-to-end import from the emulator over loopback.
     Import {

@@ -3,43 +3,54 @@
 use std::collections::BTreeMap;
 
 use langguard_store::{
-    minute_of, CostSource, GroupBy, GroupMetrics, Interaction, LatencySketch, Metrics,
-    NewInteraction, RollupTotals, Scope, StoreError, StoreResult, TracePage, TraceQuery,
-    TraceStatus,
+    minute_of, GroupBy, GroupMetrics, LatencySketch, Metrics, RollupTotals, Scope, StoreError,
+    StoreResult, TracePage, TraceQuery, TraceStatus,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
 
 use crate::db_err;
+use crate::records::interaction_from_row;
 
 const MINUTE_MS: i64 = 60_000;
 
-/// Appends ` AND …` conditions for a scope. `time_column` is compared as given; metrics pass
-/// minute-aligned bounds so rollups and rows agree.
-fn push_scope(
-    q: &mut QueryBuilder<'_, Sqlite>,
-    scope: &Scope,
-    time_column: &str,
-    from: Option<i64>,
-    to: Option<i64>,
-) {
-    if let Some(from) = from {
-        q.push(format!(" AND {time_column} >= ")).push_bind(from);
+/// A WHERE clause built from a scope, with its parameters.
+#[derive(Default)]
+struct Conditions {
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl Conditions {
+    fn push(&mut self, condition: &str, value: Value) {
+        self.sql.push_str(" AND ");
+        self.sql.push_str(condition);
+        self.params.push(value);
     }
-    if let Some(to) = to {
-        q.push(format!(" AND {time_column} < ")).push_bind(to);
-    }
-    if let Some(id) = scope.integration_id {
-        q.push(" AND integration_id = ").push_bind(id);
-    }
-    if let Some(g) = &scope.gateway {
-        q.push(" AND gateway = ").push_bind(g.clone());
-    }
-    if let Some(p) = &scope.provider {
-        q.push(" AND provider = ").push_bind(p.clone());
-    }
-    if let Some(m) = &scope.model {
-        q.push(" AND model = ").push_bind(m.clone());
+
+    /// `time_column` is compared against `from`/`to`; metrics pass minute-aligned bounds so
+    /// rollups and rows agree.
+    fn scope(scope: &Scope, time_column: &str, from: Option<i64>, to: Option<i64>) -> Self {
+        let mut c = Conditions::default();
+        if let Some(from) = from {
+            c.push(&format!("{time_column} >= ?"), Value::Integer(from));
+        }
+        if let Some(to) = to {
+            c.push(&format!("{time_column} < ?"), Value::Integer(to));
+        }
+        if let Some(id) = scope.integration_id {
+            c.push("integration_id = ?", Value::Integer(id));
+        }
+        for (column, value) in [
+            ("gateway", &scope.gateway),
+            ("provider", &scope.provider),
+            ("model", &scope.model),
+        ] {
+            if let Some(v) = value {
+                c.push(&format!("{column} = ?"), Value::Text(v.clone()));
+            }
+        }
+        c
     }
 }
 
@@ -53,8 +64,8 @@ fn minute_bounds(scope: &Scope) -> (Option<i64>, Option<i64>) {
     )
 }
 
-async fn fold_rollups(
-    reader: &SqlitePool,
+fn fold_rollups(
+    conn: &Connection,
     scope: &Scope,
     group_by: Option<GroupBy>,
 ) -> StoreResult<BTreeMap<String, RollupTotals>> {
@@ -65,36 +76,41 @@ async fn fold_rollups(
         Some(GroupBy::Provider) => "provider",
         Some(GroupBy::Model) => "model",
     };
-    let mut q = QueryBuilder::new(format!(
-        "SELECT {group_column} AS grp, requests, errors, cache_hits, rate_limited, tokens_in, \
+    let conditions = Conditions::scope(scope, "minute_ms", from, to);
+    let sql = format!(
+        "SELECT {group_column}, requests, errors, cache_hits, rate_limited, tokens_in, \
          tokens_out, cost_usd, unpriced, duration_ms_sum, latency_sketch \
-         FROM rollups_minute WHERE 1 = 1"
-    ));
-    push_scope(&mut q, scope, "minute_ms", from, to);
-    let rows = q.build().fetch_all(reader).await.map_err(db_err)?;
+         FROM rollups_minute WHERE 1 = 1{}",
+        conditions.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut rows = stmt
+        .query(params_from_iter(conditions.params))
+        .map_err(db_err)?;
     let mut groups: BTreeMap<String, RollupTotals> = BTreeMap::new();
-    for row in rows {
-        let sketch: Vec<u8> = row.get("latency_sketch");
+    while let Some(row) = rows.next().map_err(db_err)? {
+        let sketch: Vec<u8> = row.get(10).map_err(db_err)?;
         let bucket = RollupTotals {
-            requests: row.get("requests"),
-            errors: row.get("errors"),
-            cache_hits: row.get("cache_hits"),
-            rate_limited: row.get("rate_limited"),
-            tokens_in: row.get("tokens_in"),
-            tokens_out: row.get("tokens_out"),
-            cost_usd: row.get("cost_usd"),
-            unpriced: row.get("unpriced"),
-            duration_ms_sum: row.get("duration_ms_sum"),
+            requests: row.get(1).map_err(db_err)?,
+            errors: row.get(2).map_err(db_err)?,
+            cache_hits: row.get(3).map_err(db_err)?,
+            rate_limited: row.get(4).map_err(db_err)?,
+            tokens_in: row.get(5).map_err(db_err)?,
+            tokens_out: row.get(6).map_err(db_err)?,
+            cost_usd: row.get(7).map_err(db_err)?,
+            unpriced: row.get(8).map_err(db_err)?,
+            duration_ms_sum: row.get(9).map_err(db_err)?,
             latency: LatencySketch::decode(&sketch)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         };
-        groups.entry(row.get("grp")).or_default().merge(&bucket);
+        let group: String = row.get(0).map_err(db_err)?;
+        groups.entry(group).or_default().merge(&bucket);
     }
     Ok(groups)
 }
 
-pub(crate) async fn metrics(reader: &SqlitePool, scope: &Scope) -> StoreResult<Metrics> {
-    let groups = fold_rollups(reader, scope, None).await?;
+pub(crate) fn metrics(conn: &Connection, scope: &Scope) -> StoreResult<Metrics> {
+    let groups = fold_rollups(conn, scope, None)?;
     Ok(groups
         .values()
         .next()
@@ -102,13 +118,12 @@ pub(crate) async fn metrics(reader: &SqlitePool, scope: &Scope) -> StoreResult<M
         .unwrap_or_else(|| RollupTotals::default().to_metrics()))
 }
 
-pub(crate) async fn metrics_by(
-    reader: &SqlitePool,
+pub(crate) fn metrics_by(
+    conn: &Connection,
     scope: &Scope,
     group_by: GroupBy,
 ) -> StoreResult<Vec<GroupMetrics>> {
-    let groups = fold_rollups(reader, scope, Some(group_by)).await?;
-    let mut out: Vec<GroupMetrics> = groups
+    let mut out: Vec<GroupMetrics> = fold_rollups(conn, scope, Some(group_by))?
         .into_iter()
         .map(|(group, totals)| GroupMetrics {
             group,
@@ -125,46 +140,51 @@ pub(crate) async fn metrics_by(
     Ok(out)
 }
 
-pub(crate) async fn count_interactions(reader: &SqlitePool, scope: &Scope) -> StoreResult<u64> {
-    let mut q = QueryBuilder::new("SELECT COUNT(*) FROM interactions WHERE 1 = 1");
-    push_scope(&mut q, scope, "created_at", scope.from_ms, scope.to_ms);
-    let n: i64 = q
-        .build_query_scalar()
-        .fetch_one(reader)
-        .await
+pub(crate) fn count_interactions(conn: &Connection, scope: &Scope) -> StoreResult<u64> {
+    let conditions = Conditions::scope(scope, "created_at", scope.from_ms, scope.to_ms);
+    let sql = format!(
+        "SELECT COUNT(*) FROM interactions WHERE 1 = 1{}",
+        conditions.sql
+    );
+    let n: i64 = conn
+        .query_row(&sql, params_from_iter(conditions.params), |r| r.get(0))
         .map_err(db_err)?;
     Ok(n.max(0) as u64)
 }
 
-pub(crate) async fn traces(reader: &SqlitePool, query: &TraceQuery) -> StoreResult<TracePage> {
+pub(crate) fn traces(conn: &Connection, query: &TraceQuery) -> StoreResult<TracePage> {
     let limit = query.limit.clamp(1, 1_000);
-    let mut q = QueryBuilder::new(
-        "SELECT id, integration_id, gateway, log_id, created_at, provider, model, path, \
-         status_code, success, cached, duration_ms, tokens_in, tokens_out, cost_usd, \
-         cost_source, metadata FROM interactions WHERE 1 = 1",
-    );
     let scope = &query.scope;
-    push_scope(&mut q, scope, "created_at", scope.from_ms, scope.to_ms);
+    let mut conditions = Conditions::scope(scope, "created_at", scope.from_ms, scope.to_ms);
     if let Some(status) = query.status {
-        q.push(" AND success = ")
-            .push_bind(status == TraceStatus::Success);
+        conditions.push(
+            "success = ?",
+            Value::Integer(i64::from(status == TraceStatus::Success)),
+        );
     }
     if let Some(cached) = query.cached {
-        q.push(" AND cached = ").push_bind(cached);
+        conditions.push("cached = ?", Value::Integer(i64::from(cached)));
     }
     if let Some((created_at, id)) = query.before {
-        q.push(" AND (created_at, id) < (")
-            .push_bind(created_at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
+        conditions.sql.push_str(" AND (created_at, id) < (?, ?)");
+        conditions.params.push(Value::Integer(created_at));
+        conditions.params.push(Value::Integer(id));
     }
-    q.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-        .push_bind(i64::from(limit) + 1);
-    let rows = q.build().fetch_all(reader).await.map_err(db_err)?;
-    let mut items = rows
-        .iter()
-        .map(interaction_from_row)
+    conditions.params.push(Value::Integer(i64::from(limit) + 1));
+    let sql = format!(
+        "SELECT id, integration_id, gateway, log_id, created_at, provider, model, path, \
+         status_code, success, cached, duration_ms, tokens_in, tokens_out, cost_usd, \
+         cost_source, metadata FROM interactions WHERE 1 = 1{} \
+         ORDER BY created_at DESC, id DESC LIMIT ?",
+        conditions.sql
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    let mut items = stmt
+        .query_map(params_from_iter(conditions.params), interaction_from_row)
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?
+        .into_iter()
         .collect::<StoreResult<Vec<_>>>()?;
     let next_cursor = if items.len() > limit as usize {
         items.truncate(limit as usize);
@@ -173,35 +193,4 @@ pub(crate) async fn traces(reader: &SqlitePool, query: &TraceQuery) -> StoreResu
         None
     };
     Ok(TracePage { items, next_cursor })
-}
-
-fn interaction_from_row(row: &SqliteRow) -> StoreResult<Interaction> {
-    let cost_source: Option<String> = row.get("cost_source");
-    Ok(Interaction {
-        id: row.get("id"),
-        integration_id: row.get("integration_id"),
-        gateway: row.get("gateway"),
-        log: NewInteraction {
-            log_id: row.get("log_id"),
-            created_at_ms: row.get("created_at"),
-            provider: row.get("provider"),
-            model: row.get("model"),
-            path: row.get("path"),
-            status_code: row.get("status_code"),
-            success: row.get("success"),
-            cached: row.get("cached"),
-            duration_ms: row.get("duration_ms"),
-            tokens_in: row.get("tokens_in"),
-            tokens_out: row.get("tokens_out"),
-            cost_usd: row.get("cost_usd"),
-            cost_source: cost_source
-                .as_deref()
-                .map(|s| {
-                    CostSource::parse(s)
-                        .ok_or_else(|| StoreError::Corrupt(format!("cost source {s:?}")))
-                })
-                .transpose()?,
-            metadata: row.get("metadata"),
-        },
-    })
 }

@@ -57,7 +57,7 @@ async fn duplicates_are_skipped_and_never_counted_twice() {
         .map(|n| log(&format!("l{n}"), 1_000 + n, 100, true, 200))
         .collect();
     let first = store
-        .ingest_batch(i.id, "gw", &batch, Some(1_009))
+        .ingest_batch(i.id, "gw", batch.clone(), Some(1_009))
         .await
         .expect("ingest");
     assert_eq!(
@@ -72,7 +72,7 @@ async fn duplicates_are_skipped_and_never_counted_twice() {
     again.push(log("new", 2_000, 50, false, 429));
     again.push(log("new", 2_000, 50, false, 429));
     let second = store
-        .ingest_batch(i.id, "gw", &again, Some(2_000))
+        .ingest_batch(i.id, "gw", again.clone(), Some(2_000))
         .await
         .expect("ingest");
     assert_eq!(
@@ -116,15 +116,15 @@ async fn the_cursor_moves_with_the_rows_and_never_backwards() {
         .await
         .expect("gateways");
     store
-        .ingest_batch(i.id, "gw", &[log("a", 5_000, 1, true, 200)], Some(5_000))
+        .ingest_batch(i.id, "gw", vec![log("a", 5_000, 1, true, 200)], Some(5_000))
         .await
         .expect("ingest");
     store
-        .ingest_batch(i.id, "gw", &[log("b", 4_000, 1, true, 200)], Some(4_000))
+        .ingest_batch(i.id, "gw", vec![log("b", 4_000, 1, true, 200)], Some(4_000))
         .await
         .expect("ingest");
     store
-        .ingest_batch(i.id, "gw", &[], None)
+        .ingest_batch(i.id, "gw", vec![], None)
         .await
         .expect("ingest");
     let gateways = store.list_gateways(i.id).await.expect("list");
@@ -177,7 +177,7 @@ async fn rollup_metrics_match_the_raw_rows_exactly() {
     // In uneven batches, so buckets are merged across transactions.
     for chunk in batch.chunks(777) {
         store
-            .ingest_batch(i.id, "gw", chunk, None)
+            .ingest_batch(i.id, "gw", chunk.to_vec(), None)
             .await
             .expect("ingest");
     }
@@ -227,7 +227,7 @@ async fn trace_pages_neither_skip_nor_repeat() {
         .map(|n| log(&format!("t{n}"), 1_000 + n / 10, 5, true, 200))
         .collect();
     store
-        .ingest_batch(i.id, "gw", &batch, None)
+        .ingest_batch(i.id, "gw", batch.clone(), None)
         .await
         .expect("ingest");
     let mut seen = Vec::new();
@@ -331,7 +331,7 @@ async fn integrations_sync_runs_and_deletion() {
     );
 
     store
-        .ingest_batch(i.id, "gw", &[log("a", 1, 1, true, 200)], Some(1))
+        .ingest_batch(i.id, "gw", vec![log("a", 1, 1, true, 200)], Some(1))
         .await
         .expect("ingest");
     store.delete_integration(i.id).await.expect("delete");
@@ -365,7 +365,7 @@ async fn reopening_keeps_everything() {
         let store = SqliteStore::open(&path).await.expect("open");
         let i = integration(&store, "cf").await;
         store
-            .ingest_batch(i.id, "gw", &[log("a", 1, 1, true, 200)], Some(1))
+            .ingest_batch(i.id, "gw", vec![log("a", 1, 1, true, 200)], Some(1))
             .await
             .expect("ingest");
         store.close().await;

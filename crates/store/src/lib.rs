@@ -59,7 +59,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         id: IntegrationId,
         gateway: &str,
-        batch: &[NewInteraction],
+        batch: Vec<NewInteraction>,
         cursor_ms: Option<i64>,
     ) -> StoreResult<IngestOutcome>;
 

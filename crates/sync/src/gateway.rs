@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use langguard_cloudflare::{CloudflareClient, Direction, LogFilter, LogQuery, MAX_LOGS_PER_PAGE};
 use langguard_pricing::Pricer;
-use langguard_store::{IntegrationId, NewInteraction, Store, SyncCounts};
+use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncCounts};
 
 use crate::normalize::normalize;
 use crate::{RunError, SyncProgress};
@@ -93,11 +93,15 @@ impl GatewayImport<'_> {
         Ok(())
     }
 
+    /// Pages through `filters`, oldest first. A batch's write to the store runs while the next
+    /// page is fetched and decoded, so the network and the database work at the same time; the
+    /// batches still commit in order, each with its cursor.
     async fn walk(
         &mut self,
         filters: Vec<LogFilter>,
         advance_cursor: bool,
     ) -> Result<(), RunError> {
+        let (store, gateway, integration_id) = (self.store, self.gateway, self.integration_id);
         let mut buffer: Vec<NewInteraction> =
             Vec::with_capacity(self.flush_rows + MAX_LOGS_PER_PAGE as usize);
         let mut query = LogQuery {
@@ -106,8 +110,17 @@ impl GatewayImport<'_> {
             direction: Direction::Asc,
             filters,
         };
+        let mut in_flight: Option<PendingWrite<'_>> = None;
         loop {
-            let page = self.client.list_logs(self.gateway, &query).await?;
+            let fetch = self.client.list_logs(gateway, &query);
+            let page = match in_flight.take() {
+                Some(write) => {
+                    let (page, written) = tokio::join!(fetch, write);
+                    self.record(written?);
+                    page?
+                }
+                None => fetch.await?,
+            };
             let n = page.logs.len();
             self.counts.items_fetched += n as i64;
             for log in page.logs {
@@ -115,49 +128,51 @@ impl GatewayImport<'_> {
                     Ok(interaction) => buffer.push(interaction),
                     Err(rejected) => {
                         *self.rejected += 1;
-                        tracing::warn!(gateway = self.gateway, %rejected, "skipping a log that cannot be stored");
+                        tracing::warn!(gateway, %rejected, "skipping a log that cannot be stored");
                     }
                 }
             }
             let last_page = n < MAX_LOGS_PER_PAGE as usize;
             if buffer.len() >= self.flush_rows || last_page {
-                self.flush(&mut buffer, advance_cursor).await?;
+                let cursor = if advance_cursor {
+                    // The next page may hold more logs of the newest millisecond: stop just
+                    // before it.
+                    buffer
+                        .iter()
+                        .map(|i| i.created_at_ms)
+                        .max()
+                        .map(|newest| newest - 1)
+                } else {
+                    None
+                };
+                let rows = std::mem::replace(
+                    &mut buffer,
+                    Vec::with_capacity(self.flush_rows + MAX_LOGS_PER_PAGE as usize),
+                );
+                in_flight = Some(store.ingest_batch(integration_id, gateway, rows, cursor));
             }
             if last_page {
+                if let Some(write) = in_flight.take() {
+                    self.record(write.await?);
+                }
                 return Ok(());
             }
             query.page += 1;
         }
     }
 
-    async fn flush(
-        &mut self,
-        buffer: &mut Vec<NewInteraction>,
-        advance_cursor: bool,
-    ) -> Result<(), RunError> {
-        let cursor = if advance_cursor {
-            // The next page may hold more logs of the newest millisecond: stop just before it.
-            buffer
-                .iter()
-                .map(|i| i.created_at_ms)
-                .max()
-                .map(|newest| newest - 1)
-        } else {
-            None
-        };
-        let outcome = self
-            .store
-            .ingest_batch(self.integration_id, self.gateway, buffer, cursor)
-            .await?;
+    fn record(&mut self, outcome: IngestOutcome) {
         self.counts.items_ingested += outcome.inserted as i64;
         self.counts.duplicates_skipped += outcome.duplicates as i64;
-        buffer.clear();
         if let Some(progress) = self.progress {
             progress(&SyncProgress {
                 gateway: self.gateway.to_owned(),
                 counts: self.counts.clone(),
             });
         }
-        Ok(())
     }
 }
+
+type PendingWrite<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = langguard_store::StoreResult<IngestOutcome>> + Send + 'a>,
+>;
