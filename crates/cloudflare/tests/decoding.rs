@@ -8,7 +8,13 @@ use langguard_cloudflare::{classify_failure, CloudflareError, TokenStatus};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
+/// The fixtures are vendored beside this test so it runs anywhere; `every_fixture_file_is_covered`
+/// checks they still match the shared reference copies when those are present.
 fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn shared_fixtures_dir() -> PathBuf {
     std::env::var_os("LANGGUARD_CF_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -18,21 +24,21 @@ fn fixtures_dir() -> PathBuf {
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = fixtures_dir().join(name);
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read fixture {} ({e}); set LANGGUARD_CF_FIXTURES to shared/cloudflare/fixtures",
-            path.display()
-        )
-    })
+    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read fixture {}: {e}", path.display()))
 }
 
-#[test]
-fn every_fixture_file_is_covered() {
-    let mut names: Vec<String> = std::fs::read_dir(fixtures_dir())
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("fixtures dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
+    names
+}
+
+#[test]
+fn every_fixture_file_is_covered() {
+    let names = names_in(&fixtures_dir());
     assert_eq!(
         names,
         [
@@ -43,6 +49,16 @@ fn every_fixture_file_is_covered() {
         ],
         "a new fixture appeared: add a decoding test for it"
     );
+    let shared = shared_fixtures_dir();
+    if shared.is_dir() {
+        assert_eq!(names_in(&shared), names, "shared fixtures changed: copy them here");
+        for name in &names {
+            let theirs = std::fs::read(shared.join(name)).expect("shared fixture");
+            assert_eq!(theirs, fixture(name), "{name} differs from the shared copy");
+        }
+    } else {
+        eprintln!("note: {} not found; checked the vendored fixtures only", shared.display());
+    }
 }
 
 #[test]
