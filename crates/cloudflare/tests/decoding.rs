@@ -51,13 +51,20 @@ fn every_fixture_file_is_covered() {
     );
     let shared = shared_fixtures_dir();
     if shared.is_dir() {
-        assert_eq!(names_in(&shared), names, "shared fixtures changed: copy them here");
+        assert_eq!(
+            names_in(&shared),
+            names,
+            "shared fixtures changed: copy them here"
+        );
         for name in &names {
             let theirs = std::fs::read(shared.join(name)).expect("shared fixture");
             assert_eq!(theirs, fixture(name), "{name} differs from the shared copy");
         }
     } else {
-        eprintln!("note: {} not found; checked the vendored fixtures only", shared.display());
+        eprintln!(
+            "note: {} not found; checked the vendored fixtures only",
+            shared.display()
+        );
     }
 }
 

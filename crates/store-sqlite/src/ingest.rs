@@ -1,10 +1,10 @@
 //! The write path: a batch of one gateway's logs, its rollups and its cursor in one transaction.
 
 use langguard_store::{
-    IngestOutcome, IntegrationId, LatencySketch, NewInteraction, RollupDelta, StoreError,
-    StoreResult,
+    IngestOutcome, IntegrationId, LatencySketch, NewInteraction, RollupDelta, RollupKey,
+    RollupTotals, StoreError, StoreResult,
 };
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, ToSql, TransactionBehavior};
 
 use crate::{db_err, now_ms};
 
@@ -66,70 +66,65 @@ pub(crate) fn ingest_batch(
     // Only rows that were really inserted count towards the rollups.
     let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
     {
+        // Most buckets of a batch are new minutes: try a plain insert first (one statement),
+        // and only for a bucket that exists read its sketch, merge (SQL can't) and update.
+        let mut insert_new = tx
+            .prepare_cached(
+                "INSERT INTO rollups_minute (minute_ms, integration_id, gateway, provider, model, \
+                 requests, errors, cache_hits, rate_limited, tokens_in, tokens_out, cost_usd, \
+                 unpriced, duration_ms_sum, latency_sketch) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+                 ON CONFLICT (minute_ms, integration_id, gateway, provider, model) DO NOTHING",
+            )
+            .map_err(db_err)?;
         let mut read_sketch = tx
             .prepare_cached(
                 "SELECT latency_sketch FROM rollups_minute WHERE minute_ms = ?1 \
                  AND integration_id = ?2 AND gateway = ?3 AND provider = ?4 AND model = ?5",
             )
             .map_err(db_err)?;
-        let mut upsert = tx
+        let mut add_to_existing = tx
             .prepare_cached(
-                "INSERT INTO rollups_minute (minute_ms, integration_id, gateway, provider, model, \
-                 requests, errors, cache_hits, rate_limited, tokens_in, tokens_out, cost_usd, \
-                 unpriced, duration_ms_sum, latency_sketch) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-                 ON CONFLICT (minute_ms, integration_id, gateway, provider, model) DO UPDATE SET \
-                 requests = requests + excluded.requests, errors = errors + excluded.errors, \
-                 cache_hits = cache_hits + excluded.cache_hits, \
-                 rate_limited = rate_limited + excluded.rate_limited, \
-                 tokens_in = tokens_in + excluded.tokens_in, \
-                 tokens_out = tokens_out + excluded.tokens_out, \
-                 cost_usd = cost_usd + excluded.cost_usd, unpriced = unpriced + excluded.unpriced, \
-                 duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum, \
-                 latency_sketch = excluded.latency_sketch",
+                "UPDATE rollups_minute SET requests = requests + ?6, errors = errors + ?7, \
+                 cache_hits = cache_hits + ?8, rate_limited = rate_limited + ?9, \
+                 tokens_in = tokens_in + ?10, tokens_out = tokens_out + ?11, \
+                 cost_usd = cost_usd + ?12, unpriced = unpriced + ?13, \
+                 duration_ms_sum = duration_ms_sum + ?14, latency_sketch = ?15 \
+                 WHERE minute_ms = ?1 AND integration_id = ?2 AND gateway = ?3 \
+                 AND provider = ?4 AND model = ?5",
             )
             .map_err(db_err)?;
         for (key, add) in &delta.buckets {
-            let key_params = params![
-                key.minute_ms,
-                key.integration_id,
-                key.gateway,
-                key.provider,
-                key.model
-            ];
-            // Counts and sums are added in SQL; sketches must be merged here.
-            let stored: Option<Vec<u8>> = read_sketch
-                .query_row(key_params, |r| r.get(0))
-                .optional()
+            let fresh = add.latency.encode();
+            if insert_new
+                .execute(bucket_params(key, add, &fresh).as_slice())
+                .map_err(db_err)?
+                == 1
+            {
+                continue;
+            }
+            let stored: Vec<u8> = read_sketch
+                .query_row(
+                    params![
+                        key.minute_ms,
+                        key.integration_id,
+                        key.gateway,
+                        key.provider,
+                        key.model
+                    ],
+                    |r| r.get(0),
+                )
                 .map_err(db_err)?;
-            let mut sketch = match stored {
-                Some(bytes) => LatencySketch::decode(&bytes).map_err(|e| {
-                    StoreError::Corrupt(format!(
-                        "rollup sketch of {} / {} at minute {}: {e}",
-                        key.gateway, key.model, key.minute_ms
-                    ))
-                })?,
-                None => LatencySketch::new(),
-            };
+            let mut sketch = LatencySketch::decode(&stored).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "rollup sketch of {} / {} at minute {}: {e}",
+                    key.gateway, key.model, key.minute_ms
+                ))
+            })?;
             sketch.merge(&add.latency);
-            upsert
-                .execute(params![
-                    key.minute_ms,
-                    key.integration_id,
-                    key.gateway,
-                    key.provider,
-                    key.model,
-                    add.requests,
-                    add.errors,
-                    add.cache_hits,
-                    add.rate_limited,
-                    add.tokens_in,
-                    add.tokens_out,
-                    add.cost_usd,
-                    add.unpriced,
-                    add.duration_ms_sum,
-                    sketch.encode(),
-                ])
+            let merged = sketch.encode();
+            add_to_existing
+                .execute(bucket_params(key, add, &merged).as_slice())
                 .map_err(db_err)?;
         }
     }
@@ -157,4 +152,29 @@ pub(crate) fn ingest_batch(
         inserted: new,
         duplicates: received - new,
     })
+}
+
+/// The 15 parameters (`?1`…`?15`) of a rollup bucket's insert and update.
+fn bucket_params<'a>(
+    key: &'a RollupKey,
+    add: &'a RollupTotals,
+    sketch: &'a Vec<u8>,
+) -> [&'a dyn ToSql; 15] {
+    [
+        &key.minute_ms,
+        &key.integration_id,
+        &key.gateway,
+        &key.provider,
+        &key.model,
+        &add.requests,
+        &add.errors,
+        &add.cache_hits,
+        &add.rate_limited,
+        &add.tokens_in,
+        &add.tokens_out,
+        &add.cost_usd,
+        &add.unpriced,
+        &add.duration_ms_sum,
+        sketch,
+    ]
 }
