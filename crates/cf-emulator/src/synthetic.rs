@@ -458,6 +458,48 @@ fn log_normal(rng: &mut SmallRng, median: f64, sigma: f64) -> f64 {
     median * (sigma * normal).exp()
 }
 
+/// Synthetic history rendered as the list endpoint's JSON pages (envelope and `result_info`
+/// included) for benchmarks. Generated lazily, a slice of the time range at a time, so millions
+/// of logs stream through flat memory.
+pub fn synthetic_log_pages(spec: &SeedSpec, per_page: usize) -> impl Iterator<Item = Vec<u8>> {
+    const CHUNK: usize = 10_000;
+    let per_page = per_page.max(1);
+    let total = spec.count;
+    let chunks = total.div_ceil(CHUNK).max(1);
+    let from = unix_millis(spec.from);
+    let span = unix_millis(spec.to).saturating_sub(from).max(1);
+    let seed = spec.seed;
+    let records = (0..chunks).flat_map(move |i| {
+        let count = CHUNK.min(total - i * CHUNK);
+        let at = |k: usize| from + (span as i128 * k as i128 / chunks as i128) as i64;
+        let chunk = SeedSpec {
+            count,
+            from: OffsetDateTime::from_unix_timestamp_nanos(i128::from(at(i)) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            to: OffsetDateTime::from_unix_timestamp_nanos(i128::from(at(i + 1)) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            seed: seed.wrapping_add(i as u64),
+        };
+        seeded_history(&chunk, 0)
+    });
+    let mut records = records.fuse();
+    let mut page = 0usize;
+    std::iter::from_fn(move || {
+        let rows: Vec<LogRecord> = records.by_ref().take(per_page).collect();
+        if rows.is_empty() {
+            return None;
+        }
+        page += 1;
+        let items: Vec<_> = rows.iter().map(LogRecord::list_item).collect();
+        let body = serde_json::json!({
+            "success": true, "errors": [], "messages": [],
+            "result": items,
+            "result_info": {"page": page, "per_page": per_page, "count": rows.len(), "total_count": total},
+        });
+        Some(serde_json::to_vec(&body).unwrap_or_default())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,46 +651,4 @@ mod tests {
         assert_eq!(stable_hash(&["a", "b"]), stable_hash(&["a", "b"]));
         assert_ne!(stable_hash(&["ab", ""]), stable_hash(&["a", "b"]));
     }
-}
-
-/// Synthetic history rendered as the list endpoint's JSON pages (envelope and `result_info`
-/// included) for benchmarks. Generated lazily, a slice of the time range at a time, so millions
-/// of logs stream through flat memory.
-pub fn synthetic_log_pages(spec: &SeedSpec, per_page: usize) -> impl Iterator<Item = Vec<u8>> {
-    const CHUNK: usize = 10_000;
-    let per_page = per_page.max(1);
-    let total = spec.count;
-    let chunks = total.div_ceil(CHUNK).max(1);
-    let from = unix_millis(spec.from);
-    let span = unix_millis(spec.to).saturating_sub(from).max(1);
-    let seed = spec.seed;
-    let records = (0..chunks).flat_map(move |i| {
-        let count = CHUNK.min(total - i * CHUNK);
-        let at = |k: usize| from + (span as i128 * k as i128 / chunks as i128) as i64;
-        let chunk = SeedSpec {
-            count,
-            from: OffsetDateTime::from_unix_timestamp_nanos(i128::from(at(i)) * 1_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            to: OffsetDateTime::from_unix_timestamp_nanos(i128::from(at(i + 1)) * 1_000_000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-            seed: seed.wrapping_add(i as u64),
-        };
-        seeded_history(&chunk, 0)
-    });
-    let mut records = records.fuse();
-    let mut page = 0usize;
-    std::iter::from_fn(move || {
-        let rows: Vec<LogRecord> = records.by_ref().take(per_page).collect();
-        if rows.is_empty() {
-            return None;
-        }
-        page += 1;
-        let items: Vec<_> = rows.iter().map(LogRecord::list_item).collect();
-        let body = serde_json::json!({
-            "success": true, "errors": [], "messages": [],
-            "result": items,
-            "result_info": {"page": page, "per_page": per_page, "count": rows.len(), "total_count": total},
-        });
-        Some(serde_json::to_vec(&body).unwrap_or_default())
-    })
 }

@@ -156,7 +156,17 @@ impl Default for LogQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogPage {
     pub logs: Vec<GatewayLog>,
+    /// Rows of this page that could not be read as a log; the others are still usable.
+    pub rejected: Vec<RejectedRow>,
     pub info: Option<ResultInfo>,
+}
+
+/// A listed row that is not a log LangGuard can read (e.g. a required field of the wrong type).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log {}: {reason}", id.as_deref().unwrap_or("without an id"))]
+pub struct RejectedRow {
+    pub id: Option<String>,
+    pub reason: String,
 }
 
 /// A client for one account and API token. Cheap to clone; clones share counters and limiter.
@@ -357,8 +367,8 @@ impl CloudflareClient {
                 .map_err(|e| CloudflareError::Decode(format!("could not encode filters: {e}")))?;
             params.push(("filters", json));
         }
-        let (logs, info) = self
-            .get_page(
+        let response = self
+            .send(
                 &[
                     "accounts",
                     &account,
@@ -368,9 +378,10 @@ impl CloudflareClient {
                     "logs",
                 ],
                 &params,
+                Body::Envelope,
             )
             .await?;
-        Ok(LogPage { logs, info })
+        decode_log_page(&response.body)
     }
 
     pub async fn get_log(&self, gateway: &str, log_id: &str) -> Result<LogDetail, CloudflareError> {
@@ -425,7 +436,7 @@ impl CloudflareClient {
             log_id,
             which,
         ];
-        match self.send(&path, &[]).await {
+        match self.send(&path, &[], Body::Raw).await {
             Ok(response) => Ok(Some(LogBody {
                 content_type: response
                     .headers
@@ -434,8 +445,11 @@ impl CloudflareClient {
                     .map(str::to_owned),
                 bytes: response.body,
             })),
-            // Listed logs may have no stored payload (`cf-aig-collect-log-payload: false`).
-            Err(CloudflareError::NotFound { .. }) => Ok(None),
+            // Listed logs may have no stored payload (`cf-aig-collect-log-payload: false`):
+            // 404 with code 7002. Any other 404 (no such gateway or route) is a real error.
+            Err(CloudflareError::NotFound {
+                code: Some(7002), ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -445,7 +459,7 @@ impl CloudflareClient {
         path: &[&str],
         params: &[(&str, String)],
     ) -> Result<T, CloudflareError> {
-        let response = self.send(path, params).await?;
+        let response = self.send(path, params, Body::Envelope).await?;
         let envelope: Envelope<T> = decode_envelope(&response.body)?;
         envelope
             .result
@@ -457,7 +471,7 @@ impl CloudflareClient {
         path: &[&str],
         params: &[(&str, String)],
     ) -> Result<(Vec<T>, Option<ResultInfo>), CloudflareError> {
-        let response = self.send(path, params).await?;
+        let response = self.send(path, params, Body::Envelope).await?;
         let envelope: Envelope<Vec<T>> = decode_envelope(&response.body)?;
         Ok((envelope.result.unwrap_or_default(), envelope.result_info))
     }
@@ -480,6 +494,7 @@ impl CloudflareClient {
         &self,
         path: &[&str],
         params: &[(&str, String)],
+        body: Body,
     ) -> Result<RawResponse, CloudflareError> {
         let url = self.url(path, params);
         let retry = &self.inner.retry;
@@ -491,23 +506,26 @@ impl CloudflareClient {
                 .rate_limit_wait_ms
                 .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             counters.requests.fetch_add(1, Ordering::Relaxed);
-            let error = match self.attempt(&url).await {
+            let error = match self.attempt(&url, body).await {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
+            if let CloudflareError::RateLimited { retry_after } = &error {
+                // Every caller of this token holds off, even when this call gives up now.
+                counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .limiter
+                    .pause_for(*retry_after + jitter(retry.base_delay));
+            }
             if !error.is_retryable() || attempt >= retry.max_attempts {
                 return Err(error);
             }
             let delay = match &error {
                 CloudflareError::RateLimited { retry_after } => {
-                    counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     if *retry_after > retry.max_rate_limit_wait {
                         return Err(error);
                     }
-                    // Every caller of this token waits; `acquire` sleeps it out and counts it.
-                    self.inner
-                        .limiter
-                        .pause_for(*retry_after + jitter(retry.base_delay));
+                    // `acquire` sleeps out the pause set above, and counts it as a wait.
                     Duration::ZERO
                 }
                 _ => backoff(retry, attempt),
@@ -525,7 +543,7 @@ impl CloudflareClient {
         }
     }
 
-    async fn attempt(&self, url: &Url) -> Result<RawResponse, CloudflareError> {
+    async fn attempt(&self, url: &Url, kind: Body) -> Result<RawResponse, CloudflareError> {
         let response = self
             .inner
             .http
@@ -539,9 +557,12 @@ impl CloudflareClient {
         let body = response.bytes().await.map_err(network_error)?.to_vec();
         self.observe_rate_limit_headers(&headers);
         if (200..300).contains(&status) {
-            // Cloudflare can report failure inside a 200; look before trusting it.
-            if let Some(errors) = envelope_failure(&body) {
-                return Err(classify_failure(status, &errors, retry_after(&headers)));
+            // Cloudflare can report failure inside a 200; look before trusting it. A stored
+            // request or response body is the customer's data, never an envelope to obey.
+            if kind == Body::Envelope {
+                if let Some(errors) = envelope_failure(&body) {
+                    return Err(classify_failure(status, &errors, retry_after(&headers)));
+                }
             }
             return Ok(RawResponse { headers, body });
         }
@@ -568,6 +589,51 @@ impl CloudflareClient {
 struct RawResponse {
     headers: HeaderMap,
     body: Vec<u8>,
+}
+
+/// What a successful response carries: a v4 envelope, or a raw stored body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Envelope,
+    Raw,
+}
+
+/// Decodes a logs page. The whole page is decoded in one go; only if that fails is it decoded
+/// row by row, so one malformed row costs that row, not the page (and not the sync).
+fn decode_log_page(body: &[u8]) -> Result<LogPage, CloudflareError> {
+    if let Ok(envelope) = serde_json::from_slice::<Envelope<Vec<GatewayLog>>>(body) {
+        return Ok(LogPage {
+            logs: envelope.result.unwrap_or_default(),
+            rejected: Vec::new(),
+            info: envelope.result_info,
+        });
+    }
+    let envelope: Envelope<Vec<Box<serde_json::value::RawValue>>> = decode_envelope(body)?;
+    let mut page = LogPage {
+        logs: Vec::new(),
+        rejected: Vec::new(),
+        info: envelope.result_info,
+    };
+    for row in envelope.result.unwrap_or_default() {
+        match serde_json::from_str::<GatewayLog>(row.get()) {
+            Ok(log) => page.logs.push(log),
+            Err(e) => page.rejected.push(RejectedRow {
+                id: row_id(row.get()),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok(page)
+}
+
+/// The `id` of a row that is otherwise unreadable, for the message about it.
+fn row_id(row: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: Option<serde_json::Value>,
+    }
+    let id = serde_json::from_str::<Id>(row).ok()?.id?;
+    Some(id.as_str().map(str::to_owned).unwrap_or_else(|| id.to_string()))
 }
 
 fn network_error(e: reqwest::Error) -> CloudflareError {
@@ -843,6 +909,22 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("code 6003"), "{text}");
+    }
+
+    #[test]
+    fn one_bad_row_costs_that_row_not_the_page() {
+        let body = br#"{"success":true,"result":[
+            {"id":"a","created_at":"2026-08-12T09:14:03.512Z","success":true},
+            {"id":"b","created_at":17,"success":true},
+            {"id":"c","created_at":"2026-08-12T09:14:04.000Z","success":"yes"}
+        ],"result_info":{"page":1,"per_page":50,"count":3,"total_count":3}}"#;
+        let page = decode_log_page(body).expect("page");
+        assert_eq!(page.logs.len(), 1);
+        assert_eq!(page.logs[0].id, "a");
+        let ids: Vec<_> = page.rejected.iter().map(|r| r.id.as_deref()).collect();
+        assert_eq!(ids, [Some("b"), Some("c")]);
+        assert_eq!(page.info.and_then(|i| i.total_count), Some(3));
+        assert!(decode_log_page(b"not json").is_err());
     }
 
     #[test]

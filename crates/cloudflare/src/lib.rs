@@ -13,7 +13,7 @@ pub mod types;
 
 pub use client::{
     classify_failure, ClientConfig, ClientStats, CloudflareClient, Direction, FilterOperator,
-    LogFilter, LogPage, LogQuery, RetryPolicy, DEFAULT_API_BASE, MAX_LOGS_PER_PAGE,
+    LogFilter, LogPage, LogQuery, RejectedRow, RetryPolicy, DEFAULT_API_BASE, MAX_LOGS_PER_PAGE,
 };
 pub use error::CloudflareError;
 pub use limiter::{RateLimitPolicy, RateLimiter};

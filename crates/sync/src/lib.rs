@@ -67,6 +67,11 @@ pub(crate) enum RunError {
     Store(#[from] StoreError),
     #[error("the stored API token cannot be decrypted: {0}")]
     Credentials(String),
+    #[error("gateway {gateway}: {error}")]
+    InGateway {
+        gateway: String,
+        error: Box<RunError>,
+    },
 }
 
 impl RunError {
@@ -79,6 +84,19 @@ impl RunError {
             RunError::Credentials(_) => {
                 "Start LangGuard with the encryption key the token was saved under (LANGGUARD_ENCRYPTION_KEY or the data dir's encryption.key), or add the integration again."
             }
+            RunError::InGateway { error, .. } => error.hint(),
+        }
+    }
+
+    /// Errors that every other gateway of the integration would hit too.
+    fn affects_all_gateways(&self) -> bool {
+        match self {
+            RunError::Cloudflare(e) => matches!(
+                e,
+                CloudflareError::AuthFailed { .. } | CloudflareError::PermissionDenied { .. }
+            ),
+            RunError::Store(_) | RunError::Credentials(_) => true,
+            RunError::InGateway { error, .. } => error.affects_all_gateways(),
         }
     }
 }
@@ -153,9 +171,12 @@ impl SyncEngine {
     ) -> Result<SyncRun, SyncError> {
         let integration = self.store.get_integration(integration_id).await?;
         let run = self.claim(integration_id, trigger).await?;
-        let result = self.run_claimed(&integration, run.id, progress).await;
-        self.lock_running().remove(&integration_id);
-        result
+        // Released however this ends, even if the caller drops the future mid-sync.
+        let _claim = Claim {
+            engine: self,
+            integration_id,
+        };
+        self.run_claimed(&integration, run.id, progress).await
     }
 
     async fn claim(&self, id: IntegrationId, trigger: SyncTrigger) -> Result<SyncRun, SyncError> {
@@ -213,9 +234,7 @@ impl SyncEngine {
                 progress,
             )
             .await;
-        counts.api_calls = stats.requests as i64;
-        counts.retries = stats.retries as i64;
-        counts.rate_limit_waits = stats.rate_limited as i64;
+        apply_client_stats(&mut counts, &stats);
 
         let (status, integration_status, message, hint) = match &result {
             Ok(()) if rejected > 0 => (
@@ -309,6 +328,8 @@ impl SyncEngine {
             .lookback_days
             .map(|days| now_ms() - days.max(0) * 86_400_000);
         let states = self.store.list_gateways(integration.id).await?;
+        let sync_started_ms = now_ms();
+        let mut first_error: Option<RunError> = None;
         for state in states.iter().filter(|s| ids.contains(&s.gateway_id)) {
             let result = GatewayImport {
                 client,
@@ -318,6 +339,7 @@ impl SyncEngine {
                 gateway: &state.gateway_id,
                 trailing_window: self.settings.trailing_window,
                 flush_rows: self.settings.flush_rows.max(1),
+                sync_started_ms,
                 counts: &mut *counts,
                 rejected: &mut *rejected,
                 progress,
@@ -325,14 +347,42 @@ impl SyncEngine {
             .run(state.cursor_ms, floor_ms)
             .await;
             // The run's figures are saved after every gateway, so a crash leaves honest ones.
+            apply_client_stats(counts, &client.stats());
             self.store.update_sync_run_counts(run_id, counts).await?;
-            if let Err(e) = result {
-                tracing::warn!(gateway = %state.gateway_id, error = %e, "gateway import failed");
-                return Err(e);
+            if let Err(error) = result {
+                tracing::warn!(gateway = %state.gateway_id, %error, "gateway import failed");
+                let stop = error.affects_all_gateways();
+                first_error.get_or_insert(RunError::InGateway {
+                    gateway: state.gateway_id.clone(),
+                    error: Box::new(error),
+                });
+                // Otherwise the other gateways still import: one broken gateway must not
+                // starve the rest.
+                if stop {
+                    break;
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
+}
+
+/// Releases an integration's claim when a sync ends or is dropped.
+struct Claim<'a> {
+    engine: &'a SyncEngine,
+    integration_id: IntegrationId,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.engine.lock_running().remove(&self.integration_id);
+    }
+}
+
+fn apply_client_stats(counts: &mut SyncCounts, stats: &ClientStats) {
+    counts.api_calls = stats.requests as i64;
+    counts.retries = stats.retries as i64;
+    counts.rate_limit_waits = stats.rate_limited as i64;
 }
 
 fn now_ms() -> i64 {
