@@ -195,6 +195,15 @@ impl Emulator {
             .insert(records)
     }
 
+    /// Deletes the gateway's `n` oldest logs, as Cloudflare's Automatic Log Deletion
+    /// (`DELETE_OLDEST`) does when a gateway is full; returns the deleted ids.
+    pub fn evict_oldest(&self, account_id: &str, gateway_id: &str, n: usize) -> Vec<String> {
+        write(&self.shared.store)
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs
+            .evict_oldest(n)
+    }
+
     /// Starts a background task appending about `per_second` logs per second stamped "now"
     /// (visible after [`Faults::visibility_delay`]). Stops when the handle is dropped.
     ///

@@ -214,6 +214,20 @@ impl GatewayLogs {
     pub(crate) fn ids(&self) -> Vec<String> {
         self.sorted.iter().map(|record| record.id.clone()).collect()
     }
+
+    /// Removes the `n` oldest logs (a full gateway with `DELETE_OLDEST`), returning their ids.
+    pub(crate) fn evict_oldest(&mut self, n: usize) -> Vec<String> {
+        let n = n.min(self.sorted.len());
+        let evicted: Vec<String> = self
+            .sorted
+            .drain(..n)
+            .map(|record| record.id.clone())
+            .collect();
+        for id in &evicted {
+            self.created_at_by_id.remove(id);
+        }
+        evicted
+    }
 }
 
 #[cfg(test)]

@@ -633,7 +633,11 @@ fn row_id(row: &str) -> Option<String> {
         id: Option<serde_json::Value>,
     }
     let id = serde_json::from_str::<Id>(row).ok()?.id?;
-    Some(id.as_str().map(str::to_owned).unwrap_or_else(|| id.to_string()))
+    Some(
+        id.as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| id.to_string()),
+    )
 }
 
 fn network_error(e: reqwest::Error) -> CloudflareError {

@@ -81,6 +81,24 @@ pub enum Command {
     Bench(BenchCommand),
 }
 
+impl Command {
+    /// Whether the command was asked for `--json` output.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Integrations(c) => match c {
+                IntegrationsCommand::Add(a) => a.json,
+                IntegrationsCommand::List { json }
+                | IntegrationsCommand::Test { json, .. }
+                | IntegrationsCommand::Remove { json, .. } => *json,
+            },
+            Command::Sync(a) => a.json,
+            Command::Metrics(a) => a.json,
+            Command::Traces(a) => a.json,
+            Command::Demo(_) | Command::Bench(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum IntegrationsCommand {
     /// Add a Cloudflare integration; the connection is tested before it is saved.

@@ -27,9 +27,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.command.wants_json();
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
+            if json {
+                // A script asked for JSON: it gets a JSON document on failure too.
+                let doc = serde_json::json!({
+                    "ok": false,
+                    "error": {"code": "command_failed", "message": format!("{e:#}")},
+                });
+                // Best effort: stdout may be closed already.
+                let _ = commands::print_json(&doc);
+            }
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -330,4 +330,13 @@ async fn sync_exits_non_zero_when_a_sync_fails() {
     let missing = run(langguard(dir.path(), &emu).args(["sync", "nope"]));
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no integration named"));
+    // With --json, a failure is a JSON document on stdout too.
+    let missing = run(langguard(dir.path(), &emu).args(["sync", "nope", "--json"]));
+    assert!(!missing.status.success());
+    let doc = json(&missing);
+    assert_eq!(doc["ok"], false);
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("no integration named"));
 }

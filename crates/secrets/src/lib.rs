@@ -71,17 +71,29 @@ impl Sealer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir).map_err(|e| bad(e.to_string()))?;
                 let key = Aes256Gcm::generate_key(OsRng);
+                // Written whole to a private temporary file, then linked into place: a crash
+                // can't leave a half-written key, and of two processes starting at once the
+                // second finds the first one's key rather than replacing it.
+                let tmp = data_dir.join(format!(".{KEY_FILE_NAME}.{}.tmp", std::process::id()));
                 let mut options = std::fs::OpenOptions::new();
-                options.write(true).create_new(true);
+                options.write(true).create(true).truncate(true);
                 #[cfg(unix)]
                 std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-                let mut file = options.open(&path).map_err(|e| bad(e.to_string()))?;
-                file.write_all(BASE64.encode(key).as_bytes())
-                    .and_then(|_| file.sync_all())
-                    .map_err(|e| bad(e.to_string()))?;
-                Ok(Self {
-                    cipher: Aes256Gcm::new(&key),
-                })
+                let written = options.open(&tmp).and_then(|mut file| {
+                    file.write_all(BASE64.encode(key).as_bytes())?;
+                    file.sync_all()
+                });
+                let linked = written.and_then(|_| std::fs::hard_link(&tmp, &path));
+                let _ = std::fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(Self {
+                        cipher: Aes256Gcm::new(&key),
+                    }),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(None, data_dir)
+                    }
+                    Err(e) => Err(bad(e.to_string())),
+                }
             }
             Err(e) => Err(bad(e.to_string())),
         }

@@ -89,6 +89,8 @@ CREATE TABLE sync_runs (
     rate_limit_waits    INTEGER NOT NULL DEFAULT 0,
     retries             INTEGER NOT NULL DEFAULT 0,
     error               TEXT,
-    hint                TEXT
+    hint                TEXT,
+    -- The process running it: a run left `running` by a process that is gone was cut short.
+    owner_pid           INTEGER
 );
 CREATE INDEX sync_runs_integration ON sync_runs (integration_id, id);

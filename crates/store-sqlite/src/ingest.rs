@@ -97,7 +97,7 @@ pub(crate) fn ingest_batch(
         for (key, add) in &delta.buckets {
             let fresh = add.latency.encode();
             if insert_new
-                .execute(bucket_params(key, add, &fresh).as_slice())
+                .execute(bucket_params(key, add, &fresh.as_slice()).as_slice())
                 .map_err(db_err)?
                 == 1
             {
@@ -124,7 +124,7 @@ pub(crate) fn ingest_batch(
             sketch.merge(&add.latency);
             let merged = sketch.encode();
             add_to_existing
-                .execute(bucket_params(key, add, &merged).as_slice())
+                .execute(bucket_params(key, add, &merged.as_slice()).as_slice())
                 .map_err(db_err)?;
         }
     }
@@ -158,7 +158,7 @@ pub(crate) fn ingest_batch(
 fn bucket_params<'a>(
     key: &'a RollupKey,
     add: &'a RollupTotals,
-    sketch: &'a Vec<u8>,
+    sketch: &'a &'a [u8],
 ) -> [&'a dyn ToSql; 15] {
     [
         &key.minute_ms,

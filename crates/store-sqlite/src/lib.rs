@@ -197,6 +197,32 @@ fn get_sync_run_on(conn: &Connection, run: SyncRunId) -> StoreResult<SyncRun> {
     .ok_or_else(|| not_found(format!("sync run {run}")))
 }
 
+/// Runs still `running` or `queued`, with the process id that owns each.
+fn unfinished_runs(
+    conn: &Connection,
+    integration: Option<IntegrationId>,
+) -> StoreResult<Vec<(SyncRunId, Option<u32>)>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, owner_pid FROM sync_runs WHERE status IN ('running', 'queued') \
+             AND (?1 IS NULL OR integration_id = ?1)",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([integration], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    Ok(rows)
+}
+
+/// Whether a process of this machine is running. Where that can't be told (no `/proc`),
+/// it is assumed alive, so nothing is marked failed that might not be.
+fn process_alive(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
 fn save_counts(conn: &Connection, run: SyncRunId, c: &SyncCounts) -> StoreResult<usize> {
     conn.execute(
         "UPDATE sync_runs SET gateways = ?1, api_calls = ?2, items_fetched = ?3, \
@@ -420,9 +446,15 @@ impl Store for SqliteStore {
     ) -> StoreResult<SyncRun> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO sync_runs (integration_id, trigger, status, started_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, trigger.as_str(), status.as_str(), now_ms()],
+                "INSERT INTO sync_runs (integration_id, trigger, status, started_at, owner_pid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    id,
+                    trigger.as_str(),
+                    status.as_str(),
+                    now_ms(),
+                    std::process::id()
+                ],
             )
             .map_err(db_err)?;
             get_sync_run_on(conn, conn.last_insert_rowid())
@@ -494,14 +526,32 @@ impl Store for SqliteStore {
     async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64> {
         let reason = reason.to_owned();
         self.write(move |conn| {
-            let n = conn
-                .execute(
+            let abandoned: Vec<SyncRunId> = unfinished_runs(conn, None)?
+                .into_iter()
+                .filter(|(_, owner)| !owner.is_some_and(process_alive))
+                .map(|(run, _)| run)
+                .collect();
+            for run in &abandoned {
+                conn.execute(
                     "UPDATE sync_runs SET status = 'failed', finished_at = ?1, error = ?2 \
-                     WHERE status IN ('running', 'queued')",
-                    params![now_ms(), reason],
+                     WHERE id = ?3",
+                    params![now_ms(), reason, run],
                 )
                 .map_err(db_err)?;
-            Ok(n as u64)
+            }
+            Ok(abandoned.len() as u64)
+        })
+        .await
+    }
+
+    async fn active_sync_run(&self, id: IntegrationId) -> StoreResult<Option<SyncRun>> {
+        self.write(move |conn| {
+            // This process's own runs are the sync engine's business (it tracks them in memory).
+            let me = std::process::id();
+            let live = unfinished_runs(conn, Some(id))?
+                .into_iter()
+                .find(|(_, owner)| owner.is_some_and(|pid| pid != me && process_alive(pid)));
+            live.map(|(run, _)| get_sync_run_on(conn, run)).transpose()
         })
         .await
     }

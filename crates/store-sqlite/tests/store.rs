@@ -310,6 +310,43 @@ async fn integrations_sync_runs_and_deletion() {
         .create_sync_run(i.id, SyncTrigger::Schedule, SyncRunStatus::Running)
         .await
         .expect("run");
+    // Ours, and we are alive: not abandoned, and not another process's active run either.
+    assert_eq!(
+        store
+            .fail_abandoned_sync_runs("process stopped")
+            .await
+            .expect("fail"),
+        0
+    );
+    assert!(store.active_sync_run(i.id).await.expect("active").is_none());
+    // Owned by a live process other than ours (pid 1 is init): active.
+    let db = rusqlite::Connection::open(store.path()).expect("raw");
+    db.execute(
+        "UPDATE sync_runs SET owner_pid = 1 WHERE id = ?1",
+        [abandoned.id],
+    )
+    .expect("update");
+    assert_eq!(
+        store
+            .active_sync_run(i.id)
+            .await
+            .expect("active")
+            .map(|r| r.id),
+        Some(abandoned.id)
+    );
+    assert_eq!(
+        store
+            .fail_abandoned_sync_runs("process stopped")
+            .await
+            .expect("fail"),
+        0
+    );
+    // Owned by a process that is gone: abandoned.
+    db.execute(
+        "UPDATE sync_runs SET owner_pid = 999999999 WHERE id = ?1",
+        [abandoned.id],
+    )
+    .expect("update");
     assert_eq!(
         store
             .fail_abandoned_sync_runs("process stopped")

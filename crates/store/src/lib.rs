@@ -85,8 +85,10 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()>;
     async fn get_sync_run(&self, run: SyncRunId) -> StoreResult<SyncRun>;
     async fn list_sync_runs(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<SyncRun>>;
-    /// Marks runs left `running` or `queued` by a process that died as failed.
+    /// Marks runs left `running` or `queued` by a process that is gone as failed.
     async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64>;
+    /// A run of this integration that a live process is working on, if any.
+    async fn active_sync_run(&self, id: IntegrationId) -> StoreResult<Option<SyncRun>>;
 
     // ---- metrics and traces ----
     /// Figures over the scope, from the per-minute rollups (never from raw rows).

@@ -22,9 +22,7 @@
 
 use std::time::Duration;
 
-use langguard_cloudflare::{
-    CloudflareClient, Direction, LogFilter, LogQuery, MAX_LOGS_PER_PAGE,
-};
+use langguard_cloudflare::{CloudflareClient, Direction, LogFilter, LogQuery, MAX_LOGS_PER_PAGE};
 use langguard_pricing::Pricer;
 use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncCounts};
 
@@ -56,7 +54,11 @@ type PendingWrite<'a> = std::pin::Pin<
 impl GatewayImport<'_> {
     /// `cursor`: the gateway's stored cursor; `floor_ms`: where a first sync starts (exclusive),
     /// `None` for all history.
-    pub async fn run(&mut self, cursor: Option<i64>, floor_ms: Option<i64>) -> Result<(), RunError> {
+    pub async fn run(
+        &mut self,
+        cursor: Option<i64>,
+        floor_ms: Option<i64>,
+    ) -> Result<(), RunError> {
         if let Some(cursor) = cursor {
             let after = cursor.saturating_sub(self.trailing_window.as_millis() as i64);
             self.reconcile(after, cursor).await?;
@@ -77,13 +79,21 @@ impl GatewayImport<'_> {
             match remote {
                 // Without a count to compare, reading the window again is the safe choice.
                 None => {
-                    tracing::warn!(gateway = self.gateway, "no total_count from Cloudflare; re-reading the trailing window");
+                    tracing::warn!(
+                        gateway = self.gateway,
+                        "no total_count from Cloudflare; re-reading the trailing window"
+                    );
                     self.walk(Some(a), b.saturating_add(1), false).await?;
                 }
                 // Fewer than stored means logs were deleted on Cloudflare: nothing to fetch.
                 Some(remote) if remote <= local => {}
                 Some(remote) if remote <= RECONCILE_READ_AT || b - a <= 1 => {
-                    tracing::info!(gateway = self.gateway, remote, local, "logs appeared late; reading them");
+                    tracing::info!(
+                        gateway = self.gateway,
+                        remote,
+                        local,
+                        "logs appeared late; reading them"
+                    );
                     self.walk(Some(a), b.saturating_add(1), false).await?;
                 }
                 Some(_) => {
@@ -120,7 +130,12 @@ impl GatewayImport<'_> {
     /// batch's write runs while the next page is fetched and decoded, so the network and the
     /// database work at the same time; batches still commit in order. With `advance_cursor`,
     /// the last batch moves the cursor to the newest row read.
-    async fn walk(&mut self, lower: Option<i64>, upper: i64, advance_cursor: bool) -> Result<(), RunError> {
+    async fn walk(
+        &mut self,
+        lower: Option<i64>,
+        upper: i64,
+        advance_cursor: bool,
+    ) -> Result<(), RunError> {
         let (store, gateway, integration_id) = (self.store, self.gateway, self.integration_id);
         let capacity = self.flush_rows + MAX_LOGS_PER_PAGE as usize;
         let mut buffer: Vec<NewInteraction> = Vec::with_capacity(capacity);

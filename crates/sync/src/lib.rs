@@ -183,6 +183,10 @@ impl SyncEngine {
         if let Some(run_id) = self.lock_running().get(&id) {
             return Err(SyncError::AlreadyRunning { run_id: *run_id });
         }
+        // Another process on this database (a CLI sync beside the server, say).
+        if let Some(run) = self.store.active_sync_run(id).await? {
+            return Err(SyncError::AlreadyRunning { run_id: run.id });
+        }
         let run = self
             .store
             .create_sync_run(id, trigger, SyncRunStatus::Running)

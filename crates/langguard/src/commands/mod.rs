@@ -7,8 +7,13 @@ pub mod metrics;
 pub mod sync;
 pub mod traces;
 
-/// Prints exactly one JSON document on stdout.
+/// Prints exactly one JSON document on stdout. A closed stdout (`… --json | head`) is an
+/// error to report, not a panic.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
