@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use url::Url;
@@ -241,6 +241,14 @@ impl CloudflareClient {
             return Err(CloudflareError::AuthFailed {
                 code: None,
                 message: "the API token is empty".into(),
+            });
+        }
+        // Cloudflare tokens are printable ASCII; anything else can't go in a header, and would
+        // otherwise surface later as a baffling network error.
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(CloudflareError::AuthFailed {
+                code: None,
+                message: "the API token contains spaces or characters that are not printable ASCII; copy it again".into(),
             });
         }
         Ok(Self {
@@ -544,11 +552,18 @@ impl CloudflareClient {
     }
 
     async fn attempt(&self, url: &Url, kind: Body) -> Result<RawResponse, CloudflareError> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", self.inner.token))
+            .map_err(|_| CloudflareError::AuthFailed {
+                code: None,
+                message: "the API token cannot be sent in a header".into(),
+            })?;
+        // Keeps the token out of any debug output of the request.
+        authorization.set_sensitive(true);
         let response = self
             .inner
             .http
             .get(url.clone())
-            .header(AUTHORIZATION, format!("Bearer {}", self.inner.token))
+            .header(AUTHORIZATION, authorization)
             .send()
             .await
             .map_err(network_error)?;
@@ -572,14 +587,17 @@ impl CloudflareClient {
         Err(classify_failure(status, &errors, retry_after(&headers)))
     }
 
-    /// `Ratelimit: …;r=0;t=N` means the next call would be refused: hold every caller.
+    /// `Ratelimit: …;r=<remaining>;t=<reset>` is Cloudflare's own count, which includes the
+    /// dashboard and other tools spending the same user's budget: when it is nearly spent,
+    /// every caller of this token holds off until the reset rather than earn a 5-minute block.
     fn observe_rate_limit_headers(&self, headers: &HeaderMap) {
+        const RESERVE: u64 = 2;
         if let Some((remaining, reset)) = headers
             .get("ratelimit")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_ratelimit_header)
         {
-            if remaining == 0 && reset > 0 {
+            if remaining <= RESERVE && reset > 0 {
                 self.inner.limiter.pause_for(Duration::from_secs(reset));
             }
         }
@@ -735,7 +753,13 @@ pub fn classify_failure(
         401 => auth(),
         400 if has(6003) || has(6111) || has(1001) || has(1000) => auth(),
         400 if has(7003) || has(7000) => not_found(),
-        400 | 409 | 422 => invalid(),
+        400 | 405 | 413 | 422 => invalid(),
+        // A conflict is usually transient on Cloudflare's side; its own SDKs retry it.
+        409 => CloudflareError::Upstream {
+            status,
+            code,
+            message,
+        },
         403 if invalid_token_9109 || has(1000) => auth(),
         403 => denied(),
         404 => not_found(),

@@ -20,8 +20,22 @@ pub fn format_ms(ms: i64) -> String {
 }
 
 /// Parses an RFC 3339 timestamp to Unix milliseconds (sub-millisecond digits are dropped).
+/// Also accepts the near-misses seen in the wild — a space for the `T`, no offset (UTC) — since
+/// a log whose time can't be read can't be stored.
 pub fn parse_ms(s: &str) -> Option<i64> {
-    let t = OffsetDateTime::parse(s.trim(), &Rfc3339).ok()?;
+    let s = s.trim();
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok().or_else(|| {
+        let mut fixed = s.replacen(' ', "T", 1);
+        let has_offset = fixed.ends_with('Z')
+            || fixed.ends_with('z')
+            || fixed
+                .get(19..)
+                .is_some_and(|tail| tail.contains('+') || tail.contains('-'));
+        if !has_offset {
+            fixed.push('Z');
+        }
+        OffsetDateTime::parse(&fixed, &Rfc3339).ok()
+    })?;
     i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
 }
 
@@ -36,5 +50,8 @@ mod tests {
         assert_eq!(parse_ms("2026-08-05T16:44:36.727+02:00"), Some(ms));
         assert_eq!(parse_ms("2026-09-26T10:00:00Z"), Some(1_790_416_800_000));
         assert_eq!(parse_ms("yesterday"), None);
+        assert_eq!(parse_ms("2026-08-05 14:44:36.727"), Some(ms));
+        assert_eq!(parse_ms("2026-08-05T14:44:36.727"), Some(ms));
+        assert_eq!(parse_ms("2026-08-05 14:44:36.727+00:00"), Some(ms));
     }
 }

@@ -22,7 +22,9 @@
 
 use std::time::Duration;
 
-use langguard_cloudflare::{CloudflareClient, Direction, LogFilter, LogQuery, MAX_LOGS_PER_PAGE};
+use langguard_cloudflare::{
+    CloudflareClient, CloudflareError, Direction, LogFilter, LogQuery, MAX_LOGS_PER_PAGE,
+};
 use langguard_pricing::Pricer;
 use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncCounts};
 
@@ -170,7 +172,18 @@ impl GatewayImport<'_> {
             for log in page.logs {
                 match normalize(log, self.pricer) {
                     Ok(interaction) => {
-                        newest = newest.max(Some(interaction.created_at_ms));
+                        let at = interaction.created_at_ms;
+                        // The cursor's meaning rests on Cloudflare applying the time filter;
+                        // if it ever doesn't, stop rather than move the cursor on bad data.
+                        if lower.is_some_and(|l| at <= l) || at >= upper {
+                            return Err(CloudflareError::Decode(format!(
+                                "Cloudflare listed log {} (created {}) outside the requested time range; the filters were not applied",
+                                interaction.log_id,
+                                langguard_cloudflare::time::format_ms(at)
+                            ))
+                            .into());
+                        }
+                        newest = newest.max(Some(at));
                         buffer.push(interaction);
                     }
                     Err(rejected) => {
