@@ -376,37 +376,15 @@ impl CloudflareClient {
             params.push(("filters", json));
         }
         let response = self
-            .send(
-                &[
-                    "accounts",
-                    &account,
-                    "ai-gateway",
-                    "gateways",
-                    gateway,
-                    "logs",
-                ],
-                &params,
-                Body::Envelope,
-            )
+            .send(&logs_path(&account, gateway, &[]), &params, Body::Envelope)
             .await?;
         decode_log_page(&response.body)
     }
 
     pub async fn get_log(&self, gateway: &str, log_id: &str) -> Result<LogDetail, CloudflareError> {
         let account = self.inner.account_id.clone();
-        self.get_result(
-            &[
-                "accounts",
-                &account,
-                "ai-gateway",
-                "gateways",
-                gateway,
-                "logs",
-                log_id,
-            ],
-            &[],
-        )
-        .await
+        self.get_result(&logs_path(&account, gateway, &[log_id]), &[])
+            .await
     }
 
     /// The stored request body, or `None` when Cloudflare kept no payload for this log.
@@ -434,17 +412,14 @@ impl CloudflareClient {
         which: &str,
     ) -> Result<Option<LogBody>, CloudflareError> {
         let account = self.inner.account_id.clone();
-        let path = [
-            "accounts",
-            &account,
-            "ai-gateway",
-            "gateways",
-            gateway,
-            "logs",
-            log_id,
-            which,
-        ];
-        match self.send(&path, &[], Body::Raw).await {
+        match self
+            .send(
+                &logs_path(&account, gateway, &[log_id, which]),
+                &[],
+                Body::Raw,
+            )
+            .await
+        {
             Ok(response) => Ok(Some(LogBody {
                 content_type: response
                     .headers
@@ -602,6 +577,20 @@ impl CloudflareClient {
             }
         }
     }
+}
+
+/// `accounts/{account}/ai-gateway/gateways/{gateway}/logs[/…]`.
+fn logs_path<'a>(account: &'a str, gateway: &'a str, tail: &[&'a str]) -> Vec<&'a str> {
+    let mut path = vec![
+        "accounts",
+        account,
+        "ai-gateway",
+        "gateways",
+        gateway,
+        "logs",
+    ];
+    path.extend_from_slice(tail);
+    path
 }
 
 struct RawResponse {
