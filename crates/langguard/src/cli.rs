@@ -250,7 +250,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1_000_000)]
         logs: usize,
         /// Rows per store transaction (the sync engine's batch).
-        #[arg(long, default_value_t = 1_000)]
+        #[arg(long, default_value_t = 5_000)]
         batch: usize,
         /// Hours the synthetic logs are spread over: fewer hours, denser per-minute rollups.
         #[arg(long, default_value_t = 24)]

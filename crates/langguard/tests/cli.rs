@@ -254,7 +254,7 @@ async fn integration_lifecycle_sync_metrics_and_traces() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sync_killed_mid_way_resumes_with_exact_counts() {
-    let emu = emulator(&[("gw", 6_000)]).await;
+    let emu = emulator(&[("gw", 8_000)]).await;
     let dir = tempfile::tempdir().expect("tempdir");
     assert!(add(dir.path(), &emu, "cf", TOKEN).status.success());
     // Slow responses so the kill lands mid-sync, after some batches have committed.
@@ -270,7 +270,8 @@ async fn a_sync_killed_mid_way_resumes_with_exact_counts() {
         .spawn()
         .expect("spawn");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while emu.emulator.stats().list_logs_calls < 45 {
+    // 5,000 rows (100 pages) make the first transaction; kill after it has committed.
+    while emu.emulator.stats().list_logs_calls < 115 {
         assert!(Instant::now() < deadline, "the sync never got going");
         assert!(
             child.try_wait().expect("poll").is_none(),
@@ -293,7 +294,7 @@ async fn a_sync_killed_mid_way_resumes_with_exact_counts() {
         .as_i64()
         .expect("count");
     assert!(
-        ingested > 0 && ingested < 6_000,
+        ingested > 0 && ingested < 8_000,
         "the first sync should have committed part: {ingested}"
     );
 
@@ -302,11 +303,11 @@ async fn a_sync_killed_mid_way_resumes_with_exact_counts() {
         "list",
         "--json",
     ])));
-    assert_eq!(list["items"][0]["interactions_synced"], 6_000);
+    assert_eq!(list["items"][0]["interactions_synced"], 8_000);
     let metrics = json(&run(
         langguard(dir.path(), &emu).args(["metrics", "--from", "2d", "--json"])
     ));
-    assert_eq!(metrics["requests"], 6_000, "rollups count every log once");
+    assert_eq!(metrics["requests"], 8_000, "rollups count every log once");
     let all =
         json(&run(langguard(dir.path(), &emu).args([
             "traces", "--limit", "1000", "--from", "2d", "--json",
