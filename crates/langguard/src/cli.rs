@@ -9,7 +9,9 @@ const ENV_HELP: &str = "\
 Secrets are never taken as flags:
   LANGGUARD_ENCRYPTION_KEY   base64 of 32 bytes that seal stored API tokens; when unset, a key
                              file (encryption.key, mode 0600) is created in the data dir
-  LANGGUARD_CF_API_TOKEN     the Cloudflare API token for `integrations add` (else read from stdin)";
+  LANGGUARD_CF_API_TOKEN     the Cloudflare API token for `integrations add` (else read from stdin)
+  LANGGUARD_ADMIN_EMAIL,     `serve` creates this admin when the database has no user yet
+  LANGGUARD_ADMIN_PASSWORD";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -76,6 +78,11 @@ pub enum Command {
     /// The whole product on this machine with no Cloudflare account: an emulated gateway with
     /// live traffic, a temporary database and an integration that syncs.
     Demo(DemoArgs),
+    /// Run the server: REST API, scheduler (and, later, the web UI).
+    Serve(ServeArgs),
+    /// Manage the people who sign in.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Benchmarks (run them from a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -94,9 +101,49 @@ impl Command {
             Command::Sync(a) => a.json,
             Command::Metrics(a) => a.json,
             Command::Traces(a) => a.json,
-            Command::Demo(_) | Command::Bench(_) => false,
+            Command::Users(UsersCommand::List { json }) => *json,
+            Command::Demo(_) | Command::Bench(_) | Command::Serve(_) | Command::Users(_) => false,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LANGGUARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Mark the session cookie Secure (set it when LangGuard is served over HTTPS).
+    #[arg(long, env = "LANGGUARD_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Hours a sign-in lasts.
+    #[arg(long, env = "LANGGUARD_SESSION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub session_hours: u64,
+    /// Don't sync integrations on their schedule (Sync Now still works).
+    #[arg(long, env = "LANGGUARD_NO_SCHEDULER")]
+    pub no_scheduler: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is read from stdin (or LANGGUARD_USER_PASSWORD).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        role: RoleArg,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Member,
+    Viewer,
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod format;
 mod timearg;
-mod views;
 
 use std::process::ExitCode;
 
@@ -57,6 +56,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Sync(args) => commands::sync::run(&app, args).await,
                 Command::Metrics(args) => commands::metrics::run(&app, args).await,
                 Command::Traces(args) => commands::traces::run(&app, args).await,
+                Command::Serve(args) => commands::serve::run(app, args).await,
+                Command::Users(c) => commands::users::run(&app, c).await,
                 Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
             }
         }

@@ -12,6 +12,7 @@ mod ingest;
 mod migrate;
 mod queries;
 mod records;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -173,7 +174,7 @@ fn not_found(what: String) -> StoreError {
     StoreError::NotFound { what }
 }
 
-fn get_integration_on(conn: &Connection, id: IntegrationId) -> StoreResult<Integration> {
+pub(crate) fn get_integration_on(conn: &Connection, id: IntegrationId) -> StoreResult<Integration> {
     conn.query_row(
         &format!("SELECT {INTEGRATION_COLUMNS} FROM integrations WHERE id = ?1"),
         [id],
@@ -327,6 +328,15 @@ impl Store for SqliteStore {
             tx.commit().map_err(db_err)
         })
         .await
+    }
+
+    async fn update_integration(
+        &self,
+        id: IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration> {
+        self.write(move |conn| users::update_integration(conn, id, &patch))
+            .await
     }
 
     async fn set_integration_status(
@@ -552,6 +562,82 @@ impl Store for SqliteStore {
                 .into_iter()
                 .find(|(_, owner)| owner.is_some_and(|pid| pid != me && process_alive(pid)));
             live.map(|(run, _)| get_sync_run_on(conn, run)).transpose()
+        })
+        .await
+    }
+
+    async fn create_user(&self, new: NewUser) -> StoreResult<User> {
+        self.write(move |conn| users::create_user(conn, &new)).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.write(|conn| users::list_users(conn)).await
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<User> {
+        self.write(move |conn| users::get_user(conn, id)).await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let email = email.to_owned();
+        self.write(move |conn| users::find_user_by_email(conn, &email))
+            .await
+    }
+
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User> {
+        self.write(move |conn| users::update_user(conn, id, &patch))
+            .await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<()> {
+        self.write(move |conn| users::delete_user(conn, id)).await
+    }
+
+    async fn count_users(&self) -> StoreResult<u64> {
+        self.write(|conn| {
+            let n: i64 = conn
+                .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+                .map_err(db_err)?;
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        expires_at_ms: i64,
+    ) -> StoreResult<()> {
+        let token_hash = token_hash.to_vec();
+        self.write(move |conn| {
+            let now = now_ms();
+            // Expired sessions are dropped as new ones are made: no sweeper needed.
+            conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])
+                .map_err(db_err)?;
+            conn.execute(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, user, now, expires_at_ms],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_user(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>> {
+        let token_hash = token_hash.to_vec();
+        self.write(move |conn| users::session_user(conn, &token_hash, now_ms))
+            .await
+    }
+
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()> {
+        let token_hash = token_hash.to_vec();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])
+                .map_err(db_err)?;
+            Ok(())
         })
         .await
     }

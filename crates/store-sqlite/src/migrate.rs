@@ -6,8 +6,10 @@ use rusqlite::{params, Connection};
 
 use crate::{db_err, now_ms};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (2, "users", include_str!("../migrations/0002_users.sql")),
+];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {
     conn.execute_batch(

@@ -40,6 +40,11 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the integration with everything imported through it (interactions, rollups,
     /// gateways, cursors, sync runs).
     async fn delete_integration(&self, id: IntegrationId) -> StoreResult<()>;
+    async fn update_integration(
+        &self,
+        id: IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration>;
     async fn set_integration_status(
         &self,
         id: IntegrationId,
@@ -89,6 +94,25 @@ pub trait Store: Send + Sync + 'static {
     async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64>;
     /// A run of this integration that a live process is working on, if any.
     async fn active_sync_run(&self, id: IntegrationId) -> StoreResult<Option<SyncRun>>;
+
+    // ---- users and sessions ----
+    async fn create_user(&self, new: NewUser) -> StoreResult<User>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    async fn get_user(&self, id: UserId) -> StoreResult<User>;
+    async fn find_user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn update_user(&self, id: UserId, patch: UserPatch) -> StoreResult<User>;
+    /// Deletes the user and their sessions.
+    async fn delete_user(&self, id: UserId) -> StoreResult<()>;
+    async fn count_users(&self) -> StoreResult<u64>;
+    async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user: UserId,
+        expires_at_ms: i64,
+    ) -> StoreResult<()>;
+    /// The user of an unexpired session (and marks them active).
+    async fn session_user(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>>;
+    async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
 
     // ---- metrics and traces ----
     /// Figures over the scope, from the per-minute rollups (never from raw rows).

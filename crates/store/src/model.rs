@@ -150,6 +150,72 @@ pub struct Integration {
     pub created_at_ms: i64,
 }
 
+/// What an integration PATCH changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntegrationPatch {
+    pub name: Option<String>,
+    pub account_id: Option<String>,
+    pub sealed_api_token: Option<Vec<u8>>,
+    pub enabled: Option<bool>,
+    pub sync_interval_minutes: Option<i64>,
+    /// `Some(None)` switches to "all history".
+    pub lookback_days: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Member,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+}
+
+pub type UserId = i64;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub created_at_ms: i64,
+    pub last_active_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewUser {
+    pub email: String,
+    /// An Argon2id PHC string; the store never sees a password.
+    pub password_hash: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserPatch {
+    pub role: Option<Role>,
+    pub password_hash: Option<String>,
+}
+
 /// A gateway of an integration and how far its import has come.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GatewayState {

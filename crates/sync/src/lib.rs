@@ -181,6 +181,49 @@ impl SyncEngine {
         self.run_claimed(&integration, run.id, progress).await
     }
 
+    /// Starts a sync in the background and returns its run at once (Sync Now, the scheduler).
+    /// When one is already running, `AlreadyRunning` names it.
+    pub async fn start(
+        self: &Arc<Self>,
+        integration_id: IntegrationId,
+        trigger: SyncTrigger,
+    ) -> Result<SyncRun, SyncError> {
+        let integration = self.store.get_integration(integration_id).await?;
+        let run = self.claim(integration_id, trigger).await?;
+        let engine = Arc::clone(self);
+        let run_id = run.id;
+        tokio::spawn(async move {
+            let _claim = Claim {
+                engine: &engine,
+                integration_id,
+            };
+            if let Err(e) = engine.run_claimed(&integration, run_id, None).await {
+                tracing::error!(integration_id, run_id, error = %e, "could not record a sync run");
+            }
+        });
+        Ok(run)
+    }
+
+    /// Integrations with a sync in progress in this process.
+    pub fn running(&self) -> Vec<(IntegrationId, SyncRunId)> {
+        self.lock_running().iter().map(|(i, r)| (*i, *r)).collect()
+    }
+
+    /// Waits until no sync runs in this process, or `limit` passes; true when idle. Every
+    /// batch commits with its cursor, so stopping after `limit` loses nothing either.
+    pub async fn wait_idle(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.lock_running().is_empty() {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn claim(&self, id: IntegrationId, trigger: SyncTrigger) -> Result<SyncRun, SyncError> {
         if let Some(run_id) = self.lock_running().get(&id) {
             return Err(SyncError::AlreadyRunning { run_id: *run_id });

@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::cli::{AddArgs, IntegrationsCommand};
 use crate::commands::print_json;
 use crate::format;
-use crate::views::IntegrationView;
+use langguard_server::views::{connection_failure, IntegrationView};
 
 pub async fn run(app: &App, command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -22,24 +22,6 @@ pub async fn run(app: &App, command: IntegrationsCommand) -> anyhow::Result<Exit
         IntegrationsCommand::Test { name, json } => test(app, &name, json).await,
         IntegrationsCommand::Remove { name, json } => remove(app, &name, json).await,
     }
-}
-
-/// The API's error code for a failed connection test (DESIGN's `/integrations/test`).
-pub fn connection_error_code(e: &CloudflareError) -> &'static str {
-    match e {
-        CloudflareError::AuthFailed { .. } => "auth_failed",
-        CloudflareError::PermissionDenied { .. } => "permission_denied",
-        CloudflareError::NotFound { .. } => "account_not_found",
-        CloudflareError::RateLimited { .. } => "rate_limited",
-        CloudflareError::Network(_) => "unreachable",
-        CloudflareError::Upstream { .. } => "upstream_error",
-        CloudflareError::Decode(_) => "invalid_response",
-        CloudflareError::Validation { .. } => "invalid_request",
-    }
-}
-
-fn failure_json(e: &CloudflareError) -> serde_json::Value {
-    json!({"ok": false, "error": {"code": connection_error_code(e), "message": e.to_string(), "hint": e.hint()}})
 }
 
 fn print_failure(e: &CloudflareError) {
@@ -87,7 +69,7 @@ async fn add(app: &App, args: AddArgs) -> anyhow::Result<ExitCode> {
         Ok(check) => check,
         Err(e) => {
             if args.json {
-                print_json(&failure_json(&e))?;
+                print_json(&connection_failure(&e))?;
             } else {
                 print_failure(&e);
                 eprintln!("Nothing was saved.");
@@ -200,7 +182,7 @@ async fn test(app: &App, name: &str, json: bool) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             if json {
-                print_json(&failure_json(&e))?;
+                print_json(&connection_failure(&e))?;
             } else {
                 print_failure(&e);
             }

@@ -4,8 +4,10 @@ pub mod bench;
 pub mod demo;
 pub mod integrations;
 pub mod metrics;
+pub mod serve;
 pub mod sync;
 pub mod traces;
+pub mod users;
 
 /// Prints exactly one JSON document on stdout. A closed stdout (`… --json | head`) is an
 /// error to report, not a panic.

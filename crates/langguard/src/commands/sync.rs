@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::cli::SyncArgs;
 use crate::commands::print_json;
 use crate::format;
-use crate::views::SyncRunView;
+use langguard_server::views::SyncRunView;
 
 pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
     // The embedded database serves one process: a run still marked running was cut short.

@@ -5,7 +5,8 @@ use langguard_store::{Integration, Interaction, SyncRun};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::timearg::format_ms;
+use langguard_cloudflare::time::format_ms;
+use langguard_store::User;
 
 #[derive(Debug, Serialize)]
 pub struct IntegrationView {
@@ -155,4 +156,48 @@ pub fn encode_cursor((created_at_ms, id): (i64, i64)) -> String {
 pub fn decode_cursor(s: &str) -> Option<(i64, i64)> {
     let (a, b) = s.split_once('.')?;
     Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: i64,
+    pub email: String,
+    pub role: &'static str,
+    pub created_at: String,
+    pub last_active_at: Option<String>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            role: u.role.as_str(),
+            created_at: format_ms(u.created_at_ms),
+            last_active_at: u.last_active_at_ms.map(format_ms),
+        }
+    }
+}
+
+/// The API's error code for a failed connection test (DESIGN's `/integrations/test`).
+pub fn connection_error_code(e: &langguard_cloudflare::CloudflareError) -> &'static str {
+    use langguard_cloudflare::CloudflareError as E;
+    match e {
+        E::AuthFailed { .. } => "auth_failed",
+        E::PermissionDenied { .. } => "permission_denied",
+        E::NotFound { .. } => "account_not_found",
+        E::RateLimited { .. } => "rate_limited",
+        E::Network(_) => "unreachable",
+        E::Upstream { .. } => "upstream_error",
+        E::Decode(_) => "invalid_response",
+        E::Validation { .. } => "invalid_request",
+    }
+}
+
+/// `{"ok": false, "error": {code, message, hint}}` for a failed connection test.
+pub fn connection_failure(e: &langguard_cloudflare::CloudflareError) -> serde_json::Value {
+    serde_json::json!({
+        "ok": false,
+        "error": {"code": connection_error_code(e), "message": e.to_string(), "hint": e.hint()},
+    })
 }

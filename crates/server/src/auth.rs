@@ -1,0 +1,212 @@
+//! Who is calling: passwords (Argon2id), session tokens (random, stored as SHA-256), the
+//! `CurrentUser` extractor (bearer token or session cookie), roles, and login throttling.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::FromRequestParts;
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use langguard_store::{Role, User};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub const SESSION_COOKIE: &str = "langguard_session";
+const SESSION_PREFIX: &str = "lgs_";
+
+/// Hashes a password with Argon2id (the crate's default), on the blocking pool: it is slow by
+/// design.
+pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+    })
+    .await?
+}
+
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A password people may choose: long enough to mean something.
+pub fn check_password_rules(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < 12 {
+        return Err(ApiError::bad_request(
+            "weak_password",
+            "a password needs at least 12 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A new session token and the hash that is stored for it.
+pub fn new_session_token() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let token = format!("{SESSION_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The bearer token or session cookie of a request, if any.
+pub fn request_token(parts: &Parts) -> Option<String> {
+    if let Some(value) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(token) = value.strip_prefix("Bearer ").map(str::trim) {
+            return Some(token.to_owned());
+        }
+    }
+    parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The signed-in user of a request; 401 without a valid session.
+pub struct CurrentUser(pub User);
+
+impl CurrentUser {
+    /// Admins may do everything, Members everything but administration, Viewers only read.
+    pub fn require(&self, at_least: Role) -> Result<(), ApiError> {
+        let rank = |r: Role| match r {
+            Role::Viewer => 0,
+            Role::Member => 1,
+            Role::Admin => 2,
+        };
+        if rank(self.0.role) >= rank(at_least) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
+        let user = state
+            .store
+            .session_user(&token_hash(&token), crate::now_ms())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        Ok(CurrentUser(user))
+    }
+}
+
+/// Counts failed logins per key (an account, an address) and refuses more after a burst.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+}
+
+const MAX_FAILURES: u32 = 5;
+const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl LoginThrottle {
+    /// `Err` with the seconds to wait when `key` has failed too often lately.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(key) {
+            Some((count, since)) if *count >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW => {
+                Err((FAILURE_WINDOW - since.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn failed(&self, key: &str) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = failures
+            .entry(key.to_owned())
+            .or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    pub fn succeeded(&self, key: &str) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse battery".into())
+            .await
+            .expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery".into(), hash.clone()).await);
+        assert!(!verify_password("wrong".into(), hash).await);
+        assert!(!verify_password("x".into(), "not a hash".into()).await);
+    }
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_session_token();
+        let (b, _) = new_session_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with("lgs_"));
+        assert_eq!(ha, token_hash(&a));
+        assert_eq!(ha.len(), 32);
+    }
+
+    #[test]
+    fn throttle_blocks_after_a_burst_of_failures() {
+        let t = LoginThrottle::default();
+        for _ in 0..MAX_FAILURES {
+            assert!(t.check("a").is_ok());
+            t.failed("a");
+        }
+        assert!(t.check("a").is_err());
+        assert!(t.check("b").is_ok());
+        t.succeeded("a");
+        assert!(t.check("a").is_ok());
+    }
+}

@@ -1,0 +1,151 @@
+//! LangGuard's server: the REST API under `/api/v1`, health endpoints, and the scheduler that
+//! syncs each enabled integration at its interval. The `langguard serve` command wires it up.
+
+mod auth;
+mod error;
+mod extract;
+mod routes;
+mod scheduler;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use langguard_cloudflare::ClientConfig;
+use langguard_secrets::Sealer;
+use langguard_store::{NewUser, Role, Store};
+use langguard_sync::SyncEngine;
+
+pub use auth::{hash_password, SESSION_COOKIE};
+pub use error::ApiError;
+
+/// Bodies larger than this are refused with 413: the API takes small JSON documents.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` (when served over HTTPS).
+    pub secure_cookies: bool,
+    /// Run the scheduler that syncs integrations at their interval.
+    pub scheduler: bool,
+    /// How often the scheduler looks for integrations that are due.
+    pub scheduler_tick: Duration,
+    /// How long shutdown waits for running syncs.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(24 * 3600),
+            secure_cookies: false,
+            scheduler: true,
+            scheduler_tick: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub sealer: Sealer,
+    pub client_config: ClientConfig,
+    pub engine: Arc<SyncEngine>,
+    pub config: Arc<ServerConfig>,
+    login_throttle: Arc<auth::LoginThrottle>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Sealer,
+        client_config: ClientConfig,
+        engine: Arc<SyncEngine>,
+        config: ServerConfig,
+    ) -> Self {
+        Self {
+            store,
+            sealer,
+            client_config,
+            engine,
+            config: Arc::new(config),
+            login_throttle: Arc::default(),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::health::router())
+        .nest("/api/v1", routes::api_router())
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Creates the first admin when the database has no user yet (`LANGGUARD_ADMIN_EMAIL` and
+/// `LANGGUARD_ADMIN_PASSWORD`). Returns whether one was created.
+pub async fn bootstrap_admin(
+    store: &dyn Store,
+    email: Option<&str>,
+    password: Option<&str>,
+) -> anyhow::Result<bool> {
+    let (Some(email), Some(password)) = (email, password) else {
+        return Ok(false);
+    };
+    if store.count_users().await? > 0 {
+        return Ok(false);
+    }
+    auth::check_password_rules(password)
+        .map_err(|e| anyhow::anyhow!("LANGGUARD_ADMIN_PASSWORD: {e}"))?;
+    store
+        .create_user(NewUser {
+            email: email.trim().to_owned(),
+            password_hash: hash_password(password.to_owned()).await?,
+            role: Role::Admin,
+        })
+        .await?;
+    Ok(true)
+}
+
+/// Serves until `shutdown` resolves, then stops taking requests, stops the scheduler and
+/// gives running syncs `shutdown_grace` to finish (each batch commits with its cursor, so
+/// one cut short loses nothing).
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = state
+        .config
+        .scheduler
+        .then(|| tokio::spawn(scheduler::run(state.clone(), stop_rx.clone())));
+    let engine = state.engine.clone();
+    let grace = state.config.shutdown_grace;
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    let _ = stop_tx.send(true);
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
+    if !engine.wait_idle(grace).await {
+        tracing::warn!(
+            "stopping with syncs still running; they resume from their cursors next time"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}

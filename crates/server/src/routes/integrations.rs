@@ -1,0 +1,303 @@
+//! The integration lifecycle: test, create, list, read, change, delete, Sync Now, sync runs.
+//! Admins manage; Members and Viewers read.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use langguard_store::{IntegrationPatch, NewIntegration, Role, SyncTrigger};
+use langguard_sync::{test_connection, SyncError};
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::views::{connection_failure, IntegrationView, SyncRunView};
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/integrations/test", post(test))
+        .route("/integrations", get(list).post(create))
+        .route("/integrations/{id}", get(read).patch(update).delete(remove))
+        .route("/integrations/{id}/sync", post(sync_now))
+        .route("/integrations/{id}/sync-runs", get(sync_runs))
+        .route("/sync-runs/{id}", get(sync_run))
+}
+
+/// Only Cloudflare AI Gateway today; the field is there so more kinds can follow.
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    Cloudflare,
+}
+
+fn check_account_id(account_id: &str) -> Result<String, ApiError> {
+    let account_id = account_id.trim();
+    if account_id.is_empty()
+        || account_id.len() > 64
+        || !account_id.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_account_id",
+            "account_id must be the Cloudflare Account ID: up to 64 letters and digits (dashboard → Account home → Account ID)",
+        ));
+    }
+    Ok(account_id.to_owned())
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_token(token: &str) -> Result<String, ApiError> {
+    let token = token.trim();
+    if token.is_empty() || token.len() > 512 {
+        return Err(ApiError::bad_request(
+            "invalid_api_token",
+            "api_token must be a Cloudflare API token",
+        ));
+    }
+    Ok(token.to_owned())
+}
+
+fn check_interval(minutes: i64) -> Result<i64, ApiError> {
+    if !(1..=1440).contains(&minutes) {
+        return Err(ApiError::bad_request(
+            "invalid_sync_interval",
+            "sync_interval_minutes must be between 1 and 1440",
+        ));
+    }
+    Ok(minutes)
+}
+
+fn check_lookback(days: Option<i64>) -> Result<Option<i64>, ApiError> {
+    if days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(ApiError::bad_request(
+            "invalid_lookback",
+            "lookback_days must be between 1 and 3650, or null for all history",
+        ));
+    }
+    Ok(days)
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    #[serde(rename = "type")]
+    kind: Kind,
+    account_id: String,
+    api_token: String,
+}
+
+async fn test(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<TestBody>,
+) -> Result<Json<Value>, ApiError> {
+    user.require(Role::Admin)?;
+    let Kind::Cloudflare = body.kind;
+    let account_id = check_account_id(&body.account_id)?;
+    let token = check_token(&body.api_token)?;
+    Ok(Json(
+        match test_connection(&state.client_config, &account_id, &token).await {
+            Ok(check) => {
+                json!({"ok": true, "token_kind": check.token_kind, "gateways": check.gateways})
+            }
+            Err(e) => connection_failure(&e),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    #[serde(rename = "type")]
+    kind: Kind,
+    name: String,
+    account_id: String,
+    api_token: String,
+    sync_interval_minutes: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    lookback_days: Option<Option<i64>>,
+    enabled: Option<bool>,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
+    user.require(Role::Admin)?;
+    let Kind::Cloudflare = body.kind;
+    let integration = state
+        .store
+        .create_integration(NewIntegration {
+            name: check_name(&body.name)?,
+            account_id: check_account_id(&body.account_id)?,
+            sealed_api_token: state.sealer.seal(&check_token(&body.api_token)?),
+            enabled: body.enabled.unwrap_or(true),
+            sync_interval_minutes: check_interval(body.sync_interval_minutes.unwrap_or(15))?,
+            lookback_days: check_lookback(body.lookback_days.unwrap_or(Some(7)))?,
+        })
+        .await?;
+    tracing::info!(
+        integration.id = integration.id,
+        user.id = user.0.id,
+        "integration created"
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(IntegrationView::from(&integration)),
+    ))
+}
+
+async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
+    let items: Vec<IntegrationView> = state
+        .store
+        .list_integrations()
+        .await?
+        .iter()
+        .map(IntegrationView::from)
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    Ok(Json(IntegrationView::from(
+        &state.store.get_integration(id).await?,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    name: Option<String>,
+    account_id: Option<String>,
+    api_token: Option<String>,
+    sync_interval_minutes: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    lookback_days: Option<Option<i64>>,
+    enabled: Option<bool>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<IntegrationView>, ApiError> {
+    user.require(Role::Admin)?;
+    let patch = IntegrationPatch {
+        name: body.name.as_deref().map(check_name).transpose()?,
+        account_id: body
+            .account_id
+            .as_deref()
+            .map(check_account_id)
+            .transpose()?,
+        sealed_api_token: body
+            .api_token
+            .as_deref()
+            .map(|t| check_token(t).map(|t| state.sealer.seal(&t)))
+            .transpose()?,
+        enabled: body.enabled,
+        sync_interval_minutes: body.sync_interval_minutes.map(check_interval).transpose()?,
+        lookback_days: body.lookback_days.map(check_lookback).transpose()?,
+    };
+    let integration = state.store.update_integration(id, patch).await?;
+    tracing::info!(
+        integration.id = id,
+        user.id = user.0.id,
+        "integration changed"
+    );
+    Ok(Json(IntegrationView::from(&integration)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    user.require(Role::Admin)?;
+    if state.engine.running().iter().any(|(i, _)| *i == id) {
+        return Err(ApiError::Conflict(
+            "a sync of this integration is running; delete it when the sync has finished".into(),
+        ));
+    }
+    state.store.delete_integration(id).await?;
+    tracing::info!(
+        integration.id = id,
+        user.id = user.0.id,
+        "integration deleted"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sync_now(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    user.require(Role::Admin)?;
+    let body = match state.engine.start(id, SyncTrigger::Manual).await {
+        Ok(run) => {
+            json!({"run_id": run.id, "status": run.status.as_str(), "already_running": false})
+        }
+        // Pressing it again while a sync runs shows that sync instead of starting another.
+        Err(SyncError::AlreadyRunning { run_id }) => {
+            json!({"run_id": run_id, "status": "running", "already_running": true})
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsQuery {
+    limit: Option<u32>,
+}
+
+async fn sync_runs(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(query): ApiQuery<RunsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    state.store.get_integration(id).await?;
+    let runs = state
+        .store
+        .list_sync_runs(id, query.limit.unwrap_or(50).clamp(1, 500))
+        .await?;
+    let items: Vec<SyncRunView> = runs.iter().map(SyncRunView::from).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn sync_run(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<SyncRunView>, ApiError> {
+    Ok(Json(SyncRunView::from(
+        &state.store.get_sync_run(id).await?,
+    )))
+}

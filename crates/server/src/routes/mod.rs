@@ -1,0 +1,24 @@
+//! One module per resource, each exporting its `router()`.
+
+pub mod health;
+mod integrations;
+mod metrics;
+mod session;
+mod users;
+
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .merge(session::router())
+        .merge(users::router())
+        .merge(integrations::router())
+        .merge(metrics::router())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; the API lives under /api/v1".into())
+}

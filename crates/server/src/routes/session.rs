@@ -1,0 +1,95 @@
+//! Signing in and out: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{
+    new_session_token, request_token, token_hash, verify_password, CurrentUser, SESSION_COOKIE,
+};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::views::UserView;
+use crate::{now_ms, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Response, ApiError> {
+    let account_key = format!("account:{}", body.email.trim().to_lowercase());
+    let address_key = format!("address:{}", peer.ip());
+    for key in [&account_key, &address_key] {
+        if let Err(retry_after_secs) = state.login_throttle.check(key) {
+            return Err(ApiError::TooManyRequests {
+                message: "too many failed sign-ins; wait and try again".into(),
+                retry_after_secs,
+            });
+        }
+    }
+    let user = state.store.find_user_by_email(&body.email).await?;
+    let valid = match &user {
+        Some(u) => verify_password(body.password, u.password_hash.clone()).await,
+        None => false,
+    };
+    let Some(user) = user.filter(|_| valid) else {
+        state.login_throttle.failed(&account_key);
+        state.login_throttle.failed(&address_key);
+        tracing::warn!(client.address = %peer.ip(), "failed sign-in");
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.login_throttle.succeeded(&account_key);
+    let (token, hash) = new_session_token();
+    let ttl_ms = state.config.session_ttl.as_millis() as i64;
+    state
+        .store
+        .create_session(&hash, user.id, now_ms() + ttl_ms)
+        .await?;
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        ttl_ms / 1000,
+        if state.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    let body = Json(
+        json!({"token": token, "user": {"id": user.id, "email": user.email, "role": user.role}}),
+    );
+    Ok(([(SET_COOKIE, cookie)], body).into_response())
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    parts.headers = headers;
+    let token = request_token(&parts).ok_or(ApiError::Unauthorized)?;
+    state.store.delete_session(&token_hash(&token)).await?;
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, expired)]).into_response())
+}
+
+async fn me(CurrentUser(user): CurrentUser) -> Json<UserView> {
+    Json(UserView::from(&user))
+}

@@ -1,0 +1,122 @@
+//! `GET/POST /users`, `PATCH/DELETE /users/{id}`: Admins only.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, patch};
+use axum::{Json, Router};
+use langguard_store::{NewUser, Role, UserPatch};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{check_password_rules, hash_password, CurrentUser};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::views::UserView;
+use crate::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users", get(list).post(create))
+        .route("/users/{id}", patch(update).delete(remove))
+}
+
+async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Value>, ApiError> {
+    user.require(Role::Admin)?;
+    let users = state.store.list_users().await?;
+    let items: Vec<UserView> = users.iter().map(UserView::from).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    email: String,
+    password: String,
+    role: Role,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    user.require(Role::Admin)?;
+    check_password_rules(&body.password)?;
+    let created = state
+        .store
+        .create_user(NewUser {
+            email: body.email,
+            password_hash: hash_password(body.password).await?,
+            role: body.role,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&created))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    role: Option<Role>,
+    password: Option<String>,
+}
+
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<UpdateUser>,
+) -> Result<Json<UserView>, ApiError> {
+    user.require(Role::Admin)?;
+    let target = state.store.get_user(id).await?;
+    if target.role == Role::Admin && body.role.is_some_and(|r| r != Role::Admin) {
+        ensure_another_admin(&state, id).await?;
+    }
+    let password_hash = match body.password {
+        Some(p) => {
+            check_password_rules(&p)?;
+            Some(hash_password(p).await?)
+        }
+        None => None,
+    };
+    let updated = state
+        .store
+        .update_user(
+            id,
+            UserPatch {
+                role: body.role,
+                password_hash,
+            },
+        )
+        .await?;
+    Ok(Json(UserView::from(&updated)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    user.require(Role::Admin)?;
+    if state.store.get_user(id).await?.role == Role::Admin {
+        ensure_another_admin(&state, id).await?;
+    }
+    state.store.delete_user(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Nobody may remove or demote the last admin: the workspace would be unmanageable.
+async fn ensure_another_admin(state: &AppState, leaving: i64) -> Result<(), ApiError> {
+    let others = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.role == Role::Admin && u.id != leaving)
+        .count();
+    if others == 0 {
+        return Err(ApiError::Conflict(
+            "this is the last admin; make someone else admin first".into(),
+        ));
+    }
+    Ok(())
+}

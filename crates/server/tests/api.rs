@@ -1,0 +1,739 @@
+//! The REST API as a client uses it: the real server on a random port, a fresh database and
+//! the Cloudflare emulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use langguard_cf_emulator::{
+    Emulator, EmulatorConfig, Faults, RunningEmulator, SeedSpec, TokenSpec,
+};
+use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
+use langguard_secrets::Sealer;
+use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
+use langguard_store::Store;
+use langguard_store_sqlite::SqliteStore;
+use langguard_sync::{SyncEngine, SyncSettings};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+const ACCOUNT: &str = "f037e56e89293a057740de681ac9abbe";
+const CF_TOKEN: &str = "cf-secret-token-Zq81xLw";
+const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-123");
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    emulator: RunningEmulator,
+    store: Arc<SqliteStore>,
+    dir: tempfile::TempDir,
+    /// Every response body seen, to check none carries the Cloudflare token.
+    seen: std::sync::Mutex<Vec<String>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn_app() -> TestApp {
+    let emulator = Emulator::new(EmulatorConfig::default());
+    emulator.add_account(ACCOUNT);
+    emulator.add_token(CF_TOKEN, TokenSpec::user(&[ACCOUNT]));
+    let now = OffsetDateTime::now_utc();
+    for (i, gateway) in ["prod-chat", "support"].iter().enumerate() {
+        emulator.add_gateway(ACCOUNT, gateway);
+        emulator.seed_logs(
+            ACCOUNT,
+            gateway,
+            SeedSpec {
+                count: 150 + i * 50,
+                from: now - time::Duration::hours(6),
+                to: now - time::Duration::minutes(1),
+                seed: i as u64,
+            },
+        );
+    }
+    let emulator = emulator.spawn().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
+            .await
+            .expect("store"),
+    );
+    assert!(
+        bootstrap_admin(store.as_ref(), Some(ADMIN.0), Some(ADMIN.1))
+            .await
+            .expect("admin")
+    );
+    let client_config = ClientConfig {
+        api_base: emulator.base_url(),
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        },
+        rate_limit: RateLimitPolicy {
+            quota: 10_000,
+            window: Duration::from_secs(300),
+        },
+    };
+    let sealer = Sealer::from_key(&[9; 32]);
+    let engine = Arc::new(SyncEngine::new(
+        store.clone(),
+        sealer.clone(),
+        client_config.clone(),
+        SyncSettings::default(),
+    ));
+    let state = AppState::new(
+        store.clone(),
+        sealer,
+        client_config,
+        engine,
+        ServerConfig {
+            scheduler: false,
+            ..ServerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(state, listener, async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        emulator,
+        store,
+        dir,
+        seen: Default::default(),
+        _stop: stop,
+    }
+}
+
+impl TestApp {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("response");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        self.seen.lock().expect("lock").push(text.clone());
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"))
+        };
+        (status, value)
+    }
+
+    async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    async fn create_user(&self, admin: &str, email: &str, role: &str) -> String {
+        let password = format!("{role}-password-123");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(admin),
+                Some(json!({"email": email, "password": password, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["role"], role);
+        self.login(email, &password).await
+    }
+
+    async fn add_integration(&self, admin: &str) -> i64 {
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/integrations", Some(admin), Some(json!({"type": "cloudflare", "name": "Production", "account_id": ACCOUNT, "api_token": CF_TOKEN})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().expect("id")
+    }
+
+    async fn wait_for_run(&self, token: &str, run_id: i64) -> Value {
+        for _ in 0..200 {
+            let (status, run) = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/sync-runs/{run_id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            if run["status"] == "succeeded" || run["status"] == "failed" {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("run {run_id} did not finish");
+    }
+}
+
+fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn test_save_sync_now_and_metrics_match_the_emulator() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+
+    let (status, body) = app
+        .call(Method::POST, "/api/v1/integrations/test", Some(&admin), Some(json!({"type": "cloudflare", "account_id": ACCOUNT, "api_token": "revoked-or-wrong"})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["ok"], false);
+    assert_eq!(body["error"]["code"], "auth_failed");
+    assert!(body["error"]["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Confirm the API token hasn't been revoked or expired"));
+
+    let (_, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/integrations/test",
+            Some(&admin),
+            Some(json!({"type": "cloudflare", "account_id": ACCOUNT, "api_token": CF_TOKEN})),
+        )
+        .await;
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(body["gateways"], json!(["prod-chat", "support"]));
+
+    let id = app.add_integration(&admin).await;
+    let (_, integration) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(integration["api_token_set"], true);
+    assert_eq!(integration["sync_interval_minutes"], 15);
+    assert_eq!(integration["lookback_days"], 7);
+    assert!(integration.get("api_token").is_none());
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let run = app
+        .wait_for_run(&admin, body["run_id"].as_i64().expect("run id"))
+        .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["items_ingested"], 350);
+    assert_eq!(run["trigger"], "manual");
+
+    let (_, metrics) = app
+        .call(
+            Method::GET,
+            "/api/v1/metrics?from=2000-01-01T00:00:00Z",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let on_cloudflare = app.emulator.emulator.log_ids(ACCOUNT, "prod-chat").len()
+        + app.emulator.emulator.log_ids(ACCOUNT, "support").len();
+    assert_eq!(
+        metrics["requests"].as_u64(),
+        Some(on_cloudflare as u64),
+        "{metrics}"
+    );
+    for key in [
+        "errors",
+        "error_rate",
+        "success_rate",
+        "cache_hits",
+        "cache_hit_rate",
+        "rate_limited",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+    ] {
+        assert!(metrics.get(key).is_some(), "{key}");
+    }
+    let (_, gw) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/metrics?from=2000-01-01T00:00:00Z&integration_id={id}&gateway=support"
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(gw["requests"], 200);
+
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/integrations", Some(&admin), None)
+        .await;
+    assert_eq!(list["items"][0]["status"], "connected");
+    assert_eq!(list["items"][0]["interactions_synced"], 350);
+    assert!(list["items"][0]["next_sync_at"].is_string());
+    let (_, runs) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/sync-runs"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(runs["items"].as_array().map(Vec::len), Some(1));
+
+    // Sync Now while a sync runs shows that run instead of starting a second.
+    app.emulator.emulator.set_faults(Faults {
+        latency: Duration::from_millis(100),
+        ..Faults::default()
+    });
+    let (_, first) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let (status, second) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(second["run_id"], first["run_id"]);
+    assert_eq!(second["already_running"], true);
+    app.wait_for_run(&admin, first["run_id"].as_i64().expect("id"))
+        .await;
+
+    // PATCH replaces the token (never shown) and other settings.
+    let (status, patched) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&admin),
+            Some(json!({"sync_interval_minutes": 30, "enabled": false, "api_token": CF_TOKEN})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    assert_eq!(patched["sync_interval_minutes"], 30);
+    assert_eq!(patched["status"], "disabled");
+
+    // The token is nowhere: not in a response, not in the database files.
+    for body in app.seen.lock().expect("lock").iter() {
+        assert!(
+            !body.contains(CF_TOKEN),
+            "a response carried the token: {body}"
+        );
+    }
+    for entry in std::fs::read_dir(app.dir.path()).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("file");
+        assert!(
+            !bytes
+                .windows(CF_TOKEN.len())
+                .any(|w| w == CF_TOKEN.as_bytes()),
+            "the token is in a database file"
+        );
+    }
+
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        app.store
+            .count_interactions(&Default::default())
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn each_route_for_each_role() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let member = app
+        .create_user(&admin, "member@example.com", "member")
+        .await;
+    let viewer = app
+        .create_user(&admin, "viewer@example.com", "viewer")
+        .await;
+    let id = app.add_integration(&admin).await;
+
+    let create = json!({"type": "cloudflare", "name": "Other", "account_id": ACCOUNT, "api_token": CF_TOKEN});
+    let test = json!({"type": "cloudflare", "account_id": ACCOUNT, "api_token": CF_TOKEN});
+    let new_user =
+        json!({"email": "x@example.com", "password": "a-long-password-1", "role": "viewer"});
+    let routes: Vec<(Method, String, Option<Value>, bool)> = vec![
+        // (method, path, body, admin only)
+        (Method::GET, "/api/v1/integrations".into(), None, false),
+        (
+            Method::GET,
+            format!("/api/v1/integrations/{id}"),
+            None,
+            false,
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/integrations/{id}/sync-runs"),
+            None,
+            false,
+        ),
+        (Method::GET, "/api/v1/metrics".into(), None, false),
+        (Method::GET, "/api/v1/auth/me".into(), None, false),
+        (
+            Method::POST,
+            "/api/v1/integrations/test".into(),
+            Some(test),
+            true,
+        ),
+        (
+            Method::POST,
+            "/api/v1/integrations".into(),
+            Some(create),
+            true,
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/integrations/{id}"),
+            Some(json!({"sync_interval_minutes": 20})),
+            true,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/integrations/{id}/sync"),
+            None,
+            true,
+        ),
+        (Method::GET, "/api/v1/users".into(), None, true),
+        (Method::POST, "/api/v1/users".into(), Some(new_user), true),
+    ];
+    for (method, path, body, admin_only) in &routes {
+        let (status, err) = app.call(method.clone(), path, None, body.clone()).await;
+        assert_error(status, &err, StatusCode::UNAUTHORIZED, "unauthorized");
+        let (status, err) = app
+            .call(
+                method.clone(),
+                path,
+                Some("lgs_not-a-session"),
+                body.clone(),
+            )
+            .await;
+        assert_error(status, &err, StatusCode::UNAUTHORIZED, "unauthorized");
+        for token in [&member, &viewer] {
+            let (status, resp) = app
+                .call(method.clone(), path, Some(token), body.clone())
+                .await;
+            if *admin_only {
+                assert_error(status, &resp, StatusCode::FORBIDDEN, "forbidden");
+            } else {
+                assert_eq!(status, StatusCode::OK, "{method} {path}: {resp}");
+            }
+        }
+        let (status, resp) = app
+            .call(method.clone(), path, Some(&admin), body.clone())
+            .await;
+        assert!(
+            status.is_success(),
+            "admin {method} {path}: {status} {resp}"
+        );
+    }
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Users: the last admin stays; a demoted or removed user loses access.
+    let (_, users) = app
+        .call(Method::GET, "/api/v1/users", Some(&admin), None)
+        .await;
+    let id_of = |email: &str| {
+        users["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|u| u["email"] == email)
+            .and_then(|u| u["id"].as_i64())
+            .expect("user")
+    };
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}", id_of(ADMIN.0)),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", id_of("member@example.com")),
+            Some(&admin),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/users", Some(&member), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "promotion takes effect at once");
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/users/{}", id_of("viewer@example.com")),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/integrations", Some(&viewer), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a removed user's session ends"
+    );
+
+    // Logging out ends the session.
+    let (status, _) = app
+        .call(Method::POST, "/api/v1/auth/logout", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/auth/me", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_an_error_body() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    let raw = |method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>| {
+        let mut req = app
+            .http
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(&admin)
+            .body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        async move {
+            let resp = req.send().await.expect("response");
+            let status = resp.status();
+            (status, resp.json::<Value>().await.expect("JSON error body"))
+        }
+    };
+    let json_ct = Some("application/json");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "malformed_json");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        br#"{"type":"cloudflare","name":"x"}"#.to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_body");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        br#"{"type":"cloudflare","name":5,"account_id":"a","api_token":"t"}"#.to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_body");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        br#"{"type":"openrouter","name":"x","account_id":"a","api_token":"t"}"#.to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_body");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        br#"{"type":"cloudflare","name":"x","account_id":"not an id!","api_token":"t"}"#.to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_account_id");
+    let (s, b) = raw(Method::POST, "/api/v1/integrations", json_ct, br#"{"type":"cloudflare","name":"x","account_id":"abc","api_token":"t","sync_interval_minutes":0}"#.to_vec()).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_sync_interval");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        None,
+        br#"{"type":"cloudflare"}"#.to_vec(),
+    )
+    .await;
+    assert_error(
+        s,
+        &b,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    let huge = format!(
+        r#"{{"type":"cloudflare","name":"{}","account_id":"a","api_token":"t"}}"#,
+        "x".repeat(200_000)
+    );
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        huge.into_bytes(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let (s, b) = raw(Method::GET, "/api/v1/integrations/abc", None, vec![]).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_path");
+    let (s, b) = raw(Method::GET, "/api/v1/integrations/99999", None, vec![]).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, b) = raw(Method::GET, "/api/v1/sync-runs/-1", None, vec![]).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, b) = raw(Method::GET, "/api/v1/metrics?from=yesterday", None, vec![]).await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_time");
+    let (s, b) = raw(
+        Method::GET,
+        "/api/v1/metrics?integration_id=x",
+        None,
+        vec![],
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_query");
+    let (s, b) = raw(Method::GET, "/api/v1/nope", None, vec![]).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, b) = raw(
+        Method::PATCH,
+        &format!("/api/v1/integrations/{id}"),
+        json_ct,
+        br#"{"name":"Production","surprise":1}"#.to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_body");
+    let (s, b) = raw(
+        Method::POST,
+        "/api/v1/integrations",
+        json_ct,
+        br#"{"type":"cloudflare","name":"Production","account_id":"abc","api_token":"t"}"#.to_vec(),
+    )
+    .await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    // Nothing above changed what was stored.
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/integrations", Some(&admin), None)
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["items"][0]["name"], "Production");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_and_health_answers() {
+    let app = spawn_app().await;
+    for _ in 0..5 {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": ADMIN.0, "password": "wrong-password-xx"})),
+            )
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        );
+    }
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": ADMIN.0, "password": ADMIN.1})),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+    );
+    let (status, _) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+}
