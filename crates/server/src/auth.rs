@@ -13,7 +13,7 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use langguard_store::{Role, User};
+use langguard_store::{ApiKeyScope, Role, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -96,17 +96,21 @@ pub fn request_token(parts: &Parts) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// The signed-in user of a request; 401 without a valid session.
+/// The signed-in user of a request (by session or API key); 401 without valid credentials.
+/// With an API key, the role is the lower of the user's and the key's scope.
 pub struct CurrentUser(pub User);
+
+fn rank(r: Role) -> u8 {
+    match r {
+        Role::Viewer => 0,
+        Role::Member => 1,
+        Role::Admin => 2,
+    }
+}
 
 impl CurrentUser {
     /// Admins may do everything, Members everything but administration, Viewers only read.
     pub fn require(&self, at_least: Role) -> Result<(), ApiError> {
-        let rank = |r: Role| match r {
-            Role::Viewer => 0,
-            Role::Member => 1,
-            Role::Admin => 2,
-        };
         if rank(self.0.role) >= rank(at_least) {
             Ok(())
         } else {
@@ -123,13 +127,43 @@ impl FromRequestParts<AppState> for CurrentUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
+        let now = crate::now_ms();
+        if token.starts_with(API_KEY_PREFIX) {
+            let (key, mut user) = state
+                .store
+                .api_key_user(&token_hash(&token), now)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            let scope_role = match key.scope {
+                // Ingest keys push traces and nothing else.
+                ApiKeyScope::Ingest => return Err(ApiError::Forbidden),
+                ApiKeyScope::Read => Role::Viewer,
+                ApiKeyScope::Write => Role::Member,
+                ApiKeyScope::Admin => Role::Admin,
+            };
+            if rank(scope_role) < rank(user.role) {
+                user.role = scope_role;
+            }
+            return Ok(CurrentUser(user));
+        }
         let user = state
             .store
-            .session_user(&token_hash(&token), crate::now_ms())
+            .session_user(&token_hash(&token), now)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         Ok(CurrentUser(user))
     }
+}
+
+pub const API_KEY_PREFIX: &str = "lgr_";
+
+/// A new API key (shown once) and the hash that is stored for it.
+pub fn new_api_key() -> (String, Vec<u8>) {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
+    let hash = token_hash(&key);
+    (key, hash)
 }
 
 /// Counts failed logins per key (an account, an address) and refuses more after a burst.

@@ -145,6 +145,31 @@ pub async fn serve(
     Ok(())
 }
 
+impl AppState {
+    /// Records an admin action or a security event. A failure to record is logged, not
+    /// raised: the action itself already happened.
+    pub(crate) async fn audit(
+        &self,
+        user: Option<&langguard_store::User>,
+        action: &str,
+        resource: Option<String>,
+        details: serde_json::Value,
+        address: Option<String>,
+    ) {
+        let entry = langguard_store::NewAuditEntry {
+            user_id: user.map(|u| u.id),
+            user_email: user.map(|u| u.email.clone()),
+            action: action.to_owned(),
+            resource,
+            details,
+            address,
+        };
+        if let Err(e) = self.store.record_audit(entry).await {
+            tracing::error!(error = %e, action, "could not write the audit log");
+        }
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX)

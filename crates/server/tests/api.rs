@@ -737,3 +737,204 @@ async fn failed_sign_ins_are_throttled_and_health_answers() {
         (StatusCode::OK, Some("ready"))
     );
 }
+
+#[tokio::test]
+async fn api_keys_are_shown_once_scoped_and_revocable() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    let mut keys = std::collections::HashMap::new();
+    for scope in ["ingest", "read", "write", "admin"] {
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(&admin),
+                Some(
+                    json!({"name": format!("{scope} key"), "scope": scope, "expires_in_days": 30}),
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let key = body["key"].as_str().expect("key shown once").to_owned();
+        assert!(key.starts_with("lgr_"));
+        assert!(key.starts_with(body["prefix"].as_str().expect("prefix")));
+        keys.insert(scope, (key, body["id"].as_i64().expect("id")));
+    }
+    let (_, list) = app
+        .call(Method::GET, "/api/v1/api-keys", Some(&admin), None)
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(4));
+    assert!(
+        !list.to_string().contains(&keys["read"].0),
+        "a listed key shows its secret"
+    );
+
+    let patch = json!({"sync_interval_minutes": 25});
+    let integration = format!("/api/v1/integrations/{id}");
+    let (status, _) = app
+        .call(Method::GET, &integration, Some(&keys["ingest"].0), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "ingest keys only push traces"
+    );
+    let (status, _) = app
+        .call(Method::GET, &integration, Some(&keys["read"].0), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &integration,
+            Some(&keys["read"].0),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &integration,
+            Some(&keys["write"].0),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "integrations are admin-only");
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &integration,
+            Some(&keys["admin"].0),
+            Some(patch.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, revoked) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{}", keys["admin"].1),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(revoked["revoked_at"].is_string());
+    let (status, _) = app
+        .call(Method::GET, &integration, Some(&keys["admin"].0), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "revoking takes effect at once"
+    );
+
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "x", "scope": "read", "expires_in_days": 7})),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_expiry");
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/api-keys", Some(&keys["read"].0), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn admin_actions_and_failed_sign_ins_are_audited() {
+    let app = spawn_app().await;
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"email": "intruder@example.com", "password": "guess-guess-guess"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let viewer = app
+        .create_user(&admin, "viewer@example.com", "viewer")
+        .await;
+    let id = app.add_integration(&admin).await;
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/integrations/{id}"),
+        Some(&admin),
+        Some(json!({"api_token": CF_TOKEN})),
+    )
+    .await;
+    let (_, run) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    app.wait_for_run(&admin, run["run_id"].as_i64().expect("run"))
+        .await;
+    app.call(
+        Method::DELETE,
+        &format!("/api/v1/integrations/{id}"),
+        Some(&admin),
+        None,
+    )
+    .await;
+
+    let (status, audit) = app
+        .call(Method::GET, "/api/v1/audit", Some(&admin), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for want in [
+        "auth.login_failed",
+        "auth.login",
+        "user.created",
+        "integration.created",
+        "integration.updated",
+        "integration.synced",
+        "integration.deleted",
+    ] {
+        assert!(actions.contains(&want), "{want} missing from {actions:?}");
+    }
+    // Newest first.
+    assert_eq!(actions.first(), Some(&"integration.deleted"));
+    let failed = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|e| e["action"] == "auth.login_failed")
+        .expect("entry");
+    assert_eq!(failed["details"]["email"], "intruder@example.com");
+    assert!(failed["address"].is_string());
+    assert!(!audit.to_string().contains(CF_TOKEN));
+    let (status, _) = app
+        .call(Method::GET, "/api/v1/audit", Some(&viewer), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, page) = app
+        .call(Method::GET, "/api/v1/audit?limit=2", Some(&admin), None)
+        .await;
+    let before = page["next_before"].as_i64().expect("more pages");
+    let (_, next) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?limit=2&before={before}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(next["items"][0]["id"].as_i64().expect("id") < before);
+}

@@ -7,6 +7,7 @@
 //! rusqlite inserted ~375k rows/s against ~180k rows/s for sqlx's multi-row inserts (see
 //! docs/BENCHMARKS.md); the ingest path is what this backend is for.
 
+mod access;
 mod connection;
 mod ingest;
 mod migrate;
@@ -640,6 +641,40 @@ impl Store for SqliteStore {
             Ok(())
         })
         .await
+    }
+
+    async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()> {
+        self.write(move |conn| access::record_audit(conn, &entry))
+            .await
+    }
+
+    async fn list_audit(&self, limit: u32, before_id: Option<i64>) -> StoreResult<Vec<AuditEntry>> {
+        self.write(move |conn| access::list_audit(conn, limit, before_id))
+            .await
+    }
+
+    async fn create_api_key(&self, new: NewApiKey) -> StoreResult<ApiKey> {
+        self.write(move |conn| access::create_api_key(conn, &new))
+            .await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.write(|conn| access::list_api_keys(conn)).await
+    }
+
+    async fn revoke_api_key(&self, id: i64) -> StoreResult<ApiKey> {
+        self.write(move |conn| access::revoke_api_key(conn, id))
+            .await
+    }
+
+    async fn api_key_user(
+        &self,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<Option<(ApiKey, User)>> {
+        let token_hash = token_hash.to_vec();
+        self.write(move |conn| access::api_key_user(conn, &token_hash, now_ms))
+            .await
     }
 
     async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics> {

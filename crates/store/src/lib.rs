@@ -114,6 +114,20 @@ pub trait Store: Send + Sync + 'static {
     async fn session_user(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>>;
     async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
 
+    // ---- audit log and API keys ----
+    async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()>;
+    /// Newest first; continue with `before_id` = the last id of a page.
+    async fn list_audit(&self, limit: u32, before_id: Option<i64>) -> StoreResult<Vec<AuditEntry>>;
+    async fn create_api_key(&self, new: NewApiKey) -> StoreResult<ApiKey>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, id: i64) -> StoreResult<ApiKey>;
+    /// The key (unrevoked, unexpired) and its owner; marks it used.
+    async fn api_key_user(
+        &self,
+        token_hash: &[u8],
+        now_ms: i64,
+    ) -> StoreResult<Option<(ApiKey, User)>>;
+
     // ---- metrics and traces ----
     /// Figures over the scope, from the per-minute rollups (never from raw rows).
     async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics>;

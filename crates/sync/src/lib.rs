@@ -212,9 +212,23 @@ impl SyncEngine {
     /// Waits until no sync runs in this process, or `limit` passes; true when idle. Every
     /// batch commits with its cursor, so stopping after `limit` loses nothing either.
     pub async fn wait_idle(&self, limit: Duration) -> bool {
+        self.wait_until(limit, |running| running.is_empty()).await
+    }
+
+    /// Waits until this integration has no sync running here, or `limit` passes.
+    pub async fn wait_for(&self, integration_id: IntegrationId, limit: Duration) -> bool {
+        self.wait_until(limit, |running| !running.contains_key(&integration_id))
+            .await
+    }
+
+    async fn wait_until(
+        &self,
+        limit: Duration,
+        done: impl Fn(&HashMap<IntegrationId, SyncRunId>) -> bool,
+    ) -> bool {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            if self.lock_running().is_empty() {
+            if done(&self.lock_running()) {
                 return true;
             }
             if tokio::time::Instant::now() >= deadline {

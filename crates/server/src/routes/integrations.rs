@@ -156,11 +156,15 @@ async fn create(
             lookback_days: check_lookback(body.lookback_days.unwrap_or(Some(7)))?,
         })
         .await?;
-    tracing::info!(
-        integration.id = integration.id,
-        user.id = user.0.id,
-        "integration created"
-    );
+    state
+        .audit(
+            Some(&user.0),
+            "integration.created",
+            Some(format!("integration:{}", integration.id)),
+            json!({"name": integration.name, "account_id": integration.account_id}),
+            None,
+        )
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(IntegrationView::from(&integration)),
@@ -207,6 +211,21 @@ async fn update(
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     user.require(Role::Admin)?;
+    // Which fields changed, never their values: one of them may be the token.
+    let changed: Vec<&str> = [
+        ("name", body.name.is_some()),
+        ("account_id", body.account_id.is_some()),
+        ("api_token", body.api_token.is_some()),
+        ("enabled", body.enabled.is_some()),
+        (
+            "sync_interval_minutes",
+            body.sync_interval_minutes.is_some(),
+        ),
+        ("lookback_days", body.lookback_days.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, set)| set.then_some(field))
+    .collect();
     let patch = IntegrationPatch {
         name: body.name.as_deref().map(check_name).transpose()?,
         account_id: body
@@ -224,11 +243,15 @@ async fn update(
         lookback_days: body.lookback_days.map(check_lookback).transpose()?,
     };
     let integration = state.store.update_integration(id, patch).await?;
-    tracing::info!(
-        integration.id = id,
-        user.id = user.0.id,
-        "integration changed"
-    );
+    state
+        .audit(
+            Some(&user.0),
+            "integration.updated",
+            Some(format!("integration:{id}")),
+            json!({"changed": changed}),
+            None,
+        )
+        .await;
     Ok(Json(IntegrationView::from(&integration)))
 }
 
@@ -238,17 +261,27 @@ async fn remove(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     user.require(Role::Admin)?;
-    if state.engine.running().iter().any(|(i, _)| *i == id) {
+    // A run that is finishing gets a moment; one in full swing is not cut off.
+    if !state
+        .engine
+        .wait_for(id, std::time::Duration::from_secs(5))
+        .await
+    {
         return Err(ApiError::Conflict(
             "a sync of this integration is running; delete it when the sync has finished".into(),
         ));
     }
+    let removed = state.store.get_integration(id).await?;
     state.store.delete_integration(id).await?;
-    tracing::info!(
-        integration.id = id,
-        user.id = user.0.id,
-        "integration deleted"
-    );
+    state
+        .audit(
+            Some(&user.0),
+            "integration.deleted",
+            Some(format!("integration:{id}")),
+            json!({"name": removed.name, "interactions_deleted": removed.interactions_synced}),
+            None,
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -260,6 +293,15 @@ async fn sync_now(
     user.require(Role::Admin)?;
     let body = match state.engine.start(id, SyncTrigger::Manual).await {
         Ok(run) => {
+            state
+                .audit(
+                    Some(&user.0),
+                    "integration.synced",
+                    Some(format!("integration:{id}")),
+                    json!({"run_id": run.id}),
+                    None,
+                )
+                .await;
             json!({"run_id": run.id, "status": run.status.as_str(), "already_running": false})
         }
         // Pressing it again while a sync runs shows that sync instead of starting another.

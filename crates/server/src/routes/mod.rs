@@ -1,5 +1,6 @@
 //! One module per resource, each exporting its `router()`.
 
+mod access;
 pub mod health;
 mod integrations;
 mod metrics;
@@ -17,6 +18,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(users::router())
         .merge(integrations::router())
         .merge(metrics::router())
+        .merge(access::router())
 }
 
 pub async fn not_found() -> ApiError {

@@ -57,9 +57,27 @@ async fn login(
         state.login_throttle.failed(&account_key);
         state.login_throttle.failed(&address_key);
         tracing::warn!(client.address = %peer.ip(), "failed sign-in");
+        state
+            .audit(
+                None,
+                "auth.login_failed",
+                None,
+                json!({"email": body.email.trim()}),
+                Some(peer.ip().to_string()),
+            )
+            .await;
         return Err(ApiError::InvalidCredentials);
     };
     state.login_throttle.succeeded(&account_key);
+    state
+        .audit(
+            Some(&user),
+            "auth.login",
+            None,
+            json!({}),
+            Some(peer.ip().to_string()),
+        )
+        .await;
     let (token, hash) = new_session_token();
     let ttl_ms = state.config.session_ttl.as_millis() as i64;
     state

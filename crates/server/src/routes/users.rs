@@ -50,6 +50,15 @@ async fn create(
             role: body.role,
         })
         .await?;
+    state
+        .audit(
+            Some(&user.0),
+            "user.created",
+            Some(format!("user:{}", created.id)),
+            json!({"email": created.email, "role": created.role}),
+            None,
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(UserView::from(&created))))
 }
 
@@ -71,6 +80,7 @@ async fn update(
     if target.role == Role::Admin && body.role.is_some_and(|r| r != Role::Admin) {
         ensure_another_admin(&state, id).await?;
     }
+    let changes = json!({"role": body.role, "password_changed": body.password.is_some()});
     let password_hash = match body.password {
         Some(p) => {
             check_password_rules(&p)?;
@@ -88,6 +98,15 @@ async fn update(
             },
         )
         .await?;
+    state
+        .audit(
+            Some(&user.0),
+            "user.updated",
+            Some(format!("user:{id}")),
+            changes,
+            None,
+        )
+        .await;
     Ok(Json(UserView::from(&updated)))
 }
 
@@ -100,7 +119,17 @@ async fn remove(
     if state.store.get_user(id).await?.role == Role::Admin {
         ensure_another_admin(&state, id).await?;
     }
+    let removed = state.store.get_user(id).await?;
     state.store.delete_user(id).await?;
+    state
+        .audit(
+            Some(&user.0),
+            "user.deleted",
+            Some(format!("user:{id}")),
+            json!({"email": removed.email}),
+            None,
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,0 +1,169 @@
+//! Settings for admins: API keys (`GET/POST /api-keys`, `DELETE /api-keys/{id}`) and the audit
+//! log (`GET /audit`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use langguard_cloudflare::time::format_ms;
+use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, Role};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::auth::{new_api_key, CurrentUser};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::{now_ms, AppState};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api-keys", get(list_keys).post(create_key))
+        .route("/api-keys/{id}", delete(revoke_key))
+        .route("/audit", get(audit))
+}
+
+#[derive(Serialize)]
+struct ApiKeyView {
+    id: i64,
+    name: String,
+    prefix: String,
+    scope: ApiKeyScope,
+    created_at: String,
+    expires_at: String,
+    last_used_at: Option<String>,
+    revoked_at: Option<String>,
+    user_id: i64,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            scope: k.scope,
+            created_at: format_ms(k.created_at_ms),
+            expires_at: format_ms(k.expires_at_ms),
+            last_used_at: k.last_used_at_ms.map(format_ms),
+            revoked_at: k.revoked_at_ms.map(format_ms),
+            user_id: k.user_id,
+        }
+    }
+}
+
+async fn list_keys(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    user.require(Role::Admin)?;
+    let keys = state.store.list_api_keys().await?;
+    let items: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    scope: ApiKeyScope,
+    /// One of the product's choices: 30, 60, 90, 180 or 365 days.
+    expires_in_days: u32,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<CreateKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    user.require(Role::Admin)?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    if ![30, 60, 90, 180, 365].contains(&body.expires_in_days) {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_in_days must be 30, 60, 90, 180 or 365",
+        ));
+    }
+    let (secret, hash) = new_api_key();
+    let key = state
+        .store
+        .create_api_key(NewApiKey {
+            user_id: user.0.id,
+            name: name.to_owned(),
+            prefix: secret.chars().take(12).collect(),
+            token_hash: hash,
+            scope: body.scope,
+            expires_at_ms: now_ms() + i64::from(body.expires_in_days) * 86_400_000,
+        })
+        .await?;
+    state
+        .audit(
+            Some(&user.0),
+            "api_key.created",
+            Some(format!("api_key:{}", key.id)),
+            json!({"name": key.name, "scope": key.scope}),
+            None,
+        )
+        .await;
+    let mut view = serde_json::to_value(ApiKeyView::from(&key)).map_err(anyhow::Error::from)?;
+    if let Some(obj) = view.as_object_mut() {
+        // The only time the key is shown: it is stored hashed.
+        obj.insert("key".into(), secret.into());
+    }
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<ApiKeyView>, ApiError> {
+    user.require(Role::Admin)?;
+    let key = state.store.revoke_api_key(id).await?;
+    state
+        .audit(
+            Some(&user.0),
+            "api_key.revoked",
+            Some(format!("api_key:{id}")),
+            json!({"name": key.name}),
+            None,
+        )
+        .await;
+    Ok(Json(ApiKeyView::from(&key)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<u32>,
+    before: Option<i64>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    user.require(Role::Admin)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
+    let entries = state.store.list_audit(limit, q.before).await?;
+    let next = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    let items: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.id, "timestamp": format_ms(e.at_ms), "user_id": e.user_id,
+                "user": e.user_email, "action": e.action, "resource": e.resource,
+                "details": e.details, "address": e.address,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items, "next_before": next })))
+}
