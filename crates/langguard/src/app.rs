@@ -40,6 +40,9 @@ impl App {
         let store = open_store(data_dir, database_url).await?;
         let env_key = std::env::var("LANGGUARD_ENCRYPTION_KEY").ok();
         let sealer = Sealer::load_or_create(env_key.as_deref(), data_dir)?;
+        let sealer =
+            crate::commands::secrets::finish_interrupted_rotation(store.as_ref(), sealer, data_dir)
+                .await?;
         Ok(Self {
             store,
             sealer,

@@ -80,6 +80,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the server: REST API, scheduler (and, later, the web UI).
     Serve(ServeArgs),
+    /// Manage the encryption key that seals stored API tokens.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Manage the people who sign in.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -102,7 +105,11 @@ impl Command {
             Command::Metrics(a) => a.json,
             Command::Traces(a) => a.json,
             Command::Users(UsersCommand::List { json }) => *json,
-            Command::Demo(_) | Command::Bench(_) | Command::Serve(_) | Command::Users(_) => false,
+            Command::Demo(_)
+            | Command::Bench(_)
+            | Command::Serve(_)
+            | Command::Users(_)
+            | Command::Secrets(_) => false,
         }
     }
 }
@@ -121,6 +128,13 @@ pub struct ServeArgs {
     /// Don't sync integrations on their schedule (Sync Now still works).
     #[arg(long, env = "LANGGUARD_NO_SCHEDULER")]
     pub no_scheduler: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Seal every stored API token under a new key. With LANGGUARD_ENCRYPTION_KEY set, prints
+    /// the new key to put there; otherwise replaces the data dir's key file.
+    RotateKey,
 }
 
 #[derive(Debug, Subcommand)]

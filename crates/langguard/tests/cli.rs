@@ -341,3 +341,32 @@ async fn sync_exits_non_zero_when_a_sync_fails() {
         .unwrap_or_default()
         .contains("no integration named"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rotating_the_encryption_key_keeps_every_token_usable() {
+    let emu = emulator(&[("gw", 10)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(add(dir.path(), &emu, "cf", TOKEN).status.success());
+    let key_file = dir.path().join("encryption.key");
+    let before = std::fs::read(&key_file).expect("key file");
+    let rotated = run(langguard(dir.path(), &emu).args(["secrets", "rotate-key"]));
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert_ne!(std::fs::read(&key_file).expect("key file"), before);
+    let tested = run(langguard(dir.path(), &emu).args(["integrations", "test", "cf", "--json"]));
+    assert_eq!(
+        json(&tested)["ok"],
+        true,
+        "the token opens under the new key"
+    );
+
+    // A rotation that stopped before re-sealing anything leaves its key behind: dropped.
+    let stray = dir.path().join("encryption.key.next");
+    std::fs::write(&stray, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").expect("write");
+    let tested = run(langguard(dir.path(), &emu).args(["integrations", "test", "cf", "--json"]));
+    assert_eq!(json(&tested)["ok"], true);
+    assert!(!stray.exists());
+}

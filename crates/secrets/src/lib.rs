@@ -17,6 +17,19 @@ const NONCE_LEN: usize = 12;
 /// Binds ciphertexts to their purpose, so a sealed value can't be replayed as another kind.
 const AAD: &[u8] = b"langguard:credential:v1";
 pub const KEY_FILE_NAME: &str = "encryption.key";
+/// Holds the next key while a rotation is under way (see `langguard secrets rotate-key`).
+pub const NEXT_KEY_FILE_NAME: &str = "encryption.key.next";
+
+/// Writes a key file with mode 0600 and syncs it to disk.
+pub fn write_key_file(path: &Path, base64_key: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(base64_key.as_bytes())?;
+    file.sync_all()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -97,6 +110,17 @@ impl Sealer {
             }
             Err(e) => Err(bad(e.to_string())),
         }
+    }
+
+    /// A new random key, and its base64 form (what the key file and the env variable hold).
+    pub fn generate() -> (Self, String) {
+        let key = Aes256Gcm::generate_key(OsRng);
+        (
+            Self {
+                cipher: Aes256Gcm::new(&key),
+            },
+            BASE64.encode(key),
+        )
     }
 
     pub fn seal(&self, plaintext: &str) -> Vec<u8> {

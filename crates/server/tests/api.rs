@@ -32,7 +32,35 @@ struct TestApp {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Everything the server logs (at debug level) in this test binary, to check that no secret
+/// ever reaches a log line.
+fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        captured_logs().lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(|| LogSink)
+        .try_init();
+}
+
 async fn spawn_app() -> TestApp {
+    capture_logs();
     let emulator = Emulator::new(EmulatorConfig::default());
     emulator.add_account(ACCOUNT);
     emulator.add_token(CF_TOKEN, TokenSpec::user(&[ACCOUNT]));
@@ -365,6 +393,12 @@ async fn test_save_sync_now_and_metrics_match_the_emulator() {
             "a response carried the token: {body}"
         );
     }
+    let logs = String::from_utf8_lossy(&captured_logs().lock().expect("logs")).into_owned();
+    assert!(
+        logs.contains("retrying Cloudflare call") || logs.contains("DEBUG"),
+        "the log was captured"
+    );
+    assert!(!logs.contains(CF_TOKEN), "the token reached the server log");
     for entry in std::fs::read_dir(app.dir.path()).expect("dir") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("file");
         assert!(

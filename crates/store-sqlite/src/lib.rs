@@ -340,6 +340,28 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn replace_sealed_tokens(
+        &self,
+        tokens: Vec<(IntegrationId, Vec<u8>)>,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            for (id, sealed) in &tokens {
+                let changed = tx
+                    .execute(
+                        "UPDATE integrations SET api_token_sealed = ?1 WHERE id = ?2",
+                        params![sealed, id],
+                    )
+                    .map_err(db_err)?;
+                if changed == 0 {
+                    return Err(not_found(format!("integration {id}")));
+                }
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
     async fn set_integration_status(
         &self,
         id: IntegrationId,

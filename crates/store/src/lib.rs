@@ -45,6 +45,9 @@ pub trait Store: Send + Sync + 'static {
         id: IntegrationId,
         patch: IntegrationPatch,
     ) -> StoreResult<Integration>;
+    /// Replaces the sealed tokens of these integrations in one transaction (key rotation).
+    async fn replace_sealed_tokens(&self, tokens: Vec<(IntegrationId, Vec<u8>)>)
+        -> StoreResult<()>;
     async fn set_integration_status(
         &self,
         id: IntegrationId,

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod demo;
 pub mod integrations;
 pub mod metrics;
+pub mod secrets;
 pub mod serve;
 pub mod sync;
 pub mod traces;

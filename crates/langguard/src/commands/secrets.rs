@@ -1,0 +1,84 @@
+//! `langguard secrets rotate-key`: seals every stored API token under a new encryption key.
+//!
+//! Order matters, so an interruption never strands a token: the new key is written to
+//! `encryption.key.next` first, then every token is re-sealed in one database transaction, then
+//! the next key replaces `encryption.key`. [`finish_interrupted_rotation`] completes or undoes
+//! a rotation that stopped half-way, at the next start.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use langguard_secrets::{write_key_file, Sealer, KEY_FILE_NAME, NEXT_KEY_FILE_NAME};
+use langguard_store::Store;
+
+use crate::app::App;
+
+pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let from_env = std::env::var("LANGGUARD_ENCRYPTION_KEY").is_ok_and(|k| !k.trim().is_empty());
+    let integrations = app.store.list_integrations().await?;
+    let (next, next_base64) = Sealer::generate();
+    let mut resealed = Vec::with_capacity(integrations.len());
+    for integration in &integrations {
+        let token = app
+            .sealer
+            .open(&integration.sealed_api_token)
+            .with_context(|| {
+                format!(
+                    "cannot open the token of {:?} with the current key; nothing was changed",
+                    integration.name
+                )
+            })?;
+        resealed.push((integration.id, next.seal(&token)));
+    }
+    if from_env {
+        app.store.replace_sealed_tokens(resealed).await?;
+        println!("Re-sealed {} API tokens. Set LANGGUARD_ENCRYPTION_KEY to the new key before the next start:", integrations.len());
+        println!("{next_base64}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
+    write_key_file(&next_path, &next_base64)
+        .with_context(|| format!("cannot write {}", next_path.display()))?;
+    app.store.replace_sealed_tokens(resealed).await?;
+    std::fs::rename(&next_path, data_dir.join(KEY_FILE_NAME))
+        .context("cannot move the new key into place")?;
+    println!(
+        "Rotated the encryption key and re-sealed {} API tokens.",
+        integrations.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// After a rotation stopped half-way: if the tokens are already sealed under the next key, it
+/// becomes the key; otherwise the next key is dropped. Returns the sealer to use.
+pub async fn finish_interrupted_rotation(
+    store: &dyn Store,
+    current: Sealer,
+    data_dir: &Path,
+) -> anyhow::Result<Sealer> {
+    let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
+    let Ok(text) = std::fs::read_to_string(&next_path) else {
+        return Ok(current);
+    };
+    let next = Sealer::from_base64(&text).context("the half-rotated key file is damaged")?;
+    let integrations = store.list_integrations().await?;
+    let under_next = integrations
+        .iter()
+        .filter(|i| next.open(&i.sealed_api_token).is_ok())
+        .count();
+    if under_next > 0 {
+        if under_next != integrations.len() {
+            bail!("stored tokens are sealed under two different keys; restore the database from a backup");
+        }
+        std::fs::rename(&next_path, data_dir.join(KEY_FILE_NAME))
+            .context("cannot finish the key rotation")?;
+        tracing::warn!("finished an interrupted encryption key rotation");
+        return Ok(next);
+    }
+    std::fs::remove_file(&next_path).context("cannot drop the unused next key")?;
+    tracing::warn!(
+        "dropped the key of an encryption key rotation that did not get to re-seal tokens"
+    );
+    Ok(current)
+}
