@@ -7,6 +7,20 @@ use axum::Json;
 use langguard_store::StoreError;
 use langguard_sync::SyncError;
 
+/// The body of every error response (documentation of the shape).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// snake_case, stable: `unauthorized`, `forbidden`, `not_found`, `invalid_body`, …
+    pub code: String,
+    /// For a person.
+    pub message: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]

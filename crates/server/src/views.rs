@@ -8,7 +8,7 @@ use serde_json::Value;
 use langguard_cloudflare::time::format_ms;
 use langguard_store::User;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
     pub id: i64,
     #[serde(rename = "type")]
@@ -55,7 +55,7 @@ impl From<&Integration> for IntegrationView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SyncRunView {
     pub id: i64,
     pub integration_id: i64,
@@ -158,7 +158,7 @@ pub fn decode_cursor(s: &str) -> Option<(i64, i64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: i64,
     pub email: String,

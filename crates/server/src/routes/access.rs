@@ -22,11 +22,12 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit))
 }
 
-#[derive(Serialize)]
-struct ApiKeyView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyView {
     id: i64,
     name: String,
     prefix: String,
+    #[schema(value_type = String, example = "read")]
     scope: ApiKeyScope,
     created_at: String,
     expires_at: String,
@@ -51,6 +52,7 @@ impl From<&ApiKey> for ApiKeyView {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys", responses((status = 200, description = "`{items: [api key]}` without secrets"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list_keys(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -61,15 +63,18 @@ async fn list_keys(
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateKey {
+pub(crate) struct CreateKey {
     name: String,
+    /// `ingest`, `read`, `write` or `admin`.
+    #[schema(value_type = String, example = "read")]
     scope: ApiKeyScope,
     /// One of the product's choices: 30, 60, 90, 180 or 365 days.
     expires_in_days: u32,
 }
 
+#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = CreateKey, responses((status = 201, description = "The key, with its secret `key` shown this once"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create_key(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -118,6 +123,7 @@ async fn create_key(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api keys", params(("id" = i64, Path, description = "API key id")), responses((status = 200, description = "Revoked", body = ApiKeyView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn revoke_key(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -137,13 +143,14 @@ async fn revoke_key(
     Ok(Json(ApiKeyView::from(&key)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct AuditQuery {
+pub(crate) struct AuditQuery {
     limit: Option<u32>,
     before: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, description = "`{items, next_before}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn audit(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -27,9 +27,9 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Only Cloudflare AI Gateway today; the field is there so more kinds can follow.
-#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy)]
+#[derive(Debug, Deserialize, PartialEq, Eq, Clone, Copy, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-enum Kind {
+pub(crate) enum Kind {
     Cloudflare,
 }
 
@@ -96,15 +96,16 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestBody {
+pub(crate) struct TestBody {
     #[serde(rename = "type")]
     kind: Kind,
     account_id: String,
     api_token: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/integrations/test", tag = "integrations", request_body = TestBody, responses((status = 200, description = "`{ok: true, gateways}` or `{ok: false, error: {code, message, hint}}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn test(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -124,20 +125,23 @@ async fn test(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub(crate) struct CreateBody {
     #[serde(rename = "type")]
     kind: Kind,
     name: String,
     account_id: String,
     api_token: String,
     sync_interval_minutes: Option<i64>,
+    /// Days of history the first sync imports; `null` for all of it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
     lookback_days: Option<Option<i64>>,
     enabled: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = CreateBody, responses((status = 201, description = "Created; the token is never returned", body = IntegrationView), (status = 409, description = "Name taken", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -171,6 +175,7 @@ async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "`{items: [integration]}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
     let items: Vec<IntegrationView> = state
         .store
@@ -182,6 +187,7 @@ async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<
     Ok(Json(json!({ "items": items })))
 }
 
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 200, description = "The integration", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn read(
     State(state): State<AppState>,
     _user: CurrentUser,
@@ -192,18 +198,21 @@ async fn read(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+pub(crate) struct UpdateBody {
     name: Option<String>,
     account_id: Option<String>,
     api_token: Option<String>,
     sync_interval_minutes: Option<i64>,
+    /// Days of history the first sync imports; `null` for all of it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>)]
     lookback_days: Option<Option<i64>>,
     enabled: Option<bool>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), request_body = UpdateBody, responses((status = 200, description = "Changed", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -255,6 +264,7 @@ async fn update(
     Ok(Json(IntegrationView::from(&integration)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 204, description = "Deleted with its data"), (status = 409, description = "A sync is running", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -285,6 +295,7 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/sync", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 202, description = "`{run_id, status, already_running}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn sync_now(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -313,12 +324,13 @@ async fn sync_now(
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct RunsQuery {
+pub(crate) struct RunsQuery {
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/sync-runs", tag = "sync runs", params(("id" = i64, Path, description = "Integration id")), params(RunsQuery), responses((status = 200, description = "`{items: [sync run]}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn sync_runs(
     State(state): State<AppState>,
     _user: CurrentUser,
@@ -334,6 +346,7 @@ async fn sync_runs(
     Ok(Json(json!({ "items": items })))
 }
 
+#[utoipa::path(get, path = "/api/v1/sync-runs/{id}", tag = "sync runs", params(("id" = i64, Path, description = "Sync run id")), responses((status = 200, description = "The run", body = SyncRunView), (status = 404, description = "No such run", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn sync_run(
     State(state): State<AppState>,
     _user: CurrentUser,

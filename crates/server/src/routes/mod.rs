@@ -4,6 +4,7 @@ mod access;
 pub mod health;
 mod integrations;
 mod metrics;
+mod openapi;
 mod session;
 mod users;
 
@@ -19,6 +20,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(integrations::router())
         .merge(metrics::router())
         .merge(access::router())
+        .merge(openapi::router())
 }
 
 pub async fn not_found() -> ApiError {

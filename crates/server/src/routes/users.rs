@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}", patch(update).delete(remove))
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, description = "`{items: [user]}` (admins)"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
     let users = state.store.list_users().await?;
@@ -27,14 +28,16 @@ async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<V
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateUser {
+pub(crate) struct CreateUser {
     email: String,
     password: String,
+    #[schema(value_type = String, example = "member")]
     role: Role,
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser, responses((status = 201, description = "Created", body = UserView), (status = 409, description = "Email taken", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -62,13 +65,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(UserView::from(&created))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateUser {
+pub(crate) struct UpdateUser {
+    #[schema(value_type = Option<String>, example = "viewer")]
     role: Option<Role>,
     password: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = i64, Path, description = "User id")), request_body = UpdateUser, responses((status = 200, description = "Changed", body = UserView), (status = 404, description = "No such user", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -110,6 +115,7 @@ async fn update(
     Ok(Json(UserView::from(&updated)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(("id" = i64, Path, description = "User id")), responses((status = 204, description = "Deleted"), (status = 409, description = "The last admin", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -1,0 +1,78 @@
+//! `GET /api/v1/openapi.json`: the API's OpenAPI document, generated from the handlers'
+//! annotations, so it cannot drift from the code.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "LangGuard API",
+        description = "AI governance and observability for Cloudflare AI Gateway. Errors are `{\"error\": {\"code\", \"message\"}}`; times RFC 3339 UTC; money USD; durations ms.",
+    ),
+    paths(
+        super::health::healthz,
+        super::health::readyz,
+        super::session::login,
+        super::session::logout,
+        super::session::me,
+        super::users::list,
+        super::users::create,
+        super::users::update,
+        super::users::remove,
+        super::integrations::test,
+        super::integrations::list,
+        super::integrations::create,
+        super::integrations::read,
+        super::integrations::update,
+        super::integrations::remove,
+        super::integrations::sync_now,
+        super::integrations::sync_runs,
+        super::integrations::sync_run,
+        super::metrics::metrics,
+        super::access::list_keys,
+        super::access::create_key,
+        super::access::revoke_key,
+        super::access::audit,
+        openapi_json,
+    ),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&Security)
+)]
+pub(crate) struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A session token from /auth/login, or an API key (`lgr_…`)",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::SESSION_COOKIE))),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi_json))
+}
+
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", responses((status = 200, description = "This document")))]
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
