@@ -31,6 +31,10 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
+    /// A TOML file of settings (`data_dir = "…"`, `listen = "…"`, …: the variables below
+    /// without their LANGGUARD_ prefix, in lower case). Flags and environment win over it.
+    #[arg(long, env = "LANGGUARD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
     /// Where LangGuard keeps its database and encryption key.
     #[arg(
         long,

@@ -370,3 +370,66 @@ async fn rotating_the_encryption_key_keeps_every_token_usable() {
     assert_eq!(json(&tested)["ok"], true);
     assert!(!stray.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn settings_come_from_a_toml_file_with_flags_and_environment_winning() {
+    let emu = emulator(&[("gw", 5)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("from-file");
+    let config = dir.path().join("langguard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\ncloudflare_api_base = {:?}\n",
+            data.display().to_string(),
+            emu.base_url()
+        ),
+    )
+    .expect("write config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langguard"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("LANGGUARD_CF_API_TOKEN", TOKEN)
+        .stdin(Stdio::null())
+        .args([
+            "--config",
+            &config.display().to_string(),
+            "integrations",
+            "add",
+            "--name",
+            "cf",
+            "--account-id",
+            ACCOUNT,
+            "--json",
+        ]);
+    let out = run(&mut cmd);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        data.join("langguard.db").exists(),
+        "the file's data_dir was used"
+    );
+    // The environment wins over the file.
+    let other = dir.path().join("from-env");
+    let out = run(langguard(&other, &emu).args([
+        "--config",
+        &config.display().to_string(),
+        "integrations",
+        "list",
+        "--json",
+    ]));
+    assert!(out.status.success());
+    assert_eq!(json(&out)["items"].as_array().map(Vec::len), Some(0));
+    std::fs::write(&config, "colour = \"blue\"\n").expect("write config");
+    let out = run(langguard(&other, &emu).args([
+        "--config",
+        &config.display().to_string(),
+        "integrations",
+        "list",
+    ]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `colour`"));
+}

@@ -1,0 +1,126 @@
+//! The optional TOML settings file. Its settings become `LANGGUARD_*` environment defaults
+//! before the command line is parsed, so the order of precedence is: flags, then environment,
+//! then the file, then built-in defaults — one mechanism, no second copy of every setting.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+
+/// Settings the file may hold, as their environment variable names.
+const SETTINGS: &[&str] = &[
+    "LANGGUARD_DATA_DIR",
+    "LANGGUARD_DATABASE_URL",
+    "LANGGUARD_CLOUDFLARE_API_BASE",
+    "LANGGUARD_LOG",
+    "LANGGUARD_LOG_FORMAT",
+    "LANGGUARD_LISTEN",
+    "LANGGUARD_SECURE_COOKIES",
+    "LANGGUARD_SESSION_HOURS",
+    "LANGGUARD_NO_SCHEDULER",
+    "LANGGUARD_ADMIN_EMAIL",
+    "LANGGUARD_ADMIN_PASSWORD",
+    "LANGGUARD_ENCRYPTION_KEY",
+];
+
+/// The `--config` path from the arguments, else `LANGGUARD_CONFIG`.
+fn config_path(args: &[OsString]) -> Option<PathBuf> {
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let arg = arg.to_string_lossy();
+        if arg == "--config" {
+            return iter.next().map(PathBuf::from);
+        }
+        if let Some(path) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    std::env::var_os("LANGGUARD_CONFIG").map(PathBuf::from)
+}
+
+/// Reads the settings file, if one is named, into environment defaults. Call before any
+/// thread starts: it sets environment variables.
+pub fn apply(args: &[OsString]) -> anyhow::Result<()> {
+    let Some(path) = config_path(args) else {
+        return Ok(());
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the settings file {}", path.display()))?;
+    for (var, value) in parse(&text).with_context(|| format!("in {}", path.display()))? {
+        if std::env::var_os(&var).is_none() {
+            std::env::set_var(var, value);
+        }
+    }
+    Ok(())
+}
+
+fn parse(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let table: toml::Table = text.parse().context("this is not valid TOML")?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let var = format!("LANGGUARD_{}", key.to_uppercase().replace('-', "_"));
+        if !SETTINGS.contains(&var.as_str()) {
+            bail!("unknown setting `{key}`; known: {}", known());
+        }
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => bail!(
+                "`{key}` must be a string, number or boolean, not {}",
+                other.type_str()
+            ),
+        };
+        out.push((var, value));
+    }
+    Ok(out)
+}
+
+fn known() -> String {
+    SETTINGS
+        .iter()
+        .map(|s| s.trim_start_matches("LANGGUARD_").to_lowercase())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_become_environment_names() {
+        let got = parse("data_dir = \"/var/lib/langguard\"\nlisten = \"0.0.0.0:8080\"\nsession_hours = 8\nsecure_cookies = true\n")
+            .expect("parses");
+        assert_eq!(
+            got,
+            [
+                ("LANGGUARD_DATA_DIR".into(), "/var/lib/langguard".into()),
+                ("LANGGUARD_LISTEN".into(), "0.0.0.0:8080".into()),
+                ("LANGGUARD_SECURE_COOKIES".into(), "true".into()),
+                ("LANGGUARD_SESSION_HOURS".into(), "8".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(parse("colour = \"blue\"").is_err());
+        assert!(parse("listen = [1, 2]").is_err());
+        assert!(parse("not toml at all [").is_err());
+    }
+
+    #[test]
+    fn the_path_comes_from_the_flag() {
+        let args: Vec<OsString> = ["langguard", "--config", "/etc/lg.toml", "sync"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(config_path(&args), Some(PathBuf::from("/etc/lg.toml")));
+        let args: Vec<OsString> = ["langguard", "--config=/x.toml"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(config_path(&args), Some(PathBuf::from("/x.toml")));
+    }
+}
