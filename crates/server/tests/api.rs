@@ -60,6 +60,14 @@ fn capture_logs() {
 }
 
 async fn spawn_app() -> TestApp {
+    spawn_app_with(ServerConfig {
+        scheduler: false,
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+async fn spawn_app_with(config: ServerConfig) -> TestApp {
     capture_logs();
     let emulator = Emulator::new(EmulatorConfig::default());
     emulator.add_account(ACCOUNT);
@@ -110,16 +118,7 @@ async fn spawn_app() -> TestApp {
         client_config.clone(),
         SyncSettings::default(),
     ));
-    let state = AppState::new(
-        store.clone(),
-        sealer,
-        client_config,
-        engine,
-        ServerConfig {
-            scheduler: false,
-            ..ServerConfig::default()
-        },
-    );
+    let state = AppState::new(store.clone(), sealer, client_config, engine, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -1053,4 +1052,129 @@ async fn the_openapi_document_covers_every_route() {
             resp.status()
         );
     }
+}
+
+#[tokio::test]
+async fn the_session_cookie_signs_in_and_is_secure_when_configured() {
+    let app = spawn_app_with(ServerConfig {
+        scheduler: false,
+        secure_cookies: true,
+        ..ServerConfig::default()
+    })
+    .await;
+    let resp = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_owned();
+    for attribute in [
+        "langguard_session=lgs_",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Secure",
+        "Max-Age=86400",
+    ] {
+        assert!(
+            cookie.contains(attribute),
+            "{attribute} missing from {cookie}"
+        );
+    }
+    let pair = cookie.split(';').next().expect("name=value");
+    let me = app
+        .http
+        .get(format!("{}/api/v1/auth/me", app.base))
+        .header("cookie", pair)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), StatusCode::OK);
+    let logout = app
+        .http
+        .post(format!("{}/api/v1/auth/logout", app.base))
+        .header("cookie", pair)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert!(logout
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.contains("Max-Age=0")));
+    let me = app
+        .http
+        .get(format!("{}/api/v1/auth/me", app.base))
+        .header("cookie", pair)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_scheduler_syncs_enabled_integrations_on_its_own() {
+    let app = spawn_app_with(ServerConfig {
+        scheduler: true,
+        scheduler_tick: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    let (status, disabled) = app
+        .call(Method::POST, "/api/v1/integrations", Some(&admin), Some(json!({"type": "cloudflare", "name": "Paused", "account_id": ACCOUNT, "api_token": CF_TOKEN, "enabled": false})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut synced = None;
+    for _ in 0..100 {
+        let (_, runs) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/integrations/{id}/sync-runs"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        if let Some(run) = runs["items"]
+            .as_array()
+            .and_then(|r| r.first())
+            .filter(|r| r["status"] == "succeeded")
+        {
+            synced = Some(run.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run = synced.expect("the scheduler ran a sync");
+    assert_eq!(run["trigger"], "schedule");
+    assert_eq!(run["items_ingested"], 350);
+    // Not again before the interval (15 minutes) is up, and never for a disabled one.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (_, runs) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{id}/sync-runs"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(runs["items"].as_array().map(Vec::len), Some(1));
+    let paused = disabled["id"].as_i64().expect("id");
+    let (_, runs) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/integrations/{paused}/sync-runs"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(runs["items"].as_array().map(Vec::len), Some(0));
 }
