@@ -306,6 +306,9 @@ pub struct DemoArgs {
     /// Stop after this many syncs (default: run until Ctrl-C).
     #[arg(long)]
     pub syncs: Option<u64>,
+    /// Where the server listens (another free port if this one is taken).
+    #[arg(long, env = "LANGGUARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Subcommand)]

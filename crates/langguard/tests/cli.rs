@@ -433,3 +433,36 @@ async fn settings_come_from_a_toml_file_with_flags_and_environment_winning() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown setting `colour`"));
 }
+
+#[test]
+fn the_demo_imports_serves_and_prints_a_login() {
+    let out = Command::new(env!("CARGO_BIN_EXE_langguard"))
+        .args([
+            "demo",
+            "--syncs",
+            "2",
+            "--sync-every",
+            "1",
+            "--history",
+            "300",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 300 logs of history per gateway, plus whatever live traffic added meanwhile.
+    assert!(text.contains("sync #1: succeeded · 6"), "{text}");
+    assert!(text.contains("sync #2: succeeded"), "{text}");
+    assert!(
+        text.contains("Sign in as admin@langguard.local with password "),
+        "{text}"
+    );
+    assert!(text.contains("/api/v1"), "{text}");
+}

@@ -1,12 +1,15 @@
 //! `langguard demo`: the product on one machine with no Cloudflare account. An emulated
 //! Cloudflare AI Gateway with history and live traffic, a temporary data dir, an integration
-//! added through the same path an admin takes, and a sync loop that prints what it imports.
+//! added through the same path an admin takes, the server with an admin login, and a sync
+//! loop that prints what it imports.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use langguard_cf_emulator::{Emulator, EmulatorConfig, SeedSpec, TokenSpec};
+use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
 use langguard_store::{NewIntegration, Scope, SyncTrigger};
 use langguard_sync::test_connection;
 use rand::Rng;
@@ -89,14 +92,57 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         integration.name,
         check.gateways.join(", ")
     );
+    let engine = Arc::new(app.engine());
+    let admin_password: String = {
+        let mut rng = rand::thread_rng();
+        (0..20)
+            .map(|_| char::from(b"abcdefghijkmnopqrstuvwxyz23456789"[rng.gen_range(0..33)]))
+            .collect()
+    };
+    const ADMIN_EMAIL: &str = "admin@langguard.local";
+    bootstrap_admin(app.store.as_ref(), Some(ADMIN_EMAIL), Some(&admin_password)).await?;
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            println!("  ({} is not free: {e}; using another port)", args.listen);
+            tokio::net::TcpListener::bind((args.listen.ip(), 0)).await?
+        }
+    };
+    let address = listener.local_addr()?;
+    let state = AppState::new(
+        app.store.clone(),
+        app.sealer.clone(),
+        app.client_config.clone(),
+        engine.clone(),
+        // The loop below syncs and reports; the server's scheduler would only race it.
+        ServerConfig {
+            scheduler: false,
+            ..ServerConfig::default()
+        },
+    );
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(state, listener, async move {
+        let _ = server_stopped.await;
+    }));
+    println!("API: http://{address}/api/v1 (OpenAPI at /api/v1/openapi.json)");
+    println!("Sign in as {ADMIN_EMAIL} with password {admin_password}");
     println!("Syncing every {} s; Ctrl-C stops.\n", args.sync_every);
 
-    let engine = app.engine();
     let mut syncs = 0u64;
     loop {
-        let run = engine
+        let run = match engine
             .sync(integration.id, SyncTrigger::Schedule, None)
-            .await?;
+            .await
+        {
+            Ok(run) => run,
+            // Someone pressed Sync Now through the API: that run does the work.
+            Err(langguard_sync::SyncError::AlreadyRunning { run_id }) => {
+                println!("a sync started through the API is running (run {run_id})");
+                tokio::time::sleep(Duration::from_secs(args.sync_every.max(1))).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         syncs += 1;
         let m = app
             .store
@@ -131,5 +177,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let _ = stop_server.send(());
+    server.await??;
     Ok(ExitCode::SUCCESS)
 }
