@@ -55,7 +55,16 @@ pub fn apply(args: &[OsString]) -> anyhow::Result<()> {
 }
 
 fn parse(text: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let table: toml::Table = text.parse().context("this is not valid TOML")?;
+    // The parser's message quotes the offending line, which may hold a password: say where.
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        match line {
+            Some(line) => anyhow::anyhow!("this is not valid TOML (line {line})"),
+            None => anyhow::anyhow!("this is not valid TOML"),
+        }
+    })?;
     let mut out = Vec::new();
     for (key, value) in table {
         let var = format!("LANGGUARD_{}", key.to_uppercase().replace('-', "_"));

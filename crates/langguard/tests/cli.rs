@@ -466,3 +466,45 @@ fn the_demo_imports_serves_and_prints_a_login() {
     );
     assert!(text.contains("/api/v1"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_is_not_rotated_under_a_running_server() {
+    let emu = emulator(&[("gw", 5)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(add(dir.path(), &emu, "cf", TOKEN).status.success());
+    let mut server = langguard(dir.path(), &emu)
+        .args(["serve", "--no-scheduler"])
+        .env("LANGGUARD_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    // Wait for it to say it serves (it holds the data dir's lock by then).
+    let stderr = server.stderr.take().expect("stderr");
+    let ready = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("is serving"))
+    });
+    assert!(tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("in time")
+        .expect("read"));
+    let refused = run(langguard(dir.path(), &emu).args(["secrets", "rotate-key"]));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+    let second = run(langguard(dir.path(), &emu)
+        .args(["serve"])
+        .env("LANGGUARD_LISTEN", "127.0.0.1:0"));
+    assert!(!second.status.success(), "a second server on one data dir");
+    server.kill().expect("kill");
+    server.wait().expect("reaped");
+    let rotated = run(langguard(dir.path(), &emu).args(["secrets", "rotate-key"]));
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+}

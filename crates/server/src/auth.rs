@@ -23,9 +23,16 @@ use crate::AppState;
 pub const SESSION_COOKIE: &str = "langguard_session";
 const SESSION_PREFIX: &str = "lgs_";
 
+/// Argon2 takes ~19 MiB and real CPU per check: a few at a time, however many sign-ins arrive.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(4))
+}
+
 /// Hashes a password with Argon2id (the crate's default), on the blocking pool: it is slow by
 /// design.
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
+    let _permit = argon2_permits().acquire().await?;
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
@@ -37,6 +44,9 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
 }
 
 pub async fn verify_password(password: String, hash: String) -> bool {
+    let Ok(_permit) = argon2_permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
             .map(|parsed| {
@@ -48,6 +58,20 @@ pub async fn verify_password(password: String, hash: String) -> bool {
     })
     .await
     .unwrap_or(false)
+}
+
+/// A hash to check unknown accounts against, so a sign-in takes as long whether or not the
+/// email exists.
+pub async fn dummy_hash() -> String {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async {
+            hash_password("not a real password, only for timing".into())
+                .await
+                .unwrap_or_default()
+        })
+        .await
+        .clone()
 }
 
 /// A password people may choose: long enough to mean something.
@@ -175,34 +199,42 @@ pub struct LoginThrottle {
 const MAX_FAILURES: u32 = 5;
 const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Keys kept before expired entries are swept out.
+const MAX_TRACKED: usize = 10_000;
+
 impl LoginThrottle {
-    /// `Err` with the seconds to wait when `key` has failed too often lately.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match failures.get(key) {
-            Some((count, since)) if *count >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW => {
-                Err((FAILURE_WINDOW - since.elapsed()).as_secs().max(1))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    pub fn failed(&self, key: &str) {
+    /// Counts an attempt for each key, up front and atomically, so parallel guesses can't all
+    /// pass before the slow password check records them. `Err` with the seconds to wait when
+    /// a key has used up its attempts; `succeeded` forgives the account's count.
+    pub fn attempt(&self, keys: &[&str]) -> Result<(), u64> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = failures
-            .entry(key.to_owned())
-            .or_insert((0, Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, Instant::now());
+        if failures.len() > MAX_TRACKED {
+            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
         }
-        entry.0 += 1;
+        for key in keys {
+            if let Some((count, since)) = failures.get(*key) {
+                if *count >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW {
+                    return Err((FAILURE_WINDOW - since.elapsed()).as_secs().max(1));
+                }
+            }
+        }
+        for key in keys {
+            let entry = failures
+                .entry((*key).to_owned())
+                .or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= FAILURE_WINDOW {
+                *entry = (0, Instant::now());
+            }
+            entry.0 += 1;
+        }
+        Ok(())
     }
 
-    pub fn succeeded(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+    pub fn succeeded(&self, keys: &[&str]) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for key in keys {
+            failures.remove(*key);
+        }
     }
 }
 
@@ -232,15 +264,15 @@ mod tests {
     }
 
     #[test]
-    fn throttle_blocks_after_a_burst_of_failures() {
+    fn throttle_blocks_after_a_burst_of_attempts() {
         let t = LoginThrottle::default();
         for _ in 0..MAX_FAILURES {
-            assert!(t.check("a").is_ok());
-            t.failed("a");
+            assert!(t.attempt(&["a", "ip"]).is_ok());
         }
-        assert!(t.check("a").is_err());
-        assert!(t.check("b").is_ok());
-        t.succeeded("a");
-        assert!(t.check("a").is_ok());
+        assert!(t.attempt(&["a"]).is_err());
+        assert!(t.attempt(&["b", "ip"]).is_err(), "the address is spent too");
+        assert!(t.attempt(&["b"]).is_ok());
+        t.succeeded(&["a"]);
+        assert!(t.attempt(&["a"]).is_ok());
     }
 }

@@ -40,6 +40,8 @@ pub enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    #[error("this route does not take that method; the OpenAPI document at /api/v1/openapi.json lists them")]
+    MethodNotAllowed,
     #[error("the request body is larger than this server accepts")]
     PayloadTooLarge,
     #[error("send the body as JSON with `Content-Type: application/json`")]
@@ -69,6 +71,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
             }
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")

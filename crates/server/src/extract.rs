@@ -27,14 +27,37 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
         JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
             "malformed_json",
-            format!("the body is not valid JSON: {}", e.body_text()),
+            format!(
+                "the body is not valid JSON: {}",
+                without_values(&e.body_text())
+            ),
         ),
-        JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::bad_request("invalid_body", without_values(&e.body_text()))
+        }
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge
         }
         other => ApiError::bad_request("invalid_body", other.body_text()),
     }
+}
+
+/// serde's messages quote the offending value (`invalid type: string "…"`); that value may be
+/// a secret sent in the wrong place, so quoted text is replaced before it goes back.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub struct ApiPath<T>(pub T);
@@ -65,5 +88,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|axum::extract::Query(v)| ApiQuery(v))
             .map_err(|e: QueryRejection| ApiError::bad_request("invalid_query", e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quoted_values_are_dropped_from_messages() {
+        assert_eq!(
+            super::without_values(
+                r#"invalid type: string "cf-secret", expected struct X at line 1 column 11"#
+            ),
+            r#"invalid type: string "…", expected struct X at line 1 column 11"#
+        );
     }
 }

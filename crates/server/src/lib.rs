@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .nest("/api/v1", routes::api_router())
         .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -129,6 +129,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("Syncing every {} s; Ctrl-C stops.\n", args.sync_every);
 
     let mut syncs = 0u64;
+    // One listener for the whole loop: a Ctrl-C pressed during a sync is not lost.
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         let run = match engine
             .sync(integration.id, SyncTrigger::Schedule, None)
@@ -171,7 +173,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(args.sync_every.max(1))) => {}
-            _ = tokio::signal::ctrl_c() => {
+            _ = &mut ctrl_c => {
                 println!("\nStopping the demo.");
                 break;
             }

@@ -12,9 +12,15 @@ use anyhow::{bail, Context};
 use langguard_secrets::{write_key_file, Sealer, KEY_FILE_NAME, NEXT_KEY_FILE_NAME};
 use langguard_store::Store;
 
-use crate::app::App;
+use crate::app::{try_lock_data_dir, App};
 
 pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let Some(_lock) = try_lock_data_dir(data_dir)? else {
+        bail!(
+            "a LangGuard server (or another rotation) is using {}; stop it first, then rotate",
+            data_dir.display()
+        );
+    };
     let from_env = std::env::var("LANGGUARD_ENCRYPTION_KEY").is_ok_and(|k| !k.trim().is_empty());
     let integrations = app.store.list_integrations().await?;
     let (next, next_base64) = Sealer::generate();
@@ -31,16 +37,20 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
             })?;
         resealed.push((integration.id, next.seal(&token)));
     }
-    if from_env {
-        app.store.replace_sealed_tokens(resealed).await?;
-        println!("Re-sealed {} API tokens. Set LANGGUARD_ENCRYPTION_KEY to the new key before the next start:", integrations.len());
-        println!("{next_base64}");
-        return Ok(ExitCode::SUCCESS);
-    }
+    // The next key is on disk before any token depends on it.
     let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
     write_key_file(&next_path, &next_base64)
         .with_context(|| format!("cannot write {}", next_path.display()))?;
     app.store.replace_sealed_tokens(resealed).await?;
+    if from_env {
+        println!(
+            "Re-sealed {} API tokens. Set LANGGUARD_ENCRYPTION_KEY to this new key (a copy is in {} until you delete it):",
+            integrations.len(),
+            next_path.display()
+        );
+        println!("{next_base64}");
+        return Ok(ExitCode::SUCCESS);
+    }
     std::fs::rename(&next_path, data_dir.join(KEY_FILE_NAME))
         .context("cannot move the new key into place")?;
     println!(
@@ -59,6 +69,14 @@ pub async fn finish_interrupted_rotation(
 ) -> anyhow::Result<Sealer> {
     let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
     let Ok(text) = std::fs::read_to_string(&next_path) else {
+        return Ok(current);
+    };
+    if std::env::var("LANGGUARD_ENCRYPTION_KEY").is_ok_and(|k| !k.trim().is_empty()) {
+        // With the key in the environment the file is only the operator's copy.
+        return Ok(current);
+    }
+    // A rotation (or a server) holding the lock is still at work: leave its key alone.
+    let Some(_lock) = try_lock_data_dir(data_dir)? else {
         return Ok(current);
     };
     let next = Sealer::from_base64(&text).context("the half-rotated key file is damaged")?;

@@ -10,7 +10,18 @@ use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
 use crate::app::App;
 use crate::cli::ServeArgs;
 
-pub async fn run(app: App, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    app: App,
+    args: ServeArgs,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    // Held until the server stops: no key rotation may run under it.
+    let Some(_lock) = crate::app::try_lock_data_dir(data_dir)? else {
+        anyhow::bail!(
+            "another LangGuard server (or a key rotation) is using {}",
+            data_dir.display()
+        );
+    };
     // One process serves this database: a run still marked running was cut short.
     app.store
         .fail_abandoned_sync_runs("the server stopped before this sync finished")

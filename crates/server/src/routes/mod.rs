@@ -23,6 +23,10 @@ pub fn api_router() -> Router<AppState> {
         .merge(openapi::router())
 }
 
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; the API lives under /api/v1".into())
 }

@@ -39,37 +39,47 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let account_key = format!("account:{}", body.email.trim().to_lowercase());
+    let email: String = body.email.trim().chars().take(254).collect();
+    let account_key = format!("account:{}", email.to_lowercase());
     let address_key = format!("address:{}", peer.ip());
-    for key in [&account_key, &address_key] {
-        if let Err(retry_after_secs) = state.login_throttle.check(key) {
-            return Err(ApiError::TooManyRequests {
-                message: "too many failed sign-ins; wait and try again".into(),
-                retry_after_secs,
-            });
-        }
+    if let Err(retry_after_secs) = state.login_throttle.attempt(&[&account_key, &address_key]) {
+        state
+            .audit(
+                None,
+                "auth.login_throttled",
+                None,
+                json!({"email": email}),
+                Some(peer.ip().to_string()),
+            )
+            .await;
+        return Err(ApiError::TooManyRequests {
+            message: "too many failed sign-ins; wait and try again".into(),
+            retry_after_secs,
+        });
     }
-    let user = state.store.find_user_by_email(&body.email).await?;
-    let valid = match &user {
-        Some(u) => verify_password(body.password, u.password_hash.clone()).await,
-        None => false,
+    let user = state.store.find_user_by_email(&email).await?;
+    // Unknown emails are checked against a dummy hash: the answer takes as long either way.
+    let hash = match &user {
+        Some(u) => u.password_hash.clone(),
+        None => crate::auth::dummy_hash().await,
     };
+    let valid = verify_password(body.password, hash).await && user.is_some();
     let Some(user) = user.filter(|_| valid) else {
-        state.login_throttle.failed(&account_key);
-        state.login_throttle.failed(&address_key);
         tracing::warn!(client.address = %peer.ip(), "failed sign-in");
         state
             .audit(
                 None,
                 "auth.login_failed",
                 None,
-                json!({"email": body.email.trim()}),
+                json!({"email": email}),
                 Some(peer.ip().to_string()),
             )
             .await;
         return Err(ApiError::InvalidCredentials);
     };
-    state.login_throttle.succeeded(&account_key);
+    state
+        .login_throttle
+        .succeeded(&[&account_key, &address_key]);
     state
         .audit(
             Some(&user),
