@@ -1000,6 +1000,10 @@ async fn the_openapi_document_covers_every_route() {
         ("get", "/api/v1/integrations/{id}/sync-runs"),
         ("get", "/api/v1/sync-runs/{id}"),
         ("get", "/api/v1/metrics"),
+        ("get", "/api/v1/metrics/timeseries"),
+        ("get", "/api/v1/metrics/breakdown"),
+        ("get", "/api/v1/traces"),
+        ("get", "/api/v1/traces/{id}"),
         ("get", "/api/v1/api-keys"),
         ("post", "/api/v1/api-keys"),
         ("delete", "/api/v1/api-keys/{id}"),
@@ -1177,4 +1181,184 @@ async fn the_scheduler_syncs_enabled_integrations_on_its_own() {
         )
         .await;
     assert_eq!(runs["items"].as_array().map(Vec::len), Some(0));
+}
+
+/// Everything the Trace Explorer lists, page by page.
+async fn all_traces(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/traces?limit=100&{query}&cursor={c}"),
+            None => format!("/api/v1/traces?limit=100&{query}"),
+        };
+        let (status, page) = app.call(Method::GET, &path, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+#[tokio::test]
+async fn traces_and_metrics_agree_with_an_exact_computation() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    let (_, run) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    app.wait_for_run(&admin, run["run_id"].as_i64().expect("run"))
+        .await;
+
+    let traces = all_traces(&app, &admin, "from=2000-01-01T00:00:00Z").await;
+    assert_eq!(traces.len(), 350);
+    let ids: std::collections::HashSet<_> = traces.iter().map(|t| t["id"].as_i64()).collect();
+    assert_eq!(ids.len(), 350, "pages neither skip nor repeat");
+    let times: Vec<&str> = traces
+        .iter()
+        .filter_map(|t| t["created_at"].as_str())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+
+    // The exact figures, computed from the rows.
+    let count = |f: &dyn Fn(&Value) -> bool| traces.iter().filter(|t| f(t)).count() as i64;
+    let errors = count(&|t| t["status"] == "error");
+    let cache_hits = count(&|t| t["cached"] == true);
+    let rate_limited = count(&|t| t["status_code"] == 429);
+    let tokens_in: i64 = traces.iter().filter_map(|t| t["tokens_in"].as_i64()).sum();
+    let cost: f64 = traces.iter().filter_map(|t| t["cost_usd"].as_f64()).sum();
+    let mut durations: Vec<f64> = traces
+        .iter()
+        .filter_map(|t| t["duration_ms"].as_f64())
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let (_, m) = app
+        .call(
+            Method::GET,
+            "/api/v1/metrics?from=2000-01-01T00:00:00Z",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(m["requests"], 350);
+    assert_eq!(m["errors"].as_i64(), Some(errors));
+    assert_eq!(m["cache_hits"].as_i64(), Some(cache_hits));
+    assert_eq!(m["rate_limited"].as_i64(), Some(rate_limited));
+    assert_eq!(m["tokens_in"].as_i64(), Some(tokens_in));
+    assert!((m["cost_usd"].as_f64().expect("cost") - cost).abs() < 1e-9);
+    for (q, key) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+        let exact = durations[(q * (durations.len() - 1) as f64) as usize];
+        let got = m["latency_ms"][key].as_f64().expect("percentile");
+        assert!(
+            (got - exact).abs() <= exact * 0.01 + 1e-9,
+            "{key}: {got} vs {exact}"
+        );
+    }
+
+    // Filters.
+    let support = all_traces(&app, &admin, "gateway=support").await;
+    assert_eq!(support.len(), 200);
+    assert!(support.iter().all(|t| t["gateway"] == "support"));
+    let failed = all_traces(&app, &admin, "status=error").await;
+    assert_eq!(failed.len() as i64, errors);
+    let hits = all_traces(&app, &admin, "cached=true").await;
+    assert_eq!(hits.len() as i64, cache_hits);
+
+    // Detail.
+    let first = traces[0]["id"].as_i64().expect("id");
+    let (status, detail) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/traces/{first}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["log_id"], traces[0]["log_id"]);
+    assert_eq!(detail["violations"], json!([]));
+
+    // Time series and breakdowns add up to the totals.
+    let (_, series) = app
+        .call(
+            Method::GET,
+            "/api/v1/metrics/timeseries?from=2000-01-01T00:00:00Z&bucket=day",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(series["series"].as_array().map(Vec::len), Some(1));
+    assert!(series["series"][0]["group"].is_null());
+    let sum = |s: &Value| {
+        s["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .filter_map(|p| p["requests"].as_i64())
+            .sum::<i64>()
+    };
+    assert_eq!(sum(&series["series"][0]), 350);
+    let from = traces
+        .last()
+        .and_then(|t| t["created_at"].as_str())
+        .expect("oldest")
+        .to_owned();
+    let (status, by_gateway) = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/metrics/timeseries?from={from}&bucket=minute&group_by=gateway"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{by_gateway}");
+    let groups: Vec<(String, i64)> = by_gateway["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| (s["group"].as_str().unwrap_or_default().to_owned(), sum(s)))
+        .collect();
+    assert_eq!(
+        groups,
+        [("prod-chat".to_owned(), 150), ("support".to_owned(), 200)]
+    );
+    let (_, breakdown) = app
+        .call(
+            Method::GET,
+            "/api/v1/metrics/breakdown?from=2000-01-01T00:00:00Z&group_by=model",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let total: i64 = breakdown["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .filter_map(|g| g["requests"].as_i64())
+        .sum();
+    assert_eq!(total, 350);
+
+    // Bad input.
+    for (path, code) in [
+        ("/api/v1/traces?cursor=nonsense", "invalid_cursor"),
+        ("/api/v1/traces?limit=0", "invalid_limit"),
+        ("/api/v1/traces?status=maybe", "invalid_query"),
+        ("/api/v1/metrics/timeseries?bucket=week", "invalid_query"),
+        (
+            "/api/v1/metrics/timeseries?from=2000-01-01T00:00:00Z&bucket=minute",
+            "too_many_buckets",
+        ),
+        ("/api/v1/metrics/breakdown", "invalid_query"),
+    ] {
+        let (status, body) = app.call(Method::GET, path, Some(&admin), None).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, code);
+    }
 }

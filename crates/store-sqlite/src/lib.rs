@@ -710,6 +710,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn metrics_series(
+        &self,
+        scope: &Scope,
+        bucket: Bucket,
+        group_by: Option<GroupBy>,
+    ) -> StoreResult<Vec<Series>> {
+        let scope = scope.clone();
+        self.read(move |conn| queries::metrics_series(conn, &scope, bucket, group_by))
+            .await
+    }
+
+    async fn get_interaction(&self, id: i64) -> StoreResult<Interaction> {
+        self.read(move |conn| queries::get_interaction(conn, id))
+            .await
+    }
+
     async fn traces(&self, query: &TraceQuery) -> StoreResult<TracePage> {
         let query = query.clone();
         self.read(move |conn| queries::traces(conn, &query)).await

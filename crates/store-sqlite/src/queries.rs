@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use langguard_store::{
-    minute_of, GroupBy, GroupMetrics, LatencySketch, Metrics, RollupTotals, Scope, StoreError,
-    StoreResult, TracePage, TraceQuery, TraceStatus,
+    minute_of, Bucket, GroupBy, GroupMetrics, Interaction, LatencySketch, Metrics, RollupTotals,
+    Scope, Series, SeriesPoint, StoreError, StoreResult, TracePage, TraceQuery, TraceStatus,
 };
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
@@ -69,6 +69,52 @@ fn fold_rollups(
     scope: &Scope,
     group_by: Option<GroupBy>,
 ) -> StoreResult<BTreeMap<String, RollupTotals>> {
+    let mut groups: BTreeMap<String, RollupTotals> = BTreeMap::new();
+    for_each_rollup(conn, scope, group_by, |group, _minute, bucket| {
+        groups.entry(group).or_default().merge(&bucket);
+    })?;
+    Ok(groups)
+}
+
+pub(crate) fn metrics_series(
+    conn: &Connection,
+    scope: &Scope,
+    bucket: Bucket,
+    group_by: Option<GroupBy>,
+) -> StoreResult<Vec<Series>> {
+    let mut cells: BTreeMap<(String, i64), RollupTotals> = BTreeMap::new();
+    for_each_rollup(conn, scope, group_by, |group, minute, totals| {
+        cells
+            .entry((group, bucket.start_of(minute)))
+            .or_default()
+            .merge(&totals);
+    })?;
+    let mut series: Vec<Series> = Vec::new();
+    for ((group, t_ms), totals) in cells {
+        let group = group_by.map(|_| group);
+        if series.last().is_none_or(|s| s.group != group) {
+            series.push(Series {
+                group: group.clone(),
+                points: Vec::new(),
+            });
+        }
+        if let Some(last) = series.last_mut() {
+            last.points.push(SeriesPoint {
+                t_ms,
+                metrics: totals.to_metrics(),
+            });
+        }
+    }
+    Ok(series)
+}
+
+/// Calls `f(group, minute, totals)` for every rollup row in the scope.
+fn for_each_rollup(
+    conn: &Connection,
+    scope: &Scope,
+    group_by: Option<GroupBy>,
+    mut f: impl FnMut(String, i64, RollupTotals),
+) -> StoreResult<()> {
     let (from, to) = minute_bounds(scope);
     let group_column = match group_by {
         None => "''",
@@ -79,7 +125,7 @@ fn fold_rollups(
     let conditions = Conditions::scope(scope, "minute_ms", from, to);
     let sql = format!(
         "SELECT {group_column}, requests, errors, cache_hits, rate_limited, tokens_in, \
-         tokens_out, cost_usd, unpriced, duration_ms_sum, latency_sketch \
+         tokens_out, cost_usd, unpriced, duration_ms_sum, latency_sketch, minute_ms \
          FROM rollups_minute WHERE 1 = 1{}",
         conditions.sql
     );
@@ -87,7 +133,6 @@ fn fold_rollups(
     let mut rows = stmt
         .query(params_from_iter(conditions.params))
         .map_err(db_err)?;
-    let mut groups: BTreeMap<String, RollupTotals> = BTreeMap::new();
     while let Some(row) = rows.next().map_err(db_err)? {
         let sketch: Vec<u8> = row.get(10).map_err(db_err)?;
         let bucket = RollupTotals {
@@ -104,9 +149,10 @@ fn fold_rollups(
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         };
         let group: String = row.get(0).map_err(db_err)?;
-        groups.entry(group).or_default().merge(&bucket);
+        let minute: i64 = row.get(11).map_err(db_err)?;
+        f(group, minute, bucket);
     }
-    Ok(groups)
+    Ok(())
 }
 
 pub(crate) fn metrics(conn: &Connection, scope: &Scope) -> StoreResult<Metrics> {
@@ -150,6 +196,23 @@ pub(crate) fn count_interactions(conn: &Connection, scope: &Scope) -> StoreResul
         .query_row(&sql, params_from_iter(conditions.params), |r| r.get(0))
         .map_err(db_err)?;
     Ok(n.max(0) as u64)
+}
+
+pub(crate) fn get_interaction(conn: &Connection, id: i64) -> StoreResult<Interaction> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT id, integration_id, gateway, log_id, created_at, provider, model, path, \
+         status_code, success, cached, duration_ms, tokens_in, tokens_out, cost_usd, \
+         cost_source, metadata FROM interactions WHERE id = ?1",
+        [id],
+        interaction_from_row,
+    )
+    .optional()
+    .map_err(db_err)?
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("interaction {id}"),
+    })
 }
 
 pub(crate) fn traces(conn: &Connection, query: &TraceQuery) -> StoreResult<TracePage> {

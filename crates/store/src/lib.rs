@@ -135,6 +135,15 @@ pub trait Store: Send + Sync + 'static {
     /// Figures over the scope, from the per-minute rollups (never from raw rows).
     async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics>;
     async fn metrics_by(&self, scope: &Scope, group_by: GroupBy) -> StoreResult<Vec<GroupMetrics>>;
+    /// Figures per time bucket, optionally one series per group; buckets without traffic are
+    /// left out.
+    async fn metrics_series(
+        &self,
+        scope: &Scope,
+        bucket: Bucket,
+        group_by: Option<GroupBy>,
+    ) -> StoreResult<Vec<Series>>;
+    async fn get_interaction(&self, id: i64) -> StoreResult<Interaction>;
     async fn traces(&self, query: &TraceQuery) -> StoreResult<TracePage>;
     async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64>;
 }

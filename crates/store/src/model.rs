@@ -463,6 +463,43 @@ pub struct Metrics {
     pub latency_ms: LatencySummary,
 }
 
+/// Width of a time-series bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bucket {
+    Minute,
+    Hour,
+    Day,
+}
+
+impl Bucket {
+    pub fn millis(self) -> i64 {
+        match self {
+            Bucket::Minute => 60_000,
+            Bucket::Hour => 3_600_000,
+            Bucket::Day => 86_400_000,
+        }
+    }
+
+    /// Start of the bucket (UTC) that `ms` falls in.
+    pub fn start_of(self, ms: i64) -> i64 {
+        ms.div_euclid(self.millis()) * self.millis()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SeriesPoint {
+    pub t_ms: i64,
+    pub metrics: Metrics,
+}
+
+/// One line of a chart: a group's figures per bucket (`group` is `None` when not grouped).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Series {
+    pub group: Option<String>,
+    pub points: Vec<SeriesPoint>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GroupMetrics {
     pub group: String,

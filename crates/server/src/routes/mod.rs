@@ -6,6 +6,7 @@ mod integrations;
 mod metrics;
 mod openapi;
 mod session;
+mod traces;
 mod users;
 
 use axum::Router;
@@ -21,6 +22,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(metrics::router())
         .merge(access::router())
         .merge(openapi::router())
+        .merge(traces::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {
