@@ -90,6 +90,9 @@ pub enum Command {
     /// Manage the people who sign in.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Tools for trying LangGuard out at scale.
+    #[command(subcommand)]
+    Dev(DevCommand),
     /// Benchmarks (run them from a release build).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -113,7 +116,8 @@ impl Command {
             | Command::Bench(_)
             | Command::Serve(_)
             | Command::Users(_)
-            | Command::Secrets(_) => false,
+            | Command::Secrets(_)
+            | Command::Dev(_) => false,
         }
     }
 }
@@ -132,6 +136,24 @@ pub struct ServeArgs {
     /// Don't sync integrations on their schedule (Sync Now still works).
     #[arg(long, env = "LANGGUARD_NO_SCHEDULER")]
     pub no_scheduler: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Fill the store with realistic synthetic interactions and their rollups.
+    Seed {
+        #[arg(long, default_value_t = 100_000)]
+        interactions: usize,
+        /// Days back from now the interactions are spread over.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(1..=3650))]
+        days: i64,
+        /// The (disabled) integration the data belongs to.
+        #[arg(long, default_value = "Synthetic data")]
+        name: String,
+        /// Seed of the generator: the same seed gives the same data.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -64,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Traces(args) => commands::traces::run(&app, args).await,
                 Command::Serve(args) => commands::serve::run(app, args, &cli.global.data_dir).await,
                 Command::Users(c) => commands::users::run(&app, c).await,
+                Command::Dev(c) => commands::dev::run(&app, c).await,
                 Command::Secrets(cli::SecretsCommand::RotateKey) => {
                     commands::secrets::rotate_key(&app, &cli.global.data_dir).await
                 }

@@ -508,3 +508,43 @@ async fn the_key_is_not_rotated_under_a_running_server() {
         String::from_utf8_lossy(&rotated.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_seed_fills_the_store_through_the_ingest_path() {
+    let emu = emulator(&[]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seeded = run(langguard(dir.path(), &emu).args([
+        "dev",
+        "seed",
+        "--interactions",
+        "3000",
+        "--days",
+        "2",
+    ]));
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let metrics = json(&run(
+        langguard(dir.path(), &emu).args(["metrics", "--from", "3d", "--json"])
+    ));
+    assert_eq!(metrics["requests"], 3000);
+    let by_gateway = json(&run(langguard(dir.path(), &emu).args([
+        "metrics",
+        "--from",
+        "3d",
+        "--group-by",
+        "gateway",
+        "--json",
+    ])));
+    assert_eq!(by_gateway["groups"].as_array().map(Vec::len), Some(3));
+    let list = json(&run(langguard(dir.path(), &emu).args([
+        "integrations",
+        "list",
+        "--json",
+    ])));
+    assert_eq!(list["items"][0]["name"], "Synthetic data");
+    assert_eq!(list["items"][0]["enabled"], false);
+    assert_eq!(list["items"][0]["interactions_synced"], 3000);
+}

@@ -1,16 +1,16 @@
 //! `langguard bench ingest|import`: figures for docs/BENCHMARKS.md. Run from a release build.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context};
-use langguard_cf_emulator::{synthetic_log_pages, Emulator, EmulatorConfig, SeedSpec, TokenSpec};
-use langguard_cloudflare::types::{Envelope, GatewayLog};
+use anyhow::ensure;
+use langguard_cf_emulator::{Emulator, EmulatorConfig, SeedSpec, TokenSpec};
 use langguard_cloudflare::RateLimitPolicy;
-use langguard_pricing::Pricer;
 use langguard_store::{NewIntegration, Scope, Store, SyncTrigger};
 use langguard_store_sqlite::SqliteStore;
-use langguard_sync::normalize;
+
+use crate::commands::synthetic::ingest_synthetic;
 
 use crate::app::App;
 use crate::cli::BenchCommand;
@@ -44,11 +44,9 @@ fn rate(n: usize, d: Duration) -> String {
 }
 
 async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCode> {
-    /// Pages are generated ahead, untimed, this many logs at a time: the generator's own cost
-    /// stays out of the figures and memory stays bounded.
-    const GENERATED_AHEAD: usize = 50_000;
     let dir = tempfile::tempdir()?;
-    let store = SqliteStore::open(&dir.path().join("bench.db").to_string_lossy()).await?;
+    let sqlite = SqliteStore::open(&dir.path().join("bench.db").to_string_lossy()).await?;
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
     let integration = store
         .create_integration(NewIntegration {
             name: "bench".into(),
@@ -75,58 +73,29 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
         "{:>12}  {:>12}  {:>14}  {:>14}",
         "logs", "logs/s", "peak RSS MiB", "RSS MiB"
     );
-    let pricer = Pricer::shared();
-    let mut pages = synthetic_log_pages(&spec, 50).peekable();
-    let (mut decode, mut normalise) = (Duration::ZERO, Duration::ZERO);
-    let mut elapsed = Duration::ZERO;
-    let mut buffer = Vec::with_capacity(batch + 50);
-    let mut in_flight: Option<tokio::task::JoinHandle<langguard_store::StoreResult<_>>> = None;
-    let (mut done, mut bytes) = (0usize, 0usize);
-    while pages.peek().is_some() {
-        let ahead: Vec<Vec<u8>> = pages.by_ref().take(GENERATED_AHEAD / 50).collect();
-        let started = Instant::now();
-        for body in ahead {
-            bytes += body.len();
-            let t = Instant::now();
-            let page: Envelope<Vec<GatewayLog>> =
-                serde_json::from_slice(&body).context("decoding a synthetic page")?;
-            let rows = page.result.unwrap_or_default();
-            let t2 = Instant::now();
-            decode += t2 - t;
-            done += rows.len();
-            for row in rows {
-                buffer.push(normalize(row, pricer)?);
+    let quarter = (logs / 4).max(1);
+    let mut next_report = quarter;
+    let totals = ingest_synthetic(
+        store.clone(),
+        integration.id,
+        &spec,
+        batch,
+        &["bench"],
+        |t| {
+            if t.logs >= next_report || t.logs >= logs {
+                let (peak, rss) = memory_mib().unwrap_or_default();
+                println!(
+                    "{:>12}  {:>12}  {:>14.1}  {:>14.1}",
+                    format::count(t.logs as i64),
+                    rate(t.logs, t.elapsed),
+                    peak,
+                    rss
+                );
+                next_report = (t.logs / quarter + 1) * quarter;
             }
-            normalise += t2.elapsed();
-            if buffer.len() >= batch || done >= logs {
-                // As the sync engine does: the next pages decode while this batch is written.
-                if let Some(previous) = in_flight.take() {
-                    previous.await??;
-                }
-                let newest = buffer.iter().map(|i| i.created_at_ms).max();
-                let rows = std::mem::replace(&mut buffer, Vec::with_capacity(batch + 50));
-                let store = store.clone();
-                let id = integration.id;
-                in_flight = Some(tokio::spawn(async move {
-                    store.ingest_batch(id, "bench", rows, newest).await
-                }));
-            }
-        }
-        if let Some(previous) = in_flight.take() {
-            previous.await??;
-        }
-        elapsed += started.elapsed();
-        let (peak, rss) = memory_mib().unwrap_or_default();
-        if done % (logs / 4).max(GENERATED_AHEAD) == 0 || done >= logs {
-            println!(
-                "{:>12}  {:>12}  {:>14.1}  {:>14.1}",
-                format::count(done as i64),
-                rate(done, elapsed),
-                peak,
-                rss
-            );
-        }
-    }
+        },
+    )
+    .await?;
     let stored = store.count_interactions(&Scope::default()).await?;
     ensure!(stored as usize == logs, "stored {stored} of {logs} logs");
     let metrics = store.metrics(&Scope::default()).await?;
@@ -138,21 +107,21 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
     println!();
     println!(
         "decode     {:>8.2} s  {:>12} logs/s  ({:.0} MB of JSON)",
-        decode.as_secs_f64(),
-        rate(logs, decode),
-        bytes as f64 / 1e6
+        totals.decode.as_secs_f64(),
+        rate(logs, totals.decode),
+        totals.bytes as f64 / 1e6
     );
     println!(
         "normalise  {:>8.2} s  {:>12} logs/s  (incl. cost estimates)",
-        normalise.as_secs_f64(),
-        rate(logs, normalise)
+        totals.normalise.as_secs_f64(),
+        rate(logs, totals.normalise)
     );
     println!(
         "end to end {:>8.2} s  {:>12} logs/s  (decode → normalise → store rows, rollups and cursor; writes overlap decoding)",
-        elapsed.as_secs_f64(),
-        rate(logs, elapsed)
+        totals.elapsed.as_secs_f64(),
+        rate(logs, totals.elapsed)
     );
-    store.close().await;
+    sqlite.close().await;
     Ok(ExitCode::SUCCESS)
 }
 

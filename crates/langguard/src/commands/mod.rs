@@ -2,11 +2,13 @@
 
 pub mod bench;
 pub mod demo;
+pub mod dev;
 pub mod integrations;
 pub mod metrics;
 pub mod secrets;
 pub mod serve;
 pub mod sync;
+pub mod synthetic;
 pub mod traces;
 pub mod users;
 
