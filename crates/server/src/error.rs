@@ -85,6 +85,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        metrics::counter!("langguard_api_errors_total", "code" => code).increment(1);
         let message = match &self {
             ApiError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "request failed");

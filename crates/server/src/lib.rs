@@ -6,6 +6,7 @@ mod error;
 mod extract;
 mod routes;
 mod scheduler;
+pub mod telemetry;
 pub mod views;
 
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ impl AppState {
         engine: Arc<SyncEngine>,
         config: ServerConfig,
     ) -> Self {
+        // Installed before anything records, so no early count is lost.
+        telemetry::prometheus();
         Self {
             store,
             sealer,
@@ -83,7 +86,9 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::health::router())
+        .route("/metrics", axum::routing::get(telemetry::render))
         .nest("/api/v1", routes::api_router())
+        .layer(axum::middleware::from_fn(telemetry::track_http))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1362,3 +1362,73 @@ async fn traces_and_metrics_agree_with_an_exact_computation() {
         assert_error(status, &body, StatusCode::BAD_REQUEST, code);
     }
 }
+
+#[tokio::test]
+async fn prometheus_metrics_parse_and_describe_the_import() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    let (_, run) = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/sync"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    app.wait_for_run(&admin, run["run_id"].as_i64().expect("run"))
+        .await;
+    let resp = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .starts_with("text/plain"));
+    let text = resp.text().await.expect("body");
+    // Every sample line is `name{labels} value` with a langguard_ name and a number.
+    let mut names = std::collections::HashSet::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line}"));
+        assert!(value.parse::<f64>().is_ok(), "not a number: {line}");
+        let name = series.split('{').next().unwrap_or_default();
+        assert!(name.starts_with("langguard_"), "{line}");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+        names.insert(name.to_owned());
+    }
+    for want in [
+        "langguard_sync_runs_total",
+        "langguard_interactions_imported_total",
+        "langguard_gateway_requests_total",
+        "langguard_cloudflare_requests_total",
+        "langguard_gateway_lag_seconds",
+        "langguard_integration_status",
+        "langguard_http_request_duration_seconds_bucket",
+        "langguard_syncs_running",
+    ] {
+        assert!(names.contains(want), "{want} missing");
+    }
+    assert!(
+        text.contains("provider=\"") && text.contains("model=\""),
+        "traffic is labelled by provider and model"
+    );
+    assert!(!text.contains(CF_TOKEN));
+}

@@ -151,6 +151,7 @@ pub(crate) fn ingest_batch(
     Ok(IngestOutcome {
         inserted: new,
         duplicates: received - new,
+        traffic: delta.traffic(),
     })
 }
 

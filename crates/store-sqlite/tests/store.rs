@@ -60,13 +60,9 @@ async fn duplicates_are_skipped_and_never_counted_twice() {
         .ingest_batch(i.id, "gw", batch.clone(), Some(1_009))
         .await
         .expect("ingest");
-    assert_eq!(
-        first,
-        IngestOutcome {
-            inserted: 10,
-            duplicates: 0
-        }
-    );
+    assert_eq!((first.inserted, first.duplicates), (10, 0));
+    let traffic: i64 = first.traffic.iter().map(|t| t.requests).sum();
+    assert_eq!(traffic, 10, "traffic counts what was stored");
     // The same logs again, plus one new one and one listed twice in the batch.
     let mut again = batch.clone();
     again.push(log("new", 2_000, 50, false, 429));
@@ -75,12 +71,11 @@ async fn duplicates_are_skipped_and_never_counted_twice() {
         .ingest_batch(i.id, "gw", again.clone(), Some(2_000))
         .await
         .expect("ingest");
+    assert_eq!((second.inserted, second.duplicates), (1, 11));
+    assert_eq!(second.traffic.len(), 1);
     assert_eq!(
-        second,
-        IngestOutcome {
-            inserted: 1,
-            duplicates: 11
-        }
+        (second.traffic[0].requests, second.traffic[0].rate_limited),
+        (1, 1)
     );
 
     let m = store.metrics(&Scope::default()).await.expect("metrics");

@@ -399,10 +399,26 @@ pub struct SyncRunOutcome {
 }
 
 /// What one batch write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestOutcome {
     pub inserted: u64,
     pub duplicates: u64,
+    /// The newly stored interactions, summed per provider and model (for traffic counters).
+    pub traffic: Vec<Traffic>,
+}
+
+/// Newly stored traffic of one provider and model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traffic {
+    pub provider: String,
+    pub model: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub rate_limited: i64,
+    pub cache_hits: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
 }
 
 /// Which interactions a metrics or trace query covers. Empty fields match everything.

@@ -100,6 +100,28 @@ pub struct RollupDelta {
 }
 
 impl RollupDelta {
+    /// The delta summed per provider and model, whatever the minute.
+    pub fn traffic(&self) -> Vec<crate::Traffic> {
+        let mut by_model: HashMap<(&str, &str), crate::Traffic> = HashMap::new();
+        for (key, t) in &self.buckets {
+            let entry = by_model
+                .entry((&key.provider, &key.model))
+                .or_insert_with(|| crate::Traffic {
+                    provider: key.provider.clone(),
+                    model: key.model.clone(),
+                    ..Default::default()
+                });
+            entry.requests += t.requests;
+            entry.errors += t.errors;
+            entry.rate_limited += t.rate_limited;
+            entry.cache_hits += t.cache_hits;
+            entry.tokens_in += t.tokens_in;
+            entry.tokens_out += t.tokens_out;
+            entry.cost_usd += t.cost_usd;
+        }
+        by_model.into_values().collect()
+    }
+
     pub fn from_batch<'a>(
         integration_id: IntegrationId,
         gateway: &str,

@@ -36,6 +36,7 @@ const RECONCILE_READ_AT: i64 = 4 * MAX_LOGS_PER_PAGE as i64;
 
 pub(crate) struct GatewayImport<'a> {
     pub client: &'a CloudflareClient,
+    pub integration_name: &'a str,
     pub store: &'a dyn Store,
     pub pricer: &'a Pricer,
     pub integration_id: IntegrationId,
@@ -210,6 +211,7 @@ impl GatewayImport<'_> {
     }
 
     fn record(&mut self, outcome: IngestOutcome) {
+        crate::telemetry::record_traffic(self.integration_name, self.gateway, &outcome.traffic);
         self.counts.items_ingested += outcome.inserted as i64;
         self.counts.duplicates_skipped += outcome.duplicates as i64;
         if let Some(progress) = self.progress {

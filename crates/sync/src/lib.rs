@@ -4,6 +4,7 @@
 
 mod gateway;
 mod normalize;
+mod telemetry;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -298,6 +299,16 @@ impl SyncEngine {
             )
             .await;
         apply_client_stats(&mut counts, &stats);
+        telemetry::record_run(
+            &integration.name,
+            if result.is_ok() {
+                "succeeded"
+            } else {
+                "failed"
+            },
+            stats.requests,
+            stats.rate_limited,
+        );
 
         let (status, integration_status, message, hint) = match &result {
             Ok(()) if rejected > 0 => (
@@ -396,6 +407,7 @@ impl SyncEngine {
         for state in states.iter().filter(|s| ids.contains(&s.gateway_id)) {
             let result = GatewayImport {
                 client,
+                integration_name: &integration.name,
                 store: self.store.as_ref(),
                 pricer: Pricer::shared(),
                 integration_id: integration.id,
