@@ -74,6 +74,27 @@ CREATE TABLE rollups_minute (
     PRIMARY KEY (minute_ms, integration_id, gateway, provider, model)
 ) WITHOUT ROWID;
 
+-- Hourly rollups beside the per-minute ones, written in the same transaction: a dashboard
+-- over 30 days reads ~720 hours per group instead of ~43,200 minutes.
+CREATE TABLE rollups_hour (
+    hour_ms         INTEGER NOT NULL,
+    integration_id  INTEGER NOT NULL,
+    gateway         TEXT    NOT NULL,
+    provider        TEXT    NOT NULL,
+    model           TEXT    NOT NULL,
+    requests        INTEGER NOT NULL,
+    errors          INTEGER NOT NULL,
+    cache_hits      INTEGER NOT NULL,
+    rate_limited    INTEGER NOT NULL,
+    tokens_in       INTEGER NOT NULL,
+    tokens_out      INTEGER NOT NULL,
+    cost_usd        REAL    NOT NULL,
+    unpriced        INTEGER NOT NULL,
+    duration_ms_sum INTEGER NOT NULL,
+    latency_sketch  BLOB    NOT NULL,
+    PRIMARY KEY (hour_ms, integration_id, gateway, provider, model)
+) WITHOUT ROWID;
+
 CREATE TABLE sync_runs (
     id                  INTEGER PRIMARY KEY,
     integration_id      INTEGER NOT NULL REFERENCES integrations(id) ON DELETE CASCADE,

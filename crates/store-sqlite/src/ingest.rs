@@ -65,69 +65,8 @@ pub(crate) fn ingest_batch(
 
     // Only rows that were really inserted count towards the rollups.
     let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
-    {
-        // Most buckets of a batch are new minutes: try a plain insert first (one statement),
-        // and only for a bucket that exists read its sketch, merge (SQL can't) and update.
-        let mut insert_new = tx
-            .prepare_cached(
-                "INSERT INTO rollups_minute (minute_ms, integration_id, gateway, provider, model, \
-                 requests, errors, cache_hits, rate_limited, tokens_in, tokens_out, cost_usd, \
-                 unpriced, duration_ms_sum, latency_sketch) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-                 ON CONFLICT (minute_ms, integration_id, gateway, provider, model) DO NOTHING",
-            )
-            .map_err(db_err)?;
-        let mut read_sketch = tx
-            .prepare_cached(
-                "SELECT latency_sketch FROM rollups_minute WHERE minute_ms = ?1 \
-                 AND integration_id = ?2 AND gateway = ?3 AND provider = ?4 AND model = ?5",
-            )
-            .map_err(db_err)?;
-        let mut add_to_existing = tx
-            .prepare_cached(
-                "UPDATE rollups_minute SET requests = requests + ?6, errors = errors + ?7, \
-                 cache_hits = cache_hits + ?8, rate_limited = rate_limited + ?9, \
-                 tokens_in = tokens_in + ?10, tokens_out = tokens_out + ?11, \
-                 cost_usd = cost_usd + ?12, unpriced = unpriced + ?13, \
-                 duration_ms_sum = duration_ms_sum + ?14, latency_sketch = ?15 \
-                 WHERE minute_ms = ?1 AND integration_id = ?2 AND gateway = ?3 \
-                 AND provider = ?4 AND model = ?5",
-            )
-            .map_err(db_err)?;
-        for (key, add) in &delta.buckets {
-            let fresh = add.latency.encode();
-            if insert_new
-                .execute(bucket_params(key, add, &fresh.as_slice()).as_slice())
-                .map_err(db_err)?
-                == 1
-            {
-                continue;
-            }
-            let stored: Vec<u8> = read_sketch
-                .query_row(
-                    params![
-                        key.minute_ms,
-                        key.integration_id,
-                        key.gateway,
-                        key.provider,
-                        key.model
-                    ],
-                    |r| r.get(0),
-                )
-                .map_err(db_err)?;
-            let mut sketch = LatencySketch::decode(&stored).map_err(|e| {
-                StoreError::Corrupt(format!(
-                    "rollup sketch of {} / {} at minute {}: {e}",
-                    key.gateway, key.model, key.minute_ms
-                ))
-            })?;
-            sketch.merge(&add.latency);
-            let merged = sketch.encode();
-            add_to_existing
-                .execute(bucket_params(key, add, &merged.as_slice()).as_slice())
-                .map_err(db_err)?;
-        }
-    }
+    add_to_rollups(&tx, Rollups::Minute, &delta)?;
+    add_to_rollups(&tx, Rollups::Hour, &delta.rebucket(HOUR_MS))?;
 
     tx.execute(
         "INSERT INTO gateways (integration_id, gateway_id, cursor_ms, discovered_at, last_synced_at) \
@@ -153,6 +92,91 @@ pub(crate) fn ingest_batch(
         duplicates: received - new,
         traffic: delta.traffic(),
     })
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// The rollup tables, finest first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Rollups {
+    Minute,
+    Hour,
+}
+
+impl Rollups {
+    /// Table and bucket-start column. Constants, never input: safe to format into SQL.
+    pub(crate) fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Rollups::Minute => ("rollups_minute", "minute_ms"),
+            Rollups::Hour => ("rollups_hour", "hour_ms"),
+        }
+    }
+}
+
+/// Adds a delta to a rollup table. Most buckets of a batch are new: a plain insert first (one
+/// statement), and only for a bucket that exists read its sketch, merge (SQL can't), update.
+fn add_to_rollups(tx: &Connection, rollups: Rollups, delta: &RollupDelta) -> StoreResult<()> {
+    let (table, time) = rollups.table();
+    let mut insert_new = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {table} ({time}, integration_id, gateway, provider, model, \
+             requests, errors, cache_hits, rate_limited, tokens_in, tokens_out, cost_usd, \
+             unpriced, duration_ms_sum, latency_sketch) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+             ON CONFLICT ({time}, integration_id, gateway, provider, model) DO NOTHING"
+        ))
+        .map_err(db_err)?;
+    let mut read_sketch = tx
+        .prepare_cached(&format!(
+            "SELECT latency_sketch FROM {table} WHERE {time} = ?1 \
+             AND integration_id = ?2 AND gateway = ?3 AND provider = ?4 AND model = ?5"
+        ))
+        .map_err(db_err)?;
+    let mut add_to_existing = tx
+        .prepare_cached(&format!(
+            "UPDATE {table} SET requests = requests + ?6, errors = errors + ?7, \
+             cache_hits = cache_hits + ?8, rate_limited = rate_limited + ?9, \
+             tokens_in = tokens_in + ?10, tokens_out = tokens_out + ?11, \
+             cost_usd = cost_usd + ?12, unpriced = unpriced + ?13, \
+             duration_ms_sum = duration_ms_sum + ?14, latency_sketch = ?15 \
+             WHERE {time} = ?1 AND integration_id = ?2 AND gateway = ?3 \
+             AND provider = ?4 AND model = ?5"
+        ))
+        .map_err(db_err)?;
+    for (key, add) in &delta.buckets {
+        let fresh = add.latency.encode();
+        if insert_new
+            .execute(bucket_params(key, add, &fresh.as_slice()).as_slice())
+            .map_err(db_err)?
+            == 1
+        {
+            continue;
+        }
+        let stored: Vec<u8> = read_sketch
+            .query_row(
+                params![
+                    key.minute_ms,
+                    key.integration_id,
+                    key.gateway,
+                    key.provider,
+                    key.model
+                ],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        let mut sketch = LatencySketch::decode(&stored).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{table} sketch of {} / {} at {}: {e}",
+                key.gateway, key.model, key.minute_ms
+            ))
+        })?;
+        sketch.merge(&add.latency);
+        let merged = sketch.encode();
+        add_to_existing
+            .execute(bucket_params(key, add, &merged.as_slice()).as_slice())
+            .map_err(db_err)?;
+    }
+    Ok(())
 }
 
 /// The 15 parameters (`?1`…`?15`) of a rollup bucket's insert and update.

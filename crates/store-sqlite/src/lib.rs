@@ -320,6 +320,8 @@ impl Store for SqliteStore {
                 .map_err(db_err)?;
             tx.execute("DELETE FROM rollups_minute WHERE integration_id = ?1", [id])
                 .map_err(db_err)?;
+            tx.execute("DELETE FROM rollups_hour WHERE integration_id = ?1", [id])
+                .map_err(db_err)?;
             let deleted = tx
                 .execute("DELETE FROM integrations WHERE id = ?1", [id])
                 .map_err(db_err)?;

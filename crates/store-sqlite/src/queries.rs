@@ -10,6 +10,7 @@ use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
 use crate::db_err;
+use crate::ingest::Rollups;
 use crate::records::interaction_from_row;
 
 const MINUTE_MS: i64 = 60_000;
@@ -70,7 +71,7 @@ fn fold_rollups(
     group_by: Option<GroupBy>,
 ) -> StoreResult<BTreeMap<String, RollupTotals>> {
     let mut groups: BTreeMap<String, RollupTotals> = BTreeMap::new();
-    for_each_rollup(conn, scope, group_by, |group, _minute, bucket| {
+    for_each_rollup(conn, scope, group_by, false, |group, _start, bucket| {
         groups.entry(group).or_default().merge(&bucket);
     })?;
     Ok(groups)
@@ -83,12 +84,19 @@ pub(crate) fn metrics_series(
     group_by: Option<GroupBy>,
 ) -> StoreResult<Vec<Series>> {
     let mut cells: BTreeMap<(String, i64), RollupTotals> = BTreeMap::new();
-    for_each_rollup(conn, scope, group_by, |group, minute, totals| {
-        cells
-            .entry((group, bucket.start_of(minute)))
-            .or_default()
-            .merge(&totals);
-    })?;
+    let minutes_only = bucket == Bucket::Minute;
+    for_each_rollup(
+        conn,
+        scope,
+        group_by,
+        minutes_only,
+        |group, start, totals| {
+            cells
+                .entry((group, bucket.start_of(start)))
+                .or_default()
+                .merge(&totals);
+        },
+    )?;
     let mut series: Vec<Series> = Vec::new();
     for ((group, t_ms), totals) in cells {
         let group = group_by.map(|_| group);
@@ -108,25 +116,90 @@ pub(crate) fn metrics_series(
     Ok(series)
 }
 
-/// Calls `f(group, minute, totals)` for every rollup row in the scope.
+/// Calls `f(group, bucket start, totals)` for every rollup row covering the scope. Whole hours
+/// come from the hourly table and only the ragged minutes at either end from the per-minute
+/// one — unless `minutes_only` (a per-minute chart needs minute rows).
 fn for_each_rollup(
     conn: &Connection,
     scope: &Scope,
     group_by: Option<GroupBy>,
+    minutes_only: bool,
     mut f: impl FnMut(String, i64, RollupTotals),
 ) -> StoreResult<()> {
     let (from, to) = minute_bounds(scope);
+    if minutes_only {
+        return scan(conn, Rollups::Minute, scope, group_by, from, to, &mut f);
+    }
+    let hour_from = from.map(|m| Bucket::Hour.start_of(m + HOUR_MS - 1));
+    let hour_to = to.map(|m| Bucket::Hour.start_of(m));
+    if let (Some(a), Some(b)) = (hour_from, hour_to) {
+        if a >= b {
+            // Less than one whole hour: minutes it is.
+            return scan(conn, Rollups::Minute, scope, group_by, from, to, &mut f);
+        }
+    }
+    if let (Some(from), Some(hour_from)) = (from, hour_from) {
+        if from < hour_from {
+            scan(
+                conn,
+                Rollups::Minute,
+                scope,
+                group_by,
+                Some(from),
+                Some(hour_from),
+                &mut f,
+            )?;
+        }
+    }
+    scan(
+        conn,
+        Rollups::Hour,
+        scope,
+        group_by,
+        hour_from,
+        hour_to,
+        &mut f,
+    )?;
+    if let (Some(hour_to), Some(to)) = (hour_to, to) {
+        if hour_to < to {
+            scan(
+                conn,
+                Rollups::Minute,
+                scope,
+                group_by,
+                Some(hour_to),
+                Some(to),
+                &mut f,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// One rollup table's rows with `from <= bucket start < to`, in the scope.
+fn scan(
+    conn: &Connection,
+    rollups: Rollups,
+    scope: &Scope,
+    group_by: Option<GroupBy>,
+    from: Option<i64>,
+    to: Option<i64>,
+    f: &mut impl FnMut(String, i64, RollupTotals),
+) -> StoreResult<()> {
+    let (table, time) = rollups.table();
     let group_column = match group_by {
         None => "''",
         Some(GroupBy::Gateway) => "gateway",
         Some(GroupBy::Provider) => "provider",
         Some(GroupBy::Model) => "model",
     };
-    let conditions = Conditions::scope(scope, "minute_ms", from, to);
+    let conditions = Conditions::scope(scope, time, from, to);
     let sql = format!(
         "SELECT {group_column}, requests, errors, cache_hits, rate_limited, tokens_in, \
-         tokens_out, cost_usd, unpriced, duration_ms_sum, latency_sketch, minute_ms \
-         FROM rollups_minute WHERE 1 = 1{}",
+         tokens_out, cost_usd, unpriced, duration_ms_sum, latency_sketch, {time} \
+         FROM {table} WHERE 1 = 1{}",
         conditions.sql
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
@@ -149,8 +222,8 @@ fn for_each_rollup(
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
         };
         let group: String = row.get(0).map_err(db_err)?;
-        let minute: i64 = row.get(11).map_err(db_err)?;
-        f(group, minute, bucket);
+        let start: i64 = row.get(11).map_err(db_err)?;
+        f(group, start, bucket);
     }
     Ok(())
 }

@@ -413,3 +413,86 @@ async fn reopening_keeps_everything() {
         1
     );
 }
+
+#[tokio::test]
+async fn hourly_and_minute_rollups_combine_to_the_exact_figures() {
+    let (_dir, store) = fresh().await;
+    let i = integration(&store, "cf").await;
+    // One log every 30 s for 10 hours, from 00:00 of day 1 (in ms since the epoch).
+    let day = 86_400_000i64;
+    let batch: Vec<_> = (0..1_200)
+        .map(|n| {
+            log(
+                &format!("h{n}"),
+                day + n * 30_000,
+                10 + n % 500,
+                n % 7 != 0,
+                200,
+            )
+        })
+        .collect();
+    for chunk in batch.chunks(333) {
+        store
+            .ingest_batch(i.id, "gw", chunk.to_vec(), None)
+            .await
+            .expect("ingest");
+    }
+    let minute = 60_000;
+    for (from, to) in [
+        (None, None),
+        (Some(day), Some(day + 10 * 3_600_000)),
+        (Some(day + 17 * minute), Some(day + 343 * minute)),
+        (Some(day + 61 * minute), Some(day + 119 * minute)),
+        (Some(day + 59 * minute), Some(day + 61 * minute)),
+        (None, Some(day + 125 * minute)),
+        (Some(day + 125 * minute), None),
+    ] {
+        let scope = Scope {
+            from_ms: from,
+            to_ms: to,
+            ..Scope::default()
+        };
+        let m = store.metrics(&scope).await.expect("metrics");
+        let exact = store.count_interactions(&scope).await.expect("count");
+        assert_eq!(m.requests as u64, exact, "range {from:?}..{to:?}");
+        let series = store
+            .metrics_series(&scope, Bucket::Hour, None)
+            .await
+            .expect("series");
+        let summed: i64 = series
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| p.metrics.requests)
+            .sum();
+        assert_eq!(summed as u64, exact, "hourly series over {from:?}..{to:?}");
+        let by_minute = store
+            .metrics_series(&scope, Bucket::Minute, None)
+            .await
+            .expect("series");
+        let summed: i64 = by_minute
+            .iter()
+            .flat_map(|s| &s.points)
+            .map(|p| p.metrics.requests)
+            .sum();
+        assert_eq!(
+            summed as u64, exact,
+            "per-minute series over {from:?}..{to:?}"
+        );
+    }
+    // Percentiles from hour sketches stay within the bound too.
+    let mut durations: Vec<f64> = batch.iter().map(|l| l.duration_ms as f64).collect();
+    durations.sort_by(f64::total_cmp);
+    let m = store.metrics(&Scope::default()).await.expect("metrics");
+    let exact = durations[(0.95 * (durations.len() - 1) as f64) as usize];
+    let p95 = m.latency_ms.p95.expect("p95");
+    assert!((p95 - exact).abs() <= exact * 0.01, "{p95} vs {exact}");
+    store.delete_integration(i.id).await.expect("delete");
+    assert_eq!(
+        store
+            .metrics(&Scope::default())
+            .await
+            .expect("metrics")
+            .requests,
+        0
+    );
+}

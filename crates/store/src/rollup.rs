@@ -100,6 +100,19 @@ pub struct RollupDelta {
 }
 
 impl RollupDelta {
+    /// The same delta in wider buckets (`width_ms` a multiple of a minute), e.g. hours.
+    pub fn rebucket(&self, width_ms: i64) -> RollupDelta {
+        let mut buckets: HashMap<RollupKey, RollupTotals> = HashMap::new();
+        for (key, totals) in &self.buckets {
+            let wide = RollupKey {
+                minute_ms: key.minute_ms.div_euclid(width_ms) * width_ms,
+                ..key.clone()
+            };
+            buckets.entry(wide).or_default().merge(totals);
+        }
+        RollupDelta { buckets }
+    }
+
     /// The delta summed per provider and model, whatever the minute.
     pub fn traffic(&self) -> Vec<crate::Traffic> {
         let mut by_model: HashMap<(&str, &str), crate::Traffic> = HashMap::new();
