@@ -346,6 +346,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
+    /// Dashboard and Trace Explorer queries over the configured store (fill it first with
+    /// `langguard dev seed --interactions 10000000`).
+    Queries {
+        /// Runs per query; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// End-to-end import from the emulator over loopback.
     Import {
         #[arg(long, default_value_t = 100_000)]

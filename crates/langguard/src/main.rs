@@ -54,7 +54,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => commands::demo::run(args).await,
-        Command::Bench(command) => commands::bench::run(command).await,
+        Command::Bench(command) => commands::bench::run(command, &cli.global).await,
         command => {
             let app = app::App::open(&cli.global).await?;
             match command {

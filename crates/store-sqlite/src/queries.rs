@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use langguard_store::{
     minute_of, Bucket, GroupBy, GroupMetrics, Interaction, LatencySketch, Metrics, RollupTotals,
-    Scope, Series, SeriesPoint, StoreError, StoreResult, TracePage, TraceQuery, TraceStatus,
+    Scope, Series, SeriesPoint, SketchDecodeError, StoreError, StoreResult, TracePage, TraceQuery,
+    TraceStatus,
 };
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
@@ -71,9 +72,17 @@ fn fold_rollups(
     group_by: Option<GroupBy>,
 ) -> StoreResult<BTreeMap<String, RollupTotals>> {
     let mut groups: BTreeMap<String, RollupTotals> = BTreeMap::new();
-    for_each_rollup(conn, scope, group_by, false, |group, _start, bucket| {
-        groups.entry(group).or_default().merge(&bucket);
-    })?;
+    for_each_rollup(
+        conn,
+        scope,
+        group_by,
+        false,
+        |group, _start, bucket, sketch| {
+            let totals = groups.entry(group).or_default();
+            totals.merge(&bucket);
+            totals.latency.merge_encoded(sketch)
+        },
+    )?;
     Ok(groups)
 }
 
@@ -90,11 +99,10 @@ pub(crate) fn metrics_series(
         scope,
         group_by,
         minutes_only,
-        |group, start, totals| {
-            cells
-                .entry((group, bucket.start_of(start)))
-                .or_default()
-                .merge(&totals);
+        |group, start, totals, sketch| {
+            let cell = cells.entry((group, bucket.start_of(start))).or_default();
+            cell.merge(&totals);
+            cell.latency.merge_encoded(sketch)
         },
     )?;
     let mut series: Vec<Series> = Vec::new();
@@ -124,7 +132,7 @@ fn for_each_rollup(
     scope: &Scope,
     group_by: Option<GroupBy>,
     minutes_only: bool,
-    mut f: impl FnMut(String, i64, RollupTotals),
+    mut f: impl FnMut(String, i64, RollupTotals, &[u8]) -> Result<(), SketchDecodeError>,
 ) -> StoreResult<()> {
     let (from, to) = minute_bounds(scope);
     if minutes_only {
@@ -186,7 +194,7 @@ fn scan(
     group_by: Option<GroupBy>,
     from: Option<i64>,
     to: Option<i64>,
-    f: &mut impl FnMut(String, i64, RollupTotals),
+    f: &mut impl FnMut(String, i64, RollupTotals, &[u8]) -> Result<(), SketchDecodeError>,
 ) -> StoreResult<()> {
     let (table, time) = rollups.table();
     let group_column = match group_by {
@@ -218,12 +226,13 @@ fn scan(
             cost_usd: row.get(7).map_err(db_err)?,
             unpriced: row.get(8).map_err(db_err)?,
             duration_ms_sum: row.get(9).map_err(db_err)?,
-            latency: LatencySketch::decode(&sketch)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            // Merged straight from its encoding by the caller: no sketch is built per row.
+            latency: LatencySketch::new(),
         };
         let group: String = row.get(0).map_err(db_err)?;
         let start: i64 = row.get(11).map_err(db_err)?;
-        f(group, start, bucket);
+        f(group, start, bucket, &sketch)
+            .map_err(|e| StoreError::Corrupt(format!("{table}: {e}")))?;
     }
     Ok(())
 }

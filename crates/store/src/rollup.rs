@@ -68,7 +68,7 @@ impl RollupTotals {
 
     pub fn to_metrics(&self) -> Metrics {
         let rate = |n: i64| (self.requests > 0).then(|| n as f64 / self.requests as f64);
-        let q = |p: f64| self.latency.quantile(p);
+        let [p50, p90, p95, p99] = self.latency.quantiles([0.5, 0.9, 0.95, 0.99]);
         Metrics {
             requests: self.requests,
             errors: self.errors,
@@ -84,10 +84,10 @@ impl RollupTotals {
             latency_ms: LatencySummary {
                 avg: (self.requests > 0)
                     .then(|| self.duration_ms_sum as f64 / self.requests as f64),
-                p50: q(0.5),
-                p90: q(0.9),
-                p95: q(0.95),
-                p99: q(0.99),
+                p50,
+                p90,
+                p95,
+                p99,
             },
         }
     }

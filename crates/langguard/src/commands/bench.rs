@@ -16,7 +16,10 @@ use crate::app::App;
 use crate::cli::BenchCommand;
 use crate::format;
 
-pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    command: BenchCommand,
+    global: &crate::cli::GlobalArgs,
+) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
         eprintln!("warning: this is a debug build; benchmark figures mean little (use cargo run --release)");
     }
@@ -25,6 +28,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
             ingest(logs, batch.max(1), hours.max(1)).await
         }
         BenchCommand::Import { logs } => import(logs).await,
+        BenchCommand::Queries { runs } => queries(&App::open(global).await?, runs.max(1)).await,
     }
 }
 
@@ -122,6 +126,107 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
         rate(logs, totals.elapsed)
     );
     sqlite.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Median wall time of `runs` runs of `query`, in milliseconds.
+async fn time_query<F, Fut, T>(runs: usize, mut query: F) -> anyhow::Result<(f64, T)>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut times = Vec::with_capacity(runs);
+    let mut last = None;
+    for _ in 0..runs {
+        let started = Instant::now();
+        last = Some(query().await?);
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    last.map(|v| (median, v))
+        .ok_or_else(|| anyhow::anyhow!("no run"))
+}
+
+async fn queries(app: &App, runs: usize) -> anyhow::Result<ExitCode> {
+    use langguard_store::{Bucket, GroupBy, TraceQuery, TraceStatus};
+    let store = app.store.clone();
+    let stored = store.count_interactions(&Scope::default()).await?;
+    let now = crate::app::now_ms();
+    let month = Scope {
+        from_ms: Some(now - 30 * 86_400_000),
+        to_ms: Some(now),
+        ..Scope::default()
+    };
+    println!(
+        "bench queries: {} stored interactions; median of {runs} runs",
+        format::count(stored as i64)
+    );
+    let (ms, m) = time_query(runs, || async { Ok(store.metrics(&month).await?) }).await?;
+    println!(
+        "{ms:>9.1} ms  metrics over 30 days ({} requests)",
+        format::count(m.requests)
+    );
+    let (ms, s) = time_query(runs, || async {
+        Ok(store
+            .metrics_series(&month, Bucket::Hour, Some(GroupBy::Model))
+            .await?)
+    })
+    .await?;
+    println!(
+        "{ms:>9.1} ms  hourly time series over 30 days, grouped by model ({} series)",
+        s.len()
+    );
+    let (ms, s) = time_query(runs, || async {
+        Ok(store
+            .metrics_series(&month, Bucket::Day, Some(GroupBy::Gateway))
+            .await?)
+    })
+    .await?;
+    println!(
+        "{ms:>9.1} ms  daily time series over 30 days, grouped by gateway ({} series)",
+        s.len()
+    );
+    let (ms, g) = time_query(runs, || async {
+        Ok(store.metrics_by(&month, GroupBy::Model).await?)
+    })
+    .await?;
+    println!(
+        "{ms:>9.1} ms  breakdown by model over 30 days ({} groups)",
+        g.len()
+    );
+    let (ms, p) = time_query(runs, || async {
+        Ok(store
+            .traces(&TraceQuery {
+                limit: 50,
+                ..TraceQuery::default()
+            })
+            .await?)
+    })
+    .await?;
+    println!(
+        "{ms:>9.1} ms  Trace Explorer first page, no filter ({} rows)",
+        p.items.len()
+    );
+    let (ms, p) = time_query(runs, || async {
+        Ok(store
+            .traces(&TraceQuery {
+                scope: Scope {
+                    gateway: Some("support-bot".into()),
+                    provider: Some("anthropic".into()),
+                    ..month.clone()
+                },
+                status: Some(TraceStatus::Success),
+                limit: 50,
+                ..TraceQuery::default()
+            })
+            .await?)
+    })
+    .await?;
+    println!(
+        "{ms:>9.1} ms  Trace Explorer first page, 3 filters (gateway, provider, status) ({} rows)",
+        p.items.len()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
