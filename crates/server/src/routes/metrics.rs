@@ -58,6 +58,26 @@ async fn metrics(
 }
 
 impl MetricsQuery {
+    /// The scope part of the series and breakdown queries (their own structs, because
+    /// serde's `flatten` can't read numbers from a query string).
+    fn from_parts(
+        from: Option<String>,
+        to: Option<String>,
+        integration_id: Option<i64>,
+        gateway: Option<String>,
+        provider: Option<String>,
+        model: Option<String>,
+    ) -> Self {
+        Self {
+            from,
+            to,
+            integration_id,
+            gateway,
+            provider,
+            model,
+        }
+    }
+
     /// The scope, with the product's default range: the last 24 hours.
     fn scope(self) -> Result<Scope, ApiError> {
         let now = now_ms();
@@ -112,14 +132,14 @@ async fn timeseries(
 ) -> Result<Json<Value>, ApiError> {
     let bucket = q.bucket.unwrap_or(Bucket::Hour);
     let group_by = q.group_by;
-    let scope = MetricsQuery {
-        from: q.from,
-        to: q.to,
-        integration_id: q.integration_id,
-        gateway: q.gateway,
-        provider: q.provider,
-        model: q.model,
-    }
+    let scope = MetricsQuery::from_parts(
+        q.from,
+        q.to,
+        q.integration_id,
+        q.gateway,
+        q.provider,
+        q.model,
+    )
     .scope()?;
     if let (Some(from), Some(to)) = (scope.from_ms, scope.to_ms) {
         // A chart of more than ~10,000 points helps nobody; ask for a wider bucket instead.
@@ -174,14 +194,14 @@ async fn breakdown(
     ApiQuery(q): ApiQuery<BreakdownQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let group_by = q.group_by;
-    let scope = MetricsQuery {
-        from: q.from,
-        to: q.to,
-        integration_id: q.integration_id,
-        gateway: q.gateway,
-        provider: q.provider,
-        model: q.model,
-    }
+    let scope = MetricsQuery::from_parts(
+        q.from,
+        q.to,
+        q.integration_id,
+        q.gateway,
+        q.provider,
+        q.model,
+    )
     .scope()?;
     let groups = state.store.metrics_by(&scope, group_by).await?;
     let mut doc = json!({"group_by": group_by, "groups": groups});
