@@ -201,6 +201,21 @@ impl TestApp {
         body["id"].as_i64().expect("id")
     }
 
+    /// Presses Sync Now and waits for the run to finish.
+    async fn sync_now(&self, token: &str, integration: i64) -> Value {
+        let (status, run) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/integrations/{integration}/sync"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+        self.wait_for_run(token, run["run_id"].as_i64().expect("run id"))
+            .await
+    }
+
     async fn wait_for_run(&self, token: &str, run_id: i64) -> Value {
         for _ in 0..200 {
             let (status, run) = self
@@ -1207,16 +1222,7 @@ async fn traces_and_metrics_agree_with_an_exact_computation() {
     let app = spawn_app().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
-    let (_, run) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/integrations/{id}/sync"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    app.wait_for_run(&admin, run["run_id"].as_i64().expect("run"))
-        .await;
+    app.sync_now(&admin, id).await;
 
     let traces = all_traces(&app, &admin, "from=2000-01-01T00:00:00Z").await;
     assert_eq!(traces.len(), 350);
@@ -1368,16 +1374,7 @@ async fn prometheus_metrics_parse_and_describe_the_import() {
     let app = spawn_app().await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
-    let (_, run) = app
-        .call(
-            Method::POST,
-            &format!("/api/v1/integrations/{id}/sync"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    app.wait_for_run(&admin, run["run_id"].as_i64().expect("run"))
-        .await;
+    app.sync_now(&admin, id).await;
     let resp = app
         .http
         .get(format!("{}/metrics", app.base))
