@@ -497,18 +497,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn mark_sync_run_running(&self, run: SyncRunId) -> StoreResult<()> {
-        self.write(move |conn| {
-            conn.execute(
-                "UPDATE sync_runs SET status = 'running', started_at = ?1 WHERE id = ?2",
-                params![now_ms(), run],
-            )
-            .map_err(db_err)?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {
         let counts = counts.clone();
         self.write(move |conn| save_counts(conn, run, &counts).map(|_| ()))

@@ -87,7 +87,6 @@ pub trait Store: Send + Sync + 'static {
         trigger: SyncTrigger,
         status: SyncRunStatus,
     ) -> StoreResult<SyncRun>;
-    async fn mark_sync_run_running(&self, run: SyncRunId) -> StoreResult<()>;
     /// Saves progress of a running run, so a crash still leaves honest figures behind.
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()>;
     async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()>;

@@ -155,14 +155,6 @@ impl SyncEngine {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn client_config(&self) -> &ClientConfig {
-        &self.client_config
-    }
-
     /// Runs one sync of an integration to the end and returns its record. Cloudflare trouble
     /// does not make this an `Err`: it is recorded in the run (status `failed`, error, hint) and
     /// in the integration's status.

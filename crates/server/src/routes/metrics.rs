@@ -3,14 +3,14 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_cloudflare::time::{format_ms, parse_ms};
+use langguard_cloudflare::time::format_ms;
 use langguard_store::{Bucket, GroupBy, Scope};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::extract::ApiQuery;
+use crate::extract::{time_param, ApiQuery};
 use crate::{now_ms, AppState};
 
 pub fn router() -> Router<AppState> {
@@ -29,19 +29,6 @@ pub(crate) struct MetricsQuery {
     gateway: Option<String>,
     provider: Option<String>,
     model: Option<String>,
-}
-
-fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            parse_ms(v).ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid_time",
-                    format!("{name} must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"),
-                )
-            })
-        })
-        .transpose()
 }
 
 #[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics", params(MetricsQuery), responses((status = 200, description = "Requests, errors, rates, cache hits, 429s, tokens, cost, latency percentiles"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]

@@ -4,14 +4,13 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_cloudflare::time::parse_ms;
 use langguard_store::{Scope, TraceQuery, TraceStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{time_param, ApiPath, ApiQuery};
 use crate::views::{decode_cursor, encode_cursor, TraceItem};
 use crate::AppState;
 
@@ -40,16 +39,6 @@ pub(crate) struct TracesQuery {
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-}
-
-fn time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|v| {
-            parse_ms(v).ok_or_else(|| {
-                ApiError::bad_request("invalid_time", format!("{name} must be an RFC 3339 time"))
-            })
-        })
-        .transpose()
 }
 
 #[utoipa::path(get, path = "/api/v1/traces", tag = "traces", params(TracesQuery), responses((status = 200, description = "`{items: [trace], next_cursor}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -81,8 +70,8 @@ async fn list(
         .store
         .traces(&TraceQuery {
             scope: Scope {
-                from_ms: time("from", q.from.as_deref())?,
-                to_ms: time("to", q.to.as_deref())?,
+                from_ms: time_param("from", q.from.as_deref())?,
+                to_ms: time_param("to", q.to.as_deref())?,
                 integration_id: q.integration_id,
                 gateway: q.gateway,
                 provider: q.provider,
