@@ -305,6 +305,16 @@ pub struct TracesArgs {
     /// Only cache hits (true) or misses (false).
     #[arg(long)]
     pub cached: Option<bool>,
+    /// Search: "exact phrase", a OR b, NOT term, field:value (model, provider, gateway, path,
+    /// log_id, status, cached, status_code or a metadata key).
+    #[arg(long, short = 'q')]
+    pub search: Option<String>,
+    /// Order by time (default), duration, cost or tokens, largest first.
+    #[arg(long, value_enum, default_value_t = SortArg::Time)]
+    pub sort: SortArg,
+    /// Smallest first instead.
+    #[arg(long)]
+    pub asc: bool,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: u32,
     /// Continue from a previous page's `next_cursor`.
@@ -312,6 +322,14 @@ pub struct TracesArgs {
     pub cursor: Option<String>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SortArg {
+    Time,
+    Duration,
+    Cost,
+    Tokens,
 }
 
 #[derive(Debug, Args)]
@@ -352,6 +370,10 @@ pub enum BenchCommand {
         /// Runs per query; the median is reported.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Also export everything to CSV, convert it to Parquet and run the same aggregates in
+        /// DuckDB (needs `python3` with `pip install duckdb`).
+        #[arg(long)]
+        duckdb: bool,
     },
     /// End-to-end import from the emulator over loopback.
     Import {

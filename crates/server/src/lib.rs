@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+pub mod export;
 mod extract;
 mod routes;
 mod scheduler;

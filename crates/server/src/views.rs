@@ -1,7 +1,9 @@
 //! The JSON shapes LangGuard shows the outside world (CLI `--json` today, the REST API next):
 //! times as RFC 3339 UTC, money in USD, durations in milliseconds, and never a credential.
 
-use langguard_store::{Integration, Interaction, SyncRun};
+use langguard_store::{
+    Integration, Interaction, SortKey, SortOrder, SyncRun, TraceCursor, TraceSort,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -148,15 +150,83 @@ impl From<&Interaction> for TraceItem {
     }
 }
 
-/// Trace pages continue from an opaque `next_cursor` (`<created_at ms>.<id>`).
-pub fn encode_cursor((created_at_ms, id): (i64, i64)) -> String {
-    format!("{created_at_ms}.{id}")
+/// Trace pages continue from an opaque `next_cursor`:
+/// `<sort letter><order letter>_<sort key>_<id>_<snapshot id>`, e.g. `td_1732000000000_812_9000`.
+pub fn encode_cursor(c: &TraceCursor) -> String {
+    let sort = match c.sort {
+        TraceSort::Time => 't',
+        TraceSort::Duration => 'd',
+        TraceSort::Cost => 'c',
+        TraceSort::Tokens => 'k',
+    };
+    let order = match c.order {
+        SortOrder::Desc => 'd',
+        SortOrder::Asc => 'a',
+    };
+    // f64's Display is the shortest text that parses back to the same value.
+    let key = match c.key {
+        SortKey::Int(v) => v.to_string(),
+        SortKey::Real(v) => v.to_string(),
+    };
+    format!("{sort}{order}_{key}_{}_{}", c.id, c.snapshot_id)
 }
 
-pub fn decode_cursor(s: &str) -> Option<(i64, i64)> {
-    let (a, b) = s.split_once('.')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+pub fn decode_cursor(s: &str) -> Option<TraceCursor> {
+    let mut parts = s.split('_');
+    let head = parts.next()?;
+    let (key, id, snapshot_id) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let mut letters = head.chars();
+    let sort = match letters.next()? {
+        't' => TraceSort::Time,
+        'd' => TraceSort::Duration,
+        'c' => TraceSort::Cost,
+        'k' => TraceSort::Tokens,
+        _ => return None,
+    };
+    let order = match letters.next()? {
+        'd' => SortOrder::Desc,
+        'a' => SortOrder::Asc,
+        _ => return None,
+    };
+    if letters.next().is_some() {
+        return None;
+    }
+    let key = match sort {
+        TraceSort::Cost => SortKey::Real(key.parse().ok().filter(|v: &f64| v.is_finite())?),
+        _ => SortKey::Int(key.parse().ok()?),
+    };
+    Some(TraceCursor {
+        sort,
+        order,
+        key,
+        id: id.parse().ok()?,
+        snapshot_id: snapshot_id.parse().ok()?,
+    })
 }
+
+/// CSV export columns: the trace item's fields, metadata as its JSON text.
+pub const TRACE_CSV_HEADER: [&str; 17] = [
+    "id",
+    "integration_id",
+    "gateway",
+    "log_id",
+    "created_at",
+    "provider",
+    "model",
+    "path",
+    "status",
+    "status_code",
+    "cached",
+    "duration_ms",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "cost_source",
+    "metadata",
+];
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {

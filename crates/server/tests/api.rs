@@ -1017,7 +1017,9 @@ async fn the_openapi_document_covers_every_route() {
         ("get", "/api/v1/metrics"),
         ("get", "/api/v1/metrics/timeseries"),
         ("get", "/api/v1/metrics/breakdown"),
+        ("get", "/api/v1/monitoring/overview"),
         ("get", "/api/v1/traces"),
+        ("get", "/api/v1/traces/export"),
         ("get", "/api/v1/traces/{id}"),
         ("get", "/api/v1/api-keys"),
         ("post", "/api/v1/api-keys"),
@@ -1428,4 +1430,199 @@ async fn prometheus_metrics_parse_and_describe_the_import() {
         "traffic is labelled by provider and model"
     );
     assert!(!text.contains(CF_TOKEN));
+}
+
+/// The raw body of a GET, with its content type.
+async fn get_text(app: &TestApp, token: &str, path: &str) -> (StatusCode, String, String) {
+    let resp = app
+        .http
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (status, content_type, resp.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn search_sort_export_and_the_monitoring_overview() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    app.sync_now(&admin, id).await;
+    let all = all_traces(&app, &admin, "from=2000-01-01T00:00:00Z").await;
+    assert_eq!(all.len(), 350);
+    let count = |f: &dyn Fn(&Value) -> bool| all.iter().filter(|t| f(t)).count();
+
+    // Search and filters through the query string (Cloudflare's emulated traffic has teams
+    // in its metadata).
+    let errors = all_traces(&app, &admin, "q=status:error").await;
+    assert_eq!(errors.len(), count(&|t| t["status"] == "error"));
+    let team = all
+        .iter()
+        .find_map(|t| t["metadata"]["team"].as_str())
+        .expect("some metadata has a team")
+        .to_owned();
+    let in_team = all_traces(&app, &admin, &format!("metadata=team={team}")).await;
+    assert_eq!(in_team.len(), count(&|t| t["metadata"]["team"] == team));
+    let searched = all_traces(
+        &app,
+        &admin,
+        &format!("q=team:{team}%20NOT%20cached:true&min_duration_ms=100"),
+    )
+    .await;
+    assert_eq!(
+        searched.len(),
+        count(&|t| t["metadata"]["team"] == team
+            && t["cached"] == false
+            && t["duration_ms"].as_i64() >= Some(100))
+    );
+    assert!(!searched.is_empty());
+
+    // Sorting pages through in order, and a cursor keeps its sort.
+    let by_cost = all_traces(&app, &admin, "sort=cost&order=asc").await;
+    assert_eq!(by_cost.len(), 350);
+    let costs: Vec<f64> = by_cost
+        .iter()
+        .map(|t| t["cost_usd"].as_f64().unwrap_or(-1.0))
+        .collect();
+    assert!(costs.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
+    let (_, page) = app
+        .call(
+            Method::GET,
+            "/api/v1/traces?sort=duration&limit=5",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
+    for (path, status, code) in [
+        (
+            format!("/api/v1/traces?cursor={cursor}"),
+            StatusCode::BAD_REQUEST,
+            "invalid_cursor",
+        ),
+        (
+            "/api/v1/traces?q=%22unclosed".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_search",
+        ),
+        (
+            "/api/v1/traces?min_cost=2&max_cost=1".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            "/api/v1/traces?metadata=novalue".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_metadata_filter",
+        ),
+        (
+            "/api/v1/traces?sort=name".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/api/v1/traces/export?format=xml".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_format",
+        ),
+        (
+            "/api/v1/traces/export?limit=10".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+    ] {
+        let (got, body) = app.call(Method::GET, &path, Some(&admin), None).await;
+        assert_error(got, &body, status, code);
+    }
+
+    // JSON Lines export: exactly the listing's items, in its order.
+    let (status, content_type, body) = get_text(
+        &app,
+        &admin,
+        "/api/v1/traces/export?format=jsonl&from=2000-01-01T00:00:00Z",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/x-ndjson");
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines, all);
+
+    // CSV export: a header row, then one row per trace that reads back to the same values.
+    let (status, content_type, body) = get_text(
+        &app,
+        &admin,
+        "/api/v1/traces/export?format=csv&status=error",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/csv; charset=utf-8");
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header[..3], ["id", "integration_id", "gateway"]);
+    assert!(header.iter().any(|h| h == "metadata"));
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    let expected: Vec<&Value> = all.iter().filter(|t| t["status"] == "error").collect();
+    assert_eq!(rows.len(), expected.len());
+    for (row, item) in rows.iter().zip(&expected) {
+        for (column, value) in header.iter().zip(row.iter()) {
+            let want = &item[column.as_str()];
+            let got: Value = match want {
+                Value::Null => {
+                    assert_eq!(value, "", "{column}");
+                    continue;
+                }
+                Value::String(_) => Value::String(value.to_owned()),
+                // Numbers, booleans and metadata objects are written as their JSON text.
+                _ => serde_json::from_str(value).expect("JSON text"),
+            };
+            assert_eq!(&got, want, "{column}");
+        }
+    }
+
+    // Monitoring overview.
+    let (status, overview) = app
+        .call(
+            Method::GET,
+            "/api/v1/monitoring/overview?from=2000-01-01T00:00:00Z",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    assert_eq!(overview["metrics"]["requests"], 350);
+    let integration = &overview["integrations"][0];
+    assert_eq!(integration["id"], id);
+    assert_eq!(integration["traffic"]["requests"], 350);
+    assert_eq!(
+        integration["traffic"]["errors"].as_u64(),
+        Some(count(&|t| t["status"] == "error") as u64)
+    );
+    assert!(["healthy", "warning", "critical"].contains(
+        &integration["traffic"]["health"]
+            .as_str()
+            .unwrap_or_default()
+    ));
+    assert_eq!(integration["interactions_synced"], 350);
+    let run = &overview["recent_syncs"][0];
+    assert_eq!(run["integration_id"], id);
+    assert_eq!(run["integration_name"], integration["name"]);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["items_ingested"], 350);
 }

@@ -8,11 +8,13 @@
 //! docs/BENCHMARKS.md); the ingest path is what this backend is for.
 
 mod access;
+mod conditions;
 mod connection;
 mod ingest;
 mod migrate;
 mod queries;
 mod records;
+mod traces;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -529,6 +531,21 @@ impl Store for SqliteStore {
         self.write(move |conn| get_sync_run_on(conn, run)).await
     }
 
+    async fn recent_sync_runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT * FROM sync_runs ORDER BY id DESC LIMIT ?1")
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![i64::from(limit)], sync_run_from_row)
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            rows.into_iter().collect()
+        })
+        .await
+    }
+
     async fn list_sync_runs(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<SyncRun>> {
         self.write(move |conn| {
             let mut stmt = conn
@@ -718,7 +735,27 @@ impl Store for SqliteStore {
 
     async fn traces(&self, query: &TraceQuery) -> StoreResult<TracePage> {
         let query = query.clone();
-        self.read(move |conn| queries::traces(conn, &query)).await
+        self.read(move |conn| traces::traces(conn, &query)).await
+    }
+
+    fn export_traces(
+        &self,
+        filter: TraceFilter,
+        sort: TraceSort,
+        order: SortOrder,
+    ) -> tokio::sync::mpsc::Receiver<StoreResult<Vec<Interaction>>> {
+        // A few batches in flight: the reader stays ahead of the writer without the export
+        // ever holding much more than one batch per slot.
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let path = self.inner.path.clone();
+        // Its own connection, so a long export never holds one the dashboard's queries need.
+        tokio::task::spawn_blocking(move || match connection::open_reader(&path) {
+            Ok(conn) => traces::export(&conn, &filter, sort, order, &tx),
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        rx
     }
 
     async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64> {

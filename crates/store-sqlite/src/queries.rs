@@ -1,60 +1,19 @@
-//! Read queries: metrics from the per-minute rollups and trace listings from the rows.
+//! Metrics from the rollups (never from raw rows), and single interactions.
 
 use std::collections::BTreeMap;
 
 use langguard_store::{
     minute_of, Bucket, GroupBy, GroupMetrics, Interaction, LatencySketch, Metrics, RollupTotals,
-    Scope, Series, SeriesPoint, SketchDecodeError, StoreError, StoreResult, TracePage, TraceQuery,
-    TraceStatus,
+    Scope, Series, SeriesPoint, SketchDecodeError, StoreError, StoreResult,
 };
-use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
 
+use crate::conditions::Conditions;
 use crate::db_err;
 use crate::ingest::Rollups;
-use crate::records::interaction_from_row;
+use crate::records::{interaction_from_row, INTERACTION_COLUMNS};
 
 const MINUTE_MS: i64 = 60_000;
-
-/// A WHERE clause built from a scope, with its parameters.
-#[derive(Default)]
-struct Conditions {
-    sql: String,
-    params: Vec<Value>,
-}
-
-impl Conditions {
-    fn push(&mut self, condition: &str, value: Value) {
-        self.sql.push_str(" AND ");
-        self.sql.push_str(condition);
-        self.params.push(value);
-    }
-
-    /// `time_column` is compared against `from`/`to`; metrics pass minute-aligned bounds so
-    /// rollups and rows agree.
-    fn scope(scope: &Scope, time_column: &str, from: Option<i64>, to: Option<i64>) -> Self {
-        let mut c = Conditions::default();
-        if let Some(from) = from {
-            c.push(&format!("{time_column} >= ?"), Value::Integer(from));
-        }
-        if let Some(to) = to {
-            c.push(&format!("{time_column} < ?"), Value::Integer(to));
-        }
-        if let Some(id) = scope.integration_id {
-            c.push("integration_id = ?", Value::Integer(id));
-        }
-        for (column, value) in [
-            ("gateway", &scope.gateway),
-            ("provider", &scope.provider),
-            ("model", &scope.model),
-        ] {
-            if let Some(v) = value {
-                c.push(&format!("{column} = ?"), Value::Text(v.clone()));
-            }
-        }
-        c
-    }
-}
 
 /// Rollups cover whole minutes: `from` rounds down, `to` rounds up.
 fn minute_bounds(scope: &Scope) -> (Option<i64>, Option<i64>) {
@@ -199,6 +158,7 @@ fn scan(
     let (table, time) = rollups.table();
     let group_column = match group_by {
         None => "''",
+        Some(GroupBy::Integration) => "CAST(integration_id AS TEXT)",
         Some(GroupBy::Gateway) => "gateway",
         Some(GroupBy::Provider) => "provider",
         Some(GroupBy::Model) => "model",
@@ -283,9 +243,7 @@ pub(crate) fn count_interactions(conn: &Connection, scope: &Scope) -> StoreResul
 pub(crate) fn get_interaction(conn: &Connection, id: i64) -> StoreResult<Interaction> {
     use rusqlite::OptionalExtension;
     conn.query_row(
-        "SELECT id, integration_id, gateway, log_id, created_at, provider, model, path, \
-         status_code, success, cached, duration_ms, tokens_in, tokens_out, cost_usd, \
-         cost_source, metadata FROM interactions WHERE id = ?1",
+        &format!("SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id = ?1"),
         [id],
         interaction_from_row,
     )
@@ -295,47 +253,4 @@ pub(crate) fn get_interaction(conn: &Connection, id: i64) -> StoreResult<Interac
     .ok_or_else(|| StoreError::NotFound {
         what: format!("interaction {id}"),
     })
-}
-
-pub(crate) fn traces(conn: &Connection, query: &TraceQuery) -> StoreResult<TracePage> {
-    let limit = query.limit.clamp(1, 1_000);
-    let scope = &query.scope;
-    let mut conditions = Conditions::scope(scope, "created_at", scope.from_ms, scope.to_ms);
-    if let Some(status) = query.status {
-        conditions.push(
-            "success = ?",
-            Value::Integer(i64::from(status == TraceStatus::Success)),
-        );
-    }
-    if let Some(cached) = query.cached {
-        conditions.push("cached = ?", Value::Integer(i64::from(cached)));
-    }
-    if let Some((created_at, id)) = query.before {
-        conditions.sql.push_str(" AND (created_at, id) < (?, ?)");
-        conditions.params.push(Value::Integer(created_at));
-        conditions.params.push(Value::Integer(id));
-    }
-    conditions.params.push(Value::Integer(i64::from(limit) + 1));
-    let sql = format!(
-        "SELECT id, integration_id, gateway, log_id, created_at, provider, model, path, \
-         status_code, success, cached, duration_ms, tokens_in, tokens_out, cost_usd, \
-         cost_source, metadata FROM interactions WHERE 1 = 1{} \
-         ORDER BY created_at DESC, id DESC LIMIT ?",
-        conditions.sql
-    );
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-    let mut items = stmt
-        .query_map(params_from_iter(conditions.params), interaction_from_row)
-        .map_err(db_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)?
-        .into_iter()
-        .collect::<StoreResult<Vec<_>>>()?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|i| (i.log.created_at_ms, i.id))
-    } else {
-        None
-    };
-    Ok(TracePage { items, next_cursor })
 }

@@ -214,51 +214,6 @@ async fn rollup_metrics_match_the_raw_rows_exactly() {
 }
 
 #[tokio::test]
-async fn trace_pages_neither_skip_nor_repeat() {
-    let (_dir, store) = fresh().await;
-    let i = integration(&store, "cf").await;
-    // Many logs share each timestamp, which keyset pagination must handle.
-    let batch: Vec<_> = (0..95)
-        .map(|n| log(&format!("t{n}"), 1_000 + n / 10, 5, true, 200))
-        .collect();
-    store
-        .ingest_batch(i.id, "gw", batch.clone(), None)
-        .await
-        .expect("ingest");
-    let mut seen = Vec::new();
-    let mut before = None;
-    loop {
-        let page = store
-            .traces(&TraceQuery {
-                limit: 20,
-                before,
-                ..TraceQuery::default()
-            })
-            .await
-            .expect("page");
-        seen.extend(page.items.iter().map(|t| t.log.log_id.clone()));
-        match page.next_cursor {
-            Some(c) => before = Some(c),
-            None => break,
-        }
-    }
-    let mut sorted = seen.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(seen.len(), 95);
-    assert_eq!(sorted.len(), 95);
-    let errors = store
-        .traces(&TraceQuery {
-            limit: 10,
-            status: Some(TraceStatus::Error),
-            ..TraceQuery::default()
-        })
-        .await
-        .expect("page");
-    assert!(errors.items.is_empty());
-}
-
-#[tokio::test]
 async fn integrations_sync_runs_and_deletion() {
     let (_dir, store) = fresh().await;
     let i = integration(&store, "cf").await;

@@ -6,6 +6,7 @@
 
 mod model;
 mod rollup;
+pub mod search;
 mod sketch;
 
 pub use model::*;
@@ -29,6 +30,9 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Rows per batch of [`Store::export_traces`].
+pub const EXPORT_BATCH: usize = 1_000;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -92,6 +96,8 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()>;
     async fn get_sync_run(&self, run: SyncRunId) -> StoreResult<SyncRun>;
     async fn list_sync_runs(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<SyncRun>>;
+    /// The newest runs of every integration, newest first.
+    async fn recent_sync_runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>>;
     /// Marks runs left `running` or `queued` by a process that is gone as failed.
     async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64>;
     /// A run of this integration that a live process is working on, if any.
@@ -144,5 +150,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<Series>>;
     async fn get_interaction(&self, id: i64) -> StoreResult<Interaction>;
     async fn traces(&self, query: &TraceQuery) -> StoreResult<TracePage>;
+    /// Every interaction the filter covers, in the sort's order, as batches of up to
+    /// [`EXPORT_BATCH`] rows. The batches are produced as the receiver takes them (a bounded
+    /// channel), so an export of any size holds a few batches in memory; dropping the receiver
+    /// stops the query. A failure arrives as the last item.
+    fn export_traces(
+        &self,
+        filter: TraceFilter,
+        sort: TraceSort,
+        order: SortOrder,
+    ) -> tokio::sync::mpsc::Receiver<StoreResult<Vec<Interaction>>>;
     async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64>;
 }

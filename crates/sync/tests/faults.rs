@@ -513,20 +513,20 @@ async fn a_full_gateway_evicting_its_oldest_logs_mid_sync_costs_no_surviving_log
     let mut missing = 0;
     let stored_ids: std::collections::HashSet<String> = {
         let mut ids = std::collections::HashSet::new();
-        let mut before = None;
+        let mut after = None;
         loop {
             let page = h
                 .store
                 .traces(&langguard_store::TraceQuery {
                     limit: 1_000,
-                    before,
+                    after,
                     ..Default::default()
                 })
                 .await
                 .expect("traces");
             ids.extend(page.items.into_iter().map(|i| i.log.log_id));
             match page.next_cursor {
-                Some(c) => before = Some(c),
+                Some(c) => after = Some(c),
                 None => break ids,
             }
         }

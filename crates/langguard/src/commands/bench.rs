@@ -1,4 +1,4 @@
-//! `langguard bench ingest|import`: figures for docs/BENCHMARKS.md. Run from a release build.
+//! `langguard bench ingest|import|queries`: figures for docs/BENCHMARKS.md. Run from a release build.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use langguard_cloudflare::RateLimitPolicy;
 use langguard_store::{NewIntegration, Scope, Store, SyncTrigger};
 use langguard_store_sqlite::SqliteStore;
 
+use crate::commands::bench_queries;
 use crate::commands::synthetic::ingest_synthetic;
 
 use crate::app::App;
@@ -28,12 +29,14 @@ pub async fn run(
             ingest(logs, batch.max(1), hours.max(1)).await
         }
         BenchCommand::Import { logs } => import(logs).await,
-        BenchCommand::Queries { runs } => queries(&App::open(global).await?, runs.max(1)).await,
+        BenchCommand::Queries { runs, duckdb } => {
+            bench_queries::run(&App::open(global).await?, runs.max(1), duckdb).await
+        }
     }
 }
 
 /// Peak and current resident memory of this process, in MiB (Linux; `None` elsewhere).
-fn memory_mib() -> Option<(f64, f64)> {
+pub(crate) fn memory_mib() -> Option<(f64, f64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<f64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -43,7 +46,7 @@ fn memory_mib() -> Option<(f64, f64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
-fn rate(n: usize, d: Duration) -> String {
+pub(crate) fn rate(n: usize, d: Duration) -> String {
     format::count((n as f64 / d.as_secs_f64().max(1e-9)) as i64)
 }
 
@@ -130,7 +133,7 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
 }
 
 /// Median wall time of `runs` runs of `query`, in milliseconds.
-async fn time_query<F, Fut, T>(runs: usize, mut query: F) -> anyhow::Result<(f64, T)>
+pub(crate) async fn time_query<F, Fut, T>(runs: usize, mut query: F) -> anyhow::Result<(f64, T)>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -146,88 +149,6 @@ where
     let median = times[times.len() / 2];
     last.map(|v| (median, v))
         .ok_or_else(|| anyhow::anyhow!("no run"))
-}
-
-async fn queries(app: &App, runs: usize) -> anyhow::Result<ExitCode> {
-    use langguard_store::{Bucket, GroupBy, TraceQuery, TraceStatus};
-    let store = app.store.clone();
-    let stored = store.count_interactions(&Scope::default()).await?;
-    let now = crate::app::now_ms();
-    let month = Scope {
-        from_ms: Some(now - 30 * 86_400_000),
-        to_ms: Some(now),
-        ..Scope::default()
-    };
-    println!(
-        "bench queries: {} stored interactions; median of {runs} runs",
-        format::count(stored as i64)
-    );
-    let (ms, m) = time_query(runs, || async { Ok(store.metrics(&month).await?) }).await?;
-    println!(
-        "{ms:>9.1} ms  metrics over 30 days ({} requests)",
-        format::count(m.requests)
-    );
-    let (ms, s) = time_query(runs, || async {
-        Ok(store
-            .metrics_series(&month, Bucket::Hour, Some(GroupBy::Model))
-            .await?)
-    })
-    .await?;
-    println!(
-        "{ms:>9.1} ms  hourly time series over 30 days, grouped by model ({} series)",
-        s.len()
-    );
-    let (ms, s) = time_query(runs, || async {
-        Ok(store
-            .metrics_series(&month, Bucket::Day, Some(GroupBy::Gateway))
-            .await?)
-    })
-    .await?;
-    println!(
-        "{ms:>9.1} ms  daily time series over 30 days, grouped by gateway ({} series)",
-        s.len()
-    );
-    let (ms, g) = time_query(runs, || async {
-        Ok(store.metrics_by(&month, GroupBy::Model).await?)
-    })
-    .await?;
-    println!(
-        "{ms:>9.1} ms  breakdown by model over 30 days ({} groups)",
-        g.len()
-    );
-    let (ms, p) = time_query(runs, || async {
-        Ok(store
-            .traces(&TraceQuery {
-                limit: 50,
-                ..TraceQuery::default()
-            })
-            .await?)
-    })
-    .await?;
-    println!(
-        "{ms:>9.1} ms  Trace Explorer first page, no filter ({} rows)",
-        p.items.len()
-    );
-    let (ms, p) = time_query(runs, || async {
-        Ok(store
-            .traces(&TraceQuery {
-                scope: Scope {
-                    gateway: Some("support-bot".into()),
-                    provider: Some("anthropic".into()),
-                    ..month.clone()
-                },
-                status: Some(TraceStatus::Success),
-                limit: 50,
-                ..TraceQuery::default()
-            })
-            .await?)
-    })
-    .await?;
-    println!(
-        "{ms:>9.1} ms  Trace Explorer first page, 3 filters (gateway, provider, status) ({} rows)",
-        p.items.len()
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn import(logs: usize) -> anyhow::Result<ExitCode> {

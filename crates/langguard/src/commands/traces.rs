@@ -1,41 +1,65 @@
-//! `langguard traces`: recent interactions, newest first, with keyset pagination.
+//! `langguard traces`: interactions, newest first (or by duration, cost, tokens), with search
+//! and keyset pagination.
 
 use std::process::ExitCode;
 
-use anyhow::bail;
-use langguard_store::{TraceQuery, TraceStatus};
+use anyhow::{anyhow, bail};
+use langguard_store::search;
+use langguard_store::{SortOrder, TraceFilter, TraceQuery, TraceSort, TraceStatus};
 use serde_json::json;
 
 use crate::app::{now_ms, App};
-use crate::cli::{StatusArg, TracesArgs};
+use crate::cli::{SortArg, StatusArg, TracesArgs};
 use crate::commands::print_json;
 use crate::format;
 use langguard_server::views::{decode_cursor, encode_cursor, TraceItem};
 
 pub async fn run(app: &App, args: TracesArgs) -> anyhow::Result<ExitCode> {
     let scope = app.scope(&args.scope, now_ms(), None).await?;
-    let before = match &args.cursor {
+    let sort = match args.sort {
+        SortArg::Time => TraceSort::Time,
+        SortArg::Duration => TraceSort::Duration,
+        SortArg::Cost => TraceSort::Cost,
+        SortArg::Tokens => TraceSort::Tokens,
+    };
+    let order = if args.asc {
+        SortOrder::Asc
+    } else {
+        SortOrder::Desc
+    };
+    let after = match &args.cursor {
         Some(c) => match decode_cursor(c) {
-            Some(c) => Some(c),
+            Some(c) if c.sort == sort && c.order == order => Some(c),
+            Some(_) => bail!("--cursor {c:?} is from a listing with another --sort or --asc"),
             None => bail!("--cursor {c:?} is not a cursor from a previous page"),
         },
+        None => None,
+    };
+    let search = match args.search.as_deref() {
+        Some(q) => search::parse(q).map_err(|e| anyhow!("--search didn't parse: {e}"))?,
         None => None,
     };
     let page = app
         .store
         .traces(&TraceQuery {
-            scope,
-            status: args.status.map(|s| match s {
-                StatusArg::Success => TraceStatus::Success,
-                StatusArg::Error => TraceStatus::Error,
-            }),
-            cached: args.cached,
+            filter: TraceFilter {
+                scope,
+                status: args.status.map(|s| match s {
+                    StatusArg::Success => TraceStatus::Success,
+                    StatusArg::Error => TraceStatus::Error,
+                }),
+                cached: args.cached,
+                search,
+                ..TraceFilter::default()
+            },
+            sort,
+            order,
             limit: args.limit,
-            before,
+            after,
         })
         .await?;
     let items: Vec<TraceItem> = page.items.iter().map(TraceItem::from).collect();
-    let next_cursor = page.next_cursor.map(encode_cursor);
+    let next_cursor = page.next_cursor.as_ref().map(encode_cursor);
     if args.json {
         print_json(&json!({ "items": items, "next_cursor": next_cursor }))?;
         return Ok(ExitCode::SUCCESS);

@@ -47,7 +47,7 @@ async fn metrics(
 impl MetricsQuery {
     /// The scope part of the series and breakdown queries (their own structs, because
     /// serde's `flatten` can't read numbers from a query string).
-    fn from_parts(
+    pub(crate) fn from_parts(
         from: Option<String>,
         to: Option<String>,
         integration_id: Option<i64>,
@@ -66,7 +66,7 @@ impl MetricsQuery {
     }
 
     /// The scope, with the product's default range: the last 24 hours.
-    fn scope(self) -> Result<Scope, ApiError> {
+    pub(crate) fn scope(self) -> Result<Scope, ApiError> {
         let now = now_ms();
         let from = time_param("from", self.from.as_deref())?.unwrap_or(now - 24 * 3_600_000);
         let to = time_param("to", self.to.as_deref())?.unwrap_or(now);
@@ -106,7 +106,7 @@ pub(crate) struct SeriesQuery {
     /// `minute`, `hour` (default) or `day`.
     #[param(value_type = Option<String>)]
     bucket: Option<Bucket>,
-    /// `gateway`, `provider` or `model`; one series per group.
+    /// `integration`, `gateway`, `provider` or `model`; one series per group.
     #[param(value_type = Option<String>)]
     group_by: Option<GroupBy>,
 }
@@ -169,7 +169,7 @@ pub(crate) struct BreakdownQuery {
     gateway: Option<String>,
     provider: Option<String>,
     model: Option<String>,
-    /// `gateway`, `provider` or `model`.
+    /// `integration`, `gateway`, `provider` or `model`.
     #[param(value_type = String)]
     group_by: GroupBy,
 }

@@ -4,6 +4,7 @@ mod access;
 pub mod health;
 mod integrations;
 mod metrics;
+mod monitoring;
 mod openapi;
 mod session;
 mod traces;
@@ -20,6 +21,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(users::router())
         .merge(integrations::router())
         .merge(metrics::router())
+        .merge(monitoring::router())
         .merge(access::router())
         .merge(openapi::router())
         .merge(traces::router())

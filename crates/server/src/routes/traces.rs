@@ -1,15 +1,20 @@
-//! Trace Explorer's API: `GET /traces` (filters, newest first, keyset pagination) and
-//! `GET /traces/{id}`.
+//! Trace Explorer's API: `GET /traces` (filters, search, sort, keyset pagination),
+//! `GET /traces/export` (the same filters, streamed as CSV or JSON Lines) and `GET /traces/{id}`.
 
+use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_store::{Scope, TraceQuery, TraceStatus};
+use langguard_store::search::{self, is_metadata_key};
+use langguard_store::{Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort, TraceStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
+use crate::export::{self, ExportFormat};
 use crate::extract::{time_param, ApiPath, ApiQuery};
 use crate::views::{decode_cursor, encode_cursor, TraceItem};
 use crate::AppState;
@@ -17,12 +22,14 @@ use crate::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/traces", get(list))
+        .route("/traces/export", get(export))
         .route("/traces/{id}", get(read))
 }
 
+/// The filters shared by the listing and the export. Ranges are inclusive.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TracesQuery {
+pub(crate) struct TraceFilterParams {
     /// RFC 3339; inclusive.
     from: Option<String>,
     /// RFC 3339; exclusive.
@@ -35,30 +42,152 @@ pub(crate) struct TracesQuery {
     #[param(value_type = Option<String>)]
     status: Option<TraceStatus>,
     cached: Option<bool>,
-    /// 1 to 1,000; default 50.
+    min_duration_ms: Option<i64>,
+    max_duration_ms: Option<i64>,
+    /// Tokens in plus tokens out.
+    min_tokens: Option<i64>,
+    max_tokens: Option<i64>,
+    /// USD; unpriced interactions never match a cost range.
+    min_cost: Option<f64>,
+    max_cost: Option<f64>,
+    /// Custom metadata `key=value`; repeat the parameter for several (all must hold).
+    #[serde(default)]
+    metadata: Vec<String>,
+    /// Search: `"exact phrase"`, `a OR b`, `NOT term`, `field:value` (model, provider, gateway,
+    /// path, log_id, status, cached, status_code, or a metadata key); bare terms are ANDed.
+    q: Option<String>,
+    /// `time` (default), `duration`, `cost` or `tokens`.
+    #[param(value_type = Option<String>)]
+    sort: Option<TraceSort>,
+    /// `desc` (default) or `asc`.
+    #[param(value_type = Option<String>)]
+    order: Option<SortOrder>,
+    /// Listing only: 1 to 1,000; default 50.
     limit: Option<u32>,
-    /// `next_cursor` of the previous page.
+    /// Listing only: `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Export only: `csv` or `jsonl`.
+    format: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/traces", tag = "traces", params(TracesQuery), responses((status = 200, description = "`{items: [trace], next_cursor}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+impl TraceFilterParams {
+    fn filter(&self) -> Result<TraceFilter, ApiError> {
+        let range_error = |name: &str| {
+            ApiError::bad_request(
+                "invalid_range",
+                format!("min_{name} is larger than max_{name}, so nothing could match"),
+            )
+        };
+        let duration_ms = Range {
+            min: self.min_duration_ms,
+            max: self.max_duration_ms,
+        };
+        let tokens = Range {
+            min: self.min_tokens,
+            max: self.max_tokens,
+        };
+        let cost_usd = Range {
+            min: self.min_cost,
+            max: self.max_cost,
+        };
+        if duration_ms.is_empty() {
+            return Err(range_error("duration_ms"));
+        }
+        if tokens.is_empty() {
+            return Err(range_error("tokens"));
+        }
+        if cost_usd.is_empty() {
+            return Err(range_error("cost"));
+        }
+        if [cost_usd.min, cost_usd.max]
+            .into_iter()
+            .flatten()
+            .any(|v| !v.is_finite())
+        {
+            return Err(ApiError::bad_request(
+                "invalid_range",
+                "min_cost and max_cost must be numbers",
+            ));
+        }
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|pair| match pair.split_once('=') {
+                Some((key, value)) if is_metadata_key(key) => {
+                    Ok((key.to_string(), value.to_string()))
+                }
+                _ => Err(ApiError::bad_request(
+                    "invalid_metadata_filter",
+                    "metadata filters are key=value, with a key of letters, digits, _ - or . \
+                     (e.g. metadata=tier=pro)",
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let search = match self.q.as_deref() {
+            Some(q) => search::parse(q).map_err(|e| {
+                ApiError::bad_request("invalid_search", format!("the search didn't parse: {e}"))
+            })?,
+            None => None,
+        };
+        Ok(TraceFilter {
+            scope: Scope {
+                from_ms: time_param("from", self.from.as_deref())?,
+                to_ms: time_param("to", self.to.as_deref())?,
+                integration_id: self.integration_id,
+                gateway: self.gateway.clone(),
+                provider: self.provider.clone(),
+                model: self.model.clone(),
+            },
+            status: self.status,
+            cached: self.cached,
+            duration_ms,
+            tokens,
+            cost_usd,
+            metadata,
+            search,
+        })
+    }
+
+    fn refuse(&self, names: &[(&str, bool)], call: &str) -> Result<(), ApiError> {
+        match names.iter().find(|(_, given)| *given) {
+            Some((name, _)) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("{name} is not a parameter of {call}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/traces", tag = "traces", params(TraceFilterParams), responses((status = 200, description = "`{items: [trace], next_cursor}`, in the sort's order (newest first by default)"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(
     State(state): State<AppState>,
     _user: CurrentUser,
-    ApiQuery(q): ApiQuery<TracesQuery>,
+    ApiQuery(q): ApiQuery<TraceFilterParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            decode_cursor(c).ok_or_else(|| {
+    q.refuse(&[("format", q.format.is_some())], "/api/v1/traces")?;
+    let filter = q.filter()?;
+    let sort = q.sort.unwrap_or_default();
+    let order = q.order.unwrap_or_default();
+    let after = match q.cursor.as_deref() {
+        Some(c) => {
+            let cursor = decode_cursor(c).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_cursor",
                     "cursor must be a next_cursor from a previous page",
                 )
-            })
-        })
-        .transpose()?;
+            })?;
+            if cursor.sort != sort || cursor.order != order {
+                return Err(ApiError::bad_request(
+                    "invalid_cursor",
+                    "the cursor is from a listing with another sort or order; keep sort and \
+                     order the same while paging, or start again without a cursor",
+                ));
+            }
+            Some(cursor)
+        }
+        None => None,
+    };
     let limit = q.limit.unwrap_or(50);
     if !(1..=1_000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -69,24 +198,69 @@ async fn list(
     let page = state
         .store
         .traces(&TraceQuery {
-            scope: Scope {
-                from_ms: time_param("from", q.from.as_deref())?,
-                to_ms: time_param("to", q.to.as_deref())?,
-                integration_id: q.integration_id,
-                gateway: q.gateway,
-                provider: q.provider,
-                model: q.model,
-            },
-            status: q.status,
-            cached: q.cached,
+            filter,
+            sort,
+            order,
             limit,
-            before,
+            after,
         })
         .await?;
     let items: Vec<TraceItem> = page.items.iter().map(TraceItem::from).collect();
-    Ok(Json(
-        json!({"items": items, "next_cursor": page.next_cursor.map(encode_cursor)}),
-    ))
+    Ok(Json(json!({
+        "items": items,
+        "next_cursor": page.next_cursor.as_ref().map(encode_cursor),
+    })))
+}
+
+/// Streams every interaction the filters match, in the sort's order: CSV with a header row, or
+/// one JSON object per line. Rows are read, formatted and sent a batch at a time, so memory stays
+/// flat whatever the size; a failure part-way ends the response without its final chunk, so a
+/// client can't mistake a cut export for a complete one.
+#[utoipa::path(get, path = "/api/v1/traces/export", tag = "traces", params(TraceFilterParams), responses((status = 200, description = "`text/csv` (header row, then a row per trace) or `application/x-ndjson` (a trace per line)"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn export(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiQuery(q): ApiQuery<TraceFilterParams>,
+) -> Result<Response, ApiError> {
+    q.refuse(
+        &[("limit", q.limit.is_some()), ("cursor", q.cursor.is_some())],
+        "/api/v1/traces/export",
+    )?;
+    let format = match q.format.as_deref() {
+        Some("csv") | None => ExportFormat::Csv,
+        Some("jsonl") => ExportFormat::Jsonl,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_format",
+                "format must be csv or jsonl",
+            ))
+        }
+    };
+    let filter = q.filter()?;
+    let rows = state.store.export_traces(
+        filter,
+        q.sort.unwrap_or_default(),
+        q.order.unwrap_or_default(),
+    );
+    let rx = export::format(rows, format);
+    let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let (content_type, file) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "traces.csv"),
+        ExportFormat::Jsonl => ("application/x-ndjson", "traces.jsonl"),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/traces/{id}", tag = "traces", params(("id" = i64, Path, description = "Interaction id")), responses((status = 200, description = "The interaction and its violations"), (status = 404, description = "No such interaction", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]

@@ -1,0 +1,223 @@
+//! Trace export: interactions formatted as CSV (with a header row) or JSON Lines, a batch at a
+//! time, on a blocking thread of its own beside the one reading rows — the API's
+//! `/traces/export` streams it, `bench queries` measures it.
+
+use axum::body::Bytes;
+use langguard_cloudflare::time::format_ms;
+use langguard_store::{Interaction, StoreResult};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::views::TRACE_CSV_HEADER;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+/// Formats the store's batches as they arrive into chunks of bytes. Memory holds a few batches
+/// and chunks whatever the export's size; dropping the receiver stops formatting and, through
+/// the dropped row receiver, the query. A failure is the last item.
+pub fn format(
+    rows: mpsc::Receiver<StoreResult<Vec<Interaction>>>,
+    format: ExportFormat,
+) -> mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || write_all(rows, format, &tx));
+    rx
+}
+
+/// One exported trace; `M` is the metadata as CSV text or as a raw JSON object.
+#[derive(Serialize)]
+struct ExportRow<'a, M> {
+    id: i64,
+    integration_id: i64,
+    gateway: &'a str,
+    log_id: &'a str,
+    created_at: String,
+    provider: &'a str,
+    model: &'a str,
+    path: Option<&'a str>,
+    status: &'static str,
+    status_code: Option<i64>,
+    cached: bool,
+    duration_ms: i64,
+    tokens_in: Option<i64>,
+    tokens_out: Option<i64>,
+    cost_usd: Option<f64>,
+    cost_source: Option<&'static str>,
+    metadata: M,
+}
+
+fn export_row<M>(i: &Interaction, metadata: M) -> ExportRow<'_, M> {
+    let log = &i.log;
+    ExportRow {
+        id: i.id,
+        integration_id: i.integration_id,
+        gateway: &i.gateway,
+        log_id: &log.log_id,
+        created_at: format_ms(log.created_at_ms),
+        provider: &log.provider,
+        model: &log.model,
+        path: log.path.as_deref(),
+        status: if log.success { "success" } else { "error" },
+        status_code: log.status_code,
+        cached: log.cached,
+        duration_ms: log.duration_ms,
+        tokens_in: log.tokens_in,
+        tokens_out: log.tokens_out,
+        cost_usd: log.cost_usd,
+        cost_source: log.cost_source.map(|s| s.as_str()),
+        metadata,
+    }
+}
+
+const EMPTY_OBJECT: &str = "{}";
+
+fn write_all(
+    mut rows: mpsc::Receiver<StoreResult<Vec<Interaction>>>,
+    format: ExportFormat,
+    tx: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    let mut buffer = Vec::with_capacity(256 * 1024);
+    if format == ExportFormat::Csv {
+        buffer.extend_from_slice(TRACE_CSV_HEADER.join(",").as_bytes());
+        buffer.push(b'\n');
+    }
+    while let Some(batch) = rows.blocking_recv() {
+        let chunk = batch
+            .map_err(|e| {
+                tracing::error!(error = %e, "trace export stopped part-way");
+                std::io::Error::other("the export failed part-way")
+            })
+            .and_then(|batch| append_rows(&mut buffer, &batch, format));
+        match chunk {
+            Ok(()) => {
+                let bytes = Bytes::from(std::mem::replace(
+                    &mut buffer,
+                    Vec::with_capacity(256 * 1024),
+                ));
+                if tx.blocking_send(Ok(bytes)).is_err() {
+                    return; // the client went away; dropping `rows` stops the query
+                }
+            }
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    }
+    if !buffer.is_empty() {
+        let _ = tx.blocking_send(Ok(Bytes::from(buffer)));
+    }
+}
+
+fn append_rows(
+    buffer: &mut Vec<u8>,
+    batch: &[Interaction],
+    format: ExportFormat,
+) -> Result<(), std::io::Error> {
+    match format {
+        ExportFormat::Csv => {
+            let mut writer = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(buffer);
+            for i in batch {
+                let metadata = i.log.metadata.as_deref().unwrap_or(EMPTY_OBJECT);
+                writer.serialize(export_row(i, metadata))?;
+            }
+            writer.flush()?;
+        }
+        ExportFormat::Jsonl => {
+            for i in batch {
+                let text = i.log.metadata.as_deref().unwrap_or(EMPTY_OBJECT);
+                // Stored metadata is JSON written by the importer; a row whose text isn't (it
+                // would be corrupt) is exported with empty metadata rather than breaking the line.
+                let metadata: &RawValue = serde_json::from_str(text)
+                    .or_else(|_| serde_json::from_str(EMPTY_OBJECT))
+                    .map_err(std::io::Error::other)?;
+                serde_json::to_writer(&mut *buffer, &export_row(i, metadata))?;
+                buffer.push(b'\n');
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use langguard_store::NewInteraction;
+    use serde_json::{json, Value};
+
+    fn interaction(metadata: Option<&str>) -> Interaction {
+        Interaction {
+            id: 7,
+            integration_id: 1,
+            gateway: "gw".into(),
+            log: NewInteraction {
+                log_id: "log,\"1\"".into(),
+                created_at_ms: 1_700_000_000_000,
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                path: None,
+                status_code: Some(200),
+                success: true,
+                cached: false,
+                duration_ms: 120,
+                tokens_in: Some(10),
+                tokens_out: None,
+                cost_usd: Some(0.0125),
+                cost_source: None,
+                metadata: metadata.map(str::to_string),
+            },
+        }
+    }
+
+    #[test]
+    fn csv_rows_quote_what_needs_quoting_and_match_the_header() {
+        let mut buffer = Vec::new();
+        append_rows(
+            &mut buffer,
+            &[interaction(Some(r#"{"a":"x,y"}"#))],
+            ExportFormat::Csv,
+        )
+        .expect("csv");
+        let text = String::from_utf8(buffer).expect("utf-8");
+        assert_eq!(
+            text,
+            "7,1,gw,\"log,\"\"1\"\"\",2023-11-14T22:13:20.000Z,openai,gpt-4o,,success,200,false,\
+             120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\"\n"
+        );
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        let record = reader.records().next().expect("a row").expect("parses");
+        assert_eq!(record.len(), TRACE_CSV_HEADER.len());
+        assert_eq!(&record[3], "log,\"1\"");
+        assert_eq!(&record[16], r#"{"a":"x,y"}"#);
+    }
+
+    #[test]
+    fn jsonl_lines_carry_metadata_as_an_object() {
+        let mut buffer = Vec::new();
+        append_rows(
+            &mut buffer,
+            &[interaction(Some(r#"{"tier":"pro"}"#)), interaction(None)],
+            ExportFormat::Jsonl,
+        )
+        .expect("jsonl");
+        let text = String::from_utf8(buffer).expect("utf-8");
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["metadata"]["tier"], "pro");
+        assert_eq!(lines[1]["metadata"], json!({}));
+        assert_eq!(lines[0]["status"], "success");
+        assert_eq!(lines[0]["cost_usd"], 0.0125);
+    }
+}
