@@ -26,6 +26,7 @@ pub(crate) fn open_writer(path: &Path) -> StoreResult<Connection> {
     )
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
+    crate::functions::register(&conn).map_err(db_err)?;
     Ok(conn)
 }
 
@@ -40,5 +41,6 @@ pub(crate) fn open_reader(path: &Path) -> StoreResult<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.execute_batch("PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;")
         .map_err(db_err)?;
+    crate::functions::register(&conn).map_err(db_err)?;
     Ok(conn)
 }

@@ -10,6 +10,7 @@
 mod access;
 mod conditions;
 mod connection;
+mod functions;
 mod ingest;
 mod migrate;
 mod queries;
@@ -166,6 +167,47 @@ impl SqliteStore {
         })
         .await
         .map_err(join_err)?
+    }
+}
+
+impl SqliteStore {
+    /// Folds the rollups of `scope` into cells. A range of more than a day is folded as two
+    /// halves on two connections at once — a dashboard's wait is one user's, and the machine
+    /// has more than one core — split at a whole hour so both halves read whole hourly rows
+    /// and no minute is counted twice; the halves' cells merge exactly.
+    async fn fold(
+        &self,
+        scope: &Scope,
+        group_by: Option<GroupBy>,
+        bucket: Option<Bucket>,
+    ) -> StoreResult<queries::Cells> {
+        const HOUR_MS: i64 = 3_600_000;
+        let split = match (scope.from_ms, scope.to_ms) {
+            (Some(from), Some(to)) if to - from > 24 * HOUR_MS => {
+                Some(Bucket::Hour.start_of(from + (to - from) / 2))
+            }
+            _ => None,
+        };
+        let Some(split) = split else {
+            let scope = scope.clone();
+            return self
+                .read(move |conn| queries::fold(conn, &scope, group_by, bucket))
+                .await;
+        };
+        let early = Scope {
+            to_ms: Some(split),
+            ..scope.clone()
+        };
+        let late = Scope {
+            from_ms: Some(split),
+            ..scope.clone()
+        };
+        let (mut cells, late) = tokio::try_join!(
+            self.read(move |conn| queries::fold(conn, &early, group_by, bucket)),
+            self.read(move |conn| queries::fold(conn, &late, group_by, bucket)),
+        )?;
+        queries::merge_cells(&mut cells, late);
+        Ok(cells)
     }
 }
 
@@ -707,14 +749,13 @@ impl Store for SqliteStore {
     }
 
     async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics> {
-        let scope = scope.clone();
-        self.read(move |conn| queries::metrics(conn, &scope)).await
+        Ok(queries::metrics(&self.fold(scope, None, None).await?))
     }
 
     async fn metrics_by(&self, scope: &Scope, group_by: GroupBy) -> StoreResult<Vec<GroupMetrics>> {
-        let scope = scope.clone();
-        self.read(move |conn| queries::metrics_by(conn, &scope, group_by))
-            .await
+        Ok(queries::metrics_by(
+            self.fold(scope, Some(group_by), None).await?,
+        ))
     }
 
     async fn metrics_series(
@@ -723,9 +764,8 @@ impl Store for SqliteStore {
         bucket: Bucket,
         group_by: Option<GroupBy>,
     ) -> StoreResult<Vec<Series>> {
-        let scope = scope.clone();
-        self.read(move |conn| queries::metrics_series(conn, &scope, bucket, group_by))
-            .await
+        let cells = self.fold(scope, group_by, Some(bucket)).await?;
+        Ok(queries::metrics_series(cells, group_by))
     }
 
     async fn get_interaction(&self, id: i64) -> StoreResult<Interaction> {

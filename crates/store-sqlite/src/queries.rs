@@ -1,4 +1,7 @@
 //! Metrics from the rollups (never from raw rows), and single interactions.
+//!
+//! Every metrics query folds rollup rows into [`Cells`]; a range can be folded in parts (on
+//! separate connections, in parallel) whose cells merge exactly.
 
 use std::collections::BTreeMap;
 
@@ -25,45 +28,73 @@ fn minute_bounds(scope: &Scope) -> (Option<i64>, Option<i64>) {
     )
 }
 
-fn fold_rollups(
-    conn: &Connection,
-    scope: &Scope,
-    group_by: Option<GroupBy>,
-) -> StoreResult<BTreeMap<String, RollupTotals>> {
-    let mut groups: BTreeMap<String, RollupTotals> = BTreeMap::new();
-    for_each_rollup(
-        conn,
-        scope,
-        group_by,
-        false,
-        |group, _start, bucket, sketch| {
-            let totals = groups.entry(group).or_default();
-            totals.merge(&bucket);
-            totals.latency.merge_encoded(sketch)
-        },
-    )?;
-    Ok(groups)
-}
+/// Rollup totals per `(group, bucket start)`; the group is `""` and the start 0 when a query
+/// doesn't split by them.
+pub(crate) type Cells = BTreeMap<(String, i64), RollupTotals>;
 
-pub(crate) fn metrics_series(
+/// Folds the rollups covering `scope` into cells of `bucket` (one cell per group without one).
+pub(crate) fn fold(
     conn: &Connection,
     scope: &Scope,
-    bucket: Bucket,
     group_by: Option<GroupBy>,
-) -> StoreResult<Vec<Series>> {
-    let mut cells: BTreeMap<(String, i64), RollupTotals> = BTreeMap::new();
-    let minutes_only = bucket == Bucket::Minute;
+    bucket: Option<Bucket>,
+) -> StoreResult<Cells> {
+    let mut cells = Cells::new();
     for_each_rollup(
         conn,
         scope,
         group_by,
-        minutes_only,
+        bucket == Some(Bucket::Minute),
         |group, start, totals, sketch| {
-            let cell = cells.entry((group, bucket.start_of(start))).or_default();
+            let t = bucket.map_or(0, |b| b.start_of(start));
+            let cell = cells.entry((group, t)).or_default();
             cell.merge(&totals);
             cell.latency.merge_encoded(sketch)
         },
     )?;
+    Ok(cells)
+}
+
+/// Adds `other`'s cells to `into` (parts of one range folded apart).
+pub(crate) fn merge_cells(into: &mut Cells, other: Cells) {
+    for (key, totals) in other {
+        match into.entry(key) {
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(totals);
+            }
+            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&totals),
+        }
+    }
+}
+
+pub(crate) fn metrics(cells: &Cells) -> Metrics {
+    cells
+        .values()
+        .next()
+        .map(RollupTotals::to_metrics)
+        .unwrap_or_else(|| RollupTotals::default().to_metrics())
+}
+
+pub(crate) fn metrics_by(cells: Cells) -> Vec<GroupMetrics> {
+    let mut out: Vec<GroupMetrics> = cells
+        .into_iter()
+        .map(|((group, _), totals)| GroupMetrics {
+            group,
+            metrics: totals.to_metrics(),
+        })
+        .collect();
+    // Busiest first: that is what a breakdown table is read for.
+    out.sort_by(|a, b| {
+        b.metrics
+            .requests
+            .cmp(&a.metrics.requests)
+            .then_with(|| a.group.cmp(&b.group))
+    });
+    out
+}
+
+/// One series per group (in group order), points in time order.
+pub(crate) fn metrics_series(cells: Cells, group_by: Option<GroupBy>) -> Vec<Series> {
     let mut series: Vec<Series> = Vec::new();
     for ((group, t_ms), totals) in cells {
         let group = group_by.map(|_| group);
@@ -80,7 +111,7 @@ pub(crate) fn metrics_series(
             });
         }
     }
-    Ok(series)
+    series
 }
 
 /// Calls `f(group, bucket start, totals)` for every rollup row covering the scope. Whole hours
@@ -195,37 +226,6 @@ fn scan(
             .map_err(|e| StoreError::Corrupt(format!("{table}: {e}")))?;
     }
     Ok(())
-}
-
-pub(crate) fn metrics(conn: &Connection, scope: &Scope) -> StoreResult<Metrics> {
-    let groups = fold_rollups(conn, scope, None)?;
-    Ok(groups
-        .values()
-        .next()
-        .map(RollupTotals::to_metrics)
-        .unwrap_or_else(|| RollupTotals::default().to_metrics()))
-}
-
-pub(crate) fn metrics_by(
-    conn: &Connection,
-    scope: &Scope,
-    group_by: GroupBy,
-) -> StoreResult<Vec<GroupMetrics>> {
-    let mut out: Vec<GroupMetrics> = fold_rollups(conn, scope, Some(group_by))?
-        .into_iter()
-        .map(|(group, totals)| GroupMetrics {
-            group,
-            metrics: totals.to_metrics(),
-        })
-        .collect();
-    // Busiest first: that is what a breakdown table is read for.
-    out.sort_by(|a, b| {
-        b.metrics
-            .requests
-            .cmp(&a.metrics.requests)
-            .then_with(|| a.group.cmp(&b.group))
-    });
-    Ok(out)
 }
 
 pub(crate) fn count_interactions(conn: &Connection, scope: &Scope) -> StoreResult<u64> {

@@ -47,21 +47,6 @@ fn order_by(sort: TraceSort, order: SortOrder) -> String {
     format!("{} {direction}, id {direction}", sort_expression(sort))
 }
 
-/// `LIKE` pattern for "contains `text`", case-insensitive for ASCII, with `%`, `_` and the
-/// escape character itself taken literally.
-fn contains_pattern(text: &str) -> Value {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    Value::Text(pattern)
-}
-
 /// JSON path of a top-level metadata key; keys were checked to need no quoting inside it.
 fn metadata_path(key: &str) -> Value {
     Value::Text(format!("$.\"{key}\""))
@@ -110,7 +95,8 @@ pub(crate) fn filter_conditions(filter: &TraceFilter) -> Conditions {
 }
 
 /// Appends `search` as one parenthesised boolean SQL expression. Every leaf is 0 or 1, never
-/// NULL, so `NOT` means "doesn't match" also for rows without a path or metadata.
+/// NULL (`lg_contains` is 0 for NULL), so `NOT` means "doesn't match" also for rows without a
+/// path or metadata.
 fn compile_search(expr: &SearchExpr, c: &mut Conditions) {
     match expr {
         SearchExpr::Term(term) => compile_term(term, c),
@@ -140,15 +126,11 @@ fn compile_search(expr: &SearchExpr, c: &mut Conditions) {
 fn compile_term(term: &Term, c: &mut Conditions) {
     match term {
         Term::Anywhere(text) => {
-            let pattern = contains_pattern(text);
-            c.sql.push('(');
-            for field in TextField::ALL {
-                c.sql.push_str(&format!(
-                    "IFNULL({}, '') LIKE ? ESCAPE '\\' OR ",
-                    field.column()
-                ));
-                c.params.push(pattern.clone());
-            }
+            let needle = Value::Text(text.clone());
+            let columns: Vec<&str> = TextField::ALL.iter().map(|f| f.column()).collect();
+            c.sql
+                .push_str(&format!("(lg_contains(?, {}) OR ", columns.join(", ")));
+            c.params.push(needle.clone());
             // Metadata values (not its keys or JSON punctuation): any top-level value. Text
             // that JSON writes as itself is first looked for in the raw JSON, which is much
             // cheaper than taking the object apart, and rules out most rows.
@@ -157,27 +139,25 @@ fn compile_term(term: &Term, c: &mut Conditions) {
                 .chars()
                 .any(|ch| ch == '"' || ch == '\\' || ch.is_control())
             {
-                c.sql.push_str(" AND metadata LIKE ? ESCAPE '\\'");
-                c.params.push(pattern.clone());
+                c.sql.push_str(" AND lg_contains(?, metadata)");
+                c.params.push(needle.clone());
             }
             c.sql.push_str(
                 " AND EXISTS (SELECT 1 FROM json_each(metadata) \
-                 WHERE CAST(json_each.value AS TEXT) LIKE ? ESCAPE '\\')))",
+                 WHERE lg_contains(?, CAST(json_each.value AS TEXT)))))",
             );
-            c.params.push(pattern);
+            c.params.push(needle);
         }
         Term::Field(field, text) => {
-            c.sql.push_str(&format!(
-                "(IFNULL({}, '') LIKE ? ESCAPE '\\')",
-                field.column()
-            ));
-            c.params.push(contains_pattern(text));
+            c.sql
+                .push_str(&format!("lg_contains(?, {})", field.column()));
+            c.params.push(Value::Text(text.clone()));
         }
         Term::Metadata { key, text } => {
             c.sql
-                .push_str("(IFNULL(CAST(metadata ->> ? AS TEXT), '') LIKE ? ESCAPE '\\')");
+                .push_str("lg_contains(?, CAST(metadata ->> ? AS TEXT))");
+            c.params.push(Value::Text(text.clone()));
             c.params.push(metadata_path(key));
-            c.params.push(contains_pattern(text));
         }
         Term::Status(status) => {
             c.sql.push_str("(success = ?)");
@@ -300,18 +280,5 @@ pub(crate) fn export(
     })();
     if let Err(e) = result {
         let _ = tx.blocking_send(Err(e));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn like_patterns_take_wildcards_literally() {
-        assert_eq!(
-            contains_pattern("50%_off\\"),
-            Value::Text("%50\\%\\_off\\\\%".into())
-        );
     }
 }
