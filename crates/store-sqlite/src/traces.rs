@@ -87,6 +87,13 @@ pub(crate) fn filter_conditions(filter: &TraceFilter) -> Conditions {
         c.params.push(Value::Text(value.clone()));
         c.params.push(Value::Text(value.clone()));
     }
+    if let Some(has) = filter.has_violations {
+        c.sql.push_str(if has {
+            " AND EXISTS (SELECT 1 FROM violations v WHERE v.interaction_id = interactions.id)"
+        } else {
+            " AND NOT EXISTS (SELECT 1 FROM violations v WHERE v.interaction_id = interactions.id)"
+        });
+    }
     if let Some(search) = &filter.search {
         c.sql.push_str(" AND ");
         compile_search(search, &mut c);

@@ -5,11 +5,13 @@
 //! can be swapped by the database URL without touching them.
 
 mod model;
+mod policy_model;
 mod rollup;
 pub mod search;
 mod sketch;
 
 pub use model::*;
+pub use policy_model::*;
 pub use rollup::{minute_of, RollupDelta, RollupKey, RollupTotals};
 pub use sketch::{LatencySketch, SketchDecodeError, RELATIVE_ACCURACY};
 
@@ -161,4 +163,48 @@ pub trait Store: Send + Sync + 'static {
         order: SortOrder,
     ) -> tokio::sync::mpsc::Receiver<StoreResult<Vec<Interaction>>>;
     async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64>;
+    /// Stored interactions with `id > after_id`, by id, at most `limit` (the policy worker's feed).
+    async fn interactions_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Interaction>>;
+    /// Per-minute spend of one integration with `from_ms <= minute < to_ms`, by minute.
+    async fn minute_spend(
+        &self,
+        integration_id: IntegrationId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<MinuteSpend>>;
+
+    // ---- policies and violations ----
+    async fn create_policy(&self, new: NewPolicy) -> StoreResult<Policy>;
+    async fn list_policies(&self) -> StoreResult<Vec<Policy>>;
+    async fn get_policy(&self, id: PolicyId) -> StoreResult<Policy>;
+    /// A change to the Rego text or config is a new version (kept in the history).
+    async fn update_policy(&self, id: PolicyId, patch: PolicyPatch) -> StoreResult<Policy>;
+    /// Deletes the policy with its versions and violations.
+    async fn delete_policy(&self, id: PolicyId) -> StoreResult<()>;
+    async fn policy_versions(&self, id: PolicyId) -> StoreResult<Vec<PolicyVersion>>;
+    /// Creates the built-ins never installed before (by `builtin_id`); one deleted later is not
+    /// brought back. Returns those created.
+    async fn install_builtins(&self, builtins: Vec<NewPolicy>) -> StoreResult<Vec<Policy>>;
+    /// Stores violations (a finding already stored is skipped) and, when given, moves the
+    /// policy worker's cursor forward to `cursor` — in one transaction. Returns the new violations' ids.
+    async fn record_evaluations(
+        &self,
+        violations: Vec<NewViolation>,
+        cursor: Option<i64>,
+    ) -> StoreResult<Vec<i64>>;
+    async fn policy_progress(&self) -> StoreResult<PolicyProgress>;
+    async fn violations(&self, query: &ViolationQuery) -> StoreResult<ViolationPage>;
+    async fn get_violation(&self, id: i64) -> StoreResult<Violation>;
+    /// Sets the status (and notes, when given) of these violations; all or none.
+    async fn update_violations(
+        &self,
+        ids: Vec<i64>,
+        status: ViolationStatus,
+        notes: Option<String>,
+    ) -> StoreResult<Vec<Violation>>;
+    /// Violations of interactions in the scope's time range, by severity and status.
+    async fn violation_counts(
+        &self,
+        scope: &Scope,
+    ) -> StoreResult<Vec<(Severity, ViolationStatus, u64)>>;
 }

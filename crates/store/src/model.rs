@@ -548,6 +548,8 @@ pub struct TraceFilter {
     /// Custom metadata `key = value` pairs that must all hold (values compared as written:
     /// `tier=pro`, `user_id=42`, `beta=true`).
     pub metadata: Vec<(String, String)>,
+    /// Only interactions with (true) or without (false) a recorded violation.
+    pub has_violations: Option<bool>,
     pub search: Option<SearchExpr>,
 }
 

@@ -1,0 +1,110 @@
+//! PRODUCT-SPEC §4's `input` document for one gateway log: the log becomes a `trace` with one
+//! `generation` observation.
+
+use langguard_cloudflare::time::format_ms;
+use langguard_store::Interaction;
+use regorus::Value;
+use serde_json::{json, Map};
+
+/// The rolling windows `input.traces.windows` offers, in minutes.
+pub const WINDOW_MINUTES: [i64; 2] = [60, 1440];
+
+/// Spend over one rolling window ending at the interaction (its integration's traffic).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SpendWindow {
+    pub minutes: i64,
+    pub cost_usd: f64,
+    pub requests: i64,
+    pub tokens: i64,
+}
+
+/// `input.trace` for an interaction. `bodies` are the stored request and response bodies, when
+/// there are any (JSON text, or plain text).
+pub fn trace_document(i: &Interaction, bodies: Option<(&str, &str)>) -> Value {
+    let log = &i.log;
+    let mut metadata: Map<String, serde_json::Value> = log
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str(m).ok())
+        .unwrap_or_default();
+    let status = if log.success { "success" } else { "error" };
+    for (key, value) in [
+        ("provider", json!(log.provider)),
+        ("gateway", json!(i.gateway)),
+        ("integration_id", json!(i.integration_id)),
+        ("status_code", json!(log.status_code)),
+        ("cached", json!(log.cached)),
+        ("latency_ms", json!(log.duration_ms)),
+    ] {
+        metadata.insert(key.to_string(), value);
+    }
+    let body = |text: Option<&str>| -> serde_json::Value {
+        match text {
+            None => serde_json::Value::Null,
+            Some(t) => serde_json::from_str(t).unwrap_or_else(|_| json!(t)),
+        }
+    };
+    let (input, output) = match bodies {
+        Some((request, response)) => (body(Some(request)), body(Some(response))),
+        None => (serde_json::Value::Null, serde_json::Value::Null),
+    };
+    let tokens_in = log.tokens_in.unwrap_or(0);
+    let tokens_out = log.tokens_out.unwrap_or(0);
+    let trace = json!({
+        "id": log.log_id,
+        "name": log.path.as_deref().unwrap_or(&log.model),
+        "timestamp": format_ms(log.created_at_ms),
+        "input": input,
+        "output": output,
+        "metadata": metadata,
+        "tags": [],
+        "observations": [{
+            "id": log.log_id,
+            "type": "generation",
+            "model": log.model,
+            "input": input,
+            "output": output,
+            "metadata": {
+                "status": status,
+                "status_code": log.status_code,
+                "latency_ms": log.duration_ms,
+                "cached": log.cached,
+                "provider": log.provider,
+            },
+            "usage": {"input": tokens_in, "output": tokens_out, "total": tokens_in + tokens_out},
+            "costDetails": {"total": log.cost_usd.unwrap_or(0.0)},
+        }],
+    });
+    Value::from(trace)
+}
+
+/// A policy's config as a Rego value (an object; anything else is refused when saved).
+pub fn config_value(config: &str) -> Value {
+    Value::from_json_str(config).unwrap_or_else(|_| Value::new_object())
+}
+
+/// The whole `input`: the trace, the policy's config and, when given, rolling spend.
+pub fn input_document(trace: &Value, config: &Value, windows: Option<&[SpendWindow]>) -> Value {
+    let mut doc = std::collections::BTreeMap::new();
+    doc.insert(Value::from("trace"), trace.clone());
+    doc.insert(Value::from("config"), config.clone());
+    if let Some(windows) = windows {
+        let mut by_minutes = std::collections::BTreeMap::new();
+        for w in windows {
+            by_minutes.insert(
+                Value::from(w.minutes.to_string()),
+                Value::from(json!({
+                    "cost_usd": w.cost_usd,
+                    "requests": w.requests,
+                    "tokens": w.tokens,
+                })),
+            );
+        }
+        let total = windows.iter().map(|w| w.cost_usd).fold(0.0, f64::max);
+        let mut traces = std::collections::BTreeMap::new();
+        traces.insert(Value::from("total_cost_usd"), Value::from(total));
+        traces.insert(Value::from("windows"), Value::from(by_minutes));
+        doc.insert(Value::from("traces"), Value::from(traces));
+    }
+    Value::from(doc)
+}

@@ -1,0 +1,18 @@
+//! Governance policies: Rego evaluated with regorus against PRODUCT-SPEC §4's `input` document,
+//! the built-in policies LangGuard ships, and the worker that evaluates every stored
+//! interaction after import.
+//!
+//! The contract, the same as the hosted product's so existing policies run unchanged:
+//! `package langguard.<name>`, rules `violation contains result if {…}` (or the legacy
+//! `violation[result] {…}`), results `{type, message, …evidence}`, queried as
+//! `data.langguard.<name>.violation`; thresholds come from `input.config`.
+
+mod builtins;
+mod compile;
+mod input;
+mod worker;
+
+pub use builtins::{builtin_policies, Builtin, BUILTINS};
+pub use compile::{validate_name, CompiledPolicy, Finding, PolicyError};
+pub use input::{config_value, input_document, trace_document, SpendWindow, WINDOW_MINUTES};
+pub use worker::{evaluate_batch, spend_windows, Pass, PolicySet, PolicyWorker, WorkerConfig, EVALUATION_ERROR};

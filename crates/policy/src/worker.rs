@@ -1,0 +1,339 @@
+//! The policy worker: evaluation as its own stage after import. It follows the interactions
+//! table by id with its own cursor, so import never waits on policies, and each batch's
+//! violations are stored in the same transaction that moves the cursor — a crash re-evaluates
+//! at most one batch, and a finding already stored is never stored twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use langguard_store::{
+    Interaction, NewViolation, Policy, PolicyId, PolicyMode, Store, StoreResult,
+};
+use regorus::Value;
+
+use crate::compile::{CompiledPolicy, PolicyError};
+use crate::input::{config_value, input_document, trace_document, SpendWindow, WINDOW_MINUTES};
+
+const MINUTE_MS: i64 = 60_000;
+
+/// The `type` of the violation recorded when a policy can't be evaluated: an evaluation error
+/// never counts as "no violation".
+pub const EVALUATION_ERROR: &str = "policy_evaluation_error";
+
+struct Entry {
+    id: PolicyId,
+    name: String,
+    severity: langguard_store::Severity,
+    compiled: Result<CompiledPolicy, PolicyError>,
+    config: Value,
+}
+
+/// The policies to evaluate (every one not disabled), compiled once.
+pub struct PolicySet {
+    entries: Vec<Entry>,
+    /// What the set was built from; a change to any policy rebuilds it.
+    built_from: Vec<(PolicyId, i64, i64)>,
+}
+
+impl PolicySet {
+    pub fn build(policies: &[Policy]) -> Self {
+        let entries = policies
+            .iter()
+            .filter(|p| p.mode != PolicyMode::Disabled)
+            .map(|p| Entry {
+                id: p.id,
+                name: p.name.clone(),
+                severity: p.severity,
+                compiled: CompiledPolicy::compile(&p.name, &p.rego),
+                config: config_value(&p.config),
+            })
+            .collect();
+        Self {
+            entries,
+            built_from: Self::key(policies),
+        }
+    }
+
+    fn key(policies: &[Policy]) -> Vec<(PolicyId, i64, i64)> {
+        policies
+            .iter()
+            .map(|p| (p.id, p.version, p.updated_at_ms))
+            .collect()
+    }
+
+    fn is_current(&self, policies: &[Policy]) -> bool {
+        self.built_from == Self::key(policies)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether any policy reads rolling spend (`input.traces`).
+    pub fn uses_windows(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.compiled.as_ref().is_ok_and(|c| c.uses_windows()))
+    }
+}
+
+fn evaluation_error(
+    (policy_id, name, severity): (PolicyId, &str, langguard_store::Severity),
+    interaction_id: i64,
+    error: &PolicyError,
+) -> NewViolation {
+    let message = format!("Policy \"{name}\" could not be evaluated: {error}");
+    NewViolation {
+        policy_id,
+        interaction_id,
+        severity,
+        kind: EVALUATION_ERROR.to_string(),
+        evidence: serde_json::json!({
+            "type": EVALUATION_ERROR,
+            "message": message,
+            "error": error.to_string(),
+        })
+        .to_string(),
+        message,
+    }
+}
+
+/// Evaluates every policy of `set` on every interaction (CPU only: run it on a blocking
+/// thread). `windows` holds each interaction's rolling spend when the set uses it.
+pub fn evaluate_batch(
+    set: &mut PolicySet,
+    interactions: &[Interaction],
+    windows: &HashMap<i64, Vec<SpendWindow>>,
+) -> (Vec<NewViolation>, u64) {
+    let mut found = Vec::new();
+    let mut evaluations = 0u64;
+    for interaction in interactions {
+        let trace = trace_document(interaction, None);
+        let spend = windows.get(&interaction.id).map(Vec::as_slice);
+        for entry in &mut set.entries {
+            evaluations += 1;
+            let who = (entry.id, entry.name.as_str(), entry.severity);
+            let compiled = match &mut entry.compiled {
+                Ok(c) => c,
+                Err(e) => {
+                    found.push(evaluation_error(who, interaction.id, e));
+                    continue;
+                }
+            };
+            let input = input_document(
+                &trace,
+                &entry.config,
+                spend.filter(|_| compiled.uses_windows()),
+            );
+            match compiled.evaluate(input) {
+                Ok(findings) => found.extend(findings.into_iter().map(|f| NewViolation {
+                    policy_id: entry.id,
+                    interaction_id: interaction.id,
+                    severity: entry.severity,
+                    kind: f.kind,
+                    message: f.message,
+                    evidence: f.result.to_string(),
+                })),
+                Err(e) => found.push(evaluation_error(who, interaction.id, &e)),
+            }
+        }
+    }
+    (found, evaluations)
+}
+
+/// Rolling spend ending at each interaction's minute (its integration's traffic, from the
+/// minute rollups; the interaction's own minute counts whole).
+pub async fn spend_windows(
+    store: &dyn Store,
+    interactions: &[Interaction],
+) -> StoreResult<HashMap<i64, Vec<SpendWindow>>> {
+    let longest = WINDOW_MINUTES.iter().copied().max().unwrap_or(0) * MINUTE_MS;
+    let mut by_integration: HashMap<i64, Vec<&Interaction>> = HashMap::new();
+    for i in interactions {
+        by_integration.entry(i.integration_id).or_default().push(i);
+    }
+    let mut out = HashMap::new();
+    for (integration, rows) in by_integration {
+        let minute = |i: &Interaction| i.log.created_at_ms.div_euclid(MINUTE_MS) * MINUTE_MS;
+        let first = rows.iter().map(|i| minute(i)).min().unwrap_or(0);
+        let last = rows.iter().map(|i| minute(i)).max().unwrap_or(0);
+        let spend = store
+            .minute_spend(integration, first - longest + MINUTE_MS, last + MINUTE_MS)
+            .await?;
+        // Prefix sums over the minutes, so each window is two lookups.
+        let mut prefix: Vec<(i64, f64, i64, i64)> = Vec::with_capacity(spend.len() + 1);
+        let mut total = (0.0, 0i64, 0i64);
+        for m in &spend {
+            total = (total.0 + m.cost_usd, total.1 + m.requests, total.2 + m.tokens);
+            prefix.push((m.minute_ms, total.0, total.1, total.2));
+        }
+        // Sums of minutes `<= at`.
+        let upto = |at: i64| -> (f64, i64, i64) {
+            let n = prefix.partition_point(|p| p.0 <= at);
+            n.checked_sub(1)
+                .map(|k| (prefix[k].1, prefix[k].2, prefix[k].3))
+                .unwrap_or((0.0, 0, 0))
+        };
+        for i in rows {
+            let end = minute(i);
+            let windows = WINDOW_MINUTES
+                .iter()
+                .map(|&minutes| {
+                    let (c1, r1, t1) = upto(end);
+                    let (c0, r0, t0) = upto(end - minutes * MINUTE_MS);
+                    SpendWindow {
+                        minutes,
+                        cost_usd: c1 - c0,
+                        requests: r1 - r0,
+                        tokens: t1 - t0,
+                    }
+                })
+                .collect();
+            out.insert(i.id, windows);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Interactions per batch (one transaction of violations plus the cursor).
+    pub batch: u32,
+    /// Wait between looks when there is nothing new.
+    pub idle_wait: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            batch: 2_000,
+            idle_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pass {
+    pub interactions: usize,
+    pub evaluations: u64,
+    /// Ids of the violations stored for the first time.
+    pub new_violations: Vec<i64>,
+}
+
+pub struct PolicyWorker {
+    store: Arc<dyn Store>,
+    config: WorkerConfig,
+    set: Option<PolicySet>,
+}
+
+impl PolicyWorker {
+    pub fn new(store: Arc<dyn Store>, config: WorkerConfig) -> Self {
+        Self {
+            store,
+            config,
+            set: None,
+        }
+    }
+
+    /// Evaluates the next batch after the cursor. With no policy enabled the cursor still moves:
+    /// a policy switched on later applies to new interactions (history is re-evaluated on
+    /// demand, through a backtest).
+    pub async fn run_once(&mut self) -> StoreResult<Pass> {
+        let progress = self.store.policy_progress().await?;
+        metrics::gauge!("langguard_policy_lag_interactions").set(progress.lag() as f64);
+        if progress.lag() == 0 {
+            return Ok(Pass::default());
+        }
+        let interactions = self
+            .store
+            .interactions_after(progress.cursor, self.config.batch)
+            .await?;
+        let Some(last) = interactions.last().map(|i| i.id) else {
+            return Ok(Pass::default());
+        };
+        let policies = self.store.list_policies().await?;
+        let mut set = match self.set.take() {
+            Some(set) if set.is_current(&policies) => set,
+            _ => PolicySet::build(&policies),
+        };
+        let windows = if set.uses_windows() {
+            spend_windows(self.store.as_ref(), &interactions).await?
+        } else {
+            HashMap::new()
+        };
+        let count = interactions.len();
+        let (set, found, evaluations) = tokio::task::spawn_blocking(move || {
+            let (found, evaluations) = evaluate_batch(&mut set, &interactions, &windows);
+            (set, found, evaluations)
+        })
+        .await
+        .map_err(|e| {
+            langguard_store::StoreError::Database(format!("policy evaluation failed: {e}").into())
+        })?;
+        self.set = Some(set);
+        let errors = found.iter().filter(|v| v.kind == EVALUATION_ERROR).count();
+        let new_violations = self.store.record_evaluations(found, Some(last)).await?;
+        metrics::counter!("langguard_policy_evaluations_total").increment(evaluations);
+        metrics::counter!("langguard_policy_evaluation_errors_total").increment(errors as u64);
+        metrics::counter!("langguard_violations_recorded_total")
+            .increment(new_violations.len() as u64);
+        Ok(Pass {
+            interactions: count,
+            evaluations,
+            new_violations,
+        })
+    }
+
+    /// Evaluates until nothing is left (what a CLI run or a test needs).
+    pub async fn catch_up(&mut self) -> StoreResult<Pass> {
+        let mut total = Pass::default();
+        loop {
+            let pass = self.run_once().await?;
+            if pass.interactions == 0 {
+                return Ok(total);
+            }
+            total.interactions += pass.interactions;
+            total.evaluations += pass.evaluations;
+            total.new_violations.extend(pass.new_violations);
+        }
+    }
+
+    /// Runs until `stop` turns true; `on_violations` hears of each batch's new violations
+    /// (webhooks). A failing pass is logged and retried after the idle wait.
+    pub async fn run(
+        mut self,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        on_violations: impl Fn(Vec<i64>) + Send,
+    ) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let wait = match self.run_once().await {
+                Ok(pass) if pass.interactions > 0 => {
+                    if !pass.new_violations.is_empty() {
+                        on_violations(pass.new_violations);
+                    }
+                    Duration::ZERO
+                }
+                Ok(_) => self.config.idle_wait,
+                Err(e) => {
+                    tracing::warn!(error = %e, "policy evaluation pass failed; retrying");
+                    self.config.idle_wait
+                }
+            };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+}

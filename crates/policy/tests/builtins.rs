@@ -1,0 +1,295 @@
+//! Every built-in policy, on inputs that must and must not trigger it.
+
+use langguard_policy::{
+    config_value, input_document, trace_document, CompiledPolicy, SpendWindow, BUILTINS,
+};
+use langguard_store::{Interaction, NewInteraction};
+
+fn interaction() -> Interaction {
+    Interaction {
+        id: 1,
+        integration_id: 1,
+        gateway: "prod".into(),
+        log: NewInteraction {
+            log_id: "01JLOG".into(),
+            created_at_ms: 1_767_225_600_000,
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            path: Some("chat/completions".into()),
+            status_code: Some(200),
+            success: true,
+            cached: false,
+            duration_ms: 800,
+            tokens_in: Some(120),
+            tokens_out: Some(80),
+            cost_usd: Some(0.002),
+            cost_source: None,
+            metadata: Some(
+                r#"{"ai_app_id":"app_1","department":"sales","user_id":"u_1","agent_name":"Helper"}"#
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// The kinds of violation `builtin` reports for the interaction (after `change`), with the
+/// built-in's default config merged with `config`.
+fn kinds(
+    builtin: &str,
+    config: serde_json::Value,
+    change: impl FnOnce(&mut Interaction),
+    bodies: Option<(&str, &str)>,
+    windows: Option<&[SpendWindow]>,
+) -> Vec<String> {
+    let b = BUILTINS
+        .iter()
+        .find(|b| b.id == builtin)
+        .unwrap_or_else(|| panic!("no built-in {builtin}"));
+    let mut policy = CompiledPolicy::compile(&b.name(), b.rego).expect("built-in compiles");
+    let mut merged: serde_json::Value = serde_json::from_str(b.config).expect("config JSON");
+    if let (Some(m), serde_json::Value::Object(extra)) = (merged.as_object_mut(), config) {
+        m.extend(extra);
+    }
+    let mut i = interaction();
+    change(&mut i);
+    let trace = trace_document(&i, bodies);
+    let input = input_document(&trace, &config_value(&merged.to_string()), windows);
+    let mut found: Vec<String> = policy
+        .evaluate(input)
+        .expect("evaluates")
+        .into_iter()
+        .map(|f| {
+            assert!(!f.message.is_empty());
+            f.kind
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn none() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+#[test]
+fn every_builtin_compiles_with_its_underscored_name() {
+    for b in BUILTINS {
+        CompiledPolicy::compile(&b.name(), b.rego)
+            .unwrap_or_else(|e| panic!("{}: {e}", b.id));
+        let config: serde_json::Value = serde_json::from_str(b.config).expect("config");
+        assert!(config.is_object(), "{}", b.id);
+    }
+}
+
+#[test]
+fn credential_surface_discovery() {
+    let id = "credential-surface-discovery";
+    assert!(kinds(id, none(), |_| {}, Some(("hello", "hi there")), None).is_empty());
+    let leaked = kinds(
+        id,
+        none(),
+        |_| {},
+        Some((
+            r#"{"messages":[{"role":"user","content":"my key is sk-proj-abcdefghijklmnopqrstuvwx"}]}"#,
+            "AKIAABCDEFGHIJKLMNOP and ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        )),
+        None,
+    );
+    assert_eq!(leaked.len(), 3, "{leaked:?}");
+    assert!(leaked.iter().all(|k| k == "credential_exposed"));
+    // In metadata too.
+    let in_metadata = kinds(
+        id,
+        none(),
+        |i| i.log.metadata = Some(r#"{"note":"AccountKey=abcdefghijklmnopqrstuvwxyz0123=="}"#.into()),
+        None,
+        None,
+    );
+    assert_eq!(in_metadata, ["credential_exposed"]);
+}
+
+#[test]
+fn credential_evidence_is_redacted() {
+    let b = BUILTINS
+        .iter()
+        .find(|b| b.id == "credential-surface-discovery")
+        .expect("built-in");
+    let mut policy = CompiledPolicy::compile(&b.name(), b.rego).expect("compiles");
+    let secret = "sk-ant-abcdefghijklmnopqrstuvwxyz012345";
+    let prompt = format!("use {secret}");
+    let trace = trace_document(&interaction(), Some((&prompt, "ok")));
+    let found = policy
+        .evaluate(input_document(&trace, &config_value(b.config), None))
+        .expect("evaluates");
+    assert!(!found.is_empty());
+    for f in found {
+        assert!(!f.result.to_string().contains(secret), "{}", f.result);
+    }
+}
+
+#[test]
+fn pii_detection() {
+    let id = "pii-detection";
+    assert!(kinds(id, none(), |_| {}, Some(("What is 2 + 2?", "4")), None).is_empty());
+    let found = kinds(
+        id,
+        none(),
+        |_| {},
+        Some((
+            "Mail jane.doe@example.com or call +1 415-555-0134; card 4111 1111 1111 1111",
+            "IBAN DE89 3704 0044 0532 0130 00, SSN 123-45-6789",
+        )),
+        None,
+    );
+    assert_eq!(
+        found,
+        ["pii_detected"; 5],
+        "email, phone, card, IBAN and SSN"
+    );
+    // A 16-digit number that fails the Luhn check is not a card.
+    assert!(kinds(id, none(), |_| {}, Some(("order 4111 1111 1111 1112", "ok")), None).is_empty());
+    // IP addresses have low confidence: found only when min_confidence allows.
+    assert!(kinds(id, none(), |_| {}, Some(("server 10.1.2.3", "ok")), None).is_empty());
+    assert_eq!(
+        kinds(
+            id,
+            serde_json::json!({"min_confidence": 0.2}),
+            |_| {},
+            Some(("server 10.1.2.3", "ok")),
+            None
+        ),
+        ["pii_detected"]
+    );
+}
+
+#[test]
+fn latency_health_threshold() {
+    let id = "latency-health-threshold";
+    assert!(kinds(id, none(), |_| {}, None, None).is_empty());
+    assert_eq!(
+        kinds(id, none(), |i| i.log.duration_ms = 9_000, None, None),
+        ["high_latency"]
+    );
+    assert_eq!(
+        kinds(
+            id,
+            none(),
+            |i| {
+                i.log.success = false;
+                i.log.status_code = Some(500);
+            },
+            None,
+            None
+        ),
+        ["error_status"]
+    );
+    assert_eq!(
+        kinds(id, serde_json::json!({"max_context_tokens": 100}), |_| {}, None, None),
+        ["context_too_large"]
+    );
+}
+
+#[test]
+fn budget_overrun() {
+    let id = "budget-overrun";
+    let quiet = [SpendWindow {
+        minutes: 1440,
+        cost_usd: 10.0,
+        requests: 100,
+        tokens: 1_000,
+    }];
+    assert!(kinds(id, serde_json::json!({"budget_usd": 100}), |_| {}, None, Some(&quiet)).is_empty());
+    assert_eq!(
+        kinds(id, none(), |i| i.log.cost_usd = Some(2.5), None, None),
+        ["trace_cost_exceeded"]
+    );
+    assert_eq!(
+        kinds(id, serde_json::json!({"max_tokens_per_trace": 150}), |_| {}, None, None),
+        ["trace_tokens_exceeded"]
+    );
+    let spent = [SpendWindow {
+        minutes: 1440,
+        cost_usd: 85.0,
+        requests: 900,
+        tokens: 90_000,
+    }];
+    assert_eq!(
+        kinds(id, serde_json::json!({"budget_usd": 100}), |_| {}, None, Some(&spent)),
+        ["budget_threshold_reached"]
+    );
+    assert_eq!(
+        kinds(id, serde_json::json!({"avg_cost_per_trace": 0.0001}), |_| {}, None, None),
+        ["cost_outlier"]
+    );
+}
+
+#[test]
+fn approved_model_version() {
+    let id = "approved-model-version";
+    // Unconfigured: nothing is flagged.
+    assert!(kinds(id, none(), |_| {}, None, None).is_empty());
+    let allow = serde_json::json!({"approved_models": ["gpt-4o*", "claude-3-5-sonnet"]});
+    assert!(kinds(id, allow.clone(), |_| {}, None, None).is_empty());
+    assert!(kinds(id, allow.clone(), |i| i.log.model = "gpt-4o-mini".into(), None, None).is_empty());
+    assert_eq!(
+        kinds(id, allow, |i| i.log.model = "llama-3".into(), None, None),
+        ["unapproved_model"]
+    );
+}
+
+#[test]
+fn mandatory_trace_logging() {
+    let id = "mandatory-trace-logging";
+    assert!(kinds(id, none(), |_| {}, None, None).is_empty());
+    assert_eq!(
+        kinds(id, none(), |i| i.log.metadata = None, None, None),
+        ["missing_agent_name", "missing_user"]
+    );
+    assert_eq!(
+        kinds(
+            id,
+            none(),
+            |i| i.log.metadata = Some(r#"{"user":"u_9"}"#.into()),
+            None,
+            None
+        ),
+        ["missing_agent_name"]
+    );
+}
+
+#[test]
+fn metadata_tagging() {
+    let id = "metadata-tagging";
+    assert!(kinds(id, none(), |_| {}, None, None).is_empty());
+    assert_eq!(
+        kinds(
+            id,
+            none(),
+            |i| i.log.metadata = Some(r#"{"team":"search"}"#.into()),
+            None,
+            None
+        ),
+        ["missing_metadata", "missing_user_attribution"]
+    );
+    assert!(kinds(
+        id,
+        serde_json::json!({"required_metadata": ["team"], "require_user_attribution": false}),
+        |i| i.log.metadata = Some(r#"{"team":"search"}"#.into()),
+        None,
+        None
+    )
+    .is_empty());
+    assert_eq!(
+        kinds(
+            id,
+            none(),
+            |i| i.log.metadata = Some(
+                r#"{"ai_app_id":"a","department":"d","user_id":"u","data_classification":"confidential"}"#
+                    .into()
+            ),
+            None,
+            None
+        ),
+        ["missing_classification_metadata"]
+    );
+}
