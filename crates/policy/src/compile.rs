@@ -199,6 +199,11 @@ impl CompiledPolicy {
         items.into_iter().map(|v| self.finding(v)).collect()
     }
 
+    /// Evaluates the policy on an input given as JSON (the API's Test button).
+    pub fn evaluate_json(&mut self, input: serde_json::Value) -> Result<Vec<Finding>, PolicyError> {
+        self.evaluate(Value::from(input))
+    }
+
     fn finding(&self, value: Value) -> Result<Finding, PolicyError> {
         let result = serde_json::to_value(&value)
             .map_err(|e| PolicyError::Evaluation(format!("a result isn't JSON: {e}")))?;
@@ -287,11 +292,18 @@ violation contains result if {
         )
         .expect_err("broken");
         match err {
-            PolicyError::Compile { line, column, message } => {
+            PolicyError::Compile {
+                line,
+                column,
+                message,
+            } => {
                 // The parser stops on line 4 or 5 of the broken rule, depending on its reading.
                 assert!(matches!(line, Some(4 | 5)), "{message}");
                 assert!(column.is_some());
-                assert!(message.starts_with(&format!("line {}, column", line.unwrap_or(0))), "{message}");
+                assert!(
+                    message.starts_with(&format!("line {}, column", line.unwrap_or(0))),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -312,8 +324,11 @@ violation contains result if {
             PolicyError::InvalidName
         );
         assert_eq!(
-            CompiledPolicy::compile("quiet", "package langguard.quiet\nimport rego.v1\nallow := true\n")
-                .expect_err("no rule"),
+            CompiledPolicy::compile(
+                "quiet",
+                "package langguard.quiet\nimport rego.v1\nallow := true\n"
+            )
+            .expect_err("no rule"),
             PolicyError::NoViolationRule
         );
     }
@@ -337,7 +352,12 @@ violation contains result if {
             "package langguard.divide\nimport rego.v1\nviolation contains r if {\n  r := {\"type\": \"x\", \"message\": sprintf(\"%v\", [1 / input.n])}\n}\n",
         )
         .expect("compiles");
-        let err = p.evaluate(input(r#"{"n": 0}"#)).expect_err("divide by zero");
-        assert!(matches!(&err, PolicyError::Evaluation(m) if m.contains("divide by zero")), "{err}");
+        let err = p
+            .evaluate(input(r#"{"n": 0}"#))
+            .expect_err("divide by zero");
+        assert!(
+            matches!(&err, PolicyError::Evaluation(m) if m.contains("divide by zero")),
+            "{err}"
+        );
     }
 }

@@ -15,4 +15,6 @@ mod worker;
 pub use builtins::{builtin_policies, Builtin, BUILTINS};
 pub use compile::{validate_name, CompiledPolicy, Finding, PolicyError};
 pub use input::{config_value, input_document, trace_document, SpendWindow, WINDOW_MINUTES};
-pub use worker::{evaluate_batch, spend_windows, Pass, PolicySet, PolicyWorker, WorkerConfig, EVALUATION_ERROR};
+pub use worker::{
+    evaluate_batch, spend_windows, Pass, PolicySet, PolicyWorker, WorkerConfig, EVALUATION_ERROR,
+};

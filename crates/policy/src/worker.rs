@@ -169,7 +169,11 @@ pub async fn spend_windows(
         let mut prefix: Vec<(i64, f64, i64, i64)> = Vec::with_capacity(spend.len() + 1);
         let mut total = (0.0, 0i64, 0i64);
         for m in &spend {
-            total = (total.0 + m.cost_usd, total.1 + m.requests, total.2 + m.tokens);
+            total = (
+                total.0 + m.cost_usd,
+                total.1 + m.requests,
+                total.2 + m.tokens,
+            );
             prefix.push((m.minute_ms, total.0, total.1, total.2));
         }
         // Sums of minutes `<= at`.

@@ -74,8 +74,7 @@ fn none() -> serde_json::Value {
 #[test]
 fn every_builtin_compiles_with_its_underscored_name() {
     for b in BUILTINS {
-        CompiledPolicy::compile(&b.name(), b.rego)
-            .unwrap_or_else(|e| panic!("{}: {e}", b.id));
+        CompiledPolicy::compile(&b.name(), b.rego).unwrap_or_else(|e| panic!("{}: {e}", b.id));
         let config: serde_json::Value = serde_json::from_str(b.config).expect("config");
         assert!(config.is_object(), "{}", b.id);
     }
@@ -101,7 +100,10 @@ fn credential_surface_discovery() {
     let in_metadata = kinds(
         id,
         none(),
-        |i| i.log.metadata = Some(r#"{"note":"AccountKey=abcdefghijklmnopqrstuvwxyz0123=="}"#.into()),
+        |i| {
+            i.log.metadata =
+                Some(r#"{"note":"AccountKey=abcdefghijklmnopqrstuvwxyz0123=="}"#.into())
+        },
         None,
         None,
     );
@@ -142,12 +144,18 @@ fn pii_detection() {
         None,
     );
     assert_eq!(
-        found,
-        ["pii_detected"; 5],
+        found, ["pii_detected"; 5],
         "email, phone, card, IBAN and SSN"
     );
     // A 16-digit number that fails the Luhn check is not a card.
-    assert!(kinds(id, none(), |_| {}, Some(("order 4111 1111 1111 1112", "ok")), None).is_empty());
+    assert!(kinds(
+        id,
+        none(),
+        |_| {},
+        Some(("order 4111 1111 1111 1112", "ok")),
+        None
+    )
+    .is_empty());
     // IP addresses have low confidence: found only when min_confidence allows.
     assert!(kinds(id, none(), |_| {}, Some(("server 10.1.2.3", "ok")), None).is_empty());
     assert_eq!(
@@ -184,7 +192,13 @@ fn latency_health_threshold() {
         ["error_status"]
     );
     assert_eq!(
-        kinds(id, serde_json::json!({"max_context_tokens": 100}), |_| {}, None, None),
+        kinds(
+            id,
+            serde_json::json!({"max_context_tokens": 100}),
+            |_| {},
+            None,
+            None
+        ),
         ["context_too_large"]
     );
 }
@@ -198,13 +212,26 @@ fn budget_overrun() {
         requests: 100,
         tokens: 1_000,
     }];
-    assert!(kinds(id, serde_json::json!({"budget_usd": 100}), |_| {}, None, Some(&quiet)).is_empty());
+    assert!(kinds(
+        id,
+        serde_json::json!({"budget_usd": 100}),
+        |_| {},
+        None,
+        Some(&quiet)
+    )
+    .is_empty());
     assert_eq!(
         kinds(id, none(), |i| i.log.cost_usd = Some(2.5), None, None),
         ["trace_cost_exceeded"]
     );
     assert_eq!(
-        kinds(id, serde_json::json!({"max_tokens_per_trace": 150}), |_| {}, None, None),
+        kinds(
+            id,
+            serde_json::json!({"max_tokens_per_trace": 150}),
+            |_| {},
+            None,
+            None
+        ),
         ["trace_tokens_exceeded"]
     );
     let spent = [SpendWindow {
@@ -214,11 +241,23 @@ fn budget_overrun() {
         tokens: 90_000,
     }];
     assert_eq!(
-        kinds(id, serde_json::json!({"budget_usd": 100}), |_| {}, None, Some(&spent)),
+        kinds(
+            id,
+            serde_json::json!({"budget_usd": 100}),
+            |_| {},
+            None,
+            Some(&spent)
+        ),
         ["budget_threshold_reached"]
     );
     assert_eq!(
-        kinds(id, serde_json::json!({"avg_cost_per_trace": 0.0001}), |_| {}, None, None),
+        kinds(
+            id,
+            serde_json::json!({"avg_cost_per_trace": 0.0001}),
+            |_| {},
+            None,
+            None
+        ),
         ["cost_outlier"]
     );
 }
@@ -230,7 +269,14 @@ fn approved_model_version() {
     assert!(kinds(id, none(), |_| {}, None, None).is_empty());
     let allow = serde_json::json!({"approved_models": ["gpt-4o*", "claude-3-5-sonnet"]});
     assert!(kinds(id, allow.clone(), |_| {}, None, None).is_empty());
-    assert!(kinds(id, allow.clone(), |i| i.log.model = "gpt-4o-mini".into(), None, None).is_empty());
+    assert!(kinds(
+        id,
+        allow.clone(),
+        |i| i.log.model = "gpt-4o-mini".into(),
+        None,
+        None
+    )
+    .is_empty());
     assert_eq!(
         kinds(id, allow, |i| i.log.model = "llama-3".into(), None, None),
         ["unapproved_model"]
@@ -283,10 +329,12 @@ fn metadata_tagging() {
         kinds(
             id,
             none(),
-            |i| i.log.metadata = Some(
+            |i| {
+                i.log.metadata = Some(
                 r#"{"ai_app_id":"a","department":"d","user_id":"u","data_classification":"confidential"}"#
                     .into()
-            ),
+            )
+            },
             None,
             None
         ),

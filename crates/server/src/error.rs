@@ -31,6 +31,15 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("your role does not allow this")]
     Forbidden,
+    /// Well-formed input the server can't accept, e.g. Rego that doesn't compile; `line` and
+    /// `column` point into the submitted text when known.
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        line: Option<u32>,
+        column: Option<u32>,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -66,6 +75,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooManyRequests { .. } => {
@@ -93,7 +103,12 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let body = Json(serde_json::json!({"error": {"code": code, "message": message}}));
+        let mut error = serde_json::json!({"code": code, "message": message});
+        if let ApiError::Unprocessable { line, column, .. } = &self {
+            error["line"] = (*line).into();
+            error["column"] = (*column).into();
+        }
+        let body = Json(serde_json::json!({ "error": error }));
         let mut response = (status, body).into_response();
         if let ApiError::TooManyRequests {
             retry_after_secs, ..

@@ -38,6 +38,10 @@ pub struct ServerConfig {
     pub scheduler_tick: Duration,
     /// How long shutdown waits for running syncs.
     pub shutdown_grace: Duration,
+    /// Run the policy worker that evaluates every imported interaction.
+    pub policy_worker: bool,
+    /// How often the policy worker looks for new interactions when it has caught up.
+    pub policy_idle_wait: Duration,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +52,8 @@ impl Default for ServerConfig {
             scheduler: true,
             scheduler_tick: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
+            policy_worker: true,
+            policy_idle_wait: Duration::from_secs(1),
         }
     }
 }
@@ -96,6 +102,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Installs the built-in policies that were never installed (first start, or a LangGuard that
+/// ships a new one); an admin's deletion of one is respected.
+pub async fn install_builtin_policies(store: &dyn Store) -> anyhow::Result<()> {
+    let created = store
+        .install_builtins(langguard_policy::builtin_policies())
+        .await?;
+    for policy in created {
+        tracing::info!(policy = %policy.name, mode = policy.mode.as_str(), "installed built-in policy");
+    }
+    Ok(())
+}
+
 /// Creates the first admin when the database has no user yet (`LANGGUARD_ADMIN_EMAIL` and
 /// `LANGGUARD_ADMIN_PASSWORD`). Returns whether one was created.
 pub async fn bootstrap_admin(
@@ -134,6 +152,16 @@ pub async fn serve(
         .config
         .scheduler
         .then(|| tokio::spawn(scheduler::run(state.clone(), stop_rx.clone())));
+    let policy_worker = state.config.policy_worker.then(|| {
+        let worker = langguard_policy::PolicyWorker::new(
+            state.store.clone(),
+            langguard_policy::WorkerConfig {
+                idle_wait: state.config.policy_idle_wait,
+                ..langguard_policy::WorkerConfig::default()
+            },
+        );
+        tokio::spawn(worker.run(stop_rx.clone(), |_new_violations| {}))
+    });
     let engine = state.engine.clone();
     let grace = state.config.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -143,6 +171,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     if let Some(scheduler) = scheduler {
         let _ = scheduler.await;
+    }
+    if let Some(worker) = policy_worker {
+        let _ = worker.await;
     }
     if !engine.wait_idle(grace).await {
         tracing::warn!(

@@ -2,7 +2,8 @@
 //! times as RFC 3339 UTC, money in USD, durations in milliseconds, and never a credential.
 
 use langguard_store::{
-    Integration, Interaction, SortKey, SortOrder, SyncRun, TraceCursor, TraceSort,
+    Integration, Interaction, Policy, PolicyMode, SortKey, SortOrder, SyncRun, TraceCursor,
+    TraceSort, Violation,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -270,4 +271,90 @@ pub fn connection_failure(e: &langguard_cloudflare::CloudflareError) -> serde_js
         "ok": false,
         "error": {"code": connection_error_code(e), "message": e.to_string(), "hint": e.hint()},
     })
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyView {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub category: &'static str,
+    pub severity: &'static str,
+    pub mode: &'static str,
+    /// `mode` is not `disabled` (the legacy toggle).
+    pub enabled: bool,
+    pub config: Value,
+    pub rego: String,
+    /// The product's id for a built-in (`pii-detection`), `null` for one of yours.
+    pub builtin_id: Option<String>,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Policy> for PolicyView {
+    fn from(p: &Policy) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.clone(),
+            display_name: p.display_name.clone(),
+            description: p.description.clone(),
+            category: p.category.as_str(),
+            severity: p.severity.as_str(),
+            mode: p.mode.as_str(),
+            enabled: p.mode != PolicyMode::Disabled,
+            config: serde_json::from_str(&p.config).unwrap_or_else(|_| serde_json::json!({})),
+            rego: p.rego.clone(),
+            builtin_id: p.builtin_id.clone(),
+            version: p.version,
+            created_at: format_ms(p.created_at_ms),
+            updated_at: format_ms(p.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ViolationView {
+    pub id: i64,
+    pub policy_id: i64,
+    pub policy_name: String,
+    pub severity: &'static str,
+    /// The interaction (`GET /api/v1/traces/{trace_id}`).
+    pub trace_id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    /// The policy's whole result: type, message and evidence keys.
+    pub evidence: Value,
+    pub status: &'static str,
+    pub notes: Option<String>,
+    /// When the interaction happened.
+    pub created_at: String,
+    pub detected_at: String,
+    pub updated_at: String,
+    pub model: String,
+    pub gateway: String,
+}
+
+impl From<&Violation> for ViolationView {
+    fn from(v: &Violation) -> Self {
+        Self {
+            id: v.id,
+            policy_id: v.policy_id,
+            policy_name: v.policy_name.clone(),
+            severity: v.severity.as_str(),
+            trace_id: v.interaction_id,
+            kind: v.kind.clone(),
+            message: v.message.clone(),
+            evidence: serde_json::from_str(&v.evidence).unwrap_or(Value::Null),
+            status: v.status.as_str(),
+            notes: v.notes.clone(),
+            created_at: format_ms(v.occurred_at_ms),
+            detected_at: format_ms(v.detected_at_ms),
+            updated_at: format_ms(v.updated_at_ms),
+            model: v.model.clone(),
+            gateway: v.gateway.clone(),
+        }
+    }
 }

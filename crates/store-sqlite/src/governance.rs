@@ -123,7 +123,10 @@ pub(crate) fn update_policy(
     let tx = conn.transaction().map_err(db_err)?;
     let current = get_policy(&tx, id)?;
     let rego = patch.rego.clone().unwrap_or_else(|| current.rego.clone());
-    let config = patch.config.clone().unwrap_or_else(|| current.config.clone());
+    let config = patch
+        .config
+        .clone()
+        .unwrap_or_else(|| current.config.clone());
     let new_text = rego != current.rego || config != current.config;
     let version = current.version + i64::from(new_text);
     let now = now_ms();
@@ -309,7 +312,8 @@ const VIOLATION_SELECT: &str = "SELECT v.id, v.policy_id, p.name, v.interaction_
 fn violation_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Violation>> {
     let severity: String = row.get(4)?;
     let status: String = row.get(8)?;
-    let (Some(severity), Some(status)) = (Severity::parse(&severity), ViolationStatus::parse(&status))
+    let (Some(severity), Some(status)) =
+        (Severity::parse(&severity), ViolationStatus::parse(&status))
     else {
         return Ok(Err(corrupt(
             "violation severity/status",
@@ -336,13 +340,17 @@ fn violation_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Violation>>
 }
 
 pub(crate) fn get_violation(conn: &Connection, id: i64) -> StoreResult<Violation> {
-    conn.query_row(&format!("{VIOLATION_SELECT} WHERE v.id = ?1"), [id], violation_from_row)
-        .optional()
-        .map_err(db_err)?
-        .transpose()?
-        .ok_or_else(|| StoreError::NotFound {
-            what: format!("violation {id}"),
-        })
+    conn.query_row(
+        &format!("{VIOLATION_SELECT} WHERE v.id = ?1"),
+        [id],
+        violation_from_row,
+    )
+    .optional()
+    .map_err(db_err)?
+    .transpose()?
+    .ok_or_else(|| StoreError::NotFound {
+        what: format!("violation {id}"),
+    })
 }
 
 pub(crate) fn violations(conn: &Connection, q: &ViolationQuery) -> StoreResult<ViolationPage> {
@@ -450,9 +458,7 @@ pub(crate) fn violation_counts(
     conn: &Connection,
     scope: &Scope,
 ) -> StoreResult<Vec<(Severity, ViolationStatus, u64)>> {
-    let mut sql = String::from(
-        "SELECT severity, status, COUNT(*) FROM violations WHERE 1 = 1",
-    );
+    let mut sql = String::from("SELECT severity, status, COUNT(*) FROM violations WHERE 1 = 1");
     let mut params: Vec<Value> = Vec::new();
     if let Some(from) = scope.from_ms {
         sql.push_str(" AND occurred_at >= ?");
@@ -532,7 +538,10 @@ pub(crate) fn interactions_after(
         ))
         .map_err(db_err)?;
     let rows = stmt
-        .query_map(params![after_id, i64::from(limit)], crate::records::interaction_from_row)
+        .query_map(
+            params![after_id, i64::from(limit)],
+            crate::records::interaction_from_row,
+        )
         .map_err(db_err)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)?;

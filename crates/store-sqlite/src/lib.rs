@@ -832,7 +832,8 @@ impl Store for SqliteStore {
     }
 
     async fn get_policy(&self, id: PolicyId) -> StoreResult<Policy> {
-        self.read(move |conn| governance::get_policy(conn, id)).await
+        self.read(move |conn| governance::get_policy(conn, id))
+            .await
     }
 
     async fn update_policy(&self, id: PolicyId, patch: PolicyPatch) -> StoreResult<Policy> {
@@ -885,10 +886,8 @@ impl Store for SqliteStore {
         status: ViolationStatus,
         notes: Option<String>,
     ) -> StoreResult<Vec<Violation>> {
-        self.write(move |conn| {
-            governance::update_violations(conn, &ids, status, notes.as_deref())
-        })
-        .await
+        self.write(move |conn| governance::update_violations(conn, &ids, status, notes.as_deref()))
+            .await
     }
 
     async fn violation_counts(

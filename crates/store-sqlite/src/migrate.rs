@@ -9,7 +9,11 @@ use crate::{db_err, now_ms};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial", include_str!("../migrations/0001_initial.sql")),
     (2, "users", include_str!("../migrations/0002_users.sql")),
-    (3, "policies", include_str!("../migrations/0003_policies.sql")),
+    (
+        3,
+        "policies",
+        include_str!("../migrations/0003_policies.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

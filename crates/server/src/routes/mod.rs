@@ -6,9 +6,11 @@ mod integrations;
 mod metrics;
 mod monitoring;
 mod openapi;
+mod policies;
 mod session;
 mod traces;
 mod users;
+mod violations;
 
 use axum::Router;
 
@@ -25,6 +27,8 @@ pub fn api_router() -> Router<AppState> {
         .merge(access::router())
         .merge(openapi::router())
         .merge(traces::router())
+        .merge(policies::router())
+        .merge(violations::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {

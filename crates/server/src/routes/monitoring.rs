@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use langguard_cloudflare::time::format_ms;
-use langguard_store::{GroupBy, Metrics};
+use langguard_store::{GroupBy, Metrics, Severity, ViolationQuery, ViolationStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,11 +15,13 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::routes::metrics::MetricsQuery;
-use crate::views::{IntegrationView, SyncRunView};
+use crate::views::{IntegrationView, SyncRunView, ViolationView};
 use crate::AppState;
 
 /// Sync runs listed in the overview's history.
 const RECENT_SYNCS: u32 = 20;
+/// Violations listed in the overview.
+const RECENT_VIOLATIONS: u32 = 10;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/monitoring/overview", get(overview))
@@ -45,19 +47,41 @@ pub fn health(metrics: &Metrics) -> &'static str {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/monitoring/overview", tag = "metrics", params(OverviewQuery), responses((status = 200, description = "`{from, to, health, metrics, requests_per_hour, integrations: [{…, traffic: {requests, success_rate, health}}], recent_syncs: [sync run + integration_name]}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/monitoring/overview", tag = "metrics", params(OverviewQuery), responses((status = 200, description = "`{from, to, health, metrics, requests_per_hour, integrations: [{…, traffic: {requests, success_rate, health}}], recent_syncs: [sync run + integration_name], violations: {by_severity: {critical: {total, open}, …}, recent: [violation], policy_lag}}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn overview(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<OverviewQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = MetricsQuery::from_parts(q.from, q.to, None, None, None, None).scope()?;
-    let (metrics, by_integration, integrations, runs) = tokio::try_join!(
+    let recent_violations = ViolationQuery {
+        from_ms: scope.from_ms,
+        to_ms: scope.to_ms,
+        limit: RECENT_VIOLATIONS,
+        ..ViolationQuery::default()
+    };
+    let (metrics, by_integration, integrations, runs, counts, recent, progress) = tokio::try_join!(
         state.store.metrics(&scope),
         state.store.metrics_by(&scope, GroupBy::Integration),
         state.store.list_integrations(),
         state.store.recent_sync_runs(RECENT_SYNCS),
+        state.store.violation_counts(&scope),
+        state.store.violations(&recent_violations),
+        state.store.policy_progress(),
     )?;
+    let mut by_severity: serde_json::Map<String, Value> = Severity::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), json!({"total": 0, "open": 0})))
+        .collect();
+    for (severity, status, n) in counts {
+        if let Some(entry) = by_severity.get_mut(severity.as_str()) {
+            entry["total"] = json!(entry["total"].as_u64().unwrap_or(0) + n);
+            if status != ViolationStatus::Resolved {
+                entry["open"] = json!(entry["open"].as_u64().unwrap_or(0) + n);
+            }
+        }
+    }
+    let recent: Vec<ViolationView> = recent.items.iter().map(ViolationView::from).collect();
     let traffic: HashMap<String, Metrics> = by_integration
         .into_iter()
         .map(|g| (g.group, g.metrics))
@@ -110,6 +134,11 @@ async fn overview(
         "metrics": metrics,
         "integrations": integrations,
         "recent_syncs": recent_syncs,
+        "violations": {
+            "by_severity": by_severity,
+            "recent": recent,
+            "policy_lag": progress.lag(),
+        },
     })))
 }
 

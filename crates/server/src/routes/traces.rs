@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use langguard_store::search::{self, is_metadata_key};
-use langguard_store::{Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort, TraceStatus};
+use langguard_store::{
+    Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort, TraceStatus, ViolationQuery,
+};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,7 +18,7 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::export::{self, ExportFormat};
 use crate::extract::{time_param, ApiPath, ApiQuery};
-use crate::views::{decode_cursor, encode_cursor, TraceItem};
+use crate::views::{decode_cursor, encode_cursor, TraceItem, ViolationView};
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -53,6 +55,8 @@ pub(crate) struct TraceFilterParams {
     /// Custom metadata `key=value`; repeat the parameter for several (all must hold).
     #[serde(default)]
     metadata: Vec<String>,
+    /// Only traces with (true) or without (false) a policy violation.
+    has_violations: Option<bool>,
     /// Search: `"exact phrase"`, `a OR b`, `NOT term`, `field:value` (model, provider, gateway,
     /// path, log_id, status, cached, status_code, or a metadata key); bare terms are ANDed.
     q: Option<String>,
@@ -144,6 +148,7 @@ impl TraceFilterParams {
             tokens,
             cost_usd,
             metadata,
+            has_violations: self.has_violations,
             search,
         })
     }
@@ -272,9 +277,17 @@ async fn read(
     let interaction = state.store.get_interaction(id).await?;
     let mut doc =
         serde_json::to_value(TraceItem::from(&interaction)).map_err(anyhow::Error::from)?;
+    let violations = state
+        .store
+        .violations(&ViolationQuery {
+            interaction_id: Some(id),
+            limit: 1_000,
+            ..ViolationQuery::default()
+        })
+        .await?;
+    let violations: Vec<ViolationView> = violations.items.iter().map(ViolationView::from).collect();
     if let Some(obj) = doc.as_object_mut() {
-        // Policies (issue 5) fill this in.
-        obj.insert("violations".into(), json!([]));
+        obj.insert("violations".into(), json!(violations));
     }
     Ok(Json(doc))
 }

@@ -1,0 +1,633 @@
+//! Policies: CRUD with compile-on-save and version history, `test` on a sample input,
+//! `backtest` over stored history (nothing stored), re-evaluation of history, and the policy
+//! worker's progress. Members and Admins write; Viewers read.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use langguard_policy::{evaluate_batch, spend_windows, CompiledPolicy, PolicyError, PolicySet};
+use langguard_store::{
+    Interaction, NewPolicy, Policy, PolicyCategory, PolicyId, PolicyMode, PolicyPatch, Role, Scope,
+    Severity, SortOrder, TraceFilter, TraceSort,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::CurrentUser;
+use crate::error::ApiError;
+use crate::extract::{time_param, ApiJson, ApiPath};
+use crate::views::{PolicyView, TraceItem};
+use crate::{now_ms, AppState};
+
+/// Most interactions one backtest or re-evaluation reads.
+const MAX_HISTORY: u64 = 1_000_000;
+/// Interactions evaluated per blocking batch.
+const BATCH: usize = 2_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/policies", get(list).post(create))
+        .route("/policies/test", post(test))
+        .route("/policies/backtest", post(backtest))
+        .route("/policies/status", get(status))
+        .route("/policies/{id}", get(read).patch(update).delete(remove))
+        .route("/policies/{id}/versions", get(versions))
+        .route("/policies/{id}/reevaluate", post(reevaluate))
+}
+
+fn policy_error(e: PolicyError) -> ApiError {
+    match e {
+        PolicyError::Compile {
+            message,
+            line,
+            column,
+        } => ApiError::Unprocessable {
+            code: "invalid_rego",
+            message: format!("the Rego does not compile: {message}"),
+            line,
+            column,
+        },
+        PolicyError::InvalidName => ApiError::bad_request("invalid_name", e.to_string()),
+        PolicyError::InvalidConfig => ApiError::bad_request("invalid_config", e.to_string()),
+        PolicyError::PackageMismatch { .. } | PolicyError::NoViolationRule => {
+            ApiError::Unprocessable {
+                code: "invalid_rego",
+                message: e.to_string(),
+                line: None,
+                column: None,
+            }
+        }
+        PolicyError::Evaluation(message) => ApiError::Unprocessable {
+            code: "evaluation_error",
+            message: format!("the policy could not be evaluated: {message}"),
+            line: None,
+            column: None,
+        },
+    }
+}
+
+/// Compiles on a blocking thread (regorus parses and checks the whole module).
+async fn compile(name: String, rego: String) -> Result<CompiledPolicy, ApiError> {
+    tokio::task::spawn_blocking(move || CompiledPolicy::compile(&name, &rego))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(policy_error)
+}
+
+fn config_text(config: Option<Value>) -> Result<Option<String>, ApiError> {
+    match config {
+        None => Ok(None),
+        Some(Value::Object(map)) => Ok(Some(Value::Object(map).to_string())),
+        Some(_) => Err(policy_error(PolicyError::InvalidConfig)),
+    }
+}
+
+fn text_field(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.chars().count() > max {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("{name} is longer than {max} characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// The policy name a Rego text declares (`package langguard.<name>`).
+fn declared_name(rego: &str) -> Option<String> {
+    rego.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("package ")
+            .and_then(|p| p.trim().strip_prefix("langguard."))
+            .map(|n| n.trim().to_string())
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, description = "`{items: [policy]}`"), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
+    let items: Vec<PolicyView> = state
+        .store
+        .list_policies()
+        .await?
+        .iter()
+        .map(PolicyView::from)
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateBody {
+    /// lowercase_underscores; the Rego must declare `package langguard.<name>`.
+    name: String,
+    display_name: Option<String>,
+    description: Option<String>,
+    /// `Security & Access`, `Models & Compliance`, `Budget & Operations` or `Audit`.
+    #[schema(value_type = String)]
+    category: PolicyCategory,
+    /// `critical`, `high`, `medium` or `low`.
+    #[schema(value_type = String)]
+    severity: Severity,
+    /// `enforce`, `permissive` (default) or `disabled`.
+    #[schema(value_type = Option<String>)]
+    mode: Option<PolicyMode>,
+    /// `input.config` for the policy (an object).
+    #[schema(value_type = Option<Object>)]
+    config: Option<Value>,
+    rego: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = CreateBody, responses((status = 201, description = "Created (compiled first)"), (status = 422, description = "The Rego does not compile: `{error: {code: invalid_rego, message, line, column}}`", body = crate::error::ErrorBody), (status = 409, description = "Name taken", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn create(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
+    user.require(Role::Member)?;
+    let name = body.name.trim().to_string();
+    compile(name.clone(), body.rego.clone()).await?;
+    let policy = state
+        .store
+        .create_policy(NewPolicy {
+            display_name: text_field(
+                "display_name",
+                body.display_name.as_deref().unwrap_or(&name),
+                200,
+            )?,
+            description: text_field(
+                "description",
+                body.description.as_deref().unwrap_or(""),
+                2_000,
+            )?,
+            category: body.category,
+            severity: body.severity,
+            mode: body.mode.unwrap_or(PolicyMode::Permissive),
+            config: config_text(body.config)?.unwrap_or_else(|| "{}".into()),
+            rego: body.rego,
+            builtin_id: None,
+            name,
+        })
+        .await?;
+    state
+        .audit(
+            Some(&user.0),
+            "policy.created",
+            Some(format!("policy:{}", policy.id)),
+            json!({"name": policy.name, "mode": policy.mode.as_str()}),
+            None,
+        )
+        .await;
+    Ok((StatusCode::CREATED, Json(PolicyView::from(&policy))))
+}
+
+#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 200, description = "The policy"), (status = 404, description = "No such policy", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn read(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<PolicyId>,
+) -> Result<Json<PolicyView>, ApiError> {
+    Ok(Json(PolicyView::from(&state.store.get_policy(id).await?)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateBody {
+    display_name: Option<String>,
+    description: Option<String>,
+    #[schema(value_type = Option<String>)]
+    category: Option<PolicyCategory>,
+    #[schema(value_type = Option<String>)]
+    severity: Option<Severity>,
+    #[schema(value_type = Option<String>)]
+    mode: Option<PolicyMode>,
+    /// The legacy toggle: `false` disables, `true` enforces a disabled policy.
+    enabled: Option<bool>,
+    #[schema(value_type = Option<Object>)]
+    config: Option<Value>,
+    rego: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), request_body = UpdateBody, responses((status = 200, description = "Updated; a new Rego text or config is a new version"), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn update(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<PolicyId>,
+    ApiJson(body): ApiJson<UpdateBody>,
+) -> Result<Json<PolicyView>, ApiError> {
+    user.require(Role::Member)?;
+    let current = state.store.get_policy(id).await?;
+    if let Some(rego) = &body.rego {
+        compile(current.name.clone(), rego.clone()).await?;
+    }
+    let mode = match (body.mode, body.enabled) {
+        (Some(mode), _) => Some(mode),
+        (None, Some(false)) => Some(PolicyMode::Disabled),
+        (None, Some(true)) if current.mode == PolicyMode::Disabled => Some(PolicyMode::Enforce),
+        _ => None,
+    };
+    let policy = state
+        .store
+        .update_policy(
+            id,
+            PolicyPatch {
+                display_name: body
+                    .display_name
+                    .as_deref()
+                    .map(|v| text_field("display_name", v, 200))
+                    .transpose()?,
+                description: body
+                    .description
+                    .as_deref()
+                    .map(|v| text_field("description", v, 2_000))
+                    .transpose()?,
+                category: body.category,
+                severity: body.severity,
+                mode,
+                config: config_text(body.config)?,
+                rego: body.rego,
+            },
+        )
+        .await?;
+    state
+        .audit(
+            Some(&user.0),
+            "policy.updated",
+            Some(format!("policy:{id}")),
+            json!({"name": policy.name, "mode": policy.mode.as_str(), "version": policy.version}),
+            None,
+        )
+        .await;
+    Ok(Json(PolicyView::from(&policy)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 204, description = "Deleted, with its versions and violations"), (status = 404, description = "No such policy", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn remove(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<PolicyId>,
+) -> Result<StatusCode, ApiError> {
+    user.require(Role::Member)?;
+    let policy = state.store.get_policy(id).await?;
+    state.store.delete_policy(id).await?;
+    state
+        .audit(
+            Some(&user.0),
+            "policy.deleted",
+            Some(format!("policy:{id}")),
+            json!({"name": policy.name}),
+            None,
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/policies/{id}/versions", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 200, description = "`{items: [{version, rego, config, created_at}]}`, newest first")), security(("bearer" = []), ("session_cookie" = [])))]
+async fn versions(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<PolicyId>,
+) -> Result<Json<Value>, ApiError> {
+    let items: Vec<Value> = state
+        .store
+        .policy_versions(id)
+        .await?
+        .into_iter()
+        .map(|v| {
+            json!({
+                "version": v.version,
+                "rego": v.rego,
+                "config": serde_json::from_str::<Value>(&v.config).unwrap_or_else(|_| json!({})),
+                "created_at": langguard_cloudflare::time::format_ms(v.created_at_ms),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestBody {
+    rego: String,
+    /// The whole `input` document (`{trace: {…}, config: {…}}`).
+    #[schema(value_type = Object)]
+    input: Value,
+    /// Replaces `input.config` when given.
+    #[schema(value_type = Option<Object>)]
+    config: Option<Value>,
+}
+
+#[utoipa::path(post, path = "/api/v1/policies/test", tag = "policies", request_body = TestBody, responses((status = 200, description = "`{violations: [result]}`"), (status = 422, description = "Doesn't compile (`invalid_rego`, with line and column) or can't be evaluated (`evaluation_error`)", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn test(
+    _user: CurrentUser,
+    ApiJson(body): ApiJson<TestBody>,
+) -> Result<Json<Value>, ApiError> {
+    let name = declared_name(&body.rego).ok_or_else(|| ApiError::Unprocessable {
+        code: "invalid_rego",
+        message: "the Rego must declare `package langguard.<name>`".into(),
+        line: None,
+        column: None,
+    })?;
+    let mut input = match body.input {
+        Value::Object(map) => map,
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "input must be a JSON object (the policy's `input` document)",
+            ))
+        }
+    };
+    if let Some(config) = body.config {
+        input.insert("config".into(), config);
+    }
+    input.entry("config").or_insert_with(|| json!({}));
+    let mut policy = compile(name, body.rego).await?;
+    let findings = tokio::task::spawn_blocking(move || policy.evaluate_json(Value::Object(input)))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(policy_error)?;
+    let violations: Vec<Value> = findings.into_iter().map(|f| f.result).collect();
+    Ok(Json(json!({ "violations": violations })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryBody {
+    /// A saved policy (its current text and config unless `rego`/`config` are given)…
+    policy_id: Option<PolicyId>,
+    /// …or a new text (its package names it).
+    rego: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    config: Option<Value>,
+    /// RFC 3339; default 24 hours before `to`.
+    from: Option<String>,
+    /// RFC 3339; default now.
+    to: Option<String>,
+    integration_id: Option<i64>,
+    /// Flagged interactions returned as samples (default 10, at most 100).
+    samples: Option<usize>,
+}
+
+/// What a backtest or re-evaluation runs: one policy, compiled, with its config.
+struct Candidate {
+    policy: Policy,
+    scope: Scope,
+}
+
+async fn candidate(state: &AppState, body: &HistoryBody) -> Result<Candidate, ApiError> {
+    let saved = match body.policy_id {
+        Some(id) => Some(state.store.get_policy(id).await?),
+        None => None,
+    };
+    let rego = match (&body.rego, &saved) {
+        (Some(rego), _) => rego.clone(),
+        (None, Some(p)) => p.rego.clone(),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "give policy_id (a saved policy) or rego (a new text)",
+            ))
+        }
+    };
+    let name = match &saved {
+        Some(p) => p.name.clone(),
+        None => declared_name(&rego).ok_or_else(|| ApiError::Unprocessable {
+            code: "invalid_rego",
+            message: "the Rego must declare `package langguard.<name>`".into(),
+            line: None,
+            column: None,
+        })?,
+    };
+    compile(name.clone(), rego.clone()).await?;
+    let config = match config_text(body.config.clone())? {
+        Some(c) => c,
+        None => saved
+            .as_ref()
+            .map_or_else(|| "{}".into(), |p| p.config.clone()),
+    };
+    let now = now_ms();
+    let to = time_param("to", body.to.as_deref())?.unwrap_or(now);
+    let from = time_param("from", body.from.as_deref())?.unwrap_or(to - 24 * 3_600_000);
+    if from >= to {
+        return Err(ApiError::bad_request(
+            "invalid_time",
+            "from must be before to",
+        ));
+    }
+    let policy = Policy {
+        id: saved.as_ref().map_or(0, |p| p.id),
+        name,
+        display_name: saved
+            .as_ref()
+            .map_or_else(String::new, |p| p.display_name.clone()),
+        description: String::new(),
+        category: saved.as_ref().map_or(PolicyCategory::Audit, |p| p.category),
+        severity: saved.as_ref().map_or(Severity::Medium, |p| p.severity),
+        // Evaluated whatever its saved mode: that is the point of a backtest.
+        mode: PolicyMode::Enforce,
+        config,
+        rego,
+        builtin_id: None,
+        version: 0,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    Ok(Candidate {
+        policy,
+        scope: Scope {
+            from_ms: Some(from),
+            to_ms: Some(to),
+            integration_id: body.integration_id,
+            ..Scope::default()
+        },
+    })
+}
+
+/// Evaluates `candidate` over its range, a batch at a time, calling `sink` with each batch's
+/// interactions and violations. Returns how many interactions were evaluated.
+async fn over_history(
+    state: &AppState,
+    candidate: &Candidate,
+    mut sink: impl FnMut(&[Interaction], Vec<langguard_store::NewViolation>),
+) -> Result<u64, ApiError> {
+    let mut rows = state.store.export_traces(
+        TraceFilter {
+            scope: candidate.scope.clone(),
+            ..TraceFilter::default()
+        },
+        TraceSort::Time,
+        SortOrder::Asc,
+    );
+    let mut set = PolicySet::build(std::slice::from_ref(&candidate.policy));
+    let mut evaluated = 0u64;
+    let mut pending: Vec<Interaction> = Vec::with_capacity(BATCH);
+    let mut done = false;
+    while !done {
+        match rows.recv().await {
+            Some(batch) => pending.extend(batch?),
+            None => done = true,
+        }
+        if pending.len() < BATCH && !done {
+            continue;
+        }
+        if evaluated + pending.len() as u64 > MAX_HISTORY {
+            return Err(ApiError::bad_request(
+                "range_too_large",
+                format!("the range holds more than {MAX_HISTORY} interactions; narrow it"),
+            ));
+        }
+        let batch = std::mem::take(&mut pending);
+        if batch.is_empty() {
+            continue;
+        }
+        let windows = if set.uses_windows() {
+            spend_windows(state.store.as_ref(), &batch).await?
+        } else {
+            HashMap::new()
+        };
+        let (back, batch, found) = tokio::task::spawn_blocking(move || {
+            let (found, _) = evaluate_batch(&mut set, &batch, &windows);
+            (set, batch, found)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+        set = back;
+        evaluated += batch.len() as u64;
+        sink(&batch, found);
+    }
+    Ok(evaluated)
+}
+
+#[utoipa::path(post, path = "/api/v1/policies/backtest", tag = "policies", request_body = HistoryBody, responses((status = 200, description = "`{evaluated, flagged, violations, by_type, errors, samples: [{trace, violations}]}`; nothing is stored"), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn backtest(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiJson(body): ApiJson<HistoryBody>,
+) -> Result<Json<Value>, ApiError> {
+    let candidate = candidate(&state, &body).await?;
+    let want_samples = body.samples.unwrap_or(10).min(100);
+    let mut flagged = 0u64;
+    let mut violations = 0u64;
+    let mut errors = 0u64;
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut samples: Vec<Value> = Vec::new();
+    let evaluated = over_history(&state, &candidate, |batch, found| {
+        let mut per_interaction: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+        for v in found {
+            violations += 1;
+            errors += u64::from(v.kind == langguard_policy::EVALUATION_ERROR);
+            *by_type.entry(v.kind.clone()).or_default() += 1;
+            per_interaction
+                .entry(v.interaction_id)
+                .or_default()
+                .push(serde_json::from_str(&v.evidence).unwrap_or(Value::Null));
+        }
+        flagged += per_interaction.len() as u64;
+        for interaction in batch {
+            if samples.len() >= want_samples {
+                break;
+            }
+            if let Some(results) = per_interaction.remove(&interaction.id) {
+                samples.push(json!({"trace": TraceItem::from(interaction), "violations": results}));
+            }
+        }
+    })
+    .await?;
+    Ok(Json(json!({
+        "policy": candidate.policy.name,
+        "from": candidate.scope.from_ms.map(langguard_cloudflare::time::format_ms),
+        "to": candidate.scope.to_ms.map(langguard_cloudflare::time::format_ms),
+        "evaluated": evaluated,
+        "flagged": flagged,
+        "violations": violations,
+        "errors": errors,
+        "by_type": by_type,
+        "samples": samples,
+    })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReevaluateBody {
+    from: Option<String>,
+    to: Option<String>,
+    integration_id: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/api/v1/policies/{id}/reevaluate", tag = "policies", params(("id" = i64, Path, description = "Policy id")), request_body = ReevaluateBody, responses((status = 200, description = "`{evaluated, new_violations}`: the saved policy over past interactions, storing what it finds (findings already stored are kept as they are)"), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn reevaluate(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<PolicyId>,
+    ApiJson(body): ApiJson<ReevaluateBody>,
+) -> Result<Json<Value>, ApiError> {
+    user.require(Role::Member)?;
+    let mut candidate = candidate(
+        &state,
+        &HistoryBody {
+            policy_id: Some(id),
+            rego: None,
+            config: None,
+            from: body.from,
+            to: body.to,
+            integration_id: body.integration_id,
+            samples: None,
+        },
+    )
+    .await?;
+    // Stored under the policy's own severity and id.
+    let saved = state.store.get_policy(id).await?;
+    candidate.policy.severity = saved.severity;
+    let mut found_all = Vec::new();
+    let evaluated = over_history(&state, &candidate, |_, found| found_all.extend(found)).await?;
+    let new_violations = state.store.record_evaluations(found_all, None).await?;
+    state
+        .audit(
+            Some(&user.0),
+            "policy.reevaluated",
+            Some(format!("policy:{id}")),
+            json!({"evaluated": evaluated, "new_violations": new_violations.len()}),
+            None,
+        )
+        .await;
+    Ok(Json(json!({
+        "evaluated": evaluated,
+        "new_violations": new_violations.len(),
+    })))
+}
+
+#[utoipa::path(get, path = "/api/v1/policies/status", tag = "policies", responses((status = 200, description = "`{cursor, latest_interaction_id, lag, evaluated_at, policies_enabled}`: how far the policy worker has come")), security(("bearer" = []), ("session_cookie" = [])))]
+async fn status(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Result<Json<Value>, ApiError> {
+    let progress = state.store.policy_progress().await?;
+    let enabled = state
+        .store
+        .list_policies()
+        .await?
+        .iter()
+        .filter(|p| p.mode != PolicyMode::Disabled)
+        .count();
+    Ok(Json(json!({
+        "cursor": progress.cursor,
+        "latest_interaction_id": progress.latest_interaction_id,
+        "lag": progress.lag(),
+        "evaluated_at": progress.evaluated_at_ms.map(langguard_cloudflare::time::format_ms),
+        "policies_enabled": enabled,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_package_names_the_policy() {
+        assert_eq!(
+            super::declared_name("# x\npackage langguard.pii_check\nimport rego.v1\n"),
+            Some("pii_check".into())
+        );
+        assert_eq!(super::declared_name("package other.thing\n"), None);
+    }
+}
