@@ -364,6 +364,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
+    /// Policy evaluations per second on one core, with every built-in enabled, on synthetic
+    /// interactions with request and response bodies.
+    Policies {
+        #[arg(long, default_value_t = 20_000)]
+        interactions: usize,
+    },
     /// Dashboard and Trace Explorer queries over the configured store (fill it first with
     /// `langguard dev seed --interactions 10000000`).
     Queries {

@@ -19,6 +19,14 @@ texts contains {"location": concat(".", ["metadata", key]), "text": as_text(valu
 	is_string(value)
 }
 
+# Cheap checks on all the text at once decide which detectors run: an email needs an `@`,
+# every other kind a run of digits.
+all_text := concat("\n", [t.text | some t in texts])
+
+maybe_email if contains(all_text, "@")
+
+maybe_numbers if regex.match(`[0-9][0-9 ().+-]{5,}[0-9]`, all_text)
+
 redact(s) := concat("", [substring(s, 0, 2), "…", substring(s, count(s) - 2, 2)]) if count(s) > 6
 
 redact(s) := "…" if count(s) <= 6
@@ -47,32 +55,39 @@ luhn_valid(s) if {
 }
 
 findings contains {"kind": "email", "value": v, "confidence": 0.9, "location": t.location} if {
+	maybe_email
 	some t in texts
+	contains(t.text, "@")
 	some v in regex.find_n(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`, t.text, 10)
 }
 
 findings contains {"kind": "payment_card", "value": v, "confidence": 0.95, "location": t.location} if {
+	maybe_numbers
 	some t in texts
 	some v in regex.find_n(`(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)`, t.text, 10)
 	luhn_valid(v)
 }
 
 findings contains {"kind": "phone", "value": v, "confidence": 0.5, "location": t.location} if {
+	maybe_numbers
 	some t in texts
 	some v in regex.find_n(`(?:\+[0-9]{1,3}[ .-]?)?\(?[0-9]{3}\)?[ .-][0-9]{3}[ .-][0-9]{4}(?-u:\b)`, t.text, 10)
 }
 
 findings contains {"kind": "iban", "value": v, "confidence": 0.7, "location": t.location} if {
+	maybe_numbers
 	some t in texts
 	some v in regex.find_n(`(?-u:\b)[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?(?-u:\b)`, t.text, 10)
 }
 
 findings contains {"kind": "us_ssn", "value": v, "confidence": 0.6, "location": t.location} if {
+	maybe_numbers
 	some t in texts
 	some v in regex.find_n(`(?-u:\b)[0-9]{3}-[0-9]{2}-[0-9]{4}(?-u:\b)`, t.text, 10)
 }
 
 findings contains {"kind": "ip_address", "value": v, "confidence": 0.25, "location": t.location} if {
+	maybe_numbers
 	some t in texts
 	some v in regex.find_n(`(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(?-u:\b)`, t.text, 10)
 }

@@ -12,6 +12,9 @@ mod compile;
 mod input;
 mod worker;
 
+/// Rego values (inputs and configs) as the engine takes them.
+pub use regorus::Value as RegoValue;
+
 pub use builtins::{builtin_policies, Builtin, BUILTINS};
 pub use compile::{validate_name, CompiledPolicy, Finding, PolicyError};
 pub use input::{config_value, input_document, trace_document, SpendWindow, WINDOW_MINUTES};

@@ -341,3 +341,51 @@ fn metadata_tagging() {
         ["missing_classification_metadata"]
     );
 }
+
+#[test]
+fn the_vm_and_the_interpreter_agree_on_every_builtin() {
+    let texts = [
+        "What is 2 + 2?",
+        "Mail jane.doe@example.com, card 4111 1111 1111 1111, call +1 415-555-0134",
+        "key sk-proj-abcdefghijklmnopqrstuvwx and AKIAABCDEFGHIJKLMNOP",
+        r#"{"role": "admin", "note": "IBAN DE89 3704 0044 0532 0130 00, SSN 123-45-6789, 10.0.0.1"}"#,
+    ];
+    let metadata = [
+        None,
+        Some(r#"{"team":"search","user":"u_1"}"#),
+        Some(
+            r#"{"ai_app_id":"a","department":"d","user_id":"u","agent_name":"x","data_classification":"restricted"}"#,
+        ),
+    ];
+    let windows = [SpendWindow {
+        minutes: 1440,
+        cost_usd: 90.0,
+        requests: 10,
+        tokens: 100,
+    }];
+    for b in BUILTINS {
+        let mut vm = CompiledPolicy::compile_for(&b.name(), b.rego, true).expect("compiles");
+        let mut interpreter =
+            CompiledPolicy::compile_for(&b.name(), b.rego, false).expect("compiles");
+        assert!(vm.on_vm() && !interpreter.on_vm());
+        let config = config_value(
+            &serde_json::json!({"budget_usd": 100, "approved_models": ["gpt-4o*"],
+                                "max_context_tokens": 100, "max_latency_ms": 500,
+                                "avg_cost_per_trace": 0.0001, "min_confidence": 0.2})
+            .to_string(),
+        );
+        for (n, text) in texts.iter().enumerate() {
+            for md in metadata {
+                let mut i = interaction();
+                i.log.metadata = md.map(str::to_string);
+                i.log.success = n % 2 == 0;
+                i.log.model = ["gpt-4o", "llama-3"][n % 2].into();
+                let trace = trace_document(&i, Some((text, texts[(n + 1) % texts.len()])));
+                let input = input_document(&trace, &config, Some(&windows));
+                let a = vm.evaluate(input.clone()).expect("vm");
+                let b_found = interpreter.evaluate(input).expect("interpreter");
+                assert_eq!(a, b_found, "{} on text {n}", b.id);
+            }
+        }
+    }
+}

@@ -10,8 +10,8 @@ use langguard_cloudflare::RateLimitPolicy;
 use langguard_store::{NewIntegration, Scope, Store, SyncTrigger};
 use langguard_store_sqlite::SqliteStore;
 
-use crate::commands::bench_queries;
 use crate::commands::synthetic::ingest_synthetic;
+use crate::commands::{bench_policies, bench_queries};
 
 use crate::app::App;
 use crate::cli::BenchCommand;
@@ -29,6 +29,7 @@ pub async fn run(
             ingest(logs, batch.max(1), hours.max(1)).await
         }
         BenchCommand::Import { logs } => import(logs).await,
+        BenchCommand::Policies { interactions } => bench_policies::run(interactions.max(1)),
         BenchCommand::Queries { runs, duckdb } => {
             bench_queries::run(&App::open(global).await?, runs.max(1), duckdb).await
         }

@@ -1,6 +1,7 @@
 //! One module per top-level command.
 
 pub mod bench;
+pub mod bench_policies;
 pub mod bench_queries;
 pub mod demo;
 pub mod dev;
