@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use langguard_store::{SyncRunStatus, SyncTrigger};
 use langguard_sync::{SyncError, SyncProgress};
+use langguard_policy::{PolicyWorker, WorkerConfig};
 use serde_json::json;
 
 use crate::app::App;
@@ -72,14 +73,32 @@ pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
         failed |= run.status == SyncRunStatus::Failed;
         views.push((integration.name.clone(), SyncRunView::from(&run)));
     }
+    // Policies evaluate what was imported (the server's policy worker does this on its own).
+    let policies = PolicyWorker::new(app.store.clone(), WorkerConfig::default())
+        .catch_up()
+        .await?;
     if args.json {
         let runs: Vec<_> = views
             .iter()
             .map(|(name, run)| json!({"integration": name, "run": run}))
             .collect();
-        print_json(&json!({ "runs": runs }))?;
+        print_json(&json!({
+            "runs": runs,
+            "policies": {
+                "interactions_evaluated": policies.interactions,
+                "evaluations": policies.evaluations,
+                "new_violations": policies.new_violations.len(),
+            },
+        }))?;
     } else if !views.is_empty() {
         print_summary(&views);
+        if policies.interactions > 0 {
+            println!(
+                "\nPolicies evaluated {} interactions: {} new violations.",
+                format::count(policies.interactions as i64),
+                format::count(policies.new_violations.len() as i64)
+            );
+        }
     }
     Ok(if failed {
         ExitCode::FAILURE
