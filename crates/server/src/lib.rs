@@ -9,6 +9,7 @@ mod routes;
 mod scheduler;
 pub mod telemetry;
 pub mod views;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     pub policy_worker: bool,
     /// How often the policy worker looks for new interactions when it has caught up.
     pub policy_idle_wait: Duration,
+    /// Webhook event detection and delivery (`None`: off).
+    pub webhooks: Option<webhooks::WebhookSettings>,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +57,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             policy_worker: true,
             policy_idle_wait: Duration::from_secs(1),
+            webhooks: Some(webhooks::WebhookSettings::default()),
         }
     }
 }
@@ -162,6 +166,14 @@ pub async fn serve(
         );
         tokio::spawn(worker.run(stop_rx.clone(), |_new_violations| {}))
     });
+    let webhook_dispatcher = state.config.webhooks.clone().map(|settings| {
+        tokio::spawn(webhooks::run(
+            state.store.clone(),
+            state.sealer.clone(),
+            settings,
+            stop_rx.clone(),
+        ))
+    });
     let engine = state.engine.clone();
     let grace = state.config.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -174,6 +186,9 @@ pub async fn serve(
     }
     if let Some(worker) = policy_worker {
         let _ = worker.await;
+    }
+    if let Some(dispatcher) = webhook_dispatcher {
+        let _ = dispatcher.await;
     }
     if !engine.wait_idle(grace).await {
         tracing::warn!(

@@ -547,3 +547,21 @@ pub(crate) fn interactions_after(
         .map_err(db_err)?;
     rows.into_iter().collect()
 }
+
+pub(crate) fn violations_after(
+    conn: &Connection,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<Violation>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "{VIOLATION_SELECT} WHERE v.id > ?1 ORDER BY v.id LIMIT ?2"
+        ))
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![after_id, i64::from(limit)], violation_from_row)
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    rows.into_iter().collect()
+}

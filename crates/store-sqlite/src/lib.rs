@@ -18,6 +18,7 @@ mod queries;
 mod records;
 mod traces;
 mod users;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -392,9 +393,11 @@ impl Store for SqliteStore {
     async fn replace_sealed_tokens(
         &self,
         tokens: Vec<(IntegrationId, Vec<u8>)>,
+        webhook_secrets: Vec<(WebhookId, Vec<u8>)>,
     ) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
+            webhooks::replace_secrets(&tx, &webhook_secrets)?;
             for (id, sealed) in &tokens {
                 let changed = tx
                     .execute(
@@ -896,6 +899,84 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<(Severity, ViolationStatus, u64)>> {
         let scope = scope.clone();
         self.read(move |conn| governance::violation_counts(conn, &scope))
+            .await
+    }
+
+    async fn violations_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Violation>> {
+        self.read(move |conn| governance::violations_after(conn, after_id, limit))
+            .await
+    }
+
+    async fn create_webhook(&self, new: NewWebhook) -> StoreResult<Webhook> {
+        self.write(move |conn| webhooks::create_webhook(conn, &new))
+            .await
+    }
+
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>> {
+        self.read(webhooks::list_webhooks).await
+    }
+
+    async fn get_webhook(&self, id: WebhookId) -> StoreResult<Webhook> {
+        self.read(move |conn| webhooks::get_webhook(conn, id)).await
+    }
+
+    async fn update_webhook(&self, id: WebhookId, patch: WebhookPatch) -> StoreResult<Webhook> {
+        self.write(move |conn| webhooks::update_webhook(conn, id, &patch))
+            .await
+    }
+
+    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<()> {
+        self.write(move |conn| webhooks::delete_webhook(conn, id))
+            .await
+    }
+
+    async fn event_progress(&self) -> StoreResult<EventProgress> {
+        self.read(webhooks::event_progress).await
+    }
+
+    async fn sync_runs_finished_after(
+        &self,
+        after: (i64, i64),
+        limit: u32,
+    ) -> StoreResult<Vec<SyncRun>> {
+        self.read(move |conn| webhooks::sync_runs_finished_after(conn, after, limit))
+            .await
+    }
+
+    async fn enqueue_events(
+        &self,
+        events: Vec<OutgoingEvent>,
+        progress: EventProgress,
+    ) -> StoreResult<u64> {
+        self.write(move |conn| webhooks::enqueue_events(conn, &events, &progress))
+            .await
+    }
+
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Delivery, Webhook)>> {
+        self.read(move |conn| webhooks::due_deliveries(conn, now_ms, limit))
+            .await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: i64,
+        attempt: DeliveryAttempt,
+        disable_after: i64,
+    ) -> StoreResult<()> {
+        self.write(move |conn| webhooks::record_delivery(conn, id, &attempt, disable_after))
+            .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        webhook_id: WebhookId,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.read(move |conn| webhooks::list_deliveries(conn, webhook_id, limit))
             .await
     }
 }

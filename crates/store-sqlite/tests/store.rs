@@ -451,3 +451,73 @@ async fn hourly_and_minute_rollups_combine_to_the_exact_figures() {
         0
     );
 }
+
+#[tokio::test]
+async fn webhooks_queue_deliveries_and_disable_after_failures() {
+    let (_dir, store) = fresh().await;
+    let hook = store
+        .create_webhook(NewWebhook {
+            url: "https://hooks.example.com/x".into(),
+            sealed_secret: vec![1, 2],
+            events: vec![WebhookEvent::PolicyViolation, WebhookEvent::SyncFailed],
+            min_severity: Severity::High,
+            enabled: true,
+        })
+        .await
+        .expect("create");
+    assert_eq!(
+        store.list_webhooks().await.expect("list"),
+        vec![hook.clone()]
+    );
+    let event = |event, severity| OutgoingEvent {
+        event,
+        body: "{}".into(),
+        severity,
+    };
+    let progress = store.event_progress().await.expect("progress");
+    let queued = store
+        .enqueue_events(
+            vec![
+                event(WebhookEvent::PolicyViolation, Some(Severity::Critical)),
+                event(WebhookEvent::PolicyViolation, Some(Severity::Low)),
+                event(WebhookEvent::IntegrationStatusChanged, None),
+                event(WebhookEvent::SyncFailed, None),
+            ],
+            EventProgress {
+                violation_id: 42,
+                ..progress
+            },
+        )
+        .await
+        .expect("enqueue");
+    assert_eq!(queued, 2, "subscribed events at or above the severity");
+    assert_eq!(
+        store.event_progress().await.expect("progress").violation_id,
+        42
+    );
+    let due = store.due_deliveries(i64::MAX, 10).await.expect("due");
+    assert_eq!(due.len(), 2);
+    // Fails twice in a row with a threshold of two: disabled.
+    for (delivery, _) in &due {
+        store
+            .record_delivery(
+                delivery.id,
+                DeliveryAttempt {
+                    response_code: Some(500),
+                    error: Some("boom".into()),
+                    succeeded: false,
+                    retry_at_ms: None,
+                },
+                2,
+            )
+            .await
+            .expect("record");
+    }
+    let hook = store.get_webhook(hook.id).await.expect("get");
+    assert!(!hook.enabled);
+    assert!(hook.disabled_reason.is_some());
+    let log = store.list_deliveries(hook.id, 10).await.expect("log");
+    assert!(log
+        .iter()
+        .all(|d| d.status == DeliveryStatus::Failed && d.attempts == 1));
+}

@@ -51,9 +51,13 @@ pub trait Store: Send + Sync + 'static {
         id: IntegrationId,
         patch: IntegrationPatch,
     ) -> StoreResult<Integration>;
-    /// Replaces the sealed tokens of these integrations in one transaction (key rotation).
-    async fn replace_sealed_tokens(&self, tokens: Vec<(IntegrationId, Vec<u8>)>)
-        -> StoreResult<()>;
+    /// Replaces the sealed tokens of these integrations and the sealed secrets of these
+    /// webhooks in one transaction (key rotation: all under the new key, or none).
+    async fn replace_sealed_tokens(
+        &self,
+        tokens: Vec<(IntegrationId, Vec<u8>)>,
+        webhook_secrets: Vec<(WebhookId, Vec<u8>)>,
+    ) -> StoreResult<()>;
     async fn set_integration_status(
         &self,
         id: IntegrationId,
@@ -202,9 +206,52 @@ pub trait Store: Send + Sync + 'static {
         status: ViolationStatus,
         notes: Option<String>,
     ) -> StoreResult<Vec<Violation>>;
+    /// Violations with `id > after_id`, by id (webhook event detection).
+    async fn violations_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Violation>>;
     /// Violations of interactions in the scope's time range, by severity and status.
     async fn violation_counts(
         &self,
         scope: &Scope,
     ) -> StoreResult<Vec<(Severity, ViolationStatus, u64)>>;
+
+    // ---- webhooks ----
+    async fn create_webhook(&self, new: NewWebhook) -> StoreResult<Webhook>;
+    async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;
+    async fn get_webhook(&self, id: WebhookId) -> StoreResult<Webhook>;
+    async fn update_webhook(&self, id: WebhookId, patch: WebhookPatch) -> StoreResult<Webhook>;
+    /// Deletes the webhook with its delivery log.
+    async fn delete_webhook(&self, id: WebhookId) -> StoreResult<()>;
+    async fn event_progress(&self) -> StoreResult<EventProgress>;
+    /// Finished sync runs after `(finished_at_ms, id)`, in that order.
+    async fn sync_runs_finished_after(
+        &self,
+        after: (i64, i64),
+        limit: u32,
+    ) -> StoreResult<Vec<SyncRun>>;
+    /// Queues a delivery of each event to every enabled webhook subscribed to it, and saves the
+    /// detection progress — in one transaction. Returns how many deliveries were queued.
+    async fn enqueue_events(
+        &self,
+        events: Vec<OutgoingEvent>,
+        progress: EventProgress,
+    ) -> StoreResult<u64>;
+    /// Pending deliveries due at `now_ms` (oldest first) with their webhooks.
+    async fn due_deliveries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(Delivery, Webhook)>>;
+    /// Records an attempt; `disable_after` failed deliveries in a row disable the webhook.
+    async fn record_delivery(
+        &self,
+        id: i64,
+        attempt: DeliveryAttempt,
+        disable_after: i64,
+    ) -> StoreResult<()>;
+    /// A webhook's deliveries, newest first.
+    async fn list_deliveries(
+        &self,
+        webhook_id: WebhookId,
+        limit: u32,
+    ) -> StoreResult<Vec<Delivery>>;
 }

@@ -205,3 +205,106 @@ pub struct MinuteSpend {
     pub tokens: i64,
     pub cost_usd: f64,
 }
+
+wire_enum!(
+    /// Events a webhook can subscribe to.
+    WebhookEvent {
+        PolicyViolation => "policy.violation",
+        SyncFailed => "sync.failed",
+        IntegrationStatusChanged => "integration.status_changed",
+    }
+);
+
+wire_enum!(
+    DeliveryStatus {
+        Pending => "pending",
+        Succeeded => "succeeded",
+        Failed => "failed",
+    }
+);
+
+pub type WebhookId = i64;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub id: WebhookId,
+    pub url: String,
+    /// AES-GCM sealed HMAC secret.
+    pub sealed_secret: Vec<u8>,
+    pub events: Vec<WebhookEvent>,
+    /// `policy.violation` events below this severity are not sent.
+    pub min_severity: Severity,
+    pub enabled: bool,
+    /// Failed deliveries in a row; reaching the limit disables the webhook.
+    pub consecutive_failures: i64,
+    pub disabled_reason: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewWebhook {
+    pub url: String,
+    pub sealed_secret: Vec<u8>,
+    pub events: Vec<WebhookEvent>,
+    pub min_severity: Severity,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub events: Option<Vec<WebhookEvent>>,
+    pub min_severity: Option<Severity>,
+    /// Re-enabling also clears the failure count.
+    pub enabled: Option<bool>,
+}
+
+/// An event to deliver to every enabled webhook subscribed to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingEvent {
+    pub event: WebhookEvent,
+    /// The whole request body's JSON text (`{event, timestamp, data}`).
+    pub body: String,
+    /// For `policy.violation`: the violation's severity (webhooks filter on it).
+    pub severity: Option<Severity>,
+}
+
+/// How far event detection has come: events are derived from stored state (violations, sync
+/// runs, integration statuses), so none is lost when the process stops.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventProgress {
+    pub violation_id: i64,
+    /// Finished sync runs up to this `(finished_at_ms, id)` have been looked at.
+    pub sync_finished: (i64, i64),
+    /// Each integration's status when last looked at.
+    pub statuses: Vec<(IntegrationId, String)>,
+}
+
+use crate::IntegrationId;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: WebhookId,
+    pub event: WebhookEvent,
+    pub body: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub response_code: Option<i64>,
+    pub error: Option<String>,
+    pub created_at_ms: i64,
+    pub next_attempt_at_ms: Option<i64>,
+    pub delivered_at_ms: Option<i64>,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    pub response_code: Option<i64>,
+    pub error: Option<String>,
+    pub succeeded: bool,
+    /// When to try again; `None` when this was the last attempt (or it succeeded).
+    pub retry_at_ms: Option<i64>,
+}

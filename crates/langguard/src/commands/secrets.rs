@@ -41,7 +41,19 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
     let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
     write_key_file(&next_path, &next_base64)
         .with_context(|| format!("cannot write {}", next_path.display()))?;
-    app.store.replace_sealed_tokens(resealed).await?;
+    let mut resealed_secrets = Vec::new();
+    for webhook in app.store.list_webhooks().await? {
+        let secret = app.sealer.open(&webhook.sealed_secret).with_context(|| {
+            format!(
+                "cannot open the secret of webhook {} with the current key; nothing was changed",
+                webhook.id
+            )
+        })?;
+        resealed_secrets.push((webhook.id, next.seal(&secret)));
+    }
+    app.store
+        .replace_sealed_tokens(resealed, resealed_secrets)
+        .await?;
     if from_env {
         println!(
             "Re-sealed {} API tokens. Set LANGGUARD_ENCRYPTION_KEY to this new key (a copy is in {} until you delete it):",
@@ -80,13 +92,23 @@ pub async fn finish_interrupted_rotation(
         return Ok(current);
     };
     let next = Sealer::from_base64(&text).context("the half-rotated key file is damaged")?;
-    let integrations = store.list_integrations().await?;
-    let under_next = integrations
-        .iter()
-        .filter(|i| next.open(&i.sealed_api_token).is_ok())
-        .count();
+    // Tokens and webhook secrets are re-sealed in one transaction: all are under one key.
+    let mut sealed: Vec<Vec<u8>> = store
+        .list_integrations()
+        .await?
+        .into_iter()
+        .map(|i| i.sealed_api_token)
+        .collect();
+    sealed.extend(
+        store
+            .list_webhooks()
+            .await?
+            .into_iter()
+            .map(|w| w.sealed_secret),
+    );
+    let under_next = sealed.iter().filter(|s| next.open(s).is_ok()).count();
     if under_next > 0 {
-        if under_next != integrations.len() {
+        if under_next != sealed.len() {
             bail!("stored tokens are sealed under two different keys; restore the database from a backup");
         }
         std::fs::rename(&next_path, data_dir.join(KEY_FILE_NAME))

@@ -3,9 +3,9 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use langguard_policy::{PolicyWorker, WorkerConfig};
 use langguard_store::{SyncRunStatus, SyncTrigger};
 use langguard_sync::{SyncError, SyncProgress};
-use langguard_policy::{PolicyWorker, WorkerConfig};
 use serde_json::json;
 
 use crate::app::App;

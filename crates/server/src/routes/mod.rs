@@ -11,6 +11,7 @@ mod session;
 mod traces;
 mod users;
 mod violations;
+mod webhooks;
 
 use axum::Router;
 
@@ -29,6 +30,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(traces::router())
         .merge(policies::router())
         .merge(violations::router())
+        .merge(webhooks::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {
