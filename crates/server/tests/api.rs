@@ -2045,26 +2045,27 @@ async fn policies_violations_and_backtests_end_to_end() {
     );
 }
 
+/// What a receiver got: (signature header, body) per request.
+type Received = Arc<std::sync::Mutex<Vec<(String, String)>>>;
+type ReceiverState = (Received, Arc<std::sync::atomic::AtomicUsize>);
+
 /// A webhook receiver on loopback that records what it gets and fails the first `failures`
 /// requests with a 500.
 struct Receiver {
     url: String,
-    got: Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    got: Received,
 }
 
 async fn spawn_receiver(failures: usize) -> Receiver {
     use axum::extract::State as AxumState;
-    let got: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let got: Received = Arc::default();
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let state = (got.clone(), calls);
     let app = axum::Router::new()
         .route(
             "/hook",
             axum::routing::post(
-                move |AxumState((got, calls)): AxumState<(
-                    Arc<std::sync::Mutex<Vec<(String, String)>>>,
-                    Arc<std::sync::atomic::AtomicUsize>,
-                )>,
+                move |AxumState((got, calls)): AxumState<ReceiverState>,
                       headers: axum::http::HeaderMap,
                       body: String| async move {
                     let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
