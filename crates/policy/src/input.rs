@@ -21,6 +21,18 @@ pub struct SpendWindow {
 /// `input.trace` for an interaction. `bodies` are the stored request and response bodies, when
 /// there are any (JSON text, or plain text).
 pub fn trace_document(i: &Interaction, bodies: Option<(&str, &str)>) -> Value {
+    match bodies {
+        Some((request, response)) => trace_document_with(i, Some(request), Some(response)),
+        None => trace_document_with(i, None, None),
+    }
+}
+
+/// `input.trace` with each body present or not (`null` in the document).
+pub fn trace_document_with(
+    i: &Interaction,
+    request: Option<&str>,
+    response: Option<&str>,
+) -> Value {
     let log = &i.log;
     let mut metadata: Map<String, serde_json::Value> = log
         .metadata
@@ -44,10 +56,7 @@ pub fn trace_document(i: &Interaction, bodies: Option<(&str, &str)>) -> Value {
             Some(t) => serde_json::from_str(t).unwrap_or_else(|_| json!(t)),
         }
     };
-    let (input, output) = match bodies {
-        Some((request, response)) => (body(Some(request)), body(Some(response))),
-        None => (serde_json::Value::Null, serde_json::Value::Null),
-    };
+    let (input, output) = (body(request), body(response));
     let tokens_in = log.tokens_in.unwrap_or(0);
     let tokens_out = log.tokens_out.unwrap_or(0);
     let trace = json!({

@@ -17,7 +17,10 @@ pub use regorus::Value as RegoValue;
 
 pub use builtins::{builtin_policies, Builtin, BUILTINS};
 pub use compile::{validate_name, CompiledPolicy, Finding, PolicyError};
-pub use input::{config_value, input_document, trace_document, SpendWindow, WINDOW_MINUTES};
+pub use input::{
+    config_value, input_document, trace_document, trace_document_with, SpendWindow, WINDOW_MINUTES,
+};
 pub use worker::{
-    evaluate_batch, spend_windows, Pass, PolicySet, PolicyWorker, WorkerConfig, EVALUATION_ERROR,
+    batch_bodies, evaluate_batch, spend_windows, BodySource, Pass, PolicySet, PolicyWorker,
+    WorkerConfig, EVALUATION_ERROR,
 };

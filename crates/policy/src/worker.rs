@@ -8,12 +8,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use langguard_store::{
-    Interaction, NewViolation, Policy, PolicyId, PolicyMode, Store, StoreResult,
+    Bodies, Integration, Interaction, NewViolation, Policy, PolicyId, PolicyMode, Store,
+    StoreResult,
 };
 use regorus::Value;
 
 use crate::compile::{CompiledPolicy, PolicyError};
-use crate::input::{config_value, input_document, trace_document, SpendWindow, WINDOW_MINUTES};
+use crate::input::{
+    config_value, input_document, trace_document_with, SpendWindow, WINDOW_MINUTES,
+};
+
+/// Where request and response bodies come from when an integration wants them (Cloudflare's
+/// log-body endpoints, through the integration's client and its shared rate budget).
+#[async_trait::async_trait]
+pub trait BodySource: Send + Sync {
+    /// Bodies of these interactions of `integration`; one that can't be fetched is left out
+    /// (and evaluated without bodies).
+    async fn fetch(
+        &self,
+        integration: &Integration,
+        interactions: &[Interaction],
+    ) -> Vec<(i64, Bodies)>;
+}
+
+/// How often stored bodies past their retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 const MINUTE_MS: i64 = 60_000;
 
@@ -109,11 +128,17 @@ pub fn evaluate_batch(
     set: &mut PolicySet,
     interactions: &[Interaction],
     windows: &HashMap<i64, Vec<SpendWindow>>,
+    bodies: &HashMap<i64, Bodies>,
 ) -> (Vec<NewViolation>, u64) {
     let mut found = Vec::new();
     let mut evaluations = 0u64;
     for interaction in interactions {
-        let trace = trace_document(interaction, None);
+        let b = bodies.get(&interaction.id);
+        let trace = trace_document_with(
+            interaction,
+            b.and_then(|b| b.request.as_deref()),
+            b.and_then(|b| b.response.as_deref()),
+        );
         let spend = windows.get(&interaction.id).map(Vec::as_slice);
         for entry in &mut set.entries {
             evaluations += 1;
@@ -234,6 +259,58 @@ pub struct PolicyWorker {
     store: Arc<dyn Store>,
     config: WorkerConfig,
     set: Option<PolicySet>,
+    bodies: Option<Arc<dyn BodySource>>,
+    pruned_at: Option<std::time::Instant>,
+}
+
+/// Stored bodies of the batch's interactions, fetching (and storing) the ones their
+/// integration wants and `source` can get.
+pub async fn batch_bodies(
+    store: &dyn Store,
+    source: Option<&dyn BodySource>,
+    interactions: &[Interaction],
+) -> StoreResult<HashMap<i64, Bodies>> {
+    let integrations: HashMap<i64, Integration> = store
+        .list_integrations()
+        .await?
+        .into_iter()
+        .map(|i| (i.id, i))
+        .collect();
+    let wanted: Vec<&Interaction> = interactions
+        .iter()
+        .filter(|i| {
+            integrations
+                .get(&i.integration_id)
+                .is_some_and(|integration| integration.bodies.wants(&i.log.log_id))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut bodies = store.bodies(wanted.iter().map(|i| i.id).collect()).await?;
+    let Some(source) = source else {
+        return Ok(bodies);
+    };
+    let mut missing: HashMap<i64, Vec<Interaction>> = HashMap::new();
+    for i in wanted.into_iter().filter(|i| !bodies.contains_key(&i.id)) {
+        missing.entry(i.integration_id).or_default().push(i.clone());
+    }
+    for (integration_id, rows) in missing {
+        let Some(integration) = integrations.get(&integration_id) else {
+            continue;
+        };
+        let fetched = source.fetch(integration, &rows).await;
+        store
+            .store_bodies(
+                fetched
+                    .iter()
+                    .map(|(id, b)| (*id, integration_id, b.clone()))
+                    .collect(),
+            )
+            .await?;
+        bodies.extend(fetched);
+    }
+    Ok(bodies)
 }
 
 impl PolicyWorker {
@@ -242,6 +319,29 @@ impl PolicyWorker {
             store,
             config,
             set: None,
+            bodies: None,
+            pruned_at: None,
+        }
+    }
+
+    /// Fetches bodies for the integrations that want them from `source`.
+    pub fn with_bodies(mut self, source: Arc<dyn BodySource>) -> Self {
+        self.bodies = Some(source);
+        self
+    }
+
+    /// Deletes stored bodies past their retention, at most every ten minutes.
+    async fn prune(&mut self) {
+        if self.pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.pruned_at = Some(std::time::Instant::now());
+        let now = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+            .unwrap_or(i64::MAX);
+        match self.store.prune_bodies(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(bodies = n, "deleted bodies past their retention"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old bodies"),
         }
     }
 
@@ -271,9 +371,14 @@ impl PolicyWorker {
         } else {
             HashMap::new()
         };
+        let bodies = if set.is_empty() {
+            HashMap::new()
+        } else {
+            batch_bodies(self.store.as_ref(), self.bodies.as_deref(), &interactions).await?
+        };
         let count = interactions.len();
         let (set, found, evaluations) = tokio::task::spawn_blocking(move || {
-            let (found, evaluations) = evaluate_batch(&mut set, &interactions, &windows);
+            let (found, evaluations) = evaluate_batch(&mut set, &interactions, &windows, &bodies);
             (set, found, evaluations)
         })
         .await
@@ -319,6 +424,7 @@ impl PolicyWorker {
             if *stop.borrow() {
                 return;
             }
+            self.prune().await;
             let wait = match self.run_once().await {
                 Ok(pass) if pass.interactions > 0 => {
                     if !pass.new_violations.is_empty() {

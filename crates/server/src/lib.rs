@@ -2,6 +2,7 @@
 //! syncs each enabled integration at its interval. The `langguard serve` command wires it up.
 
 mod auth;
+pub mod bodies;
 mod error;
 pub mod export;
 mod extract;
@@ -163,7 +164,11 @@ pub async fn serve(
                 idle_wait: state.config.policy_idle_wait,
                 ..langguard_policy::WorkerConfig::default()
             },
-        );
+        )
+        .with_bodies(Arc::new(bodies::CloudflareBodies::new(
+            state.sealer.clone(),
+            state.client_config.clone(),
+        )));
         tokio::spawn(worker.run(stop_rx.clone(), |_new_violations| {}))
     });
     let webhook_dispatcher = state.config.webhooks.clone().map(|settings| {

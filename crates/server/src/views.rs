@@ -30,6 +30,10 @@ pub struct IntegrationView {
     pub sync_interval_minutes: i64,
     pub lookback_days: Option<i64>,
     pub created_at: String,
+    /// `off`, `sampled` or `all`: request and response bodies fetched for policies.
+    pub bodies: &'static str,
+    pub bodies_sample_percent: i64,
+    pub bodies_retention_days: i64,
 }
 
 impl From<&Integration> for IntegrationView {
@@ -54,6 +58,9 @@ impl From<&Integration> for IntegrationView {
             sync_interval_minutes: i.sync_interval_minutes,
             lookback_days: i.lookback_days,
             created_at: format_ms(i.created_at_ms),
+            bodies: i.bodies.mode.as_str(),
+            bodies_sample_percent: i.bodies.sample_percent,
+            bodies_retention_days: i.bodies.retention_days,
         }
     }
 }

@@ -2291,3 +2291,106 @@ async fn webhooks_deliver_signed_events_and_retry() {
             && e["data"]["integrationId"] == id
     }));
 }
+
+#[tokio::test]
+async fn bodies_are_fetched_for_policies_searchable_and_shown() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    for (bad, code) in [
+        (json!({"bodies": "sometimes"}), "invalid_body"),
+        (
+            json!({"bodies": "sampled", "bodies_sample_percent": 0}),
+            "invalid_body",
+        ),
+        (json!({"bodies_retention_days": 0}), "invalid_body"),
+    ] {
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/integrations/{id}"),
+                Some(&admin),
+                Some(bad),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body["error"]["code"] == code || body["error"]["code"] == "invalid_body");
+    }
+    let (status, updated) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&admin),
+            Some(json!({"bodies": "all", "bodies_retention_days": 7})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(
+        (
+            updated["bodies"].as_str(),
+            updated["bodies_retention_days"].as_i64()
+        ),
+        (Some("all"), Some(7))
+    );
+    // A policy that sees the request body.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            "/api/v1/policies",
+            Some(&admin),
+            Some(json!({"name": "has_prompt", "category": "Audit", "severity": "low",
+                "mode": "enforce",
+                "rego": "package langguard.has_prompt\nimport rego.v1\nviolation contains r if {\n  input.trace.input != null\n  r := {\"type\": \"prompt_seen\", \"message\": \"the request body was there\"}\n}\n"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    app.sync_now(&admin, id).await;
+    policies_caught_up(&app, &admin).await;
+
+    let flagged: std::collections::BTreeSet<i64> =
+        all_violations(&app, &admin, "policy=has_prompt")
+            .await
+            .iter()
+            .filter_map(|v| v["trace_id"].as_i64())
+            .collect();
+    let traces = all_traces(&app, &admin, "").await;
+    let mut with_body = std::collections::BTreeSet::new();
+    let mut texts: Vec<String> = Vec::new();
+    for t in &traces {
+        let tid = t["id"].as_i64().expect("id");
+        let (_, detail) = app
+            .call(
+                Method::GET,
+                &format!("/api/v1/traces/{tid}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        if let Some(input) = detail["input"].as_str() {
+            with_body.insert(tid);
+            texts.push(format!(
+                "{input}\n{}",
+                detail["output"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    assert!(
+        !with_body.is_empty() && with_body.len() < traces.len(),
+        "{} of {}",
+        with_body.len(),
+        traces.len()
+    );
+    assert_eq!(
+        flagged, with_body,
+        "the policy saw exactly the stored request bodies"
+    );
+    // Search looks in the bodies too.
+    let word = "semaphore";
+    let expected = texts
+        .iter()
+        .filter(|t| t.to_lowercase().contains(word))
+        .count();
+    assert!(expected > 0, "the emulator's prompts mention a {word}");
+    let found = all_traces(&app, &admin, &format!("q={word}")).await;
+    assert_eq!(found.len(), expected);
+}

@@ -565,3 +565,63 @@ pub(crate) fn violations_after(
         .map_err(db_err)?;
     rows.into_iter().collect()
 }
+
+pub(crate) fn bodies(
+    conn: &Connection,
+    ids: &[i64],
+) -> StoreResult<std::collections::HashMap<i64, Bodies>> {
+    let mut out = std::collections::HashMap::new();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT request, response FROM interaction_bodies WHERE interaction_id = ?1",
+        )
+        .map_err(db_err)?;
+    for &id in ids {
+        if let Some(bodies) = stmt
+            .query_row([id], |r| {
+                Ok(Bodies {
+                    request: r.get(0)?,
+                    response: r.get(1)?,
+                })
+            })
+            .optional()
+            .map_err(db_err)?
+        {
+            out.insert(id, bodies);
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn store_bodies(
+    conn: &mut Connection,
+    bodies: &[(i64, IntegrationId, Bodies)],
+) -> StoreResult<()> {
+    let tx = conn.transaction().map_err(db_err)?;
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO interaction_bodies (interaction_id, integration_id, \
+                 request, response, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(db_err)?;
+        let now = now_ms();
+        for (id, integration, b) in bodies {
+            stmt.execute(params![id, integration, b.request, b.response, now])
+                .map_err(db_err)?;
+        }
+    }
+    tx.commit().map_err(db_err)
+}
+
+pub(crate) fn prune_bodies(conn: &Connection, now: i64) -> StoreResult<u64> {
+    let deleted = conn
+        .execute(
+            "DELETE FROM interaction_bodies WHERE rowid IN (SELECT b.rowid FROM \
+             interaction_bodies b JOIN integrations i ON i.id = b.integration_id \
+             WHERE b.fetched_at < ?1 - i.bodies_retention_days * 86400000)",
+            [now],
+        )
+        .map_err(db_err)?;
+    Ok(deleted as u64)
+}

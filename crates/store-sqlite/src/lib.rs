@@ -364,6 +364,11 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(db_err)?;
             tx.execute("DELETE FROM violations WHERE integration_id = ?1", [id])
                 .map_err(db_err)?;
+            tx.execute(
+                "DELETE FROM interaction_bodies WHERE integration_id = ?1",
+                [id],
+            )
+            .map_err(db_err)?;
             tx.execute("DELETE FROM interactions WHERE integration_id = ?1", [id])
                 .map_err(db_err)?;
             tx.execute("DELETE FROM rollups_minute WHERE integration_id = ?1", [id])
@@ -807,6 +812,24 @@ impl Store for SqliteStore {
     async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64> {
         let scope = scope.clone();
         self.read(move |conn| queries::count_interactions(conn, &scope))
+            .await
+    }
+
+    async fn bodies(
+        &self,
+        interaction_ids: Vec<i64>,
+    ) -> StoreResult<std::collections::HashMap<i64, Bodies>> {
+        self.read(move |conn| governance::bodies(conn, &interaction_ids))
+            .await
+    }
+
+    async fn store_bodies(&self, bodies: Vec<(i64, IntegrationId, Bodies)>) -> StoreResult<()> {
+        self.write(move |conn| governance::store_bodies(conn, &bodies))
+            .await
+    }
+
+    async fn prune_bodies(&self, now_ms: i64) -> StoreResult<u64> {
+        self.write(move |conn| governance::prune_bodies(conn, now_ms))
             .await
     }
 

@@ -6,7 +6,7 @@ use rusqlite::Row;
 
 pub(crate) const INTEGRATION_COLUMNS: &str = "id, kind, name, account_id, api_token_sealed, \
     enabled, sync_interval_minutes, lookback_days, status, status_message, last_sync_at, \
-    interactions_synced, created_at";
+    interactions_synced, created_at, bodies_mode, bodies_sample_percent, bodies_retention_days";
 
 /// The outer `Result` is rusqlite's (column access), the inner one ours (values).
 pub(crate) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Integration>> {
@@ -15,6 +15,10 @@ pub(crate) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResul
         return Ok(Err(StoreError::Corrupt(format!(
             "integration status {status:?}"
         ))));
+    };
+    let mode: String = row.get("bodies_mode")?;
+    let Some(mode) = BodyMode::parse(&mode) else {
+        return Ok(Err(StoreError::Corrupt(format!("bodies mode {mode:?}"))));
     };
     Ok(Ok(Integration {
         id: row.get("id")?,
@@ -30,6 +34,11 @@ pub(crate) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResul
         last_sync_at_ms: row.get("last_sync_at")?,
         interactions_synced: row.get("interactions_synced")?,
         created_at_ms: row.get("created_at")?,
+        bodies: BodySettings {
+            mode,
+            sample_percent: row.get("bodies_sample_percent")?,
+            retention_days: row.get("bodies_retention_days")?,
+        },
     }))
 }
 

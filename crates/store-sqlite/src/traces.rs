@@ -52,7 +52,18 @@ fn metadata_path(key: &str) -> Value {
     Value::Text(format!("$.\"{key}\""))
 }
 
-pub(crate) fn filter_conditions(filter: &TraceFilter) -> Conditions {
+/// Whether any bodies are stored: searches look in them only then (a lookup per candidate row
+/// costs a search over millions of rows a good part of its time).
+fn bodies_stored(conn: &Connection) -> StoreResult<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM interaction_bodies)",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(db_err)
+}
+
+pub(crate) fn filter_conditions(filter: &TraceFilter, search_bodies: bool) -> Conditions {
     let scope = &filter.scope;
     let mut c = Conditions::scope(scope, "created_at", scope.from_ms, scope.to_ms);
     if let Some(status) = filter.status {
@@ -96,7 +107,7 @@ pub(crate) fn filter_conditions(filter: &TraceFilter) -> Conditions {
     }
     if let Some(search) = &filter.search {
         c.sql.push_str(" AND ");
-        compile_search(search, &mut c);
+        compile_search(search, &mut c, search_bodies);
     }
     c
 }
@@ -104,12 +115,12 @@ pub(crate) fn filter_conditions(filter: &TraceFilter) -> Conditions {
 /// Appends `search` as one parenthesised boolean SQL expression. Every leaf is 0 or 1, never
 /// NULL (`lg_contains` is 0 for NULL), so `NOT` means "doesn't match" also for rows without a
 /// path or metadata.
-fn compile_search(expr: &SearchExpr, c: &mut Conditions) {
+fn compile_search(expr: &SearchExpr, c: &mut Conditions, bodies: bool) {
     match expr {
-        SearchExpr::Term(term) => compile_term(term, c),
+        SearchExpr::Term(term) => compile_term(term, c, bodies),
         SearchExpr::Not(inner) => {
             c.sql.push_str("(NOT ");
-            compile_search(inner, c);
+            compile_search(inner, c, bodies);
             c.sql.push(')');
         }
         SearchExpr::And(parts) | SearchExpr::Or(parts) => {
@@ -123,14 +134,14 @@ fn compile_search(expr: &SearchExpr, c: &mut Conditions) {
                 if i > 0 {
                     c.sql.push_str(joiner);
                 }
-                compile_search(part, c);
+                compile_search(part, c, bodies);
             }
             c.sql.push(')');
         }
     }
 }
 
-fn compile_term(term: &Term, c: &mut Conditions) {
+fn compile_term(term: &Term, c: &mut Conditions, bodies: bool) {
     match term {
         Term::Anywhere(text) => {
             let needle = Value::Text(text.clone());
@@ -138,6 +149,13 @@ fn compile_term(term: &Term, c: &mut Conditions) {
             c.sql
                 .push_str(&format!("(lg_contains(?, {}) OR ", columns.join(", ")));
             c.params.push(needle.clone());
+            if bodies {
+                c.sql.push_str(
+                    "EXISTS (SELECT 1 FROM interaction_bodies b WHERE b.interaction_id = \
+                     interactions.id AND lg_contains(?, b.request, b.response)) OR ",
+                );
+                c.params.push(needle.clone());
+            }
             // Metadata values (not its keys or JSON punctuation): any top-level value. Text
             // that JSON writes as itself is first looked for in the raw JSON, which is much
             // cheaper than taking the object apart, and rules out most rows.
@@ -191,7 +209,7 @@ fn sort_key_value(key: SortKey) -> Value {
 
 pub(crate) fn traces(conn: &Connection, query: &TraceQuery) -> StoreResult<TracePage> {
     let limit = query.limit.clamp(1, 1_000);
-    let mut c = filter_conditions(&query.filter);
+    let mut c = filter_conditions(&query.filter, bodies_stored(conn)?);
     let snapshot_id = match query.after {
         Some(cursor) => {
             if cursor.sort != query.sort || cursor.order != query.order {
@@ -262,7 +280,7 @@ pub(crate) fn export(
     tx: &mpsc::Sender<StoreResult<Vec<Interaction>>>,
 ) {
     let result = (|| -> StoreResult<()> {
-        let c = filter_conditions(filter);
+        let c = filter_conditions(filter, bodies_stored(conn)?);
         let sql = format!(
             "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE 1 = 1{} ORDER BY {}",
             c.sql,

@@ -177,6 +177,14 @@ pub(crate) fn update_integration(
         sets.push("lookback_days = ?");
         values.push(lookback.map_or(Value::Null, Value::Integer));
     }
+    if let Some(bodies) = patch.bodies {
+        sets.push("bodies_mode = ?");
+        values.push(Value::Text(bodies.mode.as_str().into()));
+        sets.push("bodies_sample_percent = ?");
+        values.push(Value::Integer(bodies.sample_percent));
+        sets.push("bodies_retention_days = ?");
+        values.push(Value::Integer(bodies.retention_days));
+    }
     sets.push("updated_at = ?");
     values.push(Value::Integer(now_ms()));
     values.push(Value::Integer(id));

@@ -521,3 +521,64 @@ async fn webhooks_queue_deliveries_and_disable_after_failures() {
         .iter()
         .all(|d| d.status == DeliveryStatus::Failed && d.attempts == 1));
 }
+
+#[tokio::test]
+async fn bodies_are_kept_for_their_retention() {
+    let (_dir, store) = fresh().await;
+    let i = integration(&store, "cf").await;
+    store
+        .ingest_batch(i.id, "gw", vec![log("a", 1_000, 5, true, 200)], None)
+        .await
+        .expect("ingest");
+    store
+        .update_integration(
+            i.id,
+            IntegrationPatch {
+                bodies: Some(BodySettings {
+                    mode: BodyMode::All,
+                    sample_percent: 10,
+                    retention_days: 2,
+                }),
+                ..IntegrationPatch::default()
+            },
+        )
+        .await
+        .expect("settings");
+    let id = store.interactions_after(0, 10).await.expect("rows")[0].id;
+    let bodies = Bodies {
+        request: Some("{\"q\":1}".into()),
+        response: None,
+    };
+    store
+        .store_bodies(vec![(id, i.id, bodies.clone())])
+        .await
+        .expect("store");
+    assert_eq!(store.bodies(vec![id]).await.expect("read")[&id], bodies);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1_000;
+    assert_eq!(
+        store.prune_bodies(now + 86_400_000).await.expect("prune"),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_bodies(now + 3 * 86_400_000)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert!(store.bodies(vec![id]).await.expect("read").is_empty());
+}
+
+#[test]
+fn a_body_sample_is_stable_and_about_its_size() {
+    let settings = BodySettings {
+        mode: BodyMode::Sampled,
+        sample_percent: 10,
+        retention_days: 30,
+    };
+    let picked = (0..10_000)
+        .filter(|n| settings.wants(&format!("log-{n}")))
+        .count();
+    assert!((800..1_200).contains(&picked), "{picked}");
+    assert_eq!(settings.wants("log-7"), settings.wants("log-7"));
+}

@@ -167,6 +167,16 @@ pub trait Store: Send + Sync + 'static {
         order: SortOrder,
     ) -> tokio::sync::mpsc::Receiver<StoreResult<Vec<Interaction>>>;
     async fn count_interactions(&self, scope: &Scope) -> StoreResult<u64>;
+    /// Stored request/response bodies of these interactions (those fetched).
+    async fn bodies(
+        &self,
+        interaction_ids: Vec<i64>,
+    ) -> StoreResult<std::collections::HashMap<i64, Bodies>>;
+    /// Stores fetched bodies (`(interaction, integration, bodies)`); a body already stored is
+    /// replaced.
+    async fn store_bodies(&self, bodies: Vec<(i64, IntegrationId, Bodies)>) -> StoreResult<()>;
+    /// Deletes bodies older than their integration's retention; returns how many went.
+    async fn prune_bodies(&self, now_ms: i64) -> StoreResult<u64>;
     /// Stored interactions with `id > after_id`, by id, at most `limit` (the policy worker's feed).
     async fn interactions_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Interaction>>;
     /// Per-minute spend of one integration with `from_ms <= minute < to_ms`, by minute.

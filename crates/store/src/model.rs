@@ -150,6 +150,84 @@ pub struct Integration {
     pub last_sync_at_ms: Option<i64>,
     pub interactions_synced: i64,
     pub created_at_ms: i64,
+    /// Whether request and response bodies are fetched for policies.
+    pub bodies: BodySettings,
+}
+
+/// Which logs' bodies are fetched from Cloudflare (two API calls per log, inside the shared
+/// rate budget) for the policies that read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyMode {
+    Off,
+    /// A deterministic `sample_percent` of logs (by log id).
+    Sampled,
+    All,
+}
+
+impl BodyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyMode::Off => "off",
+            BodyMode::Sampled => "sampled",
+            BodyMode::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "sampled" => Some(Self::Sampled),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BodySettings {
+    pub mode: BodyMode,
+    /// 1–100, for `sampled`.
+    pub sample_percent: i64,
+    /// Stored bodies older than this are deleted.
+    pub retention_days: i64,
+}
+
+impl Default for BodySettings {
+    fn default() -> Self {
+        Self {
+            mode: BodyMode::Off,
+            sample_percent: 10,
+            retention_days: 30,
+        }
+    }
+}
+
+impl BodySettings {
+    /// Whether a log's bodies are wanted: a stable choice by log id, so a sample stays the same
+    /// sample however often it is looked at.
+    pub fn wants(&self, log_id: &str) -> bool {
+        match self.mode {
+            BodyMode::Off => false,
+            BodyMode::All => true,
+            BodyMode::Sampled => {
+                // FNV-1a: stable across versions and platforms, unlike std's hasher.
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in log_id.bytes() {
+                    hash ^= u64::from(b);
+                    hash = hash.wrapping_mul(0x0100_0000_01b3);
+                }
+                (hash % 100) < self.sample_percent.clamp(0, 100) as u64
+            }
+        }
+    }
+}
+
+/// Stored request and response bodies of one interaction (`None`: no payload kept).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bodies {
+    pub request: Option<String>,
+    pub response: Option<String>,
 }
 
 /// What an integration PATCH changes; `None` leaves a field as it is.
@@ -162,6 +240,7 @@ pub struct IntegrationPatch {
     pub sync_interval_minutes: Option<i64>,
     /// `Some(None)` switches to "all history".
     pub lookback_days: Option<Option<i64>>,
+    pub bodies: Option<BodySettings>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use langguard_policy::{PolicyWorker, WorkerConfig};
+use langguard_server::bodies::CloudflareBodies;
 use langguard_store::{SyncRunStatus, SyncTrigger};
 use langguard_sync::{SyncError, SyncProgress};
 use serde_json::json;
@@ -75,6 +76,10 @@ pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Policies evaluate what was imported (the server's policy worker does this on its own).
     let policies = PolicyWorker::new(app.store.clone(), WorkerConfig::default())
+        .with_bodies(std::sync::Arc::new(CloudflareBodies::new(
+            app.sealer.clone(),
+            app.client_config.clone(),
+        )))
         .catch_up()
         .await?;
     if args.json {

@@ -5,7 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_store::{IntegrationPatch, NewIntegration, Role, SyncTrigger};
+use langguard_store::{
+    BodyMode, BodySettings, IntegrationPatch, NewIntegration, Role, SyncTrigger,
+};
 use langguard_sync::{test_connection, SyncError};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
@@ -210,6 +212,44 @@ pub(crate) struct UpdateBody {
     #[schema(value_type = Option<i64>)]
     lookback_days: Option<Option<i64>>,
     enabled: Option<bool>,
+    /// Fetch request and response bodies for policies: `off`, `sampled` or `all` (two
+    /// Cloudflare API calls per log, inside the integration's rate budget).
+    #[schema(value_type = Option<String>)]
+    bodies: Option<BodyMode>,
+    /// For `sampled`: 1 to 100 (default 10).
+    bodies_sample_percent: Option<i64>,
+    /// Days stored bodies are kept (1 to 3,650; default 30).
+    bodies_retention_days: Option<i64>,
+}
+
+/// The integration's body settings with the request's changes, checked.
+fn body_settings(
+    current: BodySettings,
+    mode: Option<BodyMode>,
+    sample_percent: Option<i64>,
+    retention_days: Option<i64>,
+) -> Result<Option<BodySettings>, ApiError> {
+    if mode.is_none() && sample_percent.is_none() && retention_days.is_none() {
+        return Ok(None);
+    }
+    let settings = BodySettings {
+        mode: mode.unwrap_or(current.mode),
+        sample_percent: sample_percent.unwrap_or(current.sample_percent),
+        retention_days: retention_days.unwrap_or(current.retention_days),
+    };
+    if !(1..=100).contains(&settings.sample_percent) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "bodies_sample_percent must be between 1 and 100",
+        ));
+    }
+    if !(1..=3_650).contains(&settings.retention_days) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "bodies_retention_days must be between 1 and 3650",
+        ));
+    }
+    Ok(Some(settings))
 }
 
 #[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), request_body = UpdateBody, responses((status = 200, description = "Changed", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -231,11 +271,28 @@ async fn update(
             body.sync_interval_minutes.is_some(),
         ),
         ("lookback_days", body.lookback_days.is_some()),
+        ("bodies", body.bodies.is_some()),
+        (
+            "bodies_sample_percent",
+            body.bodies_sample_percent.is_some(),
+        ),
+        (
+            "bodies_retention_days",
+            body.bodies_retention_days.is_some(),
+        ),
     ]
     .into_iter()
     .filter_map(|(field, set)| set.then_some(field))
     .collect();
+    let current = state.store.get_integration(id).await?;
+    let bodies = body_settings(
+        current.bodies,
+        body.bodies,
+        body.bodies_sample_percent,
+        body.bodies_retention_days,
+    )?;
     let patch = IntegrationPatch {
+        bodies,
         name: body.name.as_deref().map(check_name).transpose()?,
         account_id: body
             .account_id

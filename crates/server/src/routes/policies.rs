@@ -8,7 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_policy::{evaluate_batch, spend_windows, CompiledPolicy, PolicyError, PolicySet};
+use langguard_policy::{
+    batch_bodies, evaluate_batch, spend_windows, CompiledPolicy, PolicyError, PolicySet,
+};
 use langguard_store::{
     Interaction, NewPolicy, Policy, PolicyCategory, PolicyId, PolicyMode, PolicyPatch, Role, Scope,
     Severity, SortOrder, TraceFilter, TraceSort,
@@ -487,8 +489,10 @@ async fn over_history(
         } else {
             HashMap::new()
         };
+        // Bodies already stored; history is never fetched from Cloudflare again.
+        let bodies = batch_bodies(state.store.as_ref(), None, &batch).await?;
         let (back, batch, found) = tokio::task::spawn_blocking(move || {
-            let (found, _) = evaluate_batch(&mut set, &batch, &windows);
+            let (found, _) = evaluate_batch(&mut set, &batch, &windows, &bodies);
             (set, batch, found)
         })
         .await

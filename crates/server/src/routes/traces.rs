@@ -286,8 +286,18 @@ async fn read(
         })
         .await?;
     let violations: Vec<ViolationView> = violations.items.iter().map(ViolationView::from).collect();
+    let bodies = state.store.bodies(vec![id]).await?.remove(&id);
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("violations".into(), json!(violations));
+        // Request and response bodies, when the integration fetches them (text as stored).
+        obj.insert(
+            "input".into(),
+            json!(bodies.as_ref().and_then(|b| b.request.clone())),
+        );
+        obj.insert(
+            "output".into(),
+            json!(bodies.as_ref().and_then(|b| b.response.clone())),
+        );
     }
     Ok(Json(doc))
 }
