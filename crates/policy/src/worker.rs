@@ -387,6 +387,13 @@ impl PolicyWorker {
         })?;
         self.set = Some(set);
         let errors = found.iter().filter(|v| v.kind == EVALUATION_ERROR).count();
+        if let Some(first) = found.iter().find(|v| v.kind == EVALUATION_ERROR) {
+            tracing::warn!(
+                errors,
+                example = %first.message,
+                "policies could not be evaluated on some interactions; recorded as policy_evaluation_error violations"
+            );
+        }
         let new_violations = self.store.record_evaluations(found, Some(last)).await?;
         metrics::counter!("langguard_policy_evaluations_total").increment(evaluations);
         metrics::counter!("langguard_policy_evaluation_errors_total").increment(errors as u64);
