@@ -3,27 +3,8 @@
 use langguard_store::*;
 use langguard_store_sqlite::SqliteStore;
 
-async fn fresh() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
-        .await
-        .expect("open");
-    (dir, store)
-}
-
-async fn integration(store: &SqliteStore, name: &str) -> Integration {
-    store
-        .create_integration(NewIntegration {
-            name: name.into(),
-            account_id: "acct".into(),
-            sealed_api_token: vec![1, 2, 3],
-            enabled: true,
-            sync_interval_minutes: 15,
-            lookback_days: Some(7),
-        })
-        .await
-        .expect("create")
-}
+mod common;
+use common::{fresh, integration};
 
 fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) -> NewInteraction {
     NewInteraction {

@@ -8,29 +8,10 @@ use langguard_store::search;
 use langguard_store::*;
 use langguard_store_sqlite::SqliteStore;
 
+mod common;
+use common::{fresh, integration};
+
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
-
-async fn fresh() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
-        .await
-        .expect("open");
-    (dir, store)
-}
-
-async fn integration(store: &SqliteStore, name: &str) -> Integration {
-    store
-        .create_integration(NewIntegration {
-            name: name.into(),
-            account_id: "acct".into(),
-            sealed_api_token: vec![1],
-            enabled: true,
-            sync_interval_minutes: 15,
-            lookback_days: None,
-        })
-        .await
-        .expect("create")
-}
 
 /// A deterministic, varied interaction: `n` picks every field through a small hash, so the
 /// rows cover each filter's edge cases (missing path, tokens, cost, metadata; numbers and
