@@ -10,6 +10,7 @@ mod routes;
 mod scheduler;
 pub mod telemetry;
 pub mod views;
+pub mod web;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .route("/metrics", axum::routing::get(telemetry::render))
         .nest("/api/v1", routes::api_router())
+        .merge(web::router())
         .layer(axum::middleware::from_fn(telemetry::track_http))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

@@ -124,6 +124,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let server = tokio::spawn(serve(state, listener, async move {
         let _ = server_stopped.await;
     }));
+    println!("Open http://{address}/ in a browser");
     println!("API: http://{address}/api/v1 (OpenAPI at /api/v1/openapi.json)");
     println!("Sign in as {ADMIN_EMAIL} with password {admin_password}");
     println!("Syncing every {} s; Ctrl-C stops.\n", args.sync_every);

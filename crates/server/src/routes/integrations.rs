@@ -35,7 +35,7 @@ pub(crate) enum Kind {
     Cloudflare,
 }
 
-fn check_account_id(account_id: &str) -> Result<String, ApiError> {
+pub(crate) fn check_account_id(account_id: &str) -> Result<String, ApiError> {
     let account_id = account_id.trim();
     if account_id.is_empty()
         || account_id.len() > 64
@@ -49,7 +49,7 @@ fn check_account_id(account_id: &str) -> Result<String, ApiError> {
     Ok(account_id.to_owned())
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::bad_request(
@@ -60,7 +60,7 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-fn check_token(token: &str) -> Result<String, ApiError> {
+pub(crate) fn check_token(token: &str) -> Result<String, ApiError> {
     let token = token.trim();
     if token.is_empty() || token.len() > 512 {
         return Err(ApiError::bad_request(

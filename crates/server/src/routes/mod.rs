@@ -2,12 +2,12 @@
 
 mod access;
 pub mod health;
-mod integrations;
+pub(crate) mod integrations;
 mod metrics;
 mod monitoring;
 mod openapi;
 mod policies;
-mod session;
+pub(crate) mod session;
 mod traces;
 mod users;
 mod violations;

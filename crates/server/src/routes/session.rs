@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::views::UserView;
 use crate::{now_ms, AppState};
+use langguard_store::User;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -39,7 +40,30 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let email: String = body.email.trim().chars().take(254).collect();
+    let session = sign_in(&state, &body.email, body.password, peer).await?;
+    let user = &session.user;
+    let body = Json(
+        json!({"token": session.token, "user": {"id": user.id, "email": user.email, "role": user.role}}),
+    );
+    Ok(([(SET_COOKIE, session.cookie)], body).into_response())
+}
+
+/// A new session: its user, its token and the `Set-Cookie` value that carries it.
+pub(crate) struct SignedIn {
+    pub user: User,
+    pub token: String,
+    pub cookie: String,
+}
+
+/// Checks an email and password (throttled per account and address, audited) and opens a
+/// session. Shared by the API's login and the web UI's sign-in form.
+pub(crate) async fn sign_in(
+    state: &AppState,
+    email: &str,
+    password: String,
+    peer: SocketAddr,
+) -> Result<SignedIn, ApiError> {
+    let email: String = email.trim().chars().take(254).collect();
     let account_key = format!("account:{}", email.to_lowercase());
     let address_key = format!("address:{}", peer.ip());
     if let Err(retry_after_secs) = state.login_throttle.attempt(&[&account_key, &address_key]) {
@@ -63,7 +87,7 @@ async fn login(
         Some(u) => u.password_hash.clone(),
         None => crate::auth::dummy_hash().await,
     };
-    let valid = verify_password(body.password, hash).await && user.is_some();
+    let valid = verify_password(password, hash).await && user.is_some();
     let Some(user) = user.filter(|_| valid) else {
         tracing::warn!(client.address = %peer.ip(), "failed sign-in");
         state
@@ -104,10 +128,19 @@ async fn login(
             ""
         }
     );
-    let body = Json(
-        json!({"token": token, "user": {"id": user.id, "email": user.email, "role": user.role}}),
-    );
-    Ok(([(SET_COOKIE, cookie)], body).into_response())
+    Ok(SignedIn {
+        user,
+        token,
+        cookie,
+    })
+}
+
+/// Ends the session `token` and returns the `Set-Cookie` value that clears the cookie.
+pub(crate) async fn sign_out(state: &AppState, token: &str) -> Result<String, ApiError> {
+    state.store.delete_session(&token_hash(token)).await?;
+    Ok(format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "Signed out"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -115,8 +148,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     let mut parts = axum::http::Request::new(()).into_parts().0;
     parts.headers = headers;
     let token = request_token(&parts).ok_or(ApiError::Unauthorized)?;
-    state.store.delete_session(&token_hash(&token)).await?;
-    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    let expired = sign_out(&state, &token).await?;
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, expired)]).into_response())
 }
 

@@ -1,0 +1,562 @@
+//! The web UI: server-rendered pages (askama templates compiled into the binary), htmx for the
+//! interactive parts (vendored, served from `/static`), sharing the API's sessions. Every
+//! state-changing request carries the session's CSRF token.
+
+mod format;
+mod session;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use langguard_store::{NewIntegration, SyncTrigger};
+use langguard_sync::SyncError;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::request_token;
+use crate::error::ApiError;
+use crate::routes::integrations::{check_account_id, check_name, check_token};
+use crate::routes::session::{sign_in, sign_out};
+use crate::AppState;
+pub use format::{count, moment};
+use session::{same_token, WebUser};
+
+const HTMX: &[u8] = include_bytes!("../../static/htmx-2.0.11.min.js");
+const CSS: &[u8] = include_bytes!("../../static/app.css");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/integrations") }))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/integrations", get(integrations).post(save_integration))
+        .route("/integrations/new", get(new_integration))
+        .route("/integrations/test", post(test_connection))
+        .route("/integrations/{id}/sync", post(sync_now))
+        .route(
+            "/static/htmx-2.0.11.min.js",
+            get(|| async { asset(HTMX, "text/javascript") }),
+        )
+        .route("/static/app.css", get(|| async { asset(CSS, "text/css") }))
+}
+
+fn asset(bytes: &'static [u8], content_type: &'static str) -> Response {
+    (
+        [
+            (CONTENT_TYPE, content_type),
+            (CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn render(template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page failed to render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page failed to render",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// What every page's layout shows.
+struct Frame {
+    title: &'static str,
+    section: &'static str,
+    csrf: String,
+    email: String,
+    role: &'static str,
+}
+
+impl Frame {
+    fn new(user: &WebUser, title: &'static str, section: &'static str) -> Self {
+        Self {
+            title,
+            section,
+            csrf: user.csrf.clone(),
+            email: user.user.email.clone(),
+            role: user.user.role.as_str(),
+        }
+    }
+}
+
+/// A page an admin only may use, reached by someone else: a 403 page, not the form.
+fn forbidden(user: &WebUser) -> Response {
+    #[derive(Template)]
+    #[template(path = "forbidden.html")]
+    struct Page {
+        title: &'static str,
+        section: &'static str,
+        csrf: String,
+        email: String,
+        role: &'static str,
+    }
+    let f = Frame::new(user, "Not allowed", "");
+    let mut response = render(&Page {
+        title: f.title,
+        section: f.section,
+        csrf: f.csrf,
+        email: f.email,
+        role: f.role,
+    });
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+}
+
+/// Checks the CSRF token of a state-changing request: the form's `csrf` field or htmx's
+/// `X-CSRF-Token` header must match the session's.
+fn csrf_ok(user: &WebUser, headers: &HeaderMap, form: Option<&str>) -> bool {
+    let sent = form.or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()));
+    sent.is_some_and(|t| same_token(t, &user.csrf))
+}
+
+fn csrf_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "this form is stale or came from another site; reload the page and try again",
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    email: String,
+    error: Option<String>,
+}
+
+async fn login_page() -> Response {
+    render(&LoginPage {
+        email: String::new(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    match sign_in(&state, &form.email, form.password, peer).await {
+        Ok(session) => ([(SET_COOKIE, session.cookie)], Redirect::to("/")).into_response(),
+        Err(e) => {
+            let status = match &e {
+                ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+                ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let message = match &e {
+                ApiError::Internal(_) => "something went wrong; try again".to_string(),
+                other => {
+                    let text = other.to_string();
+                    let mut chars = text.chars();
+                    chars
+                        .next()
+                        .map(|c| c.to_uppercase().chain(chars).collect())
+                        .unwrap_or(text)
+                }
+            };
+            let mut response = render(&LoginPage {
+                email: form.email,
+                error: Some(message),
+            });
+            *response.status_mut() = status;
+            response
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let mut parts = axum::http::Request::new(()).into_parts().0;
+    parts.headers = headers;
+    let cleared = match request_token(&parts) {
+        Some(token) => sign_out(&state, &token).await.ok(),
+        None => None,
+    };
+    match cleared {
+        Some(cookie) => ([(SET_COOKIE, cookie)], Redirect::to("/login")).into_response(),
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+struct Card {
+    id: i64,
+    name: String,
+    account_id: String,
+    status: &'static str,
+    status_label: &'static str,
+    status_message: Option<String>,
+    last_sync: String,
+    interactions_synced: String,
+}
+
+#[derive(Template)]
+#[template(path = "integrations.html")]
+struct IntegrationsPage {
+    title: &'static str,
+    section: &'static str,
+    csrf: String,
+    email: String,
+    role: &'static str,
+    admin: bool,
+    cards: Vec<Card>,
+}
+
+async fn integrations(State(state): State<AppState>, user: WebUser) -> Response {
+    let list = match state.store.list_integrations().await {
+        Ok(list) => list,
+        Err(e) => {
+            tracing::error!(error = %e, "listing integrations failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not list integrations",
+            )
+                .into_response();
+        }
+    };
+    let cards = list
+        .iter()
+        .map(|i| Card {
+            id: i.id,
+            name: i.name.clone(),
+            account_id: i.account_id.clone(),
+            status: i.status.as_str(),
+            status_label: i.status.label(),
+            status_message: i.status_message.clone(),
+            last_sync: moment(i.last_sync_at_ms),
+            interactions_synced: count(i.interactions_synced),
+        })
+        .collect();
+    let f = Frame::new(&user, "Integrations", "integrations");
+    render(&IntegrationsPage {
+        title: f.title,
+        section: f.section,
+        csrf: f.csrf,
+        email: f.email,
+        role: f.role,
+        admin: user.is_admin(),
+        cards,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "integration_new.html")]
+struct NewIntegrationPage {
+    title: &'static str,
+    section: &'static str,
+    csrf: String,
+    email: String,
+    role: &'static str,
+    step: u8,
+    name: String,
+    account_id: String,
+    error: Option<String>,
+}
+
+impl NewIntegrationPage {
+    fn new(user: &WebUser, step: u8) -> Self {
+        let f = Frame::new(user, "Add Integration", "integrations");
+        Self {
+            title: f.title,
+            section: f.section,
+            csrf: f.csrf,
+            email: f.email,
+            role: f.role,
+            step,
+            name: String::new(),
+            account_id: String::new(),
+            error: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct NewQuery {
+    category: Option<String>,
+    provider: Option<String>,
+}
+
+async fn new_integration(user: WebUser, Query(q): Query<NewQuery>) -> Response {
+    if !user.is_admin() {
+        return forbidden(&user);
+    }
+    let step = match (q.category.as_deref(), q.provider.as_deref()) {
+        (Some("ai-gateways"), Some("cloudflare")) => 3,
+        (Some("ai-gateways"), _) => 2,
+        _ => 1,
+    };
+    render(&NewIntegrationPage::new(&user, step))
+}
+
+#[derive(Deserialize)]
+struct IntegrationForm {
+    csrf: Option<String>,
+    name: String,
+    account_id: String,
+    api_token: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection_result.html")]
+struct ConnectionResult {
+    ok: bool,
+    gateways: Vec<String>,
+    message: String,
+    hint: String,
+}
+
+async fn test_connection(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<IntegrationForm>,
+) -> Response {
+    if !user.is_admin() {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let checked =
+        check_account_id(&form.account_id).and_then(|a| Ok((a, check_token(&form.api_token)?)));
+    let result = match checked {
+        Err(e) => ConnectionResult {
+            ok: false,
+            gateways: Vec::new(),
+            message: e.to_string(),
+            hint: "Fill in the Account ID and the API Token.".into(),
+        },
+        Ok((account_id, token)) => {
+            match langguard_sync::test_connection(&state.client_config, &account_id, &token).await {
+                Ok(check) => ConnectionResult {
+                    ok: true,
+                    gateways: check.gateways,
+                    message: String::new(),
+                    hint: String::new(),
+                },
+                Err(e) => ConnectionResult {
+                    ok: false,
+                    gateways: Vec::new(),
+                    message: e.to_string(),
+                    hint: e.hint().to_string(),
+                },
+            }
+        }
+    };
+    render(&result)
+}
+
+async fn save_integration(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<IntegrationForm>,
+) -> Response {
+    if !user.is_admin() {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let checked = (|| {
+        Ok::<_, ApiError>((
+            check_name(&form.name)?,
+            check_account_id(&form.account_id)?,
+            check_token(&form.api_token)?,
+        ))
+    })();
+    let saved = match checked {
+        Ok((name, account_id, token)) => state
+            .store
+            .create_integration(NewIntegration {
+                name,
+                account_id,
+                sealed_api_token: state.sealer.seal(&token),
+                enabled: true,
+                sync_interval_minutes: 15,
+                lookback_days: Some(7),
+            })
+            .await
+            .map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(integration) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "integration.created",
+                    Some(format!("integration:{}", integration.id)),
+                    json!({"name": integration.name, "account_id": integration.account_id}),
+                    None,
+                )
+                .await;
+            Redirect::to("/integrations").into_response()
+        }
+        Err(e) => {
+            let mut page = NewIntegrationPage::new(&user, 3);
+            page.name = form.name;
+            page.account_id = form.account_id;
+            page.error = Some(match e {
+                ApiError::Internal(_) => "something went wrong; try again".into(),
+                other => other.to_string(),
+            });
+            let mut response = render(&page);
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            response
+        }
+    }
+}
+
+async fn sync_now(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if !user.is_admin() {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, None) {
+        return csrf_refused();
+    }
+    let text = match state.engine.start(id, SyncTrigger::Manual).await {
+        Ok(run) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "integration.synced",
+                    Some(format!("integration:{id}")),
+                    json!({"run_id": run.id}),
+                    None,
+                )
+                .await;
+            format!("Sync started (run {}). Reload to see the figures.", run.id)
+        }
+        Err(SyncError::AlreadyRunning { run_id }) => {
+            format!("A sync is already running (run {run_id}).")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Sync Now failed to start");
+            "The sync could not start; see the server log.".to_string()
+        }
+    };
+    Html(format::escape(&text)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(admin: bool, cards: Vec<Card>) -> String {
+        IntegrationsPage {
+            title: "Integrations",
+            section: "integrations",
+            csrf: "c".repeat(32),
+            email: "a@example.com".into(),
+            role: if admin { "admin" } else { "viewer" },
+            admin,
+            cards,
+        }
+        .render()
+        .expect("renders")
+    }
+
+    fn card(name: &str) -> Card {
+        Card {
+            id: 7,
+            name: name.into(),
+            account_id: "acct".into(),
+            status: "connected",
+            status_label: "Connected",
+            status_message: None,
+            last_sync: moment(Some(1_767_225_600_000)),
+            interactions_synced: count(12_345),
+        }
+    }
+
+    #[test]
+    fn the_integrations_page_shows_admin_controls_to_admins_only() {
+        let admin = page(true, vec![card("Production")]);
+        assert!(admin.contains("Add Integration") && admin.contains("Sync Now"));
+        assert!(admin.contains("12,345") && admin.contains("2026-01-01 00:00 UTC"));
+        let viewer = page(false, vec![card("Production")]);
+        assert!(!viewer.contains("Add Integration") && !viewer.contains("Sync Now"));
+        assert!(page(true, Vec::new()).contains("No integrations yet"));
+    }
+
+    #[test]
+    fn text_from_users_is_escaped() {
+        let html = page(true, vec![card("<script>alert(1)</script>")]);
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"));
+        let login = LoginPage {
+            email: "\"><img src=x>".into(),
+            error: Some("<b>no</b>".into()),
+        }
+        .render()
+        .expect("renders");
+        assert!(!login.contains("<img src=x>") && !login.contains("<b>no</b>"));
+    }
+
+    #[test]
+    fn form_fields_have_labels() {
+        let mut user_page = NewIntegrationPage {
+            title: "Add Integration",
+            section: "integrations",
+            csrf: "c".into(),
+            email: "a@example.com".into(),
+            role: "admin",
+            step: 3,
+            name: String::new(),
+            account_id: String::new(),
+            error: None,
+        };
+        let html = user_page.render().expect("renders");
+        for (id, label) in [
+            ("name", "Name"),
+            ("account_id", "Account ID"),
+            ("api_token", "API Token"),
+        ] {
+            assert!(
+                html.contains(&format!("<label for=\"{id}\">{label}</label>")),
+                "{label}"
+            );
+            assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+        }
+        assert!(html.contains("type=\"password\""));
+        user_page.step = 1;
+        assert!(user_page.render().expect("renders").contains("AI Gateways"));
+    }
+}

@@ -1,0 +1,99 @@
+//! The web UI's side of authentication: pages need a session cookie (a request without one
+//! goes to the sign-in page), and every state-changing request carries a CSRF token derived
+//! from the session, which a cross-site form cannot know.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use langguard_store::{Role, User};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{request_token, token_hash};
+use crate::AppState;
+
+/// The signed-in user of a page, with the session's CSRF token.
+pub struct WebUser {
+    pub user: User,
+    pub csrf: String,
+}
+
+impl WebUser {
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+}
+
+/// The CSRF token of a session: a hash of its token under a purpose label, so it reveals
+/// nothing about the session token and needs no storage.
+pub fn csrf_token(session_token: &str) -> String {
+    let digest = Sha256::digest(format!("langguard-csrf:{session_token}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a page can't be shown: not signed in (to the sign-in page) or a bad CSRF token.
+pub enum WebRejection {
+    SignIn,
+    Internal,
+}
+
+impl IntoResponse for WebRejection {
+    fn into_response(self) -> Response {
+        match self {
+            WebRejection::SignIn => Redirect::to("/login").into_response(),
+            WebRejection::Internal => (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "something went wrong on the server; the details are in its log",
+            )
+                .into_response(),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = WebRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // Only the cookie: pages are for browsers, the API takes bearer tokens.
+        let has_cookie = parts.headers.contains_key(axum::http::header::COOKIE);
+        let token = request_token(parts)
+            .filter(|_| has_cookie)
+            .ok_or(WebRejection::SignIn)?;
+        let user = state
+            .store
+            .session_user(&token_hash(&token), crate::now_ms())
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "session lookup failed");
+                WebRejection::Internal
+            })?
+            .ok_or(WebRejection::SignIn)?;
+        Ok(WebUser {
+            user,
+            csrf: csrf_token(&token),
+        })
+    }
+}
+
+/// Compares tokens in time independent of where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csrf_tokens_are_per_session_and_compared_whole() {
+        let a = super::csrf_token("session-a");
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, super::csrf_token("session-b"));
+        assert!(super::same_token(&a, &a.clone()));
+        assert!(!super::same_token(&a, &a[..31]));
+    }
+}

@@ -1,0 +1,257 @@
+//! The web UI in a real browser: Debian's chromium driven through chromedriver (WebDriver),
+//! against the real server and the Cloudflare emulator. Fields are found by their visible
+//! labels, as a person (or a screen reader) finds them. Screenshots go to
+//! `target/tmp/screenshots/`.
+//!
+//! Without chromedriver on the PATH these tests say so and pass, unless
+//! `LANGGUARD_REQUIRE_BROWSER` is set (CI sets it, after installing chromium).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+
+struct Browser {
+    client: Client,
+    _driver: Driver,
+}
+
+/// The chromedriver process, stopped when dropped (also when a test panics).
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn browser() -> Option<Browser> {
+    let found = Command::new("chromedriver")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var_os("LANGGUARD_REQUIRE_BROWSER").is_none(),
+            "chromedriver is not installed (apt-get install chromium chromium-driver)"
+        );
+        eprintln!(
+            "SKIPPED: browser tests need chromedriver (apt-get install chromium chromium-driver)"
+        );
+        return None;
+    }
+    let port = free_port();
+    let driver = Driver(
+        Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver"),
+    );
+    let mut caps = serde_json::Map::new();
+    let mut options = serde_json::json!({"args": [
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--window-size=1280,900"
+    ]});
+    if std::path::Path::new("/usr/bin/chromium").exists() {
+        options["binary"] = "/usr/bin/chromium".into();
+    }
+    caps.insert("goog:chromeOptions".into(), options);
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        if let Ok(client) = ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            return Some(Browser {
+                client,
+                _driver: driver,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// The input a visible label names.
+async fn field(c: &Client, label: &str) -> Element {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!(
+            "//input[@id=//label[normalize-space()='{label}']/@for]"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no field labelled {label:?}: {e}"))
+}
+
+async fn click(c: &Client, kind: &str, text: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(&format!(
+            "//{kind}[normalize-space()='{text}']"
+        )))
+        .await
+        .unwrap_or_else(|e| panic!("no {kind} {text:?}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {text:?}: {e}"));
+}
+
+/// The page's visible text (asked again when a navigation replaced the page meanwhile).
+async fn page_text(c: &Client) -> String {
+    for _ in 0..50 {
+        if let Ok(body) = c.find(Locator::Css("body")).await {
+            if let Ok(text) = body.text().await {
+                return text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page has no readable body");
+}
+
+/// Waits until the page shows `text`.
+async fn wait_for_text(c: &Client, text: &str) {
+    for _ in 0..200 {
+        if page_text(c).await.contains(text) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page never showed {text:?}:\n{}", page_text(c).await);
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
+}
+
+async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
+    c.goto(&format!("{base}/integrations")).await.expect("open");
+    let url = c.current_url().await.expect("url");
+    assert_eq!(url.path(), "/login", "signed-out visitors go to Sign in");
+    field(c, "Email")
+        .await
+        .send_keys(email)
+        .await
+        .expect("email");
+    field(c, "Password")
+        .await
+        .send_keys(password)
+        .await
+        .expect("password");
+    click(c, "button", "Sign in").await;
+    wait_for_text(c, "Integrations").await;
+}
+
+#[tokio::test]
+async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+    wait_for_text(c, "No integrations yet").await;
+
+    // The product docs' steps, by their labels.
+    click(c, "a", "Add Integration").await;
+    click(c, "a", "AI Gateways").await;
+    click(c, "a", "Cloudflare").await;
+    field(c, "Name")
+        .await
+        .send_keys("Production")
+        .await
+        .expect("name");
+    field(c, "Account ID")
+        .await
+        .send_keys(ACCOUNT)
+        .await
+        .expect("account");
+    let token = field(c, "API Token").await;
+    assert_eq!(
+        token.attr("type").await.expect("type").as_deref(),
+        Some("password"),
+        "the token is typed into a password field"
+    );
+    token.send_keys("not-the-token").await.expect("token");
+    click(c, "button", "Test Connection").await;
+    wait_for_text(c, "Connection failed").await;
+    wait_for_text(c, "Troubleshooting").await;
+    screenshot(c, "test-connection-failed").await;
+
+    token.clear().await.expect("clear");
+    token.send_keys(CF_TOKEN).await.expect("token");
+    click(c, "button", "Test Connection").await;
+    wait_for_text(c, "Connected.").await;
+    let text = page_text(c).await;
+    assert!(
+        text.contains("prod-chat") && text.contains("support"),
+        "{text}"
+    );
+    screenshot(c, "test-connection-ok").await;
+
+    click(c, "button", "Save").await;
+    wait_for_text(c, "Production").await;
+    assert_eq!(c.current_url().await.expect("url").path(), "/integrations");
+    assert!(
+        !page_text(c).await.contains(CF_TOKEN),
+        "the token is never shown"
+    );
+
+    click(c, "button", "Sync Now").await;
+    wait_for_text(c, "Sync started").await;
+    // The card shows what was imported once the sync is done.
+    let mut synced = false;
+    for _ in 0..100 {
+        c.refresh().await.expect("reload");
+        let text = page_text(c).await;
+        if text.contains("Interactions synced\n350") || text.contains("Interactions synced 350") {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(synced, "{}", page_text(c).await);
+    wait_for_text(c, "Connected").await;
+    screenshot(c, "integrations-after-sync").await;
+    b.client.clone().close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_admin_controls() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    app.add_integration(&admin).await;
+    app.create_user(&admin, "viewer@example.com", "viewer")
+        .await;
+    sign_in(c, &app.base, "viewer@example.com", "viewer-password-123").await;
+    wait_for_text(c, "Interactions synced").await;
+    let text = page_text(c).await;
+    assert!(!text.contains("Add Integration"), "{text}");
+    assert!(!text.contains("Sync Now"), "{text}");
+    screenshot(c, "viewer-integrations").await;
+    c.goto(&format!("{}/integrations/new", app.base))
+        .await
+        .expect("open");
+    wait_for_text(c, "Not allowed").await;
+    b.client.clone().close().await.expect("close");
+}

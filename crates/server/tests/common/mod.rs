@@ -1,0 +1,250 @@
+//! The test harness shared by the API and browser tests: the real server on a random port, a
+//! fresh database, the Cloudflare emulator with seeded gateways, and an admin.
+#![allow(dead_code)] // each test file uses its own part of it
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use langguard_cf_emulator::{Emulator, EmulatorConfig, RunningEmulator, SeedSpec, TokenSpec};
+use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
+use langguard_secrets::Sealer;
+use langguard_server::{bootstrap_admin, install_builtin_policies, serve, AppState, ServerConfig};
+use langguard_store_sqlite::SqliteStore;
+use langguard_sync::{SyncEngine, SyncSettings};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+pub const ACCOUNT: &str = "f037e56e89293a057740de681ac9abbe";
+pub const CF_TOKEN: &str = "cf-secret-token-Zq81xLw";
+pub const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-123");
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub emulator: RunningEmulator,
+    pub store: Arc<SqliteStore>,
+    pub dir: tempfile::TempDir,
+    /// Every response body seen, to check none carries the Cloudflare token.
+    pub seen: std::sync::Mutex<Vec<String>>,
+    pub _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Everything the server logs (at debug level) in this test binary, to check that no secret
+/// ever reaches a log line.
+pub fn captured_logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: std::sync::OnceLock<std::sync::Mutex<Vec<u8>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+pub struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        captured_logs().lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(|| LogSink)
+        .try_init();
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ServerConfig {
+        scheduler: false,
+        policy_idle_wait: Duration::from_millis(20),
+        ..ServerConfig::default()
+    })
+    .await
+}
+
+pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
+    capture_logs();
+    let emulator = Emulator::new(EmulatorConfig::default());
+    emulator.add_account(ACCOUNT);
+    emulator.add_token(CF_TOKEN, TokenSpec::user(&[ACCOUNT]));
+    let now = OffsetDateTime::now_utc();
+    for (i, gateway) in ["prod-chat", "support"].iter().enumerate() {
+        emulator.add_gateway(ACCOUNT, gateway);
+        emulator.seed_logs(
+            ACCOUNT,
+            gateway,
+            SeedSpec {
+                count: 150 + i * 50,
+                from: now - time::Duration::hours(6),
+                to: now - time::Duration::minutes(1),
+                seed: i as u64,
+            },
+        );
+    }
+    let emulator = emulator.spawn().await.expect("emulator");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
+            .await
+            .expect("store"),
+    );
+    install_builtin_policies(store.as_ref())
+        .await
+        .expect("built-in policies");
+    assert!(
+        bootstrap_admin(store.as_ref(), Some(ADMIN.0), Some(ADMIN.1))
+            .await
+            .expect("admin")
+    );
+    let client_config = ClientConfig {
+        api_base: emulator.base_url(),
+        timeout: Duration::from_secs(5),
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        },
+        rate_limit: RateLimitPolicy {
+            quota: 10_000,
+            window: Duration::from_secs(300),
+        },
+    };
+    let sealer = Sealer::from_key(&[9; 32]);
+    let engine = Arc::new(SyncEngine::new(
+        store.clone(),
+        sealer.clone(),
+        client_config.clone(),
+        SyncSettings::default(),
+    ));
+    let state = AppState::new(store.clone(), sealer, client_config, engine, config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(state, listener, async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        emulator,
+        store,
+        dir,
+        seen: Default::default(),
+        _stop: stop,
+    }
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("response");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        self.seen.lock().expect("lock").push(text.clone());
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{path}: not JSON: {text}"))
+        };
+        (status, value)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn create_user(&self, admin: &str, email: &str, role: &str) -> String {
+        let password = format!("{role}-password-123");
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(admin),
+                Some(json!({"email": email, "password": password, "role": role})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["role"], role);
+        self.login(email, &password).await
+    }
+
+    pub async fn add_integration(&self, admin: &str) -> i64 {
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/integrations", Some(admin), Some(json!({"type": "cloudflare", "name": "Production", "account_id": ACCOUNT, "api_token": CF_TOKEN})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().expect("id")
+    }
+
+    /// Presses Sync Now and waits for the run to finish.
+    pub async fn sync_now(&self, token: &str, integration: i64) -> Value {
+        let (status, run) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/integrations/{integration}/sync"),
+                Some(token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+        self.wait_for_run(token, run["run_id"].as_i64().expect("run id"))
+            .await
+    }
+
+    pub async fn wait_for_run(&self, token: &str, run_id: i64) -> Value {
+        for _ in 0..200 {
+            let (status, run) = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/sync-runs/{run_id}"),
+                    Some(token),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK);
+            if run["status"] == "succeeded" || run["status"] == "failed" {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("run {run_id} did not finish");
+    }
+}
+
+pub fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], want_code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
