@@ -18,7 +18,11 @@ use fantoccini::{Client, ClientBuilder, Locator};
 struct Browser {
     client: Client,
     _driver: Driver,
+    /// One browser at a time: three headless chromiums on two cores make every wait a guess.
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The chromedriver process, stopped when dropped (also when a test panics).
 struct Driver(Child);
@@ -53,6 +57,7 @@ async fn browser() -> Option<Browser> {
         );
         return None;
     }
+    let turn = ONE_AT_A_TIME.lock().await;
     let port = free_port();
     let driver = Driver(
         Command::new("chromedriver")
@@ -82,6 +87,7 @@ async fn browser() -> Option<Browser> {
             return Some(Browser {
                 client,
                 _driver: driver,
+                _turn: turn,
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -222,14 +228,16 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     for _ in 0..100 {
         c.refresh().await.expect("reload");
         let text = page_text(c).await;
-        if text.contains("Interactions synced\n350") || text.contains("Interactions synced 350") {
+        // Rows count up while the sync runs; the status changes when it ends.
+        let counted =
+            text.contains("Interactions synced\n350") || text.contains("Interactions synced 350");
+        if counted && text.contains("Connected") {
             synced = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(synced, "{}", page_text(c).await);
-    wait_for_text(c, "Connected").await;
     screenshot(c, "integrations-after-sync").await;
     b.client.clone().close().await.expect("close");
 }
@@ -253,5 +261,117 @@ async fn a_viewer_sees_no_admin_controls() {
         .await
         .expect("open");
     wait_for_text(c, "Not allowed").await;
+    b.client.clone().close().await.expect("close");
+}
+
+/// The text of the element an XPath names.
+async fn text_of(c: &Client, xpath: &str) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("nothing at {xpath}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+/// A Monitoring card's value by its label.
+async fn card_value(c: &Client, label: &str) -> String {
+    text_of(
+        c,
+        &format!("//div[contains(@class,'stat')][span[@class='label' and normalize-space()='{label}']]/span[@class='value']"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    app.sync_now(&admin, id).await;
+    let (_, m) = app
+        .call(reqwest::Method::GET, "/api/v1/metrics", Some(&admin), None)
+        .await;
+    let (_, errors) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/traces?status=error&limit=100&from=2000-01-01T00:00:00Z",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let error_count = errors["items"].as_array().expect("items").len();
+    assert!(error_count > 0 && error_count < 50);
+
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+    click(c, "a", "Monitoring").await;
+    wait_for_text(c, "Total Requests").await;
+    assert_eq!(
+        card_value(c, "Total Requests").await,
+        m["requests"].to_string()
+    );
+    let rate = m["success_rate"].as_f64().expect("rate");
+    assert_eq!(
+        card_value(c, "Success Rate").await,
+        format!("{:.1} %", rate * 100.0)
+    );
+    assert_eq!(
+        card_value(c, "Rate-Limit Events").await,
+        m["rate_limited"].to_string()
+    );
+    let page = page_text(c).await;
+    assert!(
+        page.contains("By Model") && page.contains("Integration health"),
+        "{page}"
+    );
+    screenshot(c, "monitoring").await;
+
+    // Trace Explorer with a filter applied: only errors, as many as the API lists.
+    click(c, "a", "Trace Explorer").await;
+    wait_for_text(c, "Export CSV").await;
+    let status = c
+        .find(Locator::XPath(
+            "//select[@id=//label[normalize-space()='Status']/@for]",
+        ))
+        .await
+        .expect("the Status filter");
+    status.select_by_value("error").await.expect("choose Error");
+    click(c, "button", "Apply").await;
+    wait_for_text(c, "Error").await;
+    let mut statuses = Vec::new();
+    for _ in 0..50 {
+        let cells = c
+            .find_all(Locator::XPath(
+                "//table[contains(@class,'traces')]/tbody/tr/td[2]",
+            ))
+            .await
+            .expect("rows");
+        statuses.clear();
+        for cell in cells {
+            statuses.push(cell.text().await.unwrap_or_default());
+        }
+        if statuses.len() == error_count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(statuses.len(), error_count);
+    assert!(statuses.iter().all(|s| s == "Error"), "{statuses:?}");
+    // A row opens its detail in the drawer.
+    c.find(Locator::XPath(
+        "//table[contains(@class,'traces')]/tbody/tr[1]/td[1]/a",
+    ))
+    .await
+    .expect("first row")
+    .click()
+    .await
+    .expect("open the drawer");
+    wait_for_text(c, "Overview").await;
+    wait_for_text(c, "Input/Output").await;
+    screenshot(c, "trace-explorer").await;
     b.client.clone().close().await.expect("close");
 }

@@ -5,6 +5,7 @@ pub mod health;
 pub(crate) mod integrations;
 mod metrics;
 mod monitoring;
+pub(crate) use monitoring::health as monitoring_health;
 mod openapi;
 mod policies;
 pub(crate) mod session;

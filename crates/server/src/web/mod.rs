@@ -2,8 +2,11 @@
 //! interactive parts (vendored, served from `/static`), sharing the API's sessions. Every
 //! state-changing request carries the session's CSRF token.
 
+mod chart;
 mod format;
+mod monitoring;
 mod session;
+mod traces;
 
 use std::net::SocketAddr;
 
@@ -32,7 +35,11 @@ const CSS: &[u8] = include_bytes!("../../static/app.css");
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/integrations") }))
+        .route("/", get(|| async { Redirect::to("/monitoring") }))
+        .route("/monitoring", get(monitoring::page))
+        .route("/traces", get(traces::page))
+        .route("/traces/{id}", get(traces::full))
+        .route("/traces/{id}/drawer", get(traces::drawer))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/integrations", get(integrations).post(save_integration))
@@ -57,6 +64,16 @@ fn asset(bytes: &'static [u8], content_type: &'static str) -> Response {
         .into_response()
 }
 
+/// A page whose data could not be read: logged, and a plain 500 for the person.
+fn server_error(page: &str, e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, page, "a page could not load its data");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "something went wrong on the server; the details are in its log",
+    )
+        .into_response()
+}
+
 fn render(template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => Html(html).into_response(),
@@ -72,7 +89,7 @@ fn render(template: &impl Template) -> Response {
 }
 
 /// What every page's layout shows.
-struct Frame {
+pub(crate) struct Frame {
     title: &'static str,
     section: &'static str,
     csrf: String,
@@ -97,19 +114,10 @@ fn forbidden(user: &WebUser) -> Response {
     #[derive(Template)]
     #[template(path = "forbidden.html")]
     struct Page {
-        title: &'static str,
-        section: &'static str,
-        csrf: String,
-        email: String,
-        role: &'static str,
+        frame: Frame,
     }
-    let f = Frame::new(user, "Not allowed", "");
     let mut response = render(&Page {
-        title: f.title,
-        section: f.section,
-        csrf: f.csrf,
-        email: f.email,
-        role: f.role,
+        frame: Frame::new(user, "Not allowed", ""),
     });
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
@@ -135,12 +143,19 @@ fn csrf_refused() -> Response {
 struct LoginPage {
     email: String,
     error: Option<String>,
+    next: String,
 }
 
-async fn login_page() -> Response {
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(Query(q): Query<NextQuery>) -> Response {
     render(&LoginPage {
         email: String::new(),
         error: None,
+        next: session::local_path(q.next.as_deref()).to_string(),
     })
 }
 
@@ -148,6 +163,7 @@ async fn login_page() -> Response {
 struct LoginForm {
     email: String,
     password: String,
+    next: Option<String>,
 }
 
 async fn login(
@@ -156,7 +172,10 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     match sign_in(&state, &form.email, form.password, peer).await {
-        Ok(session) => ([(SET_COOKIE, session.cookie)], Redirect::to("/")).into_response(),
+        Ok(session) => {
+            let next = session::local_path(form.next.as_deref());
+            ([(SET_COOKIE, session.cookie)], Redirect::to(next)).into_response()
+        }
         Err(e) => {
             let status = match &e {
                 ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -175,6 +194,7 @@ async fn login(
                 }
             };
             let mut response = render(&LoginPage {
+                next: session::local_path(form.next.as_deref()).to_string(),
                 email: form.email,
                 error: Some(message),
             });
@@ -224,11 +244,7 @@ struct Card {
 #[derive(Template)]
 #[template(path = "integrations.html")]
 struct IntegrationsPage {
-    title: &'static str,
-    section: &'static str,
-    csrf: String,
-    email: String,
-    role: &'static str,
+    frame: Frame,
     admin: bool,
     cards: Vec<Card>,
 }
@@ -258,13 +274,8 @@ async fn integrations(State(state): State<AppState>, user: WebUser) -> Response 
             interactions_synced: count(i.interactions_synced),
         })
         .collect();
-    let f = Frame::new(&user, "Integrations", "integrations");
     render(&IntegrationsPage {
-        title: f.title,
-        section: f.section,
-        csrf: f.csrf,
-        email: f.email,
-        role: f.role,
+        frame: Frame::new(&user, "Integrations", "integrations"),
         admin: user.is_admin(),
         cards,
     })
@@ -273,11 +284,7 @@ async fn integrations(State(state): State<AppState>, user: WebUser) -> Response 
 #[derive(Template)]
 #[template(path = "integration_new.html")]
 struct NewIntegrationPage {
-    title: &'static str,
-    section: &'static str,
-    csrf: String,
-    email: String,
-    role: &'static str,
+    frame: Frame,
     step: u8,
     name: String,
     account_id: String,
@@ -286,13 +293,8 @@ struct NewIntegrationPage {
 
 impl NewIntegrationPage {
     fn new(user: &WebUser, step: u8) -> Self {
-        let f = Frame::new(user, "Add Integration", "integrations");
         Self {
-            title: f.title,
-            section: f.section,
-            csrf: f.csrf,
-            email: f.email,
-            role: f.role,
+            frame: Frame::new(user, "Add Integration", "integrations"),
             step,
             name: String::new(),
             account_id: String::new(),
@@ -479,13 +481,19 @@ async fn sync_now(
 mod tests {
     use super::*;
 
-    fn page(admin: bool, cards: Vec<Card>) -> String {
-        IntegrationsPage {
-            title: "Integrations",
+    pub(crate) fn test_frame(role: &'static str) -> Frame {
+        Frame {
+            title: "Page",
             section: "integrations",
             csrf: "c".repeat(32),
             email: "a@example.com".into(),
-            role: if admin { "admin" } else { "viewer" },
+            role,
+        }
+    }
+
+    fn page(admin: bool, cards: Vec<Card>) -> String {
+        IntegrationsPage {
+            frame: test_frame(if admin { "admin" } else { "viewer" }),
             admin,
             cards,
         }
@@ -524,6 +532,7 @@ mod tests {
         let login = LoginPage {
             email: "\"><img src=x>".into(),
             error: Some("<b>no</b>".into()),
+            next: "/".into(),
         }
         .render()
         .expect("renders");
@@ -533,11 +542,7 @@ mod tests {
     #[test]
     fn form_fields_have_labels() {
         let mut user_page = NewIntegrationPage {
-            title: "Add Integration",
-            section: "integrations",
-            csrf: "c".into(),
-            email: "a@example.com".into(),
-            role: "admin",
+            frame: test_frame("admin"),
             step: 3,
             name: String::new(),
             account_id: String::new(),

@@ -32,14 +32,20 @@ pub fn csrf_token(session_token: &str) -> String {
 
 /// Why a page can't be shown: not signed in (to the sign-in page) or a bad CSRF token.
 pub enum WebRejection {
-    SignIn,
+    /// To the sign-in page, coming back to this path afterwards.
+    SignIn(String),
     Internal,
 }
 
 impl IntoResponse for WebRejection {
     fn into_response(self) -> Response {
         match self {
-            WebRejection::SignIn => Redirect::to("/login").into_response(),
+            WebRejection::SignIn(back) => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("next", &back)
+                    .finish();
+                Redirect::to(&format!("/login?{query}")).into_response()
+            }
             WebRejection::Internal => (
                 axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                 "something went wrong on the server; the details are in its log",
@@ -58,9 +64,14 @@ impl FromRequestParts<AppState> for WebUser {
     ) -> Result<Self, Self::Rejection> {
         // Only the cookie: pages are for browsers, the API takes bearer tokens.
         let has_cookie = parts.headers.contains_key(axum::http::header::COOKIE);
+        let back = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
         let token = request_token(parts)
             .filter(|_| has_cookie)
-            .ok_or(WebRejection::SignIn)?;
+            .ok_or_else(|| WebRejection::SignIn(back.clone()))?;
         let user = state
             .store
             .session_user(&token_hash(&token), crate::now_ms())
@@ -69,11 +80,19 @@ impl FromRequestParts<AppState> for WebUser {
                 tracing::error!(error = %e, "session lookup failed");
                 WebRejection::Internal
             })?
-            .ok_or(WebRejection::SignIn)?;
+            .ok_or(WebRejection::SignIn(back))?;
         Ok(WebUser {
             user,
             csrf: csrf_token(&token),
         })
+    }
+}
+
+/// Where to go after signing in: a path on this site only (never `//host` or a full URL).
+pub fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        _ => "/",
     }
 }
 
@@ -88,6 +107,15 @@ pub fn same_token(a: &str, b: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sign_in_only_returns_to_this_site() {
+        assert_eq!(super::local_path(Some("/traces?q=x")), "/traces?q=x");
+        assert_eq!(super::local_path(Some("//evil.example")), "/");
+        assert_eq!(super::local_path(Some("https://evil.example")), "/");
+        assert_eq!(super::local_path(Some("/\\evil.example")), "/");
+        assert_eq!(super::local_path(None), "/");
+    }
+
     #[test]
     fn csrf_tokens_are_per_session_and_compared_whole() {
         let a = super::csrf_token("session-a");

@@ -1,0 +1,494 @@
+//! The Trace Explorer page: the table with sortable columns, the filter bar (time presets,
+//! status, provider, model, gateway, cache, duration range), the search box with the product's
+//! syntax, keyset pages of 25/50/100, a detail drawer, and export of the current filter.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use langguard_store::search;
+use langguard_store::{
+    Interaction, Range as Bounds, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort,
+    TraceStatus, ViolationQuery,
+};
+use serde::Deserialize;
+
+use super::format::{clock, count, duration, usd};
+use super::monitoring::{Range, RangeQuery, PRESETS};
+use super::session::WebUser;
+use super::{render, server_error, Frame};
+use crate::views::{decode_cursor, encode_cursor};
+use crate::AppState;
+
+#[derive(Deserialize, Default, Clone)]
+pub struct TracesQuery {
+    range: Option<String>,
+    q: Option<String>,
+    status: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    gateway: Option<String>,
+    cached: Option<String>,
+    min_duration_ms: Option<String>,
+    max_duration_ms: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// A form value, or `None` when left empty.
+fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+struct Row {
+    id: i64,
+    time: String,
+    status: &'static str,
+    status_label: &'static str,
+    model: String,
+    provider: String,
+    gateway: String,
+    duration: String,
+    tokens: String,
+    cost: String,
+    cache: &'static str,
+}
+
+fn row(i: &Interaction) -> Row {
+    let log = &i.log;
+    Row {
+        id: i.id,
+        time: clock(log.created_at_ms),
+        status: if log.success { "success" } else { "error" },
+        status_label: if log.success { "Success" } else { "Error" },
+        model: log.model.clone(),
+        provider: log.provider.clone(),
+        gateway: i.gateway.clone(),
+        duration: duration(Some(log.duration_ms as f64)),
+        tokens: count(log.tokens_in.unwrap_or(0) + log.tokens_out.unwrap_or(0)),
+        cost: log.cost_usd.map(usd).unwrap_or_else(|| "unpriced".into()),
+        cache: if log.cached { "Hit" } else { "Miss" },
+    }
+}
+
+#[derive(Template)]
+#[template(path = "traces.html")]
+struct TracesPage {
+    frame: Frame,
+    presets: &'static [(&'static str, &'static str)],
+    query: TracesQuery,
+    range: &'static str,
+    q: String,
+    status: String,
+    provider: String,
+    model: String,
+    gateway: String,
+    cached: String,
+    min_duration_ms: String,
+    max_duration_ms: String,
+    limit: u32,
+    sort: TraceSort,
+    order: SortOrder,
+    error: Option<String>,
+    rows: Vec<Row>,
+    link_first: String,
+    link_next: Option<String>,
+    export_query: String,
+}
+
+impl TracesPage {
+    /// This page's query string with some parameters replaced (`None` drops one).
+    fn with(&self, changes: &[(&str, Option<&str>)]) -> String {
+        let q = &self.query;
+        let current: [(&str, Option<String>); 12] = [
+            ("range", q.range.clone()),
+            ("q", q.q.clone()),
+            ("status", q.status.clone()),
+            ("provider", q.provider.clone()),
+            ("model", q.model.clone()),
+            ("gateway", q.gateway.clone()),
+            ("cached", q.cached.clone()),
+            ("min_duration_ms", q.min_duration_ms.clone()),
+            ("max_duration_ms", q.max_duration_ms.clone()),
+            ("sort", q.sort.clone()),
+            ("order", q.order.clone()),
+            ("limit", q.limit.map(|l| l.to_string())),
+        ];
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        for (key, value) in current {
+            let value = match changes.iter().find(|(k, _)| *k == key) {
+                Some((_, changed)) => changed.map(str::to_string),
+                None => value,
+            };
+            if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
+                out.append_pair(key, &v);
+            }
+        }
+        for (key, value) in changes {
+            if let (true, Some(v)) = (key == &"cursor", value) {
+                out.append_pair("cursor", v);
+            }
+        }
+        out.finish()
+    }
+
+    fn link_range(&self, key: &str) -> String {
+        format!("/traces?{}", self.with(&[("range", Some(key))]))
+    }
+
+    /// Header clicks cycle ascending → descending → back to newest first.
+    fn link_sort(&self, key: &str) -> String {
+        let current = self.sort.as_str() == key && self.query.sort.is_some();
+        let (sort, order) = match (current, self.order) {
+            (false, _) => (Some(key), Some("asc")),
+            (true, SortOrder::Asc) => (Some(key), Some("desc")),
+            (true, SortOrder::Desc) => (None, None),
+        };
+        format!("/traces?{}", self.with(&[("sort", sort), ("order", order)]))
+    }
+
+    fn arrow(&self, key: &str) -> &'static str {
+        if self.sort.as_str() != key {
+            return "";
+        }
+        match self.order {
+            SortOrder::Asc => " ↑",
+            SortOrder::Desc => " ↓",
+        }
+    }
+}
+
+/// The filter the form describes, or why it can't be used.
+fn filter(q: &TracesQuery, range: &Range) -> Result<TraceFilter, String> {
+    let number = |name: &str, v: &Option<String>| -> Result<Option<i64>, String> {
+        given(v)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| format!("{name} must be a whole number of milliseconds"))
+            })
+            .transpose()
+    };
+    let status = match given(&q.status) {
+        Some("success") => Some(TraceStatus::Success),
+        Some("error") => Some(TraceStatus::Error),
+        _ => None,
+    };
+    let cached = match given(&q.cached) {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
+    let search = match given(&q.q) {
+        Some(text) => search::parse(text).map_err(|e| format!("The search didn't parse: {e}"))?,
+        None => None,
+    };
+    Ok(TraceFilter {
+        scope: Scope {
+            from_ms: Some(range.from_ms),
+            to_ms: Some(range.to_ms),
+            integration_id: None,
+            gateway: given(&q.gateway).map(str::to_string),
+            provider: given(&q.provider).map(str::to_string),
+            model: given(&q.model).map(str::to_string),
+        },
+        status,
+        cached,
+        duration_ms: Bounds {
+            min: number("Min duration", &q.min_duration_ms)?,
+            max: number("Max duration", &q.max_duration_ms)?,
+        },
+        search,
+        ..TraceFilter::default()
+    })
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    user: WebUser,
+    Query(q): Query<TracesQuery>,
+) -> Response {
+    let range = Range::from_query(
+        &RangeQuery {
+            range: q.range.clone(),
+            ..RangeQuery::default()
+        },
+        crate::now_ms(),
+    );
+    let sort = match given(&q.sort) {
+        Some("duration") => TraceSort::Duration,
+        Some("cost") => TraceSort::Cost,
+        Some("tokens") => TraceSort::Tokens,
+        _ => TraceSort::Time,
+    };
+    let order = match given(&q.order) {
+        Some("asc") => SortOrder::Asc,
+        _ => SortOrder::Desc,
+    };
+    // The page sizes the UI offers; anything else is the default.
+    let limit = q.limit.filter(|n| [25, 50, 100].contains(n)).unwrap_or(50);
+    let after = given(&q.cursor)
+        .and_then(decode_cursor)
+        .filter(|c| c.sort == sort && c.order == order);
+    let (rows, next, error) = match filter(&q, &range) {
+        Err(message) => (Vec::new(), None, Some(message)),
+        Ok(filter) => match state
+            .store
+            .traces(&TraceQuery {
+                filter,
+                sort,
+                order,
+                limit,
+                after,
+            })
+            .await
+        {
+            Ok(page) => (
+                page.items.iter().map(row).collect(),
+                page.next_cursor.as_ref().map(encode_cursor),
+                None,
+            ),
+            Err(e) => return server_error("Trace Explorer", e),
+        },
+    };
+    let text = |v: &Option<String>| given(v).unwrap_or("").to_string();
+    let mut page = TracesPage {
+        frame: Frame::new(&user, "Trace Explorer", "traces"),
+        presets: &PRESETS,
+        range: range.key,
+        q: text(&q.q),
+        status: text(&q.status),
+        provider: text(&q.provider),
+        model: text(&q.model),
+        gateway: text(&q.gateway),
+        cached: text(&q.cached),
+        min_duration_ms: text(&q.min_duration_ms),
+        max_duration_ms: text(&q.max_duration_ms),
+        limit,
+        sort,
+        order,
+        error,
+        rows,
+        link_first: String::new(),
+        link_next: None,
+        export_query: String::new(),
+        query: q,
+    };
+    page.link_first = format!("/traces?{}", page.with(&[]));
+    page.link_next = next.map(|c| format!("/traces?{}", page.with(&[("cursor", Some(&c))])));
+    // The export takes the API's parameters: the same filter as explicit bounds.
+    let mut export = url::form_urlencoded::Serializer::new(String::new());
+    export.append_pair(
+        "from",
+        &langguard_cloudflare::time::format_ms(range.from_ms),
+    );
+    export.append_pair("to", &langguard_cloudflare::time::format_ms(range.to_ms));
+    for (key, value) in [
+        ("q", &page.q),
+        ("status", &page.status),
+        ("provider", &page.provider),
+        ("model", &page.model),
+        ("gateway", &page.gateway),
+        ("cached", &page.cached),
+        ("min_duration_ms", &page.min_duration_ms),
+        ("max_duration_ms", &page.max_duration_ms),
+    ] {
+        if !value.is_empty() {
+            export.append_pair(key, value);
+        }
+    }
+    export.append_pair("sort", sort.as_str());
+    export.append_pair(
+        "order",
+        match order {
+            SortOrder::Asc => "asc",
+            SortOrder::Desc => "desc",
+        },
+    );
+    page.export_query = export.finish();
+    render(&page)
+}
+
+struct Detail {
+    id: i64,
+    log_id: String,
+    time: String,
+    duration: String,
+    status_label: &'static str,
+    status_code: Option<i64>,
+    model: String,
+    provider: String,
+    gateway: String,
+    tokens_in: String,
+    tokens_out: String,
+    cost: String,
+    cache: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "trace_detail.html")]
+struct TraceDetail {
+    t: Detail,
+    input: Option<String>,
+    output: Option<String>,
+    metadata: String,
+    /// Severity, policy, message.
+    violations: Vec<(&'static str, String, String)>,
+}
+
+async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
+    let interaction = match state.store.get_interaction(id).await {
+        Ok(i) => i,
+        Err(langguard_store::StoreError::NotFound { .. }) => {
+            return Err((StatusCode::NOT_FOUND, "no such trace").into_response())
+        }
+        Err(e) => return Err(server_error("trace detail", e)),
+    };
+    let of_trace = ViolationQuery {
+        interaction_id: Some(id),
+        limit: 100,
+        ..ViolationQuery::default()
+    };
+    let (bodies, violations) = match tokio::try_join!(
+        state.store.bodies(vec![id]),
+        state.store.violations(&of_trace)
+    ) {
+        Ok(found) => found,
+        Err(e) => return Err(server_error("trace detail", e)),
+    };
+    let bodies = bodies.get(&id).cloned().unwrap_or_default();
+    let log = &interaction.log;
+    let metadata = log
+        .metadata
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<serde_json::Value>(m).ok())
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| "{}".into());
+    Ok(TraceDetail {
+        t: Detail {
+            id,
+            log_id: log.log_id.clone(),
+            time: langguard_cloudflare::time::format_ms(log.created_at_ms),
+            duration: duration(Some(log.duration_ms as f64)),
+            status_label: if log.success { "Success" } else { "Error" },
+            status_code: log.status_code,
+            model: log.model.clone(),
+            provider: log.provider.clone(),
+            gateway: interaction.gateway.clone(),
+            tokens_in: log.tokens_in.map(count).unwrap_or_else(|| "–".into()),
+            tokens_out: log.tokens_out.map(count).unwrap_or_else(|| "–".into()),
+            cost: log.cost_usd.map(usd).unwrap_or_else(|| "unpriced".into()),
+            cache: if log.cached { "Hit" } else { "Miss" },
+        },
+        input: bodies.request,
+        output: bodies.response,
+        metadata,
+        violations: violations
+            .items
+            .iter()
+            .map(|v| {
+                (
+                    v.severity.as_str(),
+                    v.policy_name.clone(),
+                    v.message.clone(),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// The drawer's content (htmx swaps it in beside the table).
+pub async fn drawer(
+    State(state): State<AppState>,
+    _user: WebUser,
+    Path(id): Path<i64>,
+) -> Response {
+    match detail(&state, id).await {
+        Ok(d) => render(&d),
+        Err(response) => response,
+    }
+}
+
+#[derive(Template)]
+#[template(
+    source = "{% extends \"base.html\" %}{% block content %}<p><a href=\"/traces\">← Trace Explorer</a></p>{{ detail|safe }}{% endblock %}",
+    ext = "html"
+)]
+struct TracePage {
+    frame: Frame,
+    detail: String,
+}
+
+/// One trace on a page of its own (the drawer without JavaScript, or a link to share).
+pub async fn full(State(state): State<AppState>, user: WebUser, Path(id): Path<i64>) -> Response {
+    let detail = match detail(&state, id).await {
+        Ok(d) => d,
+        Err(response) => return response,
+    };
+    match detail.render() {
+        Ok(html) => render(&TracePage {
+            frame: Frame::new(&user, "Trace", "traces"),
+            detail: html,
+        }),
+        Err(e) => server_error("trace", e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sort_links_cycle_and_keep_the_filters() {
+        let page = TracesPage {
+            frame: super::super::tests::test_frame("viewer"),
+            presets: &PRESETS,
+            query: TracesQuery {
+                q: Some("model:gpt".into()),
+                sort: Some("cost".into()),
+                order: Some("asc".into()),
+                ..TracesQuery::default()
+            },
+            range: "24h",
+            q: "model:gpt".into(),
+            status: String::new(),
+            provider: String::new(),
+            model: String::new(),
+            gateway: String::new(),
+            cached: String::new(),
+            min_duration_ms: String::new(),
+            max_duration_ms: String::new(),
+            limit: 50,
+            sort: TraceSort::Cost,
+            order: SortOrder::Asc,
+            error: None,
+            rows: Vec::new(),
+            link_first: String::new(),
+            link_next: None,
+            export_query: String::new(),
+        };
+        assert_eq!(
+            page.link_sort("cost"),
+            "/traces?q=model%3Agpt&sort=cost&order=desc"
+        );
+        assert_eq!(
+            page.link_sort("duration"),
+            "/traces?q=model%3Agpt&sort=duration&order=asc"
+        );
+        assert_eq!(page.arrow("cost"), " ↑");
+        assert_eq!(page.arrow("time"), "");
+        let html = page.render().expect("renders");
+        assert!(html.contains("No traces match"));
+        for label in [
+            "Search",
+            "Status",
+            "Provider",
+            "Model",
+            "Gateway",
+            "Page size",
+        ] {
+            assert!(html.contains(&format!(">{label}</label>")), "{label}");
+        }
+    }
+}
