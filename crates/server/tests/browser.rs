@@ -261,6 +261,23 @@ async fn a_viewer_sees_no_admin_controls() {
         .await
         .expect("open");
     wait_for_text(c, "Not allowed").await;
+    c.goto(&format!("{}/policies", app.base))
+        .await
+        .expect("open");
+    wait_for_text(c, "Metadata Tagging").await;
+    let text = page_text(c).await;
+    assert!(!text.contains("New Policy"), "{text}");
+    assert!(
+        c.find_all(Locator::Css("select[name=mode]"))
+            .await
+            .expect("selects")
+            .is_empty(),
+        "viewers see modes, not switches"
+    );
+    c.goto(&format!("{}/policies/new", app.base))
+        .await
+        .expect("open");
+    wait_for_text(c, "Not allowed").await;
     b.client.clone().close().await.expect("close");
 }
 
@@ -373,5 +390,99 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     wait_for_text(c, "Overview").await;
     wait_for_text(c, "Input/Output").await;
     screenshot(c, "trace-explorer").await;
+    b.client.clone().close().await.expect("close");
+}
+
+#[tokio::test]
+async fn policies_are_switched_tested_and_violations_worked_through() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let id = app.add_integration(&admin).await;
+    app.sync_now(&admin, id).await;
+    // The built-ins have found things once the worker has caught up.
+    for _ in 0..200 {
+        let (_, status) = app
+            .call(
+                reqwest::Method::GET,
+                "/api/v1/policies/status",
+                Some(&admin),
+                None,
+            )
+            .await;
+        if status["lag"] == 0 && status["latest_interaction_id"].as_i64() > Some(0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+
+    // Switch a built-in on from the list.
+    click(c, "a", "Policies").await;
+    wait_for_text(c, "Latency & Health Threshold").await;
+    let mode = c
+        .find(Locator::XPath(
+            "//select[@id=//label[normalize-space()='Mode of Latency & Health Threshold']/@for]",
+        ))
+        .await
+        .expect("the mode switch");
+    mode.select_by_value("enforce").await.expect("enforce");
+    c.find(Locator::XPath(
+        "//form[.//select[@id=//label[normalize-space()='Mode of Latency & Health Threshold']/@for]]//button",
+    ))
+    .await
+    .expect("its Save")
+    .click()
+    .await
+    .expect("save");
+    wait_for_text(c, "Policy worker").await;
+    let (_, policies) = app
+        .call(reqwest::Method::GET, "/api/v1/policies", Some(&admin), None)
+        .await;
+    let latency = policies["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|p| p["builtin_id"] == "latency-health-threshold")
+        .expect("built-in");
+    assert_eq!(latency["mode"], "enforce");
+
+    // Test it on the editor's sample input (a 7.2 s call).
+    click(c, "a", "Latency & Health Threshold").await;
+    wait_for_text(c, "Sample input (JSON)").await;
+    click(c, "button", "Test").await;
+    wait_for_text(c, "high_latency").await;
+    click(c, "button", "Backtest").await;
+    wait_for_text(c, "Nothing was stored").await;
+    screenshot(c, "policy-editor").await;
+
+    // Acknowledge two violations in bulk.
+    click(c, "a", "Violations").await;
+    wait_for_text(c, "violations match").await;
+    let boxes = c
+        .find_all(Locator::Css("input[type=checkbox][name=ids]"))
+        .await
+        .expect("checkboxes");
+    assert!(boxes.len() >= 2, "violations listed");
+    let mut ticked = Vec::new();
+    for b in boxes.iter().take(2) {
+        ticked.push(b.attr("value").await.expect("value").expect("an id"));
+        b.click().await.expect("tick");
+    }
+    click(c, "button", "Acknowledge").await;
+    wait_for_text(c, "violations match").await;
+    for id in &ticked {
+        let (_, v) = app
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/v1/violations/{id}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(v["status"], "acknowledged", "{v}");
+    }
+    screenshot(c, "violations").await;
     b.client.clone().close().await.expect("close");
 }

@@ -7,7 +7,7 @@ mod metrics;
 mod monitoring;
 pub(crate) use monitoring::health as monitoring_health;
 mod openapi;
-mod policies;
+pub(crate) mod policies;
 pub(crate) mod session;
 mod traces;
 mod users;

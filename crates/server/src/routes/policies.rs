@@ -72,7 +72,7 @@ fn policy_error(e: PolicyError) -> ApiError {
 }
 
 /// Compiles on a blocking thread (regorus parses and checks the whole module).
-async fn compile(name: String, rego: String) -> Result<CompiledPolicy, ApiError> {
+pub(crate) async fn compile(name: String, rego: String) -> Result<CompiledPolicy, ApiError> {
     tokio::task::spawn_blocking(move || CompiledPolicy::compile(&name, &rego))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
@@ -358,18 +358,18 @@ async fn test(
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryBody {
     /// A saved policy (its current text and config unless `rego`/`config` are given)…
-    policy_id: Option<PolicyId>,
+    pub policy_id: Option<PolicyId>,
     /// …or a new text (its package names it).
-    rego: Option<String>,
+    pub rego: Option<String>,
     #[schema(value_type = Option<Object>)]
-    config: Option<Value>,
+    pub config: Option<Value>,
     /// RFC 3339; default 24 hours before `to`.
-    from: Option<String>,
+    pub from: Option<String>,
     /// RFC 3339; default now.
-    to: Option<String>,
-    integration_id: Option<i64>,
+    pub to: Option<String>,
+    pub integration_id: Option<i64>,
     /// Flagged interactions returned as samples (default 10, at most 100).
-    samples: Option<usize>,
+    pub samples: Option<usize>,
 }
 
 /// What a backtest or re-evaluation runs: one policy, compiled, with its config.
@@ -510,14 +510,19 @@ async fn backtest(
     _user: CurrentUser,
     ApiJson(body): ApiJson<HistoryBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let candidate = candidate(&state, &body).await?;
+    Ok(Json(run_backtest(&state, &body).await?))
+}
+
+/// A backtest's findings as the API returns them (the web UI shows the same document).
+pub(crate) async fn run_backtest(state: &AppState, body: &HistoryBody) -> Result<Value, ApiError> {
+    let candidate = candidate(state, body).await?;
     let want_samples = body.samples.unwrap_or(10).min(100);
     let mut flagged = 0u64;
     let mut violations = 0u64;
     let mut errors = 0u64;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut samples: Vec<Value> = Vec::new();
-    let evaluated = over_history(&state, &candidate, |batch, found| {
+    let evaluated = over_history(state, &candidate, |batch, found| {
         let mut per_interaction: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
         for v in found {
             violations += 1;
@@ -539,7 +544,7 @@ async fn backtest(
         }
     })
     .await?;
-    Ok(Json(json!({
+    Ok(json!({
         "policy": candidate.policy.name,
         "from": candidate.scope.from_ms.map(langguard_cloudflare::time::format_ms),
         "to": candidate.scope.to_ms.map(langguard_cloudflare::time::format_ms),
@@ -549,7 +554,7 @@ async fn backtest(
         "errors": errors,
         "by_type": by_type,
         "samples": samples,
-    })))
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -5,6 +5,7 @@
 mod chart;
 mod format;
 mod monitoring;
+mod policies;
 mod session;
 mod traces;
 
@@ -40,6 +41,15 @@ pub fn router() -> Router<AppState> {
         .route("/traces", get(traces::page))
         .route("/traces/{id}", get(traces::full))
         .route("/traces/{id}/drawer", get(traces::drawer))
+        .route("/policies", get(policies::list).post(policies::create))
+        .route("/policies/new", get(policies::new_form))
+        .route("/policies/test", post(policies::test))
+        .route("/policies/backtest", post(policies::backtest))
+        .route("/policies/{id}", get(policies::edit).post(policies::update))
+        .route("/policies/{id}/mode", post(policies::set_mode))
+        .route("/violations", get(policies::violations))
+        .route("/violations/bulk", post(policies::bulk))
+        .route("/violations/{id}", get(policies::violation))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/integrations", get(integrations).post(save_integration))

@@ -1,0 +1,827 @@
+//! Policies and Violations pages: the policy list with mode switches, the editor with Test on
+//! sample JSON and Backtest over history, the violations list with filters and bulk
+//! Acknowledge / Mark Resolved, and one violation with its evidence. Members and Admins change
+//! things; Viewers read.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use langguard_store::{
+    NewPolicy, Policy, PolicyCategory, PolicyId, PolicyMode, PolicyPatch, Role, Severity,
+    ViolationQuery, ViolationStatus,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::format::{clock, count};
+use super::monitoring::{Range, RangeQuery, PRESETS};
+use super::session::{local_path, WebUser};
+use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
+use crate::error::ApiError;
+use crate::routes::policies::{compile, run_backtest, HistoryBody};
+use crate::AppState;
+
+fn writer(user: &WebUser) -> bool {
+    matches!(user.user.role, Role::Admin | Role::Member)
+}
+
+const MODES: [&str; 3] = ["enforce", "permissive", "disabled"];
+const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
+const CATEGORIES: [&str; 4] = [
+    "Security & Access",
+    "Models & Compliance",
+    "Budget & Operations",
+    "Audit",
+];
+
+/// What a new policy starts as: the contract, ready to edit.
+const NEW_REGO: &str = r#"package langguard.my_policy
+
+import rego.v1
+
+violation contains result if {
+    some obs in input.trace.observations
+    obs.metadata.latency_ms > object.get(input.config, "max_latency_ms", 5000)
+    result := {
+        "type": "slow_call",
+        "message": sprintf("%v took %v ms", [obs.model, obs.metadata.latency_ms]),
+    }
+}
+"#;
+
+const SAMPLE_INPUT: &str = r#"{
+  "trace": {
+    "id": "sample",
+    "metadata": {"provider": "openai", "gateway": "prod"},
+    "observations": [{
+      "type": "generation", "model": "gpt-4o",
+      "metadata": {"status": "success", "latency_ms": 7200},
+      "usage": {"input": 900, "output": 300, "total": 1200},
+      "costDetails": {"total": 0.012}
+    }]
+  }
+}"#;
+
+struct PolicyRow {
+    id: i64,
+    name: String,
+    display_name: String,
+    category: &'static str,
+    severity: &'static str,
+    mode: &'static str,
+    builtin: bool,
+}
+
+#[derive(Template)]
+#[template(path = "policies.html")]
+struct PoliciesPage {
+    frame: Frame,
+    writer: bool,
+    lag: String,
+    modes: [&'static str; 3],
+    rows: Vec<PolicyRow>,
+}
+
+pub async fn list(State(state): State<AppState>, user: WebUser) -> Response {
+    let (policies, progress) =
+        match tokio::try_join!(state.store.list_policies(), state.store.policy_progress()) {
+            Ok(found) => found,
+            Err(e) => return server_error("Policies", e),
+        };
+    let rows = policies
+        .iter()
+        .map(|p| PolicyRow {
+            id: p.id,
+            name: p.name.clone(),
+            display_name: p.display_name.clone(),
+            category: p.category.as_str(),
+            severity: p.severity.as_str(),
+            mode: p.mode.as_str(),
+            builtin: p.builtin_id.is_some(),
+        })
+        .collect();
+    render(&PoliciesPage {
+        frame: Frame::new(&user, "Policies", "policies"),
+        writer: writer(&user),
+        lag: count(progress.lag()),
+        modes: MODES,
+        rows,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ModeForm {
+    csrf: Option<String>,
+    mode: String,
+}
+
+pub async fn set_mode(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<PolicyId>,
+    Form(form): Form<ModeForm>,
+) -> Response {
+    if !writer(&user) {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let Some(mode) = PolicyMode::parse(&form.mode) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "mode is enforce, permissive or disabled",
+        )
+            .into_response();
+    };
+    let patch = PolicyPatch {
+        mode: Some(mode),
+        ..PolicyPatch::default()
+    };
+    match state.store.update_policy(id, patch).await {
+        Ok(policy) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "policy.updated",
+                    Some(format!("policy:{id}")),
+                    json!({"name": policy.name, "mode": policy.mode.as_str()}),
+                    None,
+                )
+                .await;
+            Redirect::to("/policies").into_response()
+        }
+        Err(e) => server_error("policy mode", e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "policy_edit.html")]
+struct EditPage {
+    frame: Frame,
+    writer: bool,
+    id: i64,
+    name: String,
+    display_name: String,
+    category: String,
+    severity: String,
+    mode: String,
+    version: i64,
+    rego: String,
+    config: String,
+    sample: String,
+    presets: &'static [(&'static str, &'static str)],
+    categories: [&'static str; 4],
+    severities: [&'static str; 4],
+    modes: [&'static str; 3],
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+impl EditPage {
+    fn of(user: &WebUser, p: Option<&Policy>) -> Self {
+        let pretty = |text: &str| {
+            serde_json::from_str::<Value>(text)
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|_| text.to_string())
+        };
+        Self {
+            frame: Frame::new(user, "Policy", "policies"),
+            writer: writer(user),
+            id: p.map_or(0, |p| p.id),
+            name: p.map_or_else(String::new, |p| p.name.clone()),
+            display_name: p.map_or_else(String::new, |p| p.display_name.clone()),
+            category: p
+                .map_or("Models & Compliance", |p| p.category.as_str())
+                .into(),
+            severity: p.map_or("medium", |p| p.severity.as_str()).into(),
+            mode: p.map_or("permissive", |p| p.mode.as_str()).into(),
+            version: p.map_or(0, |p| p.version),
+            rego: p.map_or_else(|| NEW_REGO.to_string(), |p| p.rego.clone()),
+            config: p.map_or_else(|| "{}".to_string(), |p| pretty(&p.config)),
+            sample: SAMPLE_INPUT.to_string(),
+            presets: &PRESETS,
+            categories: CATEGORIES,
+            severities: SEVERITIES,
+            modes: MODES,
+            error: None,
+            notice: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    csrf: Option<String>,
+    name: Option<String>,
+    display_name: Option<String>,
+    category: Option<String>,
+    severity: Option<String>,
+    mode: Option<String>,
+    rego: String,
+    config: Option<String>,
+    sample: Option<String>,
+    range: Option<String>,
+}
+
+impl PolicyForm {
+    /// The config as a JSON object's text.
+    fn config(&self) -> Result<String, String> {
+        let text = self.config.as_deref().map(str::trim).unwrap_or("");
+        if text.is_empty() {
+            return Ok("{}".into());
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(v @ Value::Object(_)) => Ok(v.to_string()),
+            _ => Err("Config must be a JSON object, e.g. {\"max_latency_ms\": 3000}".into()),
+        }
+    }
+
+    fn fill(&self, page: &mut EditPage) {
+        page.rego = self.rego.clone();
+        page.config = self.config.clone().unwrap_or_default();
+        if let Some(v) = &self.display_name {
+            page.display_name = v.clone();
+        }
+        if let Some(v) = &self.name {
+            page.name = v.clone();
+        }
+        for (field, value) in [
+            (&mut page.category, &self.category),
+            (&mut page.severity, &self.severity),
+            (&mut page.mode, &self.mode),
+        ] {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+        if let Some(v) = &self.sample {
+            page.sample = v.clone();
+        }
+    }
+
+    fn choices(&self) -> Result<(PolicyCategory, Severity, PolicyMode), String> {
+        let category = self.category.as_deref().and_then(PolicyCategory::parse);
+        let severity = self.severity.as_deref().and_then(Severity::parse);
+        let mode = self.mode.as_deref().and_then(PolicyMode::parse);
+        match (category, severity, mode) {
+            (Some(c), Some(s), Some(m)) => Ok((c, s, m)),
+            _ => Err("Choose a category, a severity and a mode.".into()),
+        }
+    }
+}
+
+/// The policy name a Rego text declares (`package langguard.<name>`).
+fn declared_name(rego: &str) -> Option<String> {
+    rego.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("package ")
+            .and_then(|p| p.trim().strip_prefix("langguard."))
+            .map(|n| n.trim().to_string())
+    })
+}
+
+fn message(e: ApiError) -> String {
+    match e {
+        ApiError::Internal(_) => {
+            "something went wrong on the server; the details are in its log".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+pub async fn new_form(user: WebUser) -> Response {
+    if !writer(&user) {
+        return forbidden(&user);
+    }
+    render(&EditPage::of(&user, None))
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<PolicyId>,
+) -> Response {
+    match state.store.get_policy(id).await {
+        Ok(p) => {
+            let mut page = EditPage::of(&user, Some(&p));
+            page.frame.title = "Policy";
+            render(&page)
+        }
+        Err(langguard_store::StoreError::NotFound { .. }) => {
+            (StatusCode::NOT_FOUND, "no such policy").into_response()
+        }
+        Err(e) => server_error("policy", e),
+    }
+}
+
+/// Saves a new policy (`id` None) or a change; the Rego must compile first.
+async fn save(
+    state: &AppState,
+    user: &WebUser,
+    id: Option<PolicyId>,
+    form: &PolicyForm,
+) -> Result<Policy, String> {
+    let (category, severity, mode) = form.choices()?;
+    let config = form.config()?;
+    let name = match id {
+        Some(id) => {
+            state
+                .store
+                .get_policy(id)
+                .await
+                .map_err(|e| message(e.into()))?
+                .name
+        }
+        None => form
+            .name
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string(),
+    };
+    compile(name.clone(), form.rego.clone())
+        .await
+        .map_err(message)?;
+    let display_name = form
+        .display_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&name)
+        .chars()
+        .take(200)
+        .collect::<String>();
+    let saved = match id {
+        None => {
+            state
+                .store
+                .create_policy(NewPolicy {
+                    name,
+                    display_name,
+                    description: String::new(),
+                    category,
+                    severity,
+                    mode,
+                    config,
+                    rego: form.rego.clone(),
+                    builtin_id: None,
+                })
+                .await
+        }
+        Some(id) => {
+            state
+                .store
+                .update_policy(
+                    id,
+                    PolicyPatch {
+                        display_name: Some(display_name),
+                        category: Some(category),
+                        severity: Some(severity),
+                        mode: Some(mode),
+                        config: Some(config),
+                        rego: Some(form.rego.clone()),
+                        ..PolicyPatch::default()
+                    },
+                )
+                .await
+        }
+    }
+    .map_err(|e| message(e.into()))?;
+    state
+        .audit(
+            Some(&user.user),
+            if id.is_some() {
+                "policy.updated"
+            } else {
+                "policy.created"
+            },
+            Some(format!("policy:{}", saved.id)),
+            json!({"name": saved.name, "mode": saved.mode.as_str(), "version": saved.version}),
+            None,
+        )
+        .await;
+    Ok(saved)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<PolicyForm>,
+) -> Response {
+    if !writer(&user) {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    match save(&state, &user, None, &form).await {
+        Ok(p) => Redirect::to(&format!("/policies/{}", p.id)).into_response(),
+        Err(error) => {
+            let mut page = EditPage::of(&user, None);
+            form.fill(&mut page);
+            page.error = Some(error);
+            let mut response = render(&page);
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            response
+        }
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<PolicyId>,
+    Form(form): Form<PolicyForm>,
+) -> Response {
+    if !writer(&user) {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let current = match state.store.get_policy(id).await {
+        Ok(p) => p,
+        Err(e) => return server_error("policy", e),
+    };
+    match save(&state, &user, Some(id), &form).await {
+        Ok(p) => {
+            let mut page = EditPage::of(&user, Some(&p));
+            page.notice = Some(format!("Saved (version {}).", p.version));
+            render(&page)
+        }
+        Err(error) => {
+            let mut page = EditPage::of(&user, Some(&current));
+            form.fill(&mut page);
+            page.error = Some(error);
+            let mut response = render(&page);
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            response
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "policy_result.html")]
+struct ResultFragment {
+    error: Option<String>,
+    summary: String,
+    lines: Vec<String>,
+}
+
+fn failed(error: String) -> Response {
+    render(&ResultFragment {
+        error: Some(error),
+        summary: String::new(),
+        lines: Vec::new(),
+    })
+}
+
+pub async fn test(user: WebUser, headers: HeaderMap, Form(form): Form<PolicyForm>) -> Response {
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let Some(name) = declared_name(&form.rego) else {
+        return failed("The Rego must declare `package langguard.<name>`.".into());
+    };
+    let config = match form.config() {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
+    let mut input = match serde_json::from_str::<Value>(form.sample.as_deref().unwrap_or("{}")) {
+        Ok(Value::Object(map)) => map,
+        _ => return failed("The sample input must be a JSON object.".into()),
+    };
+    input.insert(
+        "config".into(),
+        serde_json::from_str(&config).unwrap_or(json!({})),
+    );
+    let mut policy = match compile(name, form.rego.clone()).await {
+        Ok(p) => p,
+        Err(e) => return failed(message(e)),
+    };
+    let found =
+        tokio::task::spawn_blocking(move || policy.evaluate_json(Value::Object(input))).await;
+    match found {
+        Ok(Ok(findings)) => render(&ResultFragment {
+            error: None,
+            summary: match findings.len() {
+                0 => "No violations on this input.".to_string(),
+                1 => "1 violation:".to_string(),
+                n => format!("{n} violations:"),
+            },
+            lines: findings
+                .into_iter()
+                .map(|f| format!("{}: {}", f.kind, f.message))
+                .collect(),
+        }),
+        Ok(Err(e)) => failed(format!("The policy could not be evaluated: {e}")),
+        Err(e) => server_error("policy test", e),
+    }
+}
+
+pub async fn backtest(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<PolicyForm>,
+) -> Response {
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let config = match form.config() {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
+    let range = Range::from_query(
+        &RangeQuery {
+            range: form.range.clone(),
+            ..RangeQuery::default()
+        },
+        crate::now_ms(),
+    );
+    let body = HistoryBody {
+        policy_id: None,
+        rego: Some(form.rego.clone()),
+        config: serde_json::from_str(&config).ok(),
+        from: Some(langguard_cloudflare::time::format_ms(range.from_ms)),
+        to: Some(langguard_cloudflare::time::format_ms(range.to_ms)),
+        integration_id: None,
+        samples: Some(5),
+    };
+    match run_backtest(&state, &body).await {
+        Ok(doc) => {
+            let n = |key: &str| doc[key].as_i64().unwrap_or(0);
+            let mut lines: Vec<String> = doc["by_type"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(kind, c)| format!("{kind}: {}", count(c.as_i64().unwrap_or(0))))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(samples) = doc["samples"].as_array() {
+                lines.extend(samples.iter().map(|s| {
+                    format!(
+                        "e.g. trace {} ({}, {})",
+                        s["trace"]["id"],
+                        s["trace"]["model"].as_str().unwrap_or(""),
+                        s["trace"]["created_at"].as_str().unwrap_or("")
+                    )
+                }));
+            }
+            render(&ResultFragment {
+                error: None,
+                summary: format!(
+                    "Backtest: {} interactions evaluated, {} would be flagged ({} violations, {} evaluation errors). Nothing was stored.",
+                    count(n("evaluated")),
+                    count(n("flagged")),
+                    count(n("violations")),
+                    count(n("errors"))
+                ),
+                lines,
+            })
+        }
+        Err(e) => failed(message(e)),
+    }
+}
+
+struct ViolationRow {
+    id: i64,
+    time: String,
+    policy: String,
+    severity: &'static str,
+    model: String,
+    message: String,
+    status: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "violations.html")]
+struct ViolationsPage {
+    frame: Frame,
+    writer: bool,
+    q: String,
+    severity: String,
+    status: String,
+    policy: String,
+    severities: [&'static str; 4],
+    statuses: [&'static str; 3],
+    policies: Vec<(String, String)>,
+    total: String,
+    rows: Vec<ViolationRow>,
+    next: Option<String>,
+    back: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ViolationsQuery {
+    q: Option<String>,
+    severity: Option<String>,
+    status: Option<String>,
+    policy: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn violations(
+    State(state): State<AppState>,
+    user: WebUser,
+    Query(q): Query<ViolationsQuery>,
+) -> Response {
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let before = given(&q.cursor).and_then(|c| {
+        let (a, b) = c.split_once('_')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    });
+    let query = ViolationQuery {
+        policy_id: given(&q.policy).and_then(|p| p.parse().ok()),
+        severity: given(&q.severity).as_deref().and_then(Severity::parse),
+        status: given(&q.status).as_deref().and_then(ViolationStatus::parse),
+        text: given(&q.q),
+        limit: 50,
+        before,
+        ..ViolationQuery::default()
+    };
+    let (page, policies) =
+        match tokio::try_join!(state.store.violations(&query), state.store.list_policies()) {
+            Ok(found) => found,
+            Err(e) => return server_error("Violations", e),
+        };
+    let text = |v: &Option<String>| given(v).unwrap_or_default();
+    let mut params = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in [
+        ("q", &q.q),
+        ("severity", &q.severity),
+        ("status", &q.status),
+        ("policy", &q.policy),
+    ] {
+        if let Some(v) = given(value) {
+            params.append_pair(key, &v);
+        }
+    }
+    let base = params.finish();
+    let next = page
+        .next_cursor
+        .map(|(t, id)| format!("/violations?{base}&cursor={t}_{id}"));
+    render(&ViolationsPage {
+        frame: Frame::new(&user, "Violations", "violations"),
+        writer: writer(&user),
+        q: text(&q.q),
+        severity: text(&q.severity),
+        status: text(&q.status),
+        policy: text(&q.policy),
+        severities: SEVERITIES,
+        statuses: ["new", "acknowledged", "resolved"],
+        policies: policies
+            .iter()
+            .map(|p| (p.id.to_string(), p.display_name.clone()))
+            .collect(),
+        total: count(page.total as i64),
+        rows: page
+            .items
+            .iter()
+            .map(|v| ViolationRow {
+                id: v.id,
+                time: clock(v.occurred_at_ms),
+                policy: v.policy_name.clone(),
+                severity: v.severity.as_str(),
+                model: v.model.clone(),
+                message: v.message.clone(),
+                status: v.status.as_str(),
+            })
+            .collect(),
+        next,
+        back: format!("/violations?{base}"),
+    })
+}
+
+struct ViolationDetail {
+    id: i64,
+    message: String,
+    policy: String,
+    severity: &'static str,
+    kind: String,
+    trace_id: i64,
+    time: String,
+    status: &'static str,
+    notes: Option<String>,
+    evidence: String,
+}
+
+#[derive(Template)]
+#[template(path = "violation_detail.html")]
+struct ViolationPage {
+    frame: Frame,
+    writer: bool,
+    v: ViolationDetail,
+}
+
+pub async fn violation(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<i64>,
+) -> Response {
+    let v = match state.store.get_violation(id).await {
+        Ok(v) => v,
+        Err(langguard_store::StoreError::NotFound { .. }) => {
+            return (StatusCode::NOT_FOUND, "no such violation").into_response()
+        }
+        Err(e) => return server_error("violation", e),
+    };
+    let evidence = serde_json::from_str::<Value>(&v.evidence)
+        .and_then(|e| serde_json::to_string_pretty(&e))
+        .unwrap_or_else(|_| v.evidence.clone());
+    render(&ViolationPage {
+        frame: Frame::new(&user, "Violation", "violations"),
+        writer: writer(&user),
+        v: ViolationDetail {
+            id: v.id,
+            message: v.message.clone(),
+            policy: v.policy_name.clone(),
+            severity: v.severity.as_str(),
+            kind: v.kind.clone(),
+            trace_id: v.interaction_id,
+            time: clock(v.occurred_at_ms),
+            status: v.status.as_str(),
+            notes: v.notes.clone(),
+            evidence,
+        },
+    })
+}
+
+#[derive(Deserialize)]
+struct BulkForm {
+    csrf: Option<String>,
+    #[serde(default)]
+    ids: Vec<i64>,
+    status: String,
+    notes: Option<String>,
+    back: Option<String>,
+}
+
+/// Acknowledge / Mark Resolved for the ticked violations (or one, from its page).
+pub async fn bulk(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_html_form::from_bytes::<BulkForm>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the form was not understood; reload the page",
+        )
+            .into_response();
+    };
+    if !writer(&user) {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let back = local_path(form.back.as_deref()).to_string();
+    let Some(status) = ViolationStatus::parse(&form.status) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "status is acknowledged or resolved",
+        )
+            .into_response();
+    };
+    if form.ids.is_empty() {
+        return Redirect::to(&back).into_response();
+    }
+    let notes = form
+        .notes
+        .map(|n| n.trim().chars().take(5_000).collect::<String>())
+        .filter(|n| !n.is_empty());
+    match state
+        .store
+        .update_violations(form.ids.clone(), status, notes)
+        .await
+    {
+        Ok(updated) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "violation.bulk_updated",
+                    None,
+                    json!({"status": status.as_str(), "count": updated.len()}),
+                    None,
+                )
+                .await;
+            Redirect::to(&back).into_response()
+        }
+        Err(e) => server_error("violations", e),
+    }
+}
