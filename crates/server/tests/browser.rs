@@ -486,3 +486,58 @@ async fn policies_are_switched_tested_and_violations_worked_through() {
     screenshot(c, "violations").await;
     b.client.clone().close().await.expect("close");
 }
+
+#[tokio::test]
+async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+    click(c, "a", "Settings").await;
+    wait_for_text(c, "Add User").await;
+    field(c, "Email")
+        .await
+        .send_keys("new.member@example.com")
+        .await
+        .expect("email");
+    field(c, "Password")
+        .await
+        .send_keys("member-password-123")
+        .await
+        .expect("password");
+    c.find(Locator::XPath(
+        "//select[@id=//label[normalize-space()='Role']/@for]",
+    ))
+    .await
+    .expect("role")
+    .select_by_value("member")
+    .await
+    .expect("member");
+    click(c, "button", "Add User").await;
+    wait_for_text(c, "Added new.member@example.com").await;
+    // The new member can sign in through the API.
+    app.login("new.member@example.com", "member-password-123")
+        .await;
+
+    click(c, "a", "API Keys").await;
+    field(c, "Name")
+        .await
+        .send_keys("CI reader")
+        .await
+        .expect("name");
+    click(c, "button", "Create API Key").await;
+    wait_for_text(c, "not shown again").await;
+    let key = text_of(c, "//p[contains(@class,'result')]/code").await;
+    assert!(key.starts_with("lgr_"), "{key}");
+    let (status, _) = app
+        .call(reqwest::Method::GET, "/api/v1/traces", Some(&key), None)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the shown key works");
+    c.refresh().await.expect("reload");
+    wait_for_text(c, "CI reader").await;
+    assert!(!page_text(c).await.contains(&key), "shown once");
+    click(c, "a", "Audit Log").await;
+    wait_for_text(c, "api_key.created").await;
+    screenshot(c, "settings-audit").await;
+    b.client.clone().close().await.expect("close");
+}

@@ -12,7 +12,7 @@ pub(crate) mod session;
 mod traces;
 mod users;
 mod violations;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use axum::Router;
 

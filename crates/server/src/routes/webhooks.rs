@@ -57,7 +57,7 @@ fn delivery_view(d: &Delivery) -> Value {
 }
 
 /// HTTPS, or plain HTTP to this machine (a local receiver, or tests).
-fn check_url(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn check_url(raw: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::bad_request("invalid_url", why.to_string());
     if raw.len() > 2_000 {
         return Err(bad("the URL is longer than 2,000 characters"));
@@ -77,7 +77,7 @@ fn check_url(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
+pub(crate) fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_events",
@@ -101,7 +101,7 @@ fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
     Ok(out)
 }
 
-fn check_secret(secret: &str) -> Result<String, ApiError> {
+pub(crate) fn check_secret(secret: &str) -> Result<String, ApiError> {
     if secret.len() < 16 || secret.len() > 256 {
         return Err(ApiError::bad_request(
             "invalid_secret",
@@ -111,7 +111,7 @@ fn check_secret(secret: &str) -> Result<String, ApiError> {
     Ok(secret.to_string())
 }
 
-fn generate_secret() -> String {
+pub(crate) fn generate_secret() -> String {
     let bytes: [u8; 24] = rand::thread_rng().gen();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("lgw_{hex}")

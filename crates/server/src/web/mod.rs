@@ -7,6 +7,7 @@ mod format;
 mod monitoring;
 mod policies;
 mod session;
+mod settings;
 mod traces;
 
 use std::net::SocketAddr;
@@ -50,6 +51,25 @@ pub fn router() -> Router<AppState> {
         .route("/violations", get(policies::violations))
         .route("/violations/bulk", post(policies::bulk))
         .route("/violations/{id}", get(policies::violation))
+        .route(
+            "/settings",
+            get(|| async { Redirect::to("/settings/users") }),
+        )
+        .route(
+            "/settings/users",
+            get(settings::users).post(settings::add_user),
+        )
+        .route(
+            "/settings/api-keys",
+            get(settings::api_keys).post(settings::create_key),
+        )
+        .route("/settings/api-keys/{id}/revoke", post(settings::revoke_key))
+        .route("/settings/audit", get(settings::audit))
+        .route(
+            "/settings/webhooks",
+            get(settings::webhooks).post(settings::add_webhook),
+        )
+        .route("/settings/webhooks/{id}", get(settings::deliveries))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/integrations", get(integrations).post(save_integration))

@@ -1,0 +1,531 @@
+//! Settings (admins only): Users, API Keys, Audit Log and Webhooks — the admin features the
+//! API has, with the same rules (password rules, key expiry choices, HTTPS webhook URLs).
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use langguard_store::{ApiKeyScope, NewApiKey, NewUser, NewWebhook, Role, Severity};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::format::{clock, count, moment};
+use super::session::WebUser;
+use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
+use crate::auth::{check_password_rules, hash_password, new_api_key};
+use crate::error::ApiError;
+use crate::AppState;
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    frame: Frame,
+    tab: &'static str,
+    rows: Vec<Vec<String>>,
+    deliveries: Vec<Vec<String>>,
+    next: Option<String>,
+    error: Option<String>,
+    notice: Option<String>,
+    secret: Option<String>,
+}
+
+impl SettingsPage {
+    fn new(user: &WebUser, tab: &'static str) -> Self {
+        Self {
+            frame: Frame::new(user, "Settings", "settings"),
+            tab,
+            rows: Vec::new(),
+            deliveries: Vec::new(),
+            next: None,
+            error: None,
+            notice: None,
+            secret: None,
+        }
+    }
+}
+
+fn problem(e: ApiError) -> String {
+    match e {
+        ApiError::Internal(_) => {
+            "something went wrong on the server; the details are in its log".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Renders a tab with its rows loaded, and an outcome message.
+async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outcome) -> Response {
+    let mut page = SettingsPage::new(user, tab);
+    let loaded: Result<(), langguard_store::StoreError> = async {
+        match tab {
+            "users" => {
+                page.rows = state
+                    .store
+                    .list_users()
+                    .await?
+                    .iter()
+                    .map(|u| {
+                        vec![
+                            u.email.clone(),
+                            u.role.as_str().to_string(),
+                            moment(Some(u.created_at_ms)),
+                            moment(u.last_active_at_ms),
+                        ]
+                    })
+                    .collect();
+            }
+            "api-keys" => {
+                let now = crate::now_ms();
+                page.rows = state
+                    .store
+                    .list_api_keys()
+                    .await?
+                    .iter()
+                    .map(|k| {
+                        let status = if k.revoked_at_ms.is_some() {
+                            "revoked"
+                        } else if k.expires_at_ms <= now {
+                            "expired"
+                        } else {
+                            "active"
+                        };
+                        vec![
+                            k.id.to_string(),
+                            k.name.clone(),
+                            format!("{}…", k.prefix),
+                            k.scope.as_str().to_string(),
+                            moment(Some(k.expires_at_ms)),
+                            moment(k.last_used_at_ms),
+                            status.to_string(),
+                        ]
+                    })
+                    .collect();
+            }
+            "webhooks" => {
+                page.rows = state
+                    .store
+                    .list_webhooks()
+                    .await?
+                    .iter()
+                    .map(|w| {
+                        vec![
+                            w.id.to_string(),
+                            w.url.clone(),
+                            w.events
+                                .iter()
+                                .map(|e| e.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            w.min_severity.as_str().to_string(),
+                            match (&w.enabled, &w.disabled_reason) {
+                                (true, _) => "yes".to_string(),
+                                (false, Some(why)) => format!("no — {why}"),
+                                (false, None) => "no".to_string(),
+                            },
+                            count(w.consecutive_failures),
+                        ]
+                    })
+                    .collect();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = loaded {
+        return server_error("Settings", e);
+    }
+    let status = if outcome.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    page.error = outcome.error;
+    page.notice = outcome.notice;
+    page.secret = outcome.secret;
+    let mut response = render(&page);
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+#[derive(Default)]
+struct Outcome {
+    error: Option<String>,
+    notice: Option<String>,
+    secret: Option<String>,
+}
+
+fn admin_only(user: &WebUser) -> Option<Response> {
+    (!user.is_admin()).then(|| forbidden(user))
+}
+
+pub async fn users(State(state): State<AppState>, user: WebUser) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    tab(&state, &user, "users", Outcome::default()).await
+}
+
+#[derive(Deserialize)]
+pub struct UserForm {
+    csrf: Option<String>,
+    email: String,
+    password: String,
+    role: String,
+}
+
+pub async fn add_user(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<UserForm>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let outcome = async {
+        let role = Role::parse(&form.role)
+            .ok_or_else(|| ApiError::bad_request("invalid_role", "choose a role"))?;
+        check_password_rules(&form.password)?;
+        let created = state
+            .store
+            .create_user(NewUser {
+                email: form.email.trim().to_string(),
+                password_hash: hash_password(form.password.clone()).await?,
+                role,
+            })
+            .await?;
+        state
+            .audit(
+                Some(&user.user),
+                "user.created",
+                Some(format!("user:{}", created.id)),
+                json!({"email": created.email, "role": created.role}),
+                None,
+            )
+            .await;
+        Ok::<_, ApiError>(created.email)
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(email) => Outcome {
+            notice: Some(format!("Added {email}.")),
+            ..Outcome::default()
+        },
+        Err(e) => Outcome {
+            error: Some(problem(e)),
+            ..Outcome::default()
+        },
+    };
+    tab(&state, &user, "users", outcome).await
+}
+
+pub async fn api_keys(State(state): State<AppState>, user: WebUser) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    tab(&state, &user, "api-keys", Outcome::default()).await
+}
+
+#[derive(Deserialize)]
+pub struct KeyForm {
+    csrf: Option<String>,
+    name: String,
+    scope: String,
+    expires_in_days: u32,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<KeyForm>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let name = form.name.trim().to_string();
+    let scope = ApiKeyScope::parse(&form.scope);
+    let outcome = match scope {
+        _ if name.is_empty() || name.chars().count() > 100 => Outcome {
+            error: Some("A key's name is 1 to 100 characters.".into()),
+            ..Outcome::default()
+        },
+        _ if ![30, 60, 90, 180, 365].contains(&form.expires_in_days) => Outcome {
+            error: Some("Keys expire in 30, 60, 90, 180 or 365 days.".into()),
+            ..Outcome::default()
+        },
+        None => Outcome {
+            error: Some("Choose a scope.".into()),
+            ..Outcome::default()
+        },
+        Some(scope) => {
+            let (secret, hash) = new_api_key();
+            match state
+                .store
+                .create_api_key(NewApiKey {
+                    user_id: user.user.id,
+                    name,
+                    prefix: secret.chars().take(12).collect(),
+                    token_hash: hash,
+                    scope,
+                    expires_at_ms: crate::now_ms() + i64::from(form.expires_in_days) * 86_400_000,
+                })
+                .await
+            {
+                Ok(key) => {
+                    state
+                        .audit(
+                            Some(&user.user),
+                            "api_key.created",
+                            Some(format!("api_key:{}", key.id)),
+                            json!({"name": key.name, "scope": key.scope}),
+                            None,
+                        )
+                        .await;
+                    Outcome {
+                        notice: Some(format!("Created the key {}.", key.name)),
+                        secret: Some(secret),
+                        ..Outcome::default()
+                    }
+                }
+                Err(e) => Outcome {
+                    error: Some(problem(e.into())),
+                    ..Outcome::default()
+                },
+            }
+        }
+    };
+    tab(&state, &user, "api-keys", outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: Option<String>,
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    match state.store.revoke_api_key(id).await {
+        Ok(key) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "api_key.revoked",
+                    Some(format!("api_key:{id}")),
+                    json!({"name": key.name}),
+                    None,
+                )
+                .await;
+            Redirect::to("/settings/api-keys").into_response()
+        }
+        Err(e) => server_error("API key", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    before: Option<i64>,
+}
+
+pub async fn audit(
+    State(state): State<AppState>,
+    user: WebUser,
+    Query(q): Query<AuditQuery>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    let entries = match state.store.list_audit(100, q.before).await {
+        Ok(entries) => entries,
+        Err(e) => return server_error("Audit Log", e),
+    };
+    let mut page = SettingsPage::new(&user, "audit");
+    page.next = (entries.len() == 100)
+        .then(|| {
+            entries
+                .last()
+                .map(|e| format!("/settings/audit?before={}", e.id))
+        })
+        .flatten();
+    page.rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                clock(e.at_ms),
+                e.user_email.clone().unwrap_or_else(|| "–".into()),
+                e.action.clone(),
+                e.resource.clone().unwrap_or_default(),
+                e.address.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    render(&page)
+}
+
+pub async fn webhooks(State(state): State<AppState>, user: WebUser) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    tab(&state, &user, "webhooks", Outcome::default()).await
+}
+
+#[derive(Deserialize)]
+struct WebhookForm {
+    csrf: Option<String>,
+    url: String,
+    secret: Option<String>,
+    #[serde(default)]
+    events: Vec<String>,
+    min_severity: Option<String>,
+}
+
+pub async fn add_webhook(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    let Ok(form) = serde_html_form::from_bytes::<WebhookForm>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "the form was not understood; reload the page",
+        )
+            .into_response();
+    };
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let outcome = async {
+        let url = crate::routes::webhooks::check_url(&form.url)?;
+        let events = crate::routes::webhooks::check_events(&form.events)?;
+        let (secret, generated) = match form
+            .secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(s) => (crate::routes::webhooks::check_secret(s)?, false),
+            None => (crate::routes::webhooks::generate_secret(), true),
+        };
+        let webhook = state
+            .store
+            .create_webhook(NewWebhook {
+                url,
+                sealed_secret: state.sealer.seal(&secret),
+                events,
+                min_severity: form
+                    .min_severity
+                    .as_deref()
+                    .and_then(Severity::parse)
+                    .unwrap_or(Severity::Low),
+                enabled: true,
+            })
+            .await?;
+        state
+            .audit(
+                Some(&user.user),
+                "webhook.created",
+                Some(format!("webhook:{}", webhook.id)),
+                json!({"url": webhook.url}),
+                None,
+            )
+            .await;
+        Ok::<_, ApiError>(generated.then_some(secret))
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(secret) => Outcome {
+            notice: Some("Webhook added.".into()),
+            secret,
+            ..Outcome::default()
+        },
+        Err(e) => Outcome {
+            error: Some(problem(e)),
+            ..Outcome::default()
+        },
+    };
+    tab(&state, &user, "webhooks", outcome).await
+}
+
+/// One webhook with its delivery history.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<i64>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    let (webhook, list) = match tokio::try_join!(
+        state.store.get_webhook(id),
+        state.store.list_deliveries(id, 100)
+    ) {
+        Ok(found) => found,
+        Err(langguard_store::StoreError::NotFound { .. }) => {
+            return (StatusCode::NOT_FOUND, "no such webhook").into_response()
+        }
+        Err(e) => return server_error("deliveries", e),
+    };
+    let mut page = SettingsPage::new(&user, "webhooks");
+    page.rows = vec![vec![
+        webhook.id.to_string(),
+        webhook.url.clone(),
+        webhook
+            .events
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        webhook.min_severity.as_str().to_string(),
+        if webhook.enabled {
+            "yes".into()
+        } else {
+            "no".into()
+        },
+        count(webhook.consecutive_failures),
+    ]];
+    page.deliveries = list
+        .iter()
+        .map(|d| {
+            vec![
+                clock(d.created_at_ms),
+                d.event.as_str().to_string(),
+                d.status.as_str().to_string(),
+                d.response_code
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "–".into()),
+                d.attempts.to_string(),
+                d.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if list.is_empty() {
+        page.notice = Some("No deliveries yet.".into());
+    }
+    render(&page)
+}
