@@ -239,6 +239,31 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     }
     assert!(synced, "{}", page_text(c).await);
     screenshot(c, "integrations-after-sync").await;
+
+    // Its page: sync history, edit, delete.
+    click(c, "a", "Edit and sync history").await;
+    wait_for_text(c, "Sync history").await;
+    wait_for_text(c, "succeeded").await;
+    let name = field(c, "Name").await;
+    name.clear().await.expect("clear");
+    name.send_keys("Production EU").await.expect("rename");
+    click(c, "button", "Save").await;
+    wait_for_text(c, "Saved.").await;
+    wait_for_text(c, "Production EU").await;
+    // Narrow screens get the same page, laid out in one column.
+    c.set_window_size(420, 900).await.expect("narrow");
+    screenshot(c, "integration-narrow").await;
+    c.set_window_size(1280, 900).await.expect("wide");
+    c.find(Locator::XPath(
+        "//button[normalize-space()='Delete Integration']",
+    ))
+    .await
+    .expect("delete")
+    .click()
+    .await
+    .expect("click delete");
+    c.accept_alert().await.expect("confirm the deletion");
+    wait_for_text(c, "No integrations yet").await;
     b.client.clone().close().await.expect("close");
 }
 

@@ -71,7 +71,7 @@ pub(crate) fn check_token(token: &str) -> Result<String, ApiError> {
     Ok(token.to_owned())
 }
 
-fn check_interval(minutes: i64) -> Result<i64, ApiError> {
+pub(crate) fn check_interval(minutes: i64) -> Result<i64, ApiError> {
     if !(1..=1440).contains(&minutes) {
         return Err(ApiError::bad_request(
             "invalid_sync_interval",

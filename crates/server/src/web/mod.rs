@@ -4,6 +4,7 @@
 
 mod chart;
 mod format;
+mod integration;
 mod monitoring;
 mod policies;
 mod session;
@@ -76,6 +77,11 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/new", get(new_integration))
         .route("/integrations/test", post(test_connection))
         .route("/integrations/{id}/sync", post(sync_now))
+        .route(
+            "/integrations/{id}",
+            get(integration::detail).post(integration::update),
+        )
+        .route("/integrations/{id}/delete", post(integration::delete))
         .route(
             "/static/htmx-2.0.11.min.js",
             get(|| async { asset(HTMX, "text/javascript") }),

@@ -1,0 +1,222 @@
+//! One integration: edit (name, interval, enabled, bodies), delete, and its sync history.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use langguard_store::{BodyMode, BodySettings, Integration, IntegrationPatch};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::format::{count, duration, moment};
+use super::session::WebUser;
+use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
+use crate::error::ApiError;
+use crate::routes::integrations::{check_interval, check_name};
+use crate::AppState;
+
+#[derive(Template)]
+#[template(path = "integration_detail.html")]
+struct DetailPage {
+    frame: Frame,
+    admin: bool,
+    id: i64,
+    name: String,
+    interval: i64,
+    enabled: bool,
+    bodies: &'static str,
+    body_modes: [&'static str; 3],
+    runs: Vec<Vec<String>>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    user: &WebUser,
+    integration: &Integration,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    let runs = match state.store.list_sync_runs(integration.id, 50).await {
+        Ok(runs) => runs,
+        Err(e) => return server_error("sync history", e),
+    };
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let mut response = render(&DetailPage {
+        frame: Frame::new(user, "Integration", "integrations"),
+        admin: user.is_admin(),
+        id: integration.id,
+        name: integration.name.clone(),
+        interval: integration.sync_interval_minutes,
+        enabled: integration.enabled,
+        bodies: integration.bodies.mode.as_str(),
+        body_modes: ["off", "sampled", "all"],
+        runs: runs
+            .iter()
+            .map(|r| {
+                vec![
+                    moment(Some(r.started_at_ms)),
+                    r.trigger.as_str().to_string(),
+                    r.status.as_str().to_string(),
+                    count(r.counts.items_fetched),
+                    count(r.counts.items_ingested),
+                    duration(r.finished_at_ms.map(|f| (f - r.started_at_ms) as f64)),
+                    r.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect(),
+        error,
+        notice,
+    });
+    if response.status() == StatusCode::OK {
+        *response.status_mut() = status;
+    }
+    response
+}
+
+pub async fn detail(State(state): State<AppState>, user: WebUser, Path(id): Path<i64>) -> Response {
+    match state.store.get_integration(id).await {
+        Ok(i) => page(&state, &user, &i, None, None).await,
+        Err(langguard_store::StoreError::NotFound { .. }) => {
+            (StatusCode::NOT_FOUND, "no such integration").into_response()
+        }
+        Err(e) => server_error("integration", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    csrf: Option<String>,
+    name: String,
+    sync_interval_minutes: String,
+    bodies: String,
+    enabled: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<EditForm>,
+) -> Response {
+    if !user.is_admin() {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let current = match state.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return server_error("integration", e),
+    };
+    let patch = (|| {
+        let interval = form
+            .sync_interval_minutes
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_body",
+                    "the sync interval is a whole number of minutes",
+                )
+            })?;
+        let mode = BodyMode::parse(&form.bodies).ok_or_else(|| {
+            ApiError::bad_request("invalid_body", "bodies are off, sampled or all")
+        })?;
+        Ok::<_, ApiError>(IntegrationPatch {
+            name: Some(check_name(&form.name)?),
+            sync_interval_minutes: Some(check_interval(interval)?),
+            enabled: Some(form.enabled.is_some()),
+            bodies: Some(BodySettings {
+                mode,
+                ..current.bodies
+            }),
+            ..IntegrationPatch::default()
+        })
+    })();
+    let patch = match patch {
+        Ok(p) => p,
+        Err(e) => return page(&state, &user, &current, Some(e.to_string()), None).await,
+    };
+    match state.store.update_integration(id, patch).await {
+        Ok(updated) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "integration.updated",
+                    Some(format!("integration:{id}")),
+                    json!({"changed": ["name", "sync_interval_minutes", "enabled", "bodies"]}),
+                    None,
+                )
+                .await;
+            page(&state, &user, &updated, None, Some("Saved.".into())).await
+        }
+        Err(e) => {
+            let message = ApiError::from(e).to_string();
+            page(&state, &user, &current, Some(message), None).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: Option<String>,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if !user.is_admin() {
+        return forbidden(&user);
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let current = match state.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return server_error("integration", e),
+    };
+    if !state
+        .engine
+        .wait_for(id, std::time::Duration::from_secs(5))
+        .await
+    {
+        return page(
+            &state,
+            &user,
+            &current,
+            Some(
+                "A sync of this integration is running; delete it when the sync has finished."
+                    .into(),
+            ),
+            None,
+        )
+        .await;
+    }
+    match state.store.delete_integration(id).await {
+        Ok(()) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "integration.deleted",
+                    Some(format!("integration:{id}")),
+                    json!({"name": current.name, "interactions_deleted": current.interactions_synced}),
+                    None,
+                )
+                .await;
+            Redirect::to("/integrations").into_response()
+        }
+        Err(e) => server_error("integration", e),
+    }
+}
