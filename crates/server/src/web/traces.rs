@@ -31,6 +31,12 @@ pub struct TracesQuery {
     cached: Option<String>,
     min_duration_ms: Option<String>,
     max_duration_ms: Option<String>,
+    min_tokens: Option<String>,
+    max_tokens: Option<String>,
+    min_cost: Option<String>,
+    max_cost: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     sort: Option<String>,
     order: Option<String>,
     limit: Option<u32>,
@@ -88,6 +94,12 @@ struct TracesPage {
     cached: String,
     min_duration_ms: String,
     max_duration_ms: String,
+    min_tokens: String,
+    max_tokens: String,
+    min_cost: String,
+    max_cost: String,
+    from_input: String,
+    to_input: String,
     limit: u32,
     sort: TraceSort,
     order: SortOrder,
@@ -102,7 +114,7 @@ impl TracesPage {
     /// This page's query string with some parameters replaced (`None` drops one).
     fn with(&self, changes: &[(&str, Option<&str>)]) -> String {
         let q = &self.query;
-        let current: [(&str, Option<String>); 12] = [
+        let current: [(&str, Option<String>); 18] = [
             ("range", q.range.clone()),
             ("q", q.q.clone()),
             ("status", q.status.clone()),
@@ -112,6 +124,12 @@ impl TracesPage {
             ("cached", q.cached.clone()),
             ("min_duration_ms", q.min_duration_ms.clone()),
             ("max_duration_ms", q.max_duration_ms.clone()),
+            ("min_tokens", q.min_tokens.clone()),
+            ("max_tokens", q.max_tokens.clone()),
+            ("min_cost", q.min_cost.clone()),
+            ("max_cost", q.max_cost.clone()),
+            ("from", q.from.clone()),
+            ("to", q.to.clone()),
             ("sort", q.sort.clone()),
             ("order", q.order.clone()),
             ("limit", q.limit.map(|l| l.to_string())),
@@ -135,7 +153,10 @@ impl TracesPage {
     }
 
     fn link_range(&self, key: &str) -> String {
-        format!("/traces?{}", self.with(&[("range", Some(key))]))
+        format!(
+            "/traces?{}",
+            self.with(&[("range", Some(key)), ("from", None), ("to", None)])
+        )
     }
 
     /// Header clicks cycle ascending → descending → back to newest first.
@@ -166,7 +187,18 @@ fn filter(q: &TracesQuery, range: &Range) -> Result<TraceFilter, String> {
         given(v)
             .map(|v| {
                 v.parse::<i64>()
-                    .map_err(|_| format!("{name} must be a whole number of milliseconds"))
+                    .map_err(|_| format!("{name} must be a whole number"))
+            })
+            .transpose()
+    };
+    let dollars = |name: &str, v: &Option<String>| -> Result<Option<f64>, String> {
+        given(v)
+            .map(|v| {
+                v.trim_start_matches('$')
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|d| d.is_finite())
+                    .ok_or_else(|| format!("{name} must be an amount in dollars, e.g. 0.01"))
             })
             .transpose()
     };
@@ -199,6 +231,14 @@ fn filter(q: &TracesQuery, range: &Range) -> Result<TraceFilter, String> {
             min: number("Min duration", &q.min_duration_ms)?,
             max: number("Max duration", &q.max_duration_ms)?,
         },
+        tokens: Bounds {
+            min: number("Min tokens", &q.min_tokens)?,
+            max: number("Max tokens", &q.max_tokens)?,
+        },
+        cost_usd: Bounds {
+            min: dollars("Min cost", &q.min_cost)?,
+            max: dollars("Max cost", &q.max_cost)?,
+        },
         search,
         ..TraceFilter::default()
     })
@@ -212,7 +252,8 @@ pub async fn page(
     let range = Range::from_query(
         &RangeQuery {
             range: q.range.clone(),
-            ..RangeQuery::default()
+            from: q.from.clone(),
+            to: q.to.clone(),
         },
         crate::now_ms(),
     );
@@ -231,7 +272,11 @@ pub async fn page(
     let after = given(&q.cursor)
         .and_then(decode_cursor)
         .filter(|c| c.sort == sort && c.order == order);
-    let (rows, next, error) = match filter(&q, &range) {
+    let checked = match &range.error {
+        Some(e) => Err(e.clone()),
+        None => filter(&q, &range),
+    };
+    let (rows, next, error) = match checked {
         Err(message) => (Vec::new(), None, Some(message)),
         Ok(filter) => match state
             .store
@@ -265,6 +310,17 @@ pub async fn page(
         cached: text(&q.cached),
         min_duration_ms: text(&q.min_duration_ms),
         max_duration_ms: text(&q.max_duration_ms),
+        min_tokens: text(&q.min_tokens),
+        max_tokens: text(&q.max_tokens),
+        min_cost: text(&q.min_cost),
+        max_cost: text(&q.max_cost),
+        // A preset's bounds move with the clock: the boxes show bounds only for a custom range.
+        from_input: (range.key == "custom")
+            .then(|| super::monitoring::local_value(range.from_ms))
+            .unwrap_or_default(),
+        to_input: (range.key == "custom")
+            .then(|| super::monitoring::local_value(range.to_ms))
+            .unwrap_or_default(),
         limit,
         sort,
         order,
@@ -293,6 +349,10 @@ pub async fn page(
         ("cached", &page.cached),
         ("min_duration_ms", &page.min_duration_ms),
         ("max_duration_ms", &page.max_duration_ms),
+        ("min_tokens", &page.min_tokens),
+        ("max_tokens", &page.max_tokens),
+        ("min_cost", &page.min_cost),
+        ("max_cost", &page.max_cost),
     ] {
         if !value.is_empty() {
             export.append_pair(key, value);
@@ -459,6 +519,12 @@ mod tests {
             cached: String::new(),
             min_duration_ms: String::new(),
             max_duration_ms: String::new(),
+            min_tokens: String::new(),
+            max_tokens: String::new(),
+            min_cost: String::new(),
+            max_cost: String::new(),
+            from_input: String::new(),
+            to_input: String::new(),
             limit: 50,
             sort: TraceSort::Cost,
             order: SortOrder::Asc,
