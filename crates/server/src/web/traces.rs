@@ -315,12 +315,16 @@ pub async fn page(
         min_cost: text(&q.min_cost),
         max_cost: text(&q.max_cost),
         // A preset's bounds move with the clock: the boxes show bounds only for a custom range.
-        from_input: (range.key == "custom")
-            .then(|| super::monitoring::local_value(range.from_ms))
-            .unwrap_or_default(),
-        to_input: (range.key == "custom")
-            .then(|| super::monitoring::local_value(range.to_ms))
-            .unwrap_or_default(),
+        from_input: if range.key == "custom" {
+            super::monitoring::local_value(range.from_ms)
+        } else {
+            String::new()
+        },
+        to_input: if range.key == "custom" {
+            super::monitoring::local_value(range.to_ms)
+        } else {
+            String::new()
+        },
         limit,
         sort,
         order,
