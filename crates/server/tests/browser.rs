@@ -478,6 +478,23 @@ async fn policies_are_switched_tested_and_violations_worked_through() {
     wait_for_text(c, "Sample input (JSON)").await;
     click(c, "button", "Test").await;
     wait_for_text(c, "high_latency").await;
+    // The built-in's settings are a form: raise the threshold above the sample's 7.2 s.
+    let threshold = field(c, "max_latency_ms").await;
+    threshold.clear().await.expect("clear");
+    threshold.send_keys("8000").await.expect("8000");
+    click(c, "button", "Test").await;
+    wait_for_text(c, "No violations on this input").await;
+    click(c, "button", "Save").await;
+    wait_for_text(c, "Saved (version 2)").await;
+    let (_, saved) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/policies/{}", latency["id"]),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(saved["config"]["max_latency_ms"], 8000);
     click(c, "button", "Backtest").await;
     wait_for_text(c, "Nothing was stored").await;
     screenshot(c, "policy-editor").await;

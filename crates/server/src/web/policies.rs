@@ -180,6 +180,124 @@ struct EditPage {
     modes: [&'static str; 3],
     error: Option<String>,
     notice: Option<String>,
+    /// A built-in's config as form fields, one per key (custom policies edit the JSON).
+    fields: Vec<ConfigField>,
+}
+
+struct ConfigField {
+    key: String,
+    /// `number`, `text`, `list` or `bool`.
+    kind: &'static str,
+    value: String,
+    checked: bool,
+}
+
+/// A built-in's config keys as form fields, typed by their current values.
+fn config_fields(config: &str) -> Vec<ConfigField> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(config) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .map(|(key, v)| {
+            let (kind, value, checked) = match &v {
+                Value::Bool(b) => ("bool", String::new(), *b),
+                Value::Number(n) => ("number", n.to_string(), false),
+                Value::Null => ("number", String::new(), false),
+                Value::String(s) => ("text", s.clone(), false),
+                Value::Array(items) => (
+                    "list",
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    false,
+                ),
+                Value::Object(_) => ("text", v.to_string(), false),
+            };
+            ConfigField {
+                key,
+                kind,
+                value,
+                checked,
+            }
+        })
+        .collect()
+}
+
+/// The config from the form's `cfg.<key>` fields, each read as the type its current value has
+/// (an empty number is `null`: off).
+fn config_from_fields(current: &str, pairs: &[(String, String)]) -> Result<String, String> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(current) else {
+        return Ok(current.to_string());
+    };
+    let given = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.strip_prefix("cfg.") == Some(key))
+            .map(|(_, v)| v.trim())
+    };
+    let mut out = serde_json::Map::new();
+    for (key, old) in map {
+        let value = match (&old, given(&key)) {
+            (Value::Bool(_), v) => Value::Bool(v.is_some()),
+            (Value::Number(_) | Value::Null, None | Some("")) => Value::Null,
+            (Value::Number(_) | Value::Null, Some(text)) => text
+                .parse::<i64>()
+                .map(Value::from)
+                .or_else(|_| text.parse::<f64>().map(Value::from))
+                .map_err(|_| format!("{key} must be a number"))?,
+            (Value::Array(_), text) => Value::Array(
+                text.unwrap_or("")
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| Value::String(s.to_string()))
+                    .collect(),
+            ),
+            (Value::String(_), text) => Value::String(text.unwrap_or("").to_string()),
+            (Value::Object(_), text) => serde_json::from_str(text.unwrap_or("{}"))
+                .map_err(|_| format!("{key} must be a JSON object"))?,
+        };
+        out.insert(key, value);
+    }
+    Ok(Value::Object(out).to_string())
+}
+
+/// The form's config: from the built-in's fields when the form has them, else its JSON.
+async fn resolve_config(
+    state: &AppState,
+    form: &mut PolicyForm,
+    pairs: &[(String, String)],
+) -> Result<(), String> {
+    let has_fields = pairs.iter().any(|(k, _)| k.starts_with("cfg."));
+    let policy_id = form.policy_id.filter(|id| *id > 0);
+    if let (true, Some(id)) = (has_fields || form.config.is_none(), policy_id) {
+        let current = state
+            .store
+            .get_policy(id)
+            .await
+            .map_err(|e| message(e.into()))?;
+        if current.builtin_id.is_some() {
+            form.config = Some(config_from_fields(&current.config, pairs)?);
+        }
+    }
+    Ok(())
+}
+
+/// The form as fields and as raw pairs (for a built-in's `cfg.<key>` fields).
+fn parse_form(body: &[u8]) -> Option<(PolicyForm, Vec<(String, String)>)> {
+    let form = serde_html_form::from_bytes::<PolicyForm>(body).ok()?;
+    let pairs = serde_html_form::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default();
+    Some((form, pairs))
+}
+
+fn not_understood() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "the form was not understood; reload the page",
+    )
+        .into_response()
 }
 
 impl EditPage {
@@ -210,6 +328,10 @@ impl EditPage {
             modes: MODES,
             error: None,
             notice: None,
+            fields: p
+                .filter(|p| p.builtin_id.is_some())
+                .map(|p| config_fields(&p.config))
+                .unwrap_or_default(),
         }
     }
 }
@@ -217,6 +339,7 @@ impl EditPage {
 #[derive(Deserialize)]
 pub struct PolicyForm {
     csrf: Option<String>,
+    policy_id: Option<i64>,
     name: Option<String>,
     display_name: Option<String>,
     category: Option<String>,
@@ -438,19 +561,27 @@ pub async fn update(
     user: WebUser,
     headers: HeaderMap,
     Path(id): Path<PolicyId>,
-    Form(form): Form<PolicyForm>,
+    body: Bytes,
 ) -> Response {
+    let Some((mut form, pairs)) = parse_form(&body) else {
+        return not_understood();
+    };
     if !writer(&user) {
         return forbidden(&user);
     }
     if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
         return csrf_refused();
     }
+    form.policy_id = Some(id);
     let current = match state.store.get_policy(id).await {
         Ok(p) => p,
         Err(e) => return server_error("policy", e),
     };
-    match save(&state, &user, Some(id), &form).await {
+    let saved = match resolve_config(&state, &mut form, &pairs).await {
+        Ok(()) => save(&state, &user, Some(id), &form).await,
+        Err(error) => Err(error),
+    };
+    match saved {
         Ok(p) => {
             let mut page = EditPage::of(&user, Some(&p));
             page.notice = Some(format!("Saved (version {}).", p.version));
@@ -483,9 +614,20 @@ fn failed(error: String) -> Response {
     })
 }
 
-pub async fn test(user: WebUser, headers: HeaderMap, Form(form): Form<PolicyForm>) -> Response {
+pub async fn test(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some((mut form, pairs)) = parse_form(&body) else {
+        return not_understood();
+    };
     if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
         return csrf_refused();
+    }
+    if let Err(error) = resolve_config(&state, &mut form, &pairs).await {
+        return failed(error);
     }
     let Some(name) = declared_name(&form.rego) else {
         return failed("The Rego must declare `package langguard.<name>`.".into());
@@ -530,10 +672,16 @@ pub async fn backtest(
     State(state): State<AppState>,
     user: WebUser,
     headers: HeaderMap,
-    Form(form): Form<PolicyForm>,
+    body: Bytes,
 ) -> Response {
+    let Some((mut form, pairs)) = parse_form(&body) else {
+        return not_understood();
+    };
     if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
         return csrf_refused();
+    }
+    if let Err(error) = resolve_config(&state, &mut form, &pairs).await {
+        return failed(error);
     }
     let config = match form.config() {
         Ok(c) => c,
@@ -823,5 +971,38 @@ pub async fn bulk(
             Redirect::to(&back).into_response()
         }
         Err(e) => server_error("violations", e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_builtins_config_round_trips_through_its_form_fields() {
+        let config = r#"{"max_latency_ms":5000,"max_context_tokens":null,"approved":["a","b"],"strict":true,"label":"x"}"#;
+        let fields = config_fields(config);
+        let kinds: Vec<(&str, &str)> = fields.iter().map(|f| (f.key.as_str(), f.kind)).collect();
+        assert!(kinds.contains(&("max_latency_ms", "number")));
+        assert!(kinds.contains(&("approved", "list")));
+        assert!(kinds.contains(&("strict", "bool")));
+        let pairs: Vec<(String, String)> = [
+            ("cfg.max_latency_ms", "3000"),
+            ("cfg.max_context_tokens", ""),
+            ("cfg.approved", "gpt-4o*, claude-*"),
+            ("cfg.label", "y"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let out: Value = serde_json::from_str(&config_from_fields(config, &pairs).expect("valid"))
+            .expect("JSON");
+        assert_eq!(
+            out,
+            json!({"max_latency_ms": 3000, "max_context_tokens": null,
+                   "approved": ["gpt-4o*", "claude-*"], "strict": false, "label": "y"})
+        );
+        let bad = vec![("cfg.max_latency_ms".to_string(), "fast".to_string())];
+        assert!(config_from_fields(config, &bad).is_err());
     }
 }
