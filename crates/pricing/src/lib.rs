@@ -5,8 +5,8 @@
 //! bundled with the `genai-prices` crate, versioned with it. A model the table does not know gets
 //! no cost at all and is counted as unpriced — never a made-up number.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use genai_prices::{Calculator, PriceRequest, Usage, UsageKey};
 
@@ -34,12 +34,23 @@ pub struct CostInput<'a> {
     pub custom_cost: bool,
 }
 
+/// An admin's price for a model (Settings → Cost Estimates), in USD per 1,000 tokens. It
+/// matches a log's model name exactly (version suffix included) and wins over the table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceOverride {
+    pub model: String,
+    pub input_per_1k: f64,
+    pub output_per_1k: f64,
+}
+
 /// Prices logs; cheap to share (`&'static` table, a small cache of unknown models).
 #[derive(Debug)]
 pub struct Pricer {
     calculator: &'static Calculator,
     /// (provider, model) pairs the table has no price for, so they are not looked up again.
     unknown: Mutex<HashSet<(String, String)>>,
+    /// Exact model name → (input, output) USD per 1,000 tokens.
+    overrides: RwLock<HashMap<String, (f64, f64)>>,
 }
 
 impl Default for Pricer {
@@ -53,7 +64,18 @@ impl Pricer {
         Self {
             calculator: Calculator::bundled(),
             unknown: Mutex::new(HashSet::new()),
+            overrides: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the admin's prices (applied to logs priced from now on).
+    pub fn set_overrides(&self, overrides: &[PriceOverride]) {
+        let map = overrides
+            .iter()
+            .filter(|o| o.input_per_1k.is_finite() && o.output_per_1k.is_finite())
+            .map(|o| (o.model.clone(), (o.input_per_1k, o.output_per_1k)))
+            .collect();
+        *self.overrides.write().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     /// The process-wide pricer (decoding the bundled table takes tens of milliseconds).
@@ -85,6 +107,17 @@ impl Pricer {
     }
 
     fn estimate(&self, log: &CostInput<'_>) -> Option<f64> {
+        let admin_price = self
+            .overrides
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(log.model)
+            .copied();
+        if let Some((input, output)) = admin_price {
+            let tokens_in = log.tokens_in.unwrap_or(0).max(0) as f64;
+            let tokens_out = log.tokens_out.unwrap_or(0).max(0) as f64;
+            return Some(tokens_in / 1_000.0 * input + tokens_out / 1_000.0 * output);
+        }
         let provider = price_table_provider(log.provider);
         // The unified endpoint prefixes models with their provider (`openai/gpt-4o-mini`).
         let model = match log.model.split_once('/') {
@@ -146,6 +179,36 @@ fn system_time(ms: i64) -> Option<std::time::SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admins_price_wins_over_the_table_but_not_over_cloudflare() {
+        let pricer = Pricer::new();
+        pricer.set_overrides(&[PriceOverride {
+            model: "ft:acme-internal-v7".into(),
+            input_per_1k: 0.01,
+            output_per_1k: 0.03,
+        }]);
+        let priced = pricer.cost(&input("openai", "ft:acme-internal-v7"));
+        let (cost, origin) = priced.expect("priced by the override");
+        assert!((cost - (0.01 + 0.015)).abs() < 1e-12, "{cost}");
+        assert_eq!(origin, CostOrigin::Estimated);
+        // Exact names only: a version suffix is another model.
+        assert!(pricer
+            .cost(&input("openai", "ft:acme-internal-v7-2"))
+            .is_none());
+        let from_cloudflare = CostInput {
+            gateway_cost: Some(0.5),
+            ..input("openai", "ft:acme-internal-v7")
+        };
+        assert_eq!(
+            pricer.cost(&from_cloudflare),
+            Some((0.5, CostOrigin::Gateway))
+        );
+        pricer.set_overrides(&[]);
+        assert!(pricer
+            .cost(&input("openai", "ft:acme-internal-v7"))
+            .is_none());
+    }
 
     fn input<'a>(provider: &'a str, model: &'a str) -> CostInput<'a> {
         CostInput {

@@ -578,6 +578,33 @@ async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
     c.refresh().await.expect("reload");
     wait_for_text(c, "CI reader").await;
     assert!(!page_text(c).await.contains(&key), "shown once");
+    click(c, "a", "Cost Estimates").await;
+    field(c, "Model Name")
+        .await
+        .send_keys("ft:acme-internal-v7")
+        .await
+        .expect("model");
+    field(c, "Input Cost")
+        .await
+        .send_keys("0.01")
+        .await
+        .expect("input");
+    field(c, "Output Cost")
+        .await
+        .send_keys("0.03")
+        .await
+        .expect("output");
+    click(c, "button", "Add Model").await;
+    wait_for_text(c, "Saved the price of ft:acme-internal-v7").await;
+    let (_, prices) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/cost-estimates",
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(prices["items"][0]["output_per_1k"], 0.03);
     click(c, "a", "Audit Log").await;
     wait_for_text(c, "api_key.created").await;
     screenshot(c, "settings-audit").await;

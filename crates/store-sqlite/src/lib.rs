@@ -930,6 +930,72 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn list_model_prices(&self) -> StoreResult<Vec<ModelPrice>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT model, input_per_1k, output_per_1k, updated_at FROM model_prices \
+                     ORDER BY model",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ModelPrice {
+                        model: r.get(0)?,
+                        input_per_1k: r.get(1)?,
+                        output_per_1k: r.get(2)?,
+                        updated_at_ms: r.get(3)?,
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_model_price(
+        &self,
+        model: &str,
+        input_per_1k: f64,
+        output_per_1k: f64,
+    ) -> StoreResult<ModelPrice> {
+        let model = model.to_owned();
+        self.write(move |conn| {
+            let now = now_ms();
+            conn.execute(
+                "INSERT INTO model_prices (model, input_per_1k, output_per_1k, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (model) DO UPDATE SET \
+                 input_per_1k = excluded.input_per_1k, output_per_1k = excluded.output_per_1k, \
+                 updated_at = excluded.updated_at",
+                params![model, input_per_1k, output_per_1k, now],
+            )
+            .map_err(db_err)?;
+            Ok(ModelPrice {
+                model,
+                input_per_1k,
+                output_per_1k,
+                updated_at_ms: now,
+            })
+        })
+        .await
+    }
+
+    async fn delete_model_price(&self, model: &str) -> StoreResult<()> {
+        let model = model.to_owned();
+        self.write(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM model_prices WHERE model = ?1", [&model])
+                .map_err(db_err)?;
+            if deleted == 0 {
+                return Err(not_found(format!("a price for {model:?}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn create_webhook(&self, new: NewWebhook) -> StoreResult<Webhook> {
         self.write(move |conn| webhooks::create_webhook(conn, &new))
             .await

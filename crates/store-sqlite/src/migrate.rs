@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0004_webhooks.sql"),
     ),
     (5, "bodies", include_str!("../migrations/0005_bodies.sql")),
+    (6, "prices", include_str!("../migrations/0006_prices.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

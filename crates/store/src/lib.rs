@@ -224,6 +224,17 @@ pub trait Store: Send + Sync + 'static {
         scope: &Scope,
     ) -> StoreResult<Vec<(Severity, ViolationStatus, u64)>>;
 
+    // ---- cost estimates ----
+    async fn list_model_prices(&self) -> StoreResult<Vec<ModelPrice>>;
+    /// Adds or replaces the price of `model`.
+    async fn set_model_price(
+        &self,
+        model: &str,
+        input_per_1k: f64,
+        output_per_1k: f64,
+    ) -> StoreResult<ModelPrice>;
+    async fn delete_model_price(&self, model: &str) -> StoreResult<()>;
+
     // ---- webhooks ----
     async fn create_webhook(&self, new: NewWebhook) -> StoreResult<Webhook>;
     async fn list_webhooks(&self) -> StoreResult<Vec<Webhook>>;

@@ -308,3 +308,12 @@ pub struct DeliveryAttempt {
     /// When to try again; `None` when this was the last attempt (or it succeeded).
     pub retry_at_ms: Option<i64>,
 }
+
+/// An admin's price for a model, USD per 1,000 tokens (Settings → Cost Estimates).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelPrice {
+    pub model: String,
+    pub input_per_1k: f64,
+    pub output_per_1k: f64,
+    pub updated_at_ms: i64,
+}

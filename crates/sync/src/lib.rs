@@ -394,6 +394,18 @@ impl SyncEngine {
             .lookback_days
             .map(|days| now_ms() - days.max(0) * 86_400_000);
         let states = self.store.list_gateways(integration.id).await?;
+        // The admin's prices as they are now price this sync's logs.
+        let prices = self.store.list_model_prices().await?;
+        Pricer::shared().set_overrides(
+            &prices
+                .into_iter()
+                .map(|p| langguard_pricing::PriceOverride {
+                    model: p.model,
+                    input_per_1k: p.input_per_1k,
+                    output_per_1k: p.output_per_1k,
+                })
+                .collect::<Vec<_>>(),
+        );
         let sync_started_ms = now_ms();
         let mut first_error: Option<RunError> = None;
         for state in states.iter().filter(|s| ids.contains(&s.gateway_id)) {

@@ -8,6 +8,7 @@ mod monitoring;
 pub(crate) use monitoring::health as monitoring_health;
 mod openapi;
 pub(crate) mod policies;
+pub(crate) mod prices;
 pub(crate) mod session;
 mod traces;
 mod users;
@@ -30,6 +31,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(openapi::router())
         .merge(traces::router())
         .merge(policies::router())
+        .merge(prices::router())
         .merge(violations::router())
         .merge(webhooks::router())
 }

@@ -67,6 +67,14 @@ pub fn router() -> Router<AppState> {
         .route("/settings/api-keys/{id}/revoke", post(settings::revoke_key))
         .route("/settings/audit", get(settings::audit))
         .route(
+            "/settings/cost-estimates",
+            get(settings::cost_estimates).post(settings::set_price),
+        )
+        .route(
+            "/settings/cost-estimates/delete",
+            post(settings::delete_price),
+        )
+        .route(
             "/settings/webhooks",
             get(settings::webhooks).post(settings::add_webhook),
         )

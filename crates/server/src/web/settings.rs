@@ -11,7 +11,7 @@ use langguard_store::{ApiKeyScope, NewApiKey, NewUser, NewWebhook, Role, Severit
 use serde::Deserialize;
 use serde_json::json;
 
-use super::format::{clock, count, moment};
+use super::format::{clock, count, moment, usd};
 use super::session::WebUser;
 use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
 use crate::auth::{check_password_rules, hash_password, new_api_key};
@@ -29,6 +29,7 @@ struct SettingsPage {
     error: Option<String>,
     notice: Option<String>,
     secret: Option<String>,
+    table: &'static str,
 }
 
 impl SettingsPage {
@@ -42,6 +43,7 @@ impl SettingsPage {
             error: None,
             notice: None,
             secret: None,
+            table: langguard_pricing::PRICE_TABLE_VERSION,
         }
     }
 }
@@ -99,6 +101,22 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
                             moment(Some(k.expires_at_ms)),
                             moment(k.last_used_at_ms),
                             status.to_string(),
+                        ]
+                    })
+                    .collect();
+            }
+            "cost-estimates" => {
+                page.rows = state
+                    .store
+                    .list_model_prices()
+                    .await?
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.model.clone(),
+                            usd(p.input_per_1k),
+                            usd(p.output_per_1k),
+                            moment(Some(p.updated_at_ms)),
                         ]
                     })
                     .collect();
@@ -528,4 +546,101 @@ pub async fn deliveries(
         page.notice = Some("No deliveries yet.".into());
     }
     render(&page)
+}
+
+pub async fn cost_estimates(State(state): State<AppState>, user: WebUser) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    tab(&state, &user, "cost-estimates", Outcome::default()).await
+}
+
+#[derive(Deserialize)]
+pub struct PriceForm {
+    csrf: Option<String>,
+    model: String,
+    input_per_1k: Option<String>,
+    output_per_1k: Option<String>,
+}
+
+pub async fn set_price(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<PriceForm>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    let price = |v: &Option<String>| {
+        v.as_deref()
+            .map(|v| v.trim().trim_start_matches('$'))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let (input, output) = (price(&form.input_per_1k), price(&form.output_per_1k));
+    let outcome = async {
+        let model = crate::routes::prices::check_price(&form.model, input, output)?;
+        let saved = state.store.set_model_price(&model, input, output).await?;
+        state
+            .audit(
+                Some(&user.user),
+                "cost_estimate.set",
+                Some(format!("model:{model}")),
+                json!({"input_per_1k": input, "output_per_1k": output}),
+                None,
+            )
+            .await;
+        Ok::<_, ApiError>(saved.model)
+    }
+    .await;
+    let outcome = match outcome {
+        Ok(model) => Outcome {
+            notice: Some(format!("Saved the price of {model}.")),
+            ..Outcome::default()
+        },
+        Err(e) => Outcome {
+            error: Some(problem(e)),
+            ..Outcome::default()
+        },
+    };
+    tab(&state, &user, "cost-estimates", outcome).await
+}
+
+#[derive(Deserialize)]
+pub struct ModelForm {
+    csrf: Option<String>,
+    model: String,
+}
+
+pub async fn delete_price(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Form(form): Form<ModelForm>,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
+        return csrf_refused();
+    }
+    match state.store.delete_model_price(&form.model).await {
+        Ok(()) | Err(langguard_store::StoreError::NotFound { .. }) => {
+            state
+                .audit(
+                    Some(&user.user),
+                    "cost_estimate.deleted",
+                    Some(format!("model:{}", form.model)),
+                    json!({}),
+                    None,
+                )
+                .await;
+            Redirect::to("/settings/cost-estimates").into_response()
+        }
+        Err(e) => server_error("Cost Estimates", e),
+    }
 }
