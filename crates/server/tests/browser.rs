@@ -76,6 +76,10 @@ async fn browser() -> Option<Browser> {
         options["binary"] = "/usr/bin/chromium".into();
     }
     caps.insert("goog:chromeOptions".into(), options);
+    caps.insert(
+        "goog:loggingPrefs".into(),
+        serde_json::json!({"browser": "ALL"}),
+    );
     let url = format!("http://127.0.0.1:{port}");
     for _ in 0..100 {
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -141,6 +145,49 @@ async fn wait_for_text(c: &Client, text: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the page never showed {text:?}:\n{}", page_text(c).await);
+}
+
+/// chromedriver's console log (not in W3C WebDriver; chromedriver keeps the old endpoint).
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type": "browser"}"#.to_string()),
+        )
+    }
+}
+
+/// Fails on any script error the pages logged since the last look. A refused request (the 403
+/// page a viewer is shown on purpose, say) is the browser reporting the status, not an error
+/// of the page's, and is left out.
+async fn assert_no_console_errors(c: &Client) {
+    let log = c
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("the browser's console log");
+    let errors: Vec<String> = log
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|e| e["level"] == "SEVERE")
+                .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+                .filter(|m| !m.contains("Failed to load resource"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -264,6 +311,7 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     .expect("click delete");
     c.accept_alert().await.expect("confirm the deletion");
     wait_for_text(c, "No integrations yet").await;
+    assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
 
@@ -303,6 +351,7 @@ async fn a_viewer_sees_no_admin_controls() {
         .await
         .expect("open");
     wait_for_text(c, "Not allowed").await;
+    assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
 
@@ -415,6 +464,7 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     wait_for_text(c, "Overview").await;
     wait_for_text(c, "Input/Output").await;
     screenshot(c, "trace-explorer").await;
+    assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
 
@@ -526,6 +576,7 @@ async fn policies_are_switched_tested_and_violations_worked_through() {
         assert_eq!(v["status"], "acknowledged", "{v}");
     }
     screenshot(c, "violations").await;
+    assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
 
@@ -608,5 +659,27 @@ async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
     click(c, "a", "Audit Log").await;
     wait_for_text(c, "api_key.created").await;
     screenshot(c, "settings-audit").await;
+    assert_no_console_errors(c).await;
+    b.client.clone().close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_console_check_sees_script_errors() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    c.goto(&format!("{}/login", app.base)).await.expect("open");
+    c.execute(
+        "setTimeout(() => { throw new Error('deliberate boom'); }, 0);",
+        vec![],
+    )
+    .await
+    .expect("script");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = c.issue_cmd(BrowserLog).await.expect("log");
+    assert!(
+        log.to_string().contains("deliberate boom"),
+        "the check reads the console: {log}"
+    );
     b.client.clone().close().await.expect("close");
 }
