@@ -5,13 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use langguard_store::{BodyMode, BodySettings, Integration, IntegrationPatch};
+use langguard_store::{BodyMode, BodySettings, Integration, IntegrationPatch, Role};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::format::{count, duration, moment};
 use super::session::WebUser;
-use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
+use super::{refuse, render, server_error, Frame};
 use crate::error::ApiError;
 use crate::routes::integrations::{check_interval, check_name};
 use crate::AppState;
@@ -106,11 +106,8 @@ pub async fn update(
     Path(id): Path<i64>,
     Form(form): Form<EditForm>,
 ) -> Response {
-    if !user.is_admin() {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let current = match state.store.get_integration(id).await {
         Ok(i) => i,
@@ -177,11 +174,8 @@ pub async fn delete(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if !user.is_admin() {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let current = match state.store.get_integration(id).await {
         Ok(i) => i,

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use langguard_store::{NewIntegration, SyncTrigger};
+use langguard_store::{NewIntegration, Role, SyncTrigger};
 use langguard_sync::SyncError;
 use serde::Deserialize;
 use serde_json::json;
@@ -165,6 +165,25 @@ fn forbidden(user: &WebUser) -> Response {
     });
     *response.status_mut() = StatusCode::FORBIDDEN;
     response
+}
+
+/// The role and CSRF checks of a state-changing request: `Some(response)` refuses it (a 403
+/// page for a role that may not, a 403 for a stale or foreign form).
+fn refuse(
+    user: &WebUser,
+    headers: &HeaderMap,
+    form_csrf: Option<&str>,
+    at_least: Role,
+) -> Option<Response> {
+    let allowed = match at_least {
+        Role::Admin => user.user.role == Role::Admin,
+        Role::Member => matches!(user.user.role, Role::Admin | Role::Member),
+        Role::Viewer => true,
+    };
+    if !allowed {
+        return Some(forbidden(user));
+    }
+    (!csrf_ok(user, headers, form_csrf)).then(csrf_refused)
 }
 
 /// Checks the CSRF token of a state-changing request: the form's `csrf` field or htmx's
@@ -388,11 +407,8 @@ async fn test_connection(
     headers: HeaderMap,
     Form(form): Form<IntegrationForm>,
 ) -> Response {
-    if !user.is_admin() {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let checked =
         check_account_id(&form.account_id).and_then(|a| Ok((a, check_token(&form.api_token)?)));
@@ -429,11 +445,8 @@ async fn save_integration(
     headers: HeaderMap,
     Form(form): Form<IntegrationForm>,
 ) -> Response {
-    if !user.is_admin() {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let checked = (|| {
         Ok::<_, ApiError>((
@@ -491,11 +504,8 @@ async fn sync_now(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    if !user.is_admin() {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, None) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, None, Role::Admin) {
+        return refused;
     }
     let text = match state.engine.start(id, SyncTrigger::Manual).await {
         Ok(run) => {

@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::format::{clock, count};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::{local_path, WebUser};
-use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
+use super::{csrf_ok, csrf_refused, forbidden, refuse, render, server_error, Frame};
 use crate::error::ApiError;
 use crate::routes::policies::{compile, run_backtest, HistoryBody};
 use crate::AppState;
@@ -125,11 +125,8 @@ pub async fn set_mode(
     Path(id): Path<PolicyId>,
     Form(form): Form<ModeForm>,
 ) -> Response {
-    if !writer(&user) {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+        return refused;
     }
     let Some(mode) = PolicyMode::parse(&form.mode) else {
         return (
@@ -537,11 +534,8 @@ pub async fn create(
     headers: HeaderMap,
     Form(form): Form<PolicyForm>,
 ) -> Response {
-    if !writer(&user) {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+        return refused;
     }
     match save(&state, &user, None, &form).await {
         Ok(p) => Redirect::to(&format!("/policies/{}", p.id)).into_response(),
@@ -566,11 +560,8 @@ pub async fn update(
     let Some((mut form, pairs)) = parse_form(&body) else {
         return not_understood();
     };
-    if !writer(&user) {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+        return refused;
     }
     form.policy_id = Some(id);
     let current = match state.store.get_policy(id).await {
@@ -932,11 +923,8 @@ pub async fn bulk(
         )
             .into_response();
     };
-    if !writer(&user) {
-        return forbidden(&user);
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+        return refused;
     }
     let back = local_path(form.back.as_deref()).to_string();
     let Some(status) = ViolationStatus::parse(&form.status) else {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::format::{clock, count, moment, usd};
 use super::session::WebUser;
-use super::{csrf_ok, csrf_refused, forbidden, render, server_error, Frame};
+use super::{csrf_ok, csrf_refused, forbidden, refuse, render, server_error, Frame};
 use crate::auth::{check_password_rules, hash_password, new_api_key};
 use crate::error::ApiError;
 use crate::AppState;
@@ -202,11 +202,8 @@ pub async fn add_user(
     headers: HeaderMap,
     Form(form): Form<UserForm>,
 ) -> Response {
-    if let Some(no) = admin_only(&user) {
-        return no;
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let outcome = async {
         let role = Role::parse(&form.role)
@@ -266,11 +263,8 @@ pub async fn create_key(
     headers: HeaderMap,
     Form(form): Form<KeyForm>,
 ) -> Response {
-    if let Some(no) = admin_only(&user) {
-        return no;
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let name = form.name.trim().to_string();
     let scope = ApiKeyScope::parse(&form.scope);
@@ -339,11 +333,8 @@ pub async fn revoke_key(
     Path(id): Path<i64>,
     Form(form): Form<CsrfOnly>,
 ) -> Response {
-    if let Some(no) = admin_only(&user) {
-        return no;
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     match state.store.revoke_api_key(id).await {
         Ok(key) => {
@@ -569,11 +560,8 @@ pub async fn set_price(
     headers: HeaderMap,
     Form(form): Form<PriceForm>,
 ) -> Response {
-    if let Some(no) = admin_only(&user) {
-        return no;
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     let price = |v: &Option<String>| {
         v.as_deref()
@@ -622,11 +610,8 @@ pub async fn delete_price(
     headers: HeaderMap,
     Form(form): Form<ModelForm>,
 ) -> Response {
-    if let Some(no) = admin_only(&user) {
-        return no;
-    }
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
     }
     match state.store.delete_model_price(&form.model).await {
         Ok(()) | Err(langguard_store::StoreError::NotFound { .. }) => {
