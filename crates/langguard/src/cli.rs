@@ -82,8 +82,10 @@ pub enum Command {
     /// The whole product on this machine with no Cloudflare account: an emulated gateway with
     /// live traffic, a temporary database and an integration that syncs.
     Demo(DemoArgs),
-    /// Run the server: REST API, scheduler (and, later, the web UI).
+    /// Run the server: web UI, REST API, scheduler, policy worker, webhooks.
     Serve(ServeArgs),
+    /// Delete interactions past a retention period now (`serve --retention-days` does it hourly).
+    Prune(PruneArgs),
     /// Manage the encryption key that seals stored API tokens.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -115,6 +117,7 @@ impl Command {
             Command::Demo(_)
             | Command::Bench(_)
             | Command::Serve(_)
+            | Command::Prune(_)
             | Command::Users(_)
             | Command::Secrets(_)
             | Command::Dev(_) => false,
@@ -136,6 +139,17 @@ pub struct ServeArgs {
     /// Don't sync integrations on their schedule (Sync Now still works).
     #[arg(long, env = "LANGGUARD_NO_SCHEDULER")]
     pub no_scheduler: bool,
+    /// Delete interactions (with their bodies and violations) older than this many days, hourly.
+    /// Rollups, and so dashboards, keep the whole history.
+    #[arg(long, env = "LANGGUARD_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Delete interactions older than this many days (with their bodies and violations).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub older_than_days: u32,
 }
 
 #[derive(Debug, Subcommand)]

@@ -63,6 +63,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Metrics(args) => commands::metrics::run(&app, args).await,
                 Command::Traces(args) => commands::traces::run(&app, args).await,
                 Command::Serve(args) => commands::serve::run(app, args, &cli.global.data_dir).await,
+                Command::Prune(args) => {
+                    let deleted = langguard_server::retention::prune(
+                        app.store.as_ref(),
+                        args.older_than_days,
+                        app::now_ms(),
+                    )
+                    .await?;
+                    println!(
+                        "Deleted {deleted} interactions older than {} days (rollups kept).",
+                        args.older_than_days
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
                 Command::Users(c) => commands::users::run(&app, c).await,
                 Command::Dev(c) => commands::dev::run(&app, c).await,
                 Command::Secrets(cli::SecretsCommand::RotateKey) => {

@@ -547,4 +547,38 @@ async fn dev_seed_fills_the_store_through_the_ingest_path() {
     assert_eq!(list["items"][0]["name"], "Synthetic data");
     assert_eq!(list["items"][0]["enabled"], false);
     assert_eq!(list["items"][0]["interactions_synced"], 3000);
+
+    // Retention: prune what is older than a day; the rollups keep the totals.
+    let pruned = run(langguard(dir.path(), &emu).args(["prune", "--older-than-days", "1"]));
+    assert!(
+        pruned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pruned.stderr)
+    );
+    let said = String::from_utf8_lossy(&pruned.stdout).to_string();
+    let deleted: u64 = said
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!((1_000..3_000).contains(&deleted), "{said}");
+    let mut left = 0u64;
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = vec!["traces", "--from", "3d", "--limit", "1000", "--json"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let page = json(&run(langguard(dir.path(), &emu).args(&args)));
+        left += page["items"].as_array().map(Vec::len).unwrap_or(0) as u64;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(left + deleted, 3000, "{left} left, {deleted} deleted");
+    let metrics = json(&run(
+        langguard(dir.path(), &emu).args(["metrics", "--from", "3d", "--json"])
+    ));
+    assert_eq!(metrics["requests"], 3000, "rollups keep the history");
 }

@@ -6,6 +6,7 @@ pub mod bodies;
 mod error;
 pub mod export;
 mod extract;
+pub mod retention;
 mod routes;
 mod scheduler;
 pub mod telemetry;
@@ -47,6 +48,8 @@ pub struct ServerConfig {
     pub policy_idle_wait: Duration,
     /// Webhook event detection and delivery (`None`: off).
     pub webhooks: Option<webhooks::WebhookSettings>,
+    /// Delete interactions (with their bodies and violations) older than this many days.
+    pub retention_days: Option<u32>,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             policy_worker: true,
             policy_idle_wait: Duration::from_secs(1),
             webhooks: Some(webhooks::WebhookSettings::default()),
+            retention_days: None,
         }
     }
 }
@@ -181,6 +185,10 @@ pub async fn serve(
             stop_rx.clone(),
         ))
     });
+    let retention = state
+        .config
+        .retention_days
+        .map(|days| tokio::spawn(retention::run(state.store.clone(), days, stop_rx.clone())));
     let engine = state.engine.clone();
     let grace = state.config.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -196,6 +204,9 @@ pub async fn serve(
     }
     if let Some(dispatcher) = webhook_dispatcher {
         let _ = dispatcher.await;
+    }
+    if let Some(retention) = retention {
+        let _ = retention.await;
     }
     if !engine.wait_idle(grace).await {
         tracing::warn!(

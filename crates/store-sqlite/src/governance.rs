@@ -625,3 +625,33 @@ pub(crate) fn prune_bodies(conn: &Connection, now: i64) -> StoreResult<u64> {
         .map_err(db_err)?;
     Ok(deleted as u64)
 }
+
+pub(crate) fn delete_interactions_before(
+    conn: &mut Connection,
+    before_ms: i64,
+    batch: u32,
+) -> StoreResult<u64> {
+    let tx = conn.transaction().map_err(db_err)?;
+    // The batch: the oldest rows first, along the time index.
+    const OLDEST: &str =
+        "SELECT id FROM interactions WHERE created_at < ?1 ORDER BY created_at, id LIMIT ?2";
+    let limit = i64::from(batch.max(1));
+    tx.execute(
+        &format!("DELETE FROM violations WHERE interaction_id IN ({OLDEST})"),
+        params![before_ms, limit],
+    )
+    .map_err(db_err)?;
+    tx.execute(
+        &format!("DELETE FROM interaction_bodies WHERE interaction_id IN ({OLDEST})"),
+        params![before_ms, limit],
+    )
+    .map_err(db_err)?;
+    let deleted = tx
+        .execute(
+            &format!("DELETE FROM interactions WHERE id IN ({OLDEST})"),
+            params![before_ms, limit],
+        )
+        .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    Ok(deleted as u64)
+}

@@ -833,6 +833,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn delete_interactions_before(&self, before_ms: i64, batch: u32) -> StoreResult<u64> {
+        self.write(move |conn| governance::delete_interactions_before(conn, before_ms, batch))
+            .await
+    }
+
     async fn interactions_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Interaction>> {
         self.read(move |conn| governance::interactions_after(conn, after_id, limit))
             .await

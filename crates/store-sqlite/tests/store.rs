@@ -563,3 +563,98 @@ fn a_body_sample_is_stable_and_about_its_size() {
     assert!((800..1_200).contains(&picked), "{picked}");
     assert_eq!(settings.wants("log-7"), settings.wants("log-7"));
 }
+
+#[tokio::test]
+async fn retention_deletes_old_rows_in_batches_and_keeps_the_rollups() {
+    let (_dir, store) = fresh().await;
+    let i = integration(&store, "cf").await;
+    const DAY: i64 = 86_400_000;
+    let old: Vec<_> = (0..5)
+        .map(|n| log(&format!("old-{n}"), 10 * DAY + n * 1_000, 5, true, 200))
+        .collect();
+    let recent: Vec<_> = (0..3)
+        .map(|n| log(&format!("new-{n}"), 40 * DAY + n * 1_000, 5, true, 200))
+        .collect();
+    store
+        .ingest_batch(i.id, "gw", [old, recent].concat(), None)
+        .await
+        .expect("ingest");
+    let rows = store.interactions_after(0, 100).await.expect("rows");
+    let oldest = rows
+        .iter()
+        .find(|r| r.log.log_id == "old-0")
+        .expect("old")
+        .id;
+    let policy = store
+        .create_policy(NewPolicy {
+            name: "p".into(),
+            display_name: "P".into(),
+            description: String::new(),
+            category: PolicyCategory::Audit,
+            severity: Severity::Low,
+            mode: PolicyMode::Enforce,
+            config: "{}".into(),
+            rego: "package langguard.p".into(),
+            builtin_id: None,
+        })
+        .await
+        .expect("policy");
+    store
+        .record_evaluations(
+            vec![NewViolation {
+                policy_id: policy.id,
+                interaction_id: oldest,
+                severity: Severity::Low,
+                kind: "k".into(),
+                message: "m".into(),
+                evidence: "{}".into(),
+            }],
+            None,
+        )
+        .await
+        .expect("violation");
+    store
+        .store_bodies(vec![(oldest, i.id, Bodies::default())])
+        .await
+        .expect("body");
+    let before = store.metrics(&Scope::default()).await.expect("metrics");
+
+    let cutoff = 30 * DAY;
+    let mut batches = Vec::new();
+    loop {
+        let n = store
+            .delete_interactions_before(cutoff, 2)
+            .await
+            .expect("delete");
+        batches.push(n);
+        if n < 2 {
+            break;
+        }
+    }
+    assert_eq!(batches, [2, 2, 1], "the oldest first, two at a time");
+    let left: Vec<String> = store
+        .interactions_after(0, 100)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|r| r.log.log_id)
+        .collect();
+    assert_eq!(left, ["new-0", "new-1", "new-2"]);
+    let violations = store
+        .violations(&ViolationQuery {
+            limit: 10,
+            ..ViolationQuery::default()
+        })
+        .await
+        .expect("violations");
+    assert_eq!(
+        violations.total, 0,
+        "violations of deleted rows go with them"
+    );
+    assert!(store.bodies(vec![oldest]).await.expect("bodies").is_empty());
+    assert_eq!(
+        store.metrics(&Scope::default()).await.expect("metrics"),
+        before,
+        "rollups keep the history"
+    );
+}

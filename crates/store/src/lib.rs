@@ -177,6 +177,10 @@ pub trait Store: Send + Sync + 'static {
     async fn store_bodies(&self, bodies: Vec<(i64, IntegrationId, Bodies)>) -> StoreResult<()>;
     /// Deletes bodies older than their integration's retention; returns how many went.
     async fn prune_bodies(&self, now_ms: i64) -> StoreResult<u64>;
+    /// Data retention: deletes up to `batch` of the oldest interactions created before
+    /// `before_ms`, with their violations and bodies, in one transaction; returns how many went.
+    /// Rollups are kept, so dashboards still cover the time the rows did.
+    async fn delete_interactions_before(&self, before_ms: i64, batch: u32) -> StoreResult<u64>;
     /// Stored interactions with `id > after_id`, by id, at most `limit` (the policy worker's feed).
     async fn interactions_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Interaction>>;
     /// Per-minute spend of one integration with `from_ms <= minute < to_ms`, by minute.

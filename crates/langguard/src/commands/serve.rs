@@ -52,6 +52,7 @@ pub async fn run(
             session_ttl: Duration::from_secs(args.session_hours * 3600),
             secure_cookies: args.secure_cookies,
             scheduler: !args.no_scheduler,
+            retention_days: args.retention_days,
             ..ServerConfig::default()
         },
     );
