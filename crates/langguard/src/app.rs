@@ -107,11 +107,16 @@ impl App {
     }
 }
 
-async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
-    let url = match url {
+/// The database URL in use: the configured one, or the SQLite file in the data directory.
+pub fn database_url(data_dir: &Path, url: Option<&str>) -> String {
+    match url {
         Some(u) if !u.trim().is_empty() => u.trim().to_owned(),
         _ => format!("sqlite://{}", data_dir.join("langguard.db").display()),
-    };
+    }
+}
+
+async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+    let url = database_url(data_dir, url);
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(&url)
             .await

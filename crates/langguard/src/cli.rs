@@ -86,6 +86,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Delete interactions past a retention period now (`serve --retention-days` does it hourly).
     Prune(PruneArgs),
+    /// Copy the database (consistently, while LangGuard runs) and the encryption key.
+    Backup(BackupArgs),
     /// Manage the encryption key that seals stored API tokens.
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -118,6 +120,7 @@ impl Command {
             | Command::Bench(_)
             | Command::Serve(_)
             | Command::Prune(_)
+            | Command::Backup(_)
             | Command::Users(_)
             | Command::Secrets(_)
             | Command::Dev(_) => false,
@@ -143,6 +146,13 @@ pub struct ServeArgs {
     /// Rollups, and so dashboards, keep the whole history.
     #[arg(long, env = "LANGGUARD_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The new database file; the encryption key is copied beside it as `<FILE>.key`.
+    #[arg(long)]
+    pub to: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => commands::demo::run(args).await,
+        Command::Backup(args) => commands::backup::run(&cli.global, &args.to).await,
         Command::Bench(command) => commands::bench::run(command, &cli.global).await,
         command => {
             let app = app::App::open(&cli.global).await?;
@@ -81,7 +82,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Secrets(cli::SecretsCommand::RotateKey) => {
                     commands::secrets::rotate_key(&app, &cli.global.data_dir).await
                 }
-                Command::Demo(_) | Command::Bench(_) => unreachable!("handled above"),
+                Command::Demo(_) | Command::Bench(_) | Command::Backup(_) => {
+                    unreachable!("handled above")
+                }
             }
         }
     }

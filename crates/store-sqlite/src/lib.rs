@@ -115,6 +115,29 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Writes a consistent copy of the database to `dest` while LangGuard keeps running
+    /// (SQLite's online backup, a few thousand pages at a time so writers keep their turn).
+    pub async fn backup_to(&self, dest: &Path) -> StoreResult<()> {
+        let inner = self.inner.clone();
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || -> StoreResult<()> {
+            if dest.exists() {
+                return Err(StoreError::Invalid(format!(
+                    "{} exists already; choose a new file for the backup",
+                    dest.display()
+                )));
+            }
+            let source = connection::open_reader(&inner.path)?;
+            let mut target = Connection::open(&dest).map_err(db_err)?;
+            let backup = rusqlite::backup::Backup::new(&source, &mut target).map_err(db_err)?;
+            backup
+                .run_to_completion(4_096, std::time::Duration::from_millis(5), None)
+                .map_err(db_err)
+        })
+        .await
+        .map_err(join_err)?
+    }
+
     /// Nothing to flush: every write commits. Kept so callers can end cleanly.
     pub async fn close(&self) {
         let inner = self.inner.clone();
