@@ -38,7 +38,6 @@ impl App {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
         let store = open_store(data_dir, database_url).await?;
-        langguard_server::install_builtin_policies(store.as_ref()).await?;
         let env_key = std::env::var("LANGGUARD_ENCRYPTION_KEY").ok();
         let sealer = Sealer::load_or_create(env_key.as_deref(), data_dir)?;
         let sealer =

@@ -54,6 +54,16 @@ pub fn validate_name(name: &str) -> Result<(), PolicyError> {
     }
 }
 
+/// The policy name a Rego text declares (`package langguard.<name>`), if it declares one.
+pub fn declared_name(rego: &str) -> Option<String> {
+    rego.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("package ")
+            .and_then(|p| p.trim().strip_prefix("langguard."))
+            .map(|n| n.trim().to_string())
+    })
+}
+
 /// One violation a policy reported.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -353,6 +363,15 @@ violation contains result if {
 
     fn input(json: &str) -> Value {
         Value::from_json_str(json).expect("json")
+    }
+
+    #[test]
+    fn the_package_names_the_policy() {
+        assert_eq!(
+            declared_name("# x\npackage langguard.pii_check\nimport rego.v1\n"),
+            Some("pii_check".into())
+        );
+        assert_eq!(declared_name("package other.thing\n"), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod worker;
 pub use regorus::Value as RegoValue;
 
 pub use builtins::{builtin_policies, Builtin, BUILTINS};
-pub use compile::{validate_name, CompiledPolicy, Finding, PolicyError};
+pub use compile::{declared_name, validate_name, CompiledPolicy, Finding, PolicyError};
 pub use input::{
     config_value, input_document, trace_document, trace_document_with, SpendWindow, WINDOW_MINUTES,
 };

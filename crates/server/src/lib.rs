@@ -158,6 +158,9 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Built-ins are installed where they are used: by the server's policy worker here, and by
+    // `langguard sync` — not by every command that opens the store.
+    install_builtin_policies(state.store.as_ref()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scheduler = state
         .config
@@ -239,6 +242,11 @@ impl AppState {
             tracing::error!(error = %e, action, "could not write the audit log");
         }
     }
+}
+
+/// Lower-case hex of `bytes` (signatures, tokens shown to people).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(crate) fn now_ms() -> i64 {

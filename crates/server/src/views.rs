@@ -215,6 +215,16 @@ pub fn decode_cursor(s: &str) -> Option<TraceCursor> {
     })
 }
 
+/// Violation pages continue from `<occurred_at ms>_<id>`.
+pub fn encode_violation_cursor((occurred_at_ms, id): (i64, i64)) -> String {
+    format!("{occurred_at_ms}_{id}")
+}
+
+pub fn decode_violation_cursor(s: &str) -> Option<(i64, i64)> {
+    let (a, b) = s.split_once('_')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 /// CSV export columns: the trace item's fields, metadata as its JSON text.
 pub const TRACE_CSV_HEADER: [&str; 17] = [
     "id",

@@ -56,11 +56,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
         Err(_) => return String::new(),
     };
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(&mac.finalize().into_bytes())
 }
 
 fn body(event: WebhookEvent, data: Value) -> String {

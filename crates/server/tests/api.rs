@@ -992,21 +992,7 @@ async fn the_scheduler_syncs_enabled_integrations_on_its_own() {
 
 /// Everything the Trace Explorer lists, page by page.
 async fn all_traces(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/traces?limit=100&{query}&cursor={c}"),
-            None => format!("/api/v1/traces?limit=100&{query}"),
-        };
-        let (status, page) = app.call(Method::GET, &path, Some(token), None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        items.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return items,
-        }
-    }
+    all_pages(app, token, &format!("/api/v1/traces?limit=100&{query}")).await
 }
 
 #[tokio::test]
@@ -1420,35 +1406,12 @@ async fn search_sort_export_and_the_monitoring_overview() {
 
 /// Every violation, page by page.
 async fn all_violations(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/v1/violations?limit=1000&{query}&cursor={c}"),
-            None => format!("/api/v1/violations?limit=1000&{query}"),
-        };
-        let (status, page) = app.call(Method::GET, &path, Some(token), None).await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        items.extend(page["items"].as_array().expect("items").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return items,
-        }
-    }
-}
-
-/// Waits until the policy worker has evaluated every stored interaction.
-async fn policies_caught_up(app: &TestApp, token: &str) {
-    for _ in 0..500 {
-        let (_, status) = app
-            .call(Method::GET, "/api/v1/policies/status", Some(token), None)
-            .await;
-        if status["lag"] == 0 && status["latest_interaction_id"].as_i64() > Some(0) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the policy worker did not catch up");
+    all_pages(
+        app,
+        token,
+        &format!("/api/v1/violations?limit=1000&{query}"),
+    )
+    .await
 }
 
 const SLOW_CALLS: &str = r#"package langguard.slow_calls

@@ -99,6 +99,15 @@ async fn browser() -> Option<Browser> {
     panic!("chromedriver did not start");
 }
 
+/// The select a visible label names.
+async fn select_field(c: &Client, label: &str) -> Element {
+    c.find(Locator::XPath(&format!(
+        "//select[@id=//label[normalize-space()='{label}']/@for]"
+    )))
+    .await
+    .unwrap_or_else(|e| panic!("no select labelled {label:?}: {e}"))
+}
+
 /// The input a visible label names.
 async fn field(c: &Client, label: &str) -> Element {
     c.wait()
@@ -424,13 +433,11 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     // Trace Explorer with a filter applied: only errors, as many as the API lists.
     click(c, "a", "Trace Explorer").await;
     wait_for_text(c, "Export CSV").await;
-    let status = c
-        .find(Locator::XPath(
-            "//select[@id=//label[normalize-space()='Status']/@for]",
-        ))
+    select_field(c, "Status")
         .await
-        .expect("the Status filter");
-    status.select_by_value("error").await.expect("choose Error");
+        .select_by_value("error")
+        .await
+        .expect("choose Error");
     click(c, "button", "Apply").await;
     wait_for_text(c, "Error").await;
     let mut statuses = Vec::new();
@@ -477,32 +484,17 @@ async fn policies_are_switched_tested_and_violations_worked_through() {
     let id = app.add_integration(&admin).await;
     app.sync_now(&admin, id).await;
     // The built-ins have found things once the worker has caught up.
-    for _ in 0..200 {
-        let (_, status) = app
-            .call(
-                reqwest::Method::GET,
-                "/api/v1/policies/status",
-                Some(&admin),
-                None,
-            )
-            .await;
-        if status["lag"] == 0 && status["latest_interaction_id"].as_i64() > Some(0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    policies_caught_up(&app, &admin).await;
     sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
 
     // Switch a built-in on from the list.
     click(c, "a", "Policies").await;
     wait_for_text(c, "Latency & Health Threshold").await;
-    let mode = c
-        .find(Locator::XPath(
-            "//select[@id=//label[normalize-space()='Mode of Latency & Health Threshold']/@for]",
-        ))
+    select_field(c, "Mode of Latency & Health Threshold")
         .await
-        .expect("the mode switch");
-    mode.select_by_value("enforce").await.expect("enforce");
+        .select_by_value("enforce")
+        .await
+        .expect("enforce");
     c.find(Locator::XPath(
         "//form[.//select[@id=//label[normalize-space()='Mode of Latency & Health Threshold']/@for]]//button",
     ))
@@ -598,14 +590,11 @@ async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
         .send_keys("member-password-123")
         .await
         .expect("password");
-    c.find(Locator::XPath(
-        "//select[@id=//label[normalize-space()='Role']/@for]",
-    ))
-    .await
-    .expect("role")
-    .select_by_value("member")
-    .await
-    .expect("member");
+    select_field(c, "Role")
+        .await
+        .select_by_value("member")
+        .await
+        .expect("member");
     click(c, "button", "Add User").await;
     wait_for_text(c, "Added new.member@example.com").await;
     // The new member can sign in through the API.

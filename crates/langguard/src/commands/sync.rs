@@ -75,6 +75,7 @@ pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
         views.push((integration.name.clone(), SyncRunView::from(&run)));
     }
     // Policies evaluate what was imported (the server's policy worker does this on its own).
+    langguard_server::install_builtin_policies(app.store.as_ref()).await?;
     let policies = PolicyWorker::new(app.store.clone(), WorkerConfig::default())
         .with_bodies(std::sync::Arc::new(CloudflareBodies::new(
             app.sealer.clone(),

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use langguard_cloudflare::time::format_ms;
-use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, Role};
+use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, Role, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -81,40 +81,14 @@ async fn create_key(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     user.require(Role::Admin)?;
-    let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 100 characters",
-        ));
-    }
-    if ![30, 60, 90, 180, 365].contains(&body.expires_in_days) {
-        return Err(ApiError::bad_request(
-            "invalid_expiry",
-            "expires_in_days must be 30, 60, 90, 180 or 365",
-        ));
-    }
-    let (secret, hash) = new_api_key();
-    let key = state
-        .store
-        .create_api_key(NewApiKey {
-            user_id: user.0.id,
-            name: name.to_owned(),
-            prefix: secret.chars().take(12).collect(),
-            token_hash: hash,
-            scope: body.scope,
-            expires_at_ms: now_ms() + i64::from(body.expires_in_days) * 86_400_000,
-        })
-        .await?;
-    state
-        .audit(
-            Some(&user.0),
-            "api_key.created",
-            Some(format!("api_key:{}", key.id)),
-            json!({"name": key.name, "scope": key.scope}),
-            None,
-        )
-        .await;
+    let (key, secret) = add_key(
+        &state,
+        &user.0,
+        &body.name,
+        body.scope,
+        body.expires_in_days,
+    )
+    .await?;
     let mut view = serde_json::to_value(ApiKeyView::from(&key)).map_err(anyhow::Error::from)?;
     if let Some(obj) = view.as_object_mut() {
         // The only time the key is shown: it is stored hashed.
@@ -130,16 +104,7 @@ async fn revoke_key(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     user.require(Role::Admin)?;
-    let key = state.store.revoke_api_key(id).await?;
-    state
-        .audit(
-            Some(&user.0),
-            "api_key.revoked",
-            Some(format!("api_key:{id}")),
-            json!({"name": key.name}),
-            None,
-        )
-        .await;
+    let key = revoke(&state, &user.0, id).await?;
     Ok(Json(ApiKeyView::from(&key)))
 }
 
@@ -173,4 +138,63 @@ async fn audit(
         })
         .collect();
     Ok(Json(json!({ "items": items, "next_before": next })))
+}
+
+/// Checks, creates and audits an API key; returns it with its secret (shown once).
+pub(crate) async fn add_key(
+    state: &AppState,
+    actor: &User,
+    name: &str,
+    scope: ApiKeyScope,
+    expires_in_days: u32,
+) -> Result<(ApiKey, String), ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    if ![30, 60, 90, 180, 365].contains(&expires_in_days) {
+        return Err(ApiError::bad_request(
+            "invalid_expiry",
+            "expires_in_days must be 30, 60, 90, 180 or 365",
+        ));
+    }
+    let (secret, hash) = new_api_key();
+    let key = state
+        .store
+        .create_api_key(NewApiKey {
+            user_id: actor.id,
+            name: name.to_owned(),
+            prefix: secret.chars().take(12).collect(),
+            token_hash: hash,
+            scope,
+            expires_at_ms: now_ms() + i64::from(expires_in_days) * 86_400_000,
+        })
+        .await?;
+    state
+        .audit(
+            Some(actor),
+            "api_key.created",
+            Some(format!("api_key:{}", key.id)),
+            json!({"name": key.name, "scope": key.scope}),
+            None,
+        )
+        .await;
+    Ok((key, secret))
+}
+
+pub(crate) async fn revoke(state: &AppState, actor: &User, id: i64) -> Result<ApiKey, ApiError> {
+    let key = state.store.revoke_api_key(id).await?;
+    state
+        .audit(
+            Some(actor),
+            "api_key.revoked",
+            Some(format!("api_key:{id}")),
+            json!({"name": key.name}),
+            None,
+        )
+        .await;
+    Ok(key)
 }

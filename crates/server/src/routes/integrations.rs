@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_store::{
-    BodyMode, BodySettings, IntegrationPatch, NewIntegration, Role, SyncTrigger,
+    BodyMode, BodySettings, Integration, IntegrationPatch, NewIntegration, Role, SyncRun,
+    SyncTrigger, User,
 };
 use langguard_sync::{test_connection, SyncError};
 use serde::{Deserialize, Deserializer};
@@ -151,26 +152,19 @@ async fn create(
 ) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
     user.require(Role::Admin)?;
     let Kind::Cloudflare = body.kind;
-    let integration = state
-        .store
-        .create_integration(NewIntegration {
-            name: check_name(&body.name)?,
-            account_id: check_account_id(&body.account_id)?,
-            sealed_api_token: state.sealer.seal(&check_token(&body.api_token)?),
+    let integration = add(
+        &state,
+        &user.0,
+        IntegrationInput {
+            name: &body.name,
+            account_id: &body.account_id,
+            api_token: &body.api_token,
             enabled: body.enabled.unwrap_or(true),
-            sync_interval_minutes: check_interval(body.sync_interval_minutes.unwrap_or(15))?,
-            lookback_days: check_lookback(body.lookback_days.unwrap_or(Some(7)))?,
-        })
-        .await?;
-    state
-        .audit(
-            Some(&user.0),
-            "integration.created",
-            Some(format!("integration:{}", integration.id)),
-            json!({"name": integration.name, "account_id": integration.account_id}),
-            None,
-        )
-        .await;
+            sync_interval_minutes: body.sync_interval_minutes.unwrap_or(15),
+            lookback_days: body.lookback_days.unwrap_or(Some(7)),
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(IntegrationView::from(&integration)),
@@ -308,16 +302,7 @@ async fn update(
         sync_interval_minutes: body.sync_interval_minutes.map(check_interval).transpose()?,
         lookback_days: body.lookback_days.map(check_lookback).transpose()?,
     };
-    let integration = state.store.update_integration(id, patch).await?;
-    state
-        .audit(
-            Some(&user.0),
-            "integration.updated",
-            Some(format!("integration:{id}")),
-            json!({"changed": changed}),
-            None,
-        )
-        .await;
+    let integration = change(&state, &user.0, id, patch, &changed).await?;
     Ok(Json(IntegrationView::from(&integration)))
 }
 
@@ -328,27 +313,7 @@ async fn remove(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     user.require(Role::Admin)?;
-    // A run that is finishing gets a moment; one in full swing is not cut off.
-    if !state
-        .engine
-        .wait_for(id, std::time::Duration::from_secs(5))
-        .await
-    {
-        return Err(ApiError::Conflict(
-            "a sync of this integration is running; delete it when the sync has finished".into(),
-        ));
-    }
-    let removed = state.store.get_integration(id).await?;
-    state.store.delete_integration(id).await?;
-    state
-        .audit(
-            Some(&user.0),
-            "integration.deleted",
-            Some(format!("integration:{id}")),
-            json!({"name": removed.name, "interactions_deleted": removed.interactions_synced}),
-            None,
-        )
-        .await;
+    remove_with_data(&state, &user.0, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -359,24 +324,13 @@ async fn sync_now(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     user.require(Role::Admin)?;
-    let body = match state.engine.start(id, SyncTrigger::Manual).await {
-        Ok(run) => {
-            state
-                .audit(
-                    Some(&user.0),
-                    "integration.synced",
-                    Some(format!("integration:{id}")),
-                    json!({"run_id": run.id}),
-                    None,
-                )
-                .await;
+    let body = match start_sync(&state, &user.0, id).await? {
+        SyncStart::Started(run) => {
             json!({"run_id": run.id, "status": run.status.as_str(), "already_running": false})
         }
-        // Pressing it again while a sync runs shows that sync instead of starting another.
-        Err(SyncError::AlreadyRunning { run_id }) => {
+        SyncStart::AlreadyRunning(run_id) => {
             json!({"run_id": run_id, "status": "running", "already_running": true})
         }
-        Err(e) => return Err(e.into()),
     };
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
@@ -412,4 +366,125 @@ async fn sync_run(
     Ok(Json(SyncRunView::from(
         &state.store.get_sync_run(id).await?,
     )))
+}
+
+/// A new Cloudflare integration, as the API and the web UI take it (checked by [`add`]).
+pub(crate) struct IntegrationInput<'a> {
+    pub name: &'a str,
+    pub account_id: &'a str,
+    pub api_token: &'a str,
+    pub enabled: bool,
+    pub sync_interval_minutes: i64,
+    pub lookback_days: Option<i64>,
+}
+
+/// Checks, seals the token, saves and audits a new integration.
+pub(crate) async fn add(
+    state: &AppState,
+    actor: &User,
+    input: IntegrationInput<'_>,
+) -> Result<Integration, ApiError> {
+    let integration = state
+        .store
+        .create_integration(NewIntegration {
+            name: check_name(input.name)?,
+            account_id: check_account_id(input.account_id)?,
+            sealed_api_token: state.sealer.seal(&check_token(input.api_token)?),
+            enabled: input.enabled,
+            sync_interval_minutes: check_interval(input.sync_interval_minutes)?,
+            lookback_days: check_lookback(input.lookback_days)?,
+        })
+        .await?;
+    state
+        .audit(
+            Some(actor),
+            "integration.created",
+            Some(format!("integration:{}", integration.id)),
+            json!({"name": integration.name, "account_id": integration.account_id}),
+            None,
+        )
+        .await;
+    Ok(integration)
+}
+
+/// Applies a checked patch and audits which fields changed (never their values: one may be
+/// the token).
+pub(crate) async fn change(
+    state: &AppState,
+    actor: &User,
+    id: i64,
+    patch: IntegrationPatch,
+    changed: &[&str],
+) -> Result<Integration, ApiError> {
+    let integration = state.store.update_integration(id, patch).await?;
+    state
+        .audit(
+            Some(actor),
+            "integration.updated",
+            Some(format!("integration:{id}")),
+            json!({"changed": changed}),
+            None,
+        )
+        .await;
+    Ok(integration)
+}
+
+/// Deletes an integration with everything imported through it, unless a sync of it is running.
+pub(crate) async fn remove_with_data(
+    state: &AppState,
+    actor: &User,
+    id: i64,
+) -> Result<Integration, ApiError> {
+    // A run that is finishing gets a moment; one in full swing is not cut off.
+    if !state
+        .engine
+        .wait_for(id, std::time::Duration::from_secs(5))
+        .await
+    {
+        return Err(ApiError::Conflict(
+            "a sync of this integration is running; delete it when the sync has finished".into(),
+        ));
+    }
+    let removed = state.store.get_integration(id).await?;
+    state.store.delete_integration(id).await?;
+    state
+        .audit(
+            Some(actor),
+            "integration.deleted",
+            Some(format!("integration:{id}")),
+            json!({"name": removed.name, "interactions_deleted": removed.interactions_synced}),
+            None,
+        )
+        .await;
+    Ok(removed)
+}
+
+/// What Sync Now did.
+pub(crate) enum SyncStart {
+    Started(SyncRun),
+    /// Pressing it again while a sync runs shows that sync instead of starting another.
+    AlreadyRunning(i64),
+}
+
+pub(crate) async fn start_sync(
+    state: &AppState,
+    actor: &User,
+    id: i64,
+) -> Result<SyncStart, ApiError> {
+    match state.engine.start(id, SyncTrigger::Manual).await {
+        Ok(run) => {
+            state
+                .audit(
+                    Some(actor),
+                    "integration.synced",
+                    Some(format!("integration:{id}")),
+                    json!({"run_id": run.id}),
+                    None,
+                )
+                .await;
+            Ok(SyncStart::Started(run))
+        }
+        Err(SyncError::AlreadyRunning { run_id }) => Ok(SyncStart::AlreadyRunning(run_id)),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,6 +1,6 @@
 //! One module per resource, each exporting its `router()`.
 
-mod access;
+pub(crate) mod access;
 pub mod health;
 pub(crate) mod integrations;
 mod metrics;
@@ -11,8 +11,8 @@ pub(crate) mod policies;
 pub(crate) mod prices;
 pub(crate) mod session;
 mod traces;
-mod users;
-mod violations;
+pub(crate) mod users;
+pub(crate) mod violations;
 pub(crate) mod webhooks;
 
 use axum::Router;

@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_policy::{
-    batch_bodies, evaluate_batch, spend_windows, CompiledPolicy, PolicyError, PolicySet,
+    batch_bodies, declared_name, evaluate_batch, spend_windows, CompiledPolicy, PolicyError,
+    PolicySet,
 };
 use langguard_store::{
     Interaction, NewPolicy, Policy, PolicyCategory, PolicyId, PolicyMode, PolicyPatch, Role, Scope,
-    Severity, SortOrder, TraceFilter, TraceSort,
+    Severity, SortOrder, TraceFilter, TraceSort, User,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -98,16 +99,6 @@ fn text_field(name: &str, value: &str, max: usize) -> Result<String, ApiError> {
     Ok(value.to_string())
 }
 
-/// The policy name a Rego text declares (`package langguard.<name>`).
-fn declared_name(rego: &str) -> Option<String> {
-    rego.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("package ")
-            .and_then(|p| p.trim().strip_prefix("langguard."))
-            .map(|n| n.trim().to_string())
-    })
-}
-
 #[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, description = "`{items: [policy]}`"), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
     let items: Vec<PolicyView> = state
@@ -150,38 +141,26 @@ async fn create(
 ) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     user.require(Role::Member)?;
     let name = body.name.trim().to_string();
-    compile(name.clone(), body.rego.clone()).await?;
-    let policy = state
-        .store
-        .create_policy(NewPolicy {
-            display_name: text_field(
-                "display_name",
-                body.display_name.as_deref().unwrap_or(&name),
-                200,
-            )?,
-            description: text_field(
-                "description",
-                body.description.as_deref().unwrap_or(""),
-                2_000,
-            )?,
-            category: body.category,
-            severity: body.severity,
-            mode: body.mode.unwrap_or(PolicyMode::Permissive),
-            config: config_text(body.config)?.unwrap_or_else(|| "{}".into()),
-            rego: body.rego,
-            builtin_id: None,
-            name,
-        })
-        .await?;
-    state
-        .audit(
-            Some(&user.0),
-            "policy.created",
-            Some(format!("policy:{}", policy.id)),
-            json!({"name": policy.name, "mode": policy.mode.as_str()}),
-            None,
-        )
-        .await;
+    let new = NewPolicy {
+        display_name: text_field(
+            "display_name",
+            body.display_name.as_deref().unwrap_or(&name),
+            200,
+        )?,
+        description: text_field(
+            "description",
+            body.description.as_deref().unwrap_or(""),
+            2_000,
+        )?,
+        category: body.category,
+        severity: body.severity,
+        mode: body.mode.unwrap_or(PolicyMode::Permissive),
+        config: config_text(body.config)?.unwrap_or_else(|| "{}".into()),
+        rego: body.rego,
+        builtin_id: None,
+        name,
+    };
+    let policy = add_policy(&state, &user.0, new).await?;
     Ok((StatusCode::CREATED, Json(PolicyView::from(&policy))))
 }
 
@@ -221,48 +200,75 @@ async fn update(
 ) -> Result<Json<PolicyView>, ApiError> {
     user.require(Role::Member)?;
     let current = state.store.get_policy(id).await?;
-    if let Some(rego) = &body.rego {
-        compile(current.name.clone(), rego.clone()).await?;
-    }
     let mode = match (body.mode, body.enabled) {
         (Some(mode), _) => Some(mode),
         (None, Some(false)) => Some(PolicyMode::Disabled),
         (None, Some(true)) if current.mode == PolicyMode::Disabled => Some(PolicyMode::Enforce),
         _ => None,
     };
-    let policy = state
-        .store
-        .update_policy(
-            id,
-            PolicyPatch {
-                display_name: body
-                    .display_name
-                    .as_deref()
-                    .map(|v| text_field("display_name", v, 200))
-                    .transpose()?,
-                description: body
-                    .description
-                    .as_deref()
-                    .map(|v| text_field("description", v, 2_000))
-                    .transpose()?,
-                category: body.category,
-                severity: body.severity,
-                mode,
-                config: config_text(body.config)?,
-                rego: body.rego,
-            },
-        )
-        .await?;
+    let patch = PolicyPatch {
+        display_name: body
+            .display_name
+            .as_deref()
+            .map(|v| text_field("display_name", v, 200))
+            .transpose()?,
+        description: body
+            .description
+            .as_deref()
+            .map(|v| text_field("description", v, 2_000))
+            .transpose()?,
+        category: body.category,
+        severity: body.severity,
+        mode,
+        config: config_text(body.config)?,
+        rego: body.rego,
+    };
+    let policy = change_policy(&state, &user.0, &current, patch).await?;
+    Ok(Json(PolicyView::from(&policy)))
+}
+
+/// Compiles, saves and audits a new policy (API and web UI alike): a policy whose Rego doesn't
+/// compile is never saved.
+pub(crate) async fn add_policy(
+    state: &AppState,
+    actor: &User,
+    new: NewPolicy,
+) -> Result<Policy, ApiError> {
+    compile(new.name.clone(), new.rego.clone()).await?;
+    let policy = state.store.create_policy(new).await?;
     state
         .audit(
-            Some(&user.0),
+            Some(actor),
+            "policy.created",
+            Some(format!("policy:{}", policy.id)),
+            json!({"name": policy.name, "mode": policy.mode.as_str()}),
+            None,
+        )
+        .await;
+    Ok(policy)
+}
+
+/// Compiles a new Rego text (under the policy's name), saves the change and audits it.
+pub(crate) async fn change_policy(
+    state: &AppState,
+    actor: &User,
+    current: &Policy,
+    patch: PolicyPatch,
+) -> Result<Policy, ApiError> {
+    if let Some(rego) = &patch.rego {
+        compile(current.name.clone(), rego.clone()).await?;
+    }
+    let policy = state.store.update_policy(current.id, patch).await?;
+    state
+        .audit(
+            Some(actor),
             "policy.updated",
-            Some(format!("policy:{id}")),
+            Some(format!("policy:{}", current.id)),
             json!({"name": policy.name, "mode": policy.mode.as_str(), "version": policy.version}),
             None,
         )
         .await;
-    Ok(Json(PolicyView::from(&policy)))
+    Ok(policy)
 }
 
 #[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 204, description = "Deleted, with its versions and violations"), (status = 404, description = "No such policy", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -627,16 +633,4 @@ async fn status(
         "evaluated_at": progress.evaluated_at_ms.map(langguard_cloudflare::time::format_ms),
         "policies_enabled": enabled,
     })))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_package_names_the_policy() {
-        assert_eq!(
-            super::declared_name("# x\npackage langguard.pii_check\nimport rego.v1\n"),
-            Some("pii_check".into())
-        );
-        assert_eq!(super::declared_name("package other.thing\n"), None);
-    }
 }

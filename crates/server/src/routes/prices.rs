@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use langguard_cloudflare::time::format_ms;
-use langguard_store::{ModelPrice, Role};
+use langguard_store::{ModelPrice, Role, User};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -30,7 +30,7 @@ pub(crate) fn view(p: &ModelPrice) -> Value {
 }
 
 /// A model name and two prices, checked.
-pub(crate) fn check_price(model: &str, input: f64, output: f64) -> Result<String, ApiError> {
+fn check_price(model: &str, input: f64, output: f64) -> Result<String, ApiError> {
     let model = model.trim();
     if model.is_empty() || model.chars().count() > 200 {
         return Err(ApiError::bad_request(
@@ -82,20 +82,14 @@ async fn set(
     ApiJson(body): ApiJson<PriceBody>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
-    let model = check_price(&body.model, body.input_per_1k, body.output_per_1k)?;
-    let price = state
-        .store
-        .set_model_price(&model, body.input_per_1k, body.output_per_1k)
-        .await?;
-    state
-        .audit(
-            Some(&user.0),
-            "cost_estimate.set",
-            Some(format!("model:{model}")),
-            json!({"input_per_1k": price.input_per_1k, "output_per_1k": price.output_per_1k}),
-            None,
-        )
-        .await;
+    let price = set_price(
+        &state,
+        &user.0,
+        &body.model,
+        body.input_per_1k,
+        body.output_per_1k,
+    )
+    .await?;
     Ok(Json(view(&price)))
 }
 
@@ -112,15 +106,49 @@ async fn remove(
     ApiQuery(q): ApiQuery<ModelQuery>,
 ) -> Result<StatusCode, ApiError> {
     user.require(Role::Admin)?;
-    state.store.delete_model_price(&q.model).await?;
+    delete_price(&state, &user.0, &q.model).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks, saves and audits a model's price (API and web UI alike).
+pub(crate) async fn set_price(
+    state: &AppState,
+    actor: &User,
+    model: &str,
+    input_per_1k: f64,
+    output_per_1k: f64,
+) -> Result<ModelPrice, ApiError> {
+    let model = check_price(model, input_per_1k, output_per_1k)?;
+    let price = state
+        .store
+        .set_model_price(&model, input_per_1k, output_per_1k)
+        .await?;
     state
         .audit(
-            Some(&user.0),
+            Some(actor),
+            "cost_estimate.set",
+            Some(format!("model:{model}")),
+            json!({"input_per_1k": price.input_per_1k, "output_per_1k": price.output_per_1k}),
+            None,
+        )
+        .await;
+    Ok(price)
+}
+
+pub(crate) async fn delete_price(
+    state: &AppState,
+    actor: &User,
+    model: &str,
+) -> Result<(), ApiError> {
+    state.store.delete_model_price(model).await?;
+    state
+        .audit(
+            Some(actor),
             "cost_estimate.deleted",
-            Some(format!("model:{}", q.model)),
+            Some(format!("model:{model}")),
             json!({}),
             None,
         )
         .await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::{Json, Router};
-use langguard_store::{NewUser, Role, UserPatch};
+use langguard_store::{NewUser, Role, User, UserPatch};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -44,24 +44,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     user.require(Role::Admin)?;
-    check_password_rules(&body.password)?;
-    let created = state
-        .store
-        .create_user(NewUser {
-            email: body.email,
-            password_hash: hash_password(body.password).await?,
-            role: body.role,
-        })
-        .await?;
-    state
-        .audit(
-            Some(&user.0),
-            "user.created",
-            Some(format!("user:{}", created.id)),
-            json!({"email": created.email, "role": created.role}),
-            None,
-        )
-        .await;
+    let created = add(&state, &user.0, body.email, body.password, body.role).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&created))))
 }
 
@@ -154,4 +137,33 @@ async fn ensure_another_admin(state: &AppState, leaving: i64) -> Result<(), ApiE
         ));
     }
     Ok(())
+}
+
+/// Checks the password rules, hashes, saves and audits a new user (API and web UI alike).
+pub(crate) async fn add(
+    state: &AppState,
+    actor: &User,
+    email: String,
+    password: String,
+    role: Role,
+) -> Result<User, ApiError> {
+    check_password_rules(&password)?;
+    let created = state
+        .store
+        .create_user(NewUser {
+            email,
+            password_hash: hash_password(password).await?,
+            role,
+        })
+        .await?;
+    state
+        .audit(
+            Some(actor),
+            "user.created",
+            Some(format!("user:{}", created.id)),
+            json!({"email": created.email, "role": created.role}),
+            None,
+        )
+        .await;
+    Ok(created)
 }

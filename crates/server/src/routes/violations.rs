@@ -4,14 +4,14 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_store::{PolicyId, Role, Severity, ViolationQuery, ViolationStatus};
+use langguard_store::{PolicyId, Role, Severity, User, Violation, ViolationQuery, ViolationStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{time_param, ApiJson, ApiPath, ApiQuery};
-use crate::views::ViolationView;
+use crate::views::{decode_violation_cursor, encode_violation_cursor, ViolationView};
 use crate::AppState;
 
 /// Most violations one bulk change touches.
@@ -48,11 +48,6 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
-fn decode_cursor(s: &str) -> Option<(i64, i64)> {
-    let (a, b) = s.split_once('_')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
 #[utoipa::path(get, path = "/api/v1/violations", tag = "policies", params(ListQuery), responses((status = 200, description = "`{items: [violation], total, next_cursor}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(
     State(state): State<AppState>,
@@ -86,7 +81,7 @@ async fn list(
         .cursor
         .as_deref()
         .map(|c| {
-            decode_cursor(c).ok_or_else(|| {
+            decode_violation_cursor(c).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_cursor",
                     "cursor must be a next_cursor from a previous page",
@@ -112,7 +107,7 @@ async fn list(
     Ok(Json(json!({
         "items": items,
         "total": page.total,
-        "next_cursor": page.next_cursor.map(|(t, id)| format!("{t}_{id}")),
+        "next_cursor": page.next_cursor.map(encode_violation_cursor),
     })))
 }
 
@@ -189,7 +184,21 @@ async fn bulk(
     ApiJson(body): ApiJson<BulkBody>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Member)?;
-    if body.ids.is_empty() || body.ids.len() > MAX_BULK {
+    let updated = set_status(&state, &user.0, body.ids, body.status, body.notes).await?;
+    let items: Vec<ViolationView> = updated.iter().map(ViolationView::from).collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Moves violations to `status` (with notes, when given): all of them or, when an id is
+/// unknown, none; audited (API and web UI alike).
+pub(crate) async fn set_status(
+    state: &AppState,
+    actor: &User,
+    ids: Vec<i64>,
+    status: ViolationStatus,
+    notes: Option<String>,
+) -> Result<Vec<Violation>, ApiError> {
+    if ids.is_empty() || ids.len() > MAX_BULK {
         return Err(ApiError::bad_request(
             "invalid_body",
             format!("ids must list 1 to {MAX_BULK} violations"),
@@ -197,17 +206,16 @@ async fn bulk(
     }
     let updated = state
         .store
-        .update_violations(body.ids.clone(), body.status, check_notes(body.notes)?)
+        .update_violations(ids, status, check_notes(notes)?)
         .await?;
     state
         .audit(
-            Some(&user.0),
+            Some(actor),
             "violation.bulk_updated",
             None,
-            json!({"status": body.status.as_str(), "count": updated.len()}),
+            json!({"status": status.as_str(), "count": updated.len()}),
             None,
         )
         .await;
-    let items: Vec<ViolationView> = updated.iter().map(ViolationView::from).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(updated)
 }

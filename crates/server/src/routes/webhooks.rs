@@ -8,7 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use langguard_cloudflare::time::format_ms;
 use langguard_store::{
-    Delivery, NewWebhook, Role, Severity, Webhook, WebhookEvent, WebhookId, WebhookPatch,
+    Delivery, NewWebhook, Role, Severity, User, Webhook, WebhookEvent, WebhookId, WebhookPatch,
 };
 use rand::Rng;
 use serde::Deserialize;
@@ -57,7 +57,7 @@ fn delivery_view(d: &Delivery) -> Value {
 }
 
 /// HTTPS, or plain HTTP to this machine (a local receiver, or tests).
-pub(crate) fn check_url(raw: &str) -> Result<String, ApiError> {
+fn check_url(raw: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::bad_request("invalid_url", why.to_string());
     if raw.len() > 2_000 {
         return Err(bad("the URL is longer than 2,000 characters"));
@@ -77,7 +77,7 @@ pub(crate) fn check_url(raw: &str) -> Result<String, ApiError> {
     }
 }
 
-pub(crate) fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
+fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_events",
@@ -101,7 +101,7 @@ pub(crate) fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiEr
     Ok(out)
 }
 
-pub(crate) fn check_secret(secret: &str) -> Result<String, ApiError> {
+fn check_secret(secret: &str) -> Result<String, ApiError> {
     if secret.len() < 16 || secret.len() > 256 {
         return Err(ApiError::bad_request(
             "invalid_secret",
@@ -111,10 +111,9 @@ pub(crate) fn check_secret(secret: &str) -> Result<String, ApiError> {
     Ok(secret.to_string())
 }
 
-pub(crate) fn generate_secret() -> String {
+fn generate_secret() -> String {
     let bytes: [u8; 24] = rand::thread_rng().gen();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("lgw_{hex}")
+    format!("lgw_{}", crate::hex(&bytes))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, description = "`{items: [webhook]}` (never the secret)"), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -151,9 +150,37 @@ async fn create(
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     user.require(Role::Admin)?;
-    let url = check_url(&body.url)?;
-    let events = check_events(&body.events)?;
-    let (secret, generated) = match body.secret.as_deref() {
+    let (webhook, generated) = add(
+        &state,
+        &user.0,
+        &body.url,
+        body.secret.as_deref(),
+        &body.events,
+        body.min_severity.unwrap_or(Severity::Low),
+        body.enabled.unwrap_or(true),
+    )
+    .await?;
+    let mut doc = view(&webhook);
+    if let Some(secret) = generated {
+        doc["secret"] = json!(secret);
+    }
+    Ok((StatusCode::CREATED, Json(doc)))
+}
+
+/// Checks, seals the secret, saves and audits a new webhook; returns it with the secret when
+/// one was generated (to be shown once).
+pub(crate) async fn add(
+    state: &AppState,
+    actor: &User,
+    url: &str,
+    secret: Option<&str>,
+    events: &[String],
+    min_severity: Severity,
+    enabled: bool,
+) -> Result<(Webhook, Option<String>), ApiError> {
+    let url = check_url(url)?;
+    let events = check_events(events)?;
+    let (secret, generated) = match secret {
         Some(s) => (check_secret(s)?, false),
         None => (generate_secret(), true),
     };
@@ -163,24 +190,20 @@ async fn create(
             url,
             sealed_secret: state.sealer.seal(&secret),
             events,
-            min_severity: body.min_severity.unwrap_or(Severity::Low),
-            enabled: body.enabled.unwrap_or(true),
+            min_severity,
+            enabled,
         })
         .await?;
     state
         .audit(
-            Some(&user.0),
+            Some(actor),
             "webhook.created",
             Some(format!("webhook:{}", webhook.id)),
             json!({"url": webhook.url}),
             None,
         )
         .await;
-    let mut doc = view(&webhook);
-    if generated {
-        doc["secret"] = json!(secret);
-    }
-    Ok((StatusCode::CREATED, Json(doc)))
+    Ok((webhook, generated.then_some(secret)))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 200, description = "The webhook"), (status = 404, description = "No such webhook", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]

@@ -7,13 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use langguard_store::{BodyMode, BodySettings, Integration, IntegrationPatch, Role};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::format::{count, duration, moment};
 use super::session::WebUser;
 use super::{refuse, render, server_error, Frame};
 use crate::error::ApiError;
-use crate::routes::integrations::{check_interval, check_name};
+use crate::routes::integrations::{self, check_interval, check_name};
 use crate::AppState;
 
 #[derive(Template)]
@@ -142,23 +141,10 @@ pub async fn update(
         Ok(p) => p,
         Err(e) => return page(&state, &user, &current, Some(e.to_string()), None).await,
     };
-    match state.store.update_integration(id, patch).await {
-        Ok(updated) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "integration.updated",
-                    Some(format!("integration:{id}")),
-                    json!({"changed": ["name", "sync_interval_minutes", "enabled", "bodies"]}),
-                    None,
-                )
-                .await;
-            page(&state, &user, &updated, None, Some("Saved.".into())).await
-        }
-        Err(e) => {
-            let message = ApiError::from(e).to_string();
-            page(&state, &user, &current, Some(message), None).await
-        }
+    let changed = ["name", "sync_interval_minutes", "enabled", "bodies"];
+    match integrations::change(&state, &user.user, id, patch, &changed).await {
+        Ok(updated) => page(&state, &user, &updated, None, Some("Saved.".into())).await,
+        Err(e) => page(&state, &user, &current, Some(e.to_string()), None).await,
     }
 }
 
@@ -181,35 +167,10 @@ pub async fn delete(
         Ok(i) => i,
         Err(e) => return server_error("integration", e),
     };
-    if !state
-        .engine
-        .wait_for(id, std::time::Duration::from_secs(5))
-        .await
-    {
-        return page(
-            &state,
-            &user,
-            &current,
-            Some(
-                "A sync of this integration is running; delete it when the sync has finished."
-                    .into(),
-            ),
-            None,
-        )
-        .await;
-    }
-    match state.store.delete_integration(id).await {
-        Ok(()) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "integration.deleted",
-                    Some(format!("integration:{id}")),
-                    json!({"name": current.name, "interactions_deleted": current.interactions_synced}),
-                    None,
-                )
-                .await;
-            Redirect::to("/integrations").into_response()
+    match integrations::remove_with_data(&state, &user.user, id).await {
+        Ok(_) => Redirect::to("/integrations").into_response(),
+        Err(e @ ApiError::Conflict(_)) => {
+            page(&state, &user, &current, Some(e.to_string()), None).await
         }
         Err(e) => server_error("integration", e),
     }

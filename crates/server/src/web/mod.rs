@@ -20,14 +20,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use langguard_store::{NewIntegration, Role, SyncTrigger};
-use langguard_sync::SyncError;
+use langguard_store::Role;
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::auth::request_token;
 use crate::error::ApiError;
-use crate::routes::integrations::{check_account_id, check_name, check_token};
+use crate::routes::integrations::{self, check_account_id, check_token};
 use crate::routes::session::{sign_in, sign_out};
 use crate::AppState;
 pub use format::{count, moment};
@@ -448,41 +446,21 @@ async fn save_integration(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let checked = (|| {
-        Ok::<_, ApiError>((
-            check_name(&form.name)?,
-            check_account_id(&form.account_id)?,
-            check_token(&form.api_token)?,
-        ))
-    })();
-    let saved = match checked {
-        Ok((name, account_id, token)) => state
-            .store
-            .create_integration(NewIntegration {
-                name,
-                account_id,
-                sealed_api_token: state.sealer.seal(&token),
-                enabled: true,
-                sync_interval_minutes: 15,
-                lookback_days: Some(7),
-            })
-            .await
-            .map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
+    let saved = integrations::add(
+        &state,
+        &user.user,
+        integrations::IntegrationInput {
+            name: &form.name,
+            account_id: &form.account_id,
+            api_token: &form.api_token,
+            enabled: true,
+            sync_interval_minutes: 15,
+            lookback_days: Some(7),
+        },
+    )
+    .await;
     match saved {
-        Ok(integration) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "integration.created",
-                    Some(format!("integration:{}", integration.id)),
-                    json!({"name": integration.name, "account_id": integration.account_id}),
-                    None,
-                )
-                .await;
-            Redirect::to("/integrations").into_response()
-        }
+        Ok(_) => Redirect::to("/integrations").into_response(),
         Err(e) => {
             let mut page = NewIntegrationPage::new(&user, 3);
             page.name = form.name;
@@ -507,20 +485,11 @@ async fn sync_now(
     if let Some(refused) = refuse(&user, &headers, None, Role::Admin) {
         return refused;
     }
-    let text = match state.engine.start(id, SyncTrigger::Manual).await {
-        Ok(run) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "integration.synced",
-                    Some(format!("integration:{id}")),
-                    json!({"run_id": run.id}),
-                    None,
-                )
-                .await;
+    let text = match integrations::start_sync(&state, &user.user, id).await {
+        Ok(integrations::SyncStart::Started(run)) => {
             format!("Sync started (run {}). Reload to see the figures.", run.id)
         }
-        Err(SyncError::AlreadyRunning { run_id }) => {
+        Ok(integrations::SyncStart::AlreadyRunning(run_id)) => {
             format!("A sync is already running (run {run_id}).")
         }
         Err(e) => {

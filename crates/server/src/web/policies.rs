@@ -21,8 +21,11 @@ use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::{local_path, WebUser};
 use super::{csrf_ok, csrf_refused, forbidden, refuse, render, server_error, Frame};
 use crate::error::ApiError;
-use crate::routes::policies::{compile, run_backtest, HistoryBody};
+use crate::routes::policies::{add_policy, change_policy, compile, run_backtest, HistoryBody};
+use crate::routes::violations;
+use crate::views::{decode_violation_cursor, encode_violation_cursor};
 use crate::AppState;
+use langguard_policy::declared_name;
 
 fn writer(user: &WebUser) -> bool {
     matches!(user.user.role, Role::Admin | Role::Member)
@@ -139,19 +142,12 @@ pub async fn set_mode(
         mode: Some(mode),
         ..PolicyPatch::default()
     };
-    match state.store.update_policy(id, patch).await {
-        Ok(policy) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "policy.updated",
-                    Some(format!("policy:{id}")),
-                    json!({"name": policy.name, "mode": policy.mode.as_str()}),
-                    None,
-                )
-                .await;
-            Redirect::to("/policies").into_response()
-        }
+    let changed = match state.store.get_policy(id).await {
+        Ok(current) => change_policy(&state, &user.user, &current, patch).await,
+        Err(e) => Err(e.into()),
+    };
+    match changed {
+        Ok(_) => Redirect::to("/policies").into_response(),
         Err(e) => server_error("policy mode", e),
     }
 }
@@ -395,16 +391,6 @@ impl PolicyForm {
     }
 }
 
-/// The policy name a Rego text declares (`package langguard.<name>`).
-fn declared_name(rego: &str) -> Option<String> {
-    rego.lines().find_map(|l| {
-        l.trim()
-            .strip_prefix("package ")
-            .and_then(|p| p.trim().strip_prefix("langguard."))
-            .map(|n| n.trim().to_string())
-    })
-}
-
 fn message(e: ApiError) -> String {
     match e {
         ApiError::Internal(_) => {
@@ -448,84 +434,56 @@ async fn save(
 ) -> Result<Policy, String> {
     let (category, severity, mode) = form.choices()?;
     let config = form.config()?;
-    let name = match id {
+    let display_name = |name: &str| {
+        form.display_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .unwrap_or(name)
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+    let saved = match id {
+        None => {
+            let name = form
+                .name
+                .as_deref()
+                .map(str::trim)
+                .unwrap_or("")
+                .to_string();
+            let new = NewPolicy {
+                display_name: display_name(&name),
+                name,
+                description: String::new(),
+                category,
+                severity,
+                mode,
+                config,
+                rego: form.rego.clone(),
+                builtin_id: None,
+            };
+            add_policy(state, &user.user, new).await
+        }
         Some(id) => {
-            state
+            let current = state
                 .store
                 .get_policy(id)
                 .await
-                .map_err(|e| message(e.into()))?
-                .name
+                .map_err(|e| message(e.into()))?;
+            let patch = PolicyPatch {
+                display_name: Some(display_name(&current.name)),
+                category: Some(category),
+                severity: Some(severity),
+                mode: Some(mode),
+                config: Some(config),
+                rego: Some(form.rego.clone()),
+                ..PolicyPatch::default()
+            };
+            change_policy(state, &user.user, &current, patch).await
         }
-        None => form
-            .name
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or("")
-            .to_string(),
     };
-    compile(name.clone(), form.rego.clone())
-        .await
-        .map_err(message)?;
-    let display_name = form
-        .display_name
-        .as_deref()
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .unwrap_or(&name)
-        .chars()
-        .take(200)
-        .collect::<String>();
-    let saved = match id {
-        None => {
-            state
-                .store
-                .create_policy(NewPolicy {
-                    name,
-                    display_name,
-                    description: String::new(),
-                    category,
-                    severity,
-                    mode,
-                    config,
-                    rego: form.rego.clone(),
-                    builtin_id: None,
-                })
-                .await
-        }
-        Some(id) => {
-            state
-                .store
-                .update_policy(
-                    id,
-                    PolicyPatch {
-                        display_name: Some(display_name),
-                        category: Some(category),
-                        severity: Some(severity),
-                        mode: Some(mode),
-                        config: Some(config),
-                        rego: Some(form.rego.clone()),
-                        ..PolicyPatch::default()
-                    },
-                )
-                .await
-        }
-    }
-    .map_err(|e| message(e.into()))?;
-    state
-        .audit(
-            Some(&user.user),
-            if id.is_some() {
-                "policy.updated"
-            } else {
-                "policy.created"
-            },
-            Some(format!("policy:{}", saved.id)),
-            json!({"name": saved.name, "mode": saved.mode.as_str(), "version": saved.version}),
-            None,
-        )
-        .await;
-    Ok(saved)
+    saved.map_err(message)
 }
 
 pub async fn create(
@@ -779,10 +737,7 @@ pub async fn violations(
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    let before = given(&q.cursor).and_then(|c| {
-        let (a, b) = c.split_once('_')?;
-        Some((a.parse().ok()?, b.parse().ok()?))
-    });
+    let before = given(&q.cursor).and_then(|c| decode_violation_cursor(&c));
     let query = ViolationQuery {
         policy_id: given(&q.policy).and_then(|p| p.parse().ok()),
         severity: given(&q.severity).as_deref().and_then(Severity::parse),
@@ -812,7 +767,7 @@ pub async fn violations(
     let base = params.finish();
     let next = page
         .next_cursor
-        .map(|(t, id)| format!("/violations?{base}&cursor={t}_{id}"));
+        .map(|c| format!("/violations?{base}&cursor={}", encode_violation_cursor(c)));
     render(&ViolationsPage {
         frame: Frame::new(&user, "Violations", "violations"),
         writer: writer(&user),
@@ -941,23 +896,8 @@ pub async fn bulk(
         .notes
         .map(|n| n.trim().chars().take(5_000).collect::<String>())
         .filter(|n| !n.is_empty());
-    match state
-        .store
-        .update_violations(form.ids.clone(), status, notes)
-        .await
-    {
-        Ok(updated) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "violation.bulk_updated",
-                    None,
-                    json!({"status": status.as_str(), "count": updated.len()}),
-                    None,
-                )
-                .await;
-            Redirect::to(&back).into_response()
-        }
+    match violations::set_status(&state, &user.user, form.ids, status, notes).await {
+        Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => server_error("violations", e),
     }
 }

@@ -27,7 +27,7 @@ impl WebUser {
 /// nothing about the session token and needs no storage.
 pub fn csrf_token(session_token: &str) -> String {
     let digest = Sha256::digest(format!("langguard-csrf:{session_token}").as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&digest[..16])
 }
 
 /// Why a page can't be shown: not signed in (to the sign-in page) or a bad CSRF token.

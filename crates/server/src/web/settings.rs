@@ -7,15 +7,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use langguard_store::{ApiKeyScope, NewApiKey, NewUser, NewWebhook, Role, Severity};
+use langguard_store::{ApiKeyScope, Role, Severity};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::format::{clock, count, moment, usd};
 use super::session::WebUser;
 use super::{csrf_ok, csrf_refused, forbidden, refuse, render, server_error, Frame};
-use crate::auth::{check_password_rules, hash_password, new_api_key};
 use crate::error::ApiError;
+use crate::routes::{access, prices, users};
 use crate::AppState;
 
 #[derive(Template)]
@@ -205,30 +204,18 @@ pub async fn add_user(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let outcome = async {
-        let role = Role::parse(&form.role)
-            .ok_or_else(|| ApiError::bad_request("invalid_role", "choose a role"))?;
-        check_password_rules(&form.password)?;
-        let created = state
-            .store
-            .create_user(NewUser {
-                email: form.email.trim().to_string(),
-                password_hash: hash_password(form.password.clone()).await?,
-                role,
-            })
-            .await?;
-        state
-            .audit(
-                Some(&user.user),
-                "user.created",
-                Some(format!("user:{}", created.id)),
-                json!({"email": created.email, "role": created.role}),
-                None,
-            )
-            .await;
-        Ok::<_, ApiError>(created.email)
-    }
-    .await;
+    let outcome = match Role::parse(&form.role) {
+        None => Err(ApiError::bad_request("invalid_role", "choose a role")),
+        Some(role) => users::add(
+            &state,
+            &user.user,
+            form.email.trim().to_string(),
+            form.password.clone(),
+            role,
+        )
+        .await
+        .map(|created| created.email),
+    };
     let outcome = match outcome {
         Ok(email) => Outcome {
             notice: Some(format!("Added {email}.")),
@@ -266,57 +253,22 @@ pub async fn create_key(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let name = form.name.trim().to_string();
-    let scope = ApiKeyScope::parse(&form.scope);
-    let outcome = match scope {
-        _ if name.is_empty() || name.chars().count() > 100 => Outcome {
-            error: Some("A key's name is 1 to 100 characters.".into()),
-            ..Outcome::default()
-        },
-        _ if ![30, 60, 90, 180, 365].contains(&form.expires_in_days) => Outcome {
-            error: Some("Keys expire in 30, 60, 90, 180 or 365 days.".into()),
-            ..Outcome::default()
-        },
-        None => Outcome {
-            error: Some("Choose a scope.".into()),
-            ..Outcome::default()
-        },
+    let created = match ApiKeyScope::parse(&form.scope) {
+        None => Err(ApiError::bad_request("invalid_scope", "Choose a scope.")),
         Some(scope) => {
-            let (secret, hash) = new_api_key();
-            match state
-                .store
-                .create_api_key(NewApiKey {
-                    user_id: user.user.id,
-                    name,
-                    prefix: secret.chars().take(12).collect(),
-                    token_hash: hash,
-                    scope,
-                    expires_at_ms: crate::now_ms() + i64::from(form.expires_in_days) * 86_400_000,
-                })
-                .await
-            {
-                Ok(key) => {
-                    state
-                        .audit(
-                            Some(&user.user),
-                            "api_key.created",
-                            Some(format!("api_key:{}", key.id)),
-                            json!({"name": key.name, "scope": key.scope}),
-                            None,
-                        )
-                        .await;
-                    Outcome {
-                        notice: Some(format!("Created the key {}.", key.name)),
-                        secret: Some(secret),
-                        ..Outcome::default()
-                    }
-                }
-                Err(e) => Outcome {
-                    error: Some(problem(e.into())),
-                    ..Outcome::default()
-                },
-            }
+            access::add_key(&state, &user.user, &form.name, scope, form.expires_in_days).await
         }
+    };
+    let outcome = match created {
+        Ok((key, secret)) => Outcome {
+            notice: Some(format!("Created the key {}.", key.name)),
+            secret: Some(secret),
+            ..Outcome::default()
+        },
+        Err(e) => Outcome {
+            error: Some(problem(e)),
+            ..Outcome::default()
+        },
     };
     tab(&state, &user, "api-keys", outcome).await
 }
@@ -336,19 +288,8 @@ pub async fn revoke_key(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    match state.store.revoke_api_key(id).await {
-        Ok(key) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "api_key.revoked",
-                    Some(format!("api_key:{id}")),
-                    json!({"name": key.name}),
-                    None,
-                )
-                .await;
-            Redirect::to("/settings/api-keys").into_response()
-        }
+    match access::revoke(&state, &user.user, id).await {
+        Ok(_) => Redirect::to("/settings/api-keys").into_response(),
         Err(e) => server_error("API key", e),
     }
 }
@@ -429,44 +370,27 @@ pub async fn add_webhook(
     if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
         return csrf_refused();
     }
-    let outcome = async {
-        let url = crate::routes::webhooks::check_url(&form.url)?;
-        let events = crate::routes::webhooks::check_events(&form.events)?;
-        let (secret, generated) = match form
-            .secret
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            Some(s) => (crate::routes::webhooks::check_secret(s)?, false),
-            None => (crate::routes::webhooks::generate_secret(), true),
-        };
-        let webhook = state
-            .store
-            .create_webhook(NewWebhook {
-                url,
-                sealed_secret: state.sealer.seal(&secret),
-                events,
-                min_severity: form
-                    .min_severity
-                    .as_deref()
-                    .and_then(Severity::parse)
-                    .unwrap_or(Severity::Low),
-                enabled: true,
-            })
-            .await?;
-        state
-            .audit(
-                Some(&user.user),
-                "webhook.created",
-                Some(format!("webhook:{}", webhook.id)),
-                json!({"url": webhook.url}),
-                None,
-            )
-            .await;
-        Ok::<_, ApiError>(generated.then_some(secret))
-    }
-    .await;
+    let secret = form
+        .secret
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let min_severity = form
+        .min_severity
+        .as_deref()
+        .and_then(Severity::parse)
+        .unwrap_or(Severity::Low);
+    let outcome = crate::routes::webhooks::add(
+        &state,
+        &user.user,
+        &form.url,
+        secret,
+        &form.events,
+        min_severity,
+        true,
+    )
+    .await
+    .map(|(_, generated)| generated);
     let outcome = match outcome {
         Ok(secret) => Outcome {
             notice: Some("Webhook added.".into()),
@@ -570,21 +494,9 @@ pub async fn set_price(
             .unwrap_or(f64::NAN)
     };
     let (input, output) = (price(&form.input_per_1k), price(&form.output_per_1k));
-    let outcome = async {
-        let model = crate::routes::prices::check_price(&form.model, input, output)?;
-        let saved = state.store.set_model_price(&model, input, output).await?;
-        state
-            .audit(
-                Some(&user.user),
-                "cost_estimate.set",
-                Some(format!("model:{model}")),
-                json!({"input_per_1k": input, "output_per_1k": output}),
-                None,
-            )
-            .await;
-        Ok::<_, ApiError>(saved.model)
-    }
-    .await;
+    let outcome = prices::set_price(&state, &user.user, &form.model, input, output)
+        .await
+        .map(|saved| saved.model);
     let outcome = match outcome {
         Ok(model) => Outcome {
             notice: Some(format!("Saved the price of {model}.")),
@@ -613,17 +525,9 @@ pub async fn delete_price(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    match state.store.delete_model_price(&form.model).await {
-        Ok(()) | Err(langguard_store::StoreError::NotFound { .. }) => {
-            state
-                .audit(
-                    Some(&user.user),
-                    "cost_estimate.deleted",
-                    Some(format!("model:{}", form.model)),
-                    json!({}),
-                    None,
-                )
-                .await;
+    match prices::delete_price(&state, &user.user, &form.model).await {
+        // Deleted meanwhile (another tab): the list is what was wanted either way.
+        Ok(()) | Err(ApiError::NotFound(_)) => {
             Redirect::to("/settings/cost-estimates").into_response()
         }
         Err(e) => server_error("Cost Estimates", e),

@@ -248,3 +248,36 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, w
         "{body}"
     );
 }
+
+/// Every item of a paged listing (`path` with its query), following `next_cursor`.
+pub async fn all_pages(app: &TestApp, token: &str, path: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page_path = match &cursor {
+            Some(c) => format!("{path}&cursor={c}"),
+            None => path.to_owned(),
+        };
+        let (status, page) = app.call(Method::GET, &page_path, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+/// Waits until the policy worker has evaluated every stored interaction.
+pub async fn policies_caught_up(app: &TestApp, token: &str) {
+    for _ in 0..500 {
+        let (_, status) = app
+            .call(Method::GET, "/api/v1/policies/status", Some(token), None)
+            .await;
+        if status["lag"] == 0 && status["latest_interaction_id"].as_i64() > Some(0) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the policy worker did not catch up");
+}
