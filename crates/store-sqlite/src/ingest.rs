@@ -1,5 +1,6 @@
 //! The write path: a batch of one gateway's logs, its rollups and its cursor in one transaction.
 
+use langguard_store::fold::RollupTable;
 use langguard_store::{
     IngestOutcome, IntegrationId, LatencySketch, NewInteraction, RollupDelta, RollupKey,
     RollupTotals, StoreError, StoreResult,
@@ -65,8 +66,8 @@ pub(crate) fn ingest_batch(
 
     // Only rows that were really inserted count towards the rollups.
     let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
-    add_to_rollups(&tx, Rollups::Minute, &delta)?;
-    add_to_rollups(&tx, Rollups::Hour, &delta.rebucket(HOUR_MS))?;
+    add_to_rollups(&tx, RollupTable::Minute, &delta)?;
+    add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS))?;
 
     tx.execute(
         "INSERT INTO gateways (integration_id, gateway_id, cursor_ms, discovered_at, last_synced_at) \
@@ -96,26 +97,9 @@ pub(crate) fn ingest_batch(
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// The rollup tables, finest first.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Rollups {
-    Minute,
-    Hour,
-}
-
-impl Rollups {
-    /// Table and bucket-start column. Constants, never input: safe to format into SQL.
-    pub(crate) fn table(self) -> (&'static str, &'static str) {
-        match self {
-            Rollups::Minute => ("rollups_minute", "minute_ms"),
-            Rollups::Hour => ("rollups_hour", "hour_ms"),
-        }
-    }
-}
-
 /// Adds a delta to a rollup table. Most buckets of a batch are new: a plain insert first (one
 /// statement), and only for a bucket that exists read its sketch, merge (SQL can't), update.
-fn add_to_rollups(tx: &Connection, rollups: Rollups, delta: &RollupDelta) -> StoreResult<()> {
+fn add_to_rollups(tx: &Connection, rollups: RollupTable, delta: &RollupDelta) -> StoreResult<()> {
     let (table, time) = rollups.table();
     let mut insert_new = tx
         .prepare_cached(&format!(

@@ -13,6 +13,7 @@ mod connection;
 mod functions;
 mod governance;
 mod ingest;
+mod leases;
 mod migrate;
 mod queries;
 mod records;
@@ -198,40 +199,24 @@ impl SqliteStore {
 impl SqliteStore {
     /// Folds the rollups of `scope` into cells. A range of more than a day is folded as two
     /// halves on two connections at once — a dashboard's wait is one user's, and the machine
-    /// has more than one core — split at a whole hour so both halves read whole hourly rows
-    /// and no minute is counted twice; the halves' cells merge exactly.
+    /// has more than one core; the halves' cells merge exactly.
     async fn fold(
         &self,
         scope: &Scope,
         group_by: Option<GroupBy>,
         bucket: Option<Bucket>,
-    ) -> StoreResult<queries::Cells> {
-        const HOUR_MS: i64 = 3_600_000;
-        let split = match (scope.from_ms, scope.to_ms) {
-            (Some(from), Some(to)) if to - from > 24 * HOUR_MS => {
-                Some(Bucket::Hour.start_of(from + (to - from) / 2))
-            }
-            _ => None,
-        };
-        let Some(split) = split else {
+    ) -> StoreResult<fold::Cells> {
+        let Some((early, late)) = fold::fold_split(scope) else {
             let scope = scope.clone();
             return self
                 .read(move |conn| queries::fold(conn, &scope, group_by, bucket))
                 .await;
         };
-        let early = Scope {
-            to_ms: Some(split),
-            ..scope.clone()
-        };
-        let late = Scope {
-            from_ms: Some(split),
-            ..scope.clone()
-        };
         let (mut cells, late) = tokio::try_join!(
             self.read(move |conn| queries::fold(conn, &early, group_by, bucket)),
             self.read(move |conn| queries::fold(conn, &late, group_by, bucket)),
         )?;
-        queries::merge_cells(&mut cells, late);
+        fold::merge_cells(&mut cells, late);
         Ok(cells)
     }
 }
@@ -256,7 +241,7 @@ pub(crate) fn get_integration_on(conn: &Connection, id: IntegrationId) -> StoreR
     .ok_or_else(|| not_found(format!("integration {id}")))
 }
 
-fn get_sync_run_on(conn: &Connection, run: SyncRunId) -> StoreResult<SyncRun> {
+pub(crate) fn get_sync_run_on(conn: &Connection, run: SyncRunId) -> StoreResult<SyncRun> {
     conn.query_row(
         "SELECT * FROM sync_runs WHERE id = ?1",
         [run],
@@ -266,32 +251,6 @@ fn get_sync_run_on(conn: &Connection, run: SyncRunId) -> StoreResult<SyncRun> {
     .map_err(db_err)?
     .transpose()?
     .ok_or_else(|| not_found(format!("sync run {run}")))
-}
-
-/// Runs still `running` or `queued`, with the process id that owns each.
-fn unfinished_runs(
-    conn: &Connection,
-    integration: Option<IntegrationId>,
-) -> StoreResult<Vec<(SyncRunId, Option<u32>)>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, owner_pid FROM sync_runs WHERE status IN ('running', 'queued') \
-             AND (?1 IS NULL OR integration_id = ?1)",
-        )
-        .map_err(db_err)?;
-    let rows = stmt
-        .query_map([integration], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(db_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)?;
-    Ok(rows)
-}
-
-/// Whether a process of this machine is running. Where that can't be told (no `/proc`),
-/// it is assumed alive, so nothing is marked failed that might not be.
-fn process_alive(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
 
 fn save_counts(conn: &Connection, run: SyncRunId, c: &SyncCounts) -> StoreResult<usize> {
@@ -559,15 +518,9 @@ impl Store for SqliteStore {
     ) -> StoreResult<SyncRun> {
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO sync_runs (integration_id, trigger, status, started_at, owner_pid) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id,
-                    trigger.as_str(),
-                    status.as_str(),
-                    now_ms(),
-                    std::process::id()
-                ],
+                "INSERT INTO sync_runs (integration_id, trigger, status, started_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![id, trigger.as_str(), status.as_str(), now_ms()],
             )
             .map_err(db_err)?;
             get_sync_run_on(conn, conn.last_insert_rowid())
@@ -641,35 +594,32 @@ impl Store for SqliteStore {
 
     async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64> {
         let reason = reason.to_owned();
-        self.write(move |conn| {
-            let abandoned: Vec<SyncRunId> = unfinished_runs(conn, None)?
-                .into_iter()
-                .filter(|(_, owner)| !owner.is_some_and(process_alive))
-                .map(|(run, _)| run)
-                .collect();
-            for run in &abandoned {
-                conn.execute(
-                    "UPDATE sync_runs SET status = 'failed', finished_at = ?1, error = ?2 \
-                     WHERE id = ?3",
-                    params![now_ms(), reason, run],
-                )
-                .map_err(db_err)?;
-            }
-            Ok(abandoned.len() as u64)
-        })
-        .await
+        self.write(move |conn| leases::fail_abandoned(conn, &reason))
+            .await
     }
 
-    async fn active_sync_run(&self, id: IntegrationId) -> StoreResult<Option<SyncRun>> {
-        self.write(move |conn| {
-            // This process's own runs are the sync engine's business (it tracks them in memory).
-            let me = std::process::id();
-            let live = unfinished_runs(conn, Some(id))?
-                .into_iter()
-                .find(|(_, owner)| owner.is_some_and(|pid| pid != me && process_alive(pid)));
-            live.map(|(run, _)| get_sync_run_on(conn, run)).transpose()
-        })
-        .await
+    async fn claim_sync(
+        &self,
+        id: IntegrationId,
+        trigger: SyncTrigger,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<SyncClaim> {
+        let holder = holder.to_owned();
+        self.write(move |conn| leases::claim_sync(conn, id, trigger, &holder, ttl_ms))
+            .await
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |conn| leases::acquire(conn, &name, &holder, ttl_ms))
+            .await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |conn| leases::release(conn, &name, &holder))
+            .await
     }
 
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
@@ -783,11 +733,11 @@ impl Store for SqliteStore {
     }
 
     async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics> {
-        Ok(queries::metrics(&self.fold(scope, None, None).await?))
+        Ok(fold::metrics(&self.fold(scope, None, None).await?))
     }
 
     async fn metrics_by(&self, scope: &Scope, group_by: GroupBy) -> StoreResult<Vec<GroupMetrics>> {
-        Ok(queries::metrics_by(
+        Ok(fold::metrics_by(
             self.fold(scope, Some(group_by), None).await?,
         ))
     }
@@ -799,7 +749,7 @@ impl Store for SqliteStore {
         group_by: Option<GroupBy>,
     ) -> StoreResult<Vec<Series>> {
         let cells = self.fold(scope, group_by, Some(bucket)).await?;
-        Ok(queries::metrics_series(cells, group_by))
+        Ok(fold::metrics_series(cells, group_by))
     }
 
     async fn get_interaction(&self, id: i64) -> StoreResult<Interaction> {

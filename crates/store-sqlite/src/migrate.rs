@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (5, "bodies", include_str!("../migrations/0005_bodies.sql")),
     (6, "prices", include_str!("../migrations/0006_prices.sql")),
+    (7, "leases", include_str!("../migrations/0007_leases.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

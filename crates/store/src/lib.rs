@@ -4,6 +4,7 @@
 //! Callers (the sync engine, the CLI, later the server) only ever see this trait, so a backend
 //! can be swapped by the database URL without touching them.
 
+pub mod fold;
 mod model;
 mod policy_model;
 mod rollup;
@@ -32,6 +33,20 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The lease an instance holds while it syncs an integration.
+pub fn sync_lease_name(id: IntegrationId) -> String {
+    format!("sync:{id}")
+}
+
+/// What [`Store::claim_sync`] got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncClaim {
+    /// The lease is `holder`'s and this run was created.
+    Claimed(SyncRun),
+    /// Another holder's sync of the integration is live (its run, when it recorded one).
+    Busy { run_id: Option<SyncRunId> },
+}
 
 /// Rows per batch of [`Store::export_traces`].
 pub const EXPORT_BATCH: usize = 1_000;
@@ -104,10 +119,28 @@ pub trait Store: Send + Sync + 'static {
     async fn list_sync_runs(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<SyncRun>>;
     /// The newest runs of every integration, newest first.
     async fn recent_sync_runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>>;
-    /// Marks runs left `running` or `queued` by a process that is gone as failed.
+    /// Marks runs left `running` or `queued` that no live lease covers (their instance stopped
+    /// or died) as failed.
     async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64>;
-    /// A run of this integration that a live process is working on, if any.
-    async fn active_sync_run(&self, id: IntegrationId) -> StoreResult<Option<SyncRun>>;
+    /// Claims the sync of an integration for `holder`: takes its lease ([`sync_lease_name`])
+    /// for `ttl_ms`, fails a run left behind by a holder whose lease expired, and creates the
+    /// new run — in one transaction, so of several instances pressing Sync Now at once exactly
+    /// one gets it.
+    async fn claim_sync(
+        &self,
+        id: IntegrationId,
+        trigger: SyncTrigger,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<SyncClaim>;
+
+    // ---- leases (several instances on one database) ----
+    /// Takes the lease `name` for `holder` until `ttl_ms` from now when it is free, expired or
+    /// already `holder`'s (which renews it). Returns whether `holder` has it now. Expiry is
+    /// judged by the database's clock where it has one, so instances' clocks needn't agree.
+    async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
+    /// Gives the lease up if `holder` has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 
     // ---- users and sessions ----
     async fn create_user(&self, new: NewUser) -> StoreResult<User>;

@@ -16,8 +16,8 @@ use langguard_cloudflare::{
 use langguard_pricing::Pricer;
 use langguard_secrets::Sealer;
 use langguard_store::{
-    Integration, IntegrationId, IntegrationStatus, Store, StoreError, SyncCounts, SyncRun,
-    SyncRunId, SyncRunOutcome, SyncRunStatus, SyncTrigger,
+    sync_lease_name, Integration, IntegrationId, IntegrationStatus, Store, StoreError, SyncClaim,
+    SyncCounts, SyncRun, SyncRunId, SyncRunOutcome, SyncRunStatus, SyncTrigger,
 };
 
 pub use normalize::{normalize, Rejected};
@@ -32,6 +32,10 @@ pub struct SyncSettings {
     /// work (1,000 → 5,000 rows: 105k → 125k logs/s in `bench ingest` over 30 days); memory
     /// stays a few megabytes.
     pub flush_rows: usize,
+    /// How long an instance's claim on an integration lasts without renewal (renewed every
+    /// third of it while the sync runs). Another instance takes over a sync this long after
+    /// the one running it died.
+    pub lease_ttl: Duration,
 }
 
 impl Default for SyncSettings {
@@ -39,6 +43,7 @@ impl Default for SyncSettings {
         Self {
             trailing_window: Duration::from_secs(10 * 60),
             flush_rows: 5_000,
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -55,8 +60,8 @@ pub type ProgressFn<'a> = &'a (dyn Fn(&SyncProgress) + Send + Sync);
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// Only one sync per integration runs at a time; this one is in progress.
-    #[error("a sync of this integration is already running (run {run_id})")]
-    AlreadyRunning { run_id: SyncRunId },
+    #[error("a sync of this integration is already running{}", run_id.map(|id| format!(" (run {id})")).unwrap_or_default())]
+    AlreadyRunning { run_id: Option<SyncRunId> },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -137,6 +142,8 @@ pub struct SyncEngine {
     client_config: ClientConfig,
     settings: SyncSettings,
     running: Mutex<HashMap<IntegrationId, SyncRunId>>,
+    /// Names this process in leases.
+    holder: String,
 }
 
 impl SyncEngine {
@@ -152,7 +159,13 @@ impl SyncEngine {
             client_config,
             settings,
             running: Mutex::new(HashMap::new()),
+            holder: instance_id(),
         }
+    }
+
+    /// How this process is named in the database's leases.
+    pub fn holder(&self) -> &str {
+        &self.holder
     }
 
     /// Runs one sync of an integration to the end and returns its record. Cloudflare trouble
@@ -170,6 +183,7 @@ impl SyncEngine {
         let _claim = Claim {
             engine: self,
             integration_id,
+            renewal: self.keep_lease(integration_id),
         };
         self.run_claimed(&integration, run.id, progress).await
     }
@@ -189,6 +203,7 @@ impl SyncEngine {
             let _claim = Claim {
                 engine: &engine,
                 integration_id,
+                renewal: engine.keep_lease(integration_id),
             };
             if let Err(e) = engine.run_claimed(&integration, run_id, None).await {
                 tracing::error!(integration_id, run_id, error = %e, "could not record a sync run");
@@ -233,16 +248,20 @@ impl SyncEngine {
 
     async fn claim(&self, id: IntegrationId, trigger: SyncTrigger) -> Result<SyncRun, SyncError> {
         if let Some(run_id) = self.lock_running().get(&id) {
-            return Err(SyncError::AlreadyRunning { run_id: *run_id });
+            return Err(SyncError::AlreadyRunning {
+                run_id: Some(*run_id),
+            });
         }
-        // Another process on this database (a CLI sync beside the server, say).
-        if let Some(run) = self.store.active_sync_run(id).await? {
-            return Err(SyncError::AlreadyRunning { run_id: run.id });
-        }
-        let run = self
+        // The database decides between processes and instances: one lease per integration.
+        let ttl_ms = duration_ms(self.settings.lease_ttl);
+        let run = match self
             .store
-            .create_sync_run(id, trigger, SyncRunStatus::Running)
-            .await?;
+            .claim_sync(id, trigger, &self.holder, ttl_ms)
+            .await?
+        {
+            SyncClaim::Claimed(run) => run,
+            SyncClaim::Busy { run_id } => return Err(SyncError::AlreadyRunning { run_id }),
+        };
         let raced = {
             let mut running = self.lock_running();
             match running.get(&id) {
@@ -254,7 +273,8 @@ impl SyncEngine {
             }
         };
         if let Some(other) = raced {
-            // Another caller claimed it between our check and our insert.
+            // Another caller of this process claimed it between our check and our insert (the
+            // lease is this process's either way; it renewed it).
             let outcome = SyncRunOutcome {
                 status: SyncRunStatus::Failed,
                 counts: SyncCounts::default(),
@@ -262,9 +282,39 @@ impl SyncEngine {
                 hint: None,
             };
             self.store.finish_sync_run(run.id, &outcome).await?;
-            return Err(SyncError::AlreadyRunning { run_id: other });
+            return Err(SyncError::AlreadyRunning {
+                run_id: Some(other),
+            });
         }
         Ok(run)
+    }
+
+    /// Renews this process's lease on the integration while its sync runs. A renewal that
+    /// finds the lease taken (this process stalled past its expiry) is logged: the other
+    /// instance carries on from the stored cursor, and rows both store are kept once.
+    fn keep_lease(&self, id: IntegrationId) -> tokio::task::JoinHandle<()> {
+        let store = Arc::clone(&self.store);
+        let holder = self.holder.clone();
+        let ttl = self.settings.lease_ttl;
+        tokio::spawn(async move {
+            let name = sync_lease_name(id);
+            loop {
+                tokio::time::sleep(ttl / 3).await;
+                match store.acquire_lease(&name, &holder, duration_ms(ttl)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            integration_id = id,
+                            "another instance took over this sync's lease"
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(integration_id = id, error = %e, "could not renew a sync lease")
+                    }
+                }
+            }
+        })
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, SyncRunId>> {
@@ -340,6 +390,9 @@ impl SyncEngine {
             hint,
         };
         self.store.finish_sync_run(run_id, &outcome).await?;
+        self.store
+            .release_lease(&sync_lease_name(integration.id), &self.holder)
+            .await?;
         let integration_status = if integration.enabled {
             integration_status
         } else {
@@ -450,12 +503,32 @@ impl SyncEngine {
 struct Claim<'a> {
     engine: &'a SyncEngine,
     integration_id: IntegrationId,
+    renewal: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
+        // A sync dropped mid-way leaves its lease to expire: its run is failed by whoever
+        // claims the integration next.
+        self.renewal.abort();
         self.engine.lock_running().remove(&self.integration_id);
     }
+}
+
+/// `host:pid:nonce` — unique per process, and tells an operator which machine holds a lease.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let nonce = time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000;
+    format!("{host}:{}:{nonce:09}", std::process::id())
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn apply_client_stats(counts: &mut SyncCounts, stats: &ClientStats) {

@@ -444,7 +444,7 @@ async fn only_one_sync_per_integration_at_a_time() {
         }
     );
     let a = a.expect("first sync runs");
-    assert!(matches!(b, Err(SyncError::AlreadyRunning { run_id }) if run_id == a.id));
+    assert!(matches!(b, Err(SyncError::AlreadyRunning { run_id }) if run_id == Some(a.id)));
     h.assert_exact(&["gw"]).await;
 }
 

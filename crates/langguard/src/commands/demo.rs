@@ -140,7 +140,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             Ok(run) => run,
             // Someone pressed Sync Now through the API: that run does the work.
             Err(langguard_sync::SyncError::AlreadyRunning { run_id }) => {
-                println!("a sync started through the API is running (run {run_id})");
+                println!(
+                    "a sync started through the API is running (run {})",
+                    run_id.unwrap_or_default()
+                );
                 tokio::time::sleep(Duration::from_secs(args.sync_every.max(1))).await;
                 continue;
             }

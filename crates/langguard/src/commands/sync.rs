@@ -60,8 +60,9 @@ pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
             Ok(run) => run,
             Err(SyncError::AlreadyRunning { run_id }) => {
                 eprintln!(
-                    "{}: a sync is already running (run {run_id})",
-                    integration.name
+                    "{}: {}",
+                    integration.name,
+                    SyncError::AlreadyRunning { run_id }
                 );
                 failed = true;
                 continue;

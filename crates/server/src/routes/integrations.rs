@@ -463,7 +463,7 @@ pub(crate) async fn remove_with_data(
 pub(crate) enum SyncStart {
     Started(SyncRun),
     /// Pressing it again while a sync runs shows that sync instead of starting another.
-    AlreadyRunning(i64),
+    AlreadyRunning(Option<i64>),
 }
 
 pub(crate) async fn start_sync(

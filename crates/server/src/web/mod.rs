@@ -489,9 +489,10 @@ async fn sync_now(
         Ok(integrations::SyncStart::Started(run)) => {
             format!("Sync started (run {}). Reload to see the figures.", run.id)
         }
-        Ok(integrations::SyncStart::AlreadyRunning(run_id)) => {
-            format!("A sync is already running (run {run_id}).")
-        }
+        Ok(integrations::SyncStart::AlreadyRunning(run_id)) => match run_id {
+            Some(run_id) => format!("A sync is already running (run {run_id})."),
+            None => "A sync is already running.".to_string(),
+        },
         Err(e) => {
             tracing::warn!(error = %e, "Sync Now failed to start");
             "The sync could not start; see the server log.".to_string()

@@ -3,13 +3,12 @@
 //! rows arrive, and the export equal to the listing.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use langguard_store::search;
 use langguard_store::*;
-use langguard_store_sqlite::SqliteStore;
 
-mod common;
-use common::{fresh, integration};
+use crate::integration;
 
 const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
 
@@ -62,10 +61,9 @@ fn varied(n: u64) -> NewInteraction {
 }
 
 /// The dataset: 420 rows over two integrations and three gateways.
-async fn seeded() -> (tempfile::TempDir, SqliteStore, Vec<Interaction>) {
-    let (dir, store) = fresh().await;
-    let a = integration(&store, "a").await;
-    let b = integration(&store, "b").await;
+async fn seeded(store: &dyn Store) -> Vec<Interaction> {
+    let a = integration(&*store, "a").await;
+    let b = integration(&*store, "b").await;
     for (integration, gateway, range) in [
         (a.id, "prod-chat", 0..200u64),
         (a.id, "support-bot", 200..320),
@@ -77,13 +75,13 @@ async fn seeded() -> (tempfile::TempDir, SqliteStore, Vec<Interaction>) {
             .await
             .expect("ingest");
     }
-    let all = list_all(&store, &TraceQuery::default(), 1_000).await;
+    let all = list_all(&*store, &TraceQuery::default(), 1_000).await;
     assert_eq!(all.len(), 420);
-    (dir, store, all)
+    all
 }
 
 /// Every page of a listing, following `next_cursor`.
-async fn list_all(store: &SqliteStore, query: &TraceQuery, limit: u32) -> Vec<Interaction> {
+async fn list_all(store: &dyn Store, query: &TraceQuery, limit: u32) -> Vec<Interaction> {
     let mut out = Vec::new();
     let mut query = TraceQuery {
         limit,
@@ -160,9 +158,8 @@ fn search_filter(q: &str) -> TraceFilter {
     }
 }
 
-#[tokio::test]
-async fn filters_and_searches_match_exactly_the_rows_they_describe() {
-    let (_dir, store, all) = seeded().await;
+pub async fn filters_and_searches_match_exactly_the_rows_they_describe(store: Arc<dyn Store>) {
+    let all = seeded(&*store).await;
     let integration_a = all
         .iter()
         .find(|i| i.gateway == "prod-chat")
@@ -384,7 +381,7 @@ async fn filters_and_searches_match_exactly_the_rows_they_describe() {
     for (name, filter, predicate) in cases {
         let expected: Vec<i64> = all.iter().filter(|i| predicate(i)).map(|i| i.id).collect();
         let got = list_all(
-            &store,
+            &*store,
             &TraceQuery {
                 filter,
                 ..TraceQuery::default()
@@ -405,9 +402,8 @@ async fn filters_and_searches_match_exactly_the_rows_they_describe() {
     }
 }
 
-#[tokio::test]
-async fn every_sort_pages_through_in_order() {
-    let (_dir, store, all) = seeded().await;
+pub async fn every_sort_pages_through_in_order(store: Arc<dyn Store>) {
+    let all = seeded(&*store).await;
     for sort in [
         TraceSort::Time,
         TraceSort::Duration,
@@ -434,7 +430,7 @@ async fn every_sort_pages_through_in_order() {
                 }
             });
             let got = list_all(
-                &store,
+                &*store,
                 &TraceQuery {
                     sort,
                     order,
@@ -449,9 +445,8 @@ async fn every_sort_pages_through_in_order() {
     }
 }
 
-#[tokio::test]
-async fn a_cursor_only_continues_its_own_sort() {
-    let (_dir, store, _all) = seeded().await;
+pub async fn a_cursor_only_continues_its_own_sort(store: Arc<dyn Store>) {
+    seeded(&*store).await;
     let page = store
         .traces(&TraceQuery {
             limit: 5,
@@ -471,9 +466,8 @@ async fn a_cursor_only_continues_its_own_sort() {
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
 }
 
-#[tokio::test]
-async fn pages_neither_skip_nor_repeat_while_rows_arrive() {
-    let (_dir, store, all) = seeded().await;
+pub async fn pages_neither_skip_nor_repeat_while_rows_arrive(store: Arc<dyn Store>) {
+    let all = seeded(&*store).await;
     let gateway_of = all[0].integration_id;
     let before: Vec<i64> = ids(&all);
     // Between every two pages, rows arrive newer than everything, older than everything and
@@ -531,10 +525,10 @@ async fn pages_neither_skip_nor_repeat_while_rows_arrive() {
             tokio::task::yield_now().await;
         }
     });
-    let at_start: HashSet<i64> = ids(&list_all(&store, &TraceQuery::default(), 1_000).await)
+    let at_start: HashSet<i64> = ids(&list_all(&*store, &TraceQuery::default(), 1_000).await)
         .into_iter()
         .collect();
-    let paged = list_all(&store, &TraceQuery::default(), 10).await;
+    let paged = list_all(&*store, &TraceQuery::default(), 10).await;
     writer.await.expect("writer");
     let paged_ids: Vec<i64> = ids(&paged);
     let unique: HashSet<i64> = paged_ids.iter().copied().collect();
@@ -545,11 +539,10 @@ async fn pages_neither_skip_nor_repeat_while_rows_arrive() {
     );
 }
 
-#[tokio::test]
-async fn the_export_is_the_listing_in_full() {
-    let (_dir, store, _all) = seeded().await;
+pub async fn the_export_is_the_listing_in_full(store: Arc<dyn Store>) {
+    seeded(&*store).await;
     // Enough rows for several export batches.
-    let i = integration(&store, "bulk").await;
+    let i = integration(&*store, "bulk").await;
     let bulk: Vec<_> = (0..2_500u64)
         .map(|n| NewInteraction {
             log_id: format!("bulk-{n}"),
@@ -569,7 +562,7 @@ async fn the_export_is_the_listing_in_full() {
         ),
     ] {
         let listed = list_all(
-            &store,
+            &*store,
             &TraceQuery {
                 filter: filter.clone(),
                 sort,

@@ -1,0 +1,730 @@
+//! Policies, their versions, violations, the policy worker's cursor, stored bodies and data
+//! retention.
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::{Client, GenericClient};
+use langguard_store::*;
+use sha2::{Digest, Sha256};
+use tokio_postgres::Row;
+
+use crate::conditions::Conditions;
+use crate::records::{interaction_from_row, RowExt, INTERACTION_COLUMNS};
+use crate::{db_err, locks, not_found, now_ms};
+
+const POLICY_COLUMNS: &str = "id, name, display_name, description, category, severity, mode, \
+     config, rego, builtin_id, version, created_at, updated_at";
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Corrupt(format!("{what} {value:?}"))
+}
+
+fn policy_from_row(row: &Row) -> StoreResult<Policy> {
+    let category: String = row.at(4)?;
+    let severity: String = row.at(5)?;
+    let mode: String = row.at(6)?;
+    let (Some(category), Some(severity), Some(mode)) = (
+        PolicyCategory::parse(&category),
+        Severity::parse(&severity),
+        PolicyMode::parse(&mode),
+    ) else {
+        return Err(corrupt(
+            "policy category/severity/mode",
+            &format!("{category}/{severity}/{mode}"),
+        ));
+    };
+    Ok(Policy {
+        id: row.at(0)?,
+        name: row.at(1)?,
+        display_name: row.at(2)?,
+        description: row.at(3)?,
+        category,
+        severity,
+        mode,
+        config: row.at(7)?,
+        rego: row.at(8)?,
+        builtin_id: row.at(9)?,
+        version: row.at(10)?,
+        created_at_ms: row.at(11)?,
+        updated_at_ms: row.at(12)?,
+    })
+}
+
+/// `lock` adds `FOR UPDATE`, for read-modify-write inside a transaction.
+async fn fetch_policy(c: &impl GenericClient, id: PolicyId, lock: bool) -> StoreResult<Policy> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    c.query_opt(
+        &format!("SELECT {POLICY_COLUMNS} FROM policies WHERE id = $1{lock}"),
+        &[&id],
+    )
+    .await
+    .map_err(db_err)?
+    .map(|r| policy_from_row(&r))
+    .transpose()?
+    .ok_or_else(|| not_found(format!("policy {id}")))
+}
+
+pub(crate) async fn get_policy(c: &mut Client, id: PolicyId) -> StoreResult<Policy> {
+    fetch_policy(&*c, id, false).await
+}
+
+pub(crate) async fn list_policies(c: &mut Client) -> StoreResult<Vec<Policy>> {
+    // Byte order, as SQLite's BINARY collation, whatever the database's locale.
+    c.query(
+        &format!("SELECT {POLICY_COLUMNS} FROM policies ORDER BY name COLLATE \"C\""),
+        &[],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(policy_from_row)
+    .collect()
+}
+
+pub(crate) async fn create_policy(c: &mut Client, new: &NewPolicy) -> StoreResult<Policy> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    let policy = insert_policy(&tx, new).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(policy)
+}
+
+/// Inserts the policy with its first version; returns it as stored.
+async fn insert_policy(c: &impl GenericClient, new: &NewPolicy) -> StoreResult<Policy> {
+    let now = now_ms();
+    let row = c
+        .query_one(
+            &format!(
+                "INSERT INTO policies (name, display_name, description, category, severity, \
+                 mode, config, rego, builtin_id, version, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $10) \
+                 RETURNING {POLICY_COLUMNS}"
+            ),
+            &[
+                &new.name,
+                &new.display_name,
+                &new.description,
+                &new.category.as_str(),
+                &new.severity.as_str(),
+                &new.mode.as_str(),
+                &new.config,
+                &new.rego,
+                &new.builtin_id,
+                &now,
+            ],
+        )
+        .await
+        .map_err(|e| match db_err(e) {
+            StoreError::Conflict { .. } => StoreError::Conflict {
+                what: format!("a policy named {:?}", new.name),
+            },
+            other => other,
+        })?;
+    let policy = policy_from_row(&row)?;
+    c.execute(
+        "INSERT INTO policy_versions (policy_id, version, rego, config, created_at) \
+         VALUES ($1, 1, $2, $3, $4)",
+        &[&policy.id, &new.rego, &new.config, &now],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(policy)
+}
+
+pub(crate) async fn update_policy(
+    c: &mut Client,
+    id: PolicyId,
+    patch: &PolicyPatch,
+) -> StoreResult<Policy> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    // Locked: two instances updating at once must not both take the same next version.
+    let current = fetch_policy(&tx, id, true).await?;
+    let rego = patch.rego.clone().unwrap_or_else(|| current.rego.clone());
+    let config = patch
+        .config
+        .clone()
+        .unwrap_or_else(|| current.config.clone());
+    let new_text = rego != current.rego || config != current.config;
+    let version = current.version + i64::from(new_text);
+    let now = now_ms();
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE policies SET display_name = $2, description = $3, category = $4, \
+                 severity = $5, mode = $6, config = $7, rego = $8, version = $9, \
+                 updated_at = $10 WHERE id = $1 RETURNING {POLICY_COLUMNS}"
+            ),
+            &[
+                &id,
+                patch.display_name.as_ref().unwrap_or(&current.display_name),
+                patch.description.as_ref().unwrap_or(&current.description),
+                &patch.category.unwrap_or(current.category).as_str(),
+                &patch.severity.unwrap_or(current.severity).as_str(),
+                &patch.mode.unwrap_or(current.mode).as_str(),
+                &config,
+                &rego,
+                &version,
+                &now,
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let policy = policy_from_row(&row)?;
+    if new_text {
+        tx.execute(
+            "INSERT INTO policy_versions (policy_id, version, rego, config, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &version, &rego, &config, &now],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(policy)
+}
+
+pub(crate) async fn delete_policy(c: &mut Client, id: PolicyId) -> StoreResult<()> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    tx.execute("DELETE FROM violations WHERE policy_id = $1", &[&id])
+        .await
+        .map_err(db_err)?;
+    tx.execute("DELETE FROM policy_versions WHERE policy_id = $1", &[&id])
+        .await
+        .map_err(db_err)?;
+    let deleted = tx
+        .execute("DELETE FROM policies WHERE id = $1", &[&id])
+        .await
+        .map_err(db_err)?;
+    if deleted == 0 {
+        return Err(not_found(format!("policy {id}")));
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+pub(crate) async fn policy_versions(
+    c: &mut Client,
+    id: PolicyId,
+) -> StoreResult<Vec<PolicyVersion>> {
+    fetch_policy(&*c, id, false).await?;
+    c.query(
+        "SELECT version, rego, config, created_at FROM policy_versions \
+         WHERE policy_id = $1 ORDER BY version DESC",
+        &[&id],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| {
+        Ok(PolicyVersion {
+            version: r.at(0)?,
+            rego: r.at(1)?,
+            config: r.at(2)?,
+            created_at_ms: r.at(3)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn install_builtins(
+    c: &mut Client,
+    builtins: &[NewPolicy],
+) -> StoreResult<Vec<Policy>> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    let mut created = Vec::new();
+    for policy in builtins {
+        let Some(builtin_id) = &policy.builtin_id else {
+            continue;
+        };
+        // Instances starting at once: the second waits on the first's row, then skips it.
+        let fresh = tx
+            .execute(
+                "INSERT INTO installed_builtins (builtin_id, installed_at) VALUES ($1, $2) \
+                 ON CONFLICT (builtin_id) DO NOTHING",
+                &[builtin_id, &now_ms()],
+            )
+            .await
+            .map_err(db_err)?;
+        let name_taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM policies WHERE name = $1)",
+                &[&policy.name],
+            )
+            .await
+            .map_err(db_err)?
+            .at(0)?;
+        // A policy of the user's that already has the name wins; the built-in is not forced in.
+        if fresh == 1 && !name_taken {
+            created.push(insert_policy(&tx, policy).await?);
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(created)
+}
+
+/// Identifies a finding within (policy, interaction): the same result found again is skipped.
+fn fingerprint(v: &NewViolation) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    for part in [&v.kind, &v.message, &v.evidence] {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize()[..16].to_vec()
+}
+
+pub(crate) async fn record_evaluations(
+    c: &mut Client,
+    violations: &[NewViolation],
+    cursor: Option<i64>,
+) -> StoreResult<Vec<i64>> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    let now = now_ms();
+    let mut inserted = Vec::new();
+    if !violations.is_empty() {
+        // Webhook event detection follows violation ids: hold the lock until commit so ids
+        // become visible in order. Retention takes it too (see `delete_interactions_before`).
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::VIOLATIONS])
+            .await
+            .map_err(db_err)?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO violations (policy_id, interaction_id, integration_id, severity, \
+                 kind, message, evidence, fingerprint, status, occurred_at, detected_at, \
+                 updated_at) \
+                 SELECT $1, i.id, i.integration_id, $3, $4, $5, $6, $7, 'new', i.created_at, \
+                 $8, $8 FROM interactions i WHERE i.id = $2 \
+                 ON CONFLICT (policy_id, interaction_id, fingerprint) DO NOTHING RETURNING id",
+            )
+            .await
+            .map_err(db_err)?;
+        for v in violations {
+            let row = tx
+                .query_opt(
+                    &insert,
+                    &[
+                        &v.policy_id,
+                        &v.interaction_id,
+                        &v.severity.as_str(),
+                        &v.kind,
+                        &v.message,
+                        &v.evidence,
+                        &fingerprint(v),
+                        &now,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            if let Some(row) = row {
+                inserted.push(row.at(0)?);
+            }
+        }
+    }
+    if let Some(cursor) = cursor {
+        tx.execute(
+            "UPDATE policy_progress SET cursor = GREATEST(cursor, $1), evaluated_at = $2 \
+             WHERE id = 1",
+            &[&cursor, &now],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(inserted)
+}
+
+pub(crate) async fn policy_progress(c: &mut Client) -> StoreResult<PolicyProgress> {
+    let row = c
+        .query_one(
+            "SELECT cursor, evaluated_at, (SELECT COALESCE(MAX(id), 0) FROM interactions) \
+             FROM policy_progress WHERE id = 1",
+            &[],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok(PolicyProgress {
+        cursor: row.at(0)?,
+        evaluated_at_ms: row.at(1)?,
+        latest_interaction_id: row.at(2)?,
+    })
+}
+
+const VIOLATION_SELECT: &str = "SELECT v.id, v.policy_id, p.name, v.interaction_id, \
+     v.severity, v.kind, v.message, v.evidence, v.status, v.notes, v.occurred_at, \
+     v.detected_at, v.updated_at, COALESCE(i.model, ''), COALESCE(i.gateway, '') \
+     FROM violations v JOIN policies p ON p.id = v.policy_id \
+     LEFT JOIN interactions i ON i.id = v.interaction_id";
+
+fn violation_from_row(row: &Row) -> StoreResult<Violation> {
+    let severity: String = row.at(4)?;
+    let status: String = row.at(8)?;
+    let (Some(severity), Some(status)) =
+        (Severity::parse(&severity), ViolationStatus::parse(&status))
+    else {
+        return Err(corrupt(
+            "violation severity/status",
+            &format!("{severity}/{status}"),
+        ));
+    };
+    Ok(Violation {
+        id: row.at(0)?,
+        policy_id: row.at(1)?,
+        policy_name: row.at(2)?,
+        interaction_id: row.at(3)?,
+        severity,
+        kind: row.at(5)?,
+        message: row.at(6)?,
+        evidence: row.at(7)?,
+        status,
+        notes: row.at(9)?,
+        occurred_at_ms: row.at(10)?,
+        detected_at_ms: row.at(11)?,
+        updated_at_ms: row.at(12)?,
+        model: row.at(13)?,
+        gateway: row.at(14)?,
+    })
+}
+
+pub(crate) async fn get_violation(c: &mut Client, id: i64) -> StoreResult<Violation> {
+    c.query_opt(&format!("{VIOLATION_SELECT} WHERE v.id = $1"), &[&id])
+        .await
+        .map_err(db_err)?
+        .map(|r| violation_from_row(&r))
+        .transpose()?
+        .ok_or_else(|| not_found(format!("violation {id}")))
+}
+
+pub(crate) async fn violations(c: &mut Client, q: &ViolationQuery) -> StoreResult<ViolationPage> {
+    let mut w = Conditions::default();
+    if let Some(id) = q.policy_id {
+        let p = w.bind(id);
+        w.and(&format!("v.policy_id = {p}"));
+    }
+    if let Some(severity) = q.severity {
+        let p = w.bind(severity.as_str());
+        w.and(&format!("v.severity = {p}"));
+    }
+    if let Some(status) = q.status {
+        let p = w.bind(status.as_str());
+        w.and(&format!("v.status = {p}"));
+    }
+    if let Some(id) = q.interaction_id {
+        let p = w.bind(id);
+        w.and(&format!("v.interaction_id = {p}"));
+    }
+    if let Some(from) = q.from_ms {
+        let p = w.bind(from);
+        w.and(&format!("v.occurred_at >= {p}"));
+    }
+    if let Some(to) = q.to_ms {
+        let p = w.bind(to);
+        w.and(&format!("v.occurred_at < {p}"));
+    }
+    if let Some(text) = &q.text {
+        // ASCII-only case folding, as the SQLite backend's `lg_contains`: `lower` under the
+        // "C" collation leaves other letters alone whatever the database's locale.
+        let p = w.bind(text.clone());
+        let needle = format!("lower({p}::text COLLATE \"C\")");
+        let any = ["v.message", "v.kind", "p.name", "p.display_name"]
+            .iter()
+            .map(|col| format!("strpos(lower({col} COLLATE \"C\"), {needle}) > 0"))
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        w.and(&format!("COALESCE({any}, false)"));
+    }
+    let total: i64 = c
+        .query_one(
+            &format!(
+                "SELECT COUNT(*) FROM violations v JOIN policies p ON p.id = v.policy_id \
+                 WHERE 1 = 1{}",
+                w.sql
+            ),
+            &w.refs(),
+        )
+        .await
+        .map_err(db_err)?
+        .at(0)?;
+    let limit = q.limit.clamp(1, 1_000);
+    if let Some((occurred_at, id)) = q.before {
+        let (a, b) = (w.bind(occurred_at), w.bind(id));
+        w.and(&format!("(v.occurred_at, v.id) < ({a}, {b})"));
+    }
+    let p = w.bind(i64::from(limit) + 1);
+    let mut items = c
+        .query(
+            &format!(
+                "{VIOLATION_SELECT} WHERE 1 = 1{} ORDER BY v.occurred_at DESC, v.id DESC \
+                 LIMIT {p}",
+                w.sql
+            ),
+            &w.refs(),
+        )
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(violation_from_row)
+        .collect::<StoreResult<Vec<_>>>()?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|v| (v.occurred_at_ms, v.id))
+    } else {
+        None
+    };
+    Ok(ViolationPage {
+        items,
+        total: total.max(0) as u64,
+        next_cursor,
+    })
+}
+
+pub(crate) async fn update_violations(
+    c: &mut Client,
+    ids: &[i64],
+    status: ViolationStatus,
+    notes: Option<&str>,
+) -> StoreResult<Vec<Violation>> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    let now = now_ms();
+    let updated: HashSet<i64> = tx
+        .query(
+            "UPDATE violations SET status = $2, notes = COALESCE($3, notes), updated_at = $4 \
+             WHERE id = ANY($1) RETURNING id",
+            &[&ids, &status.as_str(), &notes, &now],
+        )
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| r.at(0))
+        .collect::<StoreResult<_>>()?;
+    // All or none: one unknown id (the first, as the SQLite backend names it) leaves every
+    // violation as it was — the transaction rolls back when dropped.
+    if let Some(id) = ids.iter().find(|id| !updated.contains(id)) {
+        return Err(not_found(format!("violation {id}")));
+    }
+    let found: HashMap<i64, Violation> = tx
+        .query(&format!("{VIOLATION_SELECT} WHERE v.id = ANY($1)"), &[&ids])
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| violation_from_row(r).map(|v| (v.id, v)))
+        .collect::<StoreResult<_>>()?;
+    tx.commit().await.map_err(db_err)?;
+    // In the order asked (an id given twice comes back twice).
+    ids.iter()
+        .map(|id| {
+            found
+                .get(id)
+                .cloned()
+                .ok_or_else(|| not_found(format!("violation {id}")))
+        })
+        .collect()
+}
+
+pub(crate) async fn violation_counts(
+    c: &mut Client,
+    scope: &Scope,
+) -> StoreResult<Vec<(Severity, ViolationStatus, u64)>> {
+    // Violations carry no gateway/provider/model: only time and integration narrow them.
+    let mut w = Conditions::default();
+    if let Some(from) = scope.from_ms {
+        let p = w.bind(from);
+        w.and(&format!("occurred_at >= {p}"));
+    }
+    if let Some(to) = scope.to_ms {
+        let p = w.bind(to);
+        w.and(&format!("occurred_at < {p}"));
+    }
+    if let Some(id) = scope.integration_id {
+        let p = w.bind(id);
+        w.and(&format!("integration_id = {p}"));
+    }
+    // Ordered as SQLite's GROUP BY returns the groups.
+    let rows = c
+        .query(
+            &format!(
+                "SELECT severity, status, COUNT(*) FROM violations WHERE 1 = 1{} \
+                 GROUP BY severity, status ORDER BY severity, status",
+                w.sql
+            ),
+            &w.refs(),
+        )
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|r| {
+            let severity: String = r.at(0)?;
+            let status: String = r.at(1)?;
+            let n: i64 = r.at(2)?;
+            match (Severity::parse(&severity), ViolationStatus::parse(&status)) {
+                (Some(severity), Some(status)) => Ok((severity, status, n.max(0) as u64)),
+                _ => Err(corrupt(
+                    "violation severity/status",
+                    &format!("{severity}/{status}"),
+                )),
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn minute_spend(
+    c: &mut Client,
+    integration_id: IntegrationId,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<MinuteSpend>> {
+    // SUM of BIGINT is NUMERIC in PostgreSQL: cast back.
+    c.query(
+        "SELECT minute_ms, SUM(requests)::bigint, SUM(tokens_in + tokens_out)::bigint, \
+         SUM(cost_usd) FROM rollups_minute \
+         WHERE minute_ms >= $1 AND minute_ms < $2 AND integration_id = $3 \
+         GROUP BY minute_ms ORDER BY minute_ms",
+        &[&from_ms, &to_ms, &integration_id],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| {
+        Ok(MinuteSpend {
+            minute_ms: r.at(0)?,
+            requests: r.at(1)?,
+            tokens: r.at(2)?,
+            cost_usd: r.at(3)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn interactions_after(
+    c: &mut Client,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<Interaction>> {
+    c.query(
+        &format!(
+            "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id > $1 ORDER BY id LIMIT $2"
+        ),
+        &[&after_id, &i64::from(limit)],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(interaction_from_row)
+    .collect()
+}
+
+pub(crate) async fn violations_after(
+    c: &mut Client,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<Violation>> {
+    c.query(
+        &format!("{VIOLATION_SELECT} WHERE v.id > $1 ORDER BY v.id LIMIT $2"),
+        &[&after_id, &i64::from(limit)],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(violation_from_row)
+    .collect()
+}
+
+pub(crate) async fn bodies(c: &mut Client, ids: &[i64]) -> StoreResult<HashMap<i64, Bodies>> {
+    c.query(
+        "SELECT interaction_id, request, response FROM interaction_bodies \
+         WHERE interaction_id = ANY($1)",
+        &[&ids],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.at(0)?,
+            Bodies {
+                request: r.at(1)?,
+                response: r.at(2)?,
+            },
+        ))
+    })
+    .collect()
+}
+
+pub(crate) async fn store_bodies(
+    c: &mut Client,
+    bodies: &[(i64, IntegrationId, Bodies)],
+) -> StoreResult<()> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    // Row by row, as SQLite's INSERT OR REPLACE: an interaction given twice keeps the last.
+    let upsert = tx
+        .prepare_cached(
+            "INSERT INTO interaction_bodies (interaction_id, integration_id, request, response, \
+             fetched_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (interaction_id) DO UPDATE SET integration_id = excluded.integration_id, \
+             request = excluded.request, response = excluded.response, \
+             fetched_at = excluded.fetched_at",
+        )
+        .await
+        .map_err(db_err)?;
+    let now = now_ms();
+    for (id, integration, b) in bodies {
+        tx.execute(&upsert, &[id, integration, &b.request, &b.response, &now])
+            .await
+            .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+pub(crate) async fn prune_bodies(c: &mut Client, now: i64) -> StoreResult<u64> {
+    c.execute(
+        "DELETE FROM interaction_bodies b USING integrations i \
+         WHERE i.id = b.integration_id \
+         AND b.fetched_at < $1 - i.bodies_retention_days * 86400000",
+        &[&now],
+    )
+    .await
+    .map_err(db_err)
+}
+
+pub(crate) async fn delete_interactions_before(
+    c: &mut Client,
+    before_ms: i64,
+    batch: u32,
+) -> StoreResult<u64> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    // The policy worker inserts violations of interactions it read earlier: taking its lock
+    // orders the two as SQLite's single writer does, so no violation outlives its
+    // interaction (an insert after this commit finds the interaction gone; one before it is
+    // deleted here).
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::VIOLATIONS])
+        .await
+        .map_err(db_err)?;
+    // The batch: the oldest rows first, along the time index.
+    let ids: Vec<i64> = tx
+        .query(
+            "SELECT id FROM interactions WHERE created_at < $1 ORDER BY created_at, id LIMIT $2",
+            &[&before_ms, &i64::from(batch.max(1))],
+        )
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| r.at(0))
+        .collect::<StoreResult<_>>()?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    tx.execute(
+        "DELETE FROM violations WHERE interaction_id = ANY($1)",
+        &[&ids],
+    )
+    .await
+    .map_err(db_err)?;
+    tx.execute(
+        "DELETE FROM interaction_bodies WHERE interaction_id = ANY($1)",
+        &[&ids],
+    )
+    .await
+    .map_err(db_err)?;
+    let deleted = tx
+        .execute("DELETE FROM interactions WHERE id = ANY($1)", &[&ids])
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(deleted)
+}

@@ -1,0 +1,283 @@
+//! The write path: a batch of one gateway's logs, its rollups and its cursor in one
+//! transaction, in a few statements whatever the batch size (arrays bound once and expanded
+//! with `UNNEST`).
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::{Client, Transaction};
+use langguard_store::fold::RollupTable;
+use langguard_store::{
+    IngestOutcome, IntegrationId, LatencySketch, NewInteraction, RollupDelta, RollupKey,
+    RollupTotals, StoreError, StoreResult,
+};
+
+use crate::records::RowExt;
+use crate::{db_err, locks, now_ms};
+
+const HOUR_MS: i64 = 3_600_000;
+
+pub(crate) async fn ingest_batch(
+    c: &mut Client,
+    integration_id: IntegrationId,
+    gateway: &str,
+    batch: Vec<NewInteraction>,
+    cursor_ms: Option<i64>,
+) -> StoreResult<IngestOutcome> {
+    let received = batch.len() as u64;
+    let imported_at = now_ms();
+    let tx = c.transaction().await.map_err(db_err)?;
+    // One ingest at a time across all instances: ids then commit in the order they are
+    // assigned, so the policy worker's cursor and trace snapshots (`id <= n`) never pass a
+    // row that commits later. The rollup read-merge-write below relies on it too.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::INTERACTIONS])
+        .await
+        .map_err(db_err)?;
+
+    let columns = Columns::of(&batch);
+    // `DO NOTHING` skips a log already stored (or listed twice in this batch); RETURNING says
+    // which went in. ORDINALITY keeps ids in the batch's order, as the SQLite backend's are.
+    let rows = tx
+        .query(
+            "INSERT INTO interactions (integration_id, gateway, log_id, created_at, provider, \
+             model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
+             cost_usd, cost_source, metadata, imported_at) \
+             SELECT $1, $2, t.log_id, t.created_at, t.provider, t.model, t.path, t.status_code, \
+             t.success, t.cached, t.duration_ms, t.tokens_in, t.tokens_out, t.cost_usd, \
+             t.cost_source, t.metadata, $17 \
+             FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+             $8::bigint[], $9::boolean[], $10::boolean[], $11::bigint[], $12::bigint[], \
+             $13::bigint[], $14::float8[], $15::text[], $16::text[]) WITH ORDINALITY \
+             AS t(log_id, created_at, provider, model, path, status_code, success, cached, \
+             duration_ms, tokens_in, tokens_out, cost_usd, cost_source, metadata, n) \
+             ORDER BY t.n \
+             ON CONFLICT (integration_id, gateway, log_id) DO NOTHING RETURNING log_id",
+            &[
+                &integration_id,
+                &gateway,
+                &columns.log_id,
+                &columns.created_at,
+                &columns.provider,
+                &columns.model,
+                &columns.path,
+                &columns.status_code,
+                &columns.success,
+                &columns.cached,
+                &columns.duration_ms,
+                &columns.tokens_in,
+                &columns.tokens_out,
+                &columns.cost_usd,
+                &columns.cost_source,
+                &columns.metadata,
+                &imported_at,
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut new_ids: HashSet<String> = rows
+        .iter()
+        .map(|r| r.at::<String>(0))
+        .collect::<StoreResult<_>>()?;
+    // Only rows that were really inserted count towards the rollups (a log listed twice in
+    // the batch counts once).
+    let inserted: Vec<NewInteraction> = batch
+        .into_iter()
+        .filter(|log| new_ids.remove(&log.log_id))
+        .collect();
+
+    let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
+    add_to_rollups(&tx, RollupTable::Minute, &delta).await?;
+    add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS)).await?;
+
+    tx.execute(
+        "INSERT INTO gateways (integration_id, gateway_id, cursor_ms, discovered_at, last_synced_at) \
+         VALUES ($1, $2, $3, $4, $4) ON CONFLICT (integration_id, gateway_id) DO UPDATE SET \
+         cursor_ms = CASE WHEN excluded.cursor_ms IS NULL THEN gateways.cursor_ms \
+                          WHEN gateways.cursor_ms IS NULL OR excluded.cursor_ms > gateways.cursor_ms \
+                          THEN excluded.cursor_ms ELSE gateways.cursor_ms END, \
+         last_synced_at = excluded.last_synced_at",
+        &[&integration_id, &gateway, &cursor_ms, &imported_at],
+    )
+    .await
+    .map_err(db_err)?;
+    let new = inserted.len() as u64;
+    if new > 0 {
+        tx.execute(
+            "UPDATE integrations SET interactions_synced = interactions_synced + $1 WHERE id = $2",
+            &[&(new as i64), &integration_id],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(IngestOutcome {
+        inserted: new,
+        duplicates: received - new,
+        traffic: delta.traffic(),
+    })
+}
+
+/// A batch as one array per column.
+struct Columns {
+    log_id: Vec<String>,
+    created_at: Vec<i64>,
+    provider: Vec<String>,
+    model: Vec<String>,
+    path: Vec<Option<String>>,
+    status_code: Vec<Option<i64>>,
+    success: Vec<bool>,
+    cached: Vec<bool>,
+    duration_ms: Vec<i64>,
+    tokens_in: Vec<Option<i64>>,
+    tokens_out: Vec<Option<i64>>,
+    cost_usd: Vec<Option<f64>>,
+    cost_source: Vec<Option<&'static str>>,
+    metadata: Vec<Option<String>>,
+}
+
+impl Columns {
+    fn of(batch: &[NewInteraction]) -> Self {
+        Self {
+            log_id: batch.iter().map(|l| l.log_id.clone()).collect(),
+            created_at: batch.iter().map(|l| l.created_at_ms).collect(),
+            provider: batch.iter().map(|l| l.provider.clone()).collect(),
+            model: batch.iter().map(|l| l.model.clone()).collect(),
+            path: batch.iter().map(|l| l.path.clone()).collect(),
+            status_code: batch.iter().map(|l| l.status_code).collect(),
+            success: batch.iter().map(|l| l.success).collect(),
+            cached: batch.iter().map(|l| l.cached).collect(),
+            duration_ms: batch.iter().map(|l| l.duration_ms).collect(),
+            tokens_in: batch.iter().map(|l| l.tokens_in).collect(),
+            tokens_out: batch.iter().map(|l| l.tokens_out).collect(),
+            cost_usd: batch.iter().map(|l| l.cost_usd).collect(),
+            cost_source: batch
+                .iter()
+                .map(|l| l.cost_source.map(|s| s.as_str()))
+                .collect(),
+            metadata: batch.iter().map(|l| l.metadata.clone()).collect(),
+        }
+    }
+}
+
+/// Adds a delta to a rollup table: reads the buckets that exist (one query), merges their
+/// sketches with the new ones in Rust (SQL can't), and writes every bucket's new totals (one
+/// upsert).
+async fn add_to_rollups(
+    tx: &Transaction<'_>,
+    rollups: RollupTable,
+    delta: &RollupDelta,
+) -> StoreResult<()> {
+    let (table, time) = rollups.table();
+    if delta.buckets.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&RollupKey> = delta.buckets.keys().collect();
+    let t: Vec<i64> = keys.iter().map(|k| k.minute_ms).collect();
+    let integration: Vec<i64> = keys.iter().map(|k| k.integration_id).collect();
+    let gateway: Vec<&str> = keys.iter().map(|k| k.gateway.as_str()).collect();
+    let provider: Vec<&str> = keys.iter().map(|k| k.provider.as_str()).collect();
+    let model: Vec<&str> = keys.iter().map(|k| k.model.as_str()).collect();
+    let stored = tx
+        .query(
+            &format!(
+                "SELECT r.{time}, r.integration_id, r.gateway, r.provider, r.model, r.requests, \
+                 r.errors, r.cache_hits, r.rate_limited, r.tokens_in, r.tokens_out, r.cost_usd, \
+                 r.unpriced, r.duration_ms_sum, r.latency_sketch \
+                 FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[]) \
+                 AS k(t, i, g, p, m) \
+                 JOIN {table} r ON r.{time} = k.t AND r.integration_id = k.i \
+                 AND r.gateway = k.g AND r.provider = k.p AND r.model = k.m"
+            ),
+            &[&t, &integration, &gateway, &provider, &model],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut existing: HashMap<RollupKey, RollupTotals> = HashMap::with_capacity(stored.len());
+    for row in &stored {
+        let key = RollupKey {
+            minute_ms: row.at(0)?,
+            integration_id: row.at(1)?,
+            gateway: row.at(2)?,
+            provider: row.at(3)?,
+            model: row.at(4)?,
+        };
+        let sketch: &[u8] = row.at(14)?;
+        let latency = LatencySketch::decode(sketch).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "{table} sketch of {} / {} at {}: {e}",
+                key.gateway, key.model, key.minute_ms
+            ))
+        })?;
+        let totals = RollupTotals {
+            requests: row.at(5)?,
+            errors: row.at(6)?,
+            cache_hits: row.at(7)?,
+            rate_limited: row.at(8)?,
+            tokens_in: row.at(9)?,
+            tokens_out: row.at(10)?,
+            cost_usd: row.at(11)?,
+            unpriced: row.at(12)?,
+            duration_ms_sum: row.at(13)?,
+            latency,
+        };
+        existing.insert(key, totals);
+    }
+
+    let mut merged: Vec<RollupTotals> = Vec::with_capacity(keys.len());
+    for key in &keys {
+        let add = &delta.buckets[*key];
+        merged.push(match existing.remove(*key) {
+            Some(mut totals) => {
+                totals.merge(add);
+                totals
+            }
+            None => add.clone(),
+        });
+    }
+    let column = |f: fn(&RollupTotals) -> i64| -> Vec<i64> { merged.iter().map(f).collect() };
+    let requests = column(|m| m.requests);
+    let errors = column(|m| m.errors);
+    let cache_hits = column(|m| m.cache_hits);
+    let rate_limited = column(|m| m.rate_limited);
+    let tokens_in = column(|m| m.tokens_in);
+    let tokens_out = column(|m| m.tokens_out);
+    let unpriced = column(|m| m.unpriced);
+    let duration_ms_sum = column(|m| m.duration_ms_sum);
+    let cost_usd: Vec<f64> = merged.iter().map(|m| m.cost_usd).collect();
+    let sketches: Vec<Vec<u8>> = merged.iter().map(|m| m.latency.encode()).collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO {table} ({time}, integration_id, gateway, provider, model, requests, \
+             errors, cache_hits, rate_limited, tokens_in, tokens_out, cost_usd, unpriced, \
+             duration_ms_sum, latency_sketch) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+             $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], \
+             $11::bigint[], $12::float8[], $13::bigint[], $14::bigint[], $15::bytea[]) \
+             ON CONFLICT ({time}, integration_id, gateway, provider, model) DO UPDATE SET \
+             requests = excluded.requests, errors = excluded.errors, \
+             cache_hits = excluded.cache_hits, rate_limited = excluded.rate_limited, \
+             tokens_in = excluded.tokens_in, tokens_out = excluded.tokens_out, \
+             cost_usd = excluded.cost_usd, unpriced = excluded.unpriced, \
+             duration_ms_sum = excluded.duration_ms_sum, latency_sketch = excluded.latency_sketch"
+        ),
+        &[
+            &t,
+            &integration,
+            &gateway,
+            &provider,
+            &model,
+            &requests,
+            &errors,
+            &cache_hits,
+            &rate_limited,
+            &tokens_in,
+            &tokens_out,
+            &cost_usd,
+            &unpriced,
+            &duration_ms_sum,
+            &sketches,
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The store's test suite, written once against the [`Store`] trait and run by every backend
+//! (`tests/suite.rs` in each backend crate calls [`store_suite!`]), so both backends are held
+//! to the same answers.
+
+#![allow(clippy::unwrap_used)] // test code: a failed expectation is a failed test
+
+pub mod store;
+pub mod traces;
+
+use langguard_store::*;
+
+pub async fn integration(store: &dyn Store, name: &str) -> Integration {
+    store
+        .create_integration(NewIntegration {
+            name: name.into(),
+            account_id: "acct".into(),
+            sealed_api_token: vec![1, 2, 3],
+            enabled: true,
+            sync_interval_minutes: 15,
+            lookback_days: Some(7),
+        })
+        .await
+        .expect("create")
+}
+
+/// One `#[tokio::test]` per suite function, each on a fresh store from `$fresh`: an async
+/// function returning `Option<(guard, Arc<dyn Store>)>` — `None` skips (a backend whose
+/// database isn't configured), and the guard lives as long as the test (a temporary
+/// directory or database).
+#[macro_export]
+macro_rules! store_suite {
+    ($fresh:path) => {
+        $crate::store_suite!(@each $fresh; store:
+            duplicates_are_skipped_and_never_counted_twice,
+            the_cursor_moves_with_the_rows_and_never_backwards,
+            rollup_metrics_match_the_raw_rows_exactly,
+            integrations_sync_runs_and_deletion,
+            hourly_and_minute_rollups_combine_to_the_exact_figures,
+            webhooks_queue_deliveries_and_disable_after_failures,
+            bodies_are_kept_for_their_retention,
+            retention_deletes_old_rows_in_batches_and_keeps_the_rollups
+        );
+        $crate::store_suite!(@each $fresh; traces:
+            filters_and_searches_match_exactly_the_rows_they_describe,
+            every_sort_pages_through_in_order,
+            a_cursor_only_continues_its_own_sort,
+            pages_neither_skip_nor_repeat_while_rows_arrive,
+            the_export_is_the_listing_in_full
+        );
+    };
+    (@each $fresh:path; $module:ident: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some((_guard, store)) = $fresh().await else {
+                    return;
+                };
+                $crate::$module::$name(store).await;
+            }
+        )*
+    };
+}
