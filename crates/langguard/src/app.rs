@@ -8,6 +8,7 @@ use anyhow::{bail, Context};
 use langguard_cloudflare::ClientConfig;
 use langguard_secrets::Sealer;
 use langguard_store::{Integration, Scope, Store};
+use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 use langguard_sync::{SyncEngine, SyncSettings};
 
@@ -58,7 +59,10 @@ impl App {
             self.store.clone(),
             self.sealer.clone(),
             self.client_config.clone(),
-            SyncSettings::default(),
+            SyncSettings {
+                lease_ttl: lease_ttl(),
+                ..SyncSettings::default()
+            },
         )
     }
 
@@ -106,6 +110,18 @@ impl App {
     }
 }
 
+/// How long an instance's claim on a sync or a background worker lasts without renewal:
+/// another instance takes over this long after one dies. `LANGGUARD_LEASE_TTL_SECONDS`
+/// (default 30; tests shorten it).
+pub fn lease_ttl() -> std::time::Duration {
+    let seconds = std::env::var("LANGGUARD_LEASE_TTL_SECONDS")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(30);
+    std::time::Duration::from_secs(seconds)
+}
+
 /// The database URL in use: the configured one, or the SQLite file in the data directory.
 pub fn database_url(data_dir: &Path, url: Option<&str>) -> String {
     match url {
@@ -123,9 +139,14 @@ async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dy
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        bail!("PostgreSQL is not supported by this build yet; use the embedded SQLite database (leave LANGGUARD_DATABASE_URL unset)");
+        let store = PgStore::open(&url).await.map_err(|e| {
+            // The URL may carry a password: messages name the server without it.
+            anyhow::anyhow!("cannot open the PostgreSQL database: {e}")
+        })?;
+        tracing::info!(database = store.display_url(), "using PostgreSQL");
+        return Ok(Arc::new(store));
     }
-    bail!("LANGGUARD_DATABASE_URL must start with sqlite:// (got a URL of another kind)")
+    bail!("LANGGUARD_DATABASE_URL must start with sqlite:// or postgres:// (got a URL of another kind)")
 }
 
 pub fn now_ms() -> i64 {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use langguard_store::lease::WorkerLease;
 use langguard_store::{
     Bodies, Integration, Interaction, NewViolation, Policy, PolicyId, PolicyMode, Store,
     StoreResult,
@@ -261,6 +262,8 @@ pub struct PolicyWorker {
     set: Option<PolicySet>,
     bodies: Option<Arc<dyn BodySource>>,
     pruned_at: Option<std::time::Instant>,
+    /// Of several instances on one database, the one holding this evaluates.
+    lease: Option<WorkerLease>,
 }
 
 /// Stored bodies of the batch's interactions, fetching (and storing) the ones their
@@ -321,12 +324,20 @@ impl PolicyWorker {
             set: None,
             bodies: None,
             pruned_at: None,
+            lease: None,
         }
     }
 
     /// Fetches bodies for the integrations that want them from `source`.
     pub fn with_bodies(mut self, source: Arc<dyn BodySource>) -> Self {
         self.bodies = Some(source);
+        self
+    }
+
+    /// Evaluates only while holding `lease` (several instances on one database share the
+    /// work: one evaluates, the others stand by to take over).
+    pub fn with_lease(mut self, lease: WorkerLease) -> Self {
+        self.lease = Some(lease);
         self
     }
 
@@ -429,7 +440,19 @@ impl PolicyWorker {
     ) {
         loop {
             if *stop.borrow() {
+                if let Some(lease) = &mut self.lease {
+                    lease.release(self.store.as_ref()).await;
+                }
                 return;
+            }
+            if let Some(lease) = &mut self.lease {
+                if !lease.hold(self.store.as_ref()).await {
+                    tokio::select! {
+                        _ = tokio::time::sleep(lease.retry_after()) => {}
+                        _ = stop.changed() => {}
+                    }
+                    continue;
+                }
             }
             self.prune().await;
             let wait = match self.run_once().await {

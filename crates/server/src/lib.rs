@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub webhooks: Option<webhooks::WebhookSettings>,
     /// Delete interactions (with their bodies and violations) older than this many days.
     pub retention_days: Option<u32>,
+    /// How long a background worker's lease lasts without renewal (see `WorkerLease`).
+    pub lease_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +66,7 @@ impl Default for ServerConfig {
             policy_idle_wait: Duration::from_secs(1),
             webhooks: Some(webhooks::WebhookSettings::default()),
             retention_days: None,
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -140,14 +143,19 @@ pub async fn bootstrap_admin(
     }
     auth::check_password_rules(password)
         .map_err(|e| anyhow::anyhow!("LANGGUARD_ADMIN_PASSWORD: {e}"))?;
-    store
+    let created = store
         .create_user(NewUser {
             email: email.trim().to_owned(),
             password_hash: hash_password(password.to_owned()).await?,
             role: Role::Admin,
         })
-        .await?;
-    Ok(true)
+        .await;
+    match created {
+        Ok(_) => Ok(true),
+        // Another instance starting beside this one created the same admin first.
+        Err(langguard_store::StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Serves until `shutdown` resolves, then stops taking requests, stops the scheduler and
@@ -177,7 +185,8 @@ pub async fn serve(
         .with_bodies(Arc::new(bodies::CloudflareBodies::new(
             state.sealer.clone(),
             state.client_config.clone(),
-        )));
+        )))
+        .with_lease(state.worker_lease("policy-worker"));
         tokio::spawn(worker.run(stop_rx.clone(), |_new_violations| {}))
     });
     let webhook_dispatcher = state.config.webhooks.clone().map(|settings| {
@@ -185,13 +194,18 @@ pub async fn serve(
             state.store.clone(),
             state.sealer.clone(),
             settings,
+            state.worker_lease("webhooks"),
             stop_rx.clone(),
         ))
     });
-    let retention = state
-        .config
-        .retention_days
-        .map(|days| tokio::spawn(retention::run(state.store.clone(), days, stop_rx.clone())));
+    let retention = state.config.retention_days.map(|days| {
+        tokio::spawn(retention::run(
+            state.store.clone(),
+            days,
+            state.worker_lease("retention"),
+            stop_rx.clone(),
+        ))
+    });
     let engine = state.engine.clone();
     let grace = state.config.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -220,6 +234,11 @@ pub async fn serve(
 }
 
 impl AppState {
+    /// A background worker's lease, named for this process as its syncs are.
+    fn worker_lease(&self, name: &str) -> langguard_store::lease::WorkerLease {
+        langguard_store::lease::WorkerLease::new(name, self.engine.holder(), self.config.lease_ttl)
+    }
+
     /// Records an admin action or a security event. A failure to record is logged, not
     /// raised: the action itself already happened.
     pub(crate) async fn audit(

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use langguard_store::lease::WorkerLease;
 use langguard_store::{Store, StoreResult};
 
 /// Rows per delete transaction.
@@ -28,19 +29,28 @@ pub async fn prune(store: &dyn Store, days: u32, now_ms: i64) -> StoreResult<u64
 }
 
 /// Prunes once an hour until `stop` turns true.
-pub async fn run(store: Arc<dyn Store>, days: u32, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    days: u32,
+    mut lease: WorkerLease,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
         }
-        match prune(store.as_ref(), days, crate::now_ms()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                interactions = n,
-                days,
-                "deleted interactions past retention"
-            ),
-            Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying in an hour"),
+        // Of several instances, the one that gets the lease prunes this hour.
+        if lease.hold(store.as_ref()).await {
+            match prune(store.as_ref(), days, crate::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    interactions = n,
+                    days,
+                    "deleted interactions past retention"
+                ),
+                Err(e) => tracing::warn!(error = %e, "retention pass failed; retrying in an hour"),
+            }
+            lease.release(store.as_ref()).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}

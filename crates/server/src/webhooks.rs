@@ -12,6 +12,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use langguard_cloudflare::time::format_ms;
 use langguard_secrets::Sealer;
+use langguard_store::lease::WorkerLease;
 use langguard_store::{
     Delivery, DeliveryAttempt, OutgoingEvent, Store, StoreResult, SyncRunStatus, Webhook,
     WebhookEvent,
@@ -259,6 +260,7 @@ pub async fn run(
     store: std::sync::Arc<dyn Store>,
     sealer: Sealer,
     settings: WebhookSettings,
+    mut lease: WorkerLease,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let http = match reqwest::Client::builder()
@@ -274,13 +276,18 @@ pub async fn run(
     };
     loop {
         if *stop.borrow() {
+            lease.release(store.as_ref()).await;
             return;
         }
-        if let Err(e) = detect_events(store.as_ref()).await {
-            tracing::warn!(error = %e, "webhook event detection failed; retrying");
-        }
-        if let Err(e) = deliver_due(store.as_ref(), &sealer, &http, &settings).await {
-            tracing::warn!(error = %e, "webhook delivery failed; retrying");
+        // One instance dispatches; the outbox and detection progress are in the database, so
+        // the one that takes over sends nothing twice and misses nothing.
+        if lease.hold(store.as_ref()).await {
+            if let Err(e) = detect_events(store.as_ref()).await {
+                tracing::warn!(error = %e, "webhook event detection failed; retrying");
+            }
+            if let Err(e) = deliver_due(store.as_ref(), &sealer, &http, &settings).await {
+                tracing::warn!(error = %e, "webhook delivery failed; retrying");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(settings.tick) => {}

@@ -10,13 +10,55 @@ use common::*;
 use langguard_cf_emulator::Faults;
 use langguard_server::webhooks::WebhookSettings;
 use langguard_server::ServerConfig;
-use langguard_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-#[tokio::test]
-async fn test_save_sync_now_and_metrics_match_the_emulator() {
-    let app = spawn_app().await;
+/// Every API test runs on both backends: the embedded SQLite database and PostgreSQL (when
+/// LANGGUARD_TEST_DATABASE_URL names a server; skipped with a message otherwise).
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    test_save_sync_now_and_metrics_match_the_emulator,
+    each_route_for_each_role,
+    bad_input_gets_a_4xx_with_an_error_body,
+    failed_sign_ins_are_throttled_and_health_answers,
+    api_keys_are_shown_once_scoped_and_revocable,
+    admin_actions_and_failed_sign_ins_are_audited,
+    the_openapi_document_covers_every_route,
+    traces_and_metrics_agree_with_an_exact_computation,
+    prometheus_metrics_parse_and_describe_the_import,
+    search_sort_export_and_the_monitoring_overview,
+    policies_violations_and_backtests_end_to_end,
+    bodies_are_fetched_for_policies_searchable_and_shown,
+    cost_estimates_price_what_cloudflare_did_not,
+    the_session_cookie_signs_in_and_is_secure_when_configured,
+    the_scheduler_syncs_enabled_integrations_on_its_own,
+    webhooks_deliver_signed_events_and_retry,
+);
+
+async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
 
     let (status, body) = app
@@ -217,9 +259,10 @@ async fn test_save_sync_now_and_metrics_match_the_emulator() {
     );
 }
 
-#[tokio::test]
-async fn each_route_for_each_role() {
-    let app = spawn_app().await;
+async fn each_route_for_each_role(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let member = app
         .create_user(&admin, "member@example.com", "member")
@@ -381,9 +424,10 @@ async fn each_route_for_each_role() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_4xx_with_an_error_body() {
-    let app = spawn_app().await;
+async fn bad_input_gets_a_4xx_with_an_error_body(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     let raw = |method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>| {
@@ -511,9 +555,10 @@ async fn bad_input_gets_a_4xx_with_an_error_body() {
     assert_eq!(list["items"][0]["name"], "Production");
 }
 
-#[tokio::test]
-async fn failed_sign_ins_are_throttled_and_health_answers() {
-    let app = spawn_app().await;
+async fn failed_sign_ins_are_throttled_and_health_answers(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     for _ in 0..5 {
         let (status, body) = app
             .call(
@@ -553,9 +598,10 @@ async fn failed_sign_ins_are_throttled_and_health_answers() {
     );
 }
 
-#[tokio::test]
-async fn api_keys_are_shown_once_scoped_and_revocable() {
-    let app = spawn_app().await;
+async fn api_keys_are_shown_once_scoped_and_revocable(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     let mut keys = std::collections::HashMap::new();
@@ -661,9 +707,10 @@ async fn api_keys_are_shown_once_scoped_and_revocable() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn admin_actions_and_failed_sign_ins_are_audited() {
-    let app = spawn_app().await;
+async fn admin_actions_and_failed_sign_ins_are_audited(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let (status, _) = app
         .call(
             Method::POST,
@@ -754,9 +801,10 @@ async fn admin_actions_and_failed_sign_ins_are_audited() {
     assert!(next["items"][0]["id"].as_i64().expect("id") < before);
 }
 
-#[tokio::test]
-async fn the_openapi_document_covers_every_route() {
-    let app = spawn_app().await;
+async fn the_openapi_document_covers_every_route(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let (status, doc) = app
         .call(Method::GET, "/api/v1/openapi.json", None, None)
         .await;
@@ -865,14 +913,19 @@ async fn the_openapi_document_covers_every_route() {
     }
 }
 
-#[tokio::test]
-async fn the_session_cookie_signs_in_and_is_secure_when_configured() {
-    let app = spawn_app_with(ServerConfig {
-        scheduler: false,
-        secure_cookies: true,
-        ..ServerConfig::default()
-    })
-    .await;
+async fn the_session_cookie_signs_in_and_is_secure_when_configured(backend: Backend) {
+    let Some(app) = spawn_app_on(
+        backend,
+        ServerConfig {
+            scheduler: false,
+            secure_cookies: true,
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let resp = app
         .http
         .post(format!("{}/api/v1/auth/login", app.base))
@@ -930,14 +983,19 @@ async fn the_session_cookie_signs_in_and_is_secure_when_configured() {
     assert_eq!(me.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn the_scheduler_syncs_enabled_integrations_on_its_own() {
-    let app = spawn_app_with(ServerConfig {
-        scheduler: true,
-        scheduler_tick: Duration::from_millis(100),
-        ..ServerConfig::default()
-    })
-    .await;
+async fn the_scheduler_syncs_enabled_integrations_on_its_own(backend: Backend) {
+    let Some(app) = spawn_app_on(
+        backend,
+        ServerConfig {
+            scheduler: true,
+            scheduler_tick: Duration::from_millis(100),
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     let (status, disabled) = app
@@ -995,9 +1053,10 @@ async fn all_traces(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
     all_pages(app, token, &format!("/api/v1/traces?limit=100&{query}")).await
 }
 
-#[tokio::test]
-async fn traces_and_metrics_agree_with_an_exact_computation() {
-    let app = spawn_app().await;
+async fn traces_and_metrics_agree_with_an_exact_computation(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     app.sync_now(&admin, id).await;
@@ -1148,9 +1207,10 @@ async fn traces_and_metrics_agree_with_an_exact_computation() {
     }
 }
 
-#[tokio::test]
-async fn prometheus_metrics_parse_and_describe_the_import() {
-    let app = spawn_app().await;
+async fn prometheus_metrics_parse_and_describe_the_import(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     app.sync_now(&admin, id).await;
@@ -1228,9 +1288,10 @@ async fn get_text(app: &TestApp, token: &str, path: &str) -> (StatusCode, String
     (status, content_type, resp.text().await.expect("body"))
 }
 
-#[tokio::test]
-async fn search_sort_export_and_the_monitoring_overview() {
-    let app = spawn_app().await;
+async fn search_sort_export_and_the_monitoring_overview(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     app.sync_now(&admin, id).await;
@@ -1429,9 +1490,10 @@ violation contains result if {
 }
 "#;
 
-#[tokio::test]
-async fn policies_violations_and_backtests_end_to_end() {
-    let app = spawn_app().await;
+async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let viewer = app
         .create_user(&admin, "viewer@example.com", "viewer")
@@ -1819,19 +1881,24 @@ async fn spawn_receiver(failures: usize) -> Receiver {
     Receiver { url, got }
 }
 
-#[tokio::test]
-async fn webhooks_deliver_signed_events_and_retry() {
-    let app = spawn_app_with(ServerConfig {
-        scheduler: false,
-        policy_idle_wait: Duration::from_millis(20),
-        webhooks: Some(WebhookSettings {
-            tick: Duration::from_millis(20),
-            retry_base: Duration::from_millis(50),
-            ..WebhookSettings::default()
-        }),
-        ..ServerConfig::default()
-    })
-    .await;
+async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
+    let Some(app) = spawn_app_on(
+        backend,
+        ServerConfig {
+            scheduler: false,
+            policy_idle_wait: Duration::from_millis(20),
+            webhooks: Some(WebhookSettings {
+                tick: Duration::from_millis(20),
+                retry_base: Duration::from_millis(50),
+                ..WebhookSettings::default()
+            }),
+            ..ServerConfig::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let member = app
         .create_user(&admin, "member@example.com", "member")
@@ -2020,9 +2087,10 @@ async fn webhooks_deliver_signed_events_and_retry() {
     }));
 }
 
-#[tokio::test]
-async fn bodies_are_fetched_for_policies_searchable_and_shown() {
-    let app = spawn_app().await;
+async fn bodies_are_fetched_for_policies_searchable_and_shown(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let id = app.add_integration(&admin).await;
     for (bad, code) in [
@@ -2123,9 +2191,10 @@ async fn bodies_are_fetched_for_policies_searchable_and_shown() {
     assert_eq!(found.len(), expected);
 }
 
-#[tokio::test]
-async fn cost_estimates_price_what_cloudflare_did_not() {
-    let app = spawn_app().await;
+async fn cost_estimates_price_what_cloudflare_did_not(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let viewer = app
         .create_user(&admin, "viewer@example.com", "viewer")

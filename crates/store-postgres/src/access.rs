@@ -156,7 +156,7 @@ pub(crate) async fn api_key_user(
     // "Last Used" to the minute spares a write per request.
     c.execute(
         "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
-         AND (last_used_at IS NULL OR last_used_at < $1 - 60000)",
+         AND (last_used_at IS NULL OR last_used_at < $1::bigint - 60000)",
         &[&now, &key.id],
     )
     .await

@@ -289,8 +289,8 @@ pub(crate) async fn record_evaluations(
                 "INSERT INTO violations (policy_id, interaction_id, integration_id, severity, \
                  kind, message, evidence, fingerprint, status, occurred_at, detected_at, \
                  updated_at) \
-                 SELECT $1, i.id, i.integration_id, $3, $4, $5, $6, $7, 'new', i.created_at, \
-                 $8, $8 FROM interactions i WHERE i.id = $2 \
+                 SELECT $1::bigint, i.id, i.integration_id, $3::text, $4::text, $5::text, $6::text, $7::bytea, 'new', i.created_at, \
+                 $8::bigint, $8::bigint FROM interactions i WHERE i.id = $2 \
                  ON CONFLICT (policy_id, interaction_id, fingerprint) DO NOTHING RETURNING id",
             )
             .await
@@ -675,7 +675,7 @@ pub(crate) async fn prune_bodies(c: &mut Client, now: i64) -> StoreResult<u64> {
     c.execute(
         "DELETE FROM interaction_bodies b USING integrations i \
          WHERE i.id = b.integration_id \
-         AND b.fetched_at < $1 - i.bodies_retention_days * 86400000",
+         AND b.fetched_at < $1::bigint - i.bodies_retention_days * 86400000",
         &[&now],
     )
     .await

@@ -41,9 +41,9 @@ pub(crate) async fn ingest_batch(
             "INSERT INTO interactions (integration_id, gateway, log_id, created_at, provider, \
              model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
              cost_usd, cost_source, metadata, imported_at) \
-             SELECT $1, $2, t.log_id, t.created_at, t.provider, t.model, t.path, t.status_code, \
+             SELECT $1::bigint, $2::text, t.log_id, t.created_at, t.provider, t.model, t.path, t.status_code, \
              t.success, t.cached, t.duration_ms, t.tokens_in, t.tokens_out, t.cost_usd, \
-             t.cost_source, t.metadata, $17 \
+             t.cost_source, t.metadata, $17::bigint \
              FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
              $8::bigint[], $9::boolean[], $10::boolean[], $11::bigint[], $12::bigint[], \
              $13::bigint[], $14::float8[], $15::text[], $16::text[]) WITH ORDINALITY \

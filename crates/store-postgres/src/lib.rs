@@ -87,10 +87,17 @@ pub(crate) fn not_found(what: String) -> StoreError {
     StoreError::NotFound { what }
 }
 
-/// Connections per instance: queries run concurrently (dashboard folds split in two, the
-/// policy worker, the dispatcher, request handlers), and PostgreSQL's default of 100
-/// connections leaves room for several instances.
-const POOL_SIZE: usize = 16;
+/// Connections per instance, opened as needed: queries run concurrently (dashboard folds
+/// split in two, the policy worker, the dispatcher, request handlers), and PostgreSQL's
+/// default of 100 connections leaves room for several instances. `LANGGUARD_DB_POOL_SIZE`
+/// changes it.
+fn pool_size() -> usize {
+    std::env::var("LANGGUARD_DB_POOL_SIZE")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|n: &usize| *n > 0)
+        .unwrap_or(16)
+}
 
 impl PgStore {
     /// Connects to a `postgres://` URL and applies pending migrations.
@@ -109,7 +116,7 @@ impl PgStore {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
+            .max_size(pool_size())
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -246,7 +253,7 @@ impl Store for PgStore {
         client
             .execute(
                 "INSERT INTO gateways (integration_id, gateway_id, discovered_at) \
-                 SELECT $1, g, $3 FROM UNNEST($2::text[]) AS g \
+                 SELECT $1::bigint, g, $3::bigint FROM UNNEST($2::text[]) AS g \
                  ON CONFLICT (integration_id, gateway_id) DO NOTHING",
                 &[&id, &gateway_ids, &now_ms()],
             )

@@ -166,7 +166,7 @@ pub(crate) async fn session_user(
     // Once a minute is plenty for "Last Active", and spares a write per request.
     c.execute(
         "UPDATE users SET last_active_at = $1 WHERE id = $2 \
-         AND (last_active_at IS NULL OR last_active_at < $1 - 60000)",
+         AND (last_active_at IS NULL OR last_active_at < $1::bigint - 60000)",
         &[&now, &user_id],
     )
     .await

@@ -5,6 +5,7 @@
 //! can be swapped by the database URL without touching them.
 
 pub mod fold;
+pub mod lease;
 mod model;
 mod policy_model;
 mod rollup;

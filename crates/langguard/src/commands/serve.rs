@@ -22,7 +22,7 @@ pub async fn run(
             data_dir.display()
         );
     };
-    // One process serves this database: a run still marked running was cut short.
+    // A run still marked running that no instance's live lease covers was cut short.
     app.store
         .fail_abandoned_sync_runs("the server stopped before this sync finished")
         .await?;
@@ -53,6 +53,7 @@ pub async fn run(
             secure_cookies: args.secure_cookies,
             scheduler: !args.no_scheduler,
             retention_days: args.retention_days,
+            lease_ttl: crate::app::lease_ttl(),
             ..ServerConfig::default()
         },
     );

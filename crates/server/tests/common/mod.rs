@@ -9,6 +9,9 @@ use langguard_cf_emulator::{Emulator, EmulatorConfig, RunningEmulator, SeedSpec,
 use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
 use langguard_secrets::Sealer;
 use langguard_server::{bootstrap_admin, install_builtin_policies, serve, AppState, ServerConfig};
+use langguard_store::Store;
+use langguard_store_postgres::testing::TempDatabase;
+use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 use langguard_sync::{SyncEngine, SyncSettings};
 use reqwest::{Method, StatusCode};
@@ -23,8 +26,10 @@ pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub emulator: RunningEmulator,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database of a test on that backend (dropped after the test).
+    pub database: Option<TempDatabase>,
     /// Every response body seen, to check none carries the Cloudflare token.
     pub seen: std::sync::Mutex<Vec<String>>,
     pub _stop: tokio::sync::oneshot::Sender<()>,
@@ -57,17 +62,52 @@ pub fn capture_logs() {
         .try_init();
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(ServerConfig {
+/// Which store a test's server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What most tests run with: no scheduler (tests press Sync Now), a quick policy worker.
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
         scheduler: false,
         policy_idle_wait: Duration::from_millis(20),
         ..ServerConfig::default()
-    })
-    .await
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_config()).await
 }
 
 pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
+    spawn_app_on(Backend::Sqlite, config)
+        .await
+        .expect("SQLite is always there")
+}
+
+/// The server on `backend`; `None` when that backend isn't configured here (PostgreSQL
+/// without LANGGUARD_TEST_DATABASE_URL), and the test is skipped.
+pub async fn spawn_app_on(backend: Backend, config: ServerConfig) -> Option<TestApp> {
     capture_logs();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, database): (Arc<dyn Store>, _) = match backend {
+        Backend::Sqlite => (
+            Arc::new(
+                SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
+                    .await
+                    .expect("store"),
+            ),
+            None,
+        ),
+        Backend::Postgres => {
+            let database = TempDatabase::create("an API test").await?;
+            let store = PgStore::open(database.url()).await.expect("store");
+            (Arc::new(store), Some(database))
+        }
+    };
     let emulator = Emulator::new(EmulatorConfig::default());
     emulator.add_account(ACCOUNT);
     emulator.add_token(CF_TOKEN, TokenSpec::user(&[ACCOUNT]));
@@ -86,12 +126,6 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
         );
     }
     let emulator = emulator.spawn().await.expect("emulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
-            .await
-            .expect("store"),
-    );
     install_builtin_policies(store.as_ref())
         .await
         .expect("built-in policies");
@@ -129,15 +163,16 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
     tokio::spawn(serve(state, listener, async move {
         let _ = stopped.await;
     }));
-    TestApp {
+    Some(TestApp {
         base,
         http: reqwest::Client::new(),
         emulator,
         store,
         dir,
+        database,
         seen: Default::default(),
         _stop: stop,
-    }
+    })
 }
 
 impl TestApp {
@@ -199,6 +234,15 @@ impl TestApp {
         let (status, body) = self
             .call(Method::POST, "/api/v1/integrations", Some(admin), Some(json!({"type": "cloudflare", "name": "Production", "account_id": ACCOUNT, "api_token": CF_TOKEN})))
             .await;
+        if status != StatusCode::CREATED {
+            let logs = String::from_utf8_lossy(&captured_logs().lock().expect("logs")).into_owned();
+            for line in logs
+                .lines()
+                .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            {
+                eprintln!("LOG {line}");
+            }
+        }
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_i64().expect("id")
     }
