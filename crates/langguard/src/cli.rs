@@ -377,7 +377,8 @@ pub struct DemoArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Decode → normalise → store throughput into SQLite with rollups, and peak memory.
+    /// Decode → normalise → store throughput with rollups, and peak memory: into a fresh
+    /// SQLite file, or the PostgreSQL database `--database-url` names.
     Ingest {
         #[arg(long, default_value_t = 1_000_000)]
         logs: usize,

@@ -249,6 +249,28 @@ async fn two_instances_share_sessions_and_syncs_and_survive_a_sigkill() {
     };
     assert_eq!(finished["status"], "succeeded", "{finished}");
 
+    // The policy worker carries on whichever instance had it: every interaction evaluated.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, status) = call(
+            &http,
+            &survivor.base,
+            Method::GET,
+            "/api/v1/policies/status",
+            Some(&token),
+            None,
+        )
+        .await;
+        if status["lag"] == 0 && status["latest_interaction_id"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the policy worker never caught up: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Every log exactly once: rows, the integration's count and the rollups agree.
     let store = PgStore::open(db.url()).await.expect("store");
     assert_eq!(

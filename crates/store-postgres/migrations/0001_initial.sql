@@ -136,8 +136,8 @@ CREATE TABLE users (
     created_at     BIGINT NOT NULL,
     last_active_at BIGINT
 );
--- E-mail addresses are unique ignoring case, as in the SQLite backend (COLLATE NOCASE).
-CREATE UNIQUE INDEX users_email ON users (lower(email));
+-- E-mail addresses are unique ignoring ASCII case, as in the SQLite backend (COLLATE NOCASE);
+-- the index is made after lg_fold, below.
 
 CREATE TABLE sessions (
     -- SHA-256 of the bearer token: a stolen database holds no usable session.
@@ -303,3 +303,5 @@ CREATE FUNCTION lg_json_text(v jsonb) RETURNS text
         WHEN 'null' THEN NULL
         ELSE v::text
     END;
+
+CREATE UNIQUE INDEX users_email ON users (lg_fold(email));

@@ -418,13 +418,13 @@ pub(crate) async fn violations(c: &mut Client, q: &ViolationQuery) -> StoreResul
         w.and(&format!("v.occurred_at < {p}"));
     }
     if let Some(text) = &q.text {
-        // ASCII-only case folding, as the SQLite backend's `lg_contains`: `lower` under the
-        // "C" collation leaves other letters alone whatever the database's locale.
+        // ASCII-only case folding (`lg_fold`), as the SQLite backend's `lg_contains`, whatever
+        // the database's locale.
         let p = w.bind(text.clone());
-        let needle = format!("lower({p}::text COLLATE \"C\")");
+        let needle = format!("lg_fold({p}::text)");
         let any = ["v.message", "v.kind", "p.name", "p.display_name"]
             .iter()
-            .map(|col| format!("strpos(lower({col} COLLATE \"C\"), {needle}) > 0"))
+            .map(|col| format!("strpos(lg_fold({col}), {needle}) > 0"))
             .collect::<Vec<_>>()
             .join(" OR ");
         w.and(&format!("COALESCE({any}, false)"));

@@ -267,7 +267,7 @@ impl Store for PgStore {
         let rows = client
             .query(
                 "SELECT gateway_id, cursor_ms, last_synced_at FROM gateways \
-                 WHERE integration_id = $1 ORDER BY gateway_id",
+                 WHERE integration_id = $1 ORDER BY gateway_id COLLATE \"C\"",
                 &[&id],
             )
             .await
@@ -610,7 +610,7 @@ impl Store for PgStore {
             .await?
             .query(
                 "SELECT model, input_per_1k, output_per_1k, updated_at FROM model_prices \
-                 ORDER BY model",
+                 ORDER BY model COLLATE \"C\"",
                 &[],
             )
             .await

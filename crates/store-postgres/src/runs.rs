@@ -61,7 +61,7 @@ pub(crate) async fn create_integration(
 
 pub(crate) async fn list_integrations(c: &Client) -> StoreResult<Vec<Integration>> {
     c.query(
-        &format!("SELECT {INTEGRATION_COLUMNS} FROM integrations ORDER BY name"),
+        &format!("SELECT {INTEGRATION_COLUMNS} FROM integrations ORDER BY name COLLATE \"C\""),
         &[],
     )
     .await

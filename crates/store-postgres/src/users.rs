@@ -61,9 +61,9 @@ pub(crate) async fn create_user(c: &Client, new: &NewUser) -> StoreResult<User> 
 }
 
 pub(crate) async fn list_users(c: &Client) -> StoreResult<Vec<User>> {
-    // SQLite's NOCASE collation orders ignoring ASCII case; lower() does the same here.
+    // SQLite's NOCASE collation orders ignoring ASCII case, bytewise otherwise.
     c.query(
-        &format!("SELECT {USER_COLUMNS} FROM users ORDER BY lower(email), email"),
+        &format!("SELECT {USER_COLUMNS} FROM users ORDER BY lg_fold(email) COLLATE \"C\""),
         &[],
     )
     .await
@@ -75,7 +75,7 @@ pub(crate) async fn list_users(c: &Client) -> StoreResult<Vec<User>> {
 
 pub(crate) async fn find_user_by_email(c: &Client, email: &str) -> StoreResult<Option<User>> {
     c.query_opt(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower($1)"),
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE lg_fold(email) = lg_fold($1)"),
         &[&email.trim()],
     )
     .await

@@ -29,21 +29,8 @@ fn sort_expression(sort: TraceSort) -> &'static str {
     }
 }
 
-fn sort_key_of(sort: TraceSort, i: &Interaction) -> SortKey {
-    let log = &i.log;
-    match sort {
-        TraceSort::Time => SortKey::Int(log.created_at_ms),
-        TraceSort::Duration => SortKey::Int(log.duration_ms),
-        TraceSort::Cost => SortKey::Real(log.cost_usd.unwrap_or(-1.0)),
-        TraceSort::Tokens => SortKey::Int(log.tokens_in.unwrap_or(0) + log.tokens_out.unwrap_or(0)),
-    }
-}
-
 fn order_by(sort: TraceSort, order: SortOrder) -> String {
-    let direction = match order {
-        SortOrder::Desc => "DESC",
-        SortOrder::Asc => "ASC",
-    };
+    let direction = order.sql();
     format!("{} {direction}, id {direction}", sort_expression(sort))
 }
 
@@ -260,7 +247,7 @@ pub(crate) fn traces(conn: &Connection, query: &TraceQuery) -> StoreResult<Trace
         items.last().map(|last| TraceCursor {
             sort: query.sort,
             order: query.order,
-            key: sort_key_of(query.sort, last),
+            key: query.sort.key_of(last),
             id: last.id,
             snapshot_id,
         })

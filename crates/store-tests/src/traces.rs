@@ -62,8 +62,8 @@ fn varied(n: u64) -> NewInteraction {
 
 /// The dataset: 420 rows over two integrations and three gateways.
 async fn seeded(store: &dyn Store) -> Vec<Interaction> {
-    let a = integration(&*store, "a").await;
-    let b = integration(&*store, "b").await;
+    let a = integration(store, "a").await;
+    let b = integration(store, "b").await;
     for (integration, gateway, range) in [
         (a.id, "prod-chat", 0..200u64),
         (a.id, "support-bot", 200..320),
@@ -75,7 +75,7 @@ async fn seeded(store: &dyn Store) -> Vec<Interaction> {
             .await
             .expect("ingest");
     }
-    let all = list_all(&*store, &TraceQuery::default(), 1_000).await;
+    let all = list_all(store, &TraceQuery::default(), 1_000).await;
     assert_eq!(all.len(), 420);
     all
 }

@@ -665,6 +665,31 @@ impl TraceSort {
             TraceSort::Tokens => "tokens",
         }
     }
+
+    /// An interaction's key in this sort, as a cursor records it. Unpriced rows sort as −1 by
+    /// cost, rows without token counts as 0 by tokens — no key is ever missing, which keyset
+    /// comparisons need (each backend's SQL sort expression says the same).
+    pub fn key_of(self, i: &Interaction) -> SortKey {
+        let log = &i.log;
+        match self {
+            TraceSort::Time => SortKey::Int(log.created_at_ms),
+            TraceSort::Duration => SortKey::Int(log.duration_ms),
+            TraceSort::Cost => SortKey::Real(log.cost_usd.unwrap_or(-1.0)),
+            TraceSort::Tokens => {
+                SortKey::Int(log.tokens_in.unwrap_or(0) + log.tokens_out.unwrap_or(0))
+            }
+        }
+    }
+}
+
+impl SortOrder {
+    /// The SQL direction keyword.
+    pub fn sql(self) -> &'static str {
+        match self {
+            SortOrder::Desc => "DESC",
+            SortOrder::Asc => "ASC",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@ use anyhow::ensure;
 use langguard_cf_emulator::{Emulator, EmulatorConfig, SeedSpec, TokenSpec};
 use langguard_cloudflare::RateLimitPolicy;
 use langguard_store::{NewIntegration, Scope, Store, SyncTrigger};
+use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 
 use crate::commands::synthetic::ingest_synthetic;
@@ -26,7 +27,7 @@ pub async fn run(
     }
     match command {
         BenchCommand::Ingest { logs, batch, hours } => {
-            ingest(logs, batch.max(1), hours.max(1)).await
+            ingest(logs, batch.max(1), hours.max(1), global).await
         }
         BenchCommand::Import { logs } => import(logs).await,
         BenchCommand::Policies { interactions } => bench_policies::run(interactions.max(1)),
@@ -51,13 +52,32 @@ pub(crate) fn rate(n: usize, d: Duration) -> String {
     format::count((n as f64 / d.as_secs_f64().max(1e-9)) as i64)
 }
 
-async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCode> {
+/// Into a fresh SQLite file, or — with `--database-url postgres://…` — into that PostgreSQL
+/// database, under a new integration of its own.
+async fn ingest(
+    logs: usize,
+    batch: usize,
+    hours: i64,
+    global: &crate::cli::GlobalArgs,
+) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
-    let sqlite = SqliteStore::open(&dir.path().join("bench.db").to_string_lossy()).await?;
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+    let (store, backend): (Arc<dyn Store>, String) = match global.database_url.as_deref() {
+        Some(url) if url.starts_with("postgres") => {
+            let pg = PgStore::open(url).await?;
+            let name = pg.display_url().to_owned();
+            (Arc::new(pg), format!("PostgreSQL at {name}"))
+        }
+        _ => {
+            let sqlite = SqliteStore::open(&dir.path().join("bench.db").to_string_lossy()).await?;
+            (
+                Arc::new(sqlite),
+                format!("SQLite in {}", dir.path().display()),
+            )
+        }
+    };
     let integration = store
         .create_integration(NewIntegration {
-            name: "bench".into(),
+            name: format!("bench-{}", crate::app::now_ms()),
             account_id: "bench".into(),
             sealed_api_token: vec![0],
             enabled: false,
@@ -73,9 +93,8 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
         seed: 1,
     };
     println!(
-        "bench ingest: {} logs over {hours} h, {batch} per transaction, SQLite in {}",
+        "bench ingest: {} logs over {hours} h, {batch} per transaction, {backend}",
         format::count(logs as i64),
-        dir.path().display()
     );
     println!(
         "{:>12}  {:>12}  {:>14}  {:>14}",
@@ -104,9 +123,13 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
         },
     )
     .await?;
-    let stored = store.count_interactions(&Scope::default()).await?;
+    let scope = Scope {
+        integration_id: Some(integration.id),
+        ..Scope::default()
+    };
+    let stored = store.count_interactions(&scope).await?;
     ensure!(stored as usize == logs, "stored {stored} of {logs} logs");
-    let metrics = store.metrics(&Scope::default()).await?;
+    let metrics = store.metrics(&scope).await?;
     ensure!(
         metrics.requests as usize == logs,
         "rollups count {} of {logs}",
@@ -129,7 +152,6 @@ async fn ingest(logs: usize, batch: usize, hours: i64) -> anyhow::Result<ExitCod
         totals.elapsed.as_secs_f64(),
         rate(logs, totals.elapsed)
     );
-    sqlite.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
