@@ -68,13 +68,18 @@ pub(crate) async fn claim_sync(
     .map_err(db_err)?;
     let live = tx
         .query_opt(
-            &format!("SELECT run_id FROM leases WHERE name = $1 AND expires_at > {DB_NOW_MS}"),
+            &format!(
+                "SELECT run_id, holder FROM leases WHERE name = $1 AND expires_at > {DB_NOW_MS}"
+            ),
             &[&name],
         )
         .await
         .map_err(db_err)?;
     if let Some(row) = live {
-        return Ok(SyncClaim::Busy { run_id: row.at(0)? });
+        return Ok(SyncClaim::Busy {
+            run_id: row.at(0)?,
+            holder: row.at(1)?,
+        });
     }
     // Free or expired: whatever run the last holder left behind is over.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::RUN_FINISH])

@@ -61,8 +61,8 @@ pub(crate) fn claim_sync(
         )
         .optional()
         .map_err(db_err)?;
-    if let Some((_, run_id, _)) = current.filter(|(_, _, expires_at)| *expires_at > now) {
-        return Ok(SyncClaim::Busy { run_id });
+    if let Some((holder, run_id, _)) = current.filter(|(_, _, expires_at)| *expires_at > now) {
+        return Ok(SyncClaim::Busy { run_id, holder });
     }
     // Free or expired: whatever run the last holder left behind is over.
     tx.execute(

@@ -253,7 +253,8 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
             .await
             .expect("claim"),
         SyncClaim::Busy {
-            run_id: Some(run_a.id)
+            run_id: Some(run_a.id),
+            holder: "instance-a".into()
         }
     );
     // A live lease keeps its run from being called abandoned; A renews, B can't take it.

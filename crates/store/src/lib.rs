@@ -46,7 +46,10 @@ pub enum SyncClaim {
     /// The lease is `holder`'s and this run was created.
     Claimed(SyncRun),
     /// Another holder's sync of the integration is live (its run, when it recorded one).
-    Busy { run_id: Option<SyncRunId> },
+    Busy {
+        run_id: Option<SyncRunId>,
+        holder: String,
+    },
 }
 
 /// Rows per batch of [`Store::export_traces`].

@@ -254,13 +254,26 @@ impl SyncEngine {
         }
         // The database decides between processes and instances: one lease per integration.
         let ttl_ms = duration_ms(self.settings.lease_ttl);
-        let run = match self
+        let mut claim = self
             .store
             .claim_sync(id, trigger, &self.holder, ttl_ms)
-            .await?
-        {
+            .await?;
+        if let SyncClaim::Busy { holder, .. } = &claim {
+            // A process of this machine that is gone (a `langguard sync` killed a moment ago)
+            // can't renew: no need to wait out its lease.
+            if holder_is_gone(holder) {
+                self.store
+                    .release_lease(&sync_lease_name(id), holder)
+                    .await?;
+                claim = self
+                    .store
+                    .claim_sync(id, trigger, &self.holder, ttl_ms)
+                    .await?;
+            }
+        }
+        let run = match claim {
             SyncClaim::Claimed(run) => run,
-            SyncClaim::Busy { run_id } => return Err(SyncError::AlreadyRunning { run_id }),
+            SyncClaim::Busy { run_id, .. } => return Err(SyncError::AlreadyRunning { run_id }),
         };
         let raced = {
             let mut running = self.lock_running();
@@ -515,16 +528,36 @@ impl Drop for Claim<'_> {
     }
 }
 
-/// `host:pid:nonce` — unique per process, and tells an operator which machine holds a lease.
-fn instance_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// `host:pid:nonce` — unique per process, and tells an operator which machine holds a lease.
+fn instance_id() -> String {
     let nonce = time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000;
-    format!("{host}:{}:{nonce:09}", std::process::id())
+    format!("{}:{}:{nonce:09}", host_name(), std::process::id())
+}
+
+/// Whether `holder` names a process of this machine that no longer runs. Only this machine's
+/// processes can be checked (in `/proc`); any other holder is assumed alive until its lease
+/// expires.
+fn holder_is_gone(holder: &str) -> bool {
+    let mut parts = holder.rsplitn(3, ':');
+    let (Some(_nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let proc = std::path::Path::new("/proc");
+    host == host_name()
+        && pid
+            .parse::<u32>()
+            .is_ok_and(|pid| pid != std::process::id())
+        && proc.is_dir()
+        && !proc.join(pid).exists()
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -540,4 +573,19 @@ fn apply_client_stats(counts: &mut SyncCounts, stats: &ClientStats) {
 fn now_ms() -> i64 {
     i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod lease_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_process_of_this_machine_is_gone() {
+        let host = host_name();
+        assert!(holder_is_gone(&format!("{host}:999999999:000000001")));
+        assert!(!holder_is_gone(&format!("{host}:{}:1", std::process::id())));
+        assert!(!holder_is_gone("another-machine:999999999:1"));
+        assert!(!holder_is_gone("not a holder id"));
+        assert!(!holder_is_gone(&instance_id()));
+    }
 }
