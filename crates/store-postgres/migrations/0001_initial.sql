@@ -291,9 +291,11 @@ CREATE TABLE model_prices (
 -- Search helpers, so the Trace Explorer's search means in PostgreSQL exactly what it means in
 -- SQLite: containment ignoring ASCII case only (SQLite's LIKE and lg_contains), and metadata
 -- values read as SQLite's `->>` gives them (strings bare, booleans 1/0, the rest as JSON).
+-- lower() under the "C" collation folds ASCII letters only, whatever the database's locale (and
+-- is several times faster than translate()).
 CREATE FUNCTION lg_fold(t text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN translate(t, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz');
+    RETURN lower(t COLLATE "C");
 
 CREATE FUNCTION lg_json_text(v jsonb) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
