@@ -1,9 +1,7 @@
 //! Who is calling: passwords (Argon2id), session tokens (random, stored as SHA-256), the
 //! `CurrentUser` extractor (bearer token or session cookie), roles, and login throttling.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -190,53 +188,10 @@ pub fn new_api_key() -> (String, Vec<u8>) {
     (key, hash)
 }
 
-/// Counts failed logins per key (an account, an address) and refuses more after a burst.
-#[derive(Debug, Default)]
-pub struct LoginThrottle {
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
-}
-
-const MAX_FAILURES: u32 = 5;
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
-
-/// Keys kept before expired entries are swept out.
-const MAX_TRACKED: usize = 10_000;
-
-impl LoginThrottle {
-    /// Counts an attempt for each key, up front and atomically, so parallel guesses can't all
-    /// pass before the slow password check records them. `Err` with the seconds to wait when
-    /// a key has used up its attempts; `succeeded` forgives the account's count.
-    pub fn attempt(&self, keys: &[&str]) -> Result<(), u64> {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() > MAX_TRACKED {
-            failures.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        for key in keys {
-            if let Some((count, since)) = failures.get(*key) {
-                if *count >= MAX_FAILURES && since.elapsed() < FAILURE_WINDOW {
-                    return Err((FAILURE_WINDOW - since.elapsed()).as_secs().max(1));
-                }
-            }
-        }
-        for key in keys {
-            let entry = failures
-                .entry((*key).to_owned())
-                .or_insert((0, Instant::now()));
-            if entry.1.elapsed() >= FAILURE_WINDOW {
-                *entry = (0, Instant::now());
-            }
-            entry.0 += 1;
-        }
-        Ok(())
-    }
-
-    pub fn succeeded(&self, keys: &[&str]) {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for key in keys {
-            failures.remove(*key);
-        }
-    }
-}
+/// Sign-in attempts allowed per account and per address within [`FAILURE_WINDOW`]; counted in
+/// the database (`Store::count_login_attempt`), so every instance enforces the same budget.
+pub const MAX_FAILURES: i64 = 5;
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[cfg(test)]
 mod tests {
@@ -261,18 +216,5 @@ mod tests {
         assert!(a.starts_with("lgs_"));
         assert_eq!(ha, token_hash(&a));
         assert_eq!(ha.len(), 32);
-    }
-
-    #[test]
-    fn throttle_blocks_after_a_burst_of_attempts() {
-        let t = LoginThrottle::default();
-        for _ in 0..MAX_FAILURES {
-            assert!(t.attempt(&["a", "ip"]).is_ok());
-        }
-        assert!(t.attempt(&["a"]).is_err());
-        assert!(t.attempt(&["b", "ip"]).is_err(), "the address is spent too");
-        assert!(t.attempt(&["b"]).is_ok());
-        t.succeeded(&["a"]);
-        assert!(t.attempt(&["a"]).is_ok());
     }
 }

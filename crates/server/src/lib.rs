@@ -79,7 +79,6 @@ pub struct AppState {
     pub client_config: ClientConfig,
     pub engine: Arc<SyncEngine>,
     pub config: Arc<ServerConfig>,
-    login_throttle: Arc<auth::LoginThrottle>,
 }
 
 impl AppState {
@@ -98,7 +97,6 @@ impl AppState {
             client_config,
             engine,
             config: Arc::new(config),
-            login_throttle: Arc::default(),
         }
     }
 }

@@ -421,6 +421,20 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn count_login_attempt(
+        &self,
+        keys: &[String],
+        max: i64,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Result<(), i64>> {
+        users::count_login_attempt(&mut self.client().await?, keys, max, window_ms, now_ms).await
+    }
+
+    async fn clear_login_attempts(&self, keys: &[String]) -> StoreResult<()> {
+        users::clear_login_attempts(&self.client().await?, keys).await
+    }
+
     async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()> {
         access::record_audit(&self.client().await?, &entry).await
     }

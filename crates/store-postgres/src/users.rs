@@ -173,3 +173,65 @@ pub(crate) async fn session_user(
     .map_err(db_err)?;
     get_user(c, user_id).await.map(Some)
 }
+
+/// See [`Store::count_login_attempt`]. The rows are locked in key order (`FOR UPDATE`), so
+/// parallel guesses through several instances are counted one after another.
+pub(crate) async fn count_login_attempt(
+    c: &mut Client,
+    keys: &[String],
+    max: i64,
+    window_ms: i64,
+    now: i64,
+) -> StoreResult<Result<(), i64>> {
+    let mut keys = keys.to_vec();
+    keys.sort();
+    let tx = c.transaction().await.map_err(db_err)?;
+    // Make the rows exist, then lock them: an absent row can't be locked.
+    tx.execute(
+        "INSERT INTO login_attempts (key, attempts, window_start) \
+         SELECT k, 0, $2::bigint FROM UNNEST($1::text[]) AS k ORDER BY k \
+         ON CONFLICT (key) DO NOTHING",
+        &[&keys, &now],
+    )
+    .await
+    .map_err(db_err)?;
+    let rows = tx
+        .query(
+            "SELECT attempts, window_start FROM login_attempts WHERE key = ANY($1) \
+             ORDER BY key FOR UPDATE",
+            &[&keys],
+        )
+        .await
+        .map_err(db_err)?;
+    for row in &rows {
+        let (attempts, start): (i64, i64) = (row.at(0)?, row.at(1)?);
+        if attempts >= max && now - start < window_ms {
+            return Ok(Err(window_ms - (now - start)));
+        }
+    }
+    tx.execute(
+        "UPDATE login_attempts SET \
+         attempts = CASE WHEN $2::bigint - window_start >= $3::bigint THEN 1 ELSE attempts + 1 END, \
+         window_start = CASE WHEN $2::bigint - window_start >= $3::bigint THEN $2::bigint \
+                        ELSE window_start END \
+         WHERE key = ANY($1)",
+        &[&keys, &now, &window_ms],
+    )
+    .await
+    .map_err(db_err)?;
+    tx.execute(
+        "DELETE FROM login_attempts WHERE window_start < $1::bigint",
+        &[&(now - window_ms)],
+    )
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(Ok(()))
+}
+
+pub(crate) async fn clear_login_attempts(c: &Client, keys: &[String]) -> StoreResult<()> {
+    c.execute("DELETE FROM login_attempts WHERE key = ANY($1)", &[&keys])
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}

@@ -698,6 +698,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_login_attempt(
+        &self,
+        keys: &[String],
+        max: i64,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Result<(), i64>> {
+        let keys = keys.to_vec();
+        self.write(move |conn| users::count_login_attempt(conn, &keys, max, window_ms, now_ms))
+            .await
+    }
+
+    async fn clear_login_attempts(&self, keys: &[String]) -> StoreResult<()> {
+        let keys = keys.to_vec();
+        self.write(move |conn| users::clear_login_attempts(conn, &keys))
+            .await
+    }
+
     async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()> {
         self.write(move |conn| access::record_audit(conn, &entry))
             .await

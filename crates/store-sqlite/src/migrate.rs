@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "bodies", include_str!("../migrations/0005_bodies.sql")),
     (6, "prices", include_str!("../migrations/0006_prices.sql")),
     (7, "leases", include_str!("../migrations/0007_leases.sql")),
+    (
+        8,
+        "login_attempts",
+        include_str!("../migrations/0008_login_attempts.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -207,3 +207,57 @@ pub(crate) fn update_integration(
     }
     get_integration_on(conn, id)
 }
+
+/// See [`Store::count_login_attempt`].
+pub(crate) fn count_login_attempt(
+    conn: &mut Connection,
+    keys: &[String],
+    max: i64,
+    window_ms: i64,
+    now: i64,
+) -> StoreResult<Result<(), i64>> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    for key in keys {
+        let row: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT attempts, window_start FROM login_attempts WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(db_err)?;
+        if let Some((attempts, start)) = row {
+            if attempts >= max && now - start < window_ms {
+                return Ok(Err(window_ms - (now - start)));
+            }
+        }
+    }
+    for key in keys {
+        tx.execute(
+            "INSERT INTO login_attempts (key, attempts, window_start) VALUES (?1, 1, ?2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             attempts = CASE WHEN ?2 - window_start >= ?3 THEN 1 ELSE attempts + 1 END, \
+             window_start = CASE WHEN ?2 - window_start >= ?3 THEN ?2 ELSE window_start END",
+            params![key, now, window_ms],
+        )
+        .map_err(db_err)?;
+    }
+    // Old windows are dropped as new attempts come: no sweeper needed.
+    tx.execute(
+        "DELETE FROM login_attempts WHERE window_start < ?1",
+        [now - window_ms],
+    )
+    .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    Ok(Ok(()))
+}
+
+pub(crate) fn clear_login_attempts(conn: &Connection, keys: &[String]) -> StoreResult<()> {
+    for key in keys {
+        conn.execute("DELETE FROM login_attempts WHERE key = ?1", [key])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}

@@ -38,7 +38,8 @@ macro_rules! store_suite {
             hourly_and_minute_rollups_combine_to_the_exact_figures,
             webhooks_queue_deliveries_and_disable_after_failures,
             bodies_are_kept_for_their_retention,
-            retention_deletes_old_rows_in_batches_and_keeps_the_rollups
+            retention_deletes_old_rows_in_batches_and_keeps_the_rollups,
+            sign_in_attempts_are_counted_per_key_and_forgiven
         );
         $crate::store_suite!(@each $fresh; traces:
             filters_and_searches_match_exactly_the_rows_they_describe,

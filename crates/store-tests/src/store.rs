@@ -642,3 +642,56 @@ pub async fn retention_deletes_old_rows_in_batches_and_keeps_the_rollups(store: 
         "rollups keep the history"
     );
 }
+
+pub async fn sign_in_attempts_are_counted_per_key_and_forgiven(store: Arc<dyn Store>) {
+    let keys = |a: &str, b: &str| [a.to_owned(), b.to_owned()];
+    let (max, window) = (3, 60_000);
+    for t in 0..3 {
+        assert_eq!(
+            store
+                .count_login_attempt(&keys("account:a", "address:ip"), max, window, 1_000 + t)
+                .await
+                .expect("count"),
+            Ok(())
+        );
+    }
+    // The account is spent, and so is the address for another account.
+    assert_eq!(
+        store
+            .count_login_attempt(&keys("account:a", "address:other"), max, window, 2_000)
+            .await
+            .expect("count"),
+        Err(59_000)
+    );
+    assert!(store
+        .count_login_attempt(&keys("account:b", "address:ip"), max, window, 2_000)
+        .await
+        .expect("count")
+        .is_err());
+    assert_eq!(
+        store
+            .count_login_attempt(&keys("account:b", "address:new"), max, window, 2_000)
+            .await
+            .expect("count"),
+        Ok(())
+    );
+    // A window later, or after a successful sign-in, the count starts over.
+    assert_eq!(
+        store
+            .count_login_attempt(&keys("account:a", "address:ip"), max, window, 61_000)
+            .await
+            .expect("count"),
+        Ok(())
+    );
+    store
+        .clear_login_attempts(&keys("account:b", "address:new"))
+        .await
+        .expect("clear");
+    for t in 0..3 {
+        assert!(store
+            .count_login_attempt(&keys("account:b", "address:new"), max, window, 62_000 + t)
+            .await
+            .expect("count")
+            .is_ok());
+    }
+}

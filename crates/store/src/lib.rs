@@ -164,6 +164,18 @@ pub trait Store: Send + Sync + 'static {
     /// The user of an unexpired session (and marks them active).
     async fn session_user(&self, token_hash: &[u8], now_ms: i64) -> StoreResult<Option<User>>;
     async fn delete_session(&self, token_hash: &[u8]) -> StoreResult<()>;
+    /// Counts a sign-in attempt against each key (an account, an address) — atomically, and
+    /// in the database so every instance counts the same attempts. `Err(ms)` when a key has
+    /// had `max` failures within `window_ms` (nothing is counted then): how long to wait.
+    async fn count_login_attempt(
+        &self,
+        keys: &[String],
+        max: i64,
+        window_ms: i64,
+        now_ms: i64,
+    ) -> StoreResult<Result<(), i64>>;
+    /// Forgets the attempts of these keys (a successful sign-in).
+    async fn clear_login_attempts(&self, keys: &[String]) -> StoreResult<()>;
 
     // ---- audit log and API keys ----
     async fn record_audit(&self, entry: NewAuditEntry) -> StoreResult<()>;

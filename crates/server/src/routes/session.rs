@@ -64,9 +64,18 @@ pub(crate) async fn sign_in(
     peer: SocketAddr,
 ) -> Result<SignedIn, ApiError> {
     let email: String = email.trim().chars().take(254).collect();
-    let account_key = format!("account:{}", email.to_lowercase());
-    let address_key = format!("address:{}", peer.ip());
-    if let Err(retry_after_secs) = state.login_throttle.attempt(&[&account_key, &address_key]) {
+    let keys = [
+        format!("account:{}", email.to_lowercase()),
+        format!("address:{}", peer.ip()),
+    ];
+    // Counted up front, so parallel guesses can't all pass before the slow password check.
+    let window_ms = crate::auth::FAILURE_WINDOW.as_millis() as i64;
+    if let Err(wait_ms) = state
+        .store
+        .count_login_attempt(&keys, crate::auth::MAX_FAILURES, window_ms, now_ms())
+        .await?
+    {
+        let retry_after_secs = u64::try_from(wait_ms / 1000).unwrap_or(0).max(1);
         state
             .audit(
                 None,
@@ -101,9 +110,7 @@ pub(crate) async fn sign_in(
             .await;
         return Err(ApiError::InvalidCredentials);
     };
-    state
-        .login_throttle
-        .succeeded(&[&account_key, &address_key]);
+    state.store.clear_login_attempts(&keys).await?;
     state
         .audit(
             Some(&user),
