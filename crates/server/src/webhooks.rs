@@ -168,15 +168,24 @@ pub async fn detect_events(store: &dyn Store) -> StoreResult<u64> {
 }
 
 /// Sends every due delivery once; returns how many were attempted.
+/// Sends the deliveries that are due, until `budget` has passed (the rest wait for the next
+/// round): a round never outlasts the dispatcher's lease, so another instance never takes
+/// over while this one is still sending.
 pub async fn deliver_due(
     store: &dyn Store,
     sealer: &Sealer,
     http: &reqwest::Client,
     settings: &WebhookSettings,
+    budget: std::time::Duration,
 ) -> StoreResult<usize> {
+    let started = std::time::Instant::now();
     let due = store.due_deliveries(crate::now_ms(), 100).await?;
-    let count = due.len();
+    let mut count = 0;
     for (delivery, webhook) in due {
+        if started.elapsed() >= budget {
+            break;
+        }
+        count += 1;
         let attempt = send(sealer, http, settings, &delivery, &webhook).await;
         metrics::counter!(
             "langguard_webhook_deliveries_total",
@@ -285,7 +294,8 @@ pub async fn run(
             if let Err(e) = detect_events(store.as_ref()).await {
                 tracing::warn!(error = %e, "webhook event detection failed; retrying");
             }
-            if let Err(e) = deliver_due(store.as_ref(), &sealer, &http, &settings).await {
+            let budget = lease.retry_after();
+            if let Err(e) = deliver_due(store.as_ref(), &sealer, &http, &settings, budget).await {
                 tracing::warn!(error = %e, "webhook delivery failed; retrying");
             }
         }

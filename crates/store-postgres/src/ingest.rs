@@ -32,6 +32,18 @@ pub(crate) async fn ingest_batch(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::INTERACTIONS])
         .await
         .map_err(db_err)?;
+    // Deleted while this sync ran (on another instance): store nothing for it.
+    if tx
+        .query_opt(
+            "SELECT 1 FROM integrations WHERE id = $1",
+            &[&integration_id],
+        )
+        .await
+        .map_err(db_err)?
+        .is_none()
+    {
+        return Err(crate::not_found(format!("integration {integration_id}")));
+    }
 
     let columns = Columns::of(&batch);
     // `DO NOTHING` skips a log already stored (or listed twice in this batch); RETURNING says

@@ -8,7 +8,7 @@ use langguard_store::{
 
 use crate::records::RowExt;
 use crate::runs::create_sync_run;
-use crate::{db_err, locks, DB_NOW_MS};
+use crate::{db_err, locks, DB_NOW_MS, FINISHED_AT};
 
 /// Message on a run whose instance stopped (the same words as the SQLite backend's).
 const ABANDONED: &str =
@@ -31,6 +31,20 @@ pub(crate) async fn acquire(
                  expires_at = excluded.expires_at, \
                  run_id = CASE WHEN leases.holder = excluded.holder THEN leases.run_id END \
                  WHERE leases.holder = excluded.holder OR leases.expires_at <= {DB_NOW_MS}"
+            ),
+            &[&name, &holder, &ttl_ms],
+        )
+        .await
+        .map_err(db_err)?;
+    Ok(changed == 1)
+}
+
+pub(crate) async fn renew(c: &Client, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+    let changed = c
+        .execute(
+            &format!(
+                "UPDATE leases SET expires_at = {DB_NOW_MS} + $3::bigint \
+                 WHERE name = $1 AND holder = $2 AND expires_at > {DB_NOW_MS}"
             ),
             &[&name, &holder, &ttl_ms],
         )
@@ -87,7 +101,7 @@ pub(crate) async fn claim_sync(
         .map_err(db_err)?;
     tx.execute(
         &format!(
-            "UPDATE sync_runs SET status = 'failed', finished_at = {DB_NOW_MS}, error = $1 \
+            "UPDATE sync_runs SET status = 'failed', finished_at = {FINISHED_AT}, error = $1 \
              WHERE integration_id = $2 AND status IN ('running', 'queued')"
         ),
         &[&ABANDONED, &id],
@@ -119,7 +133,7 @@ pub(crate) async fn fail_abandoned(c: &mut Client, reason: &str) -> StoreResult<
     let failed = tx
         .execute(
             &format!(
-                "UPDATE sync_runs SET status = 'failed', finished_at = {DB_NOW_MS}, error = $1 \
+                "UPDATE sync_runs SET status = 'failed', finished_at = {FINISHED_AT}, error = $1 \
                  WHERE status IN ('running', 'queued') AND id NOT IN \
                  (SELECT run_id FROM leases WHERE run_id IS NOT NULL \
                   AND expires_at > {DB_NOW_MS})"

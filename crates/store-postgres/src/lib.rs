@@ -48,6 +48,13 @@ pub(crate) mod locks {
 /// finish times to order correctly.
 pub(crate) const DB_NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint";
 
+/// A finishing run's time: now by the database's clock, but always after every run finished
+/// before it (two in one millisecond, or a clock step back), so the `(finished_at, id)` order
+/// webhook detection follows is the order runs finished in. Used under `locks::RUN_FINISH`.
+pub(crate) const FINISHED_AT: &str =
+    "GREATEST((extract(epoch FROM clock_timestamp()) * 1000)::bigint, \
+     (SELECT COALESCE(MAX(finished_at), 0) + 1 FROM sync_runs))";
+
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -162,7 +169,19 @@ impl PgStore {
             let client = self.client().await?;
             return queries::fold(&client, scope, group_by, bucket).await;
         };
-        let (a, b) = tokio::try_join!(self.client(), self.client())?;
+        let a = self.client().await?;
+        // A second connection only when the pool has one to spare: requests each holding one
+        // while waiting for another could otherwise exhaust the pool between them.
+        let status = self.pool.status();
+        if status.available == 0 && status.size >= status.max_size {
+            let mut cells = queries::fold(&a, &early, group_by, bucket).await?;
+            fold::merge_cells(
+                &mut cells,
+                queries::fold(&a, &late, group_by, bucket).await?,
+            );
+            return Ok(cells);
+        }
+        let b = self.client().await?;
         let (mut cells, late) = tokio::try_join!(
             queries::fold(&a, &early, group_by, bucket),
             queries::fold(&b, &late, group_by, bucket),
@@ -358,6 +377,10 @@ impl Store for PgStore {
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
         leases::acquire(&self.client().await?, name, holder, ttl_ms).await
+    }
+
+    async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        leases::renew(&self.client().await?, name, holder, ttl_ms).await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {

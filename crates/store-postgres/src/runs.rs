@@ -7,7 +7,7 @@ use tokio_postgres::types::ToSql;
 use crate::records::{
     integration_from_row, sync_run_from_row, INTEGRATION_COLUMNS, SYNC_RUN_COLUMNS,
 };
-use crate::{db_err, locks, not_found, now_ms, DB_NOW_MS};
+use crate::{db_err, locks, not_found, now_ms, FINISHED_AT};
 
 pub(crate) async fn get_integration(
     c: &impl GenericClient,
@@ -87,6 +87,14 @@ pub(crate) async fn find_integration_by_name(
 
 pub(crate) async fn delete_integration(c: &mut Client, id: IntegrationId) -> StoreResult<()> {
     let tx = c.transaction().await.map_err(db_err)?;
+    // An import or an evaluation on another instance waits, then finds the integration gone,
+    // instead of committing rows for it after they were deleted (in the order ingest and the
+    // policy worker take these locks).
+    for lock in [locks::INTERACTIONS, locks::VIOLATIONS] {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
+            .await
+            .map_err(db_err)?;
+    }
     for sql in [
         "DELETE FROM violations WHERE integration_id = $1",
         "DELETE FROM interaction_bodies WHERE integration_id = $1",
@@ -269,13 +277,14 @@ pub(crate) async fn finish_sync_run(
     outcome: &SyncRunOutcome,
 ) -> StoreResult<()> {
     let tx = c.transaction().await.map_err(db_err)?;
-    save_counts(&tx, run, &outcome.counts).await?;
+    // The lock before the row, as `claim_sync` and `fail_abandoned` take them.
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::RUN_FINISH])
         .await
         .map_err(db_err)?;
+    save_counts(&tx, run, &outcome.counts).await?;
     tx.execute(
         &format!(
-            "UPDATE sync_runs SET status = $1, finished_at = {DB_NOW_MS}, error = $2, hint = $3 \
+            "UPDATE sync_runs SET status = $1, finished_at = {FINISHED_AT}, error = $2, hint = $3 \
              WHERE id = $4"
         ),
         &[

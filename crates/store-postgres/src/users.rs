@@ -219,8 +219,11 @@ pub(crate) async fn count_login_attempt(
     )
     .await
     .map_err(db_err)?;
+    // Old windows go as new attempts come; rows another sign-in has locked are left for later
+    // (waiting for them could deadlock with it).
     tx.execute(
-        "DELETE FROM login_attempts WHERE window_start < $1::bigint",
+        "DELETE FROM login_attempts WHERE key IN (SELECT key FROM login_attempts \
+         WHERE window_start < $1::bigint FOR UPDATE SKIP LOCKED)",
         &[&(now - window_ms)],
     )
     .await

@@ -23,6 +23,19 @@ pub(crate) fn ingest_batch(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
+    // Deleted while this sync ran (by another process): store nothing for it.
+    let exists: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM integrations WHERE id = ?1)",
+            [integration_id],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if !exists {
+        return Err(StoreError::NotFound {
+            what: format!("integration {integration_id}"),
+        });
+    }
     let mut inserted: Vec<NewInteraction> = Vec::with_capacity(batch.len());
     {
         // `DO NOTHING` reports 0 changed rows for a log already stored (or listed twice in

@@ -29,6 +29,17 @@ pub(crate) fn acquire(
     Ok(changed == 1)
 }
 
+pub(crate) fn renew(conn: &Connection, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+    let changed = conn
+        .execute(
+            "UPDATE leases SET expires_at = ?3 + ?4 WHERE name = ?1 AND holder = ?2 \
+             AND expires_at > ?3",
+            params![name, holder, now_ms(), ttl_ms],
+        )
+        .map_err(db_err)?;
+    Ok(changed == 1)
+}
+
 pub(crate) fn release(conn: &Connection, name: &str, holder: &str) -> StoreResult<()> {
     conn.execute(
         "DELETE FROM leases WHERE name = ?1 AND holder = ?2",

@@ -540,8 +540,8 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(db_err)?;
             save_counts(&tx, run, &outcome.counts)?;
             tx.execute(
-                "UPDATE sync_runs SET status = ?1, finished_at = ?2, error = ?3, hint = ?4 \
-                 WHERE id = ?5",
+                "UPDATE sync_runs SET status = ?1, error = ?3, hint = ?4, finished_at = \
+                 MAX(?2, (SELECT IFNULL(MAX(finished_at), 0) + 1 FROM sync_runs)) WHERE id = ?5",
                 params![
                     outcome.status.as_str(),
                     now_ms(),
@@ -613,6 +613,12 @@ impl Store for SqliteStore {
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
         let (name, holder) = (name.to_owned(), holder.to_owned());
         self.write(move |conn| leases::acquire(conn, &name, &holder, ttl_ms))
+            .await
+    }
+
+    async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.write(move |conn| leases::renew(conn, &name, &holder, ttl_ms))
             .await
     }
 

@@ -290,11 +290,20 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
     let failed = store.get_sync_run(run_a.id).await.expect("get");
     assert_eq!(failed.status, SyncRunStatus::Failed);
     assert!(failed.error.is_some_and(|e| e.contains("stopped")));
-    // B finishes and lets go: the next claim, by anyone, is free.
+    // B finishes and lets go: the next claim, by anyone, is free, and a late renewal doesn't
+    // bring the lease back.
+    assert!(store
+        .renew_lease(&lease, "instance-b", 60_000)
+        .await
+        .expect("renew"));
     store
         .release_lease(&lease, "instance-b")
         .await
         .expect("release");
+    assert!(!store
+        .renew_lease(&lease, "instance-b", 60_000)
+        .await
+        .expect("renew"));
     store
         .release_lease(&lease, "instance-a")
         .await
@@ -334,6 +343,20 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
         .await
         .expect("ingest");
     store.delete_integration(i.id).await.expect("delete");
+    assert_eq!(
+        store
+            .count_interactions(&Scope::default())
+            .await
+            .expect("count"),
+        0
+    );
+    // A sync still running (on another instance) stores nothing for a deleted integration.
+    assert!(matches!(
+        store
+            .ingest_batch(i.id, "gw", vec![log("late", 2, 1, true, 200)], Some(2))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert_eq!(
         store
             .count_interactions(&Scope::default())

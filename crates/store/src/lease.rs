@@ -34,7 +34,11 @@ impl WorkerLease {
         }
         let ttl_ms = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let started = Instant::now();
-        match store.acquire_lease(&self.name, &self.holder, ttl_ms).await {
+        let held = match self.renewed {
+            Some(_) => store.renew_lease(&self.name, &self.holder, ttl_ms).await,
+            None => store.acquire_lease(&self.name, &self.holder, ttl_ms).await,
+        };
+        match held {
             Ok(true) => {
                 if self.renewed.is_none() {
                     tracing::info!(lease = %self.name, "this instance now runs the worker");

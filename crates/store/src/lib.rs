@@ -143,6 +143,9 @@ pub trait Store: Send + Sync + 'static {
     /// already `holder`'s (which renews it). Returns whether `holder` has it now. Expiry is
     /// judged by the database's clock where it has one, so instances' clocks needn't agree.
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
+    /// Extends the lease `holder` has; false when it has it no more (expired and taken, or
+    /// released). Never takes a lease, so a late renewal can't bring a released one back.
+    async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
     /// Gives the lease up if `holder` has it.
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
 

@@ -313,7 +313,7 @@ impl SyncEngine {
             let name = sync_lease_name(id);
             loop {
                 tokio::time::sleep(ttl / 3).await;
-                match store.acquire_lease(&name, &holder, duration_ms(ttl)).await {
+                match store.renew_lease(&name, &holder, duration_ms(ttl)).await {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!(
@@ -537,27 +537,37 @@ fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-/// `host:pid:nonce` — unique per process, and tells an operator which machine holds a lease.
-fn instance_id() -> String {
-    let nonce = time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000;
-    format!("{}:{}:{nonce:09}", host_name(), std::process::id())
+/// Which process table this process's pid belongs to: the host name for people, and the boot
+/// id and pid namespace so that two machines (or containers) with one host name never pass
+/// for one. `None` where they can't be read: then no holder is ever judged dead from here.
+fn process_table() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let namespace = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    let namespace = namespace.to_string_lossy();
+    let namespace = namespace.trim_start_matches("pid:[").trim_end_matches(']');
+    Some(format!("{}/{}/{namespace}", host_name(), boot.trim()))
 }
 
-/// Whether `holder` names a process of this machine that no longer runs. Only this machine's
-/// processes can be checked (in `/proc`); any other holder is assumed alive until its lease
-/// expires.
+/// `host/boot/pidns:pid:nonce` — unique per process, and tells an operator which machine holds
+/// a lease.
+fn instance_id() -> String {
+    let nonce = time::OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000;
+    let table = process_table().unwrap_or_else(host_name);
+    format!("{table}:{}:{nonce:09}", std::process::id())
+}
+
+/// Whether `holder` names a process of this very process table (same boot, same pid
+/// namespace) that no longer runs. Any other holder is assumed alive until its lease expires.
 fn holder_is_gone(holder: &str) -> bool {
     let mut parts = holder.rsplitn(3, ':');
-    let (Some(_nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some(_nonce), Some(pid), Some(table)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    let proc = std::path::Path::new("/proc");
-    host == host_name()
+    process_table().is_some_and(|ours| ours == table)
         && pid
             .parse::<u32>()
             .is_ok_and(|pid| pid != std::process::id())
-        && proc.is_dir()
-        && !proc.join(pid).exists()
+        && !std::path::Path::new("/proc").join(pid).exists()
 }
 
 fn duration_ms(d: Duration) -> i64 {
@@ -581,10 +591,15 @@ mod lease_tests {
 
     #[test]
     fn only_a_dead_process_of_this_machine_is_gone() {
-        let host = host_name();
-        assert!(holder_is_gone(&format!("{host}:999999999:000000001")));
-        assert!(!holder_is_gone(&format!("{host}:{}:1", std::process::id())));
+        let table = process_table().expect("Linux");
+        assert!(holder_is_gone(&format!("{table}:999999999:000000001")));
+        assert!(!holder_is_gone(&format!(
+            "{table}:{}:1",
+            std::process::id()
+        )));
         assert!(!holder_is_gone("another-machine:999999999:1"));
+        // Same host name, another boot or pid namespace: can't be judged from here.
+        assert!(!holder_is_gone(&format!("{}:999999999:1", host_name())));
         assert!(!holder_is_gone("not a holder id"));
         assert!(!holder_is_gone(&instance_id()));
     }

@@ -39,7 +39,7 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
         custom_cost: log.custom_cost.unwrap_or(false),
     });
     Ok(NewInteraction {
-        log_id: log.id,
+        log_id: without_nul(log.id),
         created_at_ms,
         provider,
         model,
@@ -61,7 +61,33 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.trim().is_empty())
+    s.map(without_nul).filter(|s| !s.trim().is_empty())
+}
+
+/// NUL characters are dropped from everything stored: PostgreSQL's text and JSON types refuse
+/// them (a whole batch would fail, and the sync with it), and no gateway field means anything
+/// by one.
+fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s
+    }
+}
+
+/// [`without_nul`] for every key and string inside a JSON value.
+fn json_without_nul(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Value::String(without_nul(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(json_without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (without_nul(k), json_without_nul(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Cloudflare sends custom metadata as a JSON-encoded string (the Workers binding as an object).
@@ -80,7 +106,7 @@ fn metadata_text(value: serde_json::Value) -> Option<String> {
         Value::Object(map) => Value::Object(map),
         other => serde_json::json!({ "_raw": other }),
     };
-    Some(object.to_string())
+    Some(json_without_nul(object).to_string())
 }
 
 #[cfg(test)]
@@ -153,5 +179,17 @@ mod tests {
         assert_eq!(n.tokens_in, None);
         let bad = normalize(log(json!({"created_at": "yesterday"})), p);
         assert!(bad.is_err());
+    }
+
+    #[test]
+    fn nul_characters_never_reach_the_store() {
+        let mut l =
+            log(json!({"metadata": "{\"team\":\"a\\u0000b\",\"k\\u0000\":[\"x\\u0000\"]}"}));
+        l.id = "log\0-1".into();
+        l.model = Some("gpt\0-4o".into());
+        let n = normalize(l, Pricer::shared()).expect("normalises");
+        assert_eq!(n.log_id, "log-1");
+        assert_eq!(n.model, "gpt-4o");
+        assert_eq!(n.metadata.as_deref(), Some(r#"{"k":["x"],"team":"ab"}"#));
     }
 }
