@@ -75,6 +75,8 @@ pub(crate) enum RunError {
     Store(#[from] StoreError),
     #[error("the stored API token cannot be decrypted: {0}")]
     Credentials(String),
+    #[error("another LangGuard instance took over this sync (this one could not renew its lease in time)")]
+    LeaseLost,
     #[error("gateway {gateway}: {error}")]
     InGateway {
         gateway: String,
@@ -92,6 +94,9 @@ impl RunError {
             RunError::Credentials(_) => {
                 "Start LangGuard with the encryption key the token was saved under (LANGGUARD_ENCRYPTION_KEY or the data dir's encryption.key), or add the integration again."
             }
+            RunError::LeaseLost => {
+                "Nothing to do: the instance that took over carries on from the last stored log. If this happens often, check the database's latency or raise LANGGUARD_LEASE_TTL_SECONDS."
+            }
             RunError::InGateway { error, .. } => error.hint(),
         }
     }
@@ -103,7 +108,7 @@ impl RunError {
                 e,
                 CloudflareError::AuthFailed { .. } | CloudflareError::PermissionDenied { .. }
             ),
-            RunError::Store(_) | RunError::Credentials(_) => true,
+            RunError::Store(_) | RunError::Credentials(_) | RunError::LeaseLost => true,
             RunError::InGateway { error, .. } => error.affects_all_gateways(),
         }
     }
@@ -180,12 +185,13 @@ impl SyncEngine {
         let integration = self.store.get_integration(integration_id).await?;
         let run = self.claim(integration_id, trigger).await?;
         // Released however this ends, even if the caller drops the future mid-sync.
+        let (renewal, lost) = self.keep_lease(integration_id);
         let _claim = Claim {
             engine: self,
             integration_id,
-            renewal: self.keep_lease(integration_id),
+            renewal,
         };
-        self.run_claimed(&integration, run.id, progress).await
+        self.run_claimed(&integration, run.id, progress, lost).await
     }
 
     /// Starts a sync in the background and returns its run at once (Sync Now, the scheduler).
@@ -200,12 +206,13 @@ impl SyncEngine {
         let engine = Arc::clone(self);
         let run_id = run.id;
         tokio::spawn(async move {
+            let (renewal, lost) = engine.keep_lease(integration_id);
             let _claim = Claim {
                 engine: &engine,
                 integration_id,
-                renewal: engine.keep_lease(integration_id),
+                renewal,
             };
-            if let Err(e) = engine.run_claimed(&integration, run_id, None).await {
+            if let Err(e) = engine.run_claimed(&integration, run_id, None, lost).await {
                 tracing::error!(integration_id, run_id, error = %e, "could not record a sync run");
             }
         });
@@ -303,13 +310,21 @@ impl SyncEngine {
     }
 
     /// Renews this process's lease on the integration while its sync runs. A renewal that
-    /// finds the lease taken (this process stalled past its expiry) is logged: the other
-    /// instance carries on from the stored cursor, and rows both store are kept once.
-    fn keep_lease(&self, id: IntegrationId) -> tokio::task::JoinHandle<()> {
+    /// finds the lease gone (this process stalled past its expiry and another instance took
+    /// over) says so on the returned channel, and the sync stops: the other instance carries
+    /// on from the stored cursor.
+    fn keep_lease(
+        &self,
+        id: IntegrationId,
+    ) -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::watch::Receiver<bool>,
+    ) {
         let store = Arc::clone(&self.store);
         let holder = self.holder.clone();
         let ttl = self.settings.lease_ttl;
-        tokio::spawn(async move {
+        let (lost_tx, lost) = tokio::sync::watch::channel(false);
+        let renewal = tokio::spawn(async move {
             let name = sync_lease_name(id);
             loop {
                 tokio::time::sleep(ttl / 3).await;
@@ -318,16 +333,19 @@ impl SyncEngine {
                     Ok(false) => {
                         tracing::warn!(
                             integration_id = id,
-                            "another instance took over this sync's lease"
+                            "another instance took over this sync's lease; stopping here"
                         );
-                        return;
+                        let _ = lost_tx.send(true);
+                        // Kept open until the sync has seen it.
+                        std::future::pending::<()>().await;
                     }
                     Err(e) => {
                         tracing::warn!(integration_id = id, error = %e, "could not renew a sync lease")
                     }
                 }
             }
-        })
+        });
+        (renewal, lost)
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<IntegrationId, SyncRunId>> {
@@ -339,20 +357,29 @@ impl SyncEngine {
         integration: &Integration,
         run_id: SyncRunId,
         progress: Option<ProgressFn<'_>>,
+        mut lost: tokio::sync::watch::Receiver<bool>,
     ) -> Result<SyncRun, SyncError> {
         let mut counts = SyncCounts::default();
         let mut rejected = 0u64;
         let mut stats = ClientStats::default();
-        let result = self
-            .import_all(
+        // Every batch commits with its cursor, so stopping between awaits loses nothing.
+        let lease_lost = async {
+            if lost.wait_for(|lost| *lost).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = self.import_all(
                 integration,
                 run_id,
                 &mut counts,
                 &mut rejected,
                 &mut stats,
                 progress,
-            )
-            .await;
+            ) => result,
+            () = lease_lost => Err(RunError::LeaseLost),
+        };
+        let taken_over = matches!(result, Err(RunError::LeaseLost));
         apply_client_stats(&mut counts, &stats);
         telemetry::record_run(
             &integration.name,
@@ -403,6 +430,10 @@ impl SyncEngine {
             hint,
         };
         self.store.finish_sync_run(run_id, &outcome).await?;
+        if taken_over {
+            // The integration's status is the new holder's to report.
+            return Ok(self.store.get_sync_run(run_id).await?);
+        }
         self.store
             .release_lease(&sync_lease_name(integration.id), &self.holder)
             .await?;

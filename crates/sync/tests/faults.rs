@@ -11,7 +11,8 @@ use langguard_cf_emulator::{
 use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
 use langguard_secrets::Sealer;
 use langguard_store::{
-    IntegrationStatus, NewIntegration, Scope, Store, SyncRun, SyncRunStatus, SyncTrigger,
+    sync_lease_name, IntegrationStatus, NewIntegration, Scope, Store, SyncRun, SyncRunStatus,
+    SyncTrigger,
 };
 use langguard_store_sqlite::SqliteStore;
 use langguard_sync::{SyncEngine, SyncError, SyncSettings};
@@ -561,4 +562,63 @@ async fn one_late_log_in_a_busy_window_is_found_with_a_few_probes() {
     // Re-reading the whole window would take 100 calls; bisection takes a few dozen at most.
     assert!(h.list_calls() <= 40, "{} list calls", h.list_calls());
     h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_whose_lease_is_taken_over_stops_and_leaves_the_status_alone() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 3_000, 21);
+    h.emulator.emulator.set_faults(Faults {
+        latency: Duration::from_millis(20),
+        ..Faults::default()
+    });
+    // Renewed every 100 ms: a takeover is noticed quickly.
+    let engine = SyncEngine::new(
+        h.store.clone(),
+        Sealer::from_key(&[3; 32]),
+        client_config(h.emulator.base_url()),
+        SyncSettings {
+            lease_ttl: Duration::from_millis(300),
+            ..SyncSettings::default()
+        },
+    );
+    let lease = sync_lease_name(h.integration_id);
+    let (run, ()) = tokio::join!(
+        engine.sync(h.integration_id, SyncTrigger::Manual, None),
+        async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // As if this process had stalled past its lease and another instance took over.
+            assert!(h
+                .store
+                .acquire_lease(&lease, engine.holder(), -1)
+                .await
+                .expect("expire"));
+            assert!(h
+                .store
+                .acquire_lease(&lease, "another-instance", 60_000)
+                .await
+                .expect("take over"));
+        }
+    );
+    let run = run.expect("the run is recorded");
+    assert_eq!(run.status, SyncRunStatus::Failed);
+    assert!(
+        run.error
+            .as_deref()
+            .is_some_and(|e| e.contains("took over")),
+        "{run:?}"
+    );
+    assert!(run.counts.items_fetched < 3_000, "it stopped early");
+    // The new holder's lease is untouched, and the status is left for it to report.
+    assert!(!h
+        .store
+        .acquire_lease(&lease, "a third instance", 60_000)
+        .await
+        .expect("lease"));
+    let integration = h
+        .store
+        .get_integration(h.integration_id)
+        .await
+        .expect("get");
+    assert_ne!(integration.status, IntegrationStatus::Failed);
 }
