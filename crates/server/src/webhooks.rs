@@ -179,7 +179,13 @@ pub async fn deliver_due(
     budget: std::time::Duration,
 ) -> StoreResult<usize> {
     let started = std::time::Instant::now();
-    let due = store.due_deliveries(crate::now_ms(), 100).await?;
+    // Claimed for the round plus one receiver's time to answer: a round that stops at its
+    // budget leaves the rest to come due again shortly after.
+    let now = crate::now_ms();
+    let claim_ms = i64::try_from((budget + settings.timeout).as_millis()).unwrap_or(i64::MAX);
+    let due = store
+        .due_deliveries(now, 100, now.saturating_add(claim_ms))
+        .await?;
     let mut count = 0;
     for (delivery, webhook) in due {
         if started.elapsed() >= budget {

@@ -747,8 +747,9 @@ impl Store for PgStore {
         &self,
         now_ms: i64,
         limit: u32,
+        claim_until_ms: i64,
     ) -> StoreResult<Vec<(Delivery, Webhook)>> {
-        webhooks::due_deliveries(&mut self.client().await?, now_ms, limit).await
+        webhooks::due_deliveries(&mut self.client().await?, now_ms, limit, claim_until_ms).await
     }
 
     async fn record_delivery(

@@ -342,20 +342,34 @@ pub(crate) async fn due_deliveries(
     c: &mut Client,
     now: i64,
     limit: u32,
+    claim_until: i64,
 ) -> StoreResult<Vec<(Delivery, Webhook)>> {
-    c.query(
-        &format!(
-            "SELECT {DELIVERY_COLUMNS}, {W_WEBHOOK_COLUMNS} FROM webhook_deliveries d \
-             JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' \
-             AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at, d.id LIMIT $2"
-        ),
-        &[&now, &i64::from(limit)],
+    let tx = c.transaction().await.map_err(db_err)?;
+    // SKIP LOCKED: deliveries another instance is claiming right now are left to it.
+    let claimed = tx
+        .query(
+            &format!(
+                "SELECT {DELIVERY_COLUMNS}, {W_WEBHOOK_COLUMNS} FROM webhook_deliveries d \
+                 JOIN webhooks w ON w.id = d.webhook_id WHERE d.status = 'pending' \
+                 AND d.next_attempt_at <= $1 AND w.enabled ORDER BY d.next_attempt_at, d.id \
+                 LIMIT $2 FOR UPDATE OF d SKIP LOCKED"
+            ),
+            &[&now, &i64::from(limit)],
+        )
+        .await
+        .map_err(db_err)?
+        .iter()
+        .map(|r| Ok((delivery_from_row(r)?, webhook_from_row(r, 11)?)))
+        .collect::<StoreResult<Vec<_>>>()?;
+    let ids: Vec<i64> = claimed.iter().map(|(d, _)| d.id).collect();
+    tx.execute(
+        "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = ANY($2)",
+        &[&claim_until, &ids],
     )
     .await
-    .map_err(db_err)?
-    .iter()
-    .map(|r| Ok((delivery_from_row(r)?, webhook_from_row(r, 11)?)))
-    .collect()
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(claimed)
 }
 
 pub(crate) async fn record_delivery(

@@ -1047,8 +1047,9 @@ impl Store for SqliteStore {
         &self,
         now_ms: i64,
         limit: u32,
+        claim_until_ms: i64,
     ) -> StoreResult<Vec<(Delivery, Webhook)>> {
-        self.read(move |conn| webhooks::due_deliveries(conn, now_ms, limit))
+        self.write(move |conn| webhooks::due_deliveries(conn, now_ms, limit, claim_until_ms))
             .await
     }
 

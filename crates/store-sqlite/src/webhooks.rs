@@ -306,10 +306,27 @@ fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Delivery>> {
 }
 
 pub(crate) fn due_deliveries(
-    conn: &Connection,
+    conn: &mut Connection,
     now: i64,
     limit: u32,
+    claim_until: i64,
 ) -> StoreResult<Vec<(Delivery, Webhook)>> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let claimed = due_on(&tx, now, limit)?;
+    for (delivery, _) in &claimed {
+        tx.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = ?1 WHERE id = ?2",
+            params![claim_until, delivery.id],
+        )
+        .map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(claimed)
+}
+
+fn due_on(conn: &Connection, now: i64, limit: u32) -> StoreResult<Vec<(Delivery, Webhook)>> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d JOIN webhooks w \

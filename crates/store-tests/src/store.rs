@@ -501,8 +501,17 @@ pub async fn webhooks_queue_deliveries_and_disable_after_failures(store: Arc<dyn
         store.event_progress().await.expect("progress").violation_id,
         42
     );
-    let due = store.due_deliveries(i64::MAX, 10).await.expect("due");
+    let due = store
+        .due_deliveries(i64::MAX - 1, 10, i64::MAX)
+        .await
+        .expect("due");
     assert_eq!(due.len(), 2);
+    // Claimed: not handed out again (to this or another instance) until the claim ends.
+    assert!(store
+        .due_deliveries(i64::MAX - 1, 10, i64::MAX)
+        .await
+        .expect("due")
+        .is_empty());
     // Fails twice in a row with a threshold of two: disabled.
     for (delivery, _) in &due {
         store

@@ -312,11 +312,15 @@ pub trait Store: Send + Sync + 'static {
         events: Vec<OutgoingEvent>,
         progress: EventProgress,
     ) -> StoreResult<u64>;
-    /// Pending deliveries due at `now_ms` (oldest first) with their webhooks.
+    /// Claims up to `limit` pending deliveries due at `now_ms` (oldest first), with their
+    /// webhooks: their next attempt moves to `claim_until_ms`, so no other instance sends them
+    /// meanwhile (and one that dies mid-send leaves them due again then); `record_delivery`
+    /// sets the real outcome. Deliveries another instance is claiming are skipped.
     async fn due_deliveries(
         &self,
         now_ms: i64,
         limit: u32,
+        claim_until_ms: i64,
     ) -> StoreResult<Vec<(Delivery, Webhook)>>;
     /// Records an attempt; `disable_after` failed deliveries in a row disable the webhook.
     async fn record_delivery(
