@@ -164,7 +164,7 @@ pub async fn detect_events(store: &dyn Store) -> StoreResult<u64> {
     if events.is_empty() && progress == before {
         return Ok(0);
     }
-    store.enqueue_events(events, progress).await
+    store.enqueue_events(events, before, progress).await
 }
 
 /// Sends every due delivery once; returns how many were attempted.

@@ -738,9 +738,10 @@ impl Store for PgStore {
     async fn enqueue_events(
         &self,
         events: Vec<OutgoingEvent>,
+        from: EventProgress,
         progress: EventProgress,
     ) -> StoreResult<u64> {
-        webhooks::enqueue_events(&mut self.client().await?, &events, &progress).await
+        webhooks::enqueue_events(&mut self.client().await?, &events, &from, &progress).await
     }
 
     async fn due_deliveries(

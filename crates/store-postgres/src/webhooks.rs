@@ -192,7 +192,7 @@ pub(crate) async fn replace_secrets(
     Ok(())
 }
 
-pub(crate) async fn event_progress(c: &mut Client) -> StoreResult<EventProgress> {
+pub(crate) async fn event_progress(c: &impl GenericClient) -> StoreResult<EventProgress> {
     // One statement, so the progress and the statuses come from one snapshot (they are saved
     // together by `enqueue_events`). No status rows leave one row with NULLs.
     let rows = c
@@ -242,9 +242,18 @@ pub(crate) async fn sync_runs_finished_after(
 pub(crate) async fn enqueue_events(
     c: &mut Client,
     events: &[OutgoingEvent],
+    from: &EventProgress,
     progress: &EventProgress,
 ) -> StoreResult<u64> {
     let tx = c.transaction().await.map_err(db_err)?;
+    // Detections on several instances take turns here; one that finds the progress moved
+    // since it started queues nothing (the other already queued these events).
+    tx.execute("SELECT 1 FROM event_progress WHERE id = 1 FOR UPDATE", &[])
+        .await
+        .map_err(db_err)?;
+    if !event_progress(&tx).await?.same_as(from) {
+        return Ok(0);
+    }
     let webhooks: Vec<Webhook> = fetch_webhooks(&tx)
         .await?
         .into_iter()

@@ -1037,9 +1037,10 @@ impl Store for SqliteStore {
     async fn enqueue_events(
         &self,
         events: Vec<OutgoingEvent>,
+        from: EventProgress,
         progress: EventProgress,
     ) -> StoreResult<u64> {
-        self.write(move |conn| webhooks::enqueue_events(conn, &events, &progress))
+        self.write(move |conn| webhooks::enqueue_events(conn, &events, &from, &progress))
             .await
     }
 

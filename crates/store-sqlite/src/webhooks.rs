@@ -225,13 +225,19 @@ pub(crate) fn sync_runs_finished_after(
 pub(crate) fn enqueue_events(
     conn: &mut Connection,
     events: &[OutgoingEvent],
+    from: &EventProgress,
     progress: &EventProgress,
 ) -> StoreResult<u64> {
     let webhooks: Vec<Webhook> = list_webhooks(conn)?
         .into_iter()
         .filter(|w| w.enabled)
         .collect();
-    let tx = conn.transaction().map_err(db_err)?;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    if !event_progress(&tx)?.same_as(from) {
+        return Ok(0); // another process's detection got there first
+    }
     let now = now_ms();
     let mut queued = 0u64;
     {

@@ -489,14 +489,34 @@ pub async fn webhooks_queue_deliveries_and_disable_after_failures(store: Arc<dyn
                 event(WebhookEvent::IntegrationStatusChanged, None),
                 event(WebhookEvent::SyncFailed, None),
             ],
+            progress.clone(),
             EventProgress {
                 violation_id: 42,
-                ..progress
+                ..progress.clone()
             },
         )
         .await
         .expect("enqueue");
     assert_eq!(queued, 2, "subscribed events at or above the severity");
+    // A second detection that started from the same progress (on another instance) queues
+    // nothing: the first already did.
+    assert_eq!(
+        store
+            .enqueue_events(
+                vec![event(
+                    WebhookEvent::PolicyViolation,
+                    Some(Severity::Critical)
+                )],
+                progress.clone(),
+                EventProgress {
+                    violation_id: 42,
+                    ..progress.clone()
+                },
+            )
+            .await
+            .expect("enqueue"),
+        0
+    );
     assert_eq!(
         store.event_progress().await.expect("progress").violation_id,
         42

@@ -307,9 +307,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<SyncRun>>;
     /// Queues a delivery of each event to every enabled webhook subscribed to it, and saves the
     /// detection progress — in one transaction. Returns how many deliveries were queued.
+    ///
+    /// Only while the stored progress is still `from` (what the detection started from):
+    /// when another instance's detection saved its progress meanwhile, nothing is queued and
+    /// 0 is returned — that detection already queued these events.
     async fn enqueue_events(
         &self,
         events: Vec<OutgoingEvent>,
+        from: EventProgress,
         progress: EventProgress,
     ) -> StoreResult<u64>;
     /// Claims up to `limit` pending deliveries due at `now_ms` (oldest first), with their

@@ -282,6 +282,20 @@ pub struct EventProgress {
     pub statuses: Vec<(IntegrationId, String)>,
 }
 
+impl EventProgress {
+    /// The same progress, whatever order the statuses were read in.
+    pub fn same_as(&self, other: &EventProgress) -> bool {
+        let sorted = |p: &EventProgress| {
+            let mut statuses = p.statuses.clone();
+            statuses.sort();
+            statuses
+        };
+        self.violation_id == other.violation_id
+            && self.sync_finished == other.sync_finished
+            && sorted(self) == sorted(other)
+    }
+}
+
 use crate::IntegrationId;
 
 #[derive(Debug, Clone, PartialEq)]
