@@ -724,7 +724,7 @@ impl Store for PgStore {
     }
 
     async fn event_progress(&self) -> StoreResult<EventProgress> {
-        webhooks::event_progress(&mut self.client().await?).await
+        webhooks::event_progress(&self.client().await?).await
     }
 
     async fn sync_runs_finished_after(
