@@ -58,6 +58,9 @@ pub(crate) const FINISHED_AT: &str =
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// A connection of its own for lease renewals: a busy query pool (dashboards, a long
+    /// export) must never make this instance miss a renewal and lose its sync to another.
+    lease_pool: Pool,
     /// The URL without its password, for messages.
     display_url: String,
 }
@@ -115,21 +118,27 @@ impl PgStore {
             ))
         })?;
         let display_url = redact(url);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(pool_size())
-            .wait_timeout(Some(Duration::from_secs(30)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Invalid(format!("cannot set up the connection pool: {e}")))?;
-        let store = Self { pool, display_url };
+        let build = |size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(size)
+                .wait_timeout(Some(Duration::from_secs(30)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("cannot set up the connection pool: {e}")))
+        };
+        let store = Self {
+            pool: build(pool_size())?,
+            lease_pool: build(1)?,
+            display_url,
+        };
         let mut client = store.pool.get().await.map_err(|e| {
             StoreError::Database(
                 format!(
@@ -152,9 +161,14 @@ impl PgStore {
         self.pool.get().await.map_err(pool_err)
     }
 
+    async fn lease_client(&self) -> StoreResult<Client> {
+        self.lease_pool.get().await.map_err(pool_err)
+    }
+
     /// Closes the pool's connections.
     pub async fn close(&self) {
         self.pool.close();
+        self.lease_pool.close();
     }
 
     /// Folds the rollups of `scope` into cells; a range of more than a day is folded as two
@@ -376,15 +390,15 @@ impl Store for PgStore {
     }
 
     async fn acquire_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
-        leases::acquire(&self.client().await?, name, holder, ttl_ms).await
+        leases::acquire(&self.lease_client().await?, name, holder, ttl_ms).await
     }
 
     async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool> {
-        leases::renew(&self.client().await?, name, holder, ttl_ms).await
+        leases::renew(&self.lease_client().await?, name, holder, ttl_ms).await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
-        leases::release(&self.client().await?, name, holder).await
+        leases::release(&self.lease_client().await?, name, holder).await
     }
 
     async fn create_user(&self, new: NewUser) -> StoreResult<User> {
