@@ -119,6 +119,25 @@ async fn field(c: &Client, label: &str) -> Element {
         .unwrap_or_else(|e| panic!("no field labelled {label:?}: {e}"))
 }
 
+/// Types `text` into the input a visible label names.
+async fn fill(c: &Client, label: &str, text: &str) {
+    field(c, label)
+        .await
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("typing into {label:?}: {e}"));
+}
+
+/// Replaces what the input a visible label names holds with `text`.
+async fn refill(c: &Client, label: &str, text: &str) {
+    field(c, label)
+        .await
+        .clear()
+        .await
+        .unwrap_or_else(|e| panic!("clearing {label:?}: {e}"));
+    fill(c, label, text).await;
+}
+
 async fn click(c: &Client, kind: &str, text: &str) {
     c.wait()
         .at_most(Duration::from_secs(10))
@@ -210,16 +229,8 @@ async fn sign_in(c: &Client, base: &str, email: &str, password: &str) {
     c.goto(&format!("{base}/integrations")).await.expect("open");
     let url = c.current_url().await.expect("url");
     assert_eq!(url.path(), "/login", "signed-out visitors go to Sign in");
-    field(c, "Email")
-        .await
-        .send_keys(email)
-        .await
-        .expect("email");
-    field(c, "Password")
-        .await
-        .send_keys(password)
-        .await
-        .expect("password");
+    fill(c, "Email", email).await;
+    fill(c, "Password", password).await;
     click(c, "button", "Sign in").await;
     wait_for_text(c, "Integrations").await;
 }
@@ -236,16 +247,8 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     click(c, "a", "Add Integration").await;
     click(c, "a", "AI Gateways").await;
     click(c, "a", "Cloudflare").await;
-    field(c, "Name")
-        .await
-        .send_keys("Production")
-        .await
-        .expect("name");
-    field(c, "Account ID")
-        .await
-        .send_keys(ACCOUNT)
-        .await
-        .expect("account");
+    fill(c, "Name", "Production").await;
+    fill(c, "Account ID", ACCOUNT).await;
     let token = field(c, "API Token").await;
     assert_eq!(
         token.attr("type").await.expect("type").as_deref(),
@@ -300,9 +303,7 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     click(c, "a", "Edit and sync history").await;
     wait_for_text(c, "Sync history").await;
     wait_for_text(c, "succeeded").await;
-    let name = field(c, "Name").await;
-    name.clear().await.expect("clear");
-    name.send_keys("Production EU").await.expect("rename");
+    refill(c, "Name", "Production EU").await;
     click(c, "button", "Save").await;
     wait_for_text(c, "Saved.").await;
     wait_for_text(c, "Production EU").await;
@@ -521,9 +522,7 @@ async fn policies_are_switched_tested_and_violations_worked_through() {
     click(c, "button", "Test").await;
     wait_for_text(c, "high_latency").await;
     // The built-in's settings are a form: raise the threshold above the sample's 7.2 s.
-    let threshold = field(c, "max_latency_ms").await;
-    threshold.clear().await.expect("clear");
-    threshold.send_keys("8000").await.expect("8000");
+    refill(c, "max_latency_ms", "8000").await;
     click(c, "button", "Test").await;
     wait_for_text(c, "No violations on this input").await;
     click(c, "button", "Save").await;
@@ -580,16 +579,8 @@ async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
     sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
     click(c, "a", "Settings").await;
     wait_for_text(c, "Add User").await;
-    field(c, "Email")
-        .await
-        .send_keys("new.member@example.com")
-        .await
-        .expect("email");
-    field(c, "Password")
-        .await
-        .send_keys("member-password-123")
-        .await
-        .expect("password");
+    fill(c, "Email", "new.member@example.com").await;
+    fill(c, "Password", "member-password-123").await;
     select_field(c, "Role")
         .await
         .select_by_value("member")
@@ -602,11 +593,7 @@ async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
         .await;
 
     click(c, "a", "API Keys").await;
-    field(c, "Name")
-        .await
-        .send_keys("CI reader")
-        .await
-        .expect("name");
+    fill(c, "Name", "CI reader").await;
     click(c, "button", "Create API Key").await;
     wait_for_text(c, "not shown again").await;
     let key = text_of(c, "//p[contains(@class,'result')]/code").await;
@@ -619,21 +606,9 @@ async fn an_admin_adds_a_user_and_an_api_key_in_settings() {
     wait_for_text(c, "CI reader").await;
     assert!(!page_text(c).await.contains(&key), "shown once");
     click(c, "a", "Cost Estimates").await;
-    field(c, "Model Name")
-        .await
-        .send_keys("ft:acme-internal-v7")
-        .await
-        .expect("model");
-    field(c, "Input Cost")
-        .await
-        .send_keys("0.01")
-        .await
-        .expect("input");
-    field(c, "Output Cost")
-        .await
-        .send_keys("0.03")
-        .await
-        .expect("output");
+    fill(c, "Model Name", "ft:acme-internal-v7").await;
+    fill(c, "Input Cost", "0.01").await;
+    fill(c, "Output Cost", "0.03").await;
     click(c, "button", "Add Model").await;
     wait_for_text(c, "Saved the price of ft:acme-internal-v7").await;
     let (_, prices) = app

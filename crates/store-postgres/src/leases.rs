@@ -4,15 +4,12 @@
 use deadpool_postgres::{Client, GenericClient};
 use langguard_store::{
     sync_lease_name, IntegrationId, StoreResult, SyncClaim, SyncRunStatus, SyncTrigger,
+    SYNC_ABANDONED,
 };
 
 use crate::records::RowExt;
 use crate::runs::create_sync_run;
 use crate::{db_err, locks, DB_NOW_MS, FINISHED_AT};
-
-/// Message on a run whose instance stopped (the same words as the SQLite backend's).
-const ABANDONED: &str =
-    "the instance running this sync stopped before it finished; the next sync carries on from the last stored log";
 
 /// Takes or renews a lease; true when `holder` has it. A holder that renews keeps the run its
 /// lease covers; one that takes an expired lease over starts without one.
@@ -104,7 +101,7 @@ pub(crate) async fn claim_sync(
             "UPDATE sync_runs SET status = 'failed', finished_at = {FINISHED_AT}, error = $1 \
              WHERE integration_id = $2 AND status IN ('running', 'queued')"
         ),
-        &[&ABANDONED, &id],
+        &[&SYNC_ABANDONED, &id],
     )
     .await
     .map_err(db_err)?;

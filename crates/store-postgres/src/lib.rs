@@ -346,15 +346,6 @@ impl Store for PgStore {
         Ok(n.max(0) as u64)
     }
 
-    async fn create_sync_run(
-        &self,
-        id: IntegrationId,
-        trigger: SyncTrigger,
-        status: SyncRunStatus,
-    ) -> StoreResult<SyncRun> {
-        runs::create_sync_run(&self.client().await?, id, trigger, status).await
-    }
-
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {
         runs::save_counts(&self.client().await?, run, counts).await
     }

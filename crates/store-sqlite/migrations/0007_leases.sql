@@ -8,3 +8,7 @@ CREATE TABLE leases (
     run_id      INTEGER,
     expires_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Finished runs in the order they finished: webhook detection follows `(finished_at, id)`, and
+-- each finish reads the latest finish time to stay after it.
+CREATE INDEX sync_runs_finished ON sync_runs (finished_at, id);

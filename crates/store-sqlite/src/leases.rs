@@ -2,6 +2,7 @@
 
 use langguard_store::{
     sync_lease_name, IntegrationId, StoreResult, SyncClaim, SyncRunStatus, SyncTrigger,
+    SYNC_ABANDONED,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -49,9 +50,6 @@ pub(crate) fn release(conn: &Connection, name: &str, holder: &str) -> StoreResul
     Ok(())
 }
 
-pub(crate) const ABANDONED: &str =
-    "the instance running this sync stopped before it finished; the next sync carries on from the last stored log";
-
 pub(crate) fn claim_sync(
     conn: &mut Connection,
     id: IntegrationId,
@@ -79,7 +77,7 @@ pub(crate) fn claim_sync(
     tx.execute(
         "UPDATE sync_runs SET status = 'failed', finished_at = ?1, error = ?2 \
          WHERE integration_id = ?3 AND status IN ('running', 'queued')",
-        params![now, ABANDONED, id],
+        params![now, SYNC_ABANDONED, id],
     )
     .map_err(db_err)?;
     tx.execute(

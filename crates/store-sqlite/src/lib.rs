@@ -510,24 +510,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_sync_run(
-        &self,
-        id: IntegrationId,
-        trigger: SyncTrigger,
-        status: SyncRunStatus,
-    ) -> StoreResult<SyncRun> {
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO sync_runs (integration_id, trigger, status, started_at) \
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![id, trigger.as_str(), status.as_str(), now_ms()],
-            )
-            .map_err(db_err)?;
-            get_sync_run_on(conn, conn.last_insert_rowid())
-        })
-        .await
-    }
-
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {
         let counts = counts.clone();
         self.write(move |conn| save_counts(conn, run, &counts).map(|_| ()))

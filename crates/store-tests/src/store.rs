@@ -203,10 +203,13 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
             .await,
         Err(StoreError::Conflict { .. })
     ));
-    let run = store
-        .create_sync_run(i.id, SyncTrigger::Cli, SyncRunStatus::Running)
+    let SyncClaim::Claimed(run) = store
+        .claim_sync(i.id, SyncTrigger::Cli, "cli", 60_000)
         .await
-        .expect("run");
+        .expect("claim")
+    else {
+        panic!("a free integration is claimed");
+    };
     let counts = SyncCounts {
         items_fetched: 5,
         items_ingested: 4,
@@ -229,11 +232,22 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
     assert_eq!(got.status, SyncRunStatus::Succeeded);
     assert_eq!(got.counts, counts);
     assert!(got.finished_at_ms.is_some());
-    // A run no lease covers (its process stopped before it claimed or after it lost one).
-    let orphan = store
-        .create_sync_run(i.id, SyncTrigger::Schedule, SyncRunStatus::Running)
+    store
+        .release_lease(&sync_lease_name(i.id), "cli")
         .await
-        .expect("run");
+        .expect("release");
+    // A run no lease covers (its process lost the lease and stopped).
+    let SyncClaim::Claimed(orphan) = store
+        .claim_sync(i.id, SyncTrigger::Schedule, "gone", 60_000)
+        .await
+        .expect("claim")
+    else {
+        panic!("a released integration is claimed");
+    };
+    store
+        .release_lease(&sync_lease_name(i.id), "gone")
+        .await
+        .expect("release");
     // Instance A claims the integration; B, pressing Sync Now at the same moment, is told A's
     // run is going. A's claim failed the orphan it found.
     let SyncClaim::Claimed(run_a) = store

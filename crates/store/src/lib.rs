@@ -40,6 +40,9 @@ pub fn sync_lease_name(id: IntegrationId) -> String {
     format!("sync:{id}")
 }
 
+/// The error on a run whose instance stopped before it finished (found by the next claim).
+pub const SYNC_ABANDONED: &str = "the instance running this sync stopped before it finished; the next sync carries on from the last stored log";
+
 /// What [`Store::claim_sync`] got.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SyncClaim {
@@ -109,13 +112,7 @@ pub trait Store: Send + Sync + 'static {
         until_ms: i64,
     ) -> StoreResult<u64>;
 
-    // ---- sync runs ----
-    async fn create_sync_run(
-        &self,
-        id: IntegrationId,
-        trigger: SyncTrigger,
-        status: SyncRunStatus,
-    ) -> StoreResult<SyncRun>;
+    // ---- sync runs (created by `claim_sync`, never without a lease) ----
     /// Saves progress of a running run, so a crash still leaves honest figures behind.
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()>;
     async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()>;
