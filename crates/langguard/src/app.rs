@@ -19,16 +19,20 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub sealer: Sealer,
     pub client_config: ClientConfig,
+    /// The memory cap of each policy sandbox process, in MiB.
+    pub policy_memory_mib: u64,
 }
 
 impl App {
     pub async fn open(global: &GlobalArgs) -> anyhow::Result<Self> {
-        Self::open_at(
+        let mut app = Self::open_at(
             &global.data_dir,
             global.database_url.as_deref(),
             &global.cloudflare_api_base,
         )
-        .await
+        .await?;
+        app.policy_memory_mib = global.policy_memory_mb;
+        Ok(app)
     }
 
     pub async fn open_at(
@@ -51,7 +55,15 @@ impl App {
                 api_base: cloudflare_api_base.to_owned(),
                 ..ClientConfig::default()
             },
+            policy_memory_mib: langguard_policy::DEFAULT_MEMORY_LIMIT_MIB,
         })
+    }
+
+    /// A policy sandbox of one process, for a command's own policy worker.
+    pub fn policy_sandbox(&self) -> langguard_policy::Sandbox {
+        langguard_policy::Sandbox::new(
+            langguard_policy::SandboxConfig::current_exe(self.policy_memory_mib).max_processes(1),
+        )
     }
 
     pub fn engine(&self) -> SyncEngine {

@@ -60,6 +60,10 @@ pub struct GlobalArgs {
     /// Log format on stderr.
     #[arg(long, env = "LANGGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human, global = true)]
     pub log_format: LogFormat,
+    /// Memory cap of each policy sandbox process, in MiB: a policy evaluation that needs more
+    /// is stopped (and a policy that keeps doing it is quarantined).
+    #[arg(long, env = "LANGGUARD_POLICY_MEMORY_MB", default_value_t = langguard_policy::DEFAULT_MEMORY_LIMIT_MIB, value_parser = clap::value_parser!(u64).range(64..=1_048_576), global = true)]
+    pub policy_memory_mb: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

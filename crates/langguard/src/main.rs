@@ -15,6 +15,8 @@ use tracing_subscriber::EnvFilter;
 use crate::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
+    // Started as a policy sandbox process: serve it and exit, before anything else runs.
+    langguard_policy::serve_if_child();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Err(e) = config_file::apply(&args) {
         eprintln!("error: {e:#}");

@@ -13,9 +13,9 @@ use regorus::{Engine, Value};
 
 /// Longest a single evaluation may run before it counts as an evaluation error: a policy that
 /// loops must not stall the worker.
-const EVALUATION_LIMIT: Duration = Duration::from_millis(500);
+pub const EVALUATION_LIMIT: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum PolicyError {
     #[error(
         "policy names are lowercase letters, digits and underscores, starting with a letter \
@@ -39,6 +39,27 @@ pub enum PolicyError {
     /// that isn't a set of findings).
     #[error("{0}")]
     Evaluation(String),
+    /// The evaluation was stopped for using more time or memory than a policy may: the policy
+    /// (not the interaction) is at fault, so repeated limit failures quarantine it.
+    #[error("{message}")]
+    Limit { kind: LimitKind, message: String },
+}
+
+/// Which bound an evaluation crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// Longer than the evaluation time limit (a loop, or one long built-in call).
+    Time,
+    /// More memory than the evaluation budget (the sandbox process died allocating).
+    Memory,
+}
+
+impl PolicyError {
+    /// Whether the policy crossed a time or memory bound (what quarantine counts).
+    pub fn is_limit(&self) -> bool {
+        matches!(self, PolicyError::Limit { .. })
+    }
 }
 
 /// Checks a policy name: the Rego package is `langguard.<name>`.
@@ -65,7 +86,7 @@ pub fn declared_name(rego: &str) -> Option<String> {
 }
 
 /// One violation a policy reported.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     /// The result's `type`.
     pub kind: String,
@@ -222,6 +243,10 @@ impl CompiledPolicy {
             if text.contains("unknown function") || text.contains("undefined function") {
                 return Err(compile_error(&text));
             }
+            // A policy that can't finish even on an empty input will not on a real one.
+            if let err @ PolicyError::Limit { .. } = evaluation_error(&text) {
+                return Err(err);
+            }
         }
         let program = vm
             .then(|| engine.compile_with_entrypoint(&rule.as_str().into()).ok())
@@ -267,13 +292,13 @@ impl CompiledPolicy {
             Runner::Vm(vm) => {
                 vm.set_input(input);
                 vm.execute_entry_point_by_name(&self.rule)
-                    .map_err(|e| PolicyError::Evaluation(evaluation_message(&e.to_string())))?
+                    .map_err(|e| evaluation_error(&e.to_string()))?
             }
             Runner::Interpreter(engine) => {
                 engine.set_input(input);
                 engine
                     .eval_rule(self.rule.clone())
-                    .map_err(|e| PolicyError::Evaluation(evaluation_message(&e.to_string())))?
+                    .map_err(|e| evaluation_error(&e.to_string()))?
             }
         };
         let items: Vec<Value> = match &value {
@@ -330,6 +355,21 @@ fn kind_of(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         _ => "another value",
     }
+}
+
+/// An evaluation failure as a `PolicyError`: regorus's own timer is a time limit, anything
+/// else an evaluation error.
+fn evaluation_error(text: &str) -> PolicyError {
+    if text.contains("exceeded time limit") {
+        return PolicyError::Limit {
+            kind: LimitKind::Time,
+            message: format!(
+                "the evaluation ran longer than its limit of {} ms and was stopped",
+                EVALUATION_LIMIT.as_millis()
+            ),
+        };
+    }
+    PolicyError::Evaluation(evaluation_message(text))
 }
 
 /// regorus errors carry a source excerpt; the first `error:` line is what a person needs.

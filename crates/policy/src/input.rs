@@ -10,7 +10,7 @@ use serde_json::{json, Map};
 pub const WINDOW_MINUTES: [i64; 2] = [60, 1440];
 
 /// Spend over one rolling window ending at the interaction (its integration's traffic).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SpendWindow {
     pub minutes: i64,
     pub cost_usd: f64,

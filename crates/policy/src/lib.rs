@@ -10,17 +10,24 @@
 mod builtins;
 mod compile;
 mod input;
+pub mod sandbox;
 mod worker;
 
 /// Rego values (inputs and configs) as the engine takes them.
 pub use regorus::Value as RegoValue;
 
 pub use builtins::{builtin_policies, Builtin, BUILTINS};
-pub use compile::{declared_name, validate_name, CompiledPolicy, Finding, PolicyError};
+pub use compile::{
+    declared_name, validate_name, CompiledPolicy, Finding, LimitKind, PolicyError, EVALUATION_LIMIT,
+};
 pub use input::{
     config_value, input_document, trace_document, trace_document_with, SpendWindow, WINDOW_MINUTES,
 };
+pub use sandbox::{
+    serve_if_child, CompileFailure, Compiled, EvalInput, Sandbox, SandboxConfig, SandboxPolicy,
+    SandboxUnavailable, DEFAULT_MEMORY_LIMIT_MIB,
+};
 pub use worker::{
-    batch_bodies, evaluate_batch, spend_windows, BodySource, Pass, PolicySet, PolicyWorker,
-    WorkerConfig, EVALUATION_ERROR,
+    batch_bodies, evaluate_batch, spend_windows, BatchEvaluation, BodySource, Pass, PolicySet,
+    PolicyWorker, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
 };

@@ -12,12 +12,10 @@ use langguard_store::{
     Bodies, Integration, Interaction, NewViolation, Policy, PolicyId, PolicyMode, Store,
     StoreResult,
 };
-use regorus::Value;
 
-use crate::compile::{CompiledPolicy, PolicyError};
-use crate::input::{
-    config_value, input_document, trace_document_with, SpendWindow, WINDOW_MINUTES,
-};
+use crate::compile::PolicyError;
+use crate::input::{trace_document_with, SpendWindow, WINDOW_MINUTES};
+use crate::sandbox::{EvalInput, Sandbox, SandboxPolicy, SandboxUnavailable};
 
 /// Where request and response bodies come from when an integration wants them (Cloudflare's
 /// log-body endpoints, through the integration's client and its shared rate budget).
@@ -45,11 +43,11 @@ struct Entry {
     id: PolicyId,
     name: String,
     severity: langguard_store::Severity,
-    compiled: Result<CompiledPolicy, PolicyError>,
-    config: Value,
+    policy: SandboxPolicy,
+    uses_windows: bool,
 }
 
-/// The policies to evaluate (every one not disabled), compiled once.
+/// The policies to evaluate (every one not disabled), as the sandbox runs them.
 pub struct PolicySet {
     entries: Vec<Entry>,
     /// What the set was built from; a change to any policy rebuilds it.
@@ -65,8 +63,8 @@ impl PolicySet {
                 id: p.id,
                 name: p.name.clone(),
                 severity: p.severity,
-                compiled: CompiledPolicy::compile(&p.name, &p.rego),
-                config: config_value(&p.config),
+                policy: SandboxPolicy::new(&p.name, &p.rego, &p.config),
+                uses_windows: p.rego.contains("input.traces"),
             })
             .collect();
         Self {
@@ -96,9 +94,7 @@ impl PolicySet {
 
     /// Whether any policy reads rolling spend (`input.traces`).
     pub fn uses_windows(&self) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.compiled.as_ref().is_ok_and(|c| c.uses_windows()))
+        self.entries.iter().any(|e| e.uses_windows)
     }
 }
 
@@ -123,53 +119,87 @@ fn evaluation_error(
     }
 }
 
-/// Evaluates every policy of `set` on every interaction (CPU only: run it on a blocking
-/// thread). `windows` holds each interaction's rolling spend when the set uses it.
-pub fn evaluate_batch(
-    set: &mut PolicySet,
+/// Limit failures in a row (time or memory) after which a policy is quarantined: disabled,
+/// with the reason shown, so one bad policy can't keep costing a second per interaction.
+pub const QUARANTINE_AFTER: u32 = 3;
+
+/// What evaluating a batch found.
+#[derive(Debug, Default)]
+pub struct BatchEvaluation {
+    pub violations: Vec<NewViolation>,
+    pub evaluations: u64,
+    /// Policies that crossed their limits [`QUARANTINE_AFTER`] times in a row, with the last
+    /// error; they were not evaluated on the rest of the batch.
+    pub quarantine: Vec<(PolicyId, String, PolicyError)>,
+}
+
+/// Evaluates every policy of `set` on every interaction, in the sandbox. `windows` holds each
+/// interaction's rolling spend when the set uses it; `streaks` carries each policy's limit
+/// failures in a row from one batch to the next.
+pub async fn evaluate_batch(
+    sandbox: &Sandbox,
+    set: &PolicySet,
     interactions: &[Interaction],
     windows: &HashMap<i64, Vec<SpendWindow>>,
     bodies: &HashMap<i64, Bodies>,
-) -> (Vec<NewViolation>, u64) {
-    let mut found = Vec::new();
-    let mut evaluations = 0u64;
+    streaks: &mut HashMap<PolicyId, u32>,
+) -> Result<BatchEvaluation, SandboxUnavailable> {
+    let mut out = BatchEvaluation::default();
+    let mut active: Vec<&Entry> = set.entries.iter().collect();
+    let mut session = sandbox.session().await?;
     for interaction in interactions {
+        if active.is_empty() {
+            break;
+        }
         let b = bodies.get(&interaction.id);
         let trace = trace_document_with(
             interaction,
             b.and_then(|b| b.request.as_deref()),
             b.and_then(|b| b.response.as_deref()),
         );
-        let spend = windows.get(&interaction.id).map(Vec::as_slice);
-        for entry in &mut set.entries {
-            evaluations += 1;
-            let who = (entry.id, entry.name.as_str(), entry.severity);
-            let compiled = match &mut entry.compiled {
-                Ok(c) => c,
-                Err(e) => {
-                    found.push(evaluation_error(who, interaction.id, e));
-                    continue;
+        let policies: Vec<SandboxPolicy> = active.iter().map(|e| e.policy.clone()).collect();
+        let results = session
+            .evaluate(
+                &policies,
+                EvalInput::Trace {
+                    trace,
+                    windows: windows.get(&interaction.id).cloned(),
+                },
+            )
+            .await?;
+        let mut quarantined = Vec::new();
+        for (entry, result) in active.iter().zip(results) {
+            out.evaluations += 1;
+            let streak = streaks.entry(entry.id).or_default();
+            match result {
+                Ok(findings) => {
+                    *streak = 0;
+                    out.violations
+                        .extend(findings.into_iter().map(|f| NewViolation {
+                            policy_id: entry.id,
+                            interaction_id: interaction.id,
+                            severity: entry.severity,
+                            kind: f.kind,
+                            message: f.message,
+                            evidence: f.result.to_string(),
+                        }));
                 }
-            };
-            let input = input_document(
-                &trace,
-                &entry.config,
-                spend.filter(|_| compiled.uses_windows()),
-            );
-            match compiled.evaluate(input) {
-                Ok(findings) => found.extend(findings.into_iter().map(|f| NewViolation {
-                    policy_id: entry.id,
-                    interaction_id: interaction.id,
-                    severity: entry.severity,
-                    kind: f.kind,
-                    message: f.message,
-                    evidence: f.result.to_string(),
-                })),
-                Err(e) => found.push(evaluation_error(who, interaction.id, &e)),
+                Err(e) => {
+                    *streak = if e.is_limit() { *streak + 1 } else { 0 };
+                    let who = (entry.id, entry.name.as_str(), entry.severity);
+                    out.violations
+                        .push(evaluation_error(who, interaction.id, &e));
+                    if *streak >= QUARANTINE_AFTER {
+                        quarantined.push(entry.id);
+                        out.quarantine.push((entry.id, entry.name.clone(), e));
+                    }
+                }
             }
         }
+        active.retain(|e| !quarantined.contains(&e.id));
     }
-    (found, evaluations)
+    session.finish();
+    Ok(out)
 }
 
 /// Rolling spend ending at each interaction's minute (its integration's traffic, from the
@@ -264,6 +294,9 @@ pub struct PolicyWorker {
     pruned_at: Option<std::time::Instant>,
     /// Of several instances on one database, the one holding this evaluates.
     lease: Option<WorkerLease>,
+    sandbox: Sandbox,
+    /// Each policy's limit failures in a row (see [`QUARANTINE_AFTER`]).
+    streaks: HashMap<PolicyId, u32>,
 }
 
 /// Stored bodies of the batch's interactions, fetching (and storing) the ones their
@@ -317,7 +350,9 @@ pub async fn batch_bodies(
 }
 
 impl PolicyWorker {
-    pub fn new(store: Arc<dyn Store>, config: WorkerConfig) -> Self {
+    /// A worker evaluating in `sandbox` (its own: a worker waiting behind editors' Test runs
+    /// would fall behind).
+    pub fn new(store: Arc<dyn Store>, config: WorkerConfig, sandbox: Sandbox) -> Self {
         Self {
             store,
             config,
@@ -325,6 +360,8 @@ impl PolicyWorker {
             bodies: None,
             pruned_at: None,
             lease: None,
+            sandbox,
+            streaks: HashMap::new(),
         }
     }
 
@@ -373,9 +410,12 @@ impl PolicyWorker {
             return Ok(Pass::default());
         };
         let policies = self.store.list_policies().await?;
-        let mut set = match self.set.take() {
+        let set = match self.set.take() {
             Some(set) if set.is_current(&policies) => set,
-            _ => PolicySet::build(&policies),
+            _ => {
+                self.streaks.clear();
+                PolicySet::build(&policies)
+            }
         };
         let windows = if set.uses_windows() {
             spend_windows(self.store.as_ref(), &interactions).await?
@@ -388,15 +428,20 @@ impl PolicyWorker {
             batch_bodies(self.store.as_ref(), self.bodies.as_deref(), &interactions).await?
         };
         let count = interactions.len();
-        let (set, found, evaluations) = tokio::task::spawn_blocking(move || {
-            let (found, evaluations) = evaluate_batch(&mut set, &interactions, &windows, &bodies);
-            (set, found, evaluations)
-        })
+        let evaluated = evaluate_batch(
+            &self.sandbox,
+            &set,
+            &interactions,
+            &windows,
+            &bodies,
+            &mut self.streaks,
+        )
         .await
-        .map_err(|e| {
-            langguard_store::StoreError::Database(format!("policy evaluation failed: {e}").into())
-        })?;
+        // The batch is evaluated again once the sandbox works: nothing is recorded without it.
+        .map_err(|e| langguard_store::StoreError::Database(e.to_string().into()))?;
         self.set = Some(set);
+        let found = evaluated.violations;
+        let evaluations = evaluated.evaluations;
         let errors = found.iter().filter(|v| v.kind == EVALUATION_ERROR).count();
         if let Some(first) = found.iter().find(|v| v.kind == EVALUATION_ERROR) {
             tracing::warn!(
@@ -406,6 +451,9 @@ impl PolicyWorker {
             );
         }
         let new_violations = self.store.record_evaluations(found, Some(last)).await?;
+        for (id, name, error) in evaluated.quarantine {
+            self.quarantine(id, &name, &error).await?;
+        }
         metrics::counter!("langguard_policy_evaluations_total").increment(evaluations);
         metrics::counter!("langguard_policy_evaluation_errors_total").increment(errors as u64);
         metrics::counter!("langguard_violations_recorded_total")
@@ -415,6 +463,47 @@ impl PolicyWorker {
             evaluations,
             new_violations,
         })
+    }
+
+    /// Disables a policy that keeps crossing its limits, says why on the policy, in the audit
+    /// log and to webhooks subscribed to `policy.quarantined`.
+    async fn quarantine(
+        &mut self,
+        id: PolicyId,
+        name: &str,
+        error: &PolicyError,
+    ) -> StoreResult<()> {
+        let reason = format!(
+            "quarantined after {QUARANTINE_AFTER} evaluations in a row crossed its limits: {error}"
+        );
+        self.streaks.remove(&id);
+        let event = langguard_store::OutgoingEvent::new(
+            langguard_store::WebhookEvent::PolicyQuarantined,
+            serde_json::json!({"policyId": id, "policyName": name, "reason": reason}),
+            None,
+        );
+        if self
+            .store
+            .quarantine_policy(id, &reason, event)
+            .await?
+            .is_none()
+        {
+            return Ok(()); // disabled or deleted meanwhile
+        }
+        tracing::error!(policy = name, %reason, "policy quarantined (mode set to disabled)");
+        metrics::counter!("langguard_policies_quarantined_total").increment(1);
+        let entry = langguard_store::NewAuditEntry {
+            user_id: None,
+            user_email: None,
+            action: "policy.quarantined".into(),
+            resource: Some(format!("policy:{id}")),
+            details: serde_json::json!({"name": name, "reason": reason}),
+            address: None,
+        };
+        if let Err(e) = self.store.record_audit(entry).await {
+            tracing::error!(error = %e, "could not write the audit log");
+        }
+        Ok(())
     }
 
     /// Evaluates until nothing is left (what a CLI run or a test needs).

@@ -2,6 +2,7 @@
 //! syncs each enabled integration at its interval. The `langguard serve` command wires it up.
 
 mod auth;
+mod backtests;
 pub mod bodies;
 mod error;
 pub mod export;
@@ -52,6 +53,12 @@ pub struct ServerConfig {
     pub retention_days: Option<u32>,
     /// How long a background worker's lease lasts without renewal (see `WorkerLease`).
     pub lease_ttl: Duration,
+    /// The address-space cap of each policy sandbox process, in MiB.
+    pub policy_memory_limit_mib: u64,
+    /// Backtests and re-evaluations running at once (one per user besides).
+    pub max_backtests: usize,
+    /// Longest a backtest runs; it reports what it evaluated by then.
+    pub backtest_time_limit: Duration,
 }
 
 impl Default for ServerConfig {
@@ -67,6 +74,9 @@ impl Default for ServerConfig {
             webhooks: Some(webhooks::WebhookSettings::default()),
             retention_days: None,
             lease_ttl: Duration::from_secs(30),
+            policy_memory_limit_mib: langguard_policy::DEFAULT_MEMORY_LIMIT_MIB,
+            max_backtests: 2,
+            backtest_time_limit: Duration::from_secs(60),
         }
     }
 }
@@ -79,6 +89,9 @@ pub struct AppState {
     pub client_config: ClientConfig,
     pub engine: Arc<SyncEngine>,
     pub config: Arc<ServerConfig>,
+    /// Where requests compile and evaluate policies (Save, Test, Backtest).
+    pub sandbox: langguard_policy::Sandbox,
+    pub(crate) backtests: Arc<backtests::Backtests>,
 }
 
 impl AppState {
@@ -91,11 +104,17 @@ impl AppState {
     ) -> Self {
         // Installed before anything records, so no early count is lost.
         telemetry::prometheus();
+        let sandbox = langguard_policy::Sandbox::new(
+            langguard_policy::SandboxConfig::current_exe(config.policy_memory_limit_mib)
+                .max_processes(config.max_backtests + 1),
+        );
         Self {
             store,
             sealer,
             client_config,
             engine,
+            sandbox,
+            backtests: backtests::Backtests::new(config.max_backtests),
             config: Arc::new(config),
         }
     }
@@ -173,12 +192,18 @@ pub async fn serve(
         .scheduler
         .then(|| tokio::spawn(scheduler::run(state.clone(), stop_rx.clone())));
     let policy_worker = state.config.policy_worker.then(|| {
+        // Its own sandbox process: the worker never waits behind editors' Test runs.
+        let sandbox = langguard_policy::Sandbox::new(
+            langguard_policy::SandboxConfig::current_exe(state.config.policy_memory_limit_mib)
+                .max_processes(1),
+        );
         let worker = langguard_policy::PolicyWorker::new(
             state.store.clone(),
             langguard_policy::WorkerConfig {
                 idle_wait: state.config.policy_idle_wait,
                 ..langguard_policy::WorkerConfig::default()
             },
+            sandbox,
         )
         .with_bodies(Arc::new(bodies::CloudflareBodies::new(
             state.sealer.clone(),

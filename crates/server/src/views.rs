@@ -308,6 +308,10 @@ pub struct PolicyView {
     pub version: i64,
     pub created_at: String,
     pub updated_at: String,
+    /// Why the policy worker disabled it (it kept crossing its time or memory limits); `null`
+    /// unless quarantined. Changing the policy or turning it back on clears it.
+    pub quarantine_reason: Option<String>,
+    pub quarantined_at: Option<String>,
 }
 
 impl From<&Policy> for PolicyView {
@@ -327,6 +331,8 @@ impl From<&Policy> for PolicyView {
             version: p.version,
             created_at: format_ms(p.created_at_ms),
             updated_at: format_ms(p.updated_at_ms),
+            quarantine_reason: p.quarantine_reason.clone(),
+            quarantined_at: p.quarantined_at_ms.map(format_ms),
         }
     }
 }

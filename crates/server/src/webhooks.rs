@@ -17,7 +17,7 @@ use langguard_store::{
     Delivery, DeliveryAttempt, OutgoingEvent, Store, StoreResult, SyncRunStatus, Webhook,
     WebhookEvent,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::Sha256;
 
 /// The header carrying the hex HMAC-SHA256 of the raw body, keyed by the webhook's secret.
@@ -60,15 +60,6 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     crate::hex(&mac.finalize().into_bytes())
 }
 
-fn body(event: WebhookEvent, data: Value) -> String {
-    json!({
-        "event": event.as_str(),
-        "timestamp": format_ms(crate::now_ms()),
-        "data": data,
-    })
-    .to_string()
-}
-
 /// Finds what happened since the last look and queues deliveries for it.
 pub async fn detect_events(store: &dyn Store) -> StoreResult<u64> {
     let before = store.event_progress().await?;
@@ -77,25 +68,22 @@ pub async fn detect_events(store: &dyn Store) -> StoreResult<u64> {
 
     for v in store.violations_after(progress.violation_id, 1_000).await? {
         progress.violation_id = v.id;
-        events.push(OutgoingEvent {
-            event: WebhookEvent::PolicyViolation,
-            body: body(
-                WebhookEvent::PolicyViolation,
-                json!({
-                    "violationId": v.id,
-                    "traceId": v.interaction_id.to_string(),
-                    "policyId": v.policy_id,
-                    "policyName": v.policy_name,
-                    "severity": v.severity.as_str(),
-                    "type": v.kind,
-                    "message": v.message,
-                    "model": v.model,
-                    "gateway": v.gateway,
-                    "occurredAt": format_ms(v.occurred_at_ms),
-                }),
-            ),
-            severity: Some(v.severity),
-        });
+        events.push(OutgoingEvent::new(
+            WebhookEvent::PolicyViolation,
+            json!({
+                "violationId": v.id,
+                "traceId": v.interaction_id.to_string(),
+                "policyId": v.policy_id,
+                "policyName": v.policy_name,
+                "severity": v.severity.as_str(),
+                "type": v.kind,
+                "message": v.message,
+                "model": v.model,
+                "gateway": v.gateway,
+                "occurredAt": format_ms(v.occurred_at_ms),
+            }),
+            Some(v.severity),
+        ));
     }
 
     let integrations = store.list_integrations().await?;
@@ -109,23 +97,20 @@ pub async fn detect_events(store: &dyn Store) -> StoreResult<u64> {
     {
         progress.sync_finished = (run.finished_at_ms.unwrap_or(0), run.id);
         if run.status == SyncRunStatus::Failed {
-            events.push(OutgoingEvent {
-                event: WebhookEvent::SyncFailed,
-                body: body(
-                    WebhookEvent::SyncFailed,
-                    json!({
-                        "integrationId": run.integration_id,
-                        "integrationName": names.get(&run.integration_id),
-                        "runId": run.id,
-                        "trigger": run.trigger.as_str(),
-                        "error": run.error,
-                        "hint": run.hint,
-                        "startedAt": format_ms(run.started_at_ms),
-                        "finishedAt": run.finished_at_ms.map(format_ms),
-                    }),
-                ),
-                severity: None,
-            });
+            events.push(OutgoingEvent::new(
+                WebhookEvent::SyncFailed,
+                json!({
+                    "integrationId": run.integration_id,
+                    "integrationName": names.get(&run.integration_id),
+                    "runId": run.id,
+                    "trigger": run.trigger.as_str(),
+                    "error": run.error,
+                    "hint": run.hint,
+                    "startedAt": format_ms(run.started_at_ms),
+                    "finishedAt": run.finished_at_ms.map(format_ms),
+                }),
+                None,
+            ));
         }
     }
 
@@ -139,20 +124,17 @@ pub async fn detect_events(store: &dyn Store) -> StoreResult<u64> {
         // A new integration's first status is where it starts, not a change.
         if let Some(&was) = seen.get(&i.id) {
             if was != now {
-                events.push(OutgoingEvent {
-                    event: WebhookEvent::IntegrationStatusChanged,
-                    body: body(
-                        WebhookEvent::IntegrationStatusChanged,
-                        json!({
-                            "integrationId": i.id,
-                            "integrationName": i.name,
-                            "from": was,
-                            "to": now,
-                            "message": i.status_message,
-                        }),
-                    ),
-                    severity: None,
-                });
+                events.push(OutgoingEvent::new(
+                    WebhookEvent::IntegrationStatusChanged,
+                    json!({
+                        "integrationId": i.id,
+                        "integrationName": i.name,
+                        "from": was,
+                        "to": now,
+                        "message": i.status_message,
+                    }),
+                    None,
+                ));
             }
         }
     }

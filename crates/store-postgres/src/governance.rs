@@ -13,7 +13,7 @@ use crate::records::{interaction_from_row, RowExt, INTERACTION_COLUMNS};
 use crate::{db_err, locks, not_found, now_ms};
 
 const POLICY_COLUMNS: &str = "id, name, display_name, description, category, severity, mode, \
-     config, rego, builtin_id, version, created_at, updated_at";
+     config, rego, builtin_id, version, created_at, updated_at, quarantine_reason, quarantined_at";
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}"))
@@ -47,6 +47,8 @@ fn policy_from_row(row: &Row) -> StoreResult<Policy> {
         version: row.at(10)?,
         created_at_ms: row.at(11)?,
         updated_at_ms: row.at(12)?,
+        quarantine_reason: row.at(13)?,
+        quarantined_at_ms: row.at(14)?,
     })
 }
 
@@ -146,12 +148,16 @@ pub(crate) async fn update_policy(
     let new_text = rego != current.rego || config != current.config;
     let version = current.version + i64::from(new_text);
     let now = now_ms();
+    let keep_quarantine = !patch.lifts_quarantine(&current);
     let row = tx
         .query_one(
             &format!(
                 "UPDATE policies SET display_name = $2, description = $3, category = $4, \
                  severity = $5, mode = $6, config = $7, rego = $8, version = $9, \
-                 updated_at = $10 WHERE id = $1 RETURNING {POLICY_COLUMNS}"
+                 updated_at = $10, \
+                 quarantine_reason = CASE WHEN $11 THEN quarantine_reason END, \
+                 quarantined_at = CASE WHEN $11 THEN quarantined_at END \
+                 WHERE id = $1 RETURNING {POLICY_COLUMNS}"
             ),
             &[
                 &id,
@@ -164,6 +170,7 @@ pub(crate) async fn update_policy(
                 &rego,
                 &version,
                 &now,
+                &keep_quarantine,
             ],
         )
         .await
@@ -180,6 +187,34 @@ pub(crate) async fn update_policy(
     }
     tx.commit().await.map_err(db_err)?;
     Ok(policy)
+}
+
+pub(crate) async fn quarantine_policy(
+    c: &mut Client,
+    id: PolicyId,
+    reason: &str,
+    event: &OutgoingEvent,
+) -> StoreResult<Option<Policy>> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    let now = now_ms();
+    let row = tx
+        .query_opt(
+            &format!(
+                "UPDATE policies SET mode = 'disabled', quarantine_reason = $2, \
+                 quarantined_at = $3, updated_at = $3 WHERE id = $1 AND mode <> 'disabled' \
+                 RETURNING {POLICY_COLUMNS}"
+            ),
+            &[&id, &reason, &now],
+        )
+        .await
+        .map_err(db_err)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let policy = policy_from_row(&row)?;
+    crate::webhooks::insert_deliveries(&tx, std::slice::from_ref(event)).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(Some(policy))
 }
 
 pub(crate) async fn delete_policy(c: &mut Client, id: PolicyId) -> StoreResult<()> {

@@ -593,6 +593,15 @@ impl Store for PgStore {
         governance::update_policy(&mut self.client().await?, id, &patch).await
     }
 
+    async fn quarantine_policy(
+        &self,
+        id: PolicyId,
+        reason: &str,
+        event: OutgoingEvent,
+    ) -> StoreResult<Option<Policy>> {
+        governance::quarantine_policy(&mut self.client().await?, id, reason, &event).await
+    }
+
     async fn delete_policy(&self, id: PolicyId) -> StoreResult<()> {
         governance::delete_policy(&mut self.client().await?, id).await
     }

@@ -7,8 +7,14 @@ use langguard_store::{StoreError, StoreResult};
 
 use crate::{db_err, now_ms};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial", include_str!("../migrations/0001_initial.sql")),
+    (
+        2,
+        "policy_quarantine",
+        include_str!("../migrations/0002_policy_quarantine.sql"),
+    ),
+];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).
 const MIGRATION_LOCK: i64 = 0x4c47_4d49_4752; // "LGMIGR"

@@ -239,22 +239,13 @@ pub(crate) async fn sync_runs_finished_after(
     .collect()
 }
 
-pub(crate) async fn enqueue_events(
-    c: &mut Client,
+/// Queues a delivery of each event to every enabled webhook subscribed to it (and, for
+/// violations, to its severity).
+pub(crate) async fn insert_deliveries(
+    tx: &Transaction<'_>,
     events: &[OutgoingEvent],
-    from: &EventProgress,
-    progress: &EventProgress,
 ) -> StoreResult<u64> {
-    let tx = c.transaction().await.map_err(db_err)?;
-    // Detections on several instances take turns here; one that finds the progress moved
-    // since it started queues nothing (the other already queued these events).
-    tx.execute("SELECT 1 FROM event_progress WHERE id = 1 FOR UPDATE", &[])
-        .await
-        .map_err(db_err)?;
-    if !event_progress(&tx).await?.same_as(from) {
-        return Ok(0);
-    }
-    let webhooks: Vec<Webhook> = fetch_webhooks(&tx)
+    let webhooks: Vec<Webhook> = fetch_webhooks(tx)
         .await?
         .into_iter()
         .filter(|w| w.enabled)
@@ -273,20 +264,37 @@ pub(crate) async fn enqueue_events(
             }
         }
     }
-    let queued = if hook_ids.is_empty() {
-        0
-    } else {
-        tx.execute(
-            "INSERT INTO webhook_deliveries (webhook_id, event, body, status, created_at, \
-             next_attempt_at) \
-             SELECT d.webhook_id, d.event, d.body, 'pending', $4, $4 \
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY \
-             AS d(webhook_id, event, body, n) ORDER BY d.n",
-            &[&hook_ids, &names, &bodies, &now_ms()],
-        )
+    if hook_ids.is_empty() {
+        return Ok(0);
+    }
+    tx.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event, body, status, created_at, \
+         next_attempt_at) \
+         SELECT d.webhook_id, d.event, d.body, 'pending', $4, $4 \
+         FROM UNNEST($1::bigint[], $2::text[], $3::text[]) WITH ORDINALITY \
+         AS d(webhook_id, event, body, n) ORDER BY d.n",
+        &[&hook_ids, &names, &bodies, &now_ms()],
+    )
+    .await
+    .map_err(db_err)
+}
+
+pub(crate) async fn enqueue_events(
+    c: &mut Client,
+    events: &[OutgoingEvent],
+    from: &EventProgress,
+    progress: &EventProgress,
+) -> StoreResult<u64> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    // Detections on several instances take turns here; one that finds the progress moved
+    // since it started queues nothing (the other already queued these events).
+    tx.execute("SELECT 1 FROM event_progress WHERE id = 1 FOR UPDATE", &[])
         .await
-        .map_err(db_err)?
-    };
+        .map_err(db_err)?;
+    if !event_progress(&tx).await?.same_as(from) {
+        return Ok(0);
+    }
+    let queued = insert_deliveries(&tx, events).await?;
     tx.execute(
         "UPDATE event_progress SET violation_id = $1, sync_finished_at = $2, sync_run_id = $3 \
          WHERE id = 1",

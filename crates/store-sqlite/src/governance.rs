@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::{db_err, now_ms};
 
 const POLICY_COLUMNS: &str = "id, name, display_name, description, category, severity, mode, \
-     config, rego, builtin_id, version, created_at, updated_at";
+     config, rego, builtin_id, version, created_at, updated_at, quarantine_reason, quarantined_at";
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}"))
@@ -42,6 +42,8 @@ fn policy_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Policy>> {
         version: row.get(10)?,
         created_at_ms: row.get(11)?,
         updated_at_ms: row.get(12)?,
+        quarantine_reason: row.get(13)?,
+        quarantined_at_ms: row.get(14)?,
     }))
 }
 
@@ -130,9 +132,12 @@ pub(crate) fn update_policy(
     let new_text = rego != current.rego || config != current.config;
     let version = current.version + i64::from(new_text);
     let now = now_ms();
+    let keep_quarantine = !patch.lifts_quarantine(&current);
     tx.execute(
         "UPDATE policies SET display_name = ?2, description = ?3, category = ?4, severity = ?5, \
-         mode = ?6, config = ?7, rego = ?8, version = ?9, updated_at = ?10 WHERE id = ?1",
+         mode = ?6, config = ?7, rego = ?8, version = ?9, updated_at = ?10, \
+         quarantine_reason = CASE WHEN ?11 THEN quarantine_reason END, \
+         quarantined_at = CASE WHEN ?11 THEN quarantined_at END WHERE id = ?1",
         params![
             id,
             patch.display_name.as_ref().unwrap_or(&current.display_name),
@@ -143,7 +148,8 @@ pub(crate) fn update_policy(
             config,
             rego,
             version,
-            now
+            now,
+            keep_quarantine
         ],
     )
     .map_err(db_err)?;
@@ -157,6 +163,31 @@ pub(crate) fn update_policy(
     }
     tx.commit().map_err(db_err)?;
     get_policy(conn, id)
+}
+
+pub(crate) fn quarantine_policy(
+    conn: &mut Connection,
+    id: PolicyId,
+    reason: &str,
+    event: &OutgoingEvent,
+) -> StoreResult<Option<Policy>> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let now = now_ms();
+    let changed = tx
+        .execute(
+            "UPDATE policies SET mode = 'disabled', quarantine_reason = ?2, quarantined_at = ?3, \
+             updated_at = ?3 WHERE id = ?1 AND mode != 'disabled'",
+            params![id, reason, now],
+        )
+        .map_err(db_err)?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    crate::webhooks::insert_deliveries(&tx, std::slice::from_ref(event), now)?;
+    tx.commit().map_err(db_err)?;
+    get_policy(conn, id).map(Some)
 }
 
 pub(crate) fn delete_policy(conn: &mut Connection, id: PolicyId) -> StoreResult<()> {

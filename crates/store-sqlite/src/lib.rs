@@ -851,6 +851,17 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn quarantine_policy(
+        &self,
+        id: PolicyId,
+        reason: &str,
+        event: OutgoingEvent,
+    ) -> StoreResult<Option<Policy>> {
+        let reason = reason.to_owned();
+        self.write(move |conn| governance::quarantine_policy(conn, id, &reason, &event))
+            .await
+    }
+
     async fn delete_policy(&self, id: PolicyId) -> StoreResult<()> {
         self.write(move |conn| governance::delete_policy(conn, id))
             .await

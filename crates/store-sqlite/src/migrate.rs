@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "login_attempts",
         include_str!("../migrations/0008_login_attempts.sql"),
     ),
+    (
+        9,
+        "policy_quarantine",
+        include_str!("../migrations/0009_policy_quarantine.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

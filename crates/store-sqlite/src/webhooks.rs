@@ -222,45 +222,53 @@ pub(crate) fn sync_runs_finished_after(
     rows.into_iter().collect()
 }
 
+/// Queues a delivery of each event to every enabled webhook subscribed to it (and, for
+/// violations, to its severity).
+pub(crate) fn insert_deliveries(
+    conn: &Connection,
+    events: &[OutgoingEvent],
+    now: i64,
+) -> StoreResult<u64> {
+    let webhooks: Vec<Webhook> = list_webhooks(conn)?
+        .into_iter()
+        .filter(|w| w.enabled)
+        .collect();
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO webhook_deliveries (webhook_id, event, body, status, created_at, \
+             next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+        )
+        .map_err(db_err)?;
+    let mut queued = 0u64;
+    for event in events {
+        for w in &webhooks {
+            let wanted = w.events.contains(&event.event)
+                // Severity orders most severe first: `<=` is "at least as severe".
+                && event.severity.is_none_or(|s| s <= w.min_severity);
+            if wanted {
+                insert
+                    .execute(params![w.id, event.event.as_str(), event.body, now])
+                    .map_err(db_err)?;
+                queued += 1;
+            }
+        }
+    }
+    Ok(queued)
+}
+
 pub(crate) fn enqueue_events(
     conn: &mut Connection,
     events: &[OutgoingEvent],
     from: &EventProgress,
     progress: &EventProgress,
 ) -> StoreResult<u64> {
-    let webhooks: Vec<Webhook> = list_webhooks(conn)?
-        .into_iter()
-        .filter(|w| w.enabled)
-        .collect();
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(db_err)?;
     if !event_progress(&tx)?.same_as(from) {
         return Ok(0); // another process's detection got there first
     }
-    let now = now_ms();
-    let mut queued = 0u64;
-    {
-        let mut insert = tx
-            .prepare_cached(
-                "INSERT INTO webhook_deliveries (webhook_id, event, body, status, created_at, \
-                 next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
-            )
-            .map_err(db_err)?;
-        for event in events {
-            for w in &webhooks {
-                let wanted = w.events.contains(&event.event)
-                    // Severity orders most severe first: `<=` is "at least as severe".
-                    && event.severity.is_none_or(|s| s <= w.min_severity);
-                if wanted {
-                    insert
-                        .execute(params![w.id, event.event.as_str(), event.body, now])
-                        .map_err(db_err)?;
-                    queued += 1;
-                }
-            }
-        }
-    }
+    let queued = insert_deliveries(&tx, events, now_ms())?;
     tx.execute(
         "UPDATE event_progress SET violation_id = ?1, sync_finished_at = ?2, sync_run_id = ?3 \
          WHERE id = 1",

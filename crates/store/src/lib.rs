@@ -245,6 +245,15 @@ pub trait Store: Send + Sync + 'static {
     async fn list_policies(&self) -> StoreResult<Vec<Policy>>;
     async fn get_policy(&self, id: PolicyId) -> StoreResult<Policy>;
     /// A change to the Rego text or config is a new version (kept in the history).
+    /// Disables a policy that keeps crossing its limits, records why, and queues `event` to the
+    /// webhooks subscribed to it, in one transaction. `None` when it was already disabled (or
+    /// is gone): nothing changed and nothing was queued.
+    async fn quarantine_policy(
+        &self,
+        id: PolicyId,
+        reason: &str,
+        event: OutgoingEvent,
+    ) -> StoreResult<Option<Policy>>;
     async fn update_policy(&self, id: PolicyId, patch: PolicyPatch) -> StoreResult<Policy>;
     /// Deletes the policy with its versions and violations.
     async fn delete_policy(&self, id: PolicyId) -> StoreResult<()>;

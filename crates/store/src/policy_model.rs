@@ -88,6 +88,10 @@ pub struct Policy {
     pub version: i64,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// Why the policy worker disabled it (it kept crossing its time or memory limits); cleared
+    /// when someone changes its text or config or turns it back on.
+    pub quarantine_reason: Option<String>,
+    pub quarantined_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -112,6 +116,16 @@ pub struct PolicyPatch {
     pub mode: Option<PolicyMode>,
     pub config: Option<String>,
     pub rego: Option<String>,
+}
+
+impl PolicyPatch {
+    /// Whether this change ends a quarantine: a new text or config, or the policy turned back
+    /// on — someone has looked at it.
+    pub fn lifts_quarantine(&self, current: &Policy) -> bool {
+        self.rego.as_ref().is_some_and(|r| *r != current.rego)
+            || self.config.as_ref().is_some_and(|c| *c != current.config)
+            || self.mode.is_some_and(|m| m != PolicyMode::Disabled)
+    }
 }
 
 /// One saved text of a policy.
@@ -212,6 +226,7 @@ wire_enum!(
         PolicyViolation => "policy.violation",
         SyncFailed => "sync.failed",
         IntegrationStatusChanged => "integration.status_changed",
+        PolicyQuarantined => "policy.quarantined",
     }
 );
 
@@ -269,6 +284,28 @@ pub struct OutgoingEvent {
     pub body: String,
     /// For `policy.violation`: the violation's severity (webhooks filter on it).
     pub severity: Option<Severity>,
+}
+
+impl OutgoingEvent {
+    /// An event with the body every delivery carries: `{event, timestamp, data}`.
+    pub fn new(event: WebhookEvent, data: serde_json::Value, severity: Option<Severity>) -> Self {
+        // RFC 3339 UTC with milliseconds, as every time in the API.
+        let timestamp = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .unwrap_or_default();
+        Self {
+            event,
+            body: serde_json::json!({
+                "event": event.as_str(),
+                "timestamp": timestamp,
+                "data": data,
+            })
+            .to_string(),
+            severity,
+        }
+    }
 }
 
 /// How far event detection has come: events are derived from stored state (violations, sync

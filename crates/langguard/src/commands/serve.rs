@@ -54,6 +54,7 @@ pub async fn run(
             scheduler: !args.no_scheduler,
             retention_days: args.retention_days,
             lease_ttl: crate::app::lease_ttl(),
+            policy_memory_limit_mib: app.policy_memory_mib,
             ..ServerConfig::default()
         },
     );

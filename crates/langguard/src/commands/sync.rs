@@ -77,13 +77,17 @@ pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
     }
     // Policies evaluate what was imported (the server's policy worker does this on its own).
     langguard_server::install_builtin_policies(app.store.as_ref()).await?;
-    let policies = PolicyWorker::new(app.store.clone(), WorkerConfig::default())
-        .with_bodies(std::sync::Arc::new(CloudflareBodies::new(
-            app.sealer.clone(),
-            app.client_config.clone(),
-        )))
-        .catch_up()
-        .await?;
+    let policies = PolicyWorker::new(
+        app.store.clone(),
+        WorkerConfig::default(),
+        app.policy_sandbox(),
+    )
+    .with_bodies(std::sync::Arc::new(CloudflareBodies::new(
+        app.sealer.clone(),
+        app.client_config.clone(),
+    )))
+    .catch_up()
+    .await?;
     if args.json {
         let runs: Vec<_> = views
             .iter()

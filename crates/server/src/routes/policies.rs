@@ -9,8 +9,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_policy::{
-    batch_bodies, declared_name, evaluate_batch, spend_windows, CompiledPolicy, PolicyError,
-    PolicySet,
+    batch_bodies, declared_name, evaluate_batch, spend_windows, CompileFailure, Compiled,
+    EvalInput, Finding, PolicyError, PolicySet, SandboxPolicy,
 };
 use langguard_store::{
     Interaction, NewPolicy, Policy, PolicyCategory, PolicyId, PolicyMode, PolicyPatch, Role, Scope,
@@ -69,14 +69,67 @@ fn policy_error(e: PolicyError) -> ApiError {
             line: None,
             column: None,
         },
+        PolicyError::Limit { message, .. } => ApiError::Unprocessable {
+            code: "policy_limit_exceeded",
+            message: format!("the policy could not be evaluated: {message}"),
+            line: None,
+            column: None,
+        },
     }
 }
 
-/// Compiles on a blocking thread (regorus parses and checks the whole module).
-pub(crate) async fn compile(name: String, rego: String) -> Result<CompiledPolicy, ApiError> {
-    tokio::task::spawn_blocking(move || CompiledPolicy::compile(&name, &rego))
+/// Compiles `rego` as the policy `name` in the policy sandbox, with the checks a save runs.
+pub(crate) async fn compile(
+    state: &AppState,
+    name: &str,
+    rego: &str,
+) -> Result<Compiled, ApiError> {
+    state
+        .sandbox
+        .compile(&SandboxPolicy::new(name, rego, "{}"))
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| match e {
+            CompileFailure::Policy(e) => policy_error(e),
+            CompileFailure::Unavailable(e) => ApiError::Unavailable(e.to_string()),
+        })
+}
+
+/// The editor's Test: `rego` on one sample `input` document, in the policy sandbox (API and
+/// web UI alike). `config` replaces `input.config` when given.
+pub(crate) async fn run_test(
+    state: &AppState,
+    rego: &str,
+    mut input: serde_json::Map<String, Value>,
+    config: Option<Value>,
+) -> Result<Vec<Finding>, ApiError> {
+    let name = declared_name(rego).ok_or_else(|| ApiError::Unprocessable {
+        code: "invalid_rego",
+        message: "the Rego must declare `package langguard.<name>`".into(),
+        line: None,
+        column: None,
+    })?;
+    if let Some(config) = config {
+        input.insert("config".into(), config);
+    }
+    input.entry("config").or_insert_with(|| json!({}));
+    let policy = SandboxPolicy::new(&name, rego, "{}");
+    let outcome = state
+        .sandbox
+        .evaluate(
+            std::slice::from_ref(&policy),
+            vec![EvalInput::Document(Value::Object(input))],
+        )
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    outcome
+        .into_iter()
+        .flatten()
+        .next()
+        .unwrap_or_else(|| {
+            Err(PolicyError::Evaluation(
+                "the sandbox returned nothing".into(),
+            ))
+        })
         .map_err(policy_error)
 }
 
@@ -234,7 +287,7 @@ pub(crate) async fn add_policy(
     actor: &User,
     new: NewPolicy,
 ) -> Result<Policy, ApiError> {
-    compile(new.name.clone(), new.rego.clone()).await?;
+    compile(state, &new.name, &new.rego).await?;
     let policy = state.store.create_policy(new).await?;
     state
         .audit(
@@ -256,7 +309,7 @@ pub(crate) async fn change_policy(
     patch: PolicyPatch,
 ) -> Result<Policy, ApiError> {
     if let Some(rego) = &patch.rego {
-        compile(current.name.clone(), rego.clone()).await?;
+        compile(state, &current.name, rego).await?;
     }
     let policy = state.store.update_policy(current.id, patch).await?;
     state
@@ -329,33 +382,19 @@ pub(crate) struct TestBody {
 
 #[utoipa::path(post, path = "/api/v1/policies/test", tag = "policies", request_body = TestBody, responses((status = 200, description = "`{violations: [result]}`"), (status = 422, description = "Doesn't compile (`invalid_rego`, with line and column) or can't be evaluated (`evaluation_error`)", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn test(
-    _user: CurrentUser,
+    State(state): State<AppState>,
+    user: CurrentUser,
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let name = declared_name(&body.rego).ok_or_else(|| ApiError::Unprocessable {
-        code: "invalid_rego",
-        message: "the Rego must declare `package langguard.<name>`".into(),
-        line: None,
-        column: None,
-    })?;
-    let mut input = match body.input {
-        Value::Object(map) => map,
-        _ => {
-            return Err(ApiError::bad_request(
-                "invalid_body",
-                "input must be a JSON object (the policy's `input` document)",
-            ))
-        }
+    // Running Rego is writing policy: Viewers and read-scope keys may not.
+    user.require(Role::Member)?;
+    let Value::Object(input) = body.input else {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "input must be a JSON object (the policy's `input` document)",
+        ));
     };
-    if let Some(config) = body.config {
-        input.insert("config".into(), config);
-    }
-    input.entry("config").or_insert_with(|| json!({}));
-    let mut policy = compile(name, body.rego).await?;
-    let findings = tokio::task::spawn_blocking(move || policy.evaluate_json(Value::Object(input)))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(policy_error)?;
+    let findings = run_test(&state, &body.rego, input, body.config).await?;
     let violations: Vec<Value> = findings.into_iter().map(|f| f.result).collect();
     Ok(Json(json!({ "violations": violations })))
 }
@@ -408,7 +447,7 @@ async fn candidate(state: &AppState, body: &HistoryBody) -> Result<Candidate, Ap
             column: None,
         })?,
     };
-    compile(name.clone(), rego.clone()).await?;
+    compile(state, &name, &rego).await?;
     let config = match config_text(body.config.clone())? {
         Some(c) => c,
         None => saved
@@ -441,6 +480,8 @@ async fn candidate(state: &AppState, body: &HistoryBody) -> Result<Candidate, Ap
         version: 0,
         created_at_ms: 0,
         updated_at_ms: 0,
+        quarantine_reason: None,
+        quarantined_at_ms: None,
     };
     Ok(Candidate {
         policy,
@@ -453,13 +494,22 @@ async fn candidate(state: &AppState, body: &HistoryBody) -> Result<Candidate, Ap
     })
 }
 
-/// Evaluates `candidate` over its range, a batch at a time, calling `sink` with each batch's
-/// interactions and violations. Returns how many interactions were evaluated.
+/// How far a run over history got.
+struct History {
+    evaluated: u64,
+    /// False when the run stopped at its time limit before the end of its range.
+    complete: bool,
+}
+
+/// Evaluates `candidate` over its range, a batch at a time in the policy sandbox, calling
+/// `sink` with each batch's interactions and violations. Stops at the backtest time limit
+/// (what was evaluated by then is kept) and refuses a policy that keeps crossing its limits.
 async fn over_history(
     state: &AppState,
     candidate: &Candidate,
     mut sink: impl FnMut(&[Interaction], Vec<langguard_store::NewViolation>),
-) -> Result<u64, ApiError> {
+) -> Result<History, ApiError> {
+    let started = std::time::Instant::now();
     let mut rows = state.store.export_traces(
         TraceFilter {
             scope: candidate.scope.clone(),
@@ -468,11 +518,18 @@ async fn over_history(
         TraceSort::Time,
         SortOrder::Asc,
     );
-    let mut set = PolicySet::build(std::slice::from_ref(&candidate.policy));
+    let set = PolicySet::build(std::slice::from_ref(&candidate.policy));
+    let mut streaks = HashMap::new();
     let mut evaluated = 0u64;
     let mut pending: Vec<Interaction> = Vec::with_capacity(BATCH);
     let mut done = false;
     while !done {
+        if started.elapsed() >= state.config.backtest_time_limit {
+            return Ok(History {
+                evaluated,
+                complete: false,
+            });
+        }
         match rows.recv().await {
             Some(batch) => pending.extend(batch?),
             None => done = true,
@@ -497,30 +554,56 @@ async fn over_history(
         };
         // Bodies already stored; history is never fetched from Cloudflare again.
         let bodies = batch_bodies(state.store.as_ref(), None, &batch).await?;
-        let (back, batch, found) = tokio::task::spawn_blocking(move || {
-            let (found, _) = evaluate_batch(&mut set, &batch, &windows, &bodies);
-            (set, batch, found)
-        })
+        let found = evaluate_batch(
+            &state.sandbox,
+            &set,
+            &batch,
+            &windows,
+            &bodies,
+            &mut streaks,
+        )
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-        set = back;
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        if let Some((_, _, error)) = found.quarantine.into_iter().next() {
+            return Err(ApiError::Unprocessable {
+                code: "policy_limit_exceeded",
+                message: format!(
+                    "the policy crossed its limits on {} interactions in a row, so the run was \
+                     stopped: {error}",
+                    langguard_policy::QUARANTINE_AFTER
+                ),
+                line: None,
+                column: None,
+            });
+        }
         evaluated += batch.len() as u64;
-        sink(&batch, found);
+        sink(&batch, found.violations);
     }
-    Ok(evaluated)
+    Ok(History {
+        evaluated,
+        complete: true,
+    })
 }
 
-#[utoipa::path(post, path = "/api/v1/policies/backtest", tag = "policies", request_body = HistoryBody, responses((status = 200, description = "`{evaluated, flagged, violations, by_type, errors, samples: [{trace, violations}]}`; nothing is stored"), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/policies/backtest", tag = "policies", request_body = HistoryBody, responses((status = 200, description = "`{evaluated, flagged, violations, by_type, errors, complete, samples: [{trace, violations}]}`; nothing is stored. `complete` is false when the run reached its time limit first."), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody), (status = 403, description = "Viewers and read-scope keys can't run policies", body = crate::error::ErrorBody), (status = 429, description = "A backtest of yours is already running, or as many as the server runs at once", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn backtest(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
     ApiJson(body): ApiJson<HistoryBody>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(run_backtest(&state, &body).await?))
+    user.require(Role::Member)?;
+    Ok(Json(run_backtest(&state, &user.0, &body).await?))
 }
 
-/// A backtest's findings as the API returns them (the web UI shows the same document).
-pub(crate) async fn run_backtest(state: &AppState, body: &HistoryBody) -> Result<Value, ApiError> {
+/// A backtest's findings as the API returns them (the web UI shows the same document). One
+/// per user and a few in all run at once; a client that goes away stops its run (the
+/// request's future, with its sandbox process and its place, is dropped).
+pub(crate) async fn run_backtest(
+    state: &AppState,
+    user: &User,
+    body: &HistoryBody,
+) -> Result<Value, ApiError> {
+    let _running = state.backtests.start(user.id)?;
     let candidate = candidate(state, body).await?;
     let want_samples = body.samples.unwrap_or(10).min(100);
     let mut flagged = 0u64;
@@ -528,7 +611,7 @@ pub(crate) async fn run_backtest(state: &AppState, body: &HistoryBody) -> Result
     let mut errors = 0u64;
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
     let mut samples: Vec<Value> = Vec::new();
-    let evaluated = over_history(state, &candidate, |batch, found| {
+    let history = over_history(state, &candidate, |batch, found| {
         let mut per_interaction: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
         for v in found {
             violations += 1;
@@ -554,7 +637,8 @@ pub(crate) async fn run_backtest(state: &AppState, body: &HistoryBody) -> Result
         "policy": candidate.policy.name,
         "from": candidate.scope.from_ms.map(langguard_cloudflare::time::format_ms),
         "to": candidate.scope.to_ms.map(langguard_cloudflare::time::format_ms),
-        "evaluated": evaluated,
+        "evaluated": history.evaluated,
+        "complete": history.complete,
         "flagged": flagged,
         "violations": violations,
         "errors": errors,
@@ -579,6 +663,7 @@ async fn reevaluate(
     ApiJson(body): ApiJson<ReevaluateBody>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Member)?;
+    let _running = state.backtests.start(user.0.id)?;
     let mut candidate = candidate(
         &state,
         &HistoryBody {
@@ -596,7 +681,8 @@ async fn reevaluate(
     let saved = state.store.get_policy(id).await?;
     candidate.policy.severity = saved.severity;
     let mut found_all = Vec::new();
-    let evaluated = over_history(&state, &candidate, |_, found| found_all.extend(found)).await?;
+    let history = over_history(&state, &candidate, |_, found| found_all.extend(found)).await?;
+    let evaluated = history.evaluated;
     let new_violations = state.store.record_evaluations(found_all, None).await?;
     state
         .audit(
@@ -609,6 +695,7 @@ async fn reevaluate(
         .await;
     Ok(Json(json!({
         "evaluated": evaluated,
+        "complete": history.complete,
         "new_violations": new_violations.len(),
     })))
 }

@@ -1,5 +1,5 @@
-//! Webhooks (admins only): endpoints for `policy.violation`, `sync.failed` and
-//! `integration.status_changed`, and each one's delivery log. The signing secret is shown once,
+//! Webhooks (admins only): endpoints for `policy.violation`, `sync.failed`,
+//! `integration.status_changed` and `policy.quarantined`, and each one's delivery log. The signing secret is shown once,
 //! when generated, and never again.
 
 use axum::extract::State;
@@ -81,7 +81,7 @@ fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_events",
-            "subscribe to at least one event: policy.violation, sync.failed, integration.status_changed",
+            "subscribe to at least one event: policy.violation, sync.failed, integration.status_changed, policy.quarantined",
         ));
     }
     let mut out = Vec::new();
@@ -90,7 +90,7 @@ fn check_events(events: &[String]) -> Result<Vec<WebhookEvent>, ApiError> {
             ApiError::bad_request(
                 "invalid_events",
                 format!(
-                    "unknown event {name:?}; events are policy.violation, sync.failed and integration.status_changed"
+                    "unknown event {name:?}; events are policy.violation, sync.failed, integration.status_changed and policy.quarantined"
                 ),
             )
         })?;
@@ -135,7 +135,7 @@ pub(crate) struct CreateBody {
     url: String,
     /// 16–256 characters; generated (and shown once) when left out.
     secret: Option<String>,
-    /// `policy.violation`, `sync.failed`, `integration.status_changed`.
+    /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`.
     events: Vec<String>,
     /// `policy.violation` events below this severity are not sent (default `low`: all).
     #[schema(value_type = Option<String>)]

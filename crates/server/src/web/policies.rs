@@ -19,13 +19,12 @@ use serde_json::{json, Value};
 use super::format::{clock, count};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::{local_path, WebUser};
-use super::{csrf_ok, csrf_refused, forbidden, refuse, render, server_error, Frame};
+use super::{forbidden, refuse, render, server_error, Frame};
 use crate::error::ApiError;
-use crate::routes::policies::{add_policy, change_policy, compile, run_backtest, HistoryBody};
+use crate::routes::policies::{add_policy, change_policy, run_backtest, run_test, HistoryBody};
 use crate::routes::violations;
 use crate::views::{decode_violation_cursor, encode_violation_cursor};
 use crate::AppState;
-use langguard_policy::declared_name;
 
 fn writer(user: &WebUser) -> bool {
     matches!(user.user.role, Role::Admin | Role::Member)
@@ -76,6 +75,7 @@ struct PolicyRow {
     severity: &'static str,
     mode: &'static str,
     builtin: bool,
+    quarantine_reason: Option<String>,
 }
 
 #[derive(Template)]
@@ -104,6 +104,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> Response {
             severity: p.severity.as_str(),
             mode: p.mode.as_str(),
             builtin: p.builtin_id.is_some(),
+            quarantine_reason: p.quarantine_reason.clone(),
         })
         .collect();
     render(&PoliciesPage {
@@ -173,6 +174,8 @@ struct EditPage {
     modes: [&'static str; 3],
     error: Option<String>,
     notice: Option<String>,
+    /// Why the policy worker disabled this policy, when it did.
+    quarantine_reason: Option<String>,
     /// A built-in's config as form fields, one per key (custom policies edit the JSON).
     fields: Vec<ConfigField>,
 }
@@ -321,6 +324,7 @@ impl EditPage {
             modes: MODES,
             error: None,
             notice: None,
+            quarantine_reason: p.and_then(|p| p.quarantine_reason.clone()),
             fields: p
                 .filter(|p| p.builtin_id.is_some())
                 .map(|p| config_fields(&p.config))
@@ -572,35 +576,24 @@ pub async fn test(
     let Some((mut form, pairs)) = parse_form(&body) else {
         return not_understood();
     };
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    // Running Rego is writing policy: Members and Admins only.
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+        return refused;
     }
     if let Err(error) = resolve_config(&state, &mut form, &pairs).await {
         return failed(error);
     }
-    let Some(name) = declared_name(&form.rego) else {
-        return failed("The Rego must declare `package langguard.<name>`.".into());
-    };
     let config = match form.config() {
         Ok(c) => c,
         Err(e) => return failed(e),
     };
-    let mut input = match serde_json::from_str::<Value>(form.sample.as_deref().unwrap_or("{}")) {
+    let input = match serde_json::from_str::<Value>(form.sample.as_deref().unwrap_or("{}")) {
         Ok(Value::Object(map)) => map,
         _ => return failed("The sample input must be a JSON object.".into()),
     };
-    input.insert(
-        "config".into(),
-        serde_json::from_str(&config).unwrap_or(json!({})),
-    );
-    let mut policy = match compile(name, form.rego.clone()).await {
-        Ok(p) => p,
-        Err(e) => return failed(message(e)),
-    };
-    let found =
-        tokio::task::spawn_blocking(move || policy.evaluate_json(Value::Object(input))).await;
-    match found {
-        Ok(Ok(findings)) => render(&ResultFragment {
+    let config = serde_json::from_str(&config).unwrap_or(json!({}));
+    match run_test(&state, &form.rego, input, Some(config)).await {
+        Ok(findings) => render(&ResultFragment {
             error: None,
             summary: match findings.len() {
                 0 => "No violations on this input.".to_string(),
@@ -612,8 +605,7 @@ pub async fn test(
                 .map(|f| format!("{}: {}", f.kind, f.message))
                 .collect(),
         }),
-        Ok(Err(e)) => failed(format!("The policy could not be evaluated: {e}")),
-        Err(e) => server_error("policy test", e),
+        Err(e) => failed(message(e)),
     }
 }
 
@@ -626,8 +618,9 @@ pub async fn backtest(
     let Some((mut form, pairs)) = parse_form(&body) else {
         return not_understood();
     };
-    if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
-        return csrf_refused();
+    // Running Rego is writing policy: Members and Admins only.
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+        return refused;
     }
     if let Err(error) = resolve_config(&state, &mut form, &pairs).await {
         return failed(error);
@@ -652,7 +645,7 @@ pub async fn backtest(
         integration_id: None,
         samples: Some(5),
     };
-    match run_backtest(&state, &body).await {
+    match run_backtest(&state, &user.user, &body).await {
         Ok(doc) => {
             let n = |key: &str| doc[key].as_i64().unwrap_or(0);
             let mut lines: Vec<String> = doc["by_type"]

@@ -18,6 +18,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+/// This test binary is the policy sandbox too: the server starts it again with
+/// `LANGGUARD_POLICY_SANDBOX=1`, and this serves the sandbox before the test harness starts.
+#[ctor::ctor(unsafe)]
+fn policy_sandbox() {
+    langguard_policy::serve_if_child();
+}
+
 pub const ACCOUNT: &str = "f037e56e89293a057740de681ac9abbe";
 pub const CF_TOKEN: &str = "cf-secret-token-Zq81xLw";
 pub const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-123");

@@ -1,0 +1,91 @@
+//! The sandbox process: reads requests on stdin, answers on stdout, holds the compiled
+//! policies. It runs nothing but policies, so when one allocates without bound or spins in a
+//! built-in, this process dies or is killed and the server carries on.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use regorus::Value;
+
+use super::protocol::{Input, Reply, Request, READY};
+use crate::compile::{CompiledPolicy, PolicyError};
+use crate::input::input_document;
+
+struct Loaded {
+    policy: CompiledPolicy,
+    config: Value,
+}
+
+/// Serves requests until stdin closes; returns the process's exit code.
+pub(crate) fn run() -> i32 {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if writeln!(out, "{READY}").and_then(|()| out.flush()).is_err() {
+        return 1;
+    }
+    let mut loaded: HashMap<u64, Loaded> = HashMap::new();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { return 1 };
+        let replies = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => handle(&mut loaded, request),
+            Err(e) => vec![Reply::Failed(PolicyError::Evaluation(format!(
+                "the policy sandbox could not read a request: {e}"
+            )))],
+        };
+        for reply in replies {
+            // Flushed one by one: the server attributes a crash to the first missing reply.
+            let written = serde_json::to_writer(&mut out, &reply)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .and_then(|()| out.flush());
+            if written.is_err() {
+                return 1;
+            }
+        }
+    }
+    0
+}
+
+fn handle(loaded: &mut HashMap<u64, Loaded>, request: Request) -> Vec<Reply> {
+    match request {
+        Request::Load {
+            key,
+            name,
+            rego,
+            config,
+        } => vec![match CompiledPolicy::compile(&name, &rego) {
+            Ok(policy) => {
+                let reply = Reply::Loaded {
+                    on_vm: policy.on_vm(),
+                    uses_windows: policy.uses_windows(),
+                };
+                loaded.insert(key, Loaded { policy, config });
+                reply
+            }
+            Err(e) => Reply::Failed(e),
+        }],
+        Request::Evaluate { keys, input } => keys
+            .iter()
+            .map(|key| {
+                let Some(entry) = loaded.get_mut(key) else {
+                    return Reply::Failed(PolicyError::Evaluation(
+                        "the policy sandbox was asked for a policy it has not loaded".into(),
+                    ));
+                };
+                let document = match &input {
+                    Input::Trace { trace, windows } => input_document(
+                        trace,
+                        &entry.config,
+                        windows.as_deref().filter(|_| entry.policy.uses_windows()),
+                    ),
+                    Input::Document { document } => document.clone(),
+                };
+                match entry.policy.evaluate(document) {
+                    Ok(findings) => Reply::Findings(findings),
+                    Err(e) => Reply::Failed(e),
+                }
+            })
+            .collect(),
+    }
+}

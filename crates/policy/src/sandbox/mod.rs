@@ -1,0 +1,525 @@
+//! Policy evaluation that cannot hurt the host. Rego comes from people (any Member writes
+//! policies), and one built-in call can ask for terabytes (`numbers.range(1, 1e12)`) or run for
+//! seconds without returning to the engine's timer. Neither can be stopped inside a process
+//! — a failed allocation aborts it — so every policy is compiled and evaluated in a sandbox
+//! process: this same binary, started with `LANGGUARD_POLICY_SANDBOX=1`, its address space
+//! capped (`RLIMIT_AS`), killed when an evaluation outlives its hard deadline. A death or a
+//! kill becomes a [`PolicyError::Limit`] for the one evaluation that caused it; the server
+//! starts a fresh process and carries on with the rest.
+//!
+//! Every binary that evaluates policies calls [`serve_if_child`] first thing in `main` (test
+//! binaries do it from a constructor), so the sandbox needs no second executable.
+
+mod child;
+mod protocol;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use regorus::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+use crate::compile::{Finding, LimitKind, PolicyError, EVALUATION_LIMIT};
+use crate::input::SpendWindow;
+use protocol::{Input, Reply, Request, READY};
+
+/// The environment variable that makes a LangGuard binary a sandbox process.
+pub const CHILD_ENV: &str = "LANGGUARD_POLICY_SANDBOX";
+
+/// Runs the sandbox and exits when this process was started as one; returns otherwise.
+pub fn serve_if_child() {
+    if std::env::var_os(CHILD_ENV).is_some_and(|v| v == "1") {
+        std::process::exit(child::run());
+    }
+}
+
+/// How long a sandbox may take to start and compile one policy: parsing is bounded by
+/// regorus's length limits and the empty-input check by the evaluation timer.
+const LOAD_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A process that has compiled more distinct policies than this is retired after its request
+/// (policies edited many times would otherwise pile up in it).
+const MAX_LOADED: usize = 256;
+
+/// Where the sandbox's executable is, and its limits.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The address-space cap of each sandbox process.
+    pub memory_limit_bytes: u64,
+    /// The engine's own timer stops an evaluation after [`EVALUATION_LIMIT`]; a process still
+    /// busy this long after it was asked (one long built-in call) is killed.
+    pub hard_deadline: Duration,
+    /// Processes evaluating at once; callers beyond this wait their turn.
+    pub max_processes: usize,
+}
+
+impl SandboxConfig {
+    /// This executable as the sandbox (it calls [`serve_if_child`] at start).
+    pub fn current_exe(memory_limit_mib: u64) -> Self {
+        Self {
+            // Linux names the running executable here too, should the lookup ever fail.
+            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            args: Vec::new(),
+            memory_limit_bytes: memory_limit_mib.saturating_mul(1024 * 1024),
+            hard_deadline: EVALUATION_LIMIT * 2,
+            max_processes: 2,
+        }
+    }
+
+    pub fn max_processes(mut self, n: usize) -> Self {
+        self.max_processes = n.max(1);
+        self
+    }
+}
+
+/// The default memory budget of one evaluation, in MiB (the whole sandbox process).
+pub const DEFAULT_MEMORY_LIMIT_MIB: u64 = 512;
+
+/// The sandbox itself could not be used (it would not start): LangGuard's fault, not the
+/// policy's, so nothing is recorded against a policy; try again later.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the policy sandbox is unavailable: {0}")]
+pub struct SandboxUnavailable(String);
+
+/// A policy as the sandbox runs it: its text and config, identified by their hash.
+#[derive(Debug, Clone)]
+pub struct SandboxPolicy {
+    key: u64,
+    name: String,
+    rego: String,
+    config: Value,
+}
+
+impl SandboxPolicy {
+    /// `config` is the policy's `input.config` (JSON text; anything but an object is `{}`).
+    pub fn new(name: &str, rego: &str, config: &str) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (name, rego, config).hash(&mut h);
+        Self {
+            key: h.finish(),
+            name: name.to_owned(),
+            rego: rego.to_owned(),
+            config: crate::input::config_value(config),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// What compiling a policy told about it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Compiled {
+    pub on_vm: bool,
+    /// Whether it reads `input.traces` (the worker computes spend windows only then).
+    pub uses_windows: bool,
+}
+
+/// One input to evaluate every policy on.
+pub enum EvalInput {
+    /// A trace document; each policy gets its own config (and spend windows when it reads them).
+    Trace {
+        trace: Value,
+        windows: Option<Vec<SpendWindow>>,
+    },
+    /// A whole input document, as given.
+    Document(serde_json::Value),
+}
+
+/// Each input's results, one per policy in the order given.
+pub type Outcomes = Vec<Vec<Result<Vec<Finding>, PolicyError>>>;
+
+/// A pool of sandbox processes; cheap to clone.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SandboxConfig,
+    permits: tokio::sync::Semaphore,
+    idle: Mutex<Vec<Process>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                permits: tokio::sync::Semaphore::new(config.max_processes.max(1)),
+                config,
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Compiles `policy` with the checks a save runs (name, package, a `violation` rule, one
+    /// evaluation on an empty input that must stay within the limits).
+    pub async fn compile(&self, policy: &SandboxPolicy) -> Result<Compiled, CompileFailure> {
+        let mut session = self.session().await.map_err(CompileFailure::Unavailable)?;
+        let result = session.load(policy).await;
+        session.finish();
+        match result {
+            Ok(Ok(compiled)) => Ok(compiled),
+            Ok(Err(e)) => Err(CompileFailure::Policy(e)),
+            Err(e) => Err(CompileFailure::Unavailable(e)),
+        }
+    }
+
+    /// Evaluates every policy on every input. A policy that doesn't compile, fails, or crosses
+    /// a limit gets its error in its place; the others are unaffected.
+    pub async fn evaluate(
+        &self,
+        policies: &[SandboxPolicy],
+        inputs: Vec<EvalInput>,
+    ) -> Result<Outcomes, SandboxUnavailable> {
+        let mut session = self.session().await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            out.push(session.evaluate(policies, input).await?);
+        }
+        session.finish();
+        Ok(out)
+    }
+
+    /// A turn with one sandbox process (waiting for one when all are busy), for callers that
+    /// evaluate input by input.
+    pub async fn session(&self) -> Result<SandboxSession<'_>, SandboxUnavailable> {
+        let permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| SandboxUnavailable("the sandbox pool is closed".into()))?;
+        let process = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
+        Ok(SandboxSession {
+            inner: &self.inner,
+            _permit: permit,
+            process,
+            failed_loads: HashMap::new(),
+        })
+    }
+}
+
+/// Why a compile check failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CompileFailure {
+    #[error(transparent)]
+    Policy(PolicyError),
+    #[error(transparent)]
+    Unavailable(SandboxUnavailable),
+}
+
+/// One caller's use of one process at a time (a dead one is replaced as needed).
+pub struct SandboxSession<'a> {
+    inner: &'a Inner,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    process: Option<Process>,
+    /// Loads that failed in this session, so a policy that kills its process on load is not
+    /// loaded again for every input.
+    failed_loads: HashMap<u64, PolicyError>,
+}
+
+impl SandboxSession<'_> {
+    /// Hands a healthy process back to the pool.
+    pub fn finish(mut self) {
+        if let Some(process) = self.process.take() {
+            if process.loaded.len() <= MAX_LOADED {
+                if let Ok(mut idle) = self.inner.idle.lock() {
+                    idle.push(process);
+                }
+            }
+        }
+    }
+
+    async fn process(&mut self) -> Result<&mut Process, SandboxUnavailable> {
+        if self.process.is_none() {
+            self.process = Some(Process::start(&self.inner.config).await?);
+        }
+        self.process
+            .as_mut()
+            .ok_or_else(|| SandboxUnavailable("no process".into()))
+    }
+
+    /// Loads `policy` into the current process: its compile result, or `Err` when a process
+    /// can't be had at all.
+    async fn load(
+        &mut self,
+        policy: &SandboxPolicy,
+    ) -> Result<Result<Compiled, PolicyError>, SandboxUnavailable> {
+        if let Some(e) = self.failed_loads.get(&policy.key) {
+            return Ok(Err(e.clone()));
+        }
+        let memory = self.inner.config.memory_limit_bytes;
+        let process = self.process().await?;
+        if let Some(compiled) = process.loaded.get(&policy.key) {
+            return Ok(Ok(*compiled));
+        }
+        let request = Request::Load {
+            key: policy.key,
+            name: policy.name.clone(),
+            rego: policy.rego.clone(),
+            config: policy.config.clone(),
+        };
+        let line = serde_json::to_string(&request)
+            .map_err(|e| SandboxUnavailable(format!("could not write a request: {e}")))?;
+        let result = match process.ask(&line, LOAD_DEADLINE).await {
+            Ok(Reply::Loaded {
+                on_vm,
+                uses_windows,
+            }) => {
+                let compiled = Compiled {
+                    on_vm,
+                    uses_windows,
+                };
+                process.loaded.insert(policy.key, compiled);
+                Ok(compiled)
+            }
+            Ok(Reply::Failed(e)) => Err(e),
+            Ok(Reply::Findings(_)) => Err(PolicyError::Evaluation(
+                "the policy sandbox answered out of turn".into(),
+            )),
+            Err(stop) => {
+                let e = self.stopped(stop, LOAD_DEADLINE, memory).await;
+                Err(e)
+            }
+        };
+        if let Err(e) = &result {
+            self.failed_loads.insert(policy.key, e.clone());
+        }
+        Ok(result)
+    }
+
+    /// Evaluates every policy on `input`, one result per policy in order.
+    pub async fn evaluate(
+        &mut self,
+        policies: &[SandboxPolicy],
+        input: EvalInput,
+    ) -> Result<Vec<Result<Vec<Finding>, PolicyError>>, SandboxUnavailable> {
+        let input = match input {
+            EvalInput::Trace { trace, windows } => Input::Trace { trace, windows },
+            EvalInput::Document(document) => Input::Document {
+                document: Value::from(document),
+            },
+        };
+        let input = serde_json::to_string(&input)
+            .map_err(|e| SandboxUnavailable(format!("could not write a request: {e}")))?;
+        let deadline = self.inner.config.hard_deadline;
+        let memory = self.inner.config.memory_limit_bytes;
+        let mut results: Vec<Result<Vec<Finding>, PolicyError>> =
+            Vec::with_capacity(policies.len());
+        // Resumes after a process died or was killed, with the policies not yet evaluated.
+        while results.len() < policies.len() {
+            let rest = &policies[results.len()..];
+            // A load that kills the process takes the earlier loads with it: load until one
+            // process holds every policy that compiles (each pass fails one more, or ends).
+            loop {
+                for policy in rest {
+                    // A failed load is remembered in `failed_loads`; it is answered below.
+                    let _compiled = self.load(policy).await?;
+                }
+                self.process().await?;
+                let (failed, process) = (&self.failed_loads, &self.process);
+                let ready = |key: &u64| {
+                    failed.contains_key(key)
+                        || process.as_ref().is_some_and(|p| p.loaded.contains_key(key))
+                };
+                if rest.iter().all(|p| ready(&p.key)) {
+                    break;
+                }
+            }
+            let runnable: Vec<bool> = rest
+                .iter()
+                .map(|p| !self.failed_loads.contains_key(&p.key))
+                .collect();
+            let keys: Vec<u64> = rest
+                .iter()
+                .zip(&runnable)
+                .filter(|(_, ok)| **ok)
+                .map(|(p, _)| p.key)
+                .collect();
+            let line = format!(
+                r#"{{"op":"evaluate","keys":{},"input":{input}}}"#,
+                serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
+            );
+            let process = self.process().await?;
+            let mut sent = keys.is_empty() || process.send(&line).await.is_ok();
+            for (policy, ok) in rest.iter().zip(&runnable) {
+                if !ok {
+                    let e = self
+                        .failed_loads
+                        .get(&policy.key)
+                        .cloned()
+                        .unwrap_or_else(|| PolicyError::Evaluation("not compiled".into()));
+                    results.push(Err(e));
+                    continue;
+                }
+                let reply = match (&mut self.process, sent) {
+                    (Some(process), true) => process.receive(deadline).await,
+                    _ => Err(Stop::Died),
+                };
+                match reply {
+                    Ok(Reply::Findings(findings)) => results.push(Ok(findings)),
+                    Ok(Reply::Failed(e)) => results.push(Err(e)),
+                    Ok(Reply::Loaded { .. }) => results.push(Err(PolicyError::Evaluation(
+                        "the policy sandbox answered out of turn".into(),
+                    ))),
+                    Err(stop) => {
+                        results.push(Err(self.stopped(stop, deadline, memory).await));
+                        sent = false;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// The current process stopped answering: kills it (if it still runs) and says why in the
+    /// policy's terms.
+    async fn stopped(&mut self, stop: Stop, deadline: Duration, memory: u64) -> PolicyError {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await;
+        }
+        match stop {
+            Stop::Timeout => PolicyError::Limit {
+                kind: LimitKind::Time,
+                message: format!(
+                    "the evaluation ran longer than {} ms (a single built-in call that never \
+                     returned to the engine) and was stopped",
+                    deadline.as_millis()
+                ),
+            },
+            Stop::Died => PolicyError::Limit {
+                kind: LimitKind::Memory,
+                message: format!(
+                    "the evaluation needed more than its memory budget of {} MiB and was stopped",
+                    memory / (1024 * 1024)
+                ),
+            },
+        }
+    }
+}
+
+/// Why a process stopped answering.
+enum Stop {
+    Timeout,
+    Died,
+}
+
+struct Process {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    line: String,
+    loaded: HashMap<u64, Compiled>,
+}
+
+impl Process {
+    async fn start(config: &SandboxConfig) -> Result<Self, SandboxUnavailable> {
+        let mut command = Command::new(&config.program);
+        command
+            .args(&config.args)
+            .env(CHILD_ENV, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        limit(&mut command, config.memory_limit_bytes);
+        let mut child = command.spawn().map_err(|e| {
+            SandboxUnavailable(format!("could not start {}: {e}", config.program.display()))
+        })?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(SandboxUnavailable("no pipes to the sandbox process".into()));
+        };
+        let mut process = Self {
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+            line: String::new(),
+            loaded: HashMap::new(),
+        };
+        match process.read_line(LOAD_DEADLINE).await {
+            Ok(line) if line == READY => Ok(process),
+            Ok(other) => Err(SandboxUnavailable(format!(
+                "{} did not start as a policy sandbox (it said {:?}); it must call \
+                 langguard_policy::serve_if_child() first thing",
+                config.program.display(),
+                other.chars().take(80).collect::<String>()
+            ))),
+            Err(_) => Err(SandboxUnavailable(format!(
+                "{} exited before it was ready (is LANGGUARD_POLICY_MEMORY_MB too small to start in?)",
+                config.program.display()
+            ))),
+        }
+    }
+
+    async fn send(&mut self, line: &str) -> std::io::Result<()> {
+        self.stdin.write_all(line.as_bytes()).await?;
+        self.stdin.write_all(b"\n").await?;
+        self.stdin.flush().await
+    }
+
+    async fn ask(&mut self, line: &str, deadline: Duration) -> Result<Reply, Stop> {
+        self.send(line).await.map_err(|_| Stop::Died)?;
+        self.receive(deadline).await
+    }
+
+    async fn receive(&mut self, deadline: Duration) -> Result<Reply, Stop> {
+        let line = self.read_line(deadline).await?;
+        serde_json::from_str(&line).map_err(|_| Stop::Died)
+    }
+
+    async fn read_line(&mut self, deadline: Duration) -> Result<String, Stop> {
+        self.line.clear();
+        match tokio::time::timeout(deadline, self.stdout.read_line(&mut self.line)).await {
+            Err(_) => Err(Stop::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Died),
+            Ok(Ok(_)) => Ok(self.line.trim_end().to_owned()),
+        }
+    }
+}
+
+/// Caps the child's address space and has it die with this process.
+#[cfg(target_os = "linux")]
+fn limit(command: &mut Command, memory: u64) {
+    // SAFETY: between fork and exec only async-signal-safe system calls run: setrlimit and
+    // prctl, on values copied in before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let cap = libc::rlimit {
+                rlim_cur: memory as libc::rlim_t,
+                rlim_max: memory as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &cap) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn limit(_command: &mut Command, _memory: u64) {}
