@@ -1,6 +1,7 @@
 //! The REST API as a client uses it: the real server on a random port, a fresh database and
 //! the Cloudflare emulator.
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -12,29 +13,6 @@ use langguard_server::webhooks::WebhookSettings;
 use langguard_server::ServerConfig;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-/// Every API test runs on both backends: the embedded SQLite database and PostgreSQL (when
-/// LANGGUARD_TEST_DATABASE_URL names a server; skipped with a message otherwise).
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
 
 on_both_backends!(
     test_save_sync_now_and_metrics_match_the_emulator,
@@ -1465,16 +1443,6 @@ async fn search_sort_export_and_the_monitoring_overview(backend: Backend) {
     assert_eq!(run["items_ingested"], 350);
 }
 
-/// Every violation, page by page.
-async fn all_violations(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
-    all_pages(
-        app,
-        token,
-        &format!("/api/v1/violations?limit=1000&{query}"),
-    )
-    .await
-}
-
 const SLOW_CALLS: &str = r#"package langguard.slow_calls
 
 import rego.v1
@@ -1578,12 +1546,12 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
         .await;
     assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
 
-    // Test on a sample input.
+    // Test on a sample input (running Rego takes a Member: Viewers only read).
     let (status, tested) = app
         .call(
             Method::POST,
             "/api/v1/policies/test",
-            Some(&viewer),
+            Some(&member),
             Some(json!({
                 "rego": SLOW_CALLS,
                 "config": {"max_ms": 100},
@@ -1684,7 +1652,7 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
         .call(
             Method::POST,
             "/api/v1/policies/backtest",
-            Some(&viewer),
+            Some(&member),
             Some(json!({"policy_id": slow_id, "from": "2000-01-01T00:00:00Z", "samples": 3})),
         )
         .await;
@@ -1703,7 +1671,7 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
         .call(
             Method::POST,
             "/api/v1/policies/backtest",
-            Some(&viewer),
+            Some(&member),
             Some(json!({"rego": SLOW_CALLS, "config": {"max_ms": 3000},
                         "from": "2000-01-01T00:00:00Z"})),
         )

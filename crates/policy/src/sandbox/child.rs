@@ -27,51 +27,56 @@ pub(crate) fn run() -> i32 {
     let mut loaded: HashMap<u64, Loaded> = HashMap::new();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { return 1 };
-        let replies = match serde_json::from_str::<Request>(&line) {
-            Ok(request) => handle(&mut loaded, request),
-            Err(e) => vec![Reply::Failed(PolicyError::Evaluation(format!(
-                "the policy sandbox could not read a request: {e}"
-            )))],
-        };
-        for reply in replies {
-            // Flushed one by one: the server attributes a crash to the first missing reply.
-            let written = serde_json::to_writer(&mut out, &reply)
+        // Each reply is written and flushed as soon as it exists: the server attributes a
+        // crash to the first reply missing, so none may wait for a later evaluation.
+        let mut reply = |reply: Reply| {
+            serde_json::to_writer(&mut out, &reply)
                 .map_err(std::io::Error::from)
                 .and_then(|()| out.write_all(b"\n"))
-                .and_then(|()| out.flush());
-            if written.is_err() {
-                return 1;
-            }
+                .and_then(|()| out.flush())
+        };
+        let written = match serde_json::from_str::<Request>(&line) {
+            Ok(request) => handle(&mut loaded, request, &mut reply),
+            Err(e) => reply(Reply::Failed(PolicyError::Evaluation(format!(
+                "the policy sandbox could not read a request: {e}"
+            )))),
+        };
+        if written.is_err() {
+            return 1;
         }
     }
     0
 }
 
-fn handle(loaded: &mut HashMap<u64, Loaded>, request: Request) -> Vec<Reply> {
+fn handle(
+    loaded: &mut HashMap<u64, Loaded>,
+    request: Request,
+    reply: &mut impl FnMut(Reply) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     match request {
         Request::Load {
             key,
             name,
             rego,
             config,
-        } => vec![match CompiledPolicy::compile(&name, &rego) {
+        } => reply(match CompiledPolicy::compile(&name, &rego) {
             Ok(policy) => {
-                let reply = Reply::Loaded {
+                let answer = Reply::Loaded {
                     on_vm: policy.on_vm(),
                     uses_windows: policy.uses_windows(),
                 };
                 loaded.insert(key, Loaded { policy, config });
-                reply
+                answer
             }
             Err(e) => Reply::Failed(e),
-        }],
-        Request::Evaluate { keys, input } => keys
-            .iter()
-            .map(|key| {
+        }),
+        Request::Evaluate { keys, input } => {
+            for key in &keys {
                 let Some(entry) = loaded.get_mut(key) else {
-                    return Reply::Failed(PolicyError::Evaluation(
+                    reply(Reply::Failed(PolicyError::Evaluation(
                         "the policy sandbox was asked for a policy it has not loaded".into(),
-                    ));
+                    )))?;
+                    continue;
                 };
                 let document = match &input {
                     Input::Trace { trace, windows } => input_document(
@@ -81,11 +86,12 @@ fn handle(loaded: &mut HashMap<u64, Loaded>, request: Request) -> Vec<Reply> {
                     ),
                     Input::Document { document } => document.clone(),
                 };
-                match entry.policy.evaluate(document) {
+                reply(match entry.policy.evaluate(document) {
                     Ok(findings) => Reply::Findings(findings),
                     Err(e) => Reply::Failed(e),
-                }
-            })
-            .collect(),
+                })?;
+            }
+            Ok(())
+        }
     }
 }

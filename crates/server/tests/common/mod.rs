@@ -18,6 +18,30 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+/// Every test named runs on both backends: the embedded SQLite database and PostgreSQL (when
+/// LANGGUARD_TEST_DATABASE_URL names a server; skipped with a message otherwise).
+#[allow(unused_macros)] // the browser tests run on SQLite only
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 /// This test binary is the policy sandbox too: the server starts it again with
 /// `LANGGUARD_POLICY_SANDBOX=1`, and this serves the sandbox before the test harness starts.
 #[ctor::ctor(unsafe)]
@@ -317,6 +341,16 @@ pub async fn all_pages(app: &TestApp, token: &str, path: &str) -> Vec<Value> {
             None => return items,
         }
     }
+}
+
+/// Every violation matching `query`, following the pages.
+pub async fn all_violations(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    all_pages(
+        app,
+        token,
+        &format!("/api/v1/violations?limit=1000&{query}"),
+    )
+    .await
 }
 
 /// Waits until the policy worker has evaluated every stored interaction.
