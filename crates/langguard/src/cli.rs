@@ -137,9 +137,15 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "LANGGUARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
-    /// Mark the session cookie Secure (set it when LangGuard is served over HTTPS).
+    /// Mark the session cookie Secure and send HSTS (set it when LangGuard is served over
+    /// HTTPS; an https:// LANGGUARD_PUBLIC_URL does it too).
     #[arg(long, env = "LANGGUARD_SECURE_COOKIES")]
     pub secure_cookies: bool,
+    /// The URL people and Cloudflare reach LangGuard at (e.g. https://langguard.example.com).
+    /// `https://` turns on Secure cookies and HSTS; cookie-signed requests that change
+    /// something must come from this origin.
+    #[arg(long, env = "LANGGUARD_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<url::Url>,
     /// Hours a sign-in lasts.
     #[arg(long, env = "LANGGUARD_SESSION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub session_hours: u64,
@@ -415,4 +421,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         logs: usize,
     },
+}
+
+/// A public URL: absolute http(s), no credentials in it.
+fn parse_public_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text)
+        .map_err(|e| format!("not a URL ({e}); give e.g. https://langguard.example.com"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(
+            "give an http:// or https:// URL with a host, e.g. https://langguard.example.com"
+                .into(),
+        );
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the public URL must not carry a user name or password".into());
+    }
+    Ok(url)
 }

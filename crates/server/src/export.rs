@@ -29,17 +29,18 @@ pub fn format(
     rx
 }
 
-/// One exported trace; `M` is the metadata as CSV text or as a raw JSON object.
+/// One exported trace; `T` is text from outside (plain for JSON, a [`CsvCell`] for CSV) and
+/// `M` the metadata as CSV text or as a raw JSON object.
 #[derive(Serialize)]
-struct ExportRow<'a, M> {
+struct ExportRow<T, M> {
     id: i64,
     integration_id: i64,
-    gateway: &'a str,
-    log_id: &'a str,
+    gateway: T,
+    log_id: T,
     created_at: String,
-    provider: &'a str,
-    model: &'a str,
-    path: Option<&'a str>,
+    provider: T,
+    model: T,
+    path: Option<T>,
     status: &'static str,
     status_code: Option<i64>,
     cached: bool,
@@ -51,17 +52,21 @@ struct ExportRow<'a, M> {
     metadata: M,
 }
 
-fn export_row<M>(i: &Interaction, metadata: M) -> ExportRow<'_, M> {
+fn export_row<'a, T, M>(
+    i: &'a Interaction,
+    text: impl Fn(&'a str) -> T,
+    metadata: M,
+) -> ExportRow<T, M> {
     let log = &i.log;
     ExportRow {
         id: i.id,
         integration_id: i.integration_id,
-        gateway: &i.gateway,
-        log_id: &log.log_id,
+        gateway: text(&i.gateway),
+        log_id: text(&log.log_id),
         created_at: format_ms(log.created_at_ms),
-        provider: &log.provider,
-        model: &log.model,
-        path: log.path.as_deref(),
+        provider: text(&log.provider),
+        model: text(&log.model),
+        path: log.path.as_deref().map(&text),
         status: if log.success { "success" } else { "error" },
         status_code: log.status_code,
         cached: log.cached,
@@ -75,6 +80,22 @@ fn export_row<M>(i: &Interaction, metadata: M) -> ExportRow<'_, M> {
 }
 
 const EMPTY_OBJECT: &str = "{}";
+
+/// A CSV cell of text from outside — models, paths and metadata come from whoever calls the
+/// customer's gateway. A spreadsheet runs a cell starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return as a formula (`=HYPERLINK(…)`), so such a cell gets a leading `'`
+/// (OWASP's rule for CSV injection). JSON Lines stay exact.
+struct CsvCell<'a>(&'a str);
+
+impl Serialize for CsvCell<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            serializer.serialize_str(&format!("'{}", self.0))
+        } else {
+            serializer.serialize_str(self.0)
+        }
+    }
+}
 
 fn write_all(
     mut rows: mpsc::Receiver<StoreResult<Vec<Interaction>>>,
@@ -125,8 +146,8 @@ fn append_rows(
                 .has_headers(false)
                 .from_writer(buffer);
             for i in batch {
-                let metadata = i.log.metadata.as_deref().unwrap_or(EMPTY_OBJECT);
-                writer.serialize(export_row(i, metadata))?;
+                let metadata = CsvCell(i.log.metadata.as_deref().unwrap_or(EMPTY_OBJECT));
+                writer.serialize(export_row(i, CsvCell, metadata))?;
             }
             writer.flush()?;
         }
@@ -138,7 +159,7 @@ fn append_rows(
                 let metadata: &RawValue = serde_json::from_str(text)
                     .or_else(|_| serde_json::from_str(EMPTY_OBJECT))
                     .map_err(std::io::Error::other)?;
-                serde_json::to_writer(&mut *buffer, &export_row(i, metadata))?;
+                serde_json::to_writer(&mut *buffer, &export_row(i, |t| t, metadata))?;
                 buffer.push(b'\n');
             }
         }
@@ -198,6 +219,41 @@ mod tests {
         assert_eq!(record.len(), TRACE_CSV_HEADER.len());
         assert_eq!(&record[3], "log,\"1\"");
         assert_eq!(&record[16], r#"{"a":"x,y"}"#);
+    }
+
+    #[test]
+    fn csv_cells_that_a_spreadsheet_would_run_are_neutralised_and_jsonl_stays_exact() {
+        let mut i = interaction(Some(r#"{"a":1}"#));
+        for (model, want) in [
+            ("=HYPERLINK(\"https://evil.example\",\"x\")", "'=HYPERLINK"),
+            ("+1+1", "'+1+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tcmd", "'\tcmd"),
+            ("\rcmd", "'\rcmd"),
+            ("gpt-4o", "gpt-4o"),
+        ] {
+            i.log.model = model.to_owned();
+            i.log.path = Some(model.to_owned());
+            let mut buffer = Vec::new();
+            append_rows(&mut buffer, std::slice::from_ref(&i), ExportFormat::Csv).expect("csv");
+            let mut reader = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(buffer.as_slice());
+            let record = reader.records().next().expect("a row").expect("parses");
+            assert!(record[6].starts_with(want), "{model:?} → {:?}", &record[6]);
+            assert!(record[7].starts_with(want), "{model:?} → {:?}", &record[7]);
+            // Numbers are numbers, not text: a negative cost stays a number.
+            assert!(!record[0].starts_with('\''));
+            let mut lines = Vec::new();
+            append_rows(&mut lines, std::slice::from_ref(&i), ExportFormat::Jsonl).expect("jsonl");
+            let line: serde_json::Value = serde_json::from_slice(&lines).expect("json");
+            assert_eq!(line["model"], model);
+        }
+        i.log.metadata = Some(r#"=cmd|' /C calc'!A0"#.to_owned());
+        let mut buffer = Vec::new();
+        append_rows(&mut buffer, std::slice::from_ref(&i), ExportFormat::Csv).expect("csv");
+        assert!(String::from_utf8_lossy(&buffer).contains("'=cmd"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bodies;
 mod error;
 pub mod export;
 mod extract;
+mod headers;
 pub mod retention;
 mod routes;
 mod scheduler;
@@ -35,8 +36,12 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub session_ttl: Duration,
-    /// Mark the session cookie `Secure` (when served over HTTPS).
+    /// Mark the session cookie `Secure` and send HSTS (when served over HTTPS: set by
+    /// `LANGGUARD_SECURE_COOKIES` or a `LANGGUARD_PUBLIC_URL` that is `https://…`).
     pub secure_cookies: bool,
+    /// The URL people (and Cloudflare) reach LangGuard at; state-changing requests signed in
+    /// by cookie must come from its origin.
+    pub public_url: Option<url::Url>,
     /// Run the scheduler that syncs integrations at their interval.
     pub scheduler: bool,
     /// How often the scheduler looks for integrations that are due.
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
         Self {
             session_ttl: Duration::from_secs(24 * 3600),
             secure_cookies: false,
+            public_url: None,
             scheduler: true,
             scheduler_tick: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
@@ -130,6 +136,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::security_headers,
+        ))
         .with_state(state)
 }
 

@@ -13,6 +13,107 @@ on_both_backends!(
     running_rego_needs_member_and_backtests_are_limited,
 );
 
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn sign_in_returns_only_to_pages_of_the_ui() {
+    let app = spawn_app().await;
+    let http = no_redirects();
+    for (next, want) in [
+        ("/%09/evil.example/phish", "/"),
+        ("/\t/evil.example/phish", "/"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/%2F%2Fevil.example", "/"),
+        ("/traces?q=model%3Agpt-4o", "/traces?q=model%3Agpt-4o"),
+    ] {
+        let response = http
+            .post(format!("{}/login", app.base))
+            .form(&[("email", ADMIN.0), ("password", ADMIN.1), ("next", next)])
+            .send()
+            .await
+            .expect("response");
+        assert!(
+            response.status().is_redirection(),
+            "{next}: {}",
+            response.status()
+        );
+        let location = response.headers()["location"].to_str().expect("text");
+        assert_eq!(location, want, "next={next:?}");
+    }
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = spawn_app().await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let http = no_redirects();
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", app.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for (path, token, cached) in [
+        ("/login", None, false),
+        ("/monitoring", None, false),
+        ("/api/v1/integrations", Some(admin.as_str()), false),
+        ("/api/v1/nope", Some(admin.as_str()), false),
+        ("/api/v1/integrations", None, false),
+        ("/healthz", None, false),
+        ("/static/app.css", None, true),
+        ("/favicon.ico", None, true),
+    ] {
+        let response = get(path, token).await.expect("response");
+        let h = response.headers();
+        let csp = h["content-security-policy"].to_str().expect("csp");
+        for part in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(part), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "{path}: plain HTTP"
+        );
+        let cache = h["cache-control"].to_str().expect("text");
+        assert_eq!(cache == "no-store", !cached, "{path}: {cache}");
+    }
+    let favicon = get("/favicon.ico", None).await.expect("favicon");
+    assert_eq!(favicon.status(), StatusCode::OK);
+    assert_eq!(favicon.headers()["content-type"], "image/svg+xml");
+
+    // Served over HTTPS (a https:// public URL): Secure cookies and HSTS.
+    let secure = spawn_app_with(langguard_server::ServerConfig {
+        secure_cookies: true,
+        ..test_config()
+    })
+    .await;
+    let response = http
+        .get(format!("{}/login", secure.base))
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
+
 /// Allocates a terabyte when it sees a real interaction; harmless on the empty input of the
 /// save-time check.
 const REAL_INPUT_BOMB: &str = r#"package langguard.real_input_bomb

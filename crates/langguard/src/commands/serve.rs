@@ -50,7 +50,12 @@ pub async fn run(
         engine,
         ServerConfig {
             session_ttl: Duration::from_secs(args.session_hours * 3600),
-            secure_cookies: args.secure_cookies,
+            secure_cookies: args.secure_cookies
+                || args
+                    .public_url
+                    .as_ref()
+                    .is_some_and(|u| u.scheme() == "https"),
+            public_url: args.public_url.clone(),
             scheduler: !args.no_scheduler,
             retention_days: args.retention_days,
             lease_ttl: crate::app::lease_ttl(),

@@ -33,6 +33,8 @@ use session::{same_token, WebUser};
 
 const HTMX: &[u8] = include_bytes!("../../static/htmx-2.0.11.min.js");
 const CSS: &[u8] = include_bytes!("../../static/app.css");
+const JS: &[u8] = include_bytes!("../../static/app.js");
+const FAVICON: &[u8] = include_bytes!("../../static/favicon.svg");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -93,6 +95,14 @@ pub fn router() -> Router<AppState> {
             get(|| async { asset(HTMX, "text/javascript") }),
         )
         .route("/static/app.css", get(|| async { asset(CSS, "text/css") }))
+        .route(
+            "/static/app.js",
+            get(|| async { asset(JS, "text/javascript") }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset(FAVICON, "image/svg+xml") }),
+        )
 }
 
 fn asset(bytes: &'static [u8], content_type: &'static str) -> Response {

@@ -91,9 +91,35 @@ impl FromRequestParts<AppState> for WebUser {
 /// Where to go after signing in: a path on this site only (never `//host` or a full URL).
 pub fn local_path(next: Option<&str>) -> &str {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        Some(p) if is_ui_path(p) => p,
         _ => "/",
     }
+}
+
+/// The first path segments of the UI's pages: `next` may name nothing else.
+const UI_PAGES: &[&str] = &[
+    "",
+    "monitoring",
+    "traces",
+    "policies",
+    "violations",
+    "integrations",
+    "settings",
+];
+
+/// A path of one of the UI's pages, read the way a browser reads a `Location`: browsers drop
+/// tabs and newlines and treat `\` as `/`, so `/\t/evil.example` is `//evil.example`, another
+/// site. Checked as given and once more percent-decoded, so no encoding smuggles those in.
+fn is_ui_path(p: &str) -> bool {
+    let allowed = |p: &str| {
+        let clean = p.starts_with('/')
+            && !p
+                .chars()
+                .any(|c| c.is_control() || c == '\\' || c.is_whitespace());
+        let mut segments = p.trim_start_matches('/').split(['/', '?', '#']);
+        clean && !p.starts_with("//") && UI_PAGES.contains(&segments.next().unwrap_or("/"))
+    };
+    allowed(p) && allowed(&percent_encoding::percent_decode_str(p).decode_utf8_lossy())
 }
 
 /// Compares tokens in time independent of where they differ.
@@ -114,6 +140,32 @@ mod tests {
         assert_eq!(super::local_path(Some("https://evil.example")), "/");
         assert_eq!(super::local_path(Some("/\\evil.example")), "/");
         assert_eq!(super::local_path(None), "/");
+        // The review's form: a tab the browser drops, leaving `//evil.example/phish`.
+        for bad in [
+            "/\t/evil.example/phish",
+            "/%09/evil.example/phish",
+            "/%2F/evil.example",
+            "/%5Cevil.example",
+            "/\n/evil.example",
+            "/%0d%0a/evil.example",
+            "/ /evil.example",
+            "/\\/evil.example",
+            "javascript:alert(1)",
+            "/api/v1/users",
+            "/static/../../x",
+            "",
+        ] {
+            assert_eq!(super::local_path(Some(bad)), "/", "{bad:?}");
+        }
+        for good in [
+            "/",
+            "/monitoring?range=7d",
+            "/traces/42",
+            "/settings/api-keys",
+            "/policies/3#editor",
+        ] {
+            assert_eq!(super::local_path(Some(good)), good);
+        }
     }
 
     #[test]
