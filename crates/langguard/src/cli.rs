@@ -146,6 +146,11 @@ pub struct ServeArgs {
     /// something must come from this origin.
     #[arg(long, env = "LANGGUARD_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<url::Url>,
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client, as CIDRs or
+    /// addresses, comma-separated (e.g. 127.0.0.1,10.0.0.0/8). Empty: those headers are
+    /// ignored and the connection's address is the client's.
+    #[arg(long, env = "LANGGUARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = langguard_server::client::parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Hours a sign-in lasts.
     #[arg(long, env = "LANGGUARD_SESSION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub session_hours: u64,

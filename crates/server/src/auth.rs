@@ -188,10 +188,37 @@ pub fn new_api_key() -> (String, Vec<u8>) {
     (key, hash)
 }
 
-/// Sign-in attempts allowed per account and per address within [`FAILURE_WINDOW`]; counted in
-/// the database (`Store::count_login_attempt`), so every instance enforces the same budget.
+/// Failed sign-ins allowed for one account from one address within [`FAILURE_WINDOW`]; counted
+/// in the database (`Store::count_login_attempt`), so every instance enforces the same budget.
 pub const MAX_FAILURES: i64 = 5;
+/// Failed sign-ins allowed from one address, whatever the accounts.
+pub const MAX_ADDRESS_FAILURES: i64 = 50;
+/// Failed sign-ins on one account from anywhere after which its attempts are slowed down.
+pub const ACCOUNT_SLOW_AFTER: i64 = 20;
+/// How long each attempt on an account under attack waits, one at a time.
+pub const ACCOUNT_BACKOFF: Duration = Duration::from_secs(2);
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Waits [`ACCOUNT_BACKOFF`] holding the account's turn: attempts on an account that many
+/// addresses guess at go one at a time, slowly, but its owner still gets in. The turn is
+/// held until the returned guard drops (after the password check).
+pub async fn account_backoff(account: &str) -> tokio::sync::OwnedMutexGuard<()> {
+    type Turns =
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
+    static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
+    let turn = {
+        let mut turns = TURNS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Forget accounts nobody is waiting on.
+        turns.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
+        turns.entry(account.to_owned()).or_default().clone()
+    };
+    let guard = turn.lock_owned().await;
+    tokio::time::sleep(ACCOUNT_BACKOFF).await;
+    guard
+}
 
 #[cfg(test)]
 mod tests {

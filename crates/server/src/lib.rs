@@ -4,6 +4,7 @@
 mod auth;
 mod backtests;
 pub mod bodies;
+pub mod client;
 mod error;
 pub mod export;
 mod extract;
@@ -42,6 +43,8 @@ pub struct ServerConfig {
     /// The URL people (and Cloudflare) reach LangGuard at; state-changing requests signed in
     /// by cookie must come from its origin.
     pub public_url: Option<url::Url>,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (empty: none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Run the scheduler that syncs integrations at their interval.
     pub scheduler: bool,
     /// How often the scheduler looks for integrations that are due.
@@ -72,6 +75,7 @@ impl Default for ServerConfig {
             session_ttl: Duration::from_secs(24 * 3600),
             secure_cookies: false,
             public_url: None,
+            trusted_proxies: Vec::new(),
             scheduler: true,
             scheduler_tick: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),

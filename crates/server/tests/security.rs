@@ -13,6 +13,64 @@ on_both_backends!(
     running_rego_needs_member_and_backtests_are_limited,
 );
 
+async fn login_from(app: &TestApp, forwarded_for: &str, password: &str) -> StatusCode {
+    app.http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": ADMIN.0, "password": password}))
+        .send()
+        .await
+        .expect("response")
+        .status()
+}
+
+#[tokio::test]
+async fn sign_in_throttling_follows_the_client_behind_a_trusted_proxy_and_never_locks_the_owner_out(
+) {
+    // Behind a proxy (this test's loopback peer) that LangGuard trusts: each client counts on
+    // its own, so an attacker's failures lock out nobody else.
+    let app = spawn_app_with(langguard_server::ServerConfig {
+        trusted_proxies: vec!["127.0.0.1/32".parse().expect("cidr")],
+        ..test_config()
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            login_from(&app, "203.0.113.66", "wrong-password-xx").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&app, "203.0.113.66", ADMIN.1).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the guessing address is throttled"
+    );
+    assert_eq!(
+        login_from(&app, "198.51.100.10", ADMIN.1).await,
+        StatusCode::OK,
+        "the owner, elsewhere, still signs in"
+    );
+    // A client can't pick its own address: what it writes left of the proxy's entry is ignored.
+    assert_eq!(
+        login_from(&app, "198.51.100.10, 203.0.113.66", ADMIN.1).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Without trusted proxies the headers are ignored: changing them doesn't escape the limit.
+    let direct = spawn_app().await;
+    for i in 0..5 {
+        let spoof = format!("192.0.2.{i}");
+        assert_eq!(
+            login_from(&direct, &spoof, "wrong-password-xx").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_from(&direct, "192.0.2.99", ADMIN.1).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 /// A client that shows redirects instead of following them.
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()

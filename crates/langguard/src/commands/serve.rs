@@ -56,6 +56,7 @@ pub async fn run(
                     .as_ref()
                     .is_some_and(|u| u.scheme() == "https"),
             public_url: args.public_url.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
             scheduler: !args.no_scheduler,
             retention_days: args.retention_days,
             lease_ttl: crate::app::lease_ttl(),

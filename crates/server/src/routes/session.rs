@@ -1,8 +1,6 @@
 //! Signing in and out: `POST /auth/login`, `POST /auth/logout`, `GET /auth/me`.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +12,7 @@ use serde_json::json;
 use crate::auth::{
     new_session_token, request_token, token_hash, verify_password, CurrentUser, SESSION_COOKIE,
 };
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::views::UserView;
@@ -37,10 +36,10 @@ pub(crate) struct Login {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login, responses((status = 200, description = "Signed in: `{token, user}` and a session cookie"), (status = 401, description = "Wrong email or password", body = crate::error::ErrorBody), (status = 429, description = "Too many failed sign-ins", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let session = sign_in(&state, &body.email, body.password, peer).await?;
+    let session = sign_in(&state, &body.email, body.password, client).await?;
     let user = &session.user;
     let body = Json(
         json!({"token": session.token, "user": {"id": user.id, "email": user.email, "role": user.role}}),
@@ -61,35 +60,57 @@ pub(crate) async fn sign_in(
     state: &AppState,
     email: &str,
     password: String,
-    peer: SocketAddr,
+    client: std::net::IpAddr,
 ) -> Result<SignedIn, ApiError> {
     let email: String = email.trim().chars().take(254).collect();
-    let keys = [
-        format!("account:{}", email.to_lowercase()),
-        format!("address:{}", peer.ip()),
-    ];
+    let account = email.to_lowercase();
+    let pair = format!("pair:{account}|{client}");
+    let address = format!("address:{client}");
+    let account_key = format!("account:{account}");
     // Counted up front, so parallel guesses can't all pass before the slow password check.
+    // An address guessing one account, or many, is refused for a while; nobody elsewhere is.
     let window_ms = crate::auth::FAILURE_WINDOW.as_millis() as i64;
-    if let Err(wait_ms) = state
+    let now = now_ms();
+    for (key, max) in [
+        (&pair, crate::auth::MAX_FAILURES),
+        (&address, crate::auth::MAX_ADDRESS_FAILURES),
+    ] {
+        if let Err(wait_ms) = state
+            .store
+            .count_login_attempt(std::slice::from_ref(key), max, window_ms, now)
+            .await?
+        {
+            let retry_after_secs = u64::try_from(wait_ms / 1000).unwrap_or(0).max(1);
+            state
+                .audit(
+                    None,
+                    "auth.login_throttled",
+                    None,
+                    json!({"email": email}),
+                    Some(client.to_string()),
+                )
+                .await;
+            return Err(ApiError::TooManyRequests {
+                message: "too many failed sign-ins from your address; wait and try again".into(),
+                retry_after_secs,
+            });
+        }
+    }
+    // An account guessed at from everywhere is never locked (its owner must still get in):
+    // its attempts are slowed down instead, one at a time.
+    let _slowed = match state
         .store
-        .count_login_attempt(&keys, crate::auth::MAX_FAILURES, window_ms, now_ms())
+        .count_login_attempt(
+            std::slice::from_ref(&account_key),
+            crate::auth::ACCOUNT_SLOW_AFTER,
+            window_ms,
+            now,
+        )
         .await?
     {
-        let retry_after_secs = u64::try_from(wait_ms / 1000).unwrap_or(0).max(1);
-        state
-            .audit(
-                None,
-                "auth.login_throttled",
-                None,
-                json!({"email": email}),
-                Some(peer.ip().to_string()),
-            )
-            .await;
-        return Err(ApiError::TooManyRequests {
-            message: "too many failed sign-ins; wait and try again".into(),
-            retry_after_secs,
-        });
-    }
+        Ok(()) => None,
+        Err(_) => Some(crate::auth::account_backoff(&account).await),
+    };
     let user = state.store.find_user_by_email(&email).await?;
     // Unknown emails are checked against a dummy hash: the answer takes as long either way.
     let hash = match &user {
@@ -98,26 +119,29 @@ pub(crate) async fn sign_in(
     };
     let valid = verify_password(password, hash).await && user.is_some();
     let Some(user) = user.filter(|_| valid) else {
-        tracing::warn!(client.address = %peer.ip(), "failed sign-in");
+        tracing::warn!(client.address = %client, "failed sign-in");
         state
             .audit(
                 None,
                 "auth.login_failed",
                 None,
                 json!({"email": email}),
-                Some(peer.ip().to_string()),
+                Some(client.to_string()),
             )
             .await;
         return Err(ApiError::InvalidCredentials);
     };
-    state.store.clear_login_attempts(&keys).await?;
+    state
+        .store
+        .clear_login_attempts(&[pair, account_key])
+        .await?;
     state
         .audit(
             Some(&user),
             "auth.login",
             None,
             json!({}),
-            Some(peer.ip().to_string()),
+            Some(client.to_string()),
         )
         .await;
     let (token, hash) = new_session_token();

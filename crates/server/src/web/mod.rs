@@ -11,10 +11,8 @@ mod session;
 mod settings;
 mod traces;
 
-use std::net::SocketAddr;
-
 use askama::Template;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -24,6 +22,7 @@ use langguard_store::Role;
 use serde::Deserialize;
 
 use crate::auth::request_token;
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::routes::integrations::{self, check_account_id, check_token};
 use crate::routes::session::{sign_in, sign_out};
@@ -239,10 +238,10 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    match sign_in(&state, &form.email, form.password, peer).await {
+    match sign_in(&state, &form.email, form.password, client).await {
         Ok(session) => {
             let next = session::local_path(form.next.as_deref());
             ([(SET_COOKIE, session.cookie)], Redirect::to(next)).into_response()
