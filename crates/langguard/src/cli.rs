@@ -151,6 +151,10 @@ pub struct ServeArgs {
     /// ignored and the connection's address is the client's.
     #[arg(long, env = "LANGGUARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = langguard_server::client::parse_trusted_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A bearer token Prometheus must send to read /metrics (its figures name integrations,
+    /// gateways, models and costs). Unset: /metrics is open to whoever reaches the port.
+    #[arg(long, env = "LANGGUARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Hours a sign-in lasts.
     #[arg(long, env = "LANGGUARD_SESSION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub session_hours: u64,

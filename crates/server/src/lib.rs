@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// The URL people (and Cloudflare) reach LangGuard at; state-changing requests signed in
     /// by cookie must come from its origin.
     pub public_url: Option<url::Url>,
+    /// The bearer token `/metrics` asks for (`LANGGUARD_METRICS_TOKEN`); `None`: open.
+    pub metrics_token: Option<String>,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (empty: none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Run the scheduler that syncs integrations at their interval.
@@ -76,6 +78,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             public_url: None,
             trusted_proxies: Vec::new(),
+            metrics_token: None,
             scheduler: true,
             scheduler_tick: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),

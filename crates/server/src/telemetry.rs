@@ -10,6 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use sha2::Digest;
 
 use crate::error::ApiError;
 use crate::{now_ms, AppState};
@@ -60,8 +61,27 @@ pub async fn track_http(request: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`. Gauges that describe stored state (lag behind each gateway, integration
-/// status) are refreshed from the database at scrape time.
-pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// status) are refreshed from the database at scrape time. With `LANGGUARD_METRICS_TOKEN`
+/// set, a scraper must send it as `Authorization: Bearer <token>`: the figures name
+/// integrations, gateways, models and costs.
+pub async fn render(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or("");
+        // Compared as hashes: equal length, so the comparison's time says nothing.
+        let same =
+            sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(expected.as_bytes());
+        if !same {
+            return Err(ApiError::Unauthorized);
+        }
+    }
     let now = now_ms();
     for integration in state.store.list_integrations().await? {
         for status in ["pending", "connected", "warning", "failed", "disabled"] {

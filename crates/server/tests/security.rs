@@ -71,6 +71,35 @@ async fn sign_in_throttling_follows_the_client_behind_a_trusted_proxy_and_never_
     );
 }
 
+#[tokio::test]
+async fn metrics_ask_for_their_token_when_one_is_set() {
+    let app = spawn_app_with(langguard_server::ServerConfig {
+        metrics_token: Some("scrape-secret-123".into()),
+        ..test_config()
+    })
+    .await;
+    let url = format!("{}/metrics", app.base);
+    for token in [None, Some("wrong"), Some("scrape-secret-12")] {
+        let mut request = app.http.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("response");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+        let body = response.text().await.expect("body");
+        assert!(!body.contains("langguard_"), "{body}");
+    }
+    let response = app
+        .http
+        .get(&url)
+        .bearer_auth("scrape-secret-123")
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.text().await.expect("body").contains("langguard_"));
+}
+
 /// A client that shows redirects instead of following them.
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()

@@ -57,6 +57,7 @@ pub async fn run(
                     .is_some_and(|u| u.scheme() == "https"),
             public_url: args.public_url.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
+            metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             scheduler: !args.no_scheduler,
             retention_days: args.retention_days,
             lease_ttl: crate::app::lease_ttl(),
