@@ -155,6 +155,10 @@ pub struct ServeArgs {
     /// gateways, models and costs). Unset: /metrics is open to whoever reaches the port.
     #[arg(long, env = "LANGGUARD_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Let webhooks reach loopback, private, link-local and other non-public addresses:
+    /// `true`, or the CIDRs/addresses to allow, comma-separated. Default: public addresses only.
+    #[arg(long, env = "LANGGUARD_WEBHOOK_ALLOW_PRIVATE", default_value = "false", value_parser = langguard_server::webhook_target::TargetPolicy::parse)]
+    pub webhook_allow_private: langguard_server::webhook_target::TargetPolicy,
     /// Hours a sign-in lasts.
     #[arg(long, env = "LANGGUARD_SESSION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub session_hours: u64,

@@ -15,6 +15,7 @@ mod scheduler;
 pub mod telemetry;
 pub mod views;
 pub mod web;
+pub mod webhook_target;
 pub mod webhooks;
 
 use std::net::SocketAddr;

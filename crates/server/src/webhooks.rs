@@ -35,6 +35,10 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Failed deliveries in a row that disable a webhook.
     pub disable_after: i64,
+    /// Which non-public addresses receivers may have (`LANGGUARD_WEBHOOK_ALLOW_PRIVATE`).
+    pub targets: crate::webhook_target::TargetPolicy,
+    /// How receivers' host names are looked up.
+    pub lookup: crate::webhook_target::Lookup,
 }
 
 impl Default for WebhookSettings {
@@ -45,6 +49,8 @@ impl Default for WebhookSettings {
             max_retries: 3,
             timeout: Duration::from_secs(5),
             disable_after: 20,
+            targets: Default::default(),
+            lookup: Default::default(),
         }
     }
 }
@@ -215,6 +221,18 @@ async fn send(
             }
         }
     };
+    // An address written in the URL never reaches the resolver that guards host names.
+    let refused = url::Url::parse(&webhook.url)
+        .map_err(|_| "the webhook's URL does not parse; set a new one".to_owned())
+        .and_then(|url| settings.targets.check_url(&url).map_err(|e| e.to_string()));
+    if let Err(error) = refused {
+        return DeliveryAttempt {
+            response_code: None,
+            error: Some(error),
+            succeeded: false,
+            retry_at_ms: None,
+        };
+    }
     let result = http
         .post(&webhook.url)
         .header("content-type", "application/json")
@@ -240,12 +258,7 @@ async fn send(
         },
         Err(e) => DeliveryAttempt {
             response_code: None,
-            error: Some(if e.is_timeout() {
-                format!("no answer within {} s", settings.timeout.as_secs())
-            } else {
-                // reqwest's message names the URL, which holds no secret (secrets are headers).
-                format!("could not reach the receiver: {e}")
-            }),
+            error: Some(crate::webhook_target::describe(&e, settings.timeout)),
             succeeded: false,
             retry_at_ms: retry_at(),
         },
@@ -260,11 +273,7 @@ pub async fn run(
     mut lease: WorkerLease,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let http = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("LangGuard/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let http = match crate::webhook_target::client(&settings.targets, &settings.lookup) {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are off");

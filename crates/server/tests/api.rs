@@ -1863,6 +1863,9 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
             webhooks: Some(WebhookSettings {
                 tick: Duration::from_millis(20),
                 retry_base: Duration::from_millis(50),
+                // The receiver runs on this machine: an admin allowed loopback.
+                targets: langguard_server::webhook_target::TargetPolicy::parse("127.0.0.1")
+                    .expect("policy"),
                 ..WebhookSettings::default()
             }),
             ..ServerConfig::default()

@@ -58,6 +58,10 @@ pub async fn run(
             public_url: args.public_url.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
+            webhooks: Some(langguard_server::webhooks::WebhookSettings {
+                targets: args.webhook_allow_private.clone(),
+                ..Default::default()
+            }),
             scheduler: !args.no_scheduler,
             retention_days: args.retention_days,
             lease_ttl: crate::app::lease_ttl(),

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
+use crate::webhook_target::TargetPolicy;
 use crate::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -57,7 +58,17 @@ fn delivery_view(d: &Delivery) -> Value {
 }
 
 /// HTTPS, or plain HTTP to this machine (a local receiver, or tests).
-fn check_url(raw: &str) -> Result<String, ApiError> {
+/// Which non-public receivers this server allows (none unless an admin said so).
+fn targets(state: &AppState) -> TargetPolicy {
+    state
+        .config
+        .webhooks
+        .as_ref()
+        .map(|w| w.targets.clone())
+        .unwrap_or_default()
+}
+
+fn check_url(policy: &TargetPolicy, raw: &str) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::bad_request("invalid_url", why.to_string());
     if raw.len() > 2_000 {
         return Err(bad("the URL is longer than 2,000 characters"));
@@ -68,6 +79,9 @@ fn check_url(raw: &str) -> Result<String, ApiError> {
         url.host_str(),
         Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
     );
+    policy
+        .check_url(&url)
+        .map_err(|e| ApiError::bad_request("invalid_url", e.to_string()))?;
     match url.scheme() {
         "https" => Ok(url.to_string()),
         "http" if local => Ok(url.to_string()),
@@ -178,7 +192,7 @@ pub(crate) async fn add(
     min_severity: Severity,
     enabled: bool,
 ) -> Result<(Webhook, Option<String>), ApiError> {
-    let url = check_url(url)?;
+    let url = check_url(&targets(state), url)?;
     let events = check_events(events)?;
     let (secret, generated) = match secret {
         Some(s) => (check_secret(s)?, false),
@@ -241,7 +255,11 @@ async fn update(
         .update_webhook(
             id,
             WebhookPatch {
-                url: body.url.as_deref().map(check_url).transpose()?,
+                url: body
+                    .url
+                    .as_deref()
+                    .map(|u| check_url(&targets(&state), u))
+                    .transpose()?,
                 sealed_secret: body
                     .secret
                     .as_deref()
@@ -307,12 +325,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_must_be_https_except_to_this_machine() {
-        assert!(check_url("https://hooks.example.com/lg").is_ok());
-        assert!(check_url("http://127.0.0.1:9000/hook").is_ok());
-        assert!(check_url("http://localhost/hook").is_ok());
-        assert!(check_url("http://hooks.example.com/lg").is_err());
-        assert!(check_url("ftp://example.com").is_err());
-        assert!(check_url("not a url").is_err());
+    fn urls_must_be_https_except_to_this_machine_which_must_be_allowed() {
+        let open = TargetPolicy::parse("true").expect("policy");
+        let strict = TargetPolicy::default();
+        assert!(check_url(&strict, "https://hooks.example.com/lg").is_ok());
+        assert!(check_url(&open, "http://127.0.0.1:9000/hook").is_ok());
+        assert!(check_url(&open, "http://localhost/hook").is_ok());
+        for private in [
+            "http://127.0.0.1:9000/hook",
+            "http://localhost/hook",
+            "https://10.0.0.5/hook",
+            "https://169.254.169.254/latest/meta-data",
+        ] {
+            assert!(check_url(&strict, private).is_err(), "{private}");
+        }
+        assert!(check_url(&open, "http://hooks.example.com/lg").is_err());
+        assert!(check_url(&open, "ftp://example.com").is_err());
+        assert!(check_url(&open, "not a url").is_err());
     }
 }
