@@ -40,8 +40,7 @@ impl App {
         database_url: Option<&str>,
         cloudflare_api_base: &str,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+        create_private_dir(data_dir)?;
         let store = open_store(data_dir, database_url).await?;
         let env_key = std::env::var("LANGGUARD_ENCRYPTION_KEY").ok();
         let sealer = Sealer::load_or_create(env_key.as_deref(), data_dir)?;
@@ -186,4 +185,29 @@ pub fn try_lock_data_dir(data_dir: &Path) -> anyhow::Result<Option<std::fs::File
             Err(anyhow::Error::new(e).context(format!("cannot lock {}", path.display())))
         }
     }
+}
+
+/// Creates the data directory for its owner only (0700): it holds the database and the
+/// encryption key. An existing one is left as it is, with a warning when others may enter it.
+fn create_private_dir(data_dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    let existed = data_dir.is_dir();
+    builder
+        .create(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    #[cfg(unix)]
+    if existed {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data_dir)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "the data directory {} can be entered by other users (mode {mode:o}); `chmod 700` it",
+                data_dir.display()
+            );
+        }
+    }
+    Ok(())
 }

@@ -646,3 +646,58 @@ async fn a_backup_restores_into_a_new_data_directory() {
         String::from_utf8_lossy(&synced.stderr)
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_is_private_and_an_exposed_key_file_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = emulator(&[("gw", 1)]).await;
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("data");
+    let out = run(langguard(&dir, &emu).args(["integrations", "list"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the data directory");
+    assert_eq!(mode("langguard.db"), 0o600, "the database");
+    assert_eq!(mode("encryption.key"), 0o600, "the key file");
+
+    // A database made readable by others is made private again at the next start.
+    std::fs::set_permissions(
+        dir.join("langguard.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    // A key file others can read is refused, with what to do.
+    std::fs::set_permissions(
+        dir.join("encryption.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let out = run(langguard(&dir, &emu).args(["integrations", "list"]));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(stderr.contains("encryption.key"), "{stderr}");
+    std::fs::set_permissions(
+        dir.join("encryption.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let out = run(langguard(&dir, &emu).args(["integrations", "list"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode("langguard.db"), 0o600, "the database again");
+}

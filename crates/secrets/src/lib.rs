@@ -41,6 +41,29 @@ pub enum SecretError {
         "a stored credential could not be decrypted: the encryption key differs from the one it was saved with, or the data is damaged"
     )]
     Undecryptable,
+    #[error(
+        "the key file {path} can be read by other users (mode {mode:o}); make it private with \
+         `chmod 600 {path}` (and check who copied it) before starting LangGuard"
+    )]
+    KeyFileExposed { path: PathBuf, mode: u32 },
+}
+
+/// Refuses a key file that others than its owner may read or write.
+fn check_key_file_mode(path: &Path) -> Result<(), SecretError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretError::KeyFileExposed {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Seals and opens credentials. Its `Debug` never shows the key.
@@ -80,7 +103,10 @@ impl Sealer {
             reason,
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_base64(&text).map_err(|e| bad(e.to_string())),
+            Ok(text) => {
+                check_key_file_mode(&path)?;
+                Self::from_base64(&text).map_err(|e| bad(e.to_string()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(data_dir).map_err(|e| bad(e.to_string()))?;
                 let key = Aes256Gcm::generate_key(OsRng);

@@ -166,6 +166,23 @@ async fn webhooks_reach_only_public_addresses_unless_allowed(backend: Backend) {
         assert_eq!(status, StatusCode::CREATED, "{hook}");
         hooks.push(hook["id"].as_i64().expect("id"));
     }
+    // The audit log keeps where a webhook points, not the path or query that often carry its
+    // credential.
+    let (_, audit) = app
+        .call(Method::GET, "/api/v1/audit?limit=200", Some(&admin), None)
+        .await;
+    let created: Vec<&Value> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["action"] == "webhook.created")
+        .collect();
+    assert_eq!(created.len(), 2, "{audit}");
+    assert!(created
+        .iter()
+        .any(|e| e["details"]["url"] == "https://rebind.example/…"));
+    assert!(!audit.to_string().contains("/hook"), "{audit}");
+
     // A policy that flags every interaction, so there are violations to send.
     let (status, body) = app
         .call(

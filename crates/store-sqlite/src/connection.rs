@@ -10,7 +10,48 @@ use crate::db_err;
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Creates the database file readable by its owner only (0600), or takes an existing one's
+/// group and other permissions away: it holds every prompt. SQLite gives its `-wal` and
+/// `-shm` files the database file's permissions.
+pub(crate) fn private_file(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path);
+        let file = opened.map_err(|e| {
+            langguard_store::StoreError::Invalid(format!("cannot create {}: {e}", path.display()))
+        })?;
+        let beside = |suffix: &str| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        };
+        for p in [path.to_path_buf(), beside("-wal"), beside("-shm")] {
+            if let Ok(meta) = std::fs::metadata(&p) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).map_err(
+                        |e| {
+                            langguard_store::StoreError::Invalid(format!(
+                                "cannot make {} private (chmod 600 it): {e}",
+                                p.display()
+                            ))
+                        },
+                    )?;
+                }
+            }
+        }
+        drop(file);
+    }
+    Ok(())
+}
+
 pub(crate) fn open_writer(path: &Path) -> StoreResult<Connection> {
+    private_file(path)?;
     let conn = Connection::open(path).map_err(db_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     conn.execute_batch(

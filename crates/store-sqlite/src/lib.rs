@@ -129,6 +129,7 @@ impl SqliteStore {
                 )));
             }
             let source = connection::open_reader(&inner.path)?;
+            connection::private_file(&dest)?;
             let mut target = Connection::open(&dest).map_err(db_err)?;
             let backup = rusqlite::backup::Backup::new(&source, &mut target).map_err(db_err)?;
             backup

@@ -58,6 +58,25 @@ fn delivery_view(d: &Delivery) -> Value {
 }
 
 /// HTTPS, or plain HTTP to this machine (a local receiver, or tests).
+/// A webhook URL as the audit log keeps it: scheme, host and port only. Chat tools' incoming
+/// webhook URLs carry their credential in the path or query (`/services/T0/B0/secret`), and
+/// the audit log is read by more people than the webhook settings.
+pub(crate) fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(url) => {
+            let host = url.host_str().unwrap_or("");
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if url.path() != "/" || url.query().is_some() {
+                "/…"
+            } else {
+                "/"
+            };
+            format!("{}://{host}{port}{rest}", url.scheme())
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 /// Which non-public receivers this server allows (none unless an admin said so).
 fn targets(state: &AppState) -> TargetPolicy {
     state
@@ -213,7 +232,7 @@ pub(crate) async fn add(
             Some(actor),
             "webhook.created",
             Some(format!("webhook:{}", webhook.id)),
-            json!({"url": webhook.url}),
+            json!({"url": redacted_url(&webhook.url)}),
             None,
         )
         .await;
@@ -276,7 +295,7 @@ async fn update(
             Some(&user.0),
             "webhook.updated",
             Some(format!("webhook:{id}")),
-            json!({"url": webhook.url, "enabled": webhook.enabled, "secret_changed": body.secret.is_some()}),
+            json!({"url": redacted_url(&webhook.url), "enabled": webhook.enabled, "secret_changed": body.secret.is_some()}),
             None,
         )
         .await;
@@ -323,6 +342,20 @@ async fn deliveries(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audited_urls_keep_only_scheme_host_and_port() {
+        assert_eq!(
+            redacted_url("https://hooks.slack.com/services/T000/B000/XXXXSECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redacted_url("https://user:pass@example.com:8443/x?token=abc#f"),
+            "https://example.com:8443/…"
+        );
+        assert_eq!(redacted_url("https://example.com"), "https://example.com/");
+        assert_eq!(redacted_url("nonsense"), "(not a URL)");
+    }
 
     #[test]
     fn urls_must_be_https_except_to_this_machine_which_must_be_allowed() {
