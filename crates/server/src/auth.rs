@@ -173,7 +173,48 @@ impl FromRequestParts<AppState> for CurrentUser {
             .session_user(&token_hash(&token), now)
             .await?
             .ok_or(ApiError::Unauthorized)?;
+        if !parts.headers.contains_key(AUTHORIZATION)
+            && !parts.method.is_safe()
+            && !same_site(parts, state, &token)
+        {
+            return Err(ApiError::CrossSite);
+        }
         Ok(CurrentUser(user))
+    }
+}
+
+/// Whether a request signed in by the session cookie comes from LangGuard's own pages: it
+/// carries the session's CSRF token (the UI's htmx requests do), or the browser says it is
+/// same-origin (`Sec-Fetch-Site`, `Origin`). A browser sends the cookie along with requests
+/// other sites make it send; only this tells them apart. Bearer tokens need none of it.
+fn same_site(parts: &Parts, state: &AppState, session_token: &str) -> bool {
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-csrf-token").is_some_and(|t| {
+        crate::web::session::same_token(t, &crate::web::session::csrf_token(session_token))
+    }) {
+        return true;
+    }
+    if let Some(site) = header("sec-fetch-site") {
+        return site == "same-origin";
+    }
+    let Some(origin) = header("origin").and_then(|o| url::Url::parse(o).ok()) else {
+        return false;
+    };
+    let authority = |url: &url::Url| {
+        (
+            url.host_str().map(str::to_ascii_lowercase),
+            url.port_or_known_default(),
+        )
+    };
+    match &state.config.public_url {
+        Some(public) => {
+            authority(&origin) == authority(public) && origin.scheme() == public.scheme()
+        }
+        // Without a public URL, the Host the browser addressed is this server's name.
+        None => header("host").is_some_and(|host| {
+            url::Url::parse(&format!("{}://{host}", origin.scheme()))
+                .is_ok_and(|own| authority(&own) == authority(&origin))
+        }),
     }
 }
 

@@ -31,6 +31,11 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("your role does not allow this")]
     Forbidden,
+    #[error(
+        "a request signed in by the session cookie must come from LangGuard's own pages: send \
+         its X-CSRF-Token, or sign requests with `Authorization: Bearer <token>`"
+    )]
+    CrossSite,
     /// Well-formed input the server can't accept, e.g. Rego that doesn't compile; `line` and
     /// `column` point into the submitted text when known.
     #[error("{message}")]
@@ -75,6 +80,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

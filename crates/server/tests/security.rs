@@ -228,6 +228,96 @@ async fn webhooks_reach_only_public_addresses_unless_allowed(backend: Backend) {
     assert_eq!(errors[1], "could not connect to the receiver");
 }
 
+#[tokio::test]
+async fn cookie_signed_api_writes_must_come_from_the_ui() {
+    let app = spawn_app().await;
+    let response = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let token = response.json::<Value>().await.expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let user = |n: u32| json!({"email": format!("u{n}@example.com"), "password": "a long password 123", "role": "viewer"});
+    let post = |headers: &[(&str, String)], n: u32| {
+        let mut request = app
+            .http
+            .post(format!("{}/api/v1/users", app.base))
+            .json(&user(n));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send()
+    };
+    let own_origin = app.base.clone();
+    for (n, headers) in [
+        vec![("cookie", cookie.clone())],
+        vec![
+            ("cookie", cookie.clone()),
+            ("origin", "https://evil.example".into()),
+        ],
+        vec![
+            ("cookie", cookie.clone()),
+            ("sec-fetch-site", "cross-site".into()),
+        ],
+        vec![
+            ("cookie", cookie.clone()),
+            ("sec-fetch-site", "same-site".into()),
+            ("origin", own_origin.clone()),
+        ],
+        vec![
+            ("cookie", cookie.clone()),
+            ("x-csrf-token", "forged".into()),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = post(&headers, n as u32).await.expect("response");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{headers:?}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "cross_site_request", "{body}");
+    }
+    for (n, headers) in [
+        vec![("cookie", cookie.clone()), ("origin", own_origin.clone())],
+        vec![
+            ("cookie", cookie.clone()),
+            ("sec-fetch-site", "same-origin".into()),
+        ],
+        // A bearer token is never sent by a browser on its own: no origin needed.
+        vec![
+            ("authorization", format!("Bearer {token}")),
+            ("origin", "https://elsewhere.example".into()),
+        ],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = post(&headers, 100 + n as u32).await.expect("response");
+        assert_eq!(response.status(), StatusCode::CREATED, "{headers:?}");
+    }
+    // Reading needs nothing more than the cookie.
+    let response = app
+        .http
+        .get(format!("{}/api/v1/users", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 /// A client that shows redirects instead of following them.
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()

@@ -7,7 +7,7 @@ mod format;
 mod integration;
 mod monitoring;
 mod policies;
-mod session;
+pub(crate) mod session;
 mod settings;
 mod traces;
 
