@@ -607,7 +607,7 @@ enum Body {
 
 /// Decodes a logs page. The whole page is decoded in one go; only if that fails is it decoded
 /// row by row, so one malformed row costs that row, not the page (and not the sync).
-fn decode_log_page(body: &[u8]) -> Result<LogPage, CloudflareError> {
+pub fn decode_log_page(body: &[u8]) -> Result<LogPage, CloudflareError> {
     if let Ok(envelope) = serde_json::from_slice::<Envelope<Vec<GatewayLog>>>(body) {
         return Ok(LogPage {
             logs: envelope.result.unwrap_or_default(),

@@ -12,8 +12,9 @@ pub mod time;
 pub mod types;
 
 pub use client::{
-    classify_failure, ClientConfig, ClientStats, CloudflareClient, Direction, FilterOperator,
-    LogFilter, LogPage, LogQuery, RejectedRow, RetryPolicy, DEFAULT_API_BASE, MAX_LOGS_PER_PAGE,
+    classify_failure, decode_log_page, ClientConfig, ClientStats, CloudflareClient, Direction,
+    FilterOperator, LogFilter, LogPage, LogQuery, RejectedRow, RetryPolicy, DEFAULT_API_BASE,
+    MAX_LOGS_PER_PAGE,
 };
 pub use error::CloudflareError;
 pub use limiter::{RateLimitPolicy, RateLimiter};

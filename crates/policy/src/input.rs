@@ -38,6 +38,9 @@ pub fn trace_document_with(
         .metadata
         .as_deref()
         .and_then(|m| serde_json::from_str(m).ok())
+        .filter(|m: &Map<String, serde_json::Value>| {
+            m.values().map(depth).max().unwrap_or(0) < MAX_BODY_DEPTH
+        })
         .unwrap_or_default();
     let status = if log.success { "success" } else { "error" };
     for (key, value) in [
@@ -53,7 +56,9 @@ pub fn trace_document_with(
     let body = |text: Option<&str>| -> serde_json::Value {
         match text {
             None => serde_json::Value::Null,
-            Some(t) => serde_json::from_str(t).unwrap_or_else(|_| json!(t)),
+            // A body nested deeper than a policy could need stays text: the input document
+            // must stay shallow enough to travel to the policy sandbox and back.
+            Some(t) => read_body(t),
         }
     };
     let (input, output) = (body(request), body(response));
@@ -87,6 +92,27 @@ pub fn trace_document_with(
     Value::from(trace)
 }
 
+/// The deepest nesting of a body read as JSON; deeper ones are kept as text.
+pub const MAX_BODY_DEPTH: usize = 64;
+
+/// A body as the policy sees it: JSON when it is JSON no deeper than [`MAX_BODY_DEPTH`],
+/// its text otherwise.
+fn read_body(text: &str) -> serde_json::Value {
+    serde_json::from_str(text)
+        .ok()
+        .filter(|v| depth(v) <= MAX_BODY_DEPTH)
+        .unwrap_or_else(|| json!(text))
+}
+
+/// How deeply `value` nests (a scalar is 0).
+fn depth(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// A policy's config as a Rego value (an object; anything else is refused when saved).
 pub fn config_value(config: &str) -> Value {
     Value::from_json_str(config).unwrap_or_else(|_| Value::new_object())
@@ -116,4 +142,22 @@ pub fn input_document(trace: &Value, config: &Value, windows: Option<&[SpendWind
         doc.insert(Value::from("traces"), Value::from(traces));
     }
     Value::from(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_nested_deeper_than_a_policy_needs_stay_text() {
+        let mut deep = String::from("1");
+        for _ in 0..(MAX_BODY_DEPTH + 10) {
+            deep = format!("[{deep}]");
+        }
+        let shallow = r#"{"messages":[{"role":"user","content":"hi"}]}"#;
+        let parsed: serde_json::Value = serde_json::from_str(&deep).expect("valid JSON");
+        assert!(depth(&parsed) > MAX_BODY_DEPTH);
+        assert_eq!(read_body(&deep), json!(deep));
+        assert_eq!(read_body(shallow)["messages"][0]["content"], "hi");
+    }
 }

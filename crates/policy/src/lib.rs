@@ -29,5 +29,5 @@ pub use sandbox::{
 };
 pub use worker::{
     batch_bodies, evaluate_batch, spend_windows, BatchEvaluation, BodySource, Pass, PolicySet,
-    PolicyWorker, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
+    PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
 };

@@ -41,6 +41,8 @@ pub const EVALUATION_ERROR: &str = "policy_evaluation_error";
 
 struct Entry {
     id: PolicyId,
+    /// The version evaluated: a quarantine applies to it, not to a fix saved meanwhile.
+    version: i64,
     name: String,
     severity: langguard_store::Severity,
     policy: SandboxPolicy,
@@ -61,6 +63,7 @@ impl PolicySet {
             .filter(|p| p.mode != PolicyMode::Disabled)
             .map(|p| Entry {
                 id: p.id,
+                version: p.version,
                 name: p.name.clone(),
                 severity: p.severity,
                 policy: SandboxPolicy::new(&p.name, &p.rego, &p.config),
@@ -123,27 +126,48 @@ fn evaluation_error(
 /// with the reason shown, so one bad policy can't keep costing a second per interaction.
 pub const QUARANTINE_AFTER: u32 = 3;
 
+/// A policy to quarantine.
+#[derive(Debug, Clone)]
+pub struct Quarantine {
+    pub id: PolicyId,
+    pub version: i64,
+    pub name: String,
+    pub error: PolicyError,
+}
+
+/// Each policy version's limit failures in a row.
+pub type Streaks = HashMap<(PolicyId, i64), u32>;
+
 /// What evaluating a batch found.
 #[derive(Debug, Default)]
 pub struct BatchEvaluation {
     pub violations: Vec<NewViolation>,
     pub evaluations: u64,
-    /// Policies that crossed their limits [`QUARANTINE_AFTER`] times in a row, with the last
-    /// error; they were not evaluated on the rest of the batch.
-    pub quarantine: Vec<(PolicyId, String, PolicyError)>,
+    /// Policies that crossed their limits [`QUARANTINE_AFTER`] times in a row, with the
+    /// version that did and the last error; they were not evaluated on the rest of the batch.
+    pub quarantine: Vec<Quarantine>,
 }
 
 /// Evaluates every policy of `set` on every interaction, in the sandbox. `windows` holds each
 /// interaction's rolling spend when the set uses it; `streaks` carries each policy's limit
-/// failures in a row from one batch to the next.
+/// failures in a row from one batch to the next (updated only when the batch completes, so a
+/// batch evaluated again counts nothing twice).
 pub async fn evaluate_batch(
     sandbox: &Sandbox,
     set: &PolicySet,
     interactions: &[Interaction],
     windows: &HashMap<i64, Vec<SpendWindow>>,
     bodies: &HashMap<i64, Bodies>,
-    streaks: &mut HashMap<PolicyId, u32>,
+    streaks_carried: &mut Streaks,
 ) -> Result<BatchEvaluation, SandboxUnavailable> {
+    let mut streaks: Streaks = set
+        .entries
+        .iter()
+        .map(|e| {
+            let key = (e.id, e.version);
+            (key, streaks_carried.get(&key).copied().unwrap_or(0))
+        })
+        .collect();
     let mut out = BatchEvaluation::default();
     let mut active: Vec<&Entry> = set.entries.iter().collect();
     let mut session = sandbox.session().await?;
@@ -170,7 +194,7 @@ pub async fn evaluate_batch(
         let mut quarantined = Vec::new();
         for (entry, result) in active.iter().zip(results) {
             out.evaluations += 1;
-            let streak = streaks.entry(entry.id).or_default();
+            let streak = streaks.entry((entry.id, entry.version)).or_default();
             match result {
                 Ok(findings) => {
                     *streak = 0;
@@ -191,7 +215,13 @@ pub async fn evaluate_batch(
                         .push(evaluation_error(who, interaction.id, &e));
                     if *streak >= QUARANTINE_AFTER {
                         quarantined.push(entry.id);
-                        out.quarantine.push((entry.id, entry.name.clone(), e));
+                        *streak = 0;
+                        out.quarantine.push(Quarantine {
+                            id: entry.id,
+                            version: entry.version,
+                            name: entry.name.clone(),
+                            error: e,
+                        });
                     }
                 }
             }
@@ -199,6 +229,8 @@ pub async fn evaluate_batch(
         active.retain(|e| !quarantined.contains(&e.id));
     }
     session.finish();
+    // Only policies in the set are carried: a changed policy starts its count again.
+    *streaks_carried = streaks;
     Ok(out)
 }
 
@@ -295,8 +327,8 @@ pub struct PolicyWorker {
     /// Of several instances on one database, the one holding this evaluates.
     lease: Option<WorkerLease>,
     sandbox: Sandbox,
-    /// Each policy's limit failures in a row (see [`QUARANTINE_AFTER`]).
-    streaks: HashMap<PolicyId, u32>,
+    /// Each policy version's limit failures in a row (see [`QUARANTINE_AFTER`]).
+    streaks: Streaks,
 }
 
 /// Stored bodies of the batch's interactions, fetching (and storing) the ones their
@@ -412,10 +444,7 @@ impl PolicyWorker {
         let policies = self.store.list_policies().await?;
         let set = match self.set.take() {
             Some(set) if set.is_current(&policies) => set,
-            _ => {
-                self.streaks.clear();
-                PolicySet::build(&policies)
-            }
+            _ => PolicySet::build(&policies),
         };
         let windows = if set.uses_windows() {
             spend_windows(self.store.as_ref(), &interactions).await?
@@ -451,8 +480,8 @@ impl PolicyWorker {
             );
         }
         let new_violations = self.store.record_evaluations(found, Some(last)).await?;
-        for (id, name, error) in evaluated.quarantine {
-            self.quarantine(id, &name, &error).await?;
+        for q in evaluated.quarantine {
+            self.quarantine(&q).await?;
         }
         metrics::counter!("langguard_policy_evaluations_total").increment(evaluations);
         metrics::counter!("langguard_policy_evaluation_errors_total").increment(errors as u64);
@@ -467,16 +496,11 @@ impl PolicyWorker {
 
     /// Disables a policy that keeps crossing its limits, says why on the policy, in the audit
     /// log and to webhooks subscribed to `policy.quarantined`.
-    async fn quarantine(
-        &mut self,
-        id: PolicyId,
-        name: &str,
-        error: &PolicyError,
-    ) -> StoreResult<()> {
+    async fn quarantine(&mut self, q: &Quarantine) -> StoreResult<()> {
+        let (id, name, error) = (q.id, q.name.as_str(), &q.error);
         let reason = format!(
             "quarantined after {QUARANTINE_AFTER} evaluations in a row crossed its limits: {error}"
         );
-        self.streaks.remove(&id);
         let event = langguard_store::OutgoingEvent::new(
             langguard_store::WebhookEvent::PolicyQuarantined,
             serde_json::json!({"policyId": id, "policyName": name, "reason": reason}),
@@ -484,11 +508,11 @@ impl PolicyWorker {
         );
         if self
             .store
-            .quarantine_policy(id, &reason, event)
+            .quarantine_policy(id, q.version, &reason, event)
             .await?
             .is_none()
         {
-            return Ok(()); // disabled or deleted meanwhile
+            return Ok(()); // disabled, changed or deleted meanwhile
         }
         tracing::error!(policy = name, %reason, "policy quarantined (mode set to disabled)");
         metrics::counter!("langguard_policies_quarantined_total").increment(1);

@@ -171,3 +171,66 @@ async fn a_missing_sandbox_program_is_the_servers_problem_not_the_policys() {
         .expect_err("no program");
     assert!(err.to_string().contains("could not start"), "{err}");
 }
+
+#[tokio::test]
+async fn an_input_too_deep_to_hand_over_is_an_evaluation_error_for_each_policy_not_a_limit() {
+    let mut deep = json!("bottom");
+    for _ in 0..126 {
+        deep = json!([deep]);
+    }
+    let sandbox = sandbox(256, Duration::from_secs(5));
+    let started = Instant::now();
+    let policies = [always(), always(), range_bomb()];
+    let out = sandbox
+        .evaluate(
+            &policies,
+            vec![EvalInput::Document(json!({"model": "m", "deep": deep}))],
+        )
+        .await
+        .expect("the sandbox runs");
+    for result in &out[0] {
+        match result {
+            Err(PolicyError::Evaluation(message)) => {
+                assert!(message.contains("could not be handed"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // No policy waited out a deadline: the sandbox said at once that it could not read it.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // And it is still in step for the next input.
+    let out = sandbox
+        .evaluate(&policies, vec![document(3.0)])
+        .await
+        .expect("runs");
+    assert!(out[0].iter().all(Result::is_ok), "{out:?}");
+}
+
+#[tokio::test]
+async fn findings_larger_than_the_reply_cap_are_a_memory_limit() {
+    let chatty = policy(
+        "chatty",
+        r#"violation contains r if {
+    parts := [s | some i in numbers.range(1, 100000); s := "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz"]
+    r := {"type": "big", "message": concat("", parts)}
+}"#,
+    );
+    let sandbox = sandbox(1024, Duration::from_secs(5));
+    let out = sandbox
+        .evaluate(&[chatty, always()], vec![document(1.0)])
+        .await
+        .expect("the sandbox runs");
+    assert_eq!(
+        limit_kind(&out[0][0]),
+        Some(LimitKind::Memory),
+        "{:?}",
+        out[0][0]
+    );
+    let message = out[0][0].as_ref().expect_err("limit").to_string();
+    assert!(message.contains("larger than 4 MiB"), "{message}");
+    assert!(out[0][1].is_ok(), "{:?}", out[0][1]);
+}

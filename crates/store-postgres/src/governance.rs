@@ -192,6 +192,7 @@ pub(crate) async fn update_policy(
 pub(crate) async fn quarantine_policy(
     c: &mut Client,
     id: PolicyId,
+    version: i64,
     reason: &str,
     event: &OutgoingEvent,
 ) -> StoreResult<Option<Policy>> {
@@ -201,10 +202,10 @@ pub(crate) async fn quarantine_policy(
         .query_opt(
             &format!(
                 "UPDATE policies SET mode = 'disabled', quarantine_reason = $2, \
-                 quarantined_at = $3, updated_at = $3 WHERE id = $1 AND mode <> 'disabled' \
-                 RETURNING {POLICY_COLUMNS}"
+                 quarantined_at = $3, updated_at = $3 WHERE id = $1 AND version = $4 \
+                 AND mode <> 'disabled' RETURNING {POLICY_COLUMNS}"
             ),
-            &[&id, &reason, &now],
+            &[&id, &reason, &now, &version],
         )
         .await
         .map_err(db_err)?;

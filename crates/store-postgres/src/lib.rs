@@ -596,10 +596,11 @@ impl Store for PgStore {
     async fn quarantine_policy(
         &self,
         id: PolicyId,
+        version: i64,
         reason: &str,
         event: OutgoingEvent,
     ) -> StoreResult<Option<Policy>> {
-        governance::quarantine_policy(&mut self.client().await?, id, reason, &event).await
+        governance::quarantine_policy(&mut self.client().await?, id, version, reason, &event).await
     }
 
     async fn delete_policy(&self, id: PolicyId) -> StoreResult<()> {

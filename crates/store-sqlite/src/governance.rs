@@ -168,6 +168,7 @@ pub(crate) fn update_policy(
 pub(crate) fn quarantine_policy(
     conn: &mut Connection,
     id: PolicyId,
+    version: i64,
     reason: &str,
     event: &OutgoingEvent,
 ) -> StoreResult<Option<Policy>> {
@@ -178,8 +179,8 @@ pub(crate) fn quarantine_policy(
     let changed = tx
         .execute(
             "UPDATE policies SET mode = 'disabled', quarantine_reason = ?2, quarantined_at = ?3, \
-             updated_at = ?3 WHERE id = ?1 AND mode != 'disabled'",
-            params![id, reason, now],
+             updated_at = ?3 WHERE id = ?1 AND version = ?4 AND mode != 'disabled'",
+            params![id, reason, now, version],
         )
         .map_err(db_err)?;
     if changed == 0 {

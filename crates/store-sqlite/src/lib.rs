@@ -855,11 +855,12 @@ impl Store for SqliteStore {
     async fn quarantine_policy(
         &self,
         id: PolicyId,
+        version: i64,
         reason: &str,
         event: OutgoingEvent,
     ) -> StoreResult<Option<Policy>> {
         let reason = reason.to_owned();
-        self.write(move |conn| governance::quarantine_policy(conn, id, &reason, &event))
+        self.write(move |conn| governance::quarantine_policy(conn, id, version, &reason, &event))
             .await
     }
 

@@ -39,7 +39,8 @@ macro_rules! store_suite {
             webhooks_queue_deliveries_and_disable_after_failures,
             bodies_are_kept_for_their_retention,
             retention_deletes_old_rows_in_batches_and_keeps_the_rollups,
-            sign_in_attempts_are_counted_per_key_and_forgiven
+            sign_in_attempts_are_counted_per_key_and_forgiven,
+            a_quarantine_applies_once_to_the_version_evaluated
         );
         $crate::store_suite!(@each $fresh; traces:
             filters_and_searches_match_exactly_the_rows_they_describe,

@@ -246,11 +246,13 @@ pub trait Store: Send + Sync + 'static {
     async fn get_policy(&self, id: PolicyId) -> StoreResult<Policy>;
     /// A change to the Rego text or config is a new version (kept in the history).
     /// Disables a policy that keeps crossing its limits, records why, and queues `event` to the
-    /// webhooks subscribed to it, in one transaction. `None` when it was already disabled (or
-    /// is gone): nothing changed and nothing was queued.
+    /// webhooks subscribed to it, in one transaction. `None` when it was already disabled, is
+    /// no longer at `version` (someone saved a fix meanwhile) or is gone: nothing changed and
+    /// nothing was queued.
     async fn quarantine_policy(
         &self,
         id: PolicyId,
+        version: i64,
         reason: &str,
         event: OutgoingEvent,
     ) -> StoreResult<Option<Policy>>;

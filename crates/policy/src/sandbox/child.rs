@@ -24,7 +24,7 @@ pub(crate) fn run() -> i32 {
     if writeln!(out, "{READY}").and_then(|()| out.flush()).is_err() {
         return 1;
     }
-    let mut loaded: HashMap<u64, Loaded> = HashMap::new();
+    let mut loaded: HashMap<String, Loaded> = HashMap::new();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { return 1 };
         // Each reply is written and flushed as soon as it exists: the server attributes a
@@ -37,9 +37,9 @@ pub(crate) fn run() -> i32 {
         };
         let written = match serde_json::from_str::<Request>(&line) {
             Ok(request) => handle(&mut loaded, request, &mut reply),
-            Err(e) => reply(Reply::Failed(PolicyError::Evaluation(format!(
-                "the policy sandbox could not read a request: {e}"
-            )))),
+            Err(e) => reply(Reply::Rejected(format!(
+                "the input could not be handed to the policy ({e})"
+            ))),
         };
         if written.is_err() {
             return 1;
@@ -49,7 +49,7 @@ pub(crate) fn run() -> i32 {
 }
 
 fn handle(
-    loaded: &mut HashMap<u64, Loaded>,
+    loaded: &mut HashMap<String, Loaded>,
     request: Request,
     reply: &mut impl FnMut(Reply) -> std::io::Result<()>,
 ) -> std::io::Result<()> {

@@ -15,14 +15,14 @@ mod protocol;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use regorus::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
 use crate::compile::{Finding, LimitKind, PolicyError, EVALUATION_LIMIT};
@@ -46,6 +46,10 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(10);
 /// A process that has compiled more distinct policies than this is retired after its request
 /// (policies edited many times would otherwise pile up in it).
 const MAX_LOADED: usize = 256;
+
+/// The longest reply a policy's evaluation may produce; a longer one is a memory limit (its
+/// findings would become stored evidence, and the server would hold them whole).
+const MAX_REPLY_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Where the sandbox's executable is, and its limits.
 #[derive(Debug, Clone)]
@@ -92,7 +96,8 @@ pub struct SandboxUnavailable(String);
 /// A policy as the sandbox runs it: its text and config, identified by their hash.
 #[derive(Debug, Clone)]
 pub struct SandboxPolicy {
-    key: u64,
+    /// SHA-256 of the name, text and config: the sandbox holds compiled policies by it.
+    key: String,
     name: String,
     rego: String,
     config: Value,
@@ -101,10 +106,13 @@ pub struct SandboxPolicy {
 impl SandboxPolicy {
     /// `config` is the policy's `input.config` (JSON text; anything but an object is `{}`).
     pub fn new(name: &str, rego: &str, config: &str) -> Self {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (name, rego, config).hash(&mut h);
+        let mut h = Sha256::new();
+        for part in [name, rego, config] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
         Self {
-            key: h.finish(),
+            key: h.finalize().iter().map(|b| format!("{b:02x}")).collect(),
             name: name.to_owned(),
             rego: rego.to_owned(),
             config: crate::input::config_value(config),
@@ -235,16 +243,18 @@ pub struct SandboxSession<'a> {
     inner: &'a Inner,
     _permit: tokio::sync::SemaphorePermit<'a>,
     process: Option<Process>,
-    /// Loads that failed in this session, so a policy that kills its process on load is not
-    /// loaded again for every input.
-    failed_loads: HashMap<u64, PolicyError>,
+    /// Loads that failed in this session, so a policy that kills its process on load (alone,
+    /// in a fresh process) is not loaded again for every input.
+    failed_loads: HashMap<String, PolicyError>,
 }
 
 impl SandboxSession<'_> {
     /// Hands a healthy process back to the pool.
     pub fn finish(mut self) {
-        if let Some(process) = self.process.take() {
+        if let Some(mut process) = self.process.take() {
             if process.loaded.len() <= MAX_LOADED {
+                // A large reply's buffer is not kept in the pool.
+                process.line = String::new();
                 if let Ok(mut idle) = self.inner.idle.lock() {
                     idle.push(process);
                 }
@@ -262,7 +272,9 @@ impl SandboxSession<'_> {
     }
 
     /// Loads `policy` into the current process: its compile result, or `Err` when a process
-    /// can't be had at all.
+    /// can't be had at all. A load that kills a process holding other policies is tried again
+    /// alone in a fresh one before it counts against the policy: the others' memory may be
+    /// what filled the process.
     async fn load(
         &mut self,
         policy: &SandboxPolicy,
@@ -270,44 +282,51 @@ impl SandboxSession<'_> {
         if let Some(e) = self.failed_loads.get(&policy.key) {
             return Ok(Err(e.clone()));
         }
-        let memory = self.inner.config.memory_limit_bytes;
-        let process = self.process().await?;
-        if let Some(compiled) = process.loaded.get(&policy.key) {
-            return Ok(Ok(*compiled));
-        }
-        let request = Request::Load {
-            key: policy.key,
-            name: policy.name.clone(),
-            rego: policy.rego.clone(),
-            config: policy.config.clone(),
-        };
-        let line = serde_json::to_string(&request)
-            .map_err(|e| SandboxUnavailable(format!("could not write a request: {e}")))?;
-        let result = match process.ask(&line, LOAD_DEADLINE).await {
-            Ok(Reply::Loaded {
-                on_vm,
-                uses_windows,
-            }) => {
-                let compiled = Compiled {
+        let mut alone = false;
+        loop {
+            let process = self.process().await?;
+            if let Some(compiled) = process.loaded.get(&policy.key) {
+                return Ok(Ok(*compiled));
+            }
+            let shared = !process.loaded.is_empty();
+            let request = Request::Load {
+                key: policy.key.clone(),
+                name: policy.name.clone(),
+                rego: policy.rego.clone(),
+                config: policy.config.clone(),
+            };
+            let line = serde_json::to_string(&request)
+                .map_err(|e| SandboxUnavailable(format!("could not write a request: {e}")))?;
+            let result = match process.ask(&line, LOAD_DEADLINE).await {
+                Ok(Reply::Loaded {
                     on_vm,
                     uses_windows,
-                };
-                process.loaded.insert(policy.key, compiled);
-                Ok(compiled)
-            }
-            Ok(Reply::Failed(e)) => Err(e),
-            Ok(Reply::Findings(_)) => Err(PolicyError::Evaluation(
-                "the policy sandbox answered out of turn".into(),
-            )),
-            Err(stop) => {
-                let e = self.stopped(stop, LOAD_DEADLINE, memory).await;
-                Err(e)
-            }
-        };
-        if let Err(e) = &result {
-            self.failed_loads.insert(policy.key, e.clone());
+                }) => {
+                    let compiled = Compiled {
+                        on_vm,
+                        uses_windows,
+                    };
+                    process.loaded.insert(policy.key.clone(), compiled);
+                    return Ok(Ok(compiled));
+                }
+                Ok(Reply::Failed(e)) => e,
+                Ok(Reply::Rejected(reason)) => PolicyError::Evaluation(reason),
+                Ok(Reply::Findings(_)) => {
+                    PolicyError::Evaluation("the policy sandbox answered out of turn".into())
+                }
+                Err(stop) => {
+                    let e = self.stopped(stop, LOAD_DEADLINE);
+                    if shared && !alone {
+                        alone = true;
+                        self.process = Some(Process::start(&self.inner.config).await?);
+                        continue;
+                    }
+                    e
+                }
+            };
+            self.failed_loads.insert(policy.key.clone(), result.clone());
+            return Ok(Err(result));
         }
-        Ok(result)
     }
 
     /// Evaluates every policy on `input`, one result per policy in order.
@@ -325,7 +344,6 @@ impl SandboxSession<'_> {
         let input = serde_json::to_string(&input)
             .map_err(|e| SandboxUnavailable(format!("could not write a request: {e}")))?;
         let deadline = self.inner.config.hard_deadline;
-        let memory = self.inner.config.memory_limit_bytes;
         let mut results: Vec<Result<Vec<Finding>, PolicyError>> =
             Vec::with_capacity(policies.len());
         // Resumes after a process died or was killed, with the policies not yet evaluated.
@@ -340,7 +358,7 @@ impl SandboxSession<'_> {
                 }
                 self.process().await?;
                 let (failed, process) = (&self.failed_loads, &self.process);
-                let ready = |key: &u64| {
+                let ready = |key: &String| {
                     failed.contains_key(key)
                         || process.as_ref().is_some_and(|p| p.loaded.contains_key(key))
                 };
@@ -348,30 +366,26 @@ impl SandboxSession<'_> {
                     break;
                 }
             }
-            let runnable: Vec<bool> = rest
+            let keys: Vec<&str> = rest
                 .iter()
-                .map(|p| !self.failed_loads.contains_key(&p.key))
-                .collect();
-            let keys: Vec<u64> = rest
-                .iter()
-                .zip(&runnable)
-                .filter(|(_, ok)| **ok)
-                .map(|(p, _)| p.key)
+                .filter(|p| !self.failed_loads.contains_key(&p.key))
+                .map(|p| p.key.as_str())
                 .collect();
             let line = format!(
                 r#"{{"op":"evaluate","keys":{},"input":{input}}}"#,
                 serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
             );
             let process = self.process().await?;
-            let mut sent = keys.is_empty() || process.send(&line).await.is_ok();
-            for (policy, ok) in rest.iter().zip(&runnable) {
-                if !ok {
-                    let e = self
-                        .failed_loads
-                        .get(&policy.key)
-                        .cloned()
-                        .unwrap_or_else(|| PolicyError::Evaluation("not compiled".into()));
-                    results.push(Err(e));
+            let shared = process.loaded.len() > 1;
+            let sent = keys.is_empty() || process.send(&line).await.is_ok();
+            let mut rejected: Option<String> = None;
+            for policy in rest {
+                if let Some(e) = self.failed_loads.get(&policy.key) {
+                    results.push(Err(e.clone()));
+                    continue;
+                }
+                if let Some(reason) = &rejected {
+                    results.push(Err(PolicyError::Evaluation(reason.clone())));
                     continue;
                 }
                 let reply = match (&mut self.process, sent) {
@@ -381,12 +395,24 @@ impl SandboxSession<'_> {
                 match reply {
                     Ok(Reply::Findings(findings)) => results.push(Ok(findings)),
                     Ok(Reply::Failed(e)) => results.push(Err(e)),
+                    Ok(Reply::Rejected(reason)) => {
+                        results.push(Err(PolicyError::Evaluation(reason.clone())));
+                        rejected = Some(reason);
+                    }
                     Ok(Reply::Loaded { .. }) => results.push(Err(PolicyError::Evaluation(
                         "the policy sandbox answered out of turn".into(),
                     ))),
                     Err(stop) => {
-                        results.push(Err(self.stopped(stop, deadline, memory).await));
-                        sent = false;
+                        let charged = self.stopped(stop, deadline);
+                        // Before it counts against the policy, the evaluation runs again
+                        // alone in a fresh process: another policy's memory, or a busy
+                        // machine, may be what stopped it.
+                        let result = if shared {
+                            self.alone(policy, &input, deadline).await?
+                        } else {
+                            Err(charged)
+                        };
+                        results.push(result);
                         break;
                     }
                 }
@@ -395,13 +421,42 @@ impl SandboxSession<'_> {
         Ok(results)
     }
 
-    /// The current process stopped answering: kills it (if it still runs) and says why in the
-    /// policy's terms.
-    async fn stopped(&mut self, stop: Stop, deadline: Duration, memory: u64) -> PolicyError {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await;
+    /// Evaluates one policy on `input` in a fresh process of its own (which stays the
+    /// session's process if it survives).
+    async fn alone(
+        &mut self,
+        policy: &SandboxPolicy,
+        input: &str,
+        deadline: Duration,
+    ) -> Result<Result<Vec<Finding>, PolicyError>, SandboxUnavailable> {
+        self.process = Some(Process::start(&self.inner.config).await?);
+        if let Err(e) = self.load(policy).await? {
+            return Ok(Err(e));
         }
+        let line = format!(
+            r#"{{"op":"evaluate","keys":{},"input":{input}}}"#,
+            serde_json::to_string(&[&policy.key]).unwrap_or_else(|_| "[]".into())
+        );
+        let reply = match self.process().await?.ask(&line, deadline).await {
+            Ok(reply) => reply,
+            Err(stop) => return Ok(Err(self.stopped(stop, deadline))),
+        };
+        Ok(match reply {
+            Reply::Findings(findings) => Ok(findings),
+            Reply::Failed(e) => Err(e),
+            Reply::Rejected(reason) => Err(PolicyError::Evaluation(reason)),
+            Reply::Loaded { .. } => Err(PolicyError::Evaluation(
+                "the policy sandbox answered out of turn".into(),
+            )),
+        })
+    }
+
+    /// The current process stopped answering: kills it (dropping it does, and reaps it) and
+    /// says why in the policy's terms.
+    fn stopped(&mut self, stop: Stop, deadline: Duration) -> PolicyError {
+        // `kill_on_drop`: the child is killed, and tokio reaps it in the background.
+        self.process = None;
+        let memory = self.inner.config.memory_limit_bytes;
         match stop {
             Stop::Timeout => PolicyError::Limit {
                 kind: LimitKind::Time,
@@ -418,6 +473,13 @@ impl SandboxSession<'_> {
                     memory / (1024 * 1024)
                 ),
             },
+            Stop::TooLarge => PolicyError::Limit {
+                kind: LimitKind::Memory,
+                message: format!(
+                    "the evaluation's findings were larger than {} MiB and were dropped",
+                    MAX_REPLY_BYTES / (1024 * 1024)
+                ),
+            },
         }
     }
 }
@@ -426,14 +488,17 @@ impl SandboxSession<'_> {
 enum Stop {
     Timeout,
     Died,
+    /// A reply longer than [`MAX_REPLY_BYTES`].
+    TooLarge,
 }
 
 struct Process {
-    child: Child,
+    /// Held for `kill_on_drop`: dropping the process kills the child.
+    _child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     line: String,
-    loaded: HashMap<u64, Compiled>,
+    loaded: HashMap<String, Compiled>,
 }
 
 impl Process {
@@ -441,6 +506,8 @@ impl Process {
         let mut command = Command::new(&config.program);
         command
             .args(&config.args)
+            // Nothing of the server's environment (database URL, keys) reaches a policy.
+            .env_clear()
             .env(CHILD_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -454,19 +521,19 @@ impl Process {
             return Err(SandboxUnavailable("no pipes to the sandbox process".into()));
         };
         let mut process = Self {
-            child,
+            _child: child,
             stdin,
             stdout: BufReader::new(stdout),
             line: String::new(),
             loaded: HashMap::new(),
         };
         match process.read_line(LOAD_DEADLINE).await {
-            Ok(line) if line == READY => Ok(process),
-            Ok(other) => Err(SandboxUnavailable(format!(
+            Ok(()) if process.line.trim_end() == READY => Ok(process),
+            Ok(()) => Err(SandboxUnavailable(format!(
                 "{} did not start as a policy sandbox (it said {:?}); it must call \
                  langguard_policy::serve_if_child() first thing",
                 config.program.display(),
-                other.chars().take(80).collect::<String>()
+                process.line.chars().take(80).collect::<String>()
             ))),
             Err(_) => Err(SandboxUnavailable(format!(
                 "{} exited before it was ready (is LANGGUARD_POLICY_MEMORY_MB too small to start in?)",
@@ -487,16 +554,27 @@ impl Process {
     }
 
     async fn receive(&mut self, deadline: Duration) -> Result<Reply, Stop> {
-        let line = self.read_line(deadline).await?;
-        serde_json::from_str(&line).map_err(|_| Stop::Died)
+        self.read_line(deadline).await?;
+        // A whole line that doesn't read as a reply (nested deeper than JSON readers go) is
+        // that evaluation's failure; the process is still in step.
+        Ok(
+            serde_json::from_str(self.line.trim_end()).unwrap_or_else(|e| {
+                Reply::Failed(PolicyError::Evaluation(format!(
+                    "the policy's findings could not be read ({e})"
+                )))
+            }),
+        )
     }
 
-    async fn read_line(&mut self, deadline: Duration) -> Result<String, Stop> {
+    /// Reads one line into `self.line`, at most [`MAX_REPLY_BYTES`] of it.
+    async fn read_line(&mut self, deadline: Duration) -> Result<(), Stop> {
         self.line.clear();
-        match tokio::time::timeout(deadline, self.stdout.read_line(&mut self.line)).await {
+        let mut limited = (&mut self.stdout).take(MAX_REPLY_BYTES);
+        match tokio::time::timeout(deadline, limited.read_line(&mut self.line)).await {
             Err(_) => Err(Stop::Timeout),
             Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Died),
-            Ok(Ok(_)) => Ok(self.line.trim_end().to_owned()),
+            Ok(Ok(_)) if !self.line.ends_with('\n') => Err(Stop::TooLarge),
+            Ok(Ok(_)) => Ok(()),
         }
     }
 }

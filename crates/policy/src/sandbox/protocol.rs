@@ -18,13 +18,13 @@ pub(crate) const READY: &str = "langguard-policy-sandbox ready";
 pub(crate) enum Request {
     /// Compile a policy (with the checks a save runs) and keep it under `key`.
     Load {
-        key: u64,
+        key: String,
         name: String,
         rego: String,
         config: Value,
     },
     /// Evaluate loaded policies, in order, on one input; one reply per key.
-    Evaluate { keys: Vec<u64>, input: Input },
+    Evaluate { keys: Vec<String>, input: Input },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,7 +43,12 @@ pub(crate) enum Input {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Reply {
-    Loaded { on_vm: bool, uses_windows: bool },
+    Loaded {
+        on_vm: bool,
+        uses_windows: bool,
+    },
     Findings(Vec<Finding>),
     Failed(PolicyError),
+    /// The request itself could not be read: the one reply to it, whatever it asked.
+    Rejected(String),
 }

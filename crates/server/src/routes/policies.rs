@@ -519,7 +519,7 @@ async fn over_history(
         SortOrder::Asc,
     );
     let set = PolicySet::build(std::slice::from_ref(&candidate.policy));
-    let mut streaks = HashMap::new();
+    let mut streaks = langguard_policy::Streaks::new();
     let mut evaluated = 0u64;
     let mut pending: Vec<Interaction> = Vec::with_capacity(BATCH);
     let mut done = false;
@@ -564,7 +564,9 @@ async fn over_history(
         )
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        if let Some((_, _, error)) = found.quarantine.into_iter().next() {
+        if let Some(langguard_policy::Quarantine { error, .. }) =
+            found.quarantine.into_iter().next()
+        {
             return Err(ApiError::Unprocessable {
                 code: "policy_limit_exceeded",
                 message: format!(
