@@ -151,6 +151,14 @@ pub struct ServeArgs {
     /// ignored and the connection's address is the client's.
     #[arg(long, env = "LANGGUARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = langguard_server::client::parse_trusted_proxy)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header your trusted proxies name the client in: x-forwarded-for (nginx, HAProxy,
+    /// most load balancers) or forwarded (RFC 7239). The other one is ignored.
+    #[arg(
+        long,
+        env = "LANGGUARD_CLIENT_IP_HEADER",
+        default_value = "x-forwarded-for"
+    )]
+    pub client_ip_header: langguard_server::client::ForwardedHeader,
     /// A bearer token Prometheus must send to read /metrics (its figures name integrations,
     /// gateways, models and costs). Unset: /metrics is open to whoever reaches the port.
     #[arg(long, env = "LANGGUARD_METRICS_TOKEN", hide_env_values = true)]

@@ -240,10 +240,15 @@ pub const ACCOUNT_SLOW_AFTER: i64 = 20;
 pub const ACCOUNT_BACKOFF: Duration = Duration::from_secs(2);
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// Attempts that may wait their turn on one account; more are refused (429) until the queue
+/// shortens, so a flood can't park thousands of attempts ahead of anyone.
+pub const ACCOUNT_QUEUE: usize = 16;
+
 /// Waits [`ACCOUNT_BACKOFF`] holding the account's turn: attempts on an account that many
-/// addresses guess at go one at a time, slowly, but its owner still gets in. The turn is
-/// held until the returned guard drops (after the password check).
-pub async fn account_backoff(account: &str) -> tokio::sync::OwnedMutexGuard<()> {
+/// addresses guess at go one at a time, slowly. The turn is held until the returned guard
+/// drops (after the password check). Its owner, from a browser that signed in before, never
+/// waits here (see [`is_device_of`]).
+pub async fn account_backoff(account: &str) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
     type Turns =
         std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>;
     static TURNS: std::sync::OnceLock<Turns> = std::sync::OnceLock::new();
@@ -254,11 +259,55 @@ pub async fn account_backoff(account: &str) -> tokio::sync::OwnedMutexGuard<()> 
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // Forget accounts nobody is waiting on.
         turns.retain(|_, t| std::sync::Arc::strong_count(t) > 1);
-        turns.entry(account.to_owned()).or_default().clone()
+        let turn = turns.entry(account.to_owned()).or_default().clone();
+        // Held by the map, this one, and one per attempt already waiting or running.
+        if std::sync::Arc::strong_count(&turn) > ACCOUNT_QUEUE + 2 {
+            return Err(ApiError::TooManyRequests {
+                message: "this account is being signed in to from many places at once; wait a \
+                          moment and try again (from a browser you signed in with before, you \
+                          won't wait)"
+                    .into(),
+                retry_after_secs: ACCOUNT_BACKOFF.as_secs().max(1),
+            });
+        }
+        turn
     };
     let guard = turn.lock_owned().await;
     tokio::time::sleep(ACCOUNT_BACKOFF).await;
-    guard
+    Ok(guard)
+}
+
+/// The cookie that marks a browser its owner signed in with (OWASP's device cookie): the
+/// account, sealed under the server's key so nobody else can make one. A year long, sent only
+/// to this site.
+pub const DEVICE_COOKIE: &str = "langguard_device";
+const DEVICE_PREFIX: &str = "device-cookie\n";
+
+pub fn device_cookie(sealer: &langguard_secrets::Sealer, account: &str, secure: bool) -> String {
+    let sealed = URL_SAFE_NO_PAD.encode(sealer.seal(&format!("{DEVICE_PREFIX}{account}")));
+    format!(
+        "{DEVICE_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        365 * 24 * 3600,
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// Whether the request carries a device cookie for `account`.
+pub fn is_device_of(
+    sealer: &langguard_secrets::Sealer,
+    headers: &axum::http::HeaderMap,
+    account: &str,
+) -> bool {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == DEVICE_COOKIE)
+        .filter_map(|(_, value)| URL_SAFE_NO_PAD.decode(value).ok())
+        .filter_map(|sealed| sealer.open(&sealed).ok())
+        .any(|text| text.strip_prefix(DEVICE_PREFIX) == Some(account))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! LangGuard's server: the REST API under `/api/v1`, health endpoints, and the scheduler that
 //! syncs each enabled integration at its interval. The `langguard serve` command wires it up.
 
-mod auth;
+pub mod auth;
 mod backtests;
 pub mod bodies;
 pub mod client;
@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (empty: none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Which of those headers the trusted proxies set.
+    pub client_ip_header: client::ForwardedHeader,
     /// Run the scheduler that syncs integrations at their interval.
     pub scheduler: bool,
     /// How often the scheduler looks for integrations that are due.
@@ -79,6 +81,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             public_url: None,
             trusted_proxies: Vec::new(),
+            client_ip_header: client::ForwardedHeader::XForwardedFor,
             metrics_token: None,
             scheduler: true,
             scheduler_tick: Duration::from_secs(30),

@@ -115,13 +115,24 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let segments = ip.segments();
-    // IPv4 inside IPv6: NAT64 (64:ff9b::/96) and IPv4-compatible forms reach the IPv4 address.
-    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0, 0, 0, 0, 0, 0] {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        if !ip.is_loopback() && !ip.is_unspecified() {
-            return non_public_v4(Ipv4Addr::new(a, b, c, d));
-        }
+    let v4 = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // IPv4 inside IPv6 reaches that IPv4 address on networks that translate it: NAT64
+    // (64:ff9b::/96 and the local-use 64:ff9b:1::/48), SIIT (::ffff:0:0/96), IPv4-compatible
+    // (::/96) and 6to4 (2002::/16, the address in the next 32 bits).
+    let embedded = match segments {
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(v4(hi, lo)),
+        [0x64, 0xff9b, 1, _, _, _, hi, lo] => Some(v4(hi, lo)),
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(v4(hi, lo)),
+        [0, 0, 0, 0, 0, 0, hi, lo] if !ip.is_loopback() && !ip.is_unspecified() => Some(v4(hi, lo)),
+        [0x2002, hi, lo, ..] => Some(v4(hi, lo)),
+        _ => None,
+    };
+    if let Some(v4) = embedded {
+        return non_public_v4(v4);
     }
     Some(match segments[0] {
         _ if ip.is_loopback() => "loopback",
@@ -265,6 +276,10 @@ mod tests {
             ("::ffff:10.0.0.5", "private"),
             ("::ffff:127.0.0.1", "loopback"),
             ("64:ff9b::a00:5", "private"),
+            ("64:ff9b:1::a00:5", "private"),
+            ("::ffff:0:a00:5", "private"),
+            ("2002:a00:5::1", "private"),
+            ("2002:7f00:1::", "loopback"),
             ("224.0.0.1", "multicast"),
             ("255.255.255.255", "broadcast"),
         ] {

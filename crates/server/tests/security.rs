@@ -57,6 +57,57 @@ async fn sign_in_throttling_follows_the_client_behind_a_trusted_proxy_and_never_
         StatusCode::TOO_MANY_REQUESTS
     );
 
+    // An account guessed at from many addresses is slowed down, never locked: its owner signs
+    // in, and from a browser that signed in before (its device cookie) without waiting.
+    let device = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", "198.51.100.10")
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .expect("login")
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("langguard_device="))
+        .and_then(|c| c.split(';').next())
+        .expect("a device cookie")
+        .to_owned();
+    for i in 0..langguard_server::auth::ACCOUNT_SLOW_AFTER {
+        assert_eq!(
+            login_from(&app, &format!("192.0.2.{}", i + 1), "wrong-password-xx").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let with_device = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", "203.0.113.200")
+        .header("cookie", &device)
+        .json(&json!({"email": ADMIN.0, "password": ADMIN.1}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(with_device.status(), StatusCode::OK);
+    assert_eq!(
+        login_from(&app, "203.0.113.201", ADMIN.1).await,
+        StatusCode::OK,
+        "slowed down, not locked out"
+    );
+    // A device cookie made up by someone else is no device cookie.
+    let forged = app
+        .http
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-forwarded-for", "203.0.113.202")
+        .header("cookie", "langguard_device=AAAA")
+        .json(&json!({"email": ADMIN.0, "password": "wrong-password-xx"}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+
     // Without trusted proxies the headers are ignored: changing them doesn't escape the limit.
     let direct = spawn_app().await;
     for i in 0..5 {

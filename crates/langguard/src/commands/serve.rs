@@ -57,6 +57,7 @@ pub async fn run(
                     .is_some_and(|u| u.scheme() == "https"),
             public_url: args.public_url.clone(),
             trusted_proxies: args.trusted_proxies.clone(),
+            client_ip_header: args.client_ip_header,
             metrics_token: args.metrics_token.clone().filter(|t| !t.is_empty()),
             webhooks: Some(langguard_server::webhooks::WebhookSettings {
                 targets: args.webhook_allow_private.clone(),

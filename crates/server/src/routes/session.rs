@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -37,14 +37,19 @@ pub(crate) struct Login {
 async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let session = sign_in(&state, &body.email, body.password, client).await?;
+    let session = sign_in(&state, &body.email, body.password, client, &headers).await?;
     let user = &session.user;
     let body = Json(
         json!({"token": session.token, "user": {"id": user.id, "email": user.email, "role": user.role}}),
     );
-    Ok(([(SET_COOKIE, session.cookie)], body).into_response())
+    let cookies = AppendHeaders([
+        (SET_COOKIE, session.cookie),
+        (SET_COOKIE, session.device_cookie),
+    ]);
+    Ok((cookies, body).into_response())
 }
 
 /// A new session: its user, its token and the `Set-Cookie` value that carries it.
@@ -52,6 +57,8 @@ pub(crate) struct SignedIn {
     pub user: User,
     pub token: String,
     pub cookie: String,
+    /// Marks this browser as one its owner signs in with (see `auth::device_cookie`).
+    pub device_cookie: String,
 }
 
 /// Checks an email and password (throttled per account and address, audited) and opens a
@@ -61,11 +68,13 @@ pub(crate) async fn sign_in(
     email: &str,
     password: String,
     client: std::net::IpAddr,
+    headers: &HeaderMap,
 ) -> Result<SignedIn, ApiError> {
     let email: String = email.trim().chars().take(254).collect();
     let account = email.to_lowercase();
-    let pair = format!("pair:{account}|{client}");
-    let address = format!("address:{client}");
+    let throttled_as = crate::client::throttle_key(client);
+    let pair = format!("pair:{account}|{throttled_as}");
+    let address = format!("address:{throttled_as}");
     let account_key = format!("account:{account}");
     // Counted up front, so parallel guesses can't all pass before the slow password check.
     // An address guessing one account, or many, is refused for a while; nobody elsewhere is.
@@ -96,8 +105,10 @@ pub(crate) async fn sign_in(
             });
         }
     }
-    // An account guessed at from everywhere is never locked (its owner must still get in):
-    // its attempts are slowed down instead, one at a time.
+    // An account guessed at from everywhere is never locked: its attempts are slowed down,
+    // one at a time — except from a browser its owner signed in with before (its device
+    // cookie), which goes straight through.
+    let known_device = crate::auth::is_device_of(&state.sealer, headers, &account);
     let _slowed = match state
         .store
         .count_login_attempt(
@@ -108,8 +119,8 @@ pub(crate) async fn sign_in(
         )
         .await?
     {
-        Ok(()) => None,
-        Err(_) => Some(crate::auth::account_backoff(&account).await),
+        Err(_) if !known_device => Some(crate::auth::account_backoff(&account).await?),
+        _ => None,
     };
     let user = state.store.find_user_by_email(&email).await?;
     // Unknown emails are checked against a dummy hash: the answer takes as long either way.
@@ -159,10 +170,13 @@ pub(crate) async fn sign_in(
             ""
         }
     );
+    let device_cookie =
+        crate::auth::device_cookie(&state.sealer, &account, state.config.secure_cookies);
     Ok(SignedIn {
         user,
         token,
         cookie,
+        device_cookie,
     })
 }
 

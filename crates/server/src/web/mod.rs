@@ -239,12 +239,17 @@ struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
+    headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    match sign_in(&state, &form.email, form.password, client).await {
+    match sign_in(&state, &form.email, form.password, client, &headers).await {
         Ok(session) => {
             let next = session::local_path(form.next.as_deref());
-            ([(SET_COOKIE, session.cookie)], Redirect::to(next)).into_response()
+            let cookies = axum::response::AppendHeaders([
+                (SET_COOKIE, session.cookie),
+                (SET_COOKIE, session.device_cookie),
+            ]);
+            (cookies, Redirect::to(next)).into_response()
         }
         Err(e) => {
             let status = match &e {
