@@ -506,4 +506,36 @@ mod tests {
         assert!(parse(&"a ".repeat(MAX_TERMS + 1)).is_err());
         assert!(parse(&"a ".repeat(MAX_TERMS)).is_ok());
     }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, ..Default::default() })]
+
+        /// Whatever people type, the parser answers (an expression, nothing, or an error with
+        /// a position inside the query) and never panics.
+        #[test]
+        fn any_query_parses_or_is_refused_with_a_position(
+            query in proptest::prop_oneof![
+                ".{0,80}",
+                "[a-z:\" ()\\-]{0,60}",
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::prelude::Just("OR"), proptest::prelude::Just("NOT"),
+                        proptest::prelude::Just("("), proptest::prelude::Just(")"),
+                        proptest::prelude::Just("\""), proptest::prelude::Just("model:"),
+                        proptest::prelude::Just("status:error"), proptest::prelude::Just("-"),
+                        proptest::prelude::Just("metadata.a:b"), proptest::prelude::Just("x"),
+                        proptest::prelude::Just(" "), proptest::prelude::Just("é"),
+                    ],
+                    0..30,
+                ).prop_map(|parts| parts.concat()),
+            ]
+        ) {
+            if let Err(e) = parse(&query) {
+                proptest::prop_assert!(e.position <= query.len(), "{:?}: {}", query, e.position);
+                proptest::prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
 }

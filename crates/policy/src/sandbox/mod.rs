@@ -69,8 +69,7 @@ impl SandboxConfig {
     /// This executable as the sandbox (it calls [`serve_if_child`] at start).
     pub fn current_exe(memory_limit_mib: u64) -> Self {
         Self {
-            // Linux names the running executable here too, should the lookup ever fail.
-            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
+            program: running_executable(),
             args: Vec::new(),
             memory_limit_bytes: memory_limit_mib.saturating_mul(1024 * 1024),
             hard_deadline: EVALUATION_LIMIT * 2,
@@ -82,6 +81,17 @@ impl SandboxConfig {
         self.max_processes = n.max(1);
         self
     }
+}
+
+/// The executable this process runs. On Linux `/proc/self/exe`, which still opens it after
+/// an upgrade replaced the file on disk (the path would then name the new binary, or
+/// nothing); elsewhere the path it was started from.
+fn running_executable() -> PathBuf {
+    let proc_exe = PathBuf::from("/proc/self/exe");
+    if cfg!(target_os = "linux") && proc_exe.exists() {
+        return proc_exe;
+    }
+    std::env::current_exe().unwrap_or(proc_exe)
 }
 
 /// The default memory budget of one evaluation, in MiB (the whole sandbox process).
