@@ -47,6 +47,7 @@ impl App {
         let sealer =
             crate::commands::secrets::finish_interrupted_rotation(store.as_ref(), sealer, data_dir)
                 .await?;
+        crate::commands::secrets::reseal_legacy(store.as_ref(), &sealer).await?;
         Ok(Self {
             store,
             sealer,

@@ -1,7 +1,9 @@
 //! Credentials at rest: AES-256-GCM under a 32-byte key that comes from
 //! `LANGGUARD_ENCRYPTION_KEY` (base64) or, when that is unset, from a key file created once with
 //! mode 0600 in the data dir. Sealed values are `version ‖ nonce ‖ ciphertext+tag`; the database
-//! only ever holds those.
+//! only ever holds those. Each value is bound (AES-GCM's associated data) to what it is and
+//! whose it is — an integration's API token, a webhook's secret, by row id — so a sealed value
+//! copied to another row or used for another purpose does not open.
 
 use std::fmt;
 use std::io::Write;
@@ -12,10 +14,35 @@ use aes_gcm::{Aes256Gcm, Key, Nonce};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
-const VERSION: u8 = 1;
+/// Values sealed with their [`Binding`].
+const VERSION: u8 = 2;
+/// Values sealed before bindings, under one fixed associated data; they still open (so the
+/// start-up migration can re-seal them) until re-sealed.
+const LEGACY_VERSION: u8 = 1;
+const LEGACY_AAD: &[u8] = b"langguard:credential:v1";
 const NONCE_LEN: usize = 12;
-/// Binds ciphertexts to their purpose, so a sealed value can't be replayed as another kind.
-const AAD: &[u8] = b"langguard:credential:v1";
+
+/// What a sealed value is and whose: sealed into it, and needed to open it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binding {
+    /// The Cloudflare API token of integration `id`.
+    IntegrationToken(i64),
+    /// The signing secret of webhook `id`.
+    WebhookSecret(i64),
+    /// A browser's device cookie (it names its account inside).
+    DeviceCookie,
+}
+
+impl Binding {
+    fn aad(self) -> Vec<u8> {
+        match self {
+            Binding::IntegrationToken(id) => format!("langguard:v2:integration-token:{id}"),
+            Binding::WebhookSecret(id) => format!("langguard:v2:webhook-secret:{id}"),
+            Binding::DeviceCookie => "langguard:v2:device-cookie".to_owned(),
+        }
+        .into_bytes()
+    }
+}
 pub const KEY_FILE_NAME: &str = "encryption.key";
 /// Holds the next key while a rotation is under way (see `langguard secrets rotate-key`).
 pub const NEXT_KEY_FILE_NAME: &str = "encryption.key.next";
@@ -149,15 +176,17 @@ impl Sealer {
         )
     }
 
-    pub fn seal(&self, plaintext: &str) -> Vec<u8> {
+    /// Seals `plaintext` as what `binding` says it is.
+    pub fn seal(&self, plaintext: &str, binding: Binding) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let aad = binding.aad();
         let ciphertext = self
             .cipher
             .encrypt(
                 &nonce,
                 Payload {
                     msg: plaintext.as_bytes(),
-                    aad: AAD,
+                    aad: &aad,
                 },
             )
             // AES-GCM encryption only fails for messages of gigabytes; a token is tiny.
@@ -169,10 +198,16 @@ impl Sealer {
         out
     }
 
-    pub fn open(&self, sealed: &[u8]) -> Result<String, SecretError> {
-        if sealed.len() < 1 + NONCE_LEN || sealed[0] != VERSION {
+    /// Opens a value sealed as `binding` (or sealed before bindings existed).
+    pub fn open(&self, sealed: &[u8], binding: Binding) -> Result<String, SecretError> {
+        if sealed.len() < 1 + NONCE_LEN {
             return Err(SecretError::Undecryptable);
         }
+        let aad = match sealed[0] {
+            VERSION => binding.aad(),
+            LEGACY_VERSION => LEGACY_AAD.to_vec(),
+            _ => return Err(SecretError::Undecryptable),
+        };
         let nonce = Nonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         let plaintext = self
             .cipher
@@ -180,11 +215,48 @@ impl Sealer {
                 nonce,
                 Payload {
                     msg: &sealed[1 + NONCE_LEN..],
-                    aad: AAD,
+                    aad: &aad,
                 },
             )
             .map_err(|_| SecretError::Undecryptable)?;
         String::from_utf8(plaintext).map_err(|_| SecretError::Undecryptable)
+    }
+
+    /// Seals `plaintext` once the row it belongs to has an id: what a store's insert calls
+    /// (e.g. `sealer.sealing(token, Binding::IntegrationToken)`).
+    pub fn sealing(
+        &self,
+        plaintext: String,
+        binding: fn(i64) -> Binding,
+    ) -> impl Fn(i64) -> Vec<u8> + Send + Sync + 'static {
+        let sealer = self.clone();
+        move |id| sealer.seal(&plaintext, binding(id))
+    }
+
+    /// Seals as a LangGuard before bindings did: only for tests of the migration that
+    /// re-seals such values.
+    #[doc(hidden)]
+    pub fn seal_legacy(&self, plaintext: &str) -> Vec<u8> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: LEGACY_AAD,
+                },
+            )
+            .expect("AES-GCM encryption of a short credential cannot fail");
+        let mut out = vec![LEGACY_VERSION];
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        out
+    }
+
+    /// Whether a value was sealed before bindings (the start-up migration re-seals those).
+    pub fn is_legacy(sealed: &[u8]) -> bool {
+        sealed.first() == Some(&LEGACY_VERSION)
     }
 }
 
@@ -195,23 +267,57 @@ mod tests {
     #[test]
     fn seals_and_opens_without_the_plaintext_showing() {
         let sealer = Sealer::from_key(&[7; 32]);
-        let sealed = sealer.seal("cf-secret-token");
+        let token = Binding::IntegrationToken(1);
+        let sealed = sealer.seal("cf-secret-token", token);
         assert!(!sealed.windows(9).any(|w| w == b"cf-secret"));
-        assert_eq!(sealer.open(&sealed).expect("opens"), "cf-secret-token");
+        assert_eq!(
+            sealer.open(&sealed, token).expect("opens"),
+            "cf-secret-token"
+        );
         // Fresh nonce each time.
-        assert_ne!(sealer.seal("cf-secret-token"), sealed);
+        assert_ne!(sealer.seal("cf-secret-token", token), sealed);
         assert!(!format!("{sealer:?}").contains('7'));
     }
 
     #[test]
     fn a_wrong_key_or_damaged_data_is_refused() {
-        let sealed = Sealer::from_key(&[7; 32]).seal("token");
-        assert!(Sealer::from_key(&[8; 32]).open(&sealed).is_err());
+        let token = Binding::IntegrationToken(1);
+        let sealed = Sealer::from_key(&[7; 32]).seal("token", token);
+        assert!(Sealer::from_key(&[8; 32]).open(&sealed, token).is_err());
         let mut damaged = sealed.clone();
         let last = damaged.len() - 1;
         damaged[last] ^= 1;
-        assert!(Sealer::from_key(&[7; 32]).open(&damaged).is_err());
-        assert!(Sealer::from_key(&[7; 32]).open(&[]).is_err());
+        assert!(Sealer::from_key(&[7; 32]).open(&damaged, token).is_err());
+        assert!(Sealer::from_key(&[7; 32]).open(&[], token).is_err());
+    }
+
+    #[test]
+    fn a_value_opens_only_as_what_and_whose_it_was_sealed() {
+        let sealer = Sealer::from_key(&[7; 32]);
+        let sealed = sealer.seal("secret", Binding::IntegrationToken(3));
+        assert!(sealer.open(&sealed, Binding::IntegrationToken(4)).is_err());
+        assert!(sealer.open(&sealed, Binding::WebhookSecret(3)).is_err());
+        assert!(sealer.open(&sealed, Binding::DeviceCookie).is_err());
+        assert_eq!(
+            sealer
+                .open(&sealed, Binding::IntegrationToken(3))
+                .expect("its own"),
+            "secret"
+        );
+        assert!(!Sealer::is_legacy(&sealed));
+    }
+
+    #[test]
+    fn values_sealed_before_bindings_still_open_until_re_sealed() {
+        let sealer = Sealer::from_key(&[7; 32]);
+        let legacy = sealer.seal_legacy("old-token");
+        assert!(Sealer::is_legacy(&legacy));
+        assert_eq!(
+            sealer
+                .open(&legacy, Binding::IntegrationToken(9))
+                .expect("legacy"),
+            "old-token"
+        );
     }
 
     #[test]
@@ -219,7 +325,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Sealer::load_or_create(None, dir.path()).expect("create");
         let b = Sealer::load_or_create(None, dir.path()).expect("load");
-        assert_eq!(b.open(&a.seal("x")).expect("same key"), "x");
+        let binding = Binding::WebhookSecret(1);
+        assert_eq!(
+            b.open(&a.seal("x", binding), binding).expect("same key"),
+            "x"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -284,7 +284,10 @@ pub const DEVICE_COOKIE: &str = "langguard_device";
 const DEVICE_PREFIX: &str = "device-cookie\n";
 
 pub fn device_cookie(sealer: &langguard_secrets::Sealer, account: &str, secure: bool) -> String {
-    let sealed = URL_SAFE_NO_PAD.encode(sealer.seal(&format!("{DEVICE_PREFIX}{account}")));
+    let sealed = URL_SAFE_NO_PAD.encode(sealer.seal(
+        &format!("{DEVICE_PREFIX}{account}"),
+        langguard_secrets::Binding::DeviceCookie,
+    ));
     format!(
         "{DEVICE_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         365 * 24 * 3600,
@@ -306,7 +309,11 @@ pub fn is_device_of(
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == DEVICE_COOKIE)
         .filter_map(|(_, value)| URL_SAFE_NO_PAD.decode(value).ok())
-        .filter_map(|sealed| sealer.open(&sealed).ok())
+        .filter_map(|sealed| {
+            sealer
+                .open(&sealed, langguard_secrets::Binding::DeviceCookie)
+                .ok()
+        })
         .any(|text| text.strip_prefix(DEVICE_PREFIX) == Some(account))
 }
 

@@ -51,7 +51,8 @@ impl BodySource for CloudflareBodies {
         integration: &Integration,
         interactions: &[Interaction],
     ) -> Vec<(i64, Bodies)> {
-        let Ok(token) = self.sealer.open(&integration.sealed_api_token) else {
+        let binding = langguard_secrets::Binding::IntegrationToken(integration.id);
+        let Ok(token) = self.sealer.open(&integration.sealed_api_token, binding) else {
             tracing::warn!(integration = %integration.name, "cannot open the API token to fetch bodies");
             return Vec::new();
         };

@@ -207,7 +207,10 @@ async fn send(
             crate::now_ms() + wait.as_millis() as i64
         })
     };
-    let secret = match sealer.open(&webhook.sealed_secret) {
+    let secret = match sealer.open(
+        &webhook.sealed_secret,
+        langguard_secrets::Binding::WebhookSecret(webhook.id),
+    ) {
         Ok(secret) => secret,
         Err(_) => {
             return DeliveryAttempt {

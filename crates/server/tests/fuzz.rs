@@ -193,7 +193,7 @@ fn random_json(rng: &mut SmallRng, depth: u32) -> Value {
 fn random_body(rng: &mut SmallRng) -> (Option<&'static str>, Vec<u8>) {
     match rng.gen_range(0..9) {
         0 => (None, Vec::new()),
-        1 | 2 | 3 => (
+        1..=3 => (
             Some("application/json"),
             random_json(rng, 0).to_string().into_bytes(),
         ),

@@ -32,21 +32,32 @@ pub(crate) async fn create_integration(
         return Err(StoreError::Invalid("an integration needs a name".into()));
     }
     let now = now_ms();
+    // The id first, so the token is sealed for its row before the row exists.
+    let id: i64 = c
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('integrations', 'id'))",
+            &[],
+        )
+        .await
+        .map_err(db_err)?
+        .try_get(0)
+        .map_err(db_err)?;
     let row = c
         .query_one(
             &format!(
-                "INSERT INTO integrations (name, account_id, api_token_sealed, enabled, \
+                "INSERT INTO integrations (id, name, account_id, api_token_sealed, enabled, \
                  sync_interval_minutes, lookback_days, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING {INTEGRATION_COLUMNS}"
+                 VALUES ($8, $1, $2, $3, $4, $5, $6, $7, $7) RETURNING {INTEGRATION_COLUMNS}"
             ),
             &[
                 &new.name,
                 &new.account_id,
-                &new.sealed_api_token,
+                &new.api_token.seal(id),
                 &new.enabled,
                 &new.sync_interval_minutes,
                 &new.lookback_days,
                 &now,
+                &id,
             ],
         )
         .await

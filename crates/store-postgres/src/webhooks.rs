@@ -83,20 +83,31 @@ async fn fetch_webhooks(c: &impl GenericClient) -> StoreResult<Vec<Webhook>> {
 
 pub(crate) async fn create_webhook(c: &mut Client, new: &NewWebhook) -> StoreResult<Webhook> {
     let now = now_ms();
+    // The id first, so the secret is sealed for its row before the row exists.
+    let id: i64 = c
+        .query_one(
+            "SELECT nextval(pg_get_serial_sequence('webhooks', 'id'))",
+            &[],
+        )
+        .await
+        .map_err(db_err)?
+        .try_get(0)
+        .map_err(db_err)?;
     let row = c
         .query_one(
             &format!(
-                "INSERT INTO webhooks (url, secret_sealed, events, min_severity, enabled, \
-                 created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                "INSERT INTO webhooks (id, url, secret_sealed, events, min_severity, enabled, \
+                 created_at, updated_at) VALUES ($7, $1, $2, $3, $4, $5, $6, $6) \
                  RETURNING {WEBHOOK_COLUMNS}"
             ),
             &[
                 &new.url,
-                &new.sealed_secret,
+                &new.secret.seal(id),
                 &events_text(&new.events),
                 &new.min_severity.as_str(),
                 &new.enabled,
                 &now,
+                &id,
             ],
         )
         .await

@@ -281,14 +281,14 @@ impl Store for SqliteStore {
         }
         self.write(move |conn| {
             let now = now_ms();
-            let inserted = conn.execute(
+            let tx = conn.transaction().map_err(db_err)?;
+            let inserted = tx.execute(
                 "INSERT INTO integrations (name, account_id, api_token_sealed, enabled, \
                  sync_interval_minutes, lookback_days, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                 VALUES (?1, ?2, X'', ?3, ?4, ?5, ?6, ?6)",
                 params![
                     new.name,
                     new.account_id,
-                    new.sealed_api_token,
                     new.enabled,
                     new.sync_interval_minutes,
                     new.lookback_days,
@@ -300,7 +300,17 @@ impl Store for SqliteStore {
                     what: format!("an integration named {:?}", new.name),
                 }),
                 Err(e) => Err(e),
-                Ok(_) => get_integration_on(conn, conn.last_insert_rowid()),
+                Ok(_) => {
+                    // The token is sealed for this row's id, in the transaction that made it.
+                    let id = tx.last_insert_rowid();
+                    tx.execute(
+                        "UPDATE integrations SET api_token_sealed = ?2 WHERE id = ?1",
+                        params![id, new.api_token.seal(id)],
+                    )
+                    .map_err(db_err)?;
+                    tx.commit().map_err(db_err)?;
+                    get_integration_on(conn, id)
+                }
             }
         })
         .await

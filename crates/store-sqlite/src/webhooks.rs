@@ -81,14 +81,14 @@ pub(crate) fn list_webhooks(conn: &Connection) -> StoreResult<Vec<Webhook>> {
     rows.into_iter().collect()
 }
 
-pub(crate) fn create_webhook(conn: &Connection, new: &NewWebhook) -> StoreResult<Webhook> {
+pub(crate) fn create_webhook(conn: &mut Connection, new: &NewWebhook) -> StoreResult<Webhook> {
     let now = now_ms();
-    conn.execute(
+    let tx = conn.transaction().map_err(db_err)?;
+    tx.execute(
         "INSERT INTO webhooks (url, secret_sealed, events, min_severity, enabled, created_at, \
-         updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+         updated_at) VALUES (?1, X'', ?2, ?3, ?4, ?5, ?5)",
         params![
             new.url,
-            new.sealed_secret,
             events_text(&new.events),
             new.min_severity.as_str(),
             new.enabled,
@@ -96,7 +96,15 @@ pub(crate) fn create_webhook(conn: &Connection, new: &NewWebhook) -> StoreResult
         ],
     )
     .map_err(db_err)?;
-    get_webhook(conn, conn.last_insert_rowid())
+    // The secret is sealed for this row's id, in the transaction that made it.
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE webhooks SET secret_sealed = ?2 WHERE id = ?1",
+        params![id, new.secret.seal(id)],
+    )
+    .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    get_webhook(conn, id)
 }
 
 pub(crate) fn update_webhook(

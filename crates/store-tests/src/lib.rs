@@ -14,7 +14,7 @@ pub async fn integration(store: &dyn Store, name: &str) -> Integration {
         .create_integration(NewIntegration {
             name: name.into(),
             account_id: "acct".into(),
-            sealed_api_token: vec![1, 2, 3],
+            api_token: SealFor::new(|_| vec![1, 2, 3]),
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(7),

@@ -195,7 +195,7 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
             .create_integration(NewIntegration {
                 name: "cf".into(),
                 account_id: "x".into(),
-                sealed_api_token: vec![],
+                api_token: SealFor::new(|_| vec![]),
                 enabled: true,
                 sync_interval_minutes: 15,
                 lookback_days: None,
@@ -478,7 +478,7 @@ pub async fn webhooks_queue_deliveries_and_disable_after_failures(store: Arc<dyn
     let hook = store
         .create_webhook(NewWebhook {
             url: "https://hooks.example.com/x".into(),
-            sealed_secret: vec![1, 2],
+            secret: SealFor::new(|_| vec![1, 2]),
             events: vec![WebhookEvent::PolicyViolation, WebhookEvent::SyncFailed],
             min_severity: Severity::High,
             enabled: true,
@@ -766,7 +766,7 @@ pub async fn a_quarantine_applies_once_to_the_version_evaluated(store: Arc<dyn S
     let hook = store
         .create_webhook(NewWebhook {
             url: "https://hooks.example.com/q".into(),
-            sealed_secret: vec![1],
+            secret: SealFor::new(|_| vec![1]),
             events: vec![WebhookEvent::PolicyQuarantined],
             min_severity: Severity::Low,
             enabled: true,

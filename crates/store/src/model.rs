@@ -122,12 +122,42 @@ impl IntegrationStatus {
     }
 }
 
+/// Seals a new row's credential once its id is known (the id is sealed into it), inside the
+/// transaction that creates the row: the store never sees plaintext, and never a credential
+/// sealed for another row.
+#[derive(Clone)]
+pub struct SealFor(std::sync::Arc<dyn Fn(i64) -> Vec<u8> + Send + Sync>);
+
+impl SealFor {
+    pub fn new(seal: impl Fn(i64) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(seal))
+    }
+
+    /// The sealed value for the row `id`.
+    pub fn seal(&self, id: i64) -> Vec<u8> {
+        (self.0)(id)
+    }
+}
+
+impl std::fmt::Debug for SealFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealFor(<sealed on insert>)")
+    }
+}
+
+impl PartialEq for SealFor {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIntegration {
     pub name: String,
     pub account_id: String,
-    /// The API token, sealed (encrypted) by the caller; the store never sees plaintext.
-    pub sealed_api_token: Vec<u8>,
+    /// Seals the API token for the new row (the caller's sealer; the store never sees
+    /// plaintext).
+    pub api_token: SealFor,
     pub enabled: bool,
     pub sync_interval_minutes: i64,
     /// `None` imports all history on the first sync.

@@ -260,7 +260,8 @@ pub struct Webhook {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewWebhook {
     pub url: String,
-    pub sealed_secret: Vec<u8>,
+    /// Seals the signing secret for the new row.
+    pub secret: crate::SealFor,
     pub events: Vec<WebhookEvent>,
     pub min_severity: Severity,
     pub enabled: bool,

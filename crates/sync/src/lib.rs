@@ -459,7 +459,10 @@ impl SyncEngine {
     ) -> Result<(), RunError> {
         let token = self
             .sealer
-            .open(&integration.sealed_api_token)
+            .open(
+                &integration.sealed_api_token,
+                langguard_secrets::Binding::IntegrationToken(integration.id),
+            )
             .map_err(|e| RunError::Credentials(e.to_string()))?;
         let client = CloudflareClient::new(&self.client_config, &integration.account_id, &token)?;
         let result = self

@@ -70,7 +70,9 @@ async fn harness_with(
         .create_integration(NewIntegration {
             name: "cf".into(),
             account_id: ACCOUNT.into(),
-            sealed_api_token: sealer.seal(token),
+            api_token: langguard_store::SealFor::new(
+                sealer.sealing(token.into(), langguard_secrets::Binding::IntegrationToken),
+            ),
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(7),

@@ -79,7 +79,7 @@ async fn ingest(
         .create_integration(NewIntegration {
             name: format!("bench-{}", crate::app::now_ms()),
             account_id: "bench".into(),
-            sealed_api_token: vec![0],
+            api_token: langguard_store::SealFor::new(|_| vec![0]),
             enabled: false,
             sync_interval_minutes: 15,
             lookback_days: None,
@@ -207,7 +207,10 @@ async fn import(logs: usize) -> anyhow::Result<ExitCode> {
         .create_integration(NewIntegration {
             name: "bench".into(),
             account_id: ACCOUNT.into(),
-            sealed_api_token: app.sealer.seal(TOKEN),
+            api_token: langguard_store::SealFor::new(
+                app.sealer
+                    .sealing(TOKEN.into(), langguard_secrets::Binding::IntegrationToken),
+            ),
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(7),

@@ -81,7 +81,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .create_integration(NewIntegration {
             name: "Demo Cloudflare".into(),
             account_id: ACCOUNT.into(),
-            sealed_api_token: app.sealer.seal(&token),
+            api_token: langguard_store::SealFor::new(
+                app.sealer
+                    .sealing(token.clone(), langguard_secrets::Binding::IntegrationToken),
+            ),
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(7),

@@ -31,7 +31,10 @@ pub async fn run(app: &App, command: DevCommand) -> anyhow::Result<ExitCode> {
                 .create_integration(NewIntegration {
                     name: name.clone(),
                     account_id: "synthetic".into(),
-                    sealed_api_token: app.sealer.seal("synthetic-data-has-no-token"),
+                    api_token: langguard_store::SealFor::new(app.sealer.sealing(
+                        "synthetic-data-has-no-token".into(),
+                        langguard_secrets::Binding::IntegrationToken,
+                    )),
                     enabled: false,
                     sync_interval_minutes: 15,
                     lookback_days: None,

@@ -82,7 +82,10 @@ async fn add(app: &App, args: AddArgs) -> anyhow::Result<ExitCode> {
         .create_integration(NewIntegration {
             name: name.clone(),
             account_id: args.account_id.trim().to_owned(),
-            sealed_api_token: app.sealer.seal(&token),
+            api_token: langguard_store::SealFor::new(
+                app.sealer
+                    .sealing(token.clone(), langguard_secrets::Binding::IntegrationToken),
+            ),
             enabled: !args.disabled,
             sync_interval_minutes: args.sync_interval_minutes,
             lookback_days: args.lookback_days.0,
@@ -168,7 +171,10 @@ async fn list(app: &App, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn test(app: &App, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let integration = app.integration_named(name).await?;
-    let token = app.sealer.open(&integration.sealed_api_token)?;
+    let token = app.sealer.open(
+        &integration.sealed_api_token,
+        langguard_secrets::Binding::IntegrationToken(integration.id),
+    )?;
     match test_connection(&app.client_config, &integration.account_id, &token).await {
         Ok(check) => {
             if json {

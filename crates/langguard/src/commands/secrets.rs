@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use langguard_secrets::{write_key_file, Sealer, KEY_FILE_NAME, NEXT_KEY_FILE_NAME};
+use langguard_secrets::{write_key_file, Binding, Sealer, KEY_FILE_NAME, NEXT_KEY_FILE_NAME};
 use langguard_store::Store;
 
 use crate::app::{try_lock_data_dir, App};
@@ -26,16 +26,17 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
     let (next, next_base64) = Sealer::generate();
     let mut resealed = Vec::with_capacity(integrations.len());
     for integration in &integrations {
+        let binding = Binding::IntegrationToken(integration.id);
         let token = app
             .sealer
-            .open(&integration.sealed_api_token)
+            .open(&integration.sealed_api_token, binding)
             .with_context(|| {
                 format!(
                     "cannot open the token of {:?} with the current key; nothing was changed",
                     integration.name
                 )
             })?;
-        resealed.push((integration.id, next.seal(&token)));
+        resealed.push((integration.id, next.seal(&token, binding)));
     }
     // The next key is on disk before any token depends on it.
     let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
@@ -43,13 +44,17 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
         .with_context(|| format!("cannot write {}", next_path.display()))?;
     let mut resealed_secrets = Vec::new();
     for webhook in app.store.list_webhooks().await? {
-        let secret = app.sealer.open(&webhook.sealed_secret).with_context(|| {
-            format!(
+        let binding = Binding::WebhookSecret(webhook.id);
+        let secret = app
+            .sealer
+            .open(&webhook.sealed_secret, binding)
+            .with_context(|| {
+                format!(
                 "cannot open the secret of webhook {} with the current key; nothing was changed",
                 webhook.id
             )
-        })?;
-        resealed_secrets.push((webhook.id, next.seal(&secret)));
+            })?;
+        resealed_secrets.push((webhook.id, next.seal(&secret, binding)));
     }
     app.store
         .replace_sealed_tokens(resealed, resealed_secrets)
@@ -93,20 +98,11 @@ pub async fn finish_interrupted_rotation(
     };
     let next = Sealer::from_base64(&text).context("the half-rotated key file is damaged")?;
     // Tokens and webhook secrets are re-sealed in one transaction: all are under one key.
-    let mut sealed: Vec<Vec<u8>> = store
-        .list_integrations()
-        .await?
-        .into_iter()
-        .map(|i| i.sealed_api_token)
-        .collect();
-    sealed.extend(
-        store
-            .list_webhooks()
-            .await?
-            .into_iter()
-            .map(|w| w.sealed_secret),
-    );
-    let under_next = sealed.iter().filter(|s| next.open(s).is_ok()).count();
+    let sealed = sealed_values(store).await?;
+    let under_next = sealed
+        .iter()
+        .filter(|(s, binding)| next.open(s, *binding).is_ok())
+        .count();
     if under_next > 0 {
         if under_next != sealed.len() {
             bail!("stored tokens are sealed under two different keys; restore the database from a backup");
@@ -121,4 +117,129 @@ pub async fn finish_interrupted_rotation(
         "dropped the key of an encryption key rotation that did not get to re-seal tokens"
     );
     Ok(current)
+}
+
+/// Every stored sealed value with what it is bound to.
+async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Binding)>> {
+    let mut sealed: Vec<(Vec<u8>, Binding)> = store
+        .list_integrations()
+        .await?
+        .into_iter()
+        .map(|i| (i.sealed_api_token, Binding::IntegrationToken(i.id)))
+        .collect();
+    sealed.extend(
+        store
+            .list_webhooks()
+            .await?
+            .into_iter()
+            .map(|w| (w.sealed_secret, Binding::WebhookSecret(w.id))),
+    );
+    Ok(sealed)
+}
+
+/// Re-seals values sealed before each was bound to its purpose and row (a LangGuard before
+/// this one sealed them all under one associated data). Runs at every start; once everything
+/// is re-sealed it only reads. A value that doesn't open is left as it is (its integration or
+/// webhook reports it when used).
+pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result<usize> {
+    let mut tokens = Vec::new();
+    for i in store.list_integrations().await? {
+        let binding = Binding::IntegrationToken(i.id);
+        if Sealer::is_legacy(&i.sealed_api_token) {
+            if let Ok(token) = sealer.open(&i.sealed_api_token, binding) {
+                tokens.push((i.id, sealer.seal(&token, binding)));
+            }
+        }
+    }
+    let mut secrets = Vec::new();
+    for w in store.list_webhooks().await? {
+        let binding = Binding::WebhookSecret(w.id);
+        if Sealer::is_legacy(&w.sealed_secret) {
+            if let Ok(secret) = sealer.open(&w.sealed_secret, binding) {
+                secrets.push((w.id, sealer.seal(&secret, binding)));
+            }
+        }
+    }
+    let count = tokens.len() + secrets.len();
+    if count == 0 {
+        return Ok(0);
+    }
+    // Legacy values keep opening, so a failure here (a row deleted meanwhile by another
+    // instance) costs nothing but a retry at the next start.
+    if let Err(e) = store.replace_sealed_tokens(tokens, secrets).await {
+        tracing::warn!(error = %e, "could not re-seal stored credentials yet; will retry at the next start");
+        return Ok(0);
+    }
+    tracing::info!(
+        count,
+        "re-sealed stored credentials, each bound to its purpose and row"
+    );
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use langguard_store::{NewIntegration, NewWebhook, SealFor, Severity, WebhookEvent};
+
+    #[tokio::test]
+    async fn legacy_credentials_are_re_sealed_bound_to_their_row_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = langguard_store_sqlite::SqliteStore::open(
+            dir.path().join("t.db").to_str().expect("utf-8"),
+        )
+        .await
+        .expect("store");
+        let sealer = Sealer::from_key(&[5; 32]);
+        let legacy = sealer.seal_legacy("cf-token");
+        let integration = store
+            .create_integration(NewIntegration {
+                name: "old".into(),
+                account_id: "acct".into(),
+                api_token: SealFor::new(move |_| legacy.clone()),
+                enabled: true,
+                sync_interval_minutes: 15,
+                lookback_days: None,
+            })
+            .await
+            .expect("integration");
+        let legacy_secret = sealer.seal_legacy("hook-secret");
+        let webhook = store
+            .create_webhook(NewWebhook {
+                url: "https://hooks.example.com/x".into(),
+                secret: SealFor::new(move |_| legacy_secret.clone()),
+                events: vec![WebhookEvent::SyncFailed],
+                min_severity: Severity::Low,
+                enabled: true,
+            })
+            .await
+            .expect("webhook");
+        assert_eq!(reseal_legacy(&store, &sealer).await.expect("reseal"), 2);
+        let integration = store.get_integration(integration.id).await.expect("read");
+        assert!(!Sealer::is_legacy(&integration.sealed_api_token));
+        let binding = Binding::IntegrationToken(integration.id);
+        assert_eq!(
+            sealer
+                .open(&integration.sealed_api_token, binding)
+                .expect("opens"),
+            "cf-token"
+        );
+        // Bound to its row: it doesn't open as another integration's token or as a secret.
+        let elsewhere = Binding::IntegrationToken(integration.id + 1);
+        assert!(sealer
+            .open(&integration.sealed_api_token, elsewhere)
+            .is_err());
+        let as_secret = Binding::WebhookSecret(integration.id);
+        assert!(sealer
+            .open(&integration.sealed_api_token, as_secret)
+            .is_err());
+        let webhook = store.get_webhook(webhook.id).await.expect("read");
+        let binding = Binding::WebhookSecret(webhook.id);
+        assert_eq!(
+            sealer.open(&webhook.sealed_secret, binding).expect("opens"),
+            "hook-secret"
+        );
+        // Once re-sealed, a start re-seals nothing.
+        assert_eq!(reseal_legacy(&store, &sealer).await.expect("reseal"), 0);
+    }
 }

@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use langguard_secrets::Binding;
 use langguard_store::{
-    BodyMode, BodySettings, Integration, IntegrationPatch, NewIntegration, Role, SyncRun,
+    BodyMode, BodySettings, Integration, IntegrationPatch, NewIntegration, Role, SealFor, SyncRun,
     SyncTrigger, User,
 };
 use langguard_sync::{test_connection, SyncError};
@@ -296,7 +297,7 @@ async fn update(
         sealed_api_token: body
             .api_token
             .as_deref()
-            .map(|t| check_token(t).map(|t| state.sealer.seal(&t)))
+            .map(|t| check_token(t).map(|t| state.sealer.seal(&t, Binding::IntegrationToken(id))))
             .transpose()?,
         enabled: body.enabled,
         sync_interval_minutes: body.sync_interval_minutes.map(check_interval).transpose()?,
@@ -389,7 +390,11 @@ pub(crate) async fn add(
         .create_integration(NewIntegration {
             name: check_name(input.name)?,
             account_id: check_account_id(input.account_id)?,
-            sealed_api_token: state.sealer.seal(&check_token(input.api_token)?),
+            api_token: SealFor::new(
+                state
+                    .sealer
+                    .sealing(check_token(input.api_token)?, Binding::IntegrationToken),
+            ),
             enabled: input.enabled,
             sync_interval_minutes: check_interval(input.sync_interval_minutes)?,
             lookback_days: check_lookback(input.lookback_days)?,

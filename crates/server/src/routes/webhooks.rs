@@ -7,8 +7,10 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use langguard_cloudflare::time::format_ms;
+use langguard_secrets::Binding;
 use langguard_store::{
-    Delivery, NewWebhook, Role, Severity, User, Webhook, WebhookEvent, WebhookId, WebhookPatch,
+    Delivery, NewWebhook, Role, SealFor, Severity, User, Webhook, WebhookEvent, WebhookId,
+    WebhookPatch,
 };
 use rand::Rng;
 use serde::Deserialize;
@@ -221,7 +223,7 @@ pub(crate) async fn add(
         .store
         .create_webhook(NewWebhook {
             url,
-            sealed_secret: state.sealer.seal(&secret),
+            secret: SealFor::new(state.sealer.sealing(secret.clone(), Binding::WebhookSecret)),
             events,
             min_severity,
             enabled,
@@ -282,7 +284,9 @@ async fn update(
                 sealed_secret: body
                     .secret
                     .as_deref()
-                    .map(|s| check_secret(s).map(|s| state.sealer.seal(&s)))
+                    .map(|s| {
+                        check_secret(s).map(|s| state.sealer.seal(&s, Binding::WebhookSecret(id)))
+                    })
                     .transpose()?,
                 events: body.events.as_deref().map(check_events).transpose()?,
                 min_severity: body.min_severity,
