@@ -30,7 +30,7 @@ pub async fn run(
             ingest(logs, batch.max(1), hours.max(1), global).await
         }
         BenchCommand::Import { logs } => import(logs).await,
-        BenchCommand::Policies { interactions } => bench_policies::run(interactions.max(1)),
+        BenchCommand::Policies { interactions } => bench_policies::run(interactions.max(1)).await,
         BenchCommand::Queries { runs, duckdb } => {
             bench_queries::run(&App::open(global).await?, runs.max(1), duckdb).await
         }

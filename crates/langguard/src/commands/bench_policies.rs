@@ -9,7 +9,8 @@ use anyhow::Context;
 use langguard_cf_emulator::{synthetic_log_pages, SeedSpec};
 use langguard_cloudflare::types::{Envelope, GatewayLog};
 use langguard_policy::{
-    config_value, input_document, trace_document, CompiledPolicy, RegoValue, SpendWindow, BUILTINS,
+    config_value, input_document, trace_document, CompiledPolicy, EvalInput, RegoValue, Sandbox,
+    SandboxConfig, SandboxPolicy, SpendWindow, BUILTINS,
 };
 use langguard_pricing::Pricer;
 use langguard_store::Interaction;
@@ -26,8 +27,8 @@ const PROMPTS: [&str; 6] = [
     "Debug this: client = OpenAI(api_key='sk-proj-abcdefghijklmnopqrstuvwx1234')",
 ];
 
-/// Every built-in, enabled, with the config a customer would give it.
-fn enabled_builtins() -> anyhow::Result<Vec<(CompiledPolicy, RegoValue)>> {
+/// Every built-in, enabled, with the config a customer would give it (as JSON text).
+fn builtin_configs() -> anyhow::Result<Vec<(&'static langguard_policy::Builtin, String)>> {
     BUILTINS
         .iter()
         .map(|b| {
@@ -49,14 +50,24 @@ fn enabled_builtins() -> anyhow::Result<Vec<(CompiledPolicy, RegoValue)>> {
                     _ => {}
                 }
             }
-            let policy = CompiledPolicy::compile(&b.name(), b.rego)
-                .with_context(|| format!("compiling {}", b.id))?;
-            Ok((policy, config_value(&config.to_string())))
+            Ok((b, config.to_string()))
         })
         .collect()
 }
 
-pub fn run(count: usize) -> anyhow::Result<ExitCode> {
+/// The built-ins compiled in this process (what the sandbox runs inside its own).
+fn enabled_builtins() -> anyhow::Result<Vec<(CompiledPolicy, RegoValue)>> {
+    builtin_configs()?
+        .into_iter()
+        .map(|(b, config)| {
+            let policy = CompiledPolicy::compile(&b.name(), b.rego)
+                .with_context(|| format!("compiling {}", b.id))?;
+            Ok((policy, config_value(&config)))
+        })
+        .collect()
+}
+
+pub async fn run(count: usize) -> anyhow::Result<ExitCode> {
     let interactions = synthetic(count)?;
     let bodies: Vec<(String, String)> = (0..count)
         .map(|n| {
@@ -123,7 +134,73 @@ pub fn run(count: usize) -> anyhow::Result<ExitCode> {
             format::count(found[k] as i64)
         );
     }
+    sandboxed(&interactions, &bodies, &windows, &found).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The same evaluations as the policy worker runs them: in a sandbox process (the input
+/// documents travel as JSON, each result comes back as a line), to set beside the in-process
+/// figure above.
+async fn sandboxed(
+    interactions: &[Interaction],
+    bodies: &[(String, String)],
+    windows: &[SpendWindow],
+    expected: &[usize],
+) -> anyhow::Result<()> {
+    let sandbox = Sandbox::new(
+        SandboxConfig::current_exe(langguard_policy::DEFAULT_MEMORY_LIMIT_MIB).max_processes(1),
+    );
+    let policies: Vec<SandboxPolicy> = builtin_configs()?
+        .into_iter()
+        .map(|(b, config)| SandboxPolicy::new(&b.name(), b.rego, &config))
+        .collect();
+    let mut session = sandbox.session().await?;
+    // The process starts and compiles every policy once, as the worker's does.
+    let warm = session
+        .evaluate(
+            &policies,
+            EvalInput::Trace {
+                trace: trace_document(&interactions[0], None),
+                windows: None,
+            },
+        )
+        .await?;
+    anyhow::ensure!(
+        warm.iter().all(Result::is_ok),
+        "the sandbox could not evaluate: {warm:?}"
+    );
+    let mut found = vec![0usize; policies.len()];
+    let started = Instant::now();
+    for (i, (request, response)) in interactions.iter().zip(bodies) {
+        let results = session
+            .evaluate(
+                &policies,
+                EvalInput::Trace {
+                    trace: trace_document(i, Some((request, response))),
+                    windows: Some(windows.to_vec()),
+                },
+            )
+            .await?;
+        for (k, result) in results.into_iter().enumerate() {
+            found[k] += result
+                .map_err(|e| anyhow::anyhow!("{}: {e}", policies[k].name()))?
+                .len();
+        }
+    }
+    let took = started.elapsed();
+    session.finish();
+    anyhow::ensure!(
+        found == expected,
+        "the sandbox found {found:?} where in-process evaluation found {expected:?}"
+    );
+    let evaluations = interactions.len() * policies.len();
+    println!(
+        "{:>12} evaluations/s in the policy sandbox, as the worker runs them ({} evaluations in {:.2} s; the same findings)",
+        format::count((evaluations as f64 / took.as_secs_f64()) as i64),
+        format::count(evaluations as i64),
+        took.as_secs_f64()
+    );
+    Ok(())
 }
 
 /// The emulator's synthetic logs, normalised as the importer does.
