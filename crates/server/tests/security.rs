@@ -602,6 +602,23 @@ async fn a_policy_that_explodes_on_real_input_is_quarantined_and_the_server_stay
         .collect();
     assert_eq!(quarantined.len(), 1, "{deliveries}");
 
+    // The UI shows why, on the list and on the policy's page.
+    let cookie = format!("{}={member}", langguard_server::SESSION_COOKIE);
+    for page in ["/policies".to_owned(), format!("/policies/{id}")] {
+        let html = app
+            .http
+            .get(format!("{}{page}", app.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        assert!(html.contains("Quarantined:"), "{page}");
+        assert!(html.contains("memory budget"), "{page}");
+    }
+
     // Turning it back on lifts the quarantine (someone looked at it).
     let (status, back) = app
         .call(
@@ -774,5 +791,55 @@ async fn running_rego_needs_member_and_backtests_are_limited(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A client that goes away stops its backtest: its place is free again at once.
+    let mut cancelled = false;
+    for _ in 0..20 {
+        let running = start(member.clone());
+        let mut refused = false;
+        for _ in 0..200 {
+            let (status, _) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/policies/backtest",
+                    Some(&member),
+                    Some(json!({"rego": RANGE_BOMB, "config": {"n": 3}, "from": "2100-01-01T00:00:00Z", "to": "2100-01-02T00:00:00Z"})),
+                )
+                .await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                refused = true;
+                break;
+            }
+            if running.is_finished() {
+                break;
+            }
+        }
+        if !refused {
+            let _ = running.await;
+            continue; // the probe took the place first; try again
+        }
+        running.abort();
+        let _ = running.await;
+        for _ in 0..200 {
+            let (status, _) = app
+                .call(
+                    Method::POST,
+                    "/api/v1/policies/backtest",
+                    Some(&member),
+                    Some(json!({"rego": RANGE_BOMB, "config": {"n": 3}, "from": "2100-01-01T00:00:00Z", "to": "2100-01-02T00:00:00Z"})),
+                )
+                .await;
+            if status == StatusCode::OK {
+                cancelled = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        break;
+    }
+    assert!(
+        cancelled,
+        "a backtest whose client went away still held its place"
+    );
     alive(&app).await;
 }
