@@ -61,8 +61,11 @@ pub struct SandboxConfig {
     /// The engine's own timer stops an evaluation after [`EVALUATION_LIMIT`]; a process still
     /// busy this long after it was asked (one long built-in call) is killed.
     pub hard_deadline: Duration,
-    /// Processes evaluating at once; callers beyond this wait their turn.
+    /// Processes evaluating at once; callers beyond this wait their turn…
     pub max_processes: usize,
+    /// …this long at most, then hear that the sandbox is busy (503), rather than queue
+    /// behind someone's backtests without end.
+    pub queue_timeout: Duration,
 }
 
 impl SandboxConfig {
@@ -74,6 +77,7 @@ impl SandboxConfig {
             memory_limit_bytes: memory_limit_mib.saturating_mul(1024 * 1024),
             hard_deadline: EVALUATION_LIMIT * 2,
             max_processes: 2,
+            queue_timeout: Duration::from_secs(15),
         }
     }
 
@@ -223,11 +227,16 @@ impl Sandbox {
     /// A turn with one sandbox process (waiting for one when all are busy), for callers that
     /// evaluate input by input.
     pub async fn session(&self) -> Result<SandboxSession<'_>, SandboxUnavailable> {
-        let permit = self
-            .inner
-            .permits
-            .acquire()
+        let timeout = self.inner.config.queue_timeout;
+        let permit = tokio::time::timeout(timeout, self.inner.permits.acquire())
             .await
+            .map_err(|_| {
+                SandboxUnavailable(format!(
+                    "every policy sandbox process stayed busy for {} s (backtests or tests of \
+                     other users); try again shortly",
+                    timeout.as_secs()
+                ))
+            })?
             .map_err(|_| SandboxUnavailable("the sandbox pool is closed".into()))?;
         let process = self.inner.idle.lock().ok().and_then(|mut idle| idle.pop());
         Ok(SandboxSession {
