@@ -205,7 +205,8 @@ impl Sealer {
         }
         let aad = match sealed[0] {
             VERSION => binding.aad(),
-            LEGACY_VERSION => LEGACY_AAD.to_vec(),
+            // Only credentials were sealed before bindings, and only until re-sealed at start.
+            LEGACY_VERSION if binding != Binding::DeviceCookie => LEGACY_AAD.to_vec(),
             _ => return Err(SecretError::Undecryptable),
         };
         let nonce = Nonce::from_slice(&sealed[1..1 + NONCE_LEN]);

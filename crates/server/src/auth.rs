@@ -98,15 +98,20 @@ pub fn token_hash(token: &str) -> Vec<u8> {
 
 /// The bearer token or session cookie of a request, if any.
 pub fn request_token(parts: &Parts) -> Option<String> {
-    if let Some(value) = parts
-        .headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        if let Some(token) = value.strip_prefix("Bearer ").map(str::trim) {
-            return Some(token.to_owned());
-        }
-    }
+    bearer_token(parts).or_else(|| cookie_token(parts))
+}
+
+/// The `Authorization: Bearer` token of a request: what a browser never adds on its own.
+fn bearer_token(parts: &Parts) -> Option<String> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// The session cookie of a request: what a browser sends with any request to this site.
+fn cookie_token(parts: &Parts) -> Option<String> {
     parts
         .headers
         .get_all(COOKIE)
@@ -173,10 +178,10 @@ impl FromRequestParts<AppState> for CurrentUser {
             .session_user(&token_hash(&token), now)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        if !parts.headers.contains_key(AUTHORIZATION)
-            && !parts.method.is_safe()
-            && !same_site(parts, state, &token)
-        {
+        // Signed in by the cookie (whatever other Authorization a browser may have added on
+        // its own, e.g. Basic behind an auth proxy): a write must come from our own pages.
+        let by_cookie = bearer_token(parts).is_none();
+        if by_cookie && !parts.method.is_safe() && !same_site(parts, state, &token) {
             return Err(ApiError::CrossSite);
         }
         Ok(CurrentUser(user))
@@ -277,30 +282,45 @@ pub async fn account_backoff(account: &str) -> Result<tokio::sync::OwnedMutexGua
     Ok(guard)
 }
 
-/// The cookie that marks a browser its owner signed in with (OWASP's device cookie): the
-/// account, sealed under the server's key so nobody else can make one. A year long, sent only
-/// to this site.
+/// The cookie that marks a browser its owner signed in with (OWASP's device cookie): the user,
+/// a fingerprint of their password hash and when it was issued, sealed under the server's key
+/// so nobody else can make one. Changing the password, or deleting the user, ends every one;
+/// so do a year, and [`MAX_DEVICE_FAILURES`] wrong passwords sent with it.
 pub const DEVICE_COOKIE: &str = "langguard_device";
-const DEVICE_PREFIX: &str = "device-cookie\n";
+const DEVICE_PREFIX: &str = "device-cookie";
+const DEVICE_LIFETIME_MS: i64 = 365 * 24 * 3600 * 1000;
+/// Failed sign-ins with one device cookie, within [`FAILURE_WINDOW`], after which it no longer
+/// skips the slowed-down queue (someone else has a copy).
+pub const MAX_DEVICE_FAILURES: i64 = 5;
 
-pub fn device_cookie(sealer: &langguard_secrets::Sealer, account: &str, secure: bool) -> String {
-    let sealed = URL_SAFE_NO_PAD.encode(sealer.seal(
-        &format!("{DEVICE_PREFIX}{account}"),
-        langguard_secrets::Binding::DeviceCookie,
-    ));
+fn password_fingerprint(user: &User) -> String {
+    crate::hex(&Sha256::digest(user.password_hash.as_bytes())[..8])
+}
+
+pub fn device_cookie(sealer: &langguard_secrets::Sealer, user: &User, secure: bool) -> String {
+    let content = format!(
+        "{DEVICE_PREFIX}\n{}\n{}\n{}",
+        user.id,
+        password_fingerprint(user),
+        crate::now_ms()
+    );
+    let sealed =
+        URL_SAFE_NO_PAD.encode(sealer.seal(&content, langguard_secrets::Binding::DeviceCookie));
     format!(
         "{DEVICE_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-        365 * 24 * 3600,
+        DEVICE_LIFETIME_MS / 1000,
         if secure { "; Secure" } else { "" }
     )
 }
 
-/// Whether the request carries a device cookie for `account`.
-pub fn is_device_of(
+/// The throttling key of the request's device cookie when it is a valid one of `user`'s.
+pub fn device_of(
     sealer: &langguard_secrets::Sealer,
     headers: &axum::http::HeaderMap,
-    account: &str,
-) -> bool {
+    user: &User,
+) -> Option<String> {
+    let now = crate::now_ms();
+    let fingerprint = password_fingerprint(user);
     headers
         .get_all(COOKIE)
         .iter()
@@ -308,13 +328,26 @@ pub fn is_device_of(
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(|(name, _)| *name == DEVICE_COOKIE)
-        .filter_map(|(_, value)| URL_SAFE_NO_PAD.decode(value).ok())
-        .filter_map(|sealed| {
-            sealer
+        .find_map(|(_, value)| {
+            let sealed = URL_SAFE_NO_PAD.decode(value).ok()?;
+            let text = sealer
                 .open(&sealed, langguard_secrets::Binding::DeviceCookie)
-                .ok()
+                .ok()?;
+            let mut parts = text.split('\n');
+            let valid = parts.next() == Some(DEVICE_PREFIX)
+                && parts.next() == Some(user.id.to_string().as_str())
+                && parts.next() == Some(fingerprint.as_str())
+                && parts
+                    .next()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .is_some_and(|issued| now.saturating_sub(issued) < DEVICE_LIFETIME_MS);
+            valid.then(|| {
+                format!(
+                    "device:{}",
+                    crate::hex(&Sha256::digest(value.as_bytes())[..12])
+                )
+            })
         })
-        .any(|text| text.strip_prefix(DEVICE_PREFIX) == Some(account))
 }
 
 #[cfg(test)]
@@ -340,5 +373,44 @@ mod tests {
         assert!(a.starts_with("lgs_"));
         assert_eq!(ha, token_hash(&a));
         assert_eq!(ha.len(), 32);
+    }
+
+    fn user(id: i64, hash: &str) -> User {
+        User {
+            id,
+            email: format!("u{id}@example.com"),
+            role: Role::Admin,
+            password_hash: hash.to_owned(),
+            created_at_ms: 0,
+            last_active_at_ms: None,
+        }
+    }
+
+    fn with_cookie(set_cookie: &str) -> axum::http::HeaderMap {
+        let mut headers = axum::http::HeaderMap::new();
+        let pair = set_cookie.split(';').next().expect("name=value");
+        headers.insert(COOKIE, pair.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn a_device_cookie_is_its_users_until_the_password_changes() {
+        let sealer = langguard_secrets::Sealer::from_key(&[3; 32]);
+        let owner = user(1, "$argon2id$first");
+        let headers = with_cookie(&device_cookie(&sealer, &owner, false));
+        assert!(device_of(&sealer, &headers, &owner).is_some());
+        // Not another user's, not after a new password, not under another key.
+        assert!(device_of(&sealer, &headers, &user(2, "$argon2id$first")).is_none());
+        assert!(device_of(&sealer, &headers, &user(1, "$argon2id$second")).is_none());
+        let other_key = langguard_secrets::Sealer::from_key(&[4; 32]);
+        assert!(device_of(&other_key, &headers, &owner).is_none());
+        // A made-up value, or another sealed value of ours, is no device cookie.
+        assert!(device_of(&sealer, &with_cookie("langguard_device=AAAA"), &owner).is_none());
+        let token = URL_SAFE_NO_PAD.encode(sealer.seal(
+            "device-cookie\n1\nx\n0",
+            langguard_secrets::Binding::IntegrationToken(1),
+        ));
+        let forged = with_cookie(&format!("langguard_device={token}"));
+        assert!(device_of(&sealer, &forged, &owner).is_none());
     }
 }

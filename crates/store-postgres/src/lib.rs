@@ -251,22 +251,23 @@ impl Store for PgStore {
 
     async fn replace_sealed_tokens(
         &self,
-        tokens: Vec<(IntegrationId, Vec<u8>)>,
-        webhook_secrets: Vec<(WebhookId, Vec<u8>)>,
+        tokens: Vec<SealedSwap>,
+        webhook_secrets: Vec<SealedSwap>,
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         webhooks::replace_secrets(&tx, &webhook_secrets).await?;
-        for (id, sealed) in &tokens {
+        for swap in &tokens {
             let changed = tx
                 .execute(
-                    "UPDATE integrations SET api_token_sealed = $1 WHERE id = $2",
-                    &[sealed, id],
+                    "UPDATE integrations SET api_token_sealed = $1 WHERE id = $2 \
+                     AND api_token_sealed = $3",
+                    &[&swap.new, &swap.id, &swap.old],
                 )
                 .await
                 .map_err(db_err)?;
             if changed == 0 {
-                return Err(not_found(format!("integration {id}")));
+                return Err(swap.changed("integration"));
             }
         }
         tx.commit().await.map_err(db_err)

@@ -186,18 +186,18 @@ pub(crate) async fn delete_webhook(c: &mut Client, id: WebhookId) -> StoreResult
 /// Inside the caller's transaction (key rotation re-seals tokens and secrets together).
 pub(crate) async fn replace_secrets(
     tx: &Transaction<'_>,
-    secrets: &[(WebhookId, Vec<u8>)],
+    secrets: &[SealedSwap],
 ) -> StoreResult<()> {
-    for (id, sealed) in secrets {
+    for swap in secrets {
         let changed = tx
             .execute(
-                "UPDATE webhooks SET secret_sealed = $2 WHERE id = $1",
-                &[id, sealed],
+                "UPDATE webhooks SET secret_sealed = $2 WHERE id = $1 AND secret_sealed = $3",
+                &[&swap.id, &swap.new, &swap.old],
             )
             .await
             .map_err(db_err)?;
         if changed == 0 {
-            return Err(not_found(format!("webhook {id}")));
+            return Err(swap.changed("webhook"));
         }
     }
     Ok(())

@@ -390,21 +390,22 @@ impl Store for SqliteStore {
 
     async fn replace_sealed_tokens(
         &self,
-        tokens: Vec<(IntegrationId, Vec<u8>)>,
-        webhook_secrets: Vec<(WebhookId, Vec<u8>)>,
+        tokens: Vec<SealedSwap>,
+        webhook_secrets: Vec<SealedSwap>,
     ) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
             webhooks::replace_secrets(&tx, &webhook_secrets)?;
-            for (id, sealed) in &tokens {
+            for swap in &tokens {
                 let changed = tx
                     .execute(
-                        "UPDATE integrations SET api_token_sealed = ?1 WHERE id = ?2",
-                        params![sealed, id],
+                        "UPDATE integrations SET api_token_sealed = ?1 WHERE id = ?2 \
+                         AND api_token_sealed = ?3",
+                        params![swap.new, swap.id, swap.old],
                     )
                     .map_err(db_err)?;
                 if changed == 0 {
-                    return Err(not_found(format!("integration {id}")));
+                    return Err(swap.changed("integration"));
                 }
             }
             tx.commit().map_err(db_err)

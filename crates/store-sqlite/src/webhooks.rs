@@ -163,21 +163,16 @@ pub(crate) fn delete_webhook(conn: &mut Connection, id: WebhookId) -> StoreResul
 }
 
 /// Inside the caller's transaction (key rotation re-seals tokens and secrets together).
-pub(crate) fn replace_secrets(
-    conn: &Connection,
-    secrets: &[(WebhookId, Vec<u8>)],
-) -> StoreResult<()> {
-    for (id, sealed) in secrets {
+pub(crate) fn replace_secrets(conn: &Connection, secrets: &[SealedSwap]) -> StoreResult<()> {
+    for swap in secrets {
         let changed = conn
             .execute(
-                "UPDATE webhooks SET secret_sealed = ?2 WHERE id = ?1",
-                params![id, sealed],
+                "UPDATE webhooks SET secret_sealed = ?2 WHERE id = ?1 AND secret_sealed = ?3",
+                params![swap.id, swap.new, swap.old],
             )
             .map_err(db_err)?;
         if changed == 0 {
-            return Err(StoreError::NotFound {
-                what: format!("webhook {id}"),
-            });
+            return Err(swap.changed("webhook"));
         }
     }
     Ok(())

@@ -40,7 +40,8 @@ macro_rules! store_suite {
             bodies_are_kept_for_their_retention,
             retention_deletes_old_rows_in_batches_and_keeps_the_rollups,
             sign_in_attempts_are_counted_per_key_and_forgiven,
-            a_quarantine_applies_once_to_the_version_evaluated
+            a_quarantine_applies_once_to_the_version_evaluated,
+            re_sealing_never_overwrites_a_credential_changed_meanwhile
         );
         $crate::store_suite!(@each $fresh; traces:
             filters_and_searches_match_exactly_the_rows_they_describe,

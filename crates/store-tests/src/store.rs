@@ -853,3 +853,50 @@ pub async fn a_quarantine_applies_once_to_the_version_evaluated(store: Arc<dyn S
     assert_eq!(back.quarantine_reason, None);
     assert_eq!(back.quarantined_at_ms, None);
 }
+
+pub async fn re_sealing_never_overwrites_a_credential_changed_meanwhile(store: Arc<dyn Store>) {
+    let a = crate::integration(store.as_ref(), "a").await;
+    let b = crate::integration(store.as_ref(), "b").await;
+    // b's token changes (a PATCH on another instance) after the re-sealer read it.
+    store
+        .update_integration(
+            b.id,
+            IntegrationPatch {
+                sealed_api_token: Some(vec![9, 9]),
+                ..IntegrationPatch::default()
+            },
+        )
+        .await
+        .expect("patch");
+    let swap = |i: &Integration, new: Vec<u8>| SealedSwap {
+        id: i.id,
+        old: i.sealed_api_token.clone(),
+        new,
+    };
+    let err = store
+        .replace_sealed_tokens(vec![swap(&a, vec![7]), swap(&b, vec![8])], Vec::new())
+        .await
+        .expect_err("b changed");
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+    // All or none: a kept its value too, and b its new one.
+    let a_now = store.get_integration(a.id).await.expect("a");
+    let b_now = store.get_integration(b.id).await.expect("b");
+    assert_eq!(a_now.sealed_api_token, a.sealed_api_token);
+    assert_eq!(b_now.sealed_api_token, vec![9, 9]);
+    // With the values it holds now, the swap is made.
+    store
+        .replace_sealed_tokens(
+            vec![swap(&a_now, vec![7]), swap(&b_now, vec![8])],
+            Vec::new(),
+        )
+        .await
+        .expect("swapped");
+    assert_eq!(
+        store
+            .get_integration(b.id)
+            .await
+            .expect("b")
+            .sealed_api_token,
+        vec![8]
+    );
+}

@@ -74,11 +74,14 @@ pub trait Store: Send + Sync + 'static {
         patch: IntegrationPatch,
     ) -> StoreResult<Integration>;
     /// Replaces the sealed tokens of these integrations and the sealed secrets of these
-    /// webhooks in one transaction (key rotation: all under the new key, or none).
+    /// webhooks in one transaction — each only if it still holds the value it was read with
+    /// (`(id, old, new)`), so a token changed meanwhile, by another instance say, is never
+    /// overwritten with the old one. All or none: if one changed or is gone, nothing is
+    /// written and the answer is `Invalid` (key rotation and re-sealing run again).
     async fn replace_sealed_tokens(
         &self,
-        tokens: Vec<(IntegrationId, Vec<u8>)>,
-        webhook_secrets: Vec<(WebhookId, Vec<u8>)>,
+        tokens: Vec<SealedSwap>,
+        webhook_secrets: Vec<SealedSwap>,
     ) -> StoreResult<()>;
     async fn set_integration_status(
         &self,

@@ -151,6 +151,26 @@ impl PartialEq for SealFor {
     }
 }
 
+/// A stored credential re-sealed (key rotation, re-sealing at start): the row, the value it was
+/// read with, and the one replacing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSwap {
+    pub id: i64,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl SealedSwap {
+    /// Why a swap could not be made.
+    pub fn changed(&self, what: &str) -> crate::StoreError {
+        crate::StoreError::Invalid(format!(
+            "the credential of {what} {} changed or was deleted meanwhile; nothing was \
+             re-sealed — run it again",
+            self.id
+        ))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewIntegration {
     pub name: String,

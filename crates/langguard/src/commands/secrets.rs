@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use langguard_secrets::{write_key_file, Binding, Sealer, KEY_FILE_NAME, NEXT_KEY_FILE_NAME};
-use langguard_store::Store;
+use langguard_store::{SealedSwap, Store};
 
 use crate::app::{try_lock_data_dir, App};
 
@@ -36,7 +36,11 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
                     integration.name
                 )
             })?;
-        resealed.push((integration.id, next.seal(&token, binding)));
+        resealed.push(SealedSwap {
+            id: integration.id,
+            old: integration.sealed_api_token.clone(),
+            new: next.seal(&token, binding),
+        });
     }
     // The next key is on disk before any token depends on it.
     let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
@@ -54,7 +58,11 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
                 webhook.id
             )
             })?;
-        resealed_secrets.push((webhook.id, next.seal(&secret, binding)));
+        resealed_secrets.push(SealedSwap {
+            id: webhook.id,
+            new: next.seal(&secret, binding),
+            old: webhook.sealed_secret,
+        });
     }
     app.store
         .replace_sealed_tokens(resealed, resealed_secrets)
@@ -147,7 +155,11 @@ pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result
         let binding = Binding::IntegrationToken(i.id);
         if Sealer::is_legacy(&i.sealed_api_token) {
             if let Ok(token) = sealer.open(&i.sealed_api_token, binding) {
-                tokens.push((i.id, sealer.seal(&token, binding)));
+                tokens.push(SealedSwap {
+                    id: i.id,
+                    new: sealer.seal(&token, binding),
+                    old: i.sealed_api_token,
+                });
             }
         }
     }
@@ -156,7 +168,11 @@ pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result
         let binding = Binding::WebhookSecret(w.id);
         if Sealer::is_legacy(&w.sealed_secret) {
             if let Ok(secret) = sealer.open(&w.sealed_secret, binding) {
-                secrets.push((w.id, sealer.seal(&secret, binding)));
+                secrets.push(SealedSwap {
+                    id: w.id,
+                    new: sealer.seal(&secret, binding),
+                    old: w.sealed_secret,
+                });
             }
         }
     }

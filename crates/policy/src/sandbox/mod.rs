@@ -47,9 +47,10 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(10);
 /// (policies edited many times would otherwise pile up in it).
 const MAX_LOADED: usize = 256;
 
-/// The longest reply a policy's evaluation may produce; a longer one is a memory limit (its
-/// findings would become stored evidence, and the server would hold them whole).
-const MAX_REPLY_BYTES: u64 = 4 * 1024 * 1024;
+/// The longest reply a policy's evaluation may produce; a longer one is a memory limit. Its
+/// findings become stored evidence, and the server holds a batch's (2,000 interactions) before
+/// storing them: 64 KiB an evaluation bounds that, and is far more evidence than a finding needs.
+const MAX_REPLY_BYTES: u64 = 64 * 1024;
 
 /// Where the sandbox's executable is, and its limits.
 #[derive(Debug, Clone)]
@@ -369,7 +370,10 @@ impl SandboxSession<'_> {
         while results.len() < policies.len() {
             let rest = &policies[results.len()..];
             // A load that kills the process takes the earlier loads with it: load until one
-            // process holds every policy that compiles (each pass fails one more, or ends).
+            // process holds every policy that compiles. Policies that each load alone but not
+            // together would take turns forever, so after as many passes as there are
+            // policies, those still not loaded are charged: they can't share a process.
+            let mut passes = 0;
             loop {
                 for policy in rest {
                     // A failed load is remembered in `failed_loads`; it is answered below.
@@ -381,7 +385,29 @@ impl SandboxSession<'_> {
                     failed.contains_key(key)
                         || process.as_ref().is_some_and(|p| p.loaded.contains_key(key))
                 };
-                if rest.iter().all(|p| ready(&p.key)) {
+                let unready: Vec<String> = rest
+                    .iter()
+                    .filter(|p| !ready(&p.key))
+                    .map(|p| p.key.clone())
+                    .collect();
+                if unready.is_empty() {
+                    break;
+                }
+                passes += 1;
+                if passes > rest.len() {
+                    let memory = self.inner.config.memory_limit_bytes / (1024 * 1024);
+                    for key in unready {
+                        self.failed_loads.insert(
+                            key,
+                            PolicyError::Limit {
+                                kind: LimitKind::Memory,
+                                message: format!(
+                                    "the policy needs so much of the {memory} MiB memory budget \
+                                     to compile that it can't share a process with the others"
+                                ),
+                            },
+                        );
+                    }
                     break;
                 }
             }
@@ -495,8 +521,8 @@ impl SandboxSession<'_> {
             Stop::TooLarge => PolicyError::Limit {
                 kind: LimitKind::Memory,
                 message: format!(
-                    "the evaluation's findings were larger than {} MiB and were dropped",
-                    MAX_REPLY_BYTES / (1024 * 1024)
+                    "the evaluation's findings were larger than {} KiB and were dropped",
+                    MAX_REPLY_BYTES / 1024
                 ),
             },
         }

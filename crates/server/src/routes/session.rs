@@ -106,9 +106,26 @@ pub(crate) async fn sign_in(
         }
     }
     // An account guessed at from everywhere is never locked: its attempts are slowed down,
-    // one at a time — except from a browser its owner signed in with before (its device
-    // cookie), which goes straight through.
-    let known_device = crate::auth::is_device_of(&state.sealer, headers, &account);
+    // one at a time — except from a browser its owner signed in with before (a valid device
+    // cookie that hasn't failed too often), which goes straight through.
+    let user = state.store.find_user_by_email(&email).await?;
+    let mut device = user
+        .as_ref()
+        .and_then(|u| crate::auth::device_of(&state.sealer, headers, u));
+    if let Some(key) = &device {
+        let counted = state
+            .store
+            .count_login_attempt(
+                std::slice::from_ref(key),
+                crate::auth::MAX_DEVICE_FAILURES,
+                window_ms,
+                now,
+            )
+            .await?;
+        if counted.is_err() {
+            device = None;
+        }
+    }
     let _slowed = match state
         .store
         .count_login_attempt(
@@ -119,10 +136,9 @@ pub(crate) async fn sign_in(
         )
         .await?
     {
-        Err(_) if !known_device => Some(crate::auth::account_backoff(&account).await?),
+        Err(_) if device.is_none() => Some(crate::auth::account_backoff(&account).await?),
         _ => None,
     };
-    let user = state.store.find_user_by_email(&email).await?;
     // Unknown emails are checked against a dummy hash: the answer takes as long either way.
     let hash = match &user {
         Some(u) => u.password_hash.clone(),
@@ -142,10 +158,9 @@ pub(crate) async fn sign_in(
             .await;
         return Err(ApiError::InvalidCredentials);
     };
-    state
-        .store
-        .clear_login_attempts(&[pair, account_key])
-        .await?;
+    let mut forgiven = vec![pair, account_key];
+    forgiven.extend(device);
+    state.store.clear_login_attempts(&forgiven).await?;
     state
         .audit(
             Some(&user),
@@ -171,7 +186,7 @@ pub(crate) async fn sign_in(
         }
     );
     let device_cookie =
-        crate::auth::device_cookie(&state.sealer, &account, state.config.secure_cookies);
+        crate::auth::device_cookie(&state.sealer, &user, state.config.secure_cookies);
     Ok(SignedIn {
         user,
         token,
