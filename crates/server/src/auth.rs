@@ -92,6 +92,11 @@ pub fn new_session_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
+/// The CSRF token of a session (what the UI's forms and htmx requests carry).
+pub fn csrf_token(session_token: &str) -> String {
+    crate::web::session::csrf_token(session_token)
+}
+
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }

@@ -118,7 +118,22 @@ const NASTY: &[&str] = &[
 struct Caller {
     name: &'static str,
     token: Option<String>,
+    /// A session token sent as the cookie (with its CSRF token, sometimes).
     cookie: Option<String>,
+    /// Whose sessions these are: they are opened again every so often, since the requests
+    /// sign them out.
+    user: Option<i64>,
+}
+
+/// A fresh session for `user`, straight in the store (the random requests may have changed
+/// passwords); `None` once the requests deleted the user.
+async fn session(app: &TestApp, user: i64) -> Option<String> {
+    let (token, hash) = langguard_server::auth::new_session_token();
+    app.store
+        .create_session(&hash, user, i64::MAX / 2)
+        .await
+        .ok()
+        .map(|()| token)
 }
 
 fn nested(depth: usize) -> String {
@@ -288,7 +303,7 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
     let integration = app.add_integration(&admin).await;
     app.sync_now(&admin, integration).await;
     let mut keys = Vec::new();
-    for scope in ["read", "write", "ingest"] {
+    for scope in ["read", "write"] {
         let (status, key) = app
             .call(
                 Method::POST,
@@ -300,52 +315,95 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         assert_eq!(status, StatusCode::CREATED, "{key}");
         keys.push(key["key"].as_str().expect("key").to_owned());
     }
-    let cookie = format!("{}={admin}", langguard_server::SESSION_COOKIE);
-    let callers = [
+    // Things for the random requests to find, change and delete — none of them a caller's
+    // own user or key (ids from 4 on; the callers' are 1 to 3).
+    let mut targets: Vec<String> = vec![integration.to_string()];
+    for n in 0..3 {
+        let (_, user) = app
+            .call(Method::POST, "/api/v1/users", Some(&admin), Some(json!({"email": format!("t{n}@example.com"), "password": "throwaway password 1", "role": "viewer"})))
+            .await;
+        let (_, key) = app
+            .call(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(&admin),
+                Some(json!({"name": format!("t{n}"), "scope": "read", "expires_in_days": 30})),
+            )
+            .await;
+        let (_, policy) = app
+            .call(Method::POST, "/api/v1/policies", Some(&admin), Some(json!({"name": format!("target_{n}"), "category": "Audit", "severity": "low", "rego": format!("package langguard.target_{n}\nimport rego.v1\nviolation contains r if {{\n  r := {{\"type\": \"t\", \"message\": \"m\"}}\n}}\n")})))
+            .await;
+        let (_, hook) = app
+            .call(Method::POST, "/api/v1/webhooks", Some(&admin), Some(json!({"url": format!("https://hooks{n}.example.com/x"), "events": ["sync.failed"]})))
+            .await;
+        for made in [&user, &key, &policy, &hook] {
+            if let Some(id) = made["id"].as_i64().filter(|id| *id > 3) {
+                targets.push(id.to_string());
+            }
+        }
+    }
+    targets.extend(["7", "42", "150", "349"].map(str::to_owned));
+    let ids = targets;
+    let mut callers = [
         Caller {
             name: "anonymous",
             token: None,
             cookie: None,
+            user: None,
         },
         Caller {
             name: "admin",
             token: Some(admin.clone()),
             cookie: None,
+            user: Some(1),
         },
         Caller {
             name: "member",
             token: Some(member),
             cookie: None,
+            user: Some(2),
         },
         Caller {
             name: "viewer",
             token: Some(viewer),
             cookie: None,
+            user: Some(3),
         },
         Caller {
             name: "read key",
             token: Some(keys[0].clone()),
             cookie: None,
+            user: None,
         },
         Caller {
             name: "write key",
             token: Some(keys[1].clone()),
             cookie: None,
-        },
-        Caller {
-            name: "ingest key",
-            token: Some(keys[2].clone()),
-            cookie: None,
+            user: None,
         },
         Caller {
             name: "admin by cookie",
             token: None,
-            cookie: Some(cookie),
+            cookie: Some(String::new()),
+            user: Some(1),
+        },
+        Caller {
+            name: "member by cookie",
+            token: None,
+            cookie: Some(String::new()),
+            user: Some(2),
+        },
+        Caller {
+            name: "viewer by cookie",
+            token: None,
+            cookie: Some(String::new()),
+            user: Some(3),
         },
         Caller {
             name: "garbage token",
             token: Some("lgr_not-a-key-at-all".into()),
             cookie: None,
+            user: None,
         },
     ];
 
@@ -378,10 +436,6 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
             .iter()
             .map(|r| ((*r).to_owned(), vec![Method::GET, Method::POST])),
     );
-    let ids: Vec<String> = ["1", "2", "3", &integration.to_string()]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
 
     let seed: u64 = std::env::var("LANGGUARD_FUZZ_SEED")
         .ok()
@@ -399,7 +453,23 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         Method::OPTIONS,
     ];
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
+    let mut handled = std::collections::BTreeMap::<&str, bool>::new();
     for n in 0..REQUESTS {
+        if n % 100 == 0 {
+            // The requests sign sessions out and change passwords: the callers sign in again.
+            for caller in callers.iter_mut() {
+                if let Some(fresh) = match caller.user {
+                    Some(user) => session(&app, user).await,
+                    None => None,
+                } {
+                    if caller.cookie.is_some() {
+                        caller.cookie = Some(fresh);
+                    } else {
+                        caller.token = Some(fresh);
+                    }
+                }
+            }
+        }
         let caller = &callers[rng.gen_range(0..callers.len())];
         let (template, allowed) = &routes[rng.gen_range(0..routes.len())];
         let path = random_path(&mut rng, template, &ids);
@@ -408,15 +478,33 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         } else {
             methods[rng.gen_range(0..methods.len())].clone()
         };
-        let (content_type, body) = random_body(&mut rng);
+        let (content_type, mut body) = random_body(&mut rng);
+        // Signed in by cookie, half the requests carry the session's real CSRF token (in the
+        // form, or as htmx's header), so the handlers behind the check are reached too.
+        let csrf = caller
+            .cookie
+            .as_deref()
+            .filter(|_| rng.gen_bool(0.5))
+            .map(langguard_server::auth::csrf_token);
+        if let (Some(token), Some("application/x-www-form-urlencoded")) = (&csrf, content_type) {
+            let mut with_token = format!("csrf={token}&").into_bytes();
+            with_token.extend_from_slice(&body);
+            body = with_token;
+        }
         let mut request = app
             .http
             .request(method.clone(), format!("{}{path}", app.base));
         if let Some(token) = &caller.token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        if let Some(cookie) = &caller.cookie {
-            request = request.header("cookie", cookie);
+        if let Some(session) = &caller.cookie {
+            request = request.header(
+                "cookie",
+                format!("{}={session}", langguard_server::SESSION_COOKIE),
+            );
+        }
+        if let Some(token) = &csrf {
+            request = request.header("x-csrf-token", token.as_str());
         }
         if let Some(ct) = content_type {
             request = request.header("content-type", ct);
@@ -447,6 +535,8 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         });
         let status = response.status();
         *by_status.entry(status.as_u16()).or_default() += 1;
+        let reached = !matches!(status.as_u16(), 401 | 403 | 404 | 405);
+        *handled.entry(template.as_str()).or_default() |= reached;
         if status.is_server_error() {
             let text = response.text().await.unwrap_or_default();
             panic!(
@@ -458,6 +548,20 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         }
     }
     eprintln!("statuses over {REQUESTS} requests: {by_status:?}");
+    // The requests got past routing and roles into the handlers of nearly every route (a few
+    // answer 404 to anything random: unknown paths, ids that exist for no one).
+    let missed: Vec<&str> = handled
+        .iter()
+        .filter(|(_, reached)| !**reached)
+        .map(|(route, _)| *route)
+        .collect();
+    eprintln!("routes no request got into: {missed:?}");
+    assert!(
+        missed.len() * 10 <= handled.len(),
+        "only {} of {} routes were reached past routing and roles: missed {missed:?}",
+        handled.len() - missed.len(),
+        handled.len()
+    );
     // Still alive, still answering, and still reading its own data (the random requests may
     // have signed the admin out or changed passwords, so the store is asked directly).
     for path in ["/healthz", "/readyz"] {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::format::{count, duration, moment};
 use super::session::WebUser;
-use super::{refuse, render, server_error, Frame};
+use super::{page_failure, refuse, render, Frame};
 use crate::error::ApiError;
 use crate::routes::integrations::{self, check_interval, check_name};
 use crate::AppState;
@@ -40,7 +40,7 @@ async fn page(
 ) -> Response {
     let runs = match state.store.list_sync_runs(integration.id, 50).await {
         Ok(runs) => runs,
-        Err(e) => return server_error("sync history", e),
+        Err(e) => return page_failure("sync history", e),
     };
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -85,7 +85,7 @@ pub async fn detail(State(state): State<AppState>, user: WebUser, Path(id): Path
         Err(langguard_store::StoreError::NotFound { .. }) => {
             (StatusCode::NOT_FOUND, "no such integration").into_response()
         }
-        Err(e) => server_error("integration", e),
+        Err(e) => page_failure("integration", e),
     }
 }
 
@@ -110,7 +110,7 @@ pub async fn update(
     }
     let current = match state.store.get_integration(id).await {
         Ok(i) => i,
-        Err(e) => return server_error("integration", e),
+        Err(e) => return page_failure("integration", e),
     };
     let patch = (|| {
         let interval = form
@@ -165,13 +165,13 @@ pub async fn delete(
     }
     let current = match state.store.get_integration(id).await {
         Ok(i) => i,
-        Err(e) => return server_error("integration", e),
+        Err(e) => return page_failure("integration", e),
     };
     match integrations::remove_with_data(&state, &user.user, id).await {
         Ok(_) => Redirect::to("/integrations").into_response(),
         Err(e @ ApiError::Conflict(_)) => {
             page(&state, &user, &current, Some(e.to_string()), None).await
         }
-        Err(e) => server_error("integration", e),
+        Err(e) => page_failure("integration", e),
     }
 }

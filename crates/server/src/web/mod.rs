@@ -116,13 +116,20 @@ fn asset(bytes: &'static [u8], content_type: &'static str) -> Response {
 }
 
 /// A page whose data could not be read: logged, and a plain 500 for the person.
-fn server_error(page: &str, e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, page, "a page could not load its data");
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "something went wrong on the server; the details are in its log",
-    )
-        .into_response()
+/// A page or form that failed: what the person can act on (no such thing: 404, a refused
+/// change: its 4xx and message) as such; anything else is logged and a plain 500.
+fn page_failure(page: &str, e: impl Into<ApiError>) -> Response {
+    let e = e.into();
+    let status = e.status();
+    if status.is_server_error() {
+        tracing::error!(error = %e, page, "a page could not load its data");
+        return (
+            status,
+            "something went wrong on the server; the details are in its log",
+        )
+            .into_response();
+    }
+    (status, e.to_string()).into_response()
 }
 
 fn render(template: &impl Template) -> Response {

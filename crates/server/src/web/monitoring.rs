@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::chart::{line_chart, Line};
 use super::format::{count, duration, health_class, moment, percent, usd};
 use super::session::WebUser;
-use super::{render, server_error, Frame};
+use super::{page_failure, render, Frame};
 use crate::AppState;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -330,7 +330,7 @@ pub async fn page(
     let range = Range::from_query(&q, crate::now_ms());
     let data = match load(&state, &range).await {
         Ok(data) => data,
-        Err(e) => return server_error("Monitoring", e),
+        Err(e) => return page_failure("Monitoring", e),
     };
     let traffic: HashMap<String, Metrics> = data
         .by_integration

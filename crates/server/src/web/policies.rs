@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::format::{clock, count};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::{local_path, WebUser};
-use super::{forbidden, refuse, render, server_error, Frame};
+use super::{forbidden, page_failure, refuse, render, Frame};
 use crate::error::ApiError;
 use crate::routes::policies::{add_policy, change_policy, run_backtest, run_test, HistoryBody};
 use crate::routes::violations;
@@ -92,7 +92,7 @@ pub async fn list(State(state): State<AppState>, user: WebUser) -> Response {
     let (policies, progress) =
         match tokio::try_join!(state.store.list_policies(), state.store.policy_progress()) {
             Ok(found) => found,
-            Err(e) => return server_error("Policies", e),
+            Err(e) => return page_failure("Policies", e),
         };
     let rows = policies
         .iter()
@@ -149,7 +149,7 @@ pub async fn set_mode(
     };
     match changed {
         Ok(_) => Redirect::to("/policies").into_response(),
-        Err(e) => server_error("policy mode", e),
+        Err(e) => page_failure("policy mode", e),
     }
 }
 
@@ -425,7 +425,7 @@ pub async fn edit(
         Err(langguard_store::StoreError::NotFound { .. }) => {
             (StatusCode::NOT_FOUND, "no such policy").into_response()
         }
-        Err(e) => server_error("policy", e),
+        Err(e) => page_failure("policy", e),
     }
 }
 
@@ -528,7 +528,7 @@ pub async fn update(
     form.policy_id = Some(id);
     let current = match state.store.get_policy(id).await {
         Ok(p) => p,
-        Err(e) => return server_error("policy", e),
+        Err(e) => return page_failure("policy", e),
     };
     let saved = match resolve_config(&state, &mut form, &pairs).await {
         Ok(()) => save(&state, &user, Some(id), &form).await,
@@ -743,7 +743,7 @@ pub async fn violations(
     let (page, policies) =
         match tokio::try_join!(state.store.violations(&query), state.store.list_policies()) {
             Ok(found) => found,
-            Err(e) => return server_error("Violations", e),
+            Err(e) => return page_failure("Violations", e),
         };
     let text = |v: &Option<String>| given(v).unwrap_or_default();
     let mut params = url::form_urlencoded::Serializer::new(String::new());
@@ -824,7 +824,7 @@ pub async fn violation(
         Err(langguard_store::StoreError::NotFound { .. }) => {
             return (StatusCode::NOT_FOUND, "no such violation").into_response()
         }
-        Err(e) => return server_error("violation", e),
+        Err(e) => return page_failure("violation", e),
     };
     let evidence = serde_json::from_str::<Value>(&v.evidence)
         .and_then(|e| serde_json::to_string_pretty(&e))
@@ -891,7 +891,7 @@ pub async fn bulk(
         .filter(|n| !n.is_empty());
     match violations::set_status(&state, &user.user, form.ids, status, notes).await {
         Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => server_error("violations", e),
+        Err(e) => page_failure("violations", e),
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::format::{clock, count, moment, usd};
 use super::session::WebUser;
-use super::{csrf_ok, csrf_refused, forbidden, refuse, render, server_error, Frame};
+use super::{csrf_ok, csrf_refused, forbidden, page_failure, refuse, render, Frame};
 use crate::error::ApiError;
 use crate::routes::{access, prices, users};
 use crate::AppState;
@@ -152,7 +152,7 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
     }
     .await;
     if let Err(e) = loaded {
-        return server_error("Settings", e);
+        return page_failure("Settings", e);
     }
     let status = if outcome.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -290,7 +290,7 @@ pub async fn revoke_key(
     }
     match access::revoke(&state, &user.user, id).await {
         Ok(_) => Redirect::to("/settings/api-keys").into_response(),
-        Err(e) => server_error("API key", e),
+        Err(e) => page_failure("API key", e),
     }
 }
 
@@ -309,7 +309,7 @@ pub async fn audit(
     }
     let entries = match state.store.list_audit(100, q.before).await {
         Ok(entries) => entries,
-        Err(e) => return server_error("Audit Log", e),
+        Err(e) => return page_failure("Audit Log", e),
     };
     let mut page = SettingsPage::new(&user, "audit");
     page.next = (entries.len() == 100)
@@ -422,7 +422,7 @@ pub async fn deliveries(
         Err(langguard_store::StoreError::NotFound { .. }) => {
             return (StatusCode::NOT_FOUND, "no such webhook").into_response()
         }
-        Err(e) => return server_error("deliveries", e),
+        Err(e) => return page_failure("deliveries", e),
     };
     let mut page = SettingsPage::new(&user, "webhooks");
     page.rows = vec![vec![
@@ -530,6 +530,6 @@ pub async fn delete_price(
         Ok(()) | Err(ApiError::NotFound(_)) => {
             Redirect::to("/settings/cost-estimates").into_response()
         }
-        Err(e) => server_error("Cost Estimates", e),
+        Err(e) => page_failure("Cost Estimates", e),
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::format::{clock, count, duration, usd};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::WebUser;
-use super::{render, server_error, Frame};
+use super::{page_failure, render, Frame};
 use crate::views::{decode_cursor, encode_cursor};
 use crate::AppState;
 
@@ -294,7 +294,7 @@ pub async fn page(
                 page.next_cursor.as_ref().map(encode_cursor),
                 None,
             ),
-            Err(e) => return server_error("Trace Explorer", e),
+            Err(e) => return page_failure("Trace Explorer", e),
         },
     };
     let text = |v: &Option<String>| given(v).unwrap_or("").to_string();
@@ -407,7 +407,7 @@ async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
         Err(langguard_store::StoreError::NotFound { .. }) => {
             return Err((StatusCode::NOT_FOUND, "no such trace").into_response())
         }
-        Err(e) => return Err(server_error("trace detail", e)),
+        Err(e) => return Err(page_failure("trace detail", e)),
     };
     let of_trace = ViolationQuery {
         interaction_id: Some(id),
@@ -419,7 +419,7 @@ async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
         state.store.violations(&of_trace)
     ) {
         Ok(found) => found,
-        Err(e) => return Err(server_error("trace detail", e)),
+        Err(e) => return Err(page_failure("trace detail", e)),
     };
     let bodies = bodies.get(&id).cloned().unwrap_or_default();
     let log = &interaction.log;
@@ -495,7 +495,7 @@ pub async fn full(State(state): State<AppState>, user: WebUser, Path(id): Path<i
             frame: Frame::new(&user, "Trace", "traces"),
             detail: html,
         }),
-        Err(e) => server_error("trace", e),
+        Err(e) => page_failure("trace", anyhow::anyhow!("rendering the trace: {e}")),
     }
 }
 
