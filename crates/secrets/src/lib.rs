@@ -178,21 +178,25 @@ impl Sealer {
 
     /// Seals `plaintext` as what `binding` says it is.
     pub fn seal(&self, plaintext: &str, binding: Binding) -> Vec<u8> {
+        self.seal_with(VERSION, &binding.aad(), plaintext)
+    }
+
+    /// `version ‖ nonce ‖ ciphertext+tag` of `plaintext` under `aad`.
+    fn seal_with(&self, version: u8, aad: &[u8], plaintext: &str) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = binding.aad();
         let ciphertext = self
             .cipher
             .encrypt(
                 &nonce,
                 Payload {
                     msg: plaintext.as_bytes(),
-                    aad: &aad,
+                    aad,
                 },
             )
             // AES-GCM encryption only fails for messages of gigabytes; a token is tiny.
             .expect("AES-GCM encryption of a short credential cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        out.push(VERSION);
+        out.push(version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
         out
@@ -238,21 +242,7 @@ impl Sealer {
     /// re-seals such values.
     #[doc(hidden)]
     pub fn seal_legacy(&self, plaintext: &str) -> Vec<u8> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext.as_bytes(),
-                    aad: LEGACY_AAD,
-                },
-            )
-            .expect("AES-GCM encryption of a short credential cannot fail");
-        let mut out = vec![LEGACY_VERSION];
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        out
+        self.seal_with(LEGACY_VERSION, LEGACY_AAD, plaintext)
     }
 
     /// Whether a value was sealed before bindings (the start-up migration re-seals those).
