@@ -170,6 +170,7 @@ pub async fn evaluate_batch(
         .collect();
     let mut out = BatchEvaluation::default();
     let mut active: Vec<&Entry> = set.entries.iter().collect();
+    let mut policies: Vec<SandboxPolicy> = active.iter().map(|e| e.policy.clone()).collect();
     let mut session = sandbox.session().await?;
     for interaction in interactions {
         if active.is_empty() {
@@ -181,7 +182,6 @@ pub async fn evaluate_batch(
             b.and_then(|b| b.request.as_deref()),
             b.and_then(|b| b.response.as_deref()),
         );
-        let policies: Vec<SandboxPolicy> = active.iter().map(|e| e.policy.clone()).collect();
         let results = session
             .evaluate(
                 &policies,
@@ -226,7 +226,10 @@ pub async fn evaluate_batch(
                 }
             }
         }
-        active.retain(|e| !quarantined.contains(&e.id));
+        if !quarantined.is_empty() {
+            active.retain(|e| !quarantined.contains(&e.id));
+            policies = active.iter().map(|e| e.policy.clone()).collect();
+        }
     }
     session.finish();
     // Only policies in the set are carried: a changed policy starts its count again.
