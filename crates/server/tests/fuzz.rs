@@ -302,19 +302,10 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         .await;
     let integration = app.add_integration(&admin).await;
     app.sync_now(&admin, integration).await;
-    let mut keys = Vec::new();
-    for scope in ["read", "write"] {
-        let (status, key) = app
-            .call(
-                Method::POST,
-                "/api/v1/api-keys",
-                Some(&admin),
-                Some(json!({"name": scope, "scope": scope, "expires_in_days": 30})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{key}");
-        keys.push(key["key"].as_str().expect("key").to_owned());
-    }
+    let keys = [
+        app.api_key(&admin, "read", "read").await,
+        app.api_key(&admin, "write", "write").await,
+    ];
     // Things for the random requests to find, change and delete — none of them a caller's
     // own user or key (ids from 4 on; the callers' are 1 to 3).
     let mut targets: Vec<String> = vec![integration.to_string()];
@@ -322,6 +313,7 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         let (_, user) = app
             .call(Method::POST, "/api/v1/users", Some(&admin), Some(json!({"email": format!("t{n}@example.com"), "password": "throwaway password 1", "role": "viewer"})))
             .await;
+        // Its id, not its text, is what the random paths need.
         let (_, key) = app
             .call(
                 Method::POST,

@@ -646,16 +646,7 @@ async fn running_rego_needs_member_and_backtests_are_limited(backend: Backend) {
     let member = app
         .create_user(&admin, "member@example.com", "member")
         .await;
-    let (status, key) = app
-        .call(
-            Method::POST,
-            "/api/v1/api-keys",
-            Some(&admin),
-            Some(json!({"name": "reader", "scope": "read", "expires_in_days": 30})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{key}");
-    let read_key = key["key"].as_str().expect("key").to_owned();
+    let read_key = app.api_key(&admin, "reader", "read").await;
 
     let bomb = json!({"rego": RANGE_BOMB, "input": {"trace": {}}, "config": {"n": 1e12}});
     let backtest = json!({"rego": RANGE_BOMB, "config": {"n": 1e12}});

@@ -150,30 +150,19 @@ async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Bindin
 /// is re-sealed it only reads. A value that doesn't open is left as it is (its integration or
 /// webhook reports it when used).
 pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result<usize> {
-    let mut tokens = Vec::new();
-    for i in store.list_integrations().await? {
-        let binding = Binding::IntegrationToken(i.id);
-        if Sealer::is_legacy(&i.sealed_api_token) {
-            if let Ok(token) = sealer.open(&i.sealed_api_token, binding) {
-                tokens.push(SealedSwap {
-                    id: i.id,
-                    new: sealer.seal(&token, binding),
-                    old: i.sealed_api_token,
-                });
-            }
+    let (mut tokens, mut secrets) = (Vec::new(), Vec::new());
+    for (old, binding) in sealed_values(store).await? {
+        if !Sealer::is_legacy(&old) {
+            continue;
         }
-    }
-    let mut secrets = Vec::new();
-    for w in store.list_webhooks().await? {
-        let binding = Binding::WebhookSecret(w.id);
-        if Sealer::is_legacy(&w.sealed_secret) {
-            if let Ok(secret) = sealer.open(&w.sealed_secret, binding) {
-                secrets.push(SealedSwap {
-                    id: w.id,
-                    new: sealer.seal(&secret, binding),
-                    old: w.sealed_secret,
-                });
-            }
+        let Ok(plaintext) = sealer.open(&old, binding) else {
+            continue;
+        };
+        let new = sealer.seal(&plaintext, binding);
+        match binding {
+            Binding::IntegrationToken(id) => tokens.push(SealedSwap { id, old, new }),
+            Binding::WebhookSecret(id) => secrets.push(SealedSwap { id, old, new }),
+            Binding::DeviceCookie => {}
         }
     }
     let count = tokens.len() + secrets.len();

@@ -261,6 +261,20 @@ impl TestApp {
         self.login(email, &password).await
     }
 
+    /// A new API key of `scope` (`read`, `write`, `admin`), made by `admin`.
+    pub async fn api_key(&self, admin: &str, name: &str, scope: &str) -> String {
+        let (status, key) = self
+            .call(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(admin),
+                Some(json!({"name": name, "scope": scope, "expires_in_days": 30})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{key}");
+        key["key"].as_str().expect("key").to_owned()
+    }
+
     pub async fn add_integration(&self, admin: &str) -> i64 {
         let (status, body) = self
             .call(Method::POST, "/api/v1/integrations", Some(admin), Some(json!({"type": "cloudflare", "name": "Production", "account_id": ACCOUNT, "api_token": CF_TOKEN})))
