@@ -128,7 +128,7 @@ impl LogFilter {
         Self {
             key: "created_at".into(),
             operator,
-            value: vec![serde_json::Value::String(crate::time::format_ms(ms))],
+            value: vec![serde_json::Value::String(langguard_clock::format_ms(ms))],
         }
     }
 }

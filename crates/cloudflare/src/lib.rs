@@ -8,7 +8,7 @@
 mod client;
 mod error;
 pub mod limiter;
-pub mod time;
+
 pub mod types;
 
 pub use client::{

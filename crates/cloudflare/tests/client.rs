@@ -171,7 +171,7 @@ async fn logs_pages_detail_and_bodies() {
         "ascending"
     );
     // The filter goes as one JSON parameter and is honoured.
-    let cut = langguard_cloudflare::time::parse_ms(&first.logs[49].created_at).expect("time");
+    let cut = langguard_clock::parse_ms(&first.logs[49].created_at).expect("time");
     let after = c
         .list_logs(
             "gw-00",

@@ -161,10 +161,7 @@ async fn open_store(data_dir: &Path, url: Option<&str>) -> anyhow::Result<Arc<dy
     bail!("LANGGUARD_DATABASE_URL must start with sqlite:// or postgres:// (got a URL of another kind)")
 }
 
-pub fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
+pub use langguard_clock::now_ms;
 
 /// The data dir's lock file: held by `serve` for its lifetime and by a key rotation, so a
 /// rotation never runs under a server that still seals with the old key.

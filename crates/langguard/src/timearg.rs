@@ -33,7 +33,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
 }
 
 pub fn format_ms(ms: i64) -> String {
-    langguard_cloudflare::time::format_ms(ms)
+    langguard_clock::format_ms(ms)
 }
 
 #[cfg(test)]

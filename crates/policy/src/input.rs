@@ -1,7 +1,7 @@
 //! PRODUCT-SPEC §4's `input` document for one gateway log: the log becomes a `trace` with one
 //! `generation` observation.
 
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::Interaction;
 use regorus::Value;
 use serde_json::{json, Map};

@@ -3,7 +3,7 @@
 //! `/traces/export` streams it, `bench queries` measures it.
 
 use axum::body::Bytes;
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::{Interaction, StoreResult};
 use serde::Serialize;
 use serde_json::value::RawValue;

@@ -64,7 +64,7 @@ fn without_values(message: &str) -> String {
 pub fn time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
     value
         .map(|v| {
-            langguard_cloudflare::time::parse_ms(v).ok_or_else(|| {
+            langguard_clock::parse_ms(v).ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_time",
                     format!("{name} must be an RFC 3339 time, e.g. 2026-11-01T00:00:00Z"),

@@ -8,7 +8,7 @@ use langguard_store::{
 use serde::Serialize;
 use serde_json::Value;
 
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::User;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

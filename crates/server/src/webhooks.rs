@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_secrets::Sealer;
 use langguard_store::lease::WorkerLease;
 use langguard_store::{

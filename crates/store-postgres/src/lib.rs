@@ -88,10 +88,7 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Database(format!("no database connection: {e}").into())
 }
 
-pub(crate) fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(now).unwrap_or(i64::MAX)
-}
+pub(crate) use langguard_clock::now_ms;
 
 pub(crate) fn not_found(what: String) -> StoreError {
     StoreError::NotFound { what }

@@ -65,10 +65,7 @@ pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    i64::try_from(now).unwrap_or(i64::MAX)
-}
+pub(crate) use langguard_clock::now_ms;
 
 /// `sqlite://path`, `sqlite:path` or a plain path; a query string (`?mode=rwc`) is ignored.
 fn path_of(url_or_path: &str) -> PathBuf {

@@ -180,7 +180,7 @@ impl GatewayImport<'_> {
                             return Err(CloudflareError::Decode(format!(
                                 "Cloudflare listed log {} (created {}) outside the requested time range; the filters were not applied",
                                 interaction.log_id,
-                                langguard_cloudflare::time::format_ms(at)
+                                langguard_clock::format_ms(at)
                             ))
                             .into());
                         }

@@ -614,10 +614,7 @@ fn apply_client_stats(counts: &mut SyncCounts, stats: &ClientStats) {
     counts.rate_limit_waits = stats.rate_limited as i64;
 }
 
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX)
-}
+use langguard_clock::now_ms;
 
 #[cfg(test)]
 mod lease_tests {

@@ -1,7 +1,8 @@
 //! Turns a Cloudflare log row into the interaction LangGuard stores: defaults for what
 //! Cloudflare left out, metadata decoded from its JSON string, and a cost with its source.
 
-use langguard_cloudflare::{time::parse_ms, GatewayLog};
+use langguard_clock::parse_ms;
+use langguard_cloudflare::GatewayLog;
 use langguard_pricing::{CostInput, CostOrigin, Pricer};
 use langguard_store::{CostSource, NewInteraction};
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, Role, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

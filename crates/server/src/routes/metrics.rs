@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::{Bucket, GroupBy, Scope};
 use serde::Deserialize;
 use serde_json::{json, Value};

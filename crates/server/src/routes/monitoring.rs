@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::{GroupBy, Metrics, Severity, ViolationQuery, ViolationStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};

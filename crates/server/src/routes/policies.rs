@@ -361,7 +361,7 @@ async fn versions(
                 "version": v.version,
                 "rego": v.rego,
                 "config": serde_json::from_str::<Value>(&v.config).unwrap_or_else(|_| json!({})),
-                "created_at": langguard_cloudflare::time::format_ms(v.created_at_ms),
+                "created_at": langguard_clock::format_ms(v.created_at_ms),
             })
         })
         .collect();
@@ -637,8 +637,8 @@ pub(crate) async fn run_backtest(
     .await?;
     Ok(json!({
         "policy": candidate.policy.name,
-        "from": candidate.scope.from_ms.map(langguard_cloudflare::time::format_ms),
-        "to": candidate.scope.to_ms.map(langguard_cloudflare::time::format_ms),
+        "from": candidate.scope.from_ms.map(langguard_clock::format_ms),
+        "to": candidate.scope.to_ms.map(langguard_clock::format_ms),
         "evaluated": history.evaluated,
         "complete": history.complete,
         "flagged": flagged,
@@ -719,7 +719,7 @@ async fn status(
         "cursor": progress.cursor,
         "latest_interaction_id": progress.latest_interaction_id,
         "lag": progress.lag(),
-        "evaluated_at": progress.evaluated_at_ms.map(langguard_cloudflare::time::format_ms),
+        "evaluated_at": progress.evaluated_at_ms.map(langguard_clock::format_ms),
         "policies_enabled": enabled,
     })))
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_store::{ModelPrice, Role, User};
 use serde::Deserialize;
 use serde_json::{json, Value};

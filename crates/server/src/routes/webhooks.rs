@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_cloudflare::time::format_ms;
+use langguard_clock::format_ms;
 use langguard_secrets::Binding;
 use langguard_store::{
     Delivery, NewWebhook, Role, SealFor, Severity, User, Webhook, WebhookEvent, WebhookId,

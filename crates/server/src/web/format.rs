@@ -38,7 +38,7 @@ pub fn moment(ms: Option<i64>) -> String {
 
 /// A moment in UTC to the second (`2026-11-27 04:20:07`), for tables of events.
 pub fn clock(ms: i64) -> String {
-    let text = langguard_cloudflare::time::format_ms(ms);
+    let text = langguard_clock::format_ms(ms);
     text.get(..19).unwrap_or(&text).replace('T', " ")
 }
 

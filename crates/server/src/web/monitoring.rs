@@ -43,12 +43,12 @@ pub fn parse_local(value: &str) -> Option<i64> {
     } else {
         format!("{value}Z")
     };
-    langguard_cloudflare::time::parse_ms(&with_seconds)
+    langguard_clock::parse_ms(&with_seconds)
 }
 
 /// Unix ms to a `datetime-local` value in UTC.
 pub fn local_value(ms: i64) -> String {
-    let text = langguard_cloudflare::time::format_ms(ms);
+    let text = langguard_clock::format_ms(ms);
     text.get(..16).unwrap_or(&text).to_string()
 }
 

@@ -640,8 +640,8 @@ pub async fn backtest(
         policy_id: None,
         rego: Some(form.rego.clone()),
         config: serde_json::from_str(&config).ok(),
-        from: Some(langguard_cloudflare::time::format_ms(range.from_ms)),
-        to: Some(langguard_cloudflare::time::format_ms(range.to_ms)),
+        from: Some(langguard_clock::format_ms(range.from_ms)),
+        to: Some(langguard_clock::format_ms(range.to_ms)),
         integration_id: None,
         samples: Some(5),
     };

@@ -339,11 +339,8 @@ pub async fn page(
     page.link_next = next.map(|c| format!("/traces?{}", page.with(&[("cursor", Some(&c))])));
     // The export takes the API's parameters: the same filter as explicit bounds.
     let mut export = url::form_urlencoded::Serializer::new(String::new());
-    export.append_pair(
-        "from",
-        &langguard_cloudflare::time::format_ms(range.from_ms),
-    );
-    export.append_pair("to", &langguard_cloudflare::time::format_ms(range.to_ms));
+    export.append_pair("from", &langguard_clock::format_ms(range.from_ms));
+    export.append_pair("to", &langguard_clock::format_ms(range.to_ms));
     for (key, value) in [
         ("q", &page.q),
         ("status", &page.status),
@@ -433,7 +430,7 @@ async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
         t: Detail {
             id,
             log_id: log.log_id.clone(),
-            time: langguard_cloudflare::time::format_ms(log.created_at_ms),
+            time: langguard_clock::format_ms(log.created_at_ms),
             duration: duration(Some(log.duration_ms as f64)),
             status_label: if log.success { "Success" } else { "Error" },
             status_code: log.status_code,

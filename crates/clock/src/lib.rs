@@ -1,7 +1,14 @@
-//! Cloudflare's timestamps: RFC 3339 UTC with milliseconds (`2026-08-05T14:44:36.727Z`).
+//! LangGuard's one notion of time. Every timestamp is Unix milliseconds (`i64`) inside the
+//! product and RFC 3339 UTC with milliseconds outside it (`2026-08-05T14:44:36.727Z`, the way
+//! Cloudflare writes `created_at`): the API, the UI, the CLI and exports all read and write that.
 
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
 
 /// Formats Unix milliseconds the way Cloudflare writes `created_at`.
 pub fn format_ms(ms: i64) -> String {
