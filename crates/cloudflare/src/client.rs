@@ -835,13 +835,13 @@ mod tests {
         // API-NOTES §4–5, row by row.
         assert_eq!(
             kind(400, &[msg(7001, "Input Validation Error")]),
-            "validation"
+            "invalid_request"
         );
-        assert_eq!(kind(404, &[msg(7002, "Not Found")]), "not_found");
-        assert_eq!(kind(400, &[msg(7003, "Could not route to /client/v4/accounts/x, perhaps your object identifier is invalid?"), msg(7000, "No route for that URI")]), "not_found");
+        assert_eq!(kind(404, &[msg(7002, "Not Found")]), "account_not_found");
+        assert_eq!(kind(400, &[msg(7003, "Could not route to /client/v4/accounts/x, perhaps your object identifier is invalid?"), msg(7000, "No route for that URI")]), "account_not_found");
         assert_eq!(
             kind(404, &[msg(7000, "No route for that URI")]),
-            "not_found"
+            "account_not_found"
         );
         let malformed = ApiMessage {
             code: Some(6003),
@@ -888,15 +888,15 @@ mod tests {
             "permission_denied"
         );
         assert_eq!(kind(200, &[msg(1000, "Invalid API Token")]), "auth_failed");
-        assert_eq!(kind(200, &[msg(7002, "Not Found")]), "not_found");
+        assert_eq!(kind(200, &[msg(7002, "Not Found")]), "account_not_found");
         assert_eq!(kind(429, &[msg(10100, "More than 1200 requests per 300 seconds reached. Please wait and consider throttling your request speed")]), "rate_limited");
         assert_eq!(
             kind(200, &[msg(10100, "More than 1200 requests")]),
             "rate_limited"
         );
-        assert_eq!(kind(500, &[]), "upstream");
-        assert_eq!(kind(502, &[msg(10013, "bad gateway")]), "upstream");
-        assert_eq!(kind(422, &[]), "validation");
+        assert_eq!(kind(500, &[]), "upstream_error");
+        assert_eq!(kind(502, &[msg(10013, "bad gateway")]), "upstream_error");
+        assert_eq!(kind(422, &[]), "invalid_request");
     }
 
     #[test]

@@ -51,17 +51,18 @@ impl CloudflareError {
         )
     }
 
-    /// A stable snake_case name, for APIs and metrics.
+    /// A stable snake_case name: the error code the API, the web UI and the CLI report for a
+    /// failed connection test (DESIGN's `/integrations/test`).
     pub fn kind(&self) -> &'static str {
         match self {
             CloudflareError::AuthFailed { .. } => "auth_failed",
             CloudflareError::PermissionDenied { .. } => "permission_denied",
-            CloudflareError::NotFound { .. } => "not_found",
-            CloudflareError::Validation { .. } => "validation",
+            CloudflareError::NotFound { .. } => "account_not_found",
+            CloudflareError::Validation { .. } => "invalid_request",
             CloudflareError::RateLimited { .. } => "rate_limited",
-            CloudflareError::Upstream { .. } => "upstream",
+            CloudflareError::Upstream { .. } => "upstream_error",
             CloudflareError::Network(_) => "unreachable",
-            CloudflareError::Decode(_) => "decode",
+            CloudflareError::Decode(_) => "invalid_response",
         }
     }
 

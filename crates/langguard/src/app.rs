@@ -66,6 +66,21 @@ impl App {
         )
     }
 
+    /// The operations the API and the web UI run, for a command to run the same way (checks,
+    /// sealing, audit entries marked `via: cli`).
+    pub fn services(&self) -> langguard_ops::Services {
+        langguard_ops::Services::new(
+            self.store.clone(),
+            self.sealer.clone(),
+            self.client_config.clone(),
+            Arc::new(self.engine()),
+            langguard_ops::ServicesConfig {
+                policy_memory_limit_mib: self.policy_memory_mib,
+                ..langguard_ops::ServicesConfig::default()
+            },
+        )
+    }
+
     pub fn engine(&self) -> SyncEngine {
         SyncEngine::new(
             self.store.clone(),

@@ -13,6 +13,16 @@ Secrets are never taken as flags:
   LANGGUARD_ADMIN_EMAIL,     `serve` creates this admin when the database has no user yet
   LANGGUARD_ADMIN_PASSWORD";
 
+/// Settings read from the environment (or the settings file) rather than from a flag: the
+/// first admin, the encryption key (never on a command line), and two tuning knobs.
+pub const ENVIRONMENT_SETTINGS: &[&str] = &[
+    "LANGGUARD_ADMIN_EMAIL",
+    "LANGGUARD_ADMIN_PASSWORD",
+    "LANGGUARD_ENCRYPTION_KEY",
+    "LANGGUARD_LEASE_TTL_SECONDS",
+    "LANGGUARD_DB_POOL_SIZE",
+];
+
 #[derive(Debug, Parser)]
 #[command(
     name = "langguard",
@@ -149,7 +159,7 @@ pub struct ServeArgs {
     /// Reverse proxies whose X-Forwarded-For / Forwarded headers name the client, as CIDRs or
     /// addresses, comma-separated (e.g. 127.0.0.1,10.0.0.0/8). Empty: those headers are
     /// ignored and the connection's address is the client's.
-    #[arg(long, env = "LANGGUARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = langguard_server::client::parse_trusted_proxy)]
+    #[arg(long, env = "LANGGUARD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = langguard_ops::webhook_target::parse_network)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The header your trusted proxies name the client in: x-forwarded-for (nginx, HAProxy,
     /// most load balancers) or forwarded (RFC 7239). The other one is ignored.
@@ -165,8 +175,8 @@ pub struct ServeArgs {
     pub metrics_token: Option<String>,
     /// Let webhooks reach loopback, private, link-local and other non-public addresses:
     /// `true`, or the CIDRs/addresses to allow, comma-separated. Default: public addresses only.
-    #[arg(long, env = "LANGGUARD_WEBHOOK_ALLOW_PRIVATE", default_value = "false", value_parser = langguard_server::webhook_target::TargetPolicy::parse)]
-    pub webhook_allow_private: langguard_server::webhook_target::TargetPolicy,
+    #[arg(long, env = "LANGGUARD_WEBHOOK_ALLOW_PRIVATE", default_value = "false", value_parser = langguard_ops::webhook_target::TargetPolicy::parse)]
+    pub webhook_allow_private: langguard_ops::webhook_target::TargetPolicy,
     /// Hours a sign-in lasts.
     #[arg(long, env = "LANGGUARD_SESSION_HOURS", default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub session_hours: u64,
@@ -274,10 +284,10 @@ pub struct AddArgs {
     #[arg(long)]
     pub account_id: String,
     /// Minutes between automatic syncs.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(i64).range(1..=1440))]
+    #[arg(long, default_value_t = langguard_ops::defaults::SYNC_INTERVAL_MINUTES, value_parser = clap::value_parser!(i64).range(1..=1440))]
     pub sync_interval_minutes: i64,
     /// Days of history the first sync imports, or `all`.
-    #[arg(long, default_value = "7", value_parser = parse_lookback)]
+    #[arg(long, default_value_t = Lookback(Some(langguard_ops::defaults::LOOKBACK_DAYS)), value_parser = parse_lookback)]
     pub lookback_days: Lookback,
     /// Save it without automatic syncs.
     #[arg(long)]
@@ -288,6 +298,15 @@ pub struct AddArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lookback(pub Option<i64>);
+
+impl std::fmt::Display for Lookback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(days) => write!(f, "{days}"),
+            None => f.write_str("all"),
+        }
+    }
+}
 
 fn parse_lookback(s: &str) -> Result<Lookback, String> {
     if s.eq_ignore_ascii_case("all") {

@@ -6,22 +6,33 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use clap::CommandFactory;
 
-/// Settings the file may hold, as their environment variable names.
-const SETTINGS: &[&str] = &[
-    "LANGGUARD_DATA_DIR",
-    "LANGGUARD_DATABASE_URL",
-    "LANGGUARD_CLOUDFLARE_API_BASE",
-    "LANGGUARD_LOG",
-    "LANGGUARD_LOG_FORMAT",
-    "LANGGUARD_LISTEN",
-    "LANGGUARD_SECURE_COOKIES",
-    "LANGGUARD_SESSION_HOURS",
-    "LANGGUARD_NO_SCHEDULER",
-    "LANGGUARD_ADMIN_EMAIL",
-    "LANGGUARD_ADMIN_PASSWORD",
-    "LANGGUARD_ENCRYPTION_KEY",
-];
+use crate::cli::{Cli, ENVIRONMENT_SETTINGS};
+
+/// Settings the file may hold, as their environment variable names: every flag's variable in
+/// the command line's own definitions, and the settings read from the environment only —
+/// derived, so a new flag is a new setting without a second list to keep.
+fn settings() -> Vec<String> {
+    fn collect(command: &clap::Command, out: &mut Vec<String>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            collect(sub, out);
+        }
+    }
+    let mut names = Vec::new();
+    collect(&Cli::command(), &mut names);
+    names.extend(ENVIRONMENT_SETTINGS.iter().map(|s| s.to_string()));
+    // The file can't name itself.
+    names.retain(|n| n != "LANGGUARD_CONFIG");
+    names.sort();
+    names.dedup();
+    names
+}
 
 /// The `--config` path from the arguments, else `LANGGUARD_CONFIG`.
 fn config_path(args: &[OsString]) -> Option<PathBuf> {
@@ -65,11 +76,12 @@ fn parse(text: &str) -> anyhow::Result<Vec<(String, String)>> {
             None => anyhow::anyhow!("this is not valid TOML"),
         }
     })?;
+    let settings = settings();
     let mut out = Vec::new();
     for (key, value) in table {
         let var = format!("LANGGUARD_{}", key.to_uppercase().replace('-', "_"));
-        if !SETTINGS.contains(&var.as_str()) {
-            bail!("unknown setting `{key}`; known: {}", known());
+        if !settings.contains(&var) {
+            bail!("unknown setting `{key}`; known: {}", known(&settings));
         }
         let value = match value {
             toml::Value::String(s) => s,
@@ -85,8 +97,8 @@ fn parse(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-fn known() -> String {
-    SETTINGS
+fn known(settings: &[String]) -> String {
+    settings
         .iter()
         .map(|s| s.trim_start_matches("LANGGUARD_").to_lowercase())
         .collect::<Vec<_>>()
@@ -110,6 +122,20 @@ mod tests {
                 ("LANGGUARD_SESSION_HOURS".into(), "8".into()),
             ]
         );
+    }
+
+    #[test]
+    fn every_setting_the_readme_lists_is_accepted() {
+        let file = "retention_days = 30\nlease_ttl_seconds = 60\ndb_pool_size = 10\n\
+                    policy_memory_mb = 256\nmetrics_token = \"t\"\npublic_url = \"https://lg\"\n\
+                    trusted_proxies = \"10.0.0.0/8\"\nclient_ip_header = \"forwarded\"\n\
+                    webhook_allow_private = false\nadmin_email = \"a@b\"\nencryption_key = \"k\"\n";
+        let got = parse(file).expect("every documented setting is known");
+        assert_eq!(got.len(), 11);
+        // Every flag with an environment variable is a setting, and the file can't name itself.
+        let settings = settings();
+        assert!(settings.contains(&"LANGGUARD_LISTEN".to_string()));
+        assert!(!settings.contains(&"LANGGUARD_CONFIG".to_string()));
     }
 
     #[test]

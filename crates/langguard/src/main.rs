@@ -67,7 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Traces(args) => commands::traces::run(&app, args).await,
                 Command::Serve(args) => commands::serve::run(app, args, &cli.global.data_dir).await,
                 Command::Prune(args) => {
-                    let deleted = langguard_server::retention::prune(
+                    let deleted = langguard_ops::retention::prune(
                         app.store.as_ref(),
                         args.older_than_days,
                         app::now_ms(),

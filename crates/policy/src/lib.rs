@@ -9,6 +9,7 @@
 
 mod builtins;
 mod compile;
+pub mod history;
 mod input;
 pub mod sandbox;
 mod worker;
@@ -28,6 +29,7 @@ pub use sandbox::{
     SandboxUnavailable, DEFAULT_MEMORY_LIMIT_MIB,
 };
 pub use worker::{
-    batch_bodies, evaluate_batch, spend_windows, BatchEvaluation, BodySource, Pass, PolicySet,
-    PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
+    batch_bodies, describe_metrics, evaluate_batch, spend_windows, BatchEvaluation, BodySource,
+    Pass, PolicySet, PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR,
+    QUARANTINE_AFTER,
 };

@@ -135,6 +135,31 @@ pub struct Quarantine {
     pub error: PolicyError,
 }
 
+/// Gives every metric the policy worker records its HELP text (call once the exporter is
+/// installed).
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "langguard_policy_lag_interactions",
+        "Stored interactions the policy worker has not evaluated yet"
+    );
+    metrics::describe_counter!(
+        "langguard_policy_evaluations_total",
+        "Policy evaluations run by the policy worker (one policy on one interaction)"
+    );
+    metrics::describe_counter!(
+        "langguard_policy_evaluation_errors_total",
+        "Policy evaluations that failed (recorded as evaluation_error violations)"
+    );
+    metrics::describe_counter!(
+        "langguard_violations_recorded_total",
+        "Policy violations recorded by the policy worker"
+    );
+    metrics::describe_counter!(
+        "langguard_policies_quarantined_total",
+        "Policies turned off after crossing their limits again and again"
+    );
+}
+
 /// Each policy version's limit failures in a row.
 pub type Streaks = HashMap<(PolicyId, i64), u32>;
 
@@ -547,13 +572,9 @@ impl PolicyWorker {
         }
     }
 
-    /// Runs until `stop` turns true; `on_violations` hears of each batch's new violations
-    /// (webhooks). A failing pass is logged and retried after the idle wait.
-    pub async fn run(
-        mut self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-        on_violations: impl Fn(Vec<i64>) + Send,
-    ) {
+    /// Runs until `stop` turns true. Webhook events for new violations are queued with them, in
+    /// the same transaction. A failing pass is logged and retried after the idle wait.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 if let Some(lease) = &mut self.lease {
@@ -572,12 +593,7 @@ impl PolicyWorker {
             }
             self.prune().await;
             let wait = match self.run_once().await {
-                Ok(pass) if pass.interactions > 0 => {
-                    if !pass.new_violations.is_empty() {
-                        on_violations(pass.new_violations);
-                    }
-                    Duration::ZERO
-                }
+                Ok(pass) if pass.interactions > 0 => Duration::ZERO,
                 Ok(_) => self.config.idle_wait,
                 Err(e) => {
                     tracing::warn!(error = %e, "policy evaluation pass failed; retrying");

@@ -3,9 +3,6 @@
 
 use std::time::Duration;
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
@@ -17,71 +14,13 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::AppState;
+pub use langguard_ops::credentials::{
+    check_password_rules, dummy_hash, hash_password, new_api_key, token_hash, verify_password,
+    API_KEY_PREFIX,
+};
 
 pub const SESSION_COOKIE: &str = "langguard_session";
 const SESSION_PREFIX: &str = "lgs_";
-
-/// Argon2 takes ~19 MiB and real CPU per check: a few at a time, however many sign-ins arrive.
-fn argon2_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(4))
-}
-
-/// Hashes a password with Argon2id (the crate's default), on the blocking pool: it is slow by
-/// design.
-pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    let _permit = argon2_permits().acquire().await?;
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
-    })
-    .await?
-}
-
-pub async fn verify_password(password: String, hash: String) -> bool {
-    let Ok(_permit) = argon2_permits().acquire().await else {
-        return false;
-    };
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
-}
-
-/// A hash to check unknown accounts against, so a sign-in takes as long whether or not the
-/// email exists.
-pub async fn dummy_hash() -> String {
-    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    DUMMY
-        .get_or_init(|| async {
-            hash_password("not a real password, only for timing".into())
-                .await
-                .unwrap_or_default()
-        })
-        .await
-        .clone()
-}
-
-/// A password people may choose: long enough to mean something.
-pub fn check_password_rules(password: &str) -> Result<(), ApiError> {
-    if password.chars().count() < 12 {
-        return Err(ApiError::bad_request(
-            "weak_password",
-            "a password needs at least 12 characters",
-        ));
-    }
-    Ok(())
-}
 
 /// A new session token and the hash that is stored for it.
 pub fn new_session_token() -> (String, Vec<u8>) {
@@ -95,10 +34,6 @@ pub fn new_session_token() -> (String, Vec<u8>) {
 /// The CSRF token of a session (what the UI's forms and htmx requests carry).
 pub fn csrf_token(session_token: &str) -> String {
     crate::web::session::csrf_token(session_token)
-}
-
-pub fn token_hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 /// The bearer token or session cookie of a request, if any.
@@ -162,6 +97,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         let now = crate::now_ms();
         if token.starts_with(API_KEY_PREFIX) {
             let (key, mut user) = state
+                .ops
                 .store
                 .api_key_user(&token_hash(&token), now)
                 .await?
@@ -179,6 +115,7 @@ impl FromRequestParts<AppState> for CurrentUser {
             return Ok(CurrentUser(user));
         }
         let user = state
+            .ops
             .store
             .session_user(&token_hash(&token), now)
             .await?
@@ -226,17 +163,6 @@ fn same_site(parts: &Parts, state: &AppState, session_token: &str) -> bool {
                 .is_ok_and(|own| authority(&own) == authority(&origin))
         }),
     }
-}
-
-pub const API_KEY_PREFIX: &str = "lgr_";
-
-/// A new API key (shown once) and the hash that is stored for it.
-pub fn new_api_key() -> (String, Vec<u8>) {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let key = format!("{API_KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
-    let hash = token_hash(&key);
-    (key, hash)
 }
 
 /// Failed sign-ins allowed for one account from one address within [`FAILURE_WINDOW`]; counted

@@ -141,12 +141,7 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 }
 
 /// Parses `LANGGUARD_TRUSTED_PROXIES` entries: CIDRs or single addresses.
-pub fn parse_trusted_proxy(text: &str) -> Result<IpNet, String> {
-    let text = text.trim();
-    text.parse::<IpNet>()
-        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{text:?} is not an address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1)"))
-}
+pub use langguard_ops::webhook_target::parse_network as parse_trusted_proxy;
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use langguard_ops::OpsError;
 use langguard_store::StoreError;
 use langguard_sync::SyncError;
 
@@ -133,22 +134,53 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<OpsError> for ApiError {
+    fn from(e: OpsError) -> Self {
+        match e {
+            OpsError::Invalid { code, message } => ApiError::BadRequest { code, message },
+            OpsError::Unprocessable {
+                code,
+                message,
+                line,
+                column,
+            } => ApiError::Unprocessable {
+                code,
+                message,
+                line,
+                column,
+            },
+            OpsError::NotFound(message) => ApiError::NotFound(message),
+            OpsError::Conflict(message) => ApiError::Conflict(message),
+            OpsError::Busy {
+                message,
+                retry_after_secs,
+            } => ApiError::TooManyRequests {
+                message,
+                retry_after_secs,
+            },
+            OpsError::Unavailable(message) => ApiError::Unavailable(message),
+            OpsError::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound { what } => ApiError::NotFound(format!("{what} does not exist")),
-            StoreError::Conflict { what } => ApiError::Conflict(format!("{what} already exists")),
-            StoreError::Invalid(message) => ApiError::bad_request("invalid", message),
-            other => ApiError::Internal(other.into()),
-        }
+        OpsError::from(e).into()
     }
 }
 
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
-        match e {
-            SyncError::Store(e) => e.into(),
-            other => ApiError::Internal(other.into()),
+        OpsError::from(e).into()
+    }
+}
+
+impl From<langguard_store::FilterError> for ApiError {
+    fn from(e: langguard_store::FilterError) -> Self {
+        ApiError::BadRequest {
+            code: e.code,
+            message: e.message,
         }
     }
 }

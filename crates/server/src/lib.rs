@@ -2,20 +2,15 @@
 //! syncs each enabled integration at its interval. The `langguard serve` command wires it up.
 
 pub mod auth;
-mod backtests;
-pub mod bodies;
 pub mod client;
 mod error;
-pub mod export;
 mod extract;
 mod headers;
-pub mod retention;
 mod routes;
 mod scheduler;
+mod sessions;
 pub mod telemetry;
-pub mod views;
 pub mod web;
-pub mod webhook_target;
 pub mod webhooks;
 
 use std::net::SocketAddr;
@@ -25,6 +20,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use langguard_cloudflare::ClientConfig;
+use langguard_ops::{Actor, Services, ServicesConfig};
 use langguard_secrets::Sealer;
 use langguard_store::{NewUser, Role, Store};
 use langguard_sync::SyncEngine;
@@ -98,17 +94,12 @@ impl Default for ServerConfig {
     }
 }
 
-/// What every handler can reach; cheap to clone.
+/// What every handler can reach; cheap to clone. Handlers are adapters: they call the
+/// operations in `ops` and render what they return.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub sealer: Sealer,
-    pub client_config: ClientConfig,
-    pub engine: Arc<SyncEngine>,
+    pub ops: Services,
     pub config: Arc<ServerConfig>,
-    /// Where requests compile and evaluate policies (Save, Test, Backtest).
-    pub sandbox: langguard_policy::Sandbox,
-    pub(crate) backtests: Arc<backtests::Backtests>,
 }
 
 impl AppState {
@@ -121,17 +112,24 @@ impl AppState {
     ) -> Self {
         // Installed before anything records, so no early count is lost.
         telemetry::prometheus();
-        let sandbox = langguard_policy::Sandbox::new(
-            langguard_policy::SandboxConfig::current_exe(config.policy_memory_limit_mib)
-                .max_processes(config.max_backtests + 1),
-        );
-        Self {
+        let ops = Services::new(
             store,
             sealer,
             client_config,
             engine,
-            sandbox,
-            backtests: backtests::Backtests::new(config.max_backtests),
+            ServicesConfig {
+                policy_memory_limit_mib: config.policy_memory_limit_mib,
+                max_backtests: config.max_backtests,
+                backtest_time_limit: config.backtest_time_limit,
+                webhook_targets: config
+                    .webhooks
+                    .as_ref()
+                    .map(|w| w.targets.clone())
+                    .unwrap_or_default(),
+            },
+        );
+        Self {
+            ops,
             config: Arc::new(config),
         }
     }
@@ -152,18 +150,6 @@ pub fn router(state: AppState) -> Router {
             headers::security_headers,
         ))
         .with_state(state)
-}
-
-/// Installs the built-in policies that were never installed (first start, or a LangGuard that
-/// ships a new one); an admin's deletion of one is respected.
-pub async fn install_builtin_policies(store: &dyn Store) -> anyhow::Result<()> {
-    let created = store
-        .install_builtins(langguard_policy::builtin_policies())
-        .await?;
-    for policy in created {
-        tracing::info!(policy = %policy.name, mode = policy.mode.as_str(), "installed built-in policy");
-    }
-    Ok(())
 }
 
 /// Creates the first admin when the database has no user yet (`LANGGUARD_ADMIN_EMAIL` and
@@ -206,7 +192,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     // Built-ins are installed where they are used: by the server's policy worker here, and by
     // `langguard sync` — not by every command that opens the store.
-    install_builtin_policies(state.store.as_ref()).await?;
+    langguard_ops::policies::install_builtins(state.ops.store.as_ref()).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let scheduler = state
         .config
@@ -219,38 +205,38 @@ pub async fn serve(
                 .max_processes(1),
         );
         let worker = langguard_policy::PolicyWorker::new(
-            state.store.clone(),
+            state.ops.store.clone(),
             langguard_policy::WorkerConfig {
                 idle_wait: state.config.policy_idle_wait,
                 ..langguard_policy::WorkerConfig::default()
             },
             sandbox,
         )
-        .with_bodies(Arc::new(bodies::CloudflareBodies::new(
-            state.sealer.clone(),
-            state.client_config.clone(),
+        .with_bodies(Arc::new(langguard_sync::bodies::CloudflareBodies::new(
+            state.ops.sealer.clone(),
+            state.ops.client_config.clone(),
         )))
         .with_lease(state.worker_lease("policy-worker"));
-        tokio::spawn(worker.run(stop_rx.clone(), |_new_violations| {}))
+        tokio::spawn(worker.run(stop_rx.clone()))
     });
     let webhook_dispatcher = state.config.webhooks.clone().map(|settings| {
         tokio::spawn(webhooks::run(
-            state.store.clone(),
-            state.sealer.clone(),
+            state.ops.store.clone(),
+            state.ops.sealer.clone(),
             settings,
             state.worker_lease("webhooks"),
             stop_rx.clone(),
         ))
     });
     let retention = state.config.retention_days.map(|days| {
-        tokio::spawn(retention::run(
-            state.store.clone(),
+        tokio::spawn(langguard_ops::retention::run(
+            state.ops.store.clone(),
             days,
             state.worker_lease("retention"),
             stop_rx.clone(),
         ))
     });
-    let engine = state.engine.clone();
+    let engine = state.ops.engine.clone();
     let grace = state.config.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
@@ -280,11 +266,14 @@ pub async fn serve(
 impl AppState {
     /// A background worker's lease, named for this process as its syncs are.
     fn worker_lease(&self, name: &str) -> langguard_store::lease::WorkerLease {
-        langguard_store::lease::WorkerLease::new(name, self.engine.holder(), self.config.lease_ttl)
+        langguard_store::lease::WorkerLease::new(
+            name,
+            self.ops.engine.holder(),
+            self.config.lease_ttl,
+        )
     }
 
-    /// Records an admin action or a security event. A failure to record is logged, not
-    /// raised: the action itself already happened.
+    /// Records a security event (sign-ins, sign-outs) of `user`, or of nobody signed in.
     pub(crate) async fn audit(
         &self,
         user: Option<&langguard_store::User>,
@@ -293,17 +282,10 @@ impl AppState {
         details: serde_json::Value,
         address: Option<String>,
     ) {
-        let entry = langguard_store::NewAuditEntry {
-            user_id: user.map(|u| u.id),
-            user_email: user.map(|u| u.email.clone()),
-            action: action.to_owned(),
-            resource,
-            details,
-            address,
-        };
-        if let Err(e) = self.store.record_audit(entry).await {
-            tracing::error!(error = %e, action, "could not write the audit log");
-        }
+        let actor = user.map_or(Actor::Nobody, Actor::User);
+        self.ops
+            .audit(actor, action, resource, details, address)
+            .await;
     }
 }
 

@@ -22,7 +22,7 @@ pub(crate) async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 async fn start_due(state: &AppState) -> anyhow::Result<()> {
     let now = now_ms();
-    for integration in state.store.list_integrations().await? {
+    for integration in state.ops.store.list_integrations().await? {
         let due_at = integration
             .last_sync_at_ms
             .map(|last| last + integration.sync_interval_minutes * 60_000);
@@ -30,6 +30,7 @@ async fn start_due(state: &AppState) -> anyhow::Result<()> {
             continue;
         }
         match state
+            .ops
             .engine
             .start(integration.id, SyncTrigger::Schedule)
             .await

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sha2::Digest;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::{now_ms, AppState};
@@ -36,11 +37,41 @@ pub fn prometheus() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("another metrics recorder is installed; /metrics will be empty");
         }
+        describe_metrics();
+        langguard_sync::describe_metrics();
+        langguard_policy::describe_metrics();
         handle
     })
 }
 
-/// Times each request, labelled by method, route pattern and status.
+/// The HELP text of the server's own metrics.
+fn describe_metrics() {
+    metrics::describe_histogram!(
+        HTTP_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to answer an HTTP request, by method, route pattern and status"
+    );
+    metrics::describe_counter!(
+        "langguard_api_errors_total",
+        "Error responses of the REST API and the web UI, by error code"
+    );
+    metrics::describe_counter!(
+        "langguard_webhook_deliveries_total",
+        "Webhook delivery attempts, by result (succeeded, retrying, failed)"
+    );
+    metrics::describe_gauge!(
+        "langguard_integration_status",
+        "1 for each integration's current status, 0 for the others"
+    );
+    metrics::describe_gauge!(
+        "langguard_gateway_lag_seconds",
+        "How far each gateway's import cursor is behind now"
+    );
+    metrics::describe_gauge!("langguard_syncs_running", "Syncs running in this process");
+}
+
+/// Times each request, labelled by method, route pattern and status, inside a `request` span
+/// that every log line of the request carries.
 pub async fn track_http(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
@@ -49,7 +80,19 @@ pub async fn track_http(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        route = %route,
+        status = tracing::field::Empty
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
+    tracing::debug!(
+        parent: &span,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "answered"
+    );
     metrics::histogram!(
         HTTP_SECONDS,
         "method" => method,
@@ -83,7 +126,7 @@ pub async fn render(
         }
     }
     let now = now_ms();
-    for integration in state.store.list_integrations().await? {
+    for integration in state.ops.store.list_integrations().await? {
         for status in ["pending", "connected", "warning", "failed", "disabled"] {
             metrics::gauge!(
                 "langguard_integration_status",
@@ -92,7 +135,7 @@ pub async fn render(
             )
             .set(f64::from(u8::from(integration.status.as_str() == status)));
         }
-        for gateway in state.store.list_gateways(integration.id).await? {
+        for gateway in state.ops.store.list_gateways(integration.id).await? {
             if let Some(cursor) = gateway.cursor_ms {
                 metrics::gauge!(
                     "langguard_gateway_lag_seconds",
@@ -103,7 +146,7 @@ pub async fn render(
             }
         }
     }
-    metrics::gauge!("langguard_syncs_running").set(state.engine.running().len() as f64);
+    metrics::gauge!("langguard_syncs_running").set(state.ops.engine.running().len() as f64);
     let body = prometheus().render();
     Ok((
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

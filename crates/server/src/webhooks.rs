@@ -36,9 +36,9 @@ pub struct WebhookSettings {
     /// Failed deliveries in a row that disable a webhook.
     pub disable_after: i64,
     /// Which non-public addresses receivers may have (`LANGGUARD_WEBHOOK_ALLOW_PRIVATE`).
-    pub targets: crate::webhook_target::TargetPolicy,
+    pub targets: langguard_ops::webhook_target::TargetPolicy,
     /// How receivers' host names are looked up.
-    pub lookup: crate::webhook_target::Lookup,
+    pub lookup: langguard_ops::webhook_target::Lookup,
 }
 
 impl Default for WebhookSettings {
@@ -261,7 +261,10 @@ async fn send(
         },
         Err(e) => DeliveryAttempt {
             response_code: None,
-            error: Some(crate::webhook_target::describe(&e, settings.timeout)),
+            error: Some(langguard_ops::webhook_target::describe(
+                &e,
+                settings.timeout,
+            )),
             succeeded: false,
             retry_at_ms: retry_at(),
         },
@@ -276,7 +279,7 @@ pub async fn run(
     mut lease: WorkerLease,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let http = match crate::webhook_target::client(&settings.targets, &settings.lookup) {
+    let http = match langguard_ops::webhook_target::client(&settings.targets, &settings.lookup) {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(error = %e, "cannot build the webhook HTTP client; webhooks are off");

@@ -1864,7 +1864,7 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
                 tick: Duration::from_millis(20),
                 retry_base: Duration::from_millis(50),
                 // The receiver runs on this machine: an admin allowed loopback.
-                targets: langguard_server::webhook_target::TargetPolicy::parse("127.0.0.1")
+                targets: langguard_ops::webhook_target::TargetPolicy::parse("127.0.0.1")
                     .expect("policy"),
                 ..WebhookSettings::default()
             }),

@@ -153,7 +153,7 @@ async fn metrics_ask_for_their_token_when_one_is_set() {
 }
 
 async fn webhooks_reach_only_public_addresses_unless_allowed(backend: Backend) {
-    use langguard_server::webhook_target::{Lookup, TargetPolicy};
+    use langguard_ops::webhook_target::{Lookup, TargetPolicy};
     use langguard_server::webhooks::WebhookSettings;
     // `rebind.example` looks public and resolves to a private address; loopback is allowed
     // (only) for 127.0.0.1, where nothing listens on port 1.

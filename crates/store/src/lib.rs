@@ -1,8 +1,8 @@
 //! LangGuard's storage: one trait of domain operations ([`Store`]) that every backend implements,
 //! the records it deals in, and the mergeable latency sketch the per-minute rollups carry.
 //!
-//! Callers (the sync engine, the CLI, later the server) only ever see this trait, so a backend
-//! can be swapped by the database URL without touching them.
+//! Callers (the sync engine, the policy worker, the operations in `langguard-ops`, the server)
+//! only ever see this trait, so a backend is chosen by the database URL without touching them.
 
 pub mod fold;
 pub mod lease;
@@ -11,11 +11,13 @@ mod policy_model;
 mod rollup;
 pub mod search;
 mod sketch;
+mod trace_filter;
 
 pub use model::*;
 pub use policy_model::*;
 pub use rollup::{minute_of, RollupDelta, RollupKey, RollupTotals};
 pub use sketch::{LatencySketch, SketchDecodeError, RELATIVE_ACCURACY};
+pub use trace_filter::{metadata_filter, parse_search, FilterError};
 
 use async_trait::async_trait;
 

@@ -1,9 +1,10 @@
 //! A mergeable latency sketch (DDSketch's logarithmic mapping) with a compact binary encoding.
 //!
 //! Every per-minute rollup row carries one sketch, and dashboards merge thousands of them, so the
-//! two things that matter are a guaranteed relative error and a small serialised size. The crates
-//! we looked at keep a dense bin array whose serde form is kilobytes per minute; this keeps sparse
-//! bins and writes them as varint deltas (typically a few bytes per distinct latency bucket).
+//! things that matter are a guaranteed relative error, fast merges and a small serialised size.
+//! The crates we looked at serialise their dense bin array as kilobytes per minute; this one
+//! keeps bins dense in memory (merges are array additions) but writes only the occupied bins, as
+//! varint deltas (typically a few bytes per distinct latency bucket).
 
 /// Relative accuracy of every quantile the sketch returns (0.5 %), which keeps percentiles
 /// comfortably within the product's 1 % bar after merging.

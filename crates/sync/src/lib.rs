@@ -2,6 +2,8 @@
 //! each gateway's logs since its cursor — no gap and no duplicate, whatever the network and the
 //! API do — and record the run.
 
+pub mod bodies;
+mod credentials;
 mod gateway;
 mod normalize;
 mod telemetry;
@@ -20,7 +22,9 @@ use langguard_store::{
     SyncCounts, SyncRun, SyncRunId, SyncRunOutcome, SyncRunStatus, SyncTrigger,
 };
 
+pub use credentials::{client_for, integration_token, ClientForError};
 pub use normalize::{normalize, Rejected};
+pub use telemetry::describe_metrics;
 
 use gateway::GatewayImport;
 
@@ -82,6 +86,15 @@ pub(crate) enum RunError {
         gateway: String,
         error: Box<RunError>,
     },
+}
+
+impl From<ClientForError> for RunError {
+    fn from(e: ClientForError) -> Self {
+        match e {
+            ClientForError::Credentials(message) => RunError::Credentials(message),
+            ClientForError::Cloudflare(e) => RunError::Cloudflare(e),
+        }
+    }
 }
 
 impl RunError {
@@ -149,6 +162,9 @@ pub struct SyncEngine {
     running: Mutex<HashMap<IntegrationId, SyncRunId>>,
     /// Names this process in leases.
     holder: String,
+    /// Prices this engine's logs: the bundled table under the admin's overrides, which each
+    /// sync refreshes from the store (the engine's own, not process-wide state).
+    pricer: Pricer,
 }
 
 impl SyncEngine {
@@ -165,6 +181,7 @@ impl SyncEngine {
             settings,
             running: Mutex::new(HashMap::new()),
             holder: instance_id(),
+            pricer: Pricer::new(),
         }
     }
 
@@ -457,14 +474,7 @@ impl SyncEngine {
         stats: &mut ClientStats,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<(), RunError> {
-        let token = self
-            .sealer
-            .open(
-                &integration.sealed_api_token,
-                langguard_secrets::Binding::IntegrationToken(integration.id),
-            )
-            .map_err(|e| RunError::Credentials(e.to_string()))?;
-        let client = CloudflareClient::new(&self.client_config, &integration.account_id, &token)?;
+        let client = client_for(&self.sealer, &self.client_config, integration)?;
         let result = self
             .import_gateways(&client, integration, run_id, counts, rejected, progress)
             .await;
@@ -496,7 +506,7 @@ impl SyncEngine {
         let states = self.store.list_gateways(integration.id).await?;
         // The admin's prices as they are now price this sync's logs.
         let prices = self.store.list_model_prices().await?;
-        Pricer::shared().set_overrides(
+        self.pricer.set_overrides(
             &prices
                 .into_iter()
                 .map(|p| langguard_pricing::PriceOverride {
@@ -513,7 +523,7 @@ impl SyncEngine {
                 client,
                 integration_name: &integration.name,
                 store: self.store.as_ref(),
-                pricer: Pricer::shared(),
+                pricer: &self.pricer,
                 integration_id: integration.id,
                 gateway: &state.gateway_id,
                 trailing_window: self.settings.trailing_window,

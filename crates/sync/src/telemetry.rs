@@ -7,6 +7,56 @@ use std::sync::{Mutex, OnceLock};
 
 use langguard_store::Traffic;
 
+/// Gives every metric the sync engine records its HELP text (call once the exporter is
+/// installed).
+pub fn describe_metrics() {
+    use metrics::describe_counter as counter;
+    counter!(
+        "langguard_gateway_requests_total",
+        "Gateway requests imported, by integration, gateway, provider and model"
+    );
+    counter!(
+        "langguard_gateway_errors_total",
+        "Imported gateway requests that failed (not a 2xx/3xx status)"
+    );
+    counter!(
+        "langguard_gateway_rate_limited_total",
+        "Imported gateway requests the provider answered with 429"
+    );
+    counter!(
+        "langguard_gateway_cache_hits_total",
+        "Imported gateway requests served from the gateway's cache"
+    );
+    counter!(
+        "langguard_gateway_tokens_in_total",
+        "Input tokens of imported gateway requests"
+    );
+    counter!(
+        "langguard_gateway_tokens_out_total",
+        "Output tokens of imported gateway requests"
+    );
+    counter!(
+        "langguard_gateway_cost_microusd_total",
+        "Cost of imported gateway requests in millionths of a US dollar"
+    );
+    counter!(
+        "langguard_interactions_imported_total",
+        "Interactions stored by syncs, by integration and gateway"
+    );
+    counter!(
+        "langguard_sync_runs_total",
+        "Sync runs finished, by integration and result"
+    );
+    counter!(
+        "langguard_cloudflare_requests_total",
+        "Requests LangGuard made to the Cloudflare API, by integration"
+    );
+    counter!(
+        "langguard_cloudflare_rate_limited_total",
+        "Cloudflare API requests answered with 429, by integration"
+    );
+}
+
 /// Distinct provider/model label pairs kept before the rest count as `other`.
 const MAX_MODEL_LABELS: usize = 200;
 

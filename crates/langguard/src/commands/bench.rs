@@ -213,7 +213,7 @@ async fn import(logs: usize) -> anyhow::Result<ExitCode> {
             ),
             enabled: true,
             sync_interval_minutes: 15,
-            lookback_days: Some(7),
+            lookback_days: Some(langguard_ops::defaults::LOOKBACK_DAYS),
         })
         .await?;
     let engine = app.engine();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use langguard_server::export::{self, ExportFormat};
+use langguard_ops::export::{self, ExportFormat};
 use langguard_store::search;
 use langguard_store::{
     Bucket, GroupBy, Scope, SortOrder, Store, TraceFilter, TraceQuery, TraceSort, TraceStatus,

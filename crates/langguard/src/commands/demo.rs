@@ -87,7 +87,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             ),
             enabled: true,
             sync_interval_minutes: 15,
-            lookback_days: Some(7),
+            lookback_days: Some(langguard_ops::defaults::LOOKBACK_DAYS),
         })
         .await?;
     println!(

@@ -5,15 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use langguard_cloudflare::CloudflareError;
-use langguard_store::NewIntegration;
-use langguard_sync::{test_connection, ConnectionCheck};
+use langguard_ops::integrations::{self, IntegrationInput};
+use langguard_ops::Actor;
+use langguard_sync::ConnectionCheck;
 use serde_json::json;
 
 use crate::app::App;
 use crate::cli::{AddArgs, IntegrationsCommand};
 use crate::commands::print_json;
 use crate::format;
-use langguard_server::views::{connection_failure, IntegrationView};
+use langguard_ops::views::{connection_failure, IntegrationView};
 
 pub async fn run(app: &App, command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -65,7 +66,8 @@ async fn add(app: &App, args: AddArgs) -> anyhow::Result<ExitCode> {
         bail!("an integration named {name:?} already exists; pick another name or remove it first");
     }
     let token = read_token()?;
-    let check = match test_connection(&app.client_config, &args.account_id, &token).await {
+    let ops = app.services();
+    let check = match integrations::test(&ops, &args.account_id, &token).await? {
         Ok(check) => check,
         Err(e) => {
             if args.json {
@@ -77,20 +79,13 @@ async fn add(app: &App, args: AddArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let integration = app
-        .store
-        .create_integration(NewIntegration {
-            name: name.clone(),
-            account_id: args.account_id.trim().to_owned(),
-            api_token: langguard_store::SealFor::new(
-                app.sealer
-                    .sealing(token.clone(), langguard_secrets::Binding::IntegrationToken),
-            ),
-            enabled: !args.disabled,
-            sync_interval_minutes: args.sync_interval_minutes,
-            lookback_days: args.lookback_days.0,
-        })
-        .await?;
+    let input = IntegrationInput {
+        enabled: !args.disabled,
+        sync_interval_minutes: args.sync_interval_minutes,
+        lookback_days: args.lookback_days.0,
+        ..IntegrationInput::new(&name, &args.account_id, &token)
+    };
+    let integration = integrations::add(&ops, Actor::Cli, input).await?;
     if args.json {
         print_json(&json!({
             "ok": true,
@@ -171,11 +166,7 @@ async fn list(app: &App, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn test(app: &App, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let integration = app.integration_named(name).await?;
-    let token = app.sealer.open(
-        &integration.sealed_api_token,
-        langguard_secrets::Binding::IntegrationToken(integration.id),
-    )?;
-    match test_connection(&app.client_config, &integration.account_id, &token).await {
+    match integrations::test_saved(&app.services(), &integration).await? {
         Ok(check) => {
             if json {
                 print_json(
@@ -199,7 +190,7 @@ async fn test(app: &App, name: &str, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn remove(app: &App, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let integration = app.integration_named(name).await?;
-    app.store.delete_integration(integration.id).await?;
+    let integration = integrations::remove(&app.services(), Actor::Cli, integration.id).await?;
     if json {
         print_json(
             &json!({"ok": true, "removed": integration.name, "interactions_deleted": integration.interactions_synced}),

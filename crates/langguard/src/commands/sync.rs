@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use langguard_policy::{PolicyWorker, WorkerConfig};
-use langguard_server::bodies::CloudflareBodies;
 use langguard_store::{SyncRunStatus, SyncTrigger};
+use langguard_sync::bodies::CloudflareBodies;
 use langguard_sync::{SyncError, SyncProgress};
 use serde_json::json;
 
@@ -13,7 +13,7 @@ use crate::app::App;
 use crate::cli::SyncArgs;
 use crate::commands::print_json;
 use crate::format;
-use langguard_server::views::SyncRunView;
+use langguard_ops::views::SyncRunView;
 
 pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
     // The embedded database serves one process: a run still marked running was cut short.
@@ -76,7 +76,7 @@ pub async fn run(app: &App, args: SyncArgs) -> anyhow::Result<ExitCode> {
         views.push((integration.name.clone(), SyncRunView::from(&run)));
     }
     // Policies evaluate what was imported (the server's policy worker does this on its own).
-    langguard_server::install_builtin_policies(app.store.as_ref()).await?;
+    langguard_ops::policies::install_builtins(app.store.as_ref()).await?;
     let policies = PolicyWorker::new(
         app.store.clone(),
         WorkerConfig::default(),

@@ -12,7 +12,7 @@ use crate::app::{now_ms, App};
 use crate::cli::{SortArg, StatusArg, TracesArgs};
 use crate::commands::print_json;
 use crate::format;
-use langguard_server::views::{decode_cursor, encode_cursor, TraceItem};
+use langguard_ops::views::{decode_cursor, encode_cursor, TraceItem};
 
 pub async fn run(app: &App, args: TracesArgs) -> anyhow::Result<ExitCode> {
     let scope = app.scope(&args.scope, now_ms(), None).await?;

@@ -3,10 +3,10 @@
 use std::io::{BufRead, IsTerminal};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use langguard_server::hash_password;
-use langguard_server::views::UserView;
-use langguard_store::{NewUser, Role};
+use anyhow::Context;
+use langguard_ops::views::UserView;
+use langguard_ops::{users, Actor};
+use langguard_store::Role;
 use serde_json::json;
 
 use crate::app::App;
@@ -18,21 +18,12 @@ pub async fn run(app: &App, command: UsersCommand) -> anyhow::Result<ExitCode> {
     match command {
         UsersCommand::Create { email, role } => {
             let password = read_password()?;
-            if password.chars().count() < 12 {
-                bail!("a password needs at least 12 characters");
-            }
-            let user = app
-                .store
-                .create_user(NewUser {
-                    email,
-                    password_hash: hash_password(password).await?,
-                    role: match role {
-                        RoleArg::Admin => Role::Admin,
-                        RoleArg::Member => Role::Member,
-                        RoleArg::Viewer => Role::Viewer,
-                    },
-                })
-                .await?;
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Member => Role::Member,
+                RoleArg::Viewer => Role::Viewer,
+            };
+            let user = users::add(&app.services(), Actor::Cli, &email, password, role).await?;
             println!("Created {} ({}).", user.email, user.role.as_str());
         }
         UsersCommand::List { json } => {

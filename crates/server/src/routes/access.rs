@@ -6,14 +6,16 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use langguard_clock::format_ms;
-use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, Role, User};
-use serde::{Deserialize, Serialize};
+use langguard_ops::keys::{self, ApiKeyView};
+use langguard_ops::Actor;
+use langguard_store::{ApiKeyScope, Role};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{new_api_key, CurrentUser};
+use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::{now_ms, AppState};
+use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,43 +24,13 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub(crate) struct ApiKeyView {
-    id: i64,
-    name: String,
-    prefix: String,
-    #[schema(value_type = String, example = "read")]
-    scope: ApiKeyScope,
-    created_at: String,
-    expires_at: String,
-    last_used_at: Option<String>,
-    revoked_at: Option<String>,
-    user_id: i64,
-}
-
-impl From<&ApiKey> for ApiKeyView {
-    fn from(k: &ApiKey) -> Self {
-        Self {
-            id: k.id,
-            name: k.name.clone(),
-            prefix: k.prefix.clone(),
-            scope: k.scope,
-            created_at: format_ms(k.created_at_ms),
-            expires_at: format_ms(k.expires_at_ms),
-            last_used_at: k.last_used_at_ms.map(format_ms),
-            revoked_at: k.revoked_at_ms.map(format_ms),
-            user_id: k.user_id,
-        }
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys", responses((status = 200, description = "`{items: [api key]}` without secrets"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list_keys(
     State(state): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
-    let keys = state.store.list_api_keys().await?;
+    let keys = state.ops.store.list_api_keys().await?;
     let items: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -81,8 +53,8 @@ async fn create_key(
     ApiJson(body): ApiJson<CreateKey>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     user.require(Role::Admin)?;
-    let (key, secret) = add_key(
-        &state,
+    let (key, secret) = keys::add(
+        &state.ops,
         &user.0,
         &body.name,
         body.scope,
@@ -104,7 +76,7 @@ async fn revoke_key(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     user.require(Role::Admin)?;
-    let key = revoke(&state, &user.0, id).await?;
+    let key = keys::revoke(&state.ops, Actor::User(&user.0), id).await?;
     Ok(Json(ApiKeyView::from(&key)))
 }
 
@@ -123,7 +95,7 @@ async fn audit(
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
     let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
-    let entries = state.store.list_audit(limit, q.before).await?;
+    let entries = state.ops.store.list_audit(limit, q.before).await?;
     let next = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.id))
         .flatten();
@@ -138,63 +110,4 @@ async fn audit(
         })
         .collect();
     Ok(Json(json!({ "items": items, "next_before": next })))
-}
-
-/// Checks, creates and audits an API key; returns it with its secret (shown once).
-pub(crate) async fn add_key(
-    state: &AppState,
-    actor: &User,
-    name: &str,
-    scope: ApiKeyScope,
-    expires_in_days: u32,
-) -> Result<(ApiKey, String), ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 100 characters",
-        ));
-    }
-    if ![30, 60, 90, 180, 365].contains(&expires_in_days) {
-        return Err(ApiError::bad_request(
-            "invalid_expiry",
-            "expires_in_days must be 30, 60, 90, 180 or 365",
-        ));
-    }
-    let (secret, hash) = new_api_key();
-    let key = state
-        .store
-        .create_api_key(NewApiKey {
-            user_id: actor.id,
-            name: name.to_owned(),
-            prefix: secret.chars().take(12).collect(),
-            token_hash: hash,
-            scope,
-            expires_at_ms: now_ms() + i64::from(expires_in_days) * 86_400_000,
-        })
-        .await?;
-    state
-        .audit(
-            Some(actor),
-            "api_key.created",
-            Some(format!("api_key:{}", key.id)),
-            json!({"name": key.name, "scope": key.scope}),
-            None,
-        )
-        .await;
-    Ok((key, secret))
-}
-
-pub(crate) async fn revoke(state: &AppState, actor: &User, id: i64) -> Result<ApiKey, ApiError> {
-    let key = state.store.revoke_api_key(id).await?;
-    state
-        .audit(
-            Some(actor),
-            "api_key.revoked",
-            Some(format!("api_key:{id}")),
-            json!({"name": key.name}),
-            None,
-        )
-        .await;
-    Ok(key)
 }

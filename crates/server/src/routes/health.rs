@@ -14,14 +14,14 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "OK"), (status = 400, description = "Bad input", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "OK")))]
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable", body = crate::error::ErrorBody)))]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    state.store.count_users().await.map_err(|e| {
+    state.ops.store.count_users().await.map_err(|e| {
         tracing::error!(error = %e, "readiness check: the database does not answer");
         ApiError::Unavailable("the database does not answer; the server log says why".into())
     })?;

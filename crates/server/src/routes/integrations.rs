@@ -5,20 +5,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_secrets::Binding;
-use langguard_store::{
-    BodyMode, BodySettings, Integration, IntegrationPatch, NewIntegration, Role, SealFor, SyncRun,
-    SyncTrigger, User,
-};
-use langguard_sync::{test_connection, SyncError};
+use langguard_ops::integrations::{self, IntegrationChange, IntegrationInput, SyncStart};
+use langguard_ops::Actor;
+use langguard_store::{BodyMode, Role};
 use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::views::{connection_failure, IntegrationView, SyncRunView};
 use crate::AppState;
+use langguard_ops::views::{connection_failure, IntegrationView, SyncRunView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,62 +32,6 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
     Cloudflare,
-}
-
-pub(crate) fn check_account_id(account_id: &str) -> Result<String, ApiError> {
-    let account_id = account_id.trim();
-    if account_id.is_empty()
-        || account_id.len() > 64
-        || !account_id.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Err(ApiError::bad_request(
-            "invalid_account_id",
-            "account_id must be the Cloudflare Account ID: up to 64 letters and digits (dashboard → Account home → Account ID)",
-        ));
-    }
-    Ok(account_id.to_owned())
-}
-
-pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(ApiError::bad_request(
-            "invalid_name",
-            "name must be 1 to 100 characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-pub(crate) fn check_token(token: &str) -> Result<String, ApiError> {
-    let token = token.trim();
-    if token.is_empty() || token.len() > 512 {
-        return Err(ApiError::bad_request(
-            "invalid_api_token",
-            "api_token must be a Cloudflare API token",
-        ));
-    }
-    Ok(token.to_owned())
-}
-
-pub(crate) fn check_interval(minutes: i64) -> Result<i64, ApiError> {
-    if !(1..=1440).contains(&minutes) {
-        return Err(ApiError::bad_request(
-            "invalid_sync_interval",
-            "sync_interval_minutes must be between 1 and 1440",
-        ));
-    }
-    Ok(minutes)
-}
-
-fn check_lookback(days: Option<i64>) -> Result<Option<i64>, ApiError> {
-    if days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(ApiError::bad_request(
-            "invalid_lookback",
-            "lookback_days must be between 1 and 3650, or null for all history",
-        ));
-    }
-    Ok(days)
 }
 
 /// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
@@ -117,10 +58,8 @@ async fn test(
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
     let Kind::Cloudflare = body.kind;
-    let account_id = check_account_id(&body.account_id)?;
-    let token = check_token(&body.api_token)?;
     Ok(Json(
-        match test_connection(&state.client_config, &account_id, &token).await {
+        match integrations::test(&state.ops, &body.account_id, &body.api_token).await? {
             Ok(check) => {
                 json!({"ok": true, "token_kind": check.token_kind, "gateways": check.gateways})
             }
@@ -153,19 +92,16 @@ async fn create(
 ) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
     user.require(Role::Admin)?;
     let Kind::Cloudflare = body.kind;
-    let integration = add(
-        &state,
-        &user.0,
-        IntegrationInput {
-            name: &body.name,
-            account_id: &body.account_id,
-            api_token: &body.api_token,
-            enabled: body.enabled.unwrap_or(true),
-            sync_interval_minutes: body.sync_interval_minutes.unwrap_or(15),
-            lookback_days: body.lookback_days.unwrap_or(Some(7)),
-        },
-    )
-    .await?;
+    let defaults = IntegrationInput::new(&body.name, &body.account_id, &body.api_token);
+    let input = IntegrationInput {
+        enabled: body.enabled.unwrap_or(defaults.enabled),
+        sync_interval_minutes: body
+            .sync_interval_minutes
+            .unwrap_or(defaults.sync_interval_minutes),
+        lookback_days: body.lookback_days.unwrap_or(defaults.lookback_days),
+        ..defaults
+    };
+    let integration = integrations::add(&state.ops, Actor::User(&user.0), input).await?;
     Ok((
         StatusCode::CREATED,
         Json(IntegrationView::from(&integration)),
@@ -175,6 +111,7 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "`{items: [integration]}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
     let items: Vec<IntegrationView> = state
+        .ops
         .store
         .list_integrations()
         .await?
@@ -191,7 +128,7 @@ async fn read(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     Ok(Json(IntegrationView::from(
-        &state.store.get_integration(id).await?,
+        &state.ops.store.get_integration(id).await?,
     )))
 }
 
@@ -217,36 +154,6 @@ pub(crate) struct UpdateBody {
     bodies_retention_days: Option<i64>,
 }
 
-/// The integration's body settings with the request's changes, checked.
-fn body_settings(
-    current: BodySettings,
-    mode: Option<BodyMode>,
-    sample_percent: Option<i64>,
-    retention_days: Option<i64>,
-) -> Result<Option<BodySettings>, ApiError> {
-    if mode.is_none() && sample_percent.is_none() && retention_days.is_none() {
-        return Ok(None);
-    }
-    let settings = BodySettings {
-        mode: mode.unwrap_or(current.mode),
-        sample_percent: sample_percent.unwrap_or(current.sample_percent),
-        retention_days: retention_days.unwrap_or(current.retention_days),
-    };
-    if !(1..=100).contains(&settings.sample_percent) {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "bodies_sample_percent must be between 1 and 100",
-        ));
-    }
-    if !(1..=3_650).contains(&settings.retention_days) {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            "bodies_retention_days must be between 1 and 3650",
-        ));
-    }
-    Ok(Some(settings))
-}
-
 #[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), request_body = UpdateBody, responses((status = 200, description = "Changed", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
@@ -255,55 +162,18 @@ async fn update(
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     user.require(Role::Admin)?;
-    // Which fields changed, never their values: one of them may be the token.
-    let changed: Vec<&str> = [
-        ("name", body.name.is_some()),
-        ("account_id", body.account_id.is_some()),
-        ("api_token", body.api_token.is_some()),
-        ("enabled", body.enabled.is_some()),
-        (
-            "sync_interval_minutes",
-            body.sync_interval_minutes.is_some(),
-        ),
-        ("lookback_days", body.lookback_days.is_some()),
-        ("bodies", body.bodies.is_some()),
-        (
-            "bodies_sample_percent",
-            body.bodies_sample_percent.is_some(),
-        ),
-        (
-            "bodies_retention_days",
-            body.bodies_retention_days.is_some(),
-        ),
-    ]
-    .into_iter()
-    .filter_map(|(field, set)| set.then_some(field))
-    .collect();
-    let current = state.store.get_integration(id).await?;
-    let bodies = body_settings(
-        current.bodies,
-        body.bodies,
-        body.bodies_sample_percent,
-        body.bodies_retention_days,
-    )?;
-    let patch = IntegrationPatch {
-        bodies,
-        name: body.name.as_deref().map(check_name).transpose()?,
-        account_id: body
-            .account_id
-            .as_deref()
-            .map(check_account_id)
-            .transpose()?,
-        sealed_api_token: body
-            .api_token
-            .as_deref()
-            .map(|t| check_token(t).map(|t| state.sealer.seal(&t, Binding::IntegrationToken(id))))
-            .transpose()?,
+    let change = IntegrationChange {
+        name: body.name,
+        account_id: body.account_id,
+        api_token: body.api_token,
         enabled: body.enabled,
-        sync_interval_minutes: body.sync_interval_minutes.map(check_interval).transpose()?,
-        lookback_days: body.lookback_days.map(check_lookback).transpose()?,
+        sync_interval_minutes: body.sync_interval_minutes,
+        lookback_days: body.lookback_days,
+        bodies: body.bodies,
+        bodies_sample_percent: body.bodies_sample_percent,
+        bodies_retention_days: body.bodies_retention_days,
     };
-    let integration = change(&state, &user.0, id, patch, &changed).await?;
+    let integration = integrations::change(&state.ops, Actor::User(&user.0), id, change).await?;
     Ok(Json(IntegrationView::from(&integration)))
 }
 
@@ -314,7 +184,7 @@ async fn remove(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     user.require(Role::Admin)?;
-    remove_with_data(&state, &user.0, id).await?;
+    integrations::remove(&state.ops, Actor::User(&user.0), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -325,7 +195,7 @@ async fn sync_now(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     user.require(Role::Admin)?;
-    let body = match start_sync(&state, &user.0, id).await? {
+    let body = match integrations::start_sync(&state.ops, Actor::User(&user.0), id).await? {
         SyncStart::Started(run) => {
             json!({"run_id": run.id, "status": run.status.as_str(), "already_running": false})
         }
@@ -349,8 +219,9 @@ async fn sync_runs(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    state.store.get_integration(id).await?;
+    state.ops.store.get_integration(id).await?;
     let runs = state
+        .ops
         .store
         .list_sync_runs(id, query.limit.unwrap_or(50).clamp(1, 500))
         .await?;
@@ -365,131 +236,6 @@ async fn sync_run(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<SyncRunView>, ApiError> {
     Ok(Json(SyncRunView::from(
-        &state.store.get_sync_run(id).await?,
+        &state.ops.store.get_sync_run(id).await?,
     )))
-}
-
-/// A new Cloudflare integration, as the API and the web UI take it (checked by [`add`]).
-pub(crate) struct IntegrationInput<'a> {
-    pub name: &'a str,
-    pub account_id: &'a str,
-    pub api_token: &'a str,
-    pub enabled: bool,
-    pub sync_interval_minutes: i64,
-    pub lookback_days: Option<i64>,
-}
-
-/// Checks, seals the token, saves and audits a new integration.
-pub(crate) async fn add(
-    state: &AppState,
-    actor: &User,
-    input: IntegrationInput<'_>,
-) -> Result<Integration, ApiError> {
-    let integration = state
-        .store
-        .create_integration(NewIntegration {
-            name: check_name(input.name)?,
-            account_id: check_account_id(input.account_id)?,
-            api_token: SealFor::new(
-                state
-                    .sealer
-                    .sealing(check_token(input.api_token)?, Binding::IntegrationToken),
-            ),
-            enabled: input.enabled,
-            sync_interval_minutes: check_interval(input.sync_interval_minutes)?,
-            lookback_days: check_lookback(input.lookback_days)?,
-        })
-        .await?;
-    state
-        .audit(
-            Some(actor),
-            "integration.created",
-            Some(format!("integration:{}", integration.id)),
-            json!({"name": integration.name, "account_id": integration.account_id}),
-            None,
-        )
-        .await;
-    Ok(integration)
-}
-
-/// Applies a checked patch and audits which fields changed (never their values: one may be
-/// the token).
-pub(crate) async fn change(
-    state: &AppState,
-    actor: &User,
-    id: i64,
-    patch: IntegrationPatch,
-    changed: &[&str],
-) -> Result<Integration, ApiError> {
-    let integration = state.store.update_integration(id, patch).await?;
-    state
-        .audit(
-            Some(actor),
-            "integration.updated",
-            Some(format!("integration:{id}")),
-            json!({"changed": changed}),
-            None,
-        )
-        .await;
-    Ok(integration)
-}
-
-/// Deletes an integration with everything imported through it, unless a sync of it is running.
-pub(crate) async fn remove_with_data(
-    state: &AppState,
-    actor: &User,
-    id: i64,
-) -> Result<Integration, ApiError> {
-    // A run that is finishing gets a moment; one in full swing is not cut off.
-    if !state
-        .engine
-        .wait_for(id, std::time::Duration::from_secs(5))
-        .await
-    {
-        return Err(ApiError::Conflict(
-            "a sync of this integration is running; delete it when the sync has finished".into(),
-        ));
-    }
-    let removed = state.store.get_integration(id).await?;
-    state.store.delete_integration(id).await?;
-    state
-        .audit(
-            Some(actor),
-            "integration.deleted",
-            Some(format!("integration:{id}")),
-            json!({"name": removed.name, "interactions_deleted": removed.interactions_synced}),
-            None,
-        )
-        .await;
-    Ok(removed)
-}
-
-/// What Sync Now did.
-pub(crate) enum SyncStart {
-    Started(SyncRun),
-    /// Pressing it again while a sync runs shows that sync instead of starting another.
-    AlreadyRunning(Option<i64>),
-}
-
-pub(crate) async fn start_sync(
-    state: &AppState,
-    actor: &User,
-    id: i64,
-) -> Result<SyncStart, ApiError> {
-    match state.engine.start(id, SyncTrigger::Manual).await {
-        Ok(run) => {
-            state
-                .audit(
-                    Some(actor),
-                    "integration.synced",
-                    Some(format!("integration:{id}")),
-                    json!({"run_id": run.id}),
-                    None,
-                )
-                .await;
-            Ok(SyncStart::Started(run))
-        }
-        Err(SyncError::AlreadyRunning { run_id }) => Ok(SyncStart::AlreadyRunning(run_id)),
-        Err(e) => Err(e.into()),
-    }
 }

@@ -38,7 +38,7 @@ async fn metrics(
     ApiQuery(q): ApiQuery<MetricsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = q.scope()?;
-    let metrics = state.store.metrics(&scope).await?;
+    let metrics = state.ops.store.metrics(&scope).await?;
     let mut doc = serde_json::to_value(&metrics).map_err(anyhow::Error::from)?;
     range(&mut doc, &scope);
     Ok(Json(doc))
@@ -137,7 +137,11 @@ async fn timeseries(
             ));
         }
     }
-    let series = state.store.metrics_series(&scope, bucket, group_by).await?;
+    let series = state
+        .ops
+        .store
+        .metrics_series(&scope, bucket, group_by)
+        .await?;
     let series: Vec<Value> = series
         .into_iter()
         .map(|s| {
@@ -190,7 +194,7 @@ async fn breakdown(
         q.model,
     )
     .scope()?;
-    let groups = state.store.metrics_by(&scope, group_by).await?;
+    let groups = state.ops.store.metrics_by(&scope, group_by).await?;
     let mut doc = json!({"group_by": group_by, "groups": groups});
     range(&mut doc, &scope);
     Ok(Json(doc))

@@ -1,19 +1,18 @@
 //! One module per resource, each exporting its `router()`.
 
-pub(crate) mod access;
+mod access;
 pub mod health;
-pub(crate) mod integrations;
+mod integrations;
 mod metrics;
 mod monitoring;
-pub(crate) use monitoring::health as monitoring_health;
 mod openapi;
-pub(crate) mod policies;
-pub(crate) mod prices;
+mod policies;
+mod prices;
 pub(crate) mod session;
 mod traces;
-pub(crate) mod users;
-pub(crate) mod violations;
-pub(crate) mod webhooks;
+mod users;
+mod violations;
+mod webhooks;
 
 use axum::Router;
 

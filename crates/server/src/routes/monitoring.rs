@@ -15,8 +15,8 @@ use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::routes::metrics::MetricsQuery;
-use crate::views::{IntegrationView, SyncRunView, ViolationView};
 use crate::AppState;
+use langguard_ops::views::{IntegrationView, SyncRunView, ViolationView};
 
 /// Sync runs listed in the overview's history.
 const RECENT_SYNCS: u32 = 20;
@@ -36,16 +36,7 @@ pub(crate) struct OverviewQuery {
     to: Option<String>,
 }
 
-/// PRODUCT-SPEC §3's health of traffic over a range: Healthy at ≥ 95 % success, Warning from
-/// 85 %, Critical below, Inactive without traffic.
-pub fn health(metrics: &Metrics) -> &'static str {
-    match metrics.success_rate {
-        None => "inactive",
-        Some(rate) if rate >= 0.95 => "healthy",
-        Some(rate) if rate >= 0.85 => "warning",
-        Some(_) => "critical",
-    }
-}
+use langguard_ops::monitoring::health;
 
 #[utoipa::path(get, path = "/api/v1/monitoring/overview", tag = "metrics", params(OverviewQuery), responses((status = 200, description = "`{from, to, health, metrics, requests_per_hour, integrations: [{…, traffic: {requests, success_rate, health}}], recent_syncs: [sync run + integration_name], violations: {by_severity: {critical: {total, open}, …}, recent: [violation], policy_lag}}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn overview(
@@ -61,13 +52,13 @@ async fn overview(
         ..ViolationQuery::default()
     };
     let (metrics, by_integration, integrations, runs, counts, recent, progress) = tokio::try_join!(
-        state.store.metrics(&scope),
-        state.store.metrics_by(&scope, GroupBy::Integration),
-        state.store.list_integrations(),
-        state.store.recent_sync_runs(RECENT_SYNCS),
-        state.store.violation_counts(&scope),
-        state.store.violations(&recent_violations),
-        state.store.policy_progress(),
+        state.ops.store.metrics(&scope),
+        state.ops.store.metrics_by(&scope, GroupBy::Integration),
+        state.ops.store.list_integrations(),
+        state.ops.store.recent_sync_runs(RECENT_SYNCS),
+        state.ops.store.violation_counts(&scope),
+        state.ops.store.violations(&recent_violations),
+        state.ops.store.policy_progress(),
     )?;
     let mut by_severity: serde_json::Map<String, Value> = Severity::ALL
         .iter()

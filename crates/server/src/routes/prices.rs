@@ -6,8 +6,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_clock::format_ms;
-use langguard_store::{ModelPrice, Role, User};
+use langguard_ops::prices::{self, PriceView};
+use langguard_ops::Actor;
+use langguard_store::{ModelPrice, Role};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -20,38 +21,14 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/cost-estimates", get(list).post(set).delete(remove))
 }
 
-pub(crate) fn view(p: &ModelPrice) -> Value {
-    json!({
-        "model": p.model,
-        "input_per_1k": p.input_per_1k,
-        "output_per_1k": p.output_per_1k,
-        "updated_at": format_ms(p.updated_at_ms),
-    })
-}
-
-/// A model name and two prices, checked.
-fn check_price(model: &str, input: f64, output: f64) -> Result<String, ApiError> {
-    let model = model.trim();
-    if model.is_empty() || model.chars().count() > 200 {
-        return Err(ApiError::bad_request(
-            "invalid_model",
-            "the model name is 1 to 200 characters, exactly as the logs name it",
-        ));
-    }
-    for (name, price) in [("input_per_1k", input), ("output_per_1k", output)] {
-        if !price.is_finite() || !(0.0..=1_000.0).contains(&price) {
-            return Err(ApiError::bad_request(
-                "invalid_price",
-                format!("{name} is USD per 1,000 tokens, between 0 and 1000"),
-            ));
-        }
-    }
-    Ok(model.to_string())
+fn view(p: &ModelPrice) -> Value {
+    json!(PriceView::from(p))
 }
 
 #[utoipa::path(get, path = "/api/v1/cost-estimates", tag = "cost estimates", responses((status = 200, description = "`{items: [{model, input_per_1k, output_per_1k, updated_at}], table}`: the admin's prices and the bundled table they override")), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
     let items: Vec<Value> = state
+        .ops
         .store
         .list_model_prices()
         .await?
@@ -82,9 +59,9 @@ async fn set(
     ApiJson(body): ApiJson<PriceBody>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Admin)?;
-    let price = set_price(
-        &state,
-        &user.0,
+    let price = prices::set(
+        &state.ops,
+        Actor::User(&user.0),
         &body.model,
         body.input_per_1k,
         body.output_per_1k,
@@ -106,49 +83,6 @@ async fn remove(
     ApiQuery(q): ApiQuery<ModelQuery>,
 ) -> Result<StatusCode, ApiError> {
     user.require(Role::Admin)?;
-    delete_price(&state, &user.0, &q.model).await?;
+    prices::remove(&state.ops, Actor::User(&user.0), &q.model).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Checks, saves and audits a model's price (API and web UI alike).
-pub(crate) async fn set_price(
-    state: &AppState,
-    actor: &User,
-    model: &str,
-    input_per_1k: f64,
-    output_per_1k: f64,
-) -> Result<ModelPrice, ApiError> {
-    let model = check_price(model, input_per_1k, output_per_1k)?;
-    let price = state
-        .store
-        .set_model_price(&model, input_per_1k, output_per_1k)
-        .await?;
-    state
-        .audit(
-            Some(actor),
-            "cost_estimate.set",
-            Some(format!("model:{model}")),
-            json!({"input_per_1k": price.input_per_1k, "output_per_1k": price.output_per_1k}),
-            None,
-        )
-        .await;
-    Ok(price)
-}
-
-pub(crate) async fn delete_price(
-    state: &AppState,
-    actor: &User,
-    model: &str,
-) -> Result<(), ApiError> {
-    state.store.delete_model_price(model).await?;
-    state
-        .audit(
-            Some(actor),
-            "cost_estimate.deleted",
-            Some(format!("model:{model}")),
-            json!({}),
-            None,
-        )
-        .await;
-    Ok(())
 }

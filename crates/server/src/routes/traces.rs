@@ -7,19 +7,20 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_store::search::{self, is_metadata_key};
+use langguard_ops::traces::{self, TraceDetailView};
 use langguard_store::{
-    Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort, TraceStatus, ViolationQuery,
+    metadata_filter, parse_search, Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort,
+    TraceStatus,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
-use crate::export::{self, ExportFormat};
 use crate::extract::{time_param, ApiPath, ApiQuery};
-use crate::views::{decode_cursor, encode_cursor, TraceItem, ViolationView};
 use crate::AppState;
+use langguard_ops::export::{self, ExportFormat};
+use langguard_ops::views::{decode_cursor, encode_cursor, TraceItem};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -76,64 +77,7 @@ pub(crate) struct TraceFilterParams {
 
 impl TraceFilterParams {
     fn filter(&self) -> Result<TraceFilter, ApiError> {
-        let range_error = |name: &str| {
-            ApiError::bad_request(
-                "invalid_range",
-                format!("min_{name} is larger than max_{name}, so nothing could match"),
-            )
-        };
-        let duration_ms = Range {
-            min: self.min_duration_ms,
-            max: self.max_duration_ms,
-        };
-        let tokens = Range {
-            min: self.min_tokens,
-            max: self.max_tokens,
-        };
-        let cost_usd = Range {
-            min: self.min_cost,
-            max: self.max_cost,
-        };
-        if duration_ms.is_empty() {
-            return Err(range_error("duration_ms"));
-        }
-        if tokens.is_empty() {
-            return Err(range_error("tokens"));
-        }
-        if cost_usd.is_empty() {
-            return Err(range_error("cost"));
-        }
-        if [cost_usd.min, cost_usd.max]
-            .into_iter()
-            .flatten()
-            .any(|v| !v.is_finite())
-        {
-            return Err(ApiError::bad_request(
-                "invalid_range",
-                "min_cost and max_cost must be numbers",
-            ));
-        }
-        let metadata = self
-            .metadata
-            .iter()
-            .map(|pair| match pair.split_once('=') {
-                Some((key, value)) if is_metadata_key(key) => {
-                    Ok((key.to_string(), value.to_string()))
-                }
-                _ => Err(ApiError::bad_request(
-                    "invalid_metadata_filter",
-                    "metadata filters are key=value, with a key of letters, digits, _ - or . \
-                     (e.g. metadata=tier=pro)",
-                )),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let search = match self.q.as_deref() {
-            Some(q) => search::parse(q).map_err(|e| {
-                ApiError::bad_request("invalid_search", format!("the search didn't parse: {e}"))
-            })?,
-            None => None,
-        };
-        Ok(TraceFilter {
+        let filter = TraceFilter {
             scope: Scope {
                 from_ms: time_param("from", self.from.as_deref())?,
                 to_ms: time_param("to", self.to.as_deref())?,
@@ -144,13 +88,27 @@ impl TraceFilterParams {
             },
             status: self.status,
             cached: self.cached,
-            duration_ms,
-            tokens,
-            cost_usd,
-            metadata,
+            duration_ms: Range {
+                min: self.min_duration_ms,
+                max: self.max_duration_ms,
+            },
+            tokens: Range {
+                min: self.min_tokens,
+                max: self.max_tokens,
+            },
+            cost_usd: Range {
+                min: self.min_cost,
+                max: self.max_cost,
+            },
+            metadata: self
+                .metadata
+                .iter()
+                .map(|pair| metadata_filter(pair))
+                .collect::<Result<_, _>>()?,
             has_violations: self.has_violations,
-            search,
-        })
+            search: self.q.as_deref().map(parse_search).transpose()?.flatten(),
+        };
+        Ok(traces::checked(filter)?)
     }
 
     fn refuse(&self, names: &[(&str, bool)], call: &str) -> Result<(), ApiError> {
@@ -201,6 +159,7 @@ async fn list(
         ));
     }
     let page = state
+        .ops
         .store
         .traces(&TraceQuery {
             filter,
@@ -242,7 +201,7 @@ async fn export(
         }
     };
     let filter = q.filter()?;
-    let rows = state.store.export_traces(
+    let rows = state.ops.store.export_traces(
         filter,
         q.sort.unwrap_or_default(),
         q.order.unwrap_or_default(),
@@ -273,31 +232,7 @@ async fn read(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
-    let interaction = state.store.get_interaction(id).await?;
-    let mut doc =
-        serde_json::to_value(TraceItem::from(&interaction)).map_err(anyhow::Error::from)?;
-    let violations = state
-        .store
-        .violations(&ViolationQuery {
-            interaction_id: Some(id),
-            limit: 1_000,
-            ..ViolationQuery::default()
-        })
-        .await?;
-    let violations: Vec<ViolationView> = violations.items.iter().map(ViolationView::from).collect();
-    let bodies = state.store.bodies(vec![id]).await?.remove(&id);
-    if let Some(obj) = doc.as_object_mut() {
-        obj.insert("violations".into(), json!(violations));
-        // Request and response bodies, when the integration fetches them (text as stored).
-        obj.insert(
-            "input".into(),
-            json!(bodies.as_ref().and_then(|b| b.request.clone())),
-        );
-        obj.insert(
-            "output".into(),
-            json!(bodies.as_ref().and_then(|b| b.response.clone())),
-        );
-    }
-    Ok(Json(doc))
+) -> Result<Json<TraceDetailView>, ApiError> {
+    let detail = traces::detail(&state.ops, id).await?;
+    Ok(Json(TraceDetailView::from(&detail)))
 }

@@ -4,18 +4,16 @@
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_store::{PolicyId, Role, Severity, User, Violation, ViolationQuery, ViolationStatus};
+use langguard_store::{PolicyId, Role, Severity, ViolationQuery, ViolationStatus};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{time_param, ApiJson, ApiPath, ApiQuery};
-use crate::views::{decode_violation_cursor, encode_violation_cursor, ViolationView};
 use crate::AppState;
-
-/// Most violations one bulk change touches.
-const MAX_BULK: usize = 1_000;
+use langguard_ops::views::{decode_violation_cursor, encode_violation_cursor, ViolationView};
+use langguard_ops::{violations, Actor};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,6 +58,7 @@ async fn list(
             Ok(id) => Some(id),
             Err(_) => Some(
                 state
+                    .ops
                     .store
                     .list_policies()
                     .await?
@@ -90,6 +89,7 @@ async fn list(
         })
         .transpose()?;
     let page = state
+        .ops
         .store
         .violations(&ViolationQuery {
             policy_id,
@@ -118,7 +118,7 @@ async fn read(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<ViolationView>, ApiError> {
     Ok(Json(ViolationView::from(
-        &state.store.get_violation(id).await?,
+        &state.ops.store.get_violation(id).await?,
     )))
 }
 
@@ -131,16 +131,6 @@ pub(crate) struct UpdateBody {
     notes: Option<String>,
 }
 
-fn check_notes(notes: Option<String>) -> Result<Option<String>, ApiError> {
-    match notes {
-        Some(n) if n.chars().count() > 5_000 => Err(ApiError::bad_request(
-            "invalid_body",
-            "notes are longer than 5,000 characters",
-        )),
-        other => Ok(other),
-    }
-}
-
 #[utoipa::path(patch, path = "/api/v1/violations/{id}", tag = "policies", params(("id" = i64, Path, description = "Violation id")), request_body = UpdateBody, responses((status = 200, description = "Updated"), (status = 403, description = "Viewers can't change status", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
@@ -149,23 +139,15 @@ async fn update(
     ApiJson(body): ApiJson<UpdateBody>,
 ) -> Result<Json<ViolationView>, ApiError> {
     user.require(Role::Member)?;
-    let updated = state
-        .store
-        .update_violations(vec![id], body.status, check_notes(body.notes)?)
-        .await?;
-    let violation = updated
-        .first()
-        .ok_or_else(|| ApiError::NotFound(format!("violation {id} does not exist")))?;
-    state
-        .audit(
-            Some(&user.0),
-            "violation.updated",
-            Some(format!("violation:{id}")),
-            json!({"status": body.status.as_str()}),
-            None,
-        )
-        .await;
-    Ok(Json(ViolationView::from(violation)))
+    let violation = violations::set_one(
+        &state.ops,
+        Actor::User(&user.0),
+        id,
+        body.status,
+        body.notes,
+    )
+    .await?;
+    Ok(Json(ViolationView::from(&violation)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -184,38 +166,14 @@ async fn bulk(
     ApiJson(body): ApiJson<BulkBody>,
 ) -> Result<Json<Value>, ApiError> {
     user.require(Role::Member)?;
-    let updated = set_status(&state, &user.0, body.ids, body.status, body.notes).await?;
+    let updated = violations::set_status(
+        &state.ops,
+        Actor::User(&user.0),
+        body.ids,
+        body.status,
+        body.notes,
+    )
+    .await?;
     let items: Vec<ViolationView> = updated.iter().map(ViolationView::from).collect();
     Ok(Json(json!({ "items": items })))
-}
-
-/// Moves violations to `status` (with notes, when given): all of them or, when an id is
-/// unknown, none; audited (API and web UI alike).
-pub(crate) async fn set_status(
-    state: &AppState,
-    actor: &User,
-    ids: Vec<i64>,
-    status: ViolationStatus,
-    notes: Option<String>,
-) -> Result<Vec<Violation>, ApiError> {
-    if ids.is_empty() || ids.len() > MAX_BULK {
-        return Err(ApiError::bad_request(
-            "invalid_body",
-            format!("ids must list 1 to {MAX_BULK} violations"),
-        ));
-    }
-    let updated = state
-        .store
-        .update_violations(ids, status, check_notes(notes)?)
-        .await?;
-    state
-        .audit(
-            Some(actor),
-            "violation.bulk_updated",
-            None,
-            json!({"status": status.as_str(), "count": updated.len()}),
-            None,
-        )
-        .await;
-    Ok(updated)
 }

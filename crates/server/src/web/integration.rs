@@ -5,15 +5,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use langguard_store::{BodyMode, BodySettings, Integration, IntegrationPatch, Role};
+use langguard_store::{BodyMode, Integration, Role};
 use serde::Deserialize;
 
 use super::format::{count, duration, moment};
 use super::session::WebUser;
-use super::{page_failure, refuse, render, Frame};
-use crate::error::ApiError;
-use crate::routes::integrations::{self, check_interval, check_name};
+use super::{page_failure, problem, refuse, render, Frame};
 use crate::AppState;
+use langguard_ops::integrations::{self, IntegrationChange};
+use langguard_ops::{Actor, OpsError};
 
 #[derive(Template)]
 #[template(path = "integration_detail.html")]
@@ -38,7 +38,7 @@ async fn page(
     error: Option<String>,
     notice: Option<String>,
 ) -> Response {
-    let runs = match state.store.list_sync_runs(integration.id, 50).await {
+    let runs = match state.ops.store.list_sync_runs(integration.id, 50).await {
         Ok(runs) => runs,
         Err(e) => return page_failure("sync history", e),
     };
@@ -80,7 +80,7 @@ async fn page(
 }
 
 pub async fn detail(State(state): State<AppState>, user: WebUser, Path(id): Path<i64>) -> Response {
-    match state.store.get_integration(id).await {
+    match state.ops.store.get_integration(id).await {
         Ok(i) => page(&state, &user, &i, None, None).await,
         Err(langguard_store::StoreError::NotFound { .. }) => {
             (StatusCode::NOT_FOUND, "no such integration").into_response()
@@ -108,43 +108,38 @@ pub async fn update(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let current = match state.store.get_integration(id).await {
+    let current = match state.ops.store.get_integration(id).await {
         Ok(i) => i,
         Err(e) => return page_failure("integration", e),
     };
-    let patch = (|| {
+    let change = (|| {
         let interval = form
             .sync_interval_minutes
             .trim()
             .parse::<i64>()
             .map_err(|_| {
-                ApiError::bad_request(
+                OpsError::invalid(
                     "invalid_body",
                     "the sync interval is a whole number of minutes",
                 )
             })?;
-        let mode = BodyMode::parse(&form.bodies).ok_or_else(|| {
-            ApiError::bad_request("invalid_body", "bodies are off, sampled or all")
-        })?;
-        Ok::<_, ApiError>(IntegrationPatch {
-            name: Some(check_name(&form.name)?),
-            sync_interval_minutes: Some(check_interval(interval)?),
+        let mode = BodyMode::parse(&form.bodies)
+            .ok_or_else(|| OpsError::invalid("invalid_body", "bodies are off, sampled or all"))?;
+        Ok::<_, OpsError>(IntegrationChange {
+            name: Some(form.name.clone()),
+            sync_interval_minutes: Some(interval),
             enabled: Some(form.enabled.is_some()),
-            bodies: Some(BodySettings {
-                mode,
-                ..current.bodies
-            }),
-            ..IntegrationPatch::default()
+            bodies: Some(mode),
+            ..IntegrationChange::default()
         })
     })();
-    let patch = match patch {
-        Ok(p) => p,
+    let change = match change {
+        Ok(c) => c,
         Err(e) => return page(&state, &user, &current, Some(e.to_string()), None).await,
     };
-    let changed = ["name", "sync_interval_minutes", "enabled", "bodies"];
-    match integrations::change(&state, &user.user, id, patch, &changed).await {
+    match integrations::change(&state.ops, Actor::User(&user.user), id, change).await {
         Ok(updated) => page(&state, &user, &updated, None, Some("Saved.".into())).await,
-        Err(e) => page(&state, &user, &current, Some(e.to_string()), None).await,
+        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
     }
 }
 
@@ -163,13 +158,13 @@ pub async fn delete(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let current = match state.store.get_integration(id).await {
+    let current = match state.ops.store.get_integration(id).await {
         Ok(i) => i,
         Err(e) => return page_failure("integration", e),
     };
-    match integrations::remove_with_data(&state, &user.user, id).await {
+    match integrations::remove(&state.ops, Actor::User(&user.user), id).await {
         Ok(_) => Redirect::to("/integrations").into_response(),
-        Err(e @ ApiError::Conflict(_)) => {
+        Err(e @ OpsError::Conflict(_)) => {
             page(&state, &user, &current, Some(e.to_string()), None).await
         }
         Err(e) => page_failure("integration", e),

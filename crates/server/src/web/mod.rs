@@ -24,10 +24,11 @@ use serde::Deserialize;
 use crate::auth::request_token;
 use crate::client::ClientAddr;
 use crate::error::ApiError;
-use crate::routes::integrations::{self, check_account_id, check_token};
-use crate::routes::session::{sign_in, sign_out};
+use crate::sessions::{sign_in, sign_out};
 use crate::AppState;
 pub use format::{count, moment};
+use langguard_ops::integrations::{self, SyncStart};
+use langguard_ops::Actor;
 use session::{same_token, WebUser};
 
 const HTMX: &[u8] = include_bytes!("../../static/htmx-2.0.11.min.js");
@@ -115,7 +116,6 @@ fn asset(bytes: &'static [u8], content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// A page whose data could not be read: logged, and a plain 500 for the person.
 /// A page or form that failed: what the person can act on (no such thing: 404, a refused
 /// change: its 4xx and message) as such; anything else is logged and a plain 500.
 fn page_failure(page: &str, e: impl Into<ApiError>) -> Response {
@@ -130,6 +130,18 @@ fn page_failure(page: &str, e: impl Into<ApiError>) -> Response {
             .into_response();
     }
     (status, e.to_string()).into_response()
+}
+
+/// What a person is told when an operation fails: its message, or — for a fault of the
+/// server's — a generic sentence, with the cause logged here, once.
+fn problem(e: impl Into<ApiError>) -> String {
+    match e.into() {
+        ApiError::Internal(e) => {
+            tracing::error!(error = format!("{e:#}"), "a page's operation failed");
+            "something went wrong on the server; the details are in its log".into()
+        }
+        other => other.to_string(),
+    }
 }
 
 fn render(template: &impl Template) -> Response {
@@ -264,8 +276,8 @@ async fn login(
                 ApiError::InvalidCredentials => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            let message = match &e {
-                ApiError::Internal(_) => "something went wrong; try again".to_string(),
+            let message = match e {
+                e @ ApiError::Internal(_) => problem(e),
                 other => {
                     let text = other.to_string();
                     let mut chars = text.chars();
@@ -332,7 +344,7 @@ struct IntegrationsPage {
 }
 
 async fn integrations(State(state): State<AppState>, user: WebUser) -> Response {
-    let list = match state.store.list_integrations().await {
+    let list = match state.ops.store.list_integrations().await {
         Ok(list) => list,
         Err(e) => {
             tracing::error!(error = %e, "listing integrations failed");
@@ -429,31 +441,27 @@ async fn test_connection(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let checked =
-        check_account_id(&form.account_id).and_then(|a| Ok((a, check_token(&form.api_token)?)));
-    let result = match checked {
+    let result = match integrations::test(&state.ops, &form.account_id, &form.api_token).await {
         Err(e) => ConnectionResult {
             ok: false,
             gateways: Vec::new(),
-            message: e.to_string(),
+            message: problem(e),
             hint: "Fill in the Account ID and the API Token.".into(),
         },
-        Ok((account_id, token)) => {
-            match langguard_sync::test_connection(&state.client_config, &account_id, &token).await {
-                Ok(check) => ConnectionResult {
-                    ok: true,
-                    gateways: check.gateways,
-                    message: String::new(),
-                    hint: String::new(),
-                },
-                Err(e) => ConnectionResult {
-                    ok: false,
-                    gateways: Vec::new(),
-                    message: e.to_string(),
-                    hint: e.hint().to_string(),
-                },
-            }
-        }
+        Ok(tested) => match tested {
+            Ok(check) => ConnectionResult {
+                ok: true,
+                gateways: check.gateways,
+                message: String::new(),
+                hint: String::new(),
+            },
+            Err(e) => ConnectionResult {
+                ok: false,
+                gateways: Vec::new(),
+                message: e.to_string(),
+                hint: e.hint().to_string(),
+            },
+        },
     };
     render(&result)
 }
@@ -467,29 +475,15 @@ async fn save_integration(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let saved = integrations::add(
-        &state,
-        &user.user,
-        integrations::IntegrationInput {
-            name: &form.name,
-            account_id: &form.account_id,
-            api_token: &form.api_token,
-            enabled: true,
-            sync_interval_minutes: 15,
-            lookback_days: Some(7),
-        },
-    )
-    .await;
+    let input = integrations::IntegrationInput::new(&form.name, &form.account_id, &form.api_token);
+    let saved = integrations::add(&state.ops, Actor::User(&user.user), input).await;
     match saved {
         Ok(_) => Redirect::to("/integrations").into_response(),
         Err(e) => {
             let mut page = NewIntegrationPage::new(&user, 3);
             page.name = form.name;
             page.account_id = form.account_id;
-            page.error = Some(match e {
-                ApiError::Internal(_) => "something went wrong; try again".into(),
-                other => other.to_string(),
-            });
+            page.error = Some(problem(e));
             let mut response = render(&page);
             *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             response
@@ -506,16 +500,16 @@ async fn sync_now(
     if let Some(refused) = refuse(&user, &headers, None, Role::Admin) {
         return refused;
     }
-    let text = match integrations::start_sync(&state, &user.user, id).await {
-        Ok(integrations::SyncStart::Started(run)) => {
+    let text = match integrations::start_sync(&state.ops, Actor::User(&user.user), id).await {
+        Ok(SyncStart::Started(run)) => {
             format!("Sync started (run {}). Reload to see the figures.", run.id)
         }
-        Ok(integrations::SyncStart::AlreadyRunning(run_id)) => match run_id {
+        Ok(SyncStart::AlreadyRunning(run_id)) => match run_id {
             Some(run_id) => format!("A sync is already running (run {run_id})."),
             None => "A sync is already running.".to_string(),
         },
         Err(e) => {
-            tracing::warn!(error = %e, "Sync Now failed to start");
+            tracing::warn!(error = format!("{e:#}"), "Sync Now failed to start");
             "The sync could not start; see the server log.".to_string()
         }
     };

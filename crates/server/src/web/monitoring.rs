@@ -283,7 +283,7 @@ fn breakdown(title: &'static str, groups: Vec<GroupMetrics>) -> Breakdown {
 
 async fn load(state: &AppState, range: &Range) -> StoreResult<MonitoringData> {
     let scope = range.scope();
-    let store = state.store.as_ref();
+    let store = state.ops.store.as_ref();
     let (metrics, series, by_model, by_provider, by_gateway) = tokio::try_join!(
         store.metrics(&scope),
         store.metrics_series(&scope, range.bucket(), None),
@@ -353,7 +353,7 @@ pub async fn page(
                 status_label: i.status.label(),
                 last_sync: moment(i.last_sync_at_ms),
                 synced: count(i.interactions_synced),
-                health: match crate::routes::monitoring_health(&m) {
+                health: match langguard_ops::monitoring::health(&m) {
                     "healthy" => "Healthy",
                     "warning" => "Warning",
                     "critical" => "Critical",

@@ -10,8 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use langguard_store::{
-    NewPolicy, Policy, PolicyCategory, PolicyId, PolicyMode, PolicyPatch, Role, Severity,
-    ViolationQuery, ViolationStatus,
+    Policy, PolicyCategory, PolicyId, PolicyMode, Role, Severity, ViolationQuery, ViolationStatus,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -19,12 +18,11 @@ use serde_json::{json, Value};
 use super::format::{clock, count};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::{local_path, WebUser};
-use super::{forbidden, page_failure, refuse, render, Frame};
-use crate::error::ApiError;
-use crate::routes::policies::{add_policy, change_policy, run_backtest, run_test, HistoryBody};
-use crate::routes::violations;
-use crate::views::{decode_violation_cursor, encode_violation_cursor};
+use super::{forbidden, page_failure, problem, refuse, render, Frame};
 use crate::AppState;
+use langguard_ops::policies::{self, HistoryRequest, PolicyChange, PolicyInput};
+use langguard_ops::views::{decode_violation_cursor, encode_violation_cursor};
+use langguard_ops::{violations, Actor};
 
 fn writer(user: &WebUser) -> bool {
     matches!(user.user.role, Role::Admin | Role::Member)
@@ -89,11 +87,13 @@ struct PoliciesPage {
 }
 
 pub async fn list(State(state): State<AppState>, user: WebUser) -> Response {
-    let (policies, progress) =
-        match tokio::try_join!(state.store.list_policies(), state.store.policy_progress()) {
-            Ok(found) => found,
-            Err(e) => return page_failure("Policies", e),
-        };
+    let (policies, progress) = match tokio::try_join!(
+        state.ops.store.list_policies(),
+        state.ops.store.policy_progress()
+    ) {
+        Ok(found) => found,
+        Err(e) => return page_failure("Policies", e),
+    };
     let rows = policies
         .iter()
         .map(|p| PolicyRow {
@@ -139,15 +139,11 @@ pub async fn set_mode(
         )
             .into_response();
     };
-    let patch = PolicyPatch {
+    let change = PolicyChange {
         mode: Some(mode),
-        ..PolicyPatch::default()
+        ..PolicyChange::default()
     };
-    let changed = match state.store.get_policy(id).await {
-        Ok(current) => change_policy(&state, &user.user, &current, patch).await,
-        Err(e) => Err(e.into()),
-    };
-    match changed {
+    match policies::change(&state.ops, Actor::User(&user.user), id, change).await {
         Ok(_) => Redirect::to("/policies").into_response(),
         Err(e) => page_failure("policy mode", e),
     }
@@ -269,11 +265,7 @@ async fn resolve_config(
     let has_fields = pairs.iter().any(|(k, _)| k.starts_with("cfg."));
     let policy_id = form.policy_id.filter(|id| *id > 0);
     if let (true, Some(id)) = (has_fields || form.config.is_none(), policy_id) {
-        let current = state
-            .store
-            .get_policy(id)
-            .await
-            .map_err(|e| message(e.into()))?;
+        let current = state.ops.store.get_policy(id).await.map_err(problem)?;
         if current.builtin_id.is_some() {
             form.config = Some(config_from_fields(&current.config, pairs)?);
         }
@@ -350,13 +342,13 @@ pub struct PolicyForm {
 
 impl PolicyForm {
     /// The config as a JSON object's text.
-    fn config(&self) -> Result<String, String> {
+    fn config(&self) -> Result<Value, String> {
         let text = self.config.as_deref().map(str::trim).unwrap_or("");
         if text.is_empty() {
-            return Ok("{}".into());
+            return Ok(json!({}));
         }
         match serde_json::from_str::<Value>(text) {
-            Ok(v @ Value::Object(_)) => Ok(v.to_string()),
+            Ok(v @ Value::Object(_)) => Ok(v),
             _ => Err("Config must be a JSON object, e.g. {\"max_latency_ms\": 3000}".into()),
         }
     }
@@ -395,15 +387,6 @@ impl PolicyForm {
     }
 }
 
-fn message(e: ApiError) -> String {
-    match e {
-        ApiError::Internal(_) => {
-            "something went wrong on the server; the details are in its log".into()
-        }
-        other => other.to_string(),
-    }
-}
-
 pub async fn new_form(user: WebUser) -> Response {
     if !writer(&user) {
         return forbidden(&user);
@@ -416,7 +399,7 @@ pub async fn edit(
     user: WebUser,
     Path(id): Path<PolicyId>,
 ) -> Response {
-    match state.store.get_policy(id).await {
+    match state.ops.store.get_policy(id).await {
         Ok(p) => {
             let mut page = EditPage::of(&user, Some(&p));
             page.frame.title = "Policy";
@@ -450,44 +433,34 @@ async fn save(
     };
     let saved = match id {
         None => {
-            let name = form
-                .name
-                .as_deref()
-                .map(str::trim)
-                .unwrap_or("")
-                .to_string();
-            let new = NewPolicy {
-                display_name: display_name(&name),
-                name,
-                description: String::new(),
+            let name = form.name.as_deref().map(str::trim).unwrap_or("");
+            let input = PolicyInput {
+                name: name.to_string(),
+                display_name: Some(display_name(name)),
+                description: None,
                 category,
                 severity,
-                mode,
-                config,
+                mode: Some(mode),
+                config: Some(config),
                 rego: form.rego.clone(),
-                builtin_id: None,
             };
-            add_policy(state, &user.user, new).await
+            policies::add(&state.ops, Actor::User(&user.user), input).await
         }
         Some(id) => {
-            let current = state
-                .store
-                .get_policy(id)
-                .await
-                .map_err(|e| message(e.into()))?;
-            let patch = PolicyPatch {
+            let current = state.ops.store.get_policy(id).await.map_err(problem)?;
+            let change = PolicyChange {
                 display_name: Some(display_name(&current.name)),
                 category: Some(category),
                 severity: Some(severity),
                 mode: Some(mode),
                 config: Some(config),
                 rego: Some(form.rego.clone()),
-                ..PolicyPatch::default()
+                ..PolicyChange::default()
             };
-            change_policy(state, &user.user, &current, patch).await
+            policies::change(&state.ops, Actor::User(&user.user), id, change).await
         }
     };
-    saved.map_err(message)
+    saved.map_err(problem)
 }
 
 pub async fn create(
@@ -526,7 +499,7 @@ pub async fn update(
         return refused;
     }
     form.policy_id = Some(id);
-    let current = match state.store.get_policy(id).await {
+    let current = match state.ops.store.get_policy(id).await {
         Ok(p) => p,
         Err(e) => return page_failure("policy", e),
     };
@@ -591,8 +564,7 @@ pub async fn test(
         Ok(Value::Object(map)) => map,
         _ => return failed("The sample input must be a JSON object.".into()),
     };
-    let config = serde_json::from_str(&config).unwrap_or(json!({}));
-    match run_test(&state, &form.rego, input, Some(config)).await {
+    match policies::test(&state.ops, &form.rego, input, Some(config)).await {
         Ok(findings) => render(&ResultFragment {
             error: None,
             summary: match findings.len() {
@@ -605,7 +577,7 @@ pub async fn test(
                 .map(|f| format!("{}: {}", f.kind, f.message))
                 .collect(),
         }),
-        Err(e) => failed(message(e)),
+        Err(e) => failed(problem(e)),
     }
 }
 
@@ -636,49 +608,40 @@ pub async fn backtest(
         },
         crate::now_ms(),
     );
-    let body = HistoryBody {
-        policy_id: None,
+    let request = HistoryRequest {
         rego: Some(form.rego.clone()),
-        config: serde_json::from_str(&config).ok(),
-        from: Some(langguard_clock::format_ms(range.from_ms)),
-        to: Some(langguard_clock::format_ms(range.to_ms)),
-        integration_id: None,
+        config: Some(config),
+        from_ms: Some(range.from_ms),
+        to_ms: Some(range.to_ms),
         samples: Some(5),
+        ..HistoryRequest::default()
     };
-    match run_backtest(&state, &user.user, &body).await {
-        Ok(doc) => {
-            let n = |key: &str| doc[key].as_i64().unwrap_or(0);
-            let mut lines: Vec<String> = doc["by_type"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(kind, c)| format!("{kind}: {}", count(c.as_i64().unwrap_or(0))))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some(samples) = doc["samples"].as_array() {
-                lines.extend(samples.iter().map(|s| {
-                    format!(
-                        "e.g. trace {} ({}, {})",
-                        s["trace"]["id"],
-                        s["trace"]["model"].as_str().unwrap_or(""),
-                        s["trace"]["created_at"].as_str().unwrap_or("")
-                    )
-                }));
-            }
+    match policies::backtest(&state.ops, &user.user, &request).await {
+        Ok(report) => {
+            let mut lines: Vec<String> = report
+                .by_type
+                .iter()
+                .map(|(kind, n)| format!("{kind}: {}", count(*n as i64)))
+                .collect();
+            lines.extend(report.samples.iter().map(|s| {
+                format!(
+                    "e.g. trace {} ({}, {})",
+                    s.trace.id, s.trace.model, s.trace.created_at
+                )
+            }));
             render(&ResultFragment {
                 error: None,
                 summary: format!(
                     "Backtest: {} interactions evaluated, {} would be flagged ({} violations, {} evaluation errors). Nothing was stored.",
-                    count(n("evaluated")),
-                    count(n("flagged")),
-                    count(n("violations")),
-                    count(n("errors"))
+                    count(report.evaluated as i64),
+                    count(report.flagged as i64),
+                    count(report.violations as i64),
+                    count(report.errors as i64)
                 ),
                 lines,
             })
         }
-        Err(e) => failed(message(e)),
+        Err(e) => failed(problem(e)),
     }
 }
 
@@ -740,11 +703,13 @@ pub async fn violations(
         before,
         ..ViolationQuery::default()
     };
-    let (page, policies) =
-        match tokio::try_join!(state.store.violations(&query), state.store.list_policies()) {
-            Ok(found) => found,
-            Err(e) => return page_failure("Violations", e),
-        };
+    let (page, policies) = match tokio::try_join!(
+        state.ops.store.violations(&query),
+        state.ops.store.list_policies()
+    ) {
+        Ok(found) => found,
+        Err(e) => return page_failure("Violations", e),
+    };
     let text = |v: &Option<String>| given(v).unwrap_or_default();
     let mut params = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in [
@@ -819,7 +784,7 @@ pub async fn violation(
     user: WebUser,
     Path(id): Path<i64>,
 ) -> Response {
-    let v = match state.store.get_violation(id).await {
+    let v = match state.ops.store.get_violation(id).await {
         Ok(v) => v,
         Err(langguard_store::StoreError::NotFound { .. }) => {
             return (StatusCode::NOT_FOUND, "no such violation").into_response()
@@ -889,7 +854,8 @@ pub async fn bulk(
         .notes
         .map(|n| n.trim().chars().take(5_000).collect::<String>())
         .filter(|n| !n.is_empty());
-    match violations::set_status(&state, &user.user, form.ids, status, notes).await {
+    match violations::set_status(&state.ops, Actor::User(&user.user), form.ids, status, notes).await
+    {
         Ok(_) => Redirect::to(&back).into_response(),
         Err(e) => page_failure("violations", e),
     }

@@ -73,6 +73,7 @@ impl FromRequestParts<AppState> for WebUser {
             .filter(|_| has_cookie)
             .ok_or_else(|| WebRejection::SignIn(back.clone()))?;
         let user = state
+            .ops
             .store
             .session_user(&token_hash(&token), crate::now_ms())
             .await

@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use super::format::{clock, count, moment, usd};
 use super::session::WebUser;
-use super::{csrf_ok, csrf_refused, forbidden, page_failure, refuse, render, Frame};
-use crate::error::ApiError;
-use crate::routes::{access, prices, users};
+use super::{csrf_ok, csrf_refused, forbidden, page_failure, problem, refuse, render, Frame};
 use crate::AppState;
+use langguard_ops::webhooks::{self, WebhookInput};
+use langguard_ops::{keys, prices, users, Actor, OpsError};
 
 #[derive(Template)]
 #[template(path = "settings.html")]
@@ -47,15 +47,6 @@ impl SettingsPage {
     }
 }
 
-fn problem(e: ApiError) -> String {
-    match e {
-        ApiError::Internal(_) => {
-            "something went wrong on the server; the details are in its log".into()
-        }
-        other => other.to_string(),
-    }
-}
-
 /// Renders a tab with its rows loaded, and an outcome message.
 async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outcome) -> Response {
     let mut page = SettingsPage::new(user, tab);
@@ -63,6 +54,7 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
         match tab {
             "users" => {
                 page.rows = state
+                    .ops
                     .store
                     .list_users()
                     .await?
@@ -80,6 +72,7 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
             "api-keys" => {
                 let now = crate::now_ms();
                 page.rows = state
+                    .ops
                     .store
                     .list_api_keys()
                     .await?
@@ -106,6 +99,7 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
             }
             "cost-estimates" => {
                 page.rows = state
+                    .ops
                     .store
                     .list_model_prices()
                     .await?
@@ -122,6 +116,7 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
             }
             "webhooks" => {
                 page.rows = state
+                    .ops
                     .store
                     .list_webhooks()
                     .await?
@@ -205,11 +200,11 @@ pub async fn add_user(
         return refused;
     }
     let outcome = match Role::parse(&form.role) {
-        None => Err(ApiError::bad_request("invalid_role", "choose a role")),
+        None => Err(OpsError::invalid("invalid_role", "choose a role")),
         Some(role) => users::add(
-            &state,
-            &user.user,
-            form.email.trim().to_string(),
+            &state.ops,
+            Actor::User(&user.user),
+            &form.email,
             form.password.clone(),
             role,
         )
@@ -254,9 +249,16 @@ pub async fn create_key(
         return refused;
     }
     let created = match ApiKeyScope::parse(&form.scope) {
-        None => Err(ApiError::bad_request("invalid_scope", "Choose a scope.")),
+        None => Err(OpsError::invalid("invalid_scope", "Choose a scope.")),
         Some(scope) => {
-            access::add_key(&state, &user.user, &form.name, scope, form.expires_in_days).await
+            keys::add(
+                &state.ops,
+                &user.user,
+                &form.name,
+                scope,
+                form.expires_in_days,
+            )
+            .await
         }
     };
     let outcome = match created {
@@ -288,7 +290,7 @@ pub async fn revoke_key(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    match access::revoke(&state, &user.user, id).await {
+    match keys::revoke(&state.ops, Actor::User(&user.user), id).await {
         Ok(_) => Redirect::to("/settings/api-keys").into_response(),
         Err(e) => page_failure("API key", e),
     }
@@ -307,7 +309,7 @@ pub async fn audit(
     if let Some(no) = admin_only(&user) {
         return no;
     }
-    let entries = match state.store.list_audit(100, q.before).await {
+    let entries = match state.ops.store.list_audit(100, q.before).await {
         Ok(entries) => entries,
         Err(e) => return page_failure("Audit Log", e),
     };
@@ -380,17 +382,16 @@ pub async fn add_webhook(
         .as_deref()
         .and_then(Severity::parse)
         .unwrap_or(Severity::Low);
-    let outcome = crate::routes::webhooks::add(
-        &state,
-        &user.user,
-        &form.url,
-        secret,
-        &form.events,
+    let input = WebhookInput {
+        url: form.url.clone(),
+        secret: secret.map(str::to_string),
+        events: form.events.clone(),
         min_severity,
-        true,
-    )
-    .await
-    .map(|(_, generated)| generated);
+        enabled: true,
+    };
+    let outcome = webhooks::add(&state.ops, Actor::User(&user.user), input)
+        .await
+        .map(|(_, generated)| generated);
     let outcome = match outcome {
         Ok(secret) => Outcome {
             notice: Some("Webhook added.".into()),
@@ -415,8 +416,8 @@ pub async fn deliveries(
         return no;
     }
     let (webhook, list) = match tokio::try_join!(
-        state.store.get_webhook(id),
-        state.store.list_deliveries(id, 100)
+        state.ops.store.get_webhook(id),
+        state.ops.store.list_deliveries(id, 100)
     ) {
         Ok(found) => found,
         Err(langguard_store::StoreError::NotFound { .. }) => {
@@ -494,9 +495,15 @@ pub async fn set_price(
             .unwrap_or(f64::NAN)
     };
     let (input, output) = (price(&form.input_per_1k), price(&form.output_per_1k));
-    let outcome = prices::set_price(&state, &user.user, &form.model, input, output)
-        .await
-        .map(|saved| saved.model);
+    let outcome = prices::set(
+        &state.ops,
+        Actor::User(&user.user),
+        &form.model,
+        input,
+        output,
+    )
+    .await
+    .map(|saved| saved.model);
     let outcome = match outcome {
         Ok(model) => Outcome {
             notice: Some(format!("Saved the price of {model}.")),
@@ -525,9 +532,9 @@ pub async fn delete_price(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    match prices::delete_price(&state, &user.user, &form.model).await {
+    match prices::remove(&state.ops, Actor::User(&user.user), &form.model).await {
         // Deleted meanwhile (another tab): the list is what was wanted either way.
-        Ok(()) | Err(ApiError::NotFound(_)) => {
+        Ok(()) | Err(OpsError::NotFound(_)) => {
             Redirect::to("/settings/cost-estimates").into_response()
         }
         Err(e) => page_failure("Cost Estimates", e),

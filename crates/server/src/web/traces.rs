@@ -3,13 +3,12 @@
 //! syntax, keyset pages of 25/50/100, a detail drawer, and export of the current filter.
 
 use askama::Template;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use langguard_store::search;
 use langguard_store::{
-    Interaction, Range as Bounds, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort,
-    TraceStatus, ViolationQuery,
+    metadata_filter, parse_search, Interaction, Range as Bounds, Scope, SortOrder, TraceFilter,
+    TraceQuery, TraceSort, TraceStatus,
 };
 use serde::Deserialize;
 
@@ -17,8 +16,10 @@ use super::format::{clock, count, duration, usd};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::WebUser;
 use super::{page_failure, render, Frame};
-use crate::views::{decode_cursor, encode_cursor};
 use crate::AppState;
+use langguard_ops::traces;
+use langguard_ops::views::{decode_cursor, encode_cursor};
+use langguard_ops::OpsError;
 
 #[derive(Deserialize, Default, Clone)]
 pub struct TracesQuery {
@@ -41,6 +42,10 @@ pub struct TracesQuery {
     order: Option<String>,
     limit: Option<u32>,
     cursor: Option<String>,
+    integration_id: Option<i64>,
+    /// `key=value` metadata filters (repeat the parameter for several).
+    #[serde(default)]
+    metadata: Vec<String>,
 }
 
 /// A form value, or `None` when left empty.
@@ -213,14 +218,20 @@ fn filter(q: &TracesQuery, range: &Range) -> Result<TraceFilter, String> {
         _ => None,
     };
     let search = match given(&q.q) {
-        Some(text) => search::parse(text).map_err(|e| format!("The search didn't parse: {e}"))?,
+        Some(text) => parse_search(text).map_err(capitalised)?,
         None => None,
     };
-    Ok(TraceFilter {
+    let metadata = q
+        .metadata
+        .iter()
+        .map(|pair| metadata_filter(pair.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(capitalised)?;
+    let filter = TraceFilter {
         scope: Scope {
             from_ms: Some(range.from_ms),
             to_ms: Some(range.to_ms),
-            integration_id: None,
+            integration_id: q.integration_id,
             gateway: given(&q.gateway).map(str::to_string),
             provider: given(&q.provider).map(str::to_string),
             model: given(&q.model).map(str::to_string),
@@ -239,16 +250,39 @@ fn filter(q: &TracesQuery, range: &Range) -> Result<TraceFilter, String> {
             min: dollars("Min cost", &q.min_cost)?,
             max: dollars("Max cost", &q.max_cost)?,
         },
+        metadata,
         search,
         ..TraceFilter::default()
-    })
+    };
+    filter.validate().map_err(capitalised)?;
+    Ok(filter)
+}
+
+/// A shared check's message as the page shows it: a sentence.
+fn capitalised(e: langguard_store::FilterError) -> String {
+    let mut chars = e.message.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or(e.message)
 }
 
 pub async fn page(
     State(state): State<AppState>,
     user: WebUser,
-    Query(q): Query<TracesQuery>,
+    RawQuery(raw): RawQuery,
 ) -> Response {
+    // Read like the API's query: `metadata` may repeat.
+    let q: TracesQuery = match serde_html_form::from_str(raw.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "the address's filters could not be read; open the Trace Explorer afresh",
+            )
+                .into_response()
+        }
+    };
     let range = Range::from_query(
         &RangeQuery {
             range: q.range.clone(),
@@ -279,6 +313,7 @@ pub async fn page(
     let (rows, next, error) = match checked {
         Err(message) => (Vec::new(), None, Some(message)),
         Ok(filter) => match state
+            .ops
             .store
             .traces(&TraceQuery {
                 filter,
@@ -399,26 +434,14 @@ struct TraceDetail {
 }
 
 async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
-    let interaction = match state.store.get_interaction(id).await {
-        Ok(i) => i,
-        Err(langguard_store::StoreError::NotFound { .. }) => {
+    let found = match traces::detail(&state.ops, id).await {
+        Ok(found) => found,
+        Err(OpsError::NotFound(_)) => {
             return Err((StatusCode::NOT_FOUND, "no such trace").into_response())
         }
         Err(e) => return Err(page_failure("trace detail", e)),
     };
-    let of_trace = ViolationQuery {
-        interaction_id: Some(id),
-        limit: 100,
-        ..ViolationQuery::default()
-    };
-    let (bodies, violations) = match tokio::try_join!(
-        state.store.bodies(vec![id]),
-        state.store.violations(&of_trace)
-    ) {
-        Ok(found) => found,
-        Err(e) => return Err(page_failure("trace detail", e)),
-    };
-    let bodies = bodies.get(&id).cloned().unwrap_or_default();
+    let (interaction, violations, bodies) = (found.interaction, found.violations, found.bodies);
     let log = &interaction.log;
     let metadata = log
         .metadata
@@ -446,7 +469,6 @@ async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
         output: bodies.response,
         metadata,
         violations: violations
-            .items
             .iter()
             .map(|v| {
                 (

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use langguard_cf_emulator::{Emulator, EmulatorConfig, RunningEmulator, SeedSpec, TokenSpec};
 use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
+use langguard_ops::policies::install_builtins as install_builtin_policies;
 use langguard_secrets::Sealer;
-use langguard_server::{bootstrap_admin, install_builtin_policies, serve, AppState, ServerConfig};
+use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
 use langguard_store::Store;
 use langguard_store_postgres::testing::TempDatabase;
 use langguard_store_postgres::PgStore;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use langguard_store::UserId;
 
-use crate::error::ApiError;
+use crate::OpsError;
 
 #[derive(Debug)]
 pub struct Backtests {
@@ -38,14 +38,14 @@ impl Backtests {
         })
     }
 
-    /// A place for `user`'s run, or 429 with what to do.
-    pub fn start(self: &Arc<Self>, user: UserId) -> Result<Ticket, ApiError> {
+    /// A place for `user`'s run, or [`OpsError::Busy`] with what to do.
+    pub fn start(self: &Arc<Self>, user: UserId) -> Result<Ticket, OpsError> {
         let mut running = self
             .running
             .lock()
-            .map_err(|_| ApiError::Unavailable("the backtest registry is unusable".into()))?;
+            .map_err(|_| OpsError::Unavailable("the backtest registry is unusable".into()))?;
         if running.contains(&user) {
-            return Err(ApiError::TooManyRequests {
+            return Err(OpsError::Busy {
                 message: "you already have a backtest or re-evaluation running; wait for it to \
                           finish (or cancel it by closing its request) before starting another"
                     .into(),
@@ -53,7 +53,7 @@ impl Backtests {
             });
         }
         if running.len() >= self.max {
-            return Err(ApiError::TooManyRequests {
+            return Err(OpsError::Busy {
                 message: format!(
                     "{} backtests are running, as many as this server runs at once; try again \
                      in a minute",
@@ -84,15 +84,9 @@ mod tests {
     fn one_per_user_and_a_few_in_all_each_freed_on_drop() {
         let backtests = Backtests::new(2);
         let a = backtests.start(1).expect("first");
-        assert!(matches!(
-            backtests.start(1),
-            Err(ApiError::TooManyRequests { .. })
-        ));
+        assert!(matches!(backtests.start(1), Err(OpsError::Busy { .. })));
         let b = backtests.start(2).expect("another user");
-        assert!(matches!(
-            backtests.start(3),
-            Err(ApiError::TooManyRequests { .. })
-        ));
+        assert!(matches!(backtests.start(3), Err(OpsError::Busy { .. })));
         drop(a);
         assert_eq!(backtests.running(), 1);
         let _c = backtests.start(3).expect("a place came free");

@@ -1,4 +1,4 @@
-//! The JSON shapes LangGuard shows the outside world (CLI `--json` today, the REST API next):
+//! The JSON shapes LangGuard shows the outside world (the REST API and the CLI's `--json`):
 //! times as RFC 3339 UTC, money in USD, durations in milliseconds, and never a credential.
 
 use langguard_store::{
@@ -108,7 +108,7 @@ impl From<&SyncRun> for SyncRunView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TraceItem {
     pub id: i64,
     pub integration_id: i64,
@@ -126,6 +126,8 @@ pub struct TraceItem {
     pub tokens_out: Option<i64>,
     pub cost_usd: Option<f64>,
     pub cost_source: Option<&'static str>,
+    /// Custom metadata the gateway's caller attached.
+    #[schema(value_type = Object)]
     pub metadata: Value,
 }
 
@@ -267,26 +269,11 @@ impl From<&User> for UserView {
     }
 }
 
-/// The API's error code for a failed connection test (DESIGN's `/integrations/test`).
-pub fn connection_error_code(e: &langguard_cloudflare::CloudflareError) -> &'static str {
-    use langguard_cloudflare::CloudflareError as E;
-    match e {
-        E::AuthFailed { .. } => "auth_failed",
-        E::PermissionDenied { .. } => "permission_denied",
-        E::NotFound { .. } => "account_not_found",
-        E::RateLimited { .. } => "rate_limited",
-        E::Network(_) => "unreachable",
-        E::Upstream { .. } => "upstream_error",
-        E::Decode(_) => "invalid_response",
-        E::Validation { .. } => "invalid_request",
-    }
-}
-
 /// `{"ok": false, "error": {code, message, hint}}` for a failed connection test.
 pub fn connection_failure(e: &langguard_cloudflare::CloudflareError) -> serde_json::Value {
     serde_json::json!({
         "ok": false,
-        "error": {"code": connection_error_code(e), "message": e.to_string(), "hint": e.hint()},
+        "error": {"code": e.kind(), "message": e.to_string(), "hint": e.hint()},
     })
 }
 
@@ -337,7 +324,7 @@ impl From<&Policy> for PolicyView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ViolationView {
     pub id: i64,
     pub policy_id: i64,
@@ -349,6 +336,7 @@ pub struct ViolationView {
     pub kind: String,
     pub message: String,
     /// The policy's whole result: type, message and evidence keys.
+    #[schema(value_type = Object)]
     pub evidence: Value,
     pub status: &'static str,
     pub notes: Option<String>,

@@ -41,7 +41,7 @@ pub async fn run(
         }
         // Of several instances, the one that gets the lease prunes this hour.
         if lease.hold(store.as_ref()).await {
-            match prune(store.as_ref(), days, crate::now_ms()).await {
+            match prune(store.as_ref(), days, langguard_clock::now_ms()).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     interactions = n,

@@ -2,10 +2,12 @@
 //! integration's own client — so body fetches share the integration's rate budget with its
 //! syncs (the limiter is per token, process-wide).
 
-use langguard_cloudflare::{ClientConfig, CloudflareClient, CloudflareError};
+use langguard_cloudflare::{ClientConfig, CloudflareError};
 use langguard_policy::BodySource;
 use langguard_secrets::Sealer;
 use langguard_store::{Bodies, Integration, Interaction};
+
+use crate::client_for;
 
 /// Longest body kept, in bytes; a longer one is cut at a character boundary.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -51,12 +53,7 @@ impl BodySource for CloudflareBodies {
         integration: &Integration,
         interactions: &[Interaction],
     ) -> Vec<(i64, Bodies)> {
-        let binding = langguard_secrets::Binding::IntegrationToken(integration.id);
-        let Ok(token) = self.sealer.open(&integration.sealed_api_token, binding) else {
-            tracing::warn!(integration = %integration.name, "cannot open the API token to fetch bodies");
-            return Vec::new();
-        };
-        let client = match CloudflareClient::new(&self.config, &integration.account_id, &token) {
+        let client = match client_for(&self.sealer, &self.config, integration) {
             Ok(client) => client,
             Err(e) => {
                 tracing::warn!(integration = %integration.name, error = %e, "cannot fetch bodies");

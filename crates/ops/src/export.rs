@@ -2,7 +2,7 @@
 //! time, on a blocking thread of its own beside the one reading rows — the API's
 //! `/traces/export` streams it, `bench queries` measures it.
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use langguard_clock::format_ms;
 use langguard_store::{Interaction, StoreResult};
 use serde::Serialize;

@@ -13,6 +13,14 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+/// An address or a CIDR (`10.0.0.0/8`, `127.0.0.1`) from a setting.
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR (e.g. 10.0.0.0/8, 127.0.0.1)"))
+}
+
 /// Which non-public addresses webhooks may reach.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TargetPolicy {
@@ -45,7 +53,7 @@ impl TargetPolicy {
             _ => {
                 let allowed = setting
                     .split(',')
-                    .map(crate::client::parse_trusted_proxy)
+                    .map(parse_network)
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Self {
                     allow_private: false,

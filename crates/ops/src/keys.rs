@@ -1,0 +1,105 @@
+//! API keys: created for a user with a scope and an expiry (the secret shown once), revoked.
+
+use langguard_clock::{format_ms, now_ms};
+use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, User};
+use serde::Serialize;
+use serde_json::json;
+use tracing::instrument;
+
+use crate::credentials::new_api_key;
+use crate::{Actor, OpsError, OpsResult, Services};
+
+/// The lifetimes a key may have, in days.
+pub const EXPIRY_DAYS: [u32; 5] = [30, 60, 90, 180, 365];
+
+/// An API key as shown: never its secret or hash.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: i64,
+    pub name: String,
+    /// The key's first characters, to recognise it by.
+    pub prefix: String,
+    #[schema(value_type = String, example = "read")]
+    pub scope: ApiKeyScope,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+    pub user_id: i64,
+}
+
+impl From<&ApiKey> for ApiKeyView {
+    fn from(k: &ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            scope: k.scope,
+            created_at: format_ms(k.created_at_ms),
+            expires_at: format_ms(k.expires_at_ms),
+            last_used_at: k.last_used_at_ms.map(format_ms),
+            revoked_at: k.revoked_at_ms.map(format_ms),
+            user_id: k.user_id,
+        }
+    }
+}
+
+/// Checks, creates and audits an API key for `owner`; returns it with its secret (shown
+/// once).
+#[instrument(skip_all, fields(user_id = owner.id))]
+pub async fn add(
+    ops: &Services,
+    owner: &User,
+    name: &str,
+    scope: ApiKeyScope,
+    expires_in_days: u32,
+) -> OpsResult<(ApiKey, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(OpsError::invalid(
+            "invalid_name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    if !EXPIRY_DAYS.contains(&expires_in_days) {
+        return Err(OpsError::invalid(
+            "invalid_expiry",
+            "expires_in_days must be 30, 60, 90, 180 or 365",
+        ));
+    }
+    let (secret, hash) = new_api_key();
+    let key = ops
+        .store
+        .create_api_key(NewApiKey {
+            user_id: owner.id,
+            name: name.to_owned(),
+            prefix: secret.chars().take(12).collect(),
+            token_hash: hash,
+            scope,
+            expires_at_ms: now_ms() + i64::from(expires_in_days) * 86_400_000,
+        })
+        .await?;
+    ops.audit(
+        Actor::User(owner),
+        "api_key.created",
+        Some(format!("api_key:{}", key.id)),
+        json!({"name": key.name, "scope": key.scope}),
+        None,
+    )
+    .await;
+    Ok((key, secret))
+}
+
+#[instrument(skip_all, fields(key_id = id))]
+pub async fn revoke(ops: &Services, actor: Actor<'_>, id: i64) -> OpsResult<ApiKey> {
+    let key = ops.store.revoke_api_key(id).await?;
+    ops.audit(
+        actor,
+        "api_key.revoked",
+        Some(format!("api_key:{id}")),
+        json!({"name": key.name}),
+        None,
+    )
+    .await;
+    Ok(key)
+}
