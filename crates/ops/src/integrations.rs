@@ -1,13 +1,14 @@
 //! The integration lifecycle: test a connection, add, change, delete with its data, Sync Now.
 //! Each checks its input, seals the token before it is stored, and writes the audit entry.
 
-use langguard_cloudflare::CloudflareError;
+use langguard_cloudflare::{CloudflareError, TokenKind};
 use langguard_secrets::Binding;
 use langguard_store::{
     BodyMode, BodySettings, Integration, IntegrationId, IntegrationPatch, NewIntegration, SealFor,
     SyncRun, SyncRunId, SyncTrigger,
 };
 use langguard_sync::{integration_token, test_connection, ConnectionCheck, SyncError};
+use serde::Serialize;
 use serde_json::json;
 use tracing::instrument;
 
@@ -71,6 +72,55 @@ pub fn check_lookback(days: Option<i64>) -> OpsResult<Option<i64>> {
 
 /// What a connection test found: the token works and these gateways exist, or why not.
 pub type ConnectionTest = Result<ConnectionCheck, CloudflareError>;
+
+/// Why a connection test failed, in the product's troubleshooting words.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionErrorView {
+    /// `auth_failed`, `permission_denied`, `account_not_found`, `rate_limited`,
+    /// `unreachable`, `upstream_error`, `invalid_response` or `invalid_request`.
+    pub code: &'static str,
+    pub message: String,
+    /// What to do about it.
+    pub hint: &'static str,
+}
+
+/// A connection test's answer: `{ok: true, token_kind, gateways}` or `{ok: false, error}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConnectionTestView {
+    pub ok: bool,
+    /// `user` or `account`: which kind of token it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub token_kind: Option<TokenKind>,
+    /// The account's gateways.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateways: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ConnectionErrorView>,
+}
+
+impl From<&ConnectionTest> for ConnectionTestView {
+    fn from(test: &ConnectionTest) -> Self {
+        match test {
+            Ok(check) => Self {
+                ok: true,
+                token_kind: Some(check.token_kind),
+                gateways: Some(check.gateways.clone()),
+                error: None,
+            },
+            Err(e) => Self {
+                ok: false,
+                token_kind: None,
+                gateways: None,
+                error: Some(ConnectionErrorView {
+                    code: e.kind(),
+                    message: e.to_string(),
+                    hint: e.hint(),
+                }),
+            },
+        }
+    }
+}
 
 /// Tests an account ID and token against Cloudflare without saving anything. A Cloudflare
 /// refusal is an answer (`Ok(Err(..))`), not a failure of the operation.
@@ -292,6 +342,33 @@ pub async fn remove(ops: &Services, actor: Actor<'_>, id: IntegrationId) -> OpsR
     )
     .await;
     Ok(removed)
+}
+
+/// What Sync Now answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SyncStartView {
+    /// The run started, or the one already running (null when it can't be told).
+    pub run_id: Option<SyncRunId>,
+    pub status: &'static str,
+    /// True when a sync was already running, so none was started.
+    pub already_running: bool,
+}
+
+impl From<&SyncStart> for SyncStartView {
+    fn from(start: &SyncStart) -> Self {
+        match start {
+            SyncStart::Started(run) => Self {
+                run_id: Some(run.id),
+                status: run.status.as_str(),
+                already_running: false,
+            },
+            SyncStart::AlreadyRunning(run_id) => Self {
+                run_id: *run_id,
+                status: "running",
+                already_running: true,
+            },
+        }
+    }
 }
 
 /// What Sync Now did.

@@ -44,6 +44,15 @@ impl From<&ApiKey> for ApiKeyView {
     }
 }
 
+/// A new key with its secret, shown this once (it is stored hashed).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKeyView {
+    #[serde(flatten)]
+    pub api_key: ApiKeyView,
+    /// The key itself (`lgr_…`).
+    pub key: String,
+}
+
 /// Checks, creates and audits an API key for `owner`; returns it with its secret (shown
 /// once).
 #[instrument(skip_all, fields(user_id = owner.id))]

@@ -5,6 +5,7 @@
 //! (the server's shared extractor); everything else — validation, sealing secrets, the audit
 //! entry — happens here, so no caller can skip it.
 
+pub mod audit;
 pub mod backtests;
 pub mod credentials;
 pub mod defaults;
@@ -13,6 +14,8 @@ pub mod export;
 pub mod format;
 pub mod integrations;
 pub mod keys;
+pub mod lists;
+pub mod metrics;
 pub mod monitoring;
 pub mod policies;
 pub mod prices;

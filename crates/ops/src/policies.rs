@@ -105,6 +105,14 @@ pub async fn test(
         .map_err(OpsError::from)
 }
 
+/// What Test found: the policy's results as it returned them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyTestView {
+    /// Each `{type, message, …}` the policy's `violation` rule produced.
+    #[schema(value_type = Vec<Object>)]
+    pub violations: Vec<Value>,
+}
+
 /// A new policy.
 #[derive(Debug, Clone)]
 pub struct PolicyInput {

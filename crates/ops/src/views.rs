@@ -269,15 +269,7 @@ impl From<&User> for UserView {
     }
 }
 
-/// `{"ok": false, "error": {code, message, hint}}` for a failed connection test.
-pub fn connection_failure(e: &langguard_cloudflare::CloudflareError) -> serde_json::Value {
-    serde_json::json!({
-        "ok": false,
-        "error": {"code": e.kind(), "message": e.to_string(), "hint": e.hint()},
-    })
-}
-
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PolicyView {
     pub id: i64,
     pub name: String,
@@ -288,6 +280,8 @@ pub struct PolicyView {
     pub mode: &'static str,
     /// `mode` is not `disabled` (the legacy toggle).
     pub enabled: bool,
+    /// `input.config` for the policy.
+    #[schema(value_type = Object)]
     pub config: Value,
     pub rego: String,
     /// The product's id for a built-in (`pii-detection`), `null` for one of yours.

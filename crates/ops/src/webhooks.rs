@@ -1,11 +1,13 @@
 //! Webhooks: add, change and remove receivers (the URL checked against the SSRF guard, the
 //! secret sealed before it is stored), with audit entries that never hold a credential.
 
+use langguard_clock::format_ms;
 use langguard_secrets::Binding;
 use langguard_store::{
-    NewWebhook, SealFor, Severity, Webhook, WebhookEvent, WebhookId, WebhookPatch,
+    Delivery, NewWebhook, SealFor, Severity, Webhook, WebhookEvent, WebhookId, WebhookPatch,
 };
 use rand::Rng;
+use serde::Serialize;
 use serde_json::json;
 use tracing::instrument;
 
@@ -95,6 +97,84 @@ fn generate_secret() -> String {
         "lgw_{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     )
+}
+
+/// A webhook as shown: never its secret.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WebhookView {
+    pub id: i64,
+    pub url: String,
+    pub secret_set: bool,
+    /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`.
+    pub events: Vec<&'static str>,
+    /// `policy.violation` events below this severity are not sent.
+    pub min_severity: &'static str,
+    pub enabled: bool,
+    pub consecutive_failures: i64,
+    pub disabled_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        Self {
+            id: w.id,
+            url: w.url.clone(),
+            secret_set: !w.sealed_secret.is_empty(),
+            events: w.events.iter().map(|e| e.as_str()).collect(),
+            min_severity: w.min_severity.as_str(),
+            enabled: w.enabled,
+            consecutive_failures: w.consecutive_failures,
+            disabled_reason: w.disabled_reason.clone(),
+            created_at: format_ms(w.created_at_ms),
+            updated_at: format_ms(w.updated_at_ms),
+        }
+    }
+}
+
+/// A new webhook, with its secret when one was generated (shown this once).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedWebhookView {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// One delivery of an event to a webhook, with its attempts so far.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event: &'static str,
+    /// `pending`, `delivered` or `failed`.
+    pub status: &'static str,
+    pub attempts: i64,
+    pub response_code: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    /// The JSON document sent.
+    #[schema(value_type = Object)]
+    pub body: serde_json::Value,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        Self {
+            id: d.id,
+            event: d.event.as_str(),
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            response_code: d.response_code,
+            error: d.error.clone(),
+            created_at: format_ms(d.created_at_ms),
+            next_attempt_at: d.next_attempt_at_ms.map(format_ms),
+            delivered_at: d.delivered_at_ms.map(format_ms),
+            body: serde_json::from_str(&d.body).unwrap_or(serde_json::Value::Null),
+        }
+    }
 }
 
 /// A new webhook receiver.

@@ -863,7 +863,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         "IntegrationView",
         "SyncRunView",
         "UserView",
-        "CreateBody",
+        "CreateIntegrationRequest",
         "ErrorBody",
     ] {
         assert!(

@@ -586,7 +586,7 @@ impl GroupBy {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatencySummary {
     pub avg: Option<f64>,
     pub p50: Option<f64>,
@@ -596,7 +596,7 @@ pub struct LatencySummary {
 }
 
 /// The figures of DESIGN's metrics call. Rates are `None` when there were no requests.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Metrics {
     pub requests: i64,
     pub errors: i64,
@@ -649,7 +649,7 @@ pub struct Series {
     pub points: Vec<SeriesPoint>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct GroupMetrics {
     pub group: String,
     #[serde(flatten)]

@@ -14,7 +14,8 @@ use crate::app::App;
 use crate::cli::{AddArgs, IntegrationsCommand};
 use crate::commands::print_json;
 use crate::format;
-use langguard_ops::views::{connection_failure, IntegrationView};
+use langguard_ops::integrations::ConnectionTestView;
+use langguard_ops::views::IntegrationView;
 
 pub async fn run(app: &App, command: IntegrationsCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -67,11 +68,13 @@ async fn add(app: &App, args: AddArgs) -> anyhow::Result<ExitCode> {
     }
     let token = read_token()?;
     let ops = app.services();
-    let check = match integrations::test(&ops, &args.account_id, &token).await? {
+    let tested = integrations::test(&ops, &args.account_id, &token).await?;
+    let view = ConnectionTestView::from(&tested);
+    let check = match tested {
         Ok(check) => check,
         Err(e) => {
             if args.json {
-                print_json(&connection_failure(&e))?;
+                print_json(&view)?;
             } else {
                 print_failure(&e);
                 eprintln!("Nothing was saved.");
@@ -166,21 +169,19 @@ async fn list(app: &App, json: bool) -> anyhow::Result<ExitCode> {
 
 async fn test(app: &App, name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let integration = app.integration_named(name).await?;
-    match integrations::test_saved(&app.services(), &integration).await? {
+    let tested = integrations::test_saved(&app.services(), &integration).await?;
+    if json {
+        print_json(&ConnectionTestView::from(&tested))?;
+    }
+    match tested {
         Ok(check) => {
-            if json {
-                print_json(
-                    &json!({"ok": true, "token_kind": check.token_kind, "gateways": check.gateways}),
-                )?;
-            } else {
+            if !json {
                 print_check(&check);
             }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            if json {
-                print_json(&connection_failure(&e))?;
-            } else {
+            if !json {
                 print_failure(&e);
             }
             Ok(ExitCode::FAILURE)

@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use langguard_clock::format_ms;
-use langguard_ops::keys::{self, ApiKeyView};
+use langguard_ops::audit;
+use langguard_ops::keys::{self, ApiKeyView, CreatedApiKeyView};
+use langguard_ops::lists::{ApiKeyList, AuditPage};
 use langguard_ops::Actor;
 use langguard_store::{ApiKeyScope, Role};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -24,20 +24,21 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit))
 }
 
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api keys", responses((status = 200, description = "`{items: [api key]}` without secrets"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/api-keys", operation_id = "list_api_keys", tag = "api keys", responses((status = 200, description = "`{items: [api key]}` without secrets", body = ApiKeyList), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list_keys(
     State(state): State<AppState>,
     user: CurrentUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ApiKeyList>, ApiError> {
     user.require(Role::Admin)?;
     let keys = state.ops.store.list_api_keys().await?;
-    let items: Vec<ApiKeyView> = keys.iter().map(ApiKeyView::from).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(ApiKeyList::from(
+        keys.iter().map(ApiKeyView::from).collect::<Vec<_>>(),
+    )))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateKey {
+pub(crate) struct CreateApiKeyRequest {
     name: String,
     /// `ingest`, `read`, `write` or `admin`.
     #[schema(value_type = String, example = "read")]
@@ -46,12 +47,12 @@ pub(crate) struct CreateKey {
     expires_in_days: u32,
 }
 
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api keys", request_body = CreateKey, responses((status = 201, description = "The key, with its secret `key` shown this once"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/api-keys", operation_id = "create_api_key", tag = "api keys", request_body = CreateApiKeyRequest, responses((status = 201, description = "The key, with its secret `key` shown this once", body = CreatedApiKeyView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create_key(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<CreateApiKeyRequest>,
+) -> Result<(StatusCode, Json<CreatedApiKeyView>), ApiError> {
     user.require(Role::Admin)?;
     let (key, secret) = keys::add(
         &state.ops,
@@ -61,15 +62,15 @@ async fn create_key(
         body.expires_in_days,
     )
     .await?;
-    let mut view = serde_json::to_value(ApiKeyView::from(&key)).map_err(anyhow::Error::from)?;
-    if let Some(obj) = view.as_object_mut() {
-        // The only time the key is shown: it is stored hashed.
-        obj.insert("key".into(), secret.into());
-    }
+    // The only time the key is shown: it is stored hashed.
+    let view = CreatedApiKeyView {
+        api_key: ApiKeyView::from(&key),
+        key: secret,
+    };
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api keys", params(("id" = i64, Path, description = "API key id")), responses((status = 200, description = "Revoked", body = ApiKeyView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(delete, path = "/api/v1/api-keys/{id}", operation_id = "revoke_api_key", tag = "api keys", params(("id" = i64, Path, description = "API key id")), responses((status = 200, description = "Revoked", body = ApiKeyView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn revoke_key(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -81,33 +82,19 @@ async fn revoke_key(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AuditQuery {
     limit: Option<u32>,
     before: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, description = "`{items, next_before}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "list_audit_entries", tag = "audit", params(AuditQuery), responses((status = 200, description = "`{items, next_before}`, newest first", body = AuditPage), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn audit(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     user.require(Role::Admin)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
-    let entries = state.ops.store.list_audit(limit, q.before).await?;
-    let next = (entries.len() == limit as usize)
-        .then(|| entries.last().map(|e| e.id))
-        .flatten();
-    let items: Vec<Value> = entries
-        .iter()
-        .map(|e| {
-            json!({
-                "id": e.id, "timestamp": format_ms(e.at_ms), "user_id": e.user_id,
-                "user": e.user_email, "action": e.action, "resource": e.resource,
-                "details": e.details, "address": e.address,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "items": items, "next_before": next })))
+    Ok(Json(audit::page(&state.ops, q.limit, q.before).await?))
 }

@@ -3,7 +3,6 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -14,16 +13,23 @@ pub fn router() -> Router<AppState> {
         .route("/readyz", get(readyz))
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "OK")))]
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// What the health checks answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct HealthView {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    status: &'static str,
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "health", responses((status = 200, description = "Ready"), (status = 503, description = "Database unreachable", body = crate::error::ErrorBody)))]
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "health", responses((status = 200, description = "OK", body = HealthView)))]
+async fn healthz() -> Json<HealthView> {
+    Json(HealthView { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "health", responses((status = 200, description = "Ready", body = HealthView), (status = 503, description = "Database unreachable", body = crate::error::ErrorBody)))]
+async fn readyz(State(state): State<AppState>) -> Result<Json<HealthView>, ApiError> {
     state.ops.store.count_users().await.map_err(|e| {
         tracing::error!(error = %e, "readiness check: the database does not answer");
         ApiError::Unavailable("the database does not answer; the server log says why".into())
     })?;
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(HealthView { status: "ready" }))
 }

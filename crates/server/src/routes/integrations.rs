@@ -5,17 +5,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_ops::integrations::{self, IntegrationChange, IntegrationInput, SyncStart};
+use langguard_ops::integrations::{
+    self, ConnectionTestView, IntegrationChange, IntegrationInput, SyncStartView,
+};
+use langguard_ops::lists::{IntegrationList, SyncRunList};
 use langguard_ops::Actor;
 use langguard_store::{BodyMode, Role};
 use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
-use langguard_ops::views::{connection_failure, IntegrationView, SyncRunView};
+use langguard_ops::views::{IntegrationView, SyncRunView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,34 +45,28 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct TestBody {
+pub(crate) struct TestConnectionRequest {
     #[serde(rename = "type")]
     kind: Kind,
     account_id: String,
     api_token: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/test", tag = "integrations", request_body = TestBody, responses((status = 200, description = "`{ok: true, gateways}` or `{ok: false, error: {code, message, hint}}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/integrations/test", operation_id = "test_connection", tag = "integrations", request_body = TestConnectionRequest, responses((status = 200, description = "`{ok: true, gateways}` or `{ok: false, error: {code, message, hint}}`", body = ConnectionTestView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn test(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<TestBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<TestConnectionRequest>,
+) -> Result<Json<ConnectionTestView>, ApiError> {
     user.require(Role::Admin)?;
     let Kind::Cloudflare = body.kind;
-    Ok(Json(
-        match integrations::test(&state.ops, &body.account_id, &body.api_token).await? {
-            Ok(check) => {
-                json!({"ok": true, "token_kind": check.token_kind, "gateways": check.gateways})
-            }
-            Err(e) => connection_failure(&e),
-        },
-    ))
+    let tested = integrations::test(&state.ops, &body.account_id, &body.api_token).await?;
+    Ok(Json(ConnectionTestView::from(&tested)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
+pub(crate) struct CreateIntegrationRequest {
     #[serde(rename = "type")]
     kind: Kind,
     name: String,
@@ -84,11 +80,11 @@ pub(crate) struct CreateBody {
     enabled: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations", tag = "integrations", request_body = CreateBody, responses((status = 201, description = "Created; the token is never returned", body = IntegrationView), (status = 409, description = "Name taken", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/integrations", operation_id = "create_integration", tag = "integrations", request_body = CreateIntegrationRequest, responses((status = 201, description = "Created; the token is never returned", body = IntegrationView), (status = 409, description = "Name taken", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<CreateIntegrationRequest>,
 ) -> Result<(StatusCode, Json<IntegrationView>), ApiError> {
     user.require(Role::Admin)?;
     let Kind::Cloudflare = body.kind;
@@ -108,8 +104,11 @@ async fn create(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations", tag = "integrations", responses((status = 200, description = "`{items: [integration]}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
-async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/integrations", operation_id = "list_integrations", tag = "integrations", responses((status = 200, description = "`{items: [integration]}`", body = IntegrationList), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Result<Json<IntegrationList>, ApiError> {
     let items: Vec<IntegrationView> = state
         .ops
         .store
@@ -118,10 +117,10 @@ async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<
         .iter()
         .map(IntegrationView::from)
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(IntegrationList::from(items)))
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 200, description = "The integration", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/integrations/{id}", operation_id = "get_integration", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 200, description = "The integration", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn read(
     State(state): State<AppState>,
     _user: CurrentUser,
@@ -134,7 +133,7 @@ async fn read(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UpdateBody {
+pub(crate) struct UpdateIntegrationRequest {
     name: Option<String>,
     account_id: Option<String>,
     api_token: Option<String>,
@@ -154,12 +153,12 @@ pub(crate) struct UpdateBody {
     bodies_retention_days: Option<i64>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), request_body = UpdateBody, responses((status = 200, description = "Changed", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(patch, path = "/api/v1/integrations/{id}", operation_id = "update_integration", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), request_body = UpdateIntegrationRequest, responses((status = 200, description = "Changed", body = IntegrationView), (status = 404, description = "No such integration", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiJson(body): ApiJson<UpdateIntegrationRequest>,
 ) -> Result<Json<IntegrationView>, ApiError> {
     user.require(Role::Admin)?;
     let change = IntegrationChange {
@@ -177,7 +176,7 @@ async fn update(
     Ok(Json(IntegrationView::from(&integration)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/integrations/{id}", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 204, description = "Deleted with its data"), (status = 409, description = "A sync is running", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(delete, path = "/api/v1/integrations/{id}", operation_id = "delete_integration", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 204, description = "Deleted with its data"), (status = 409, description = "A sync is running", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -188,37 +187,31 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/integrations/{id}/sync", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 202, description = "`{run_id, status, already_running}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/sync", operation_id = "sync_integration", tag = "integrations", params(("id" = i64, Path, description = "Integration id")), responses((status = 202, description = "`{run_id, status, already_running}`", body = SyncStartView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn sync_now(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SyncStartView>), ApiError> {
     user.require(Role::Admin)?;
-    let body = match integrations::start_sync(&state.ops, Actor::User(&user.0), id).await? {
-        SyncStart::Started(run) => {
-            json!({"run_id": run.id, "status": run.status.as_str(), "already_running": false})
-        }
-        SyncStart::AlreadyRunning(run_id) => {
-            json!({"run_id": run_id, "status": "running", "already_running": true})
-        }
-    };
-    Ok((StatusCode::ACCEPTED, Json(body)))
+    let start = integrations::start_sync(&state.ops, Actor::User(&user.0), id).await?;
+    Ok((StatusCode::ACCEPTED, Json(SyncStartView::from(&start))))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunsQuery {
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/integrations/{id}/sync-runs", tag = "sync runs", params(("id" = i64, Path, description = "Integration id")), params(RunsQuery), responses((status = 200, description = "`{items: [sync run]}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/sync-runs", operation_id = "list_sync_runs", tag = "sync runs", params(("id" = i64, Path, description = "Integration id"), RunsQuery), responses((status = 200, description = "`{items: [sync run]}`, newest first", body = SyncRunList), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn sync_runs(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(query): ApiQuery<RunsQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SyncRunList>, ApiError> {
     state.ops.store.get_integration(id).await?;
     let runs = state
         .ops
@@ -226,10 +219,10 @@ async fn sync_runs(
         .list_sync_runs(id, query.limit.unwrap_or(50).clamp(1, 500))
         .await?;
     let items: Vec<SyncRunView> = runs.iter().map(SyncRunView::from).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(SyncRunList::from(items)))
 }
 
-#[utoipa::path(get, path = "/api/v1/sync-runs/{id}", tag = "sync runs", params(("id" = i64, Path, description = "Sync run id")), responses((status = 200, description = "The run", body = SyncRunView), (status = 404, description = "No such run", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/sync-runs/{id}", operation_id = "get_sync_run", tag = "sync runs", params(("id" = i64, Path, description = "Sync run id")), responses((status = 200, description = "The run", body = SyncRunView), (status = 404, description = "No such run", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn sync_run(
     State(state): State<AppState>,
     _user: CurrentUser,

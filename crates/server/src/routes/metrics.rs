@@ -1,17 +1,17 @@
-//! `GET /metrics`: DESIGN's figures over a time range, from the rollups.
+//! `GET /metrics`, `/metrics/timeseries` and `/metrics/breakdown`: DESIGN's figures over a
+//! time range, from the rollups (`ops::metrics`).
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_clock::format_ms;
+use langguard_ops::metrics::{self, BreakdownView, MetricsView, SeriesView};
 use langguard_store::{Bucket, GroupBy, Scope};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{time_param, ApiQuery};
-use crate::{now_ms, AppState};
+use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MetricsQuery {
     from: Option<String>,
@@ -29,19 +30,6 @@ pub(crate) struct MetricsQuery {
     gateway: Option<String>,
     provider: Option<String>,
     model: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics", params(MetricsQuery), responses((status = 200, description = "Requests, errors, rates, cache hits, 429s, tokens, cost, latency percentiles"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
-async fn metrics(
-    State(state): State<AppState>,
-    _user: CurrentUser,
-    ApiQuery(q): ApiQuery<MetricsQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let scope = q.scope()?;
-    let metrics = state.ops.store.metrics(&scope).await?;
-    let mut doc = serde_json::to_value(&metrics).map_err(anyhow::Error::from)?;
-    range(&mut doc, &scope);
-    Ok(Json(doc))
 }
 
 impl MetricsQuery {
@@ -67,34 +55,28 @@ impl MetricsQuery {
 
     /// The scope, with the product's default range: the last 24 hours.
     pub(crate) fn scope(self) -> Result<Scope, ApiError> {
-        let now = now_ms();
-        let from = time_param("from", self.from.as_deref())?.unwrap_or(now - 24 * 3_600_000);
-        let to = time_param("to", self.to.as_deref())?.unwrap_or(now);
-        if from >= to {
-            return Err(ApiError::bad_request(
-                "invalid_time",
-                "from must be before to",
-            ));
-        }
-        Ok(Scope {
-            from_ms: Some(from),
-            to_ms: Some(to),
-            integration_id: self.integration_id,
-            gateway: self.gateway,
-            provider: self.provider,
-            model: self.model,
-        })
+        Ok(metrics::scope(
+            time_param("from", self.from.as_deref())?,
+            time_param("to", self.to.as_deref())?,
+            self.integration_id,
+            self.gateway,
+            self.provider,
+            self.model,
+        )?)
     }
 }
 
-fn range(doc: &mut Value, scope: &Scope) {
-    if let Some(obj) = doc.as_object_mut() {
-        obj.insert("from".into(), scope.from_ms.map(format_ms).into());
-        obj.insert("to".into(), scope.to_ms.map(format_ms).into());
-    }
+#[utoipa::path(get, path = "/api/v1/metrics", operation_id = "get_metrics", tag = "metrics", params(MetricsQuery), responses((status = 200, description = "Requests, errors, rates, cache hits, 429s, tokens, cost, latency percentiles", body = MetricsView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn metrics(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiQuery(q): ApiQuery<MetricsQuery>,
+) -> Result<Json<MetricsView>, ApiError> {
+    Ok(Json(metrics::summary(&state.ops, &q.scope()?).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SeriesQuery {
     from: Option<String>,
@@ -111,12 +93,12 @@ pub(crate) struct SeriesQuery {
     group_by: Option<GroupBy>,
 }
 
-#[utoipa::path(get, path = "/api/v1/metrics/timeseries", tag = "metrics", params(SeriesQuery), responses((status = 200, description = "`{bucket, series: [{group, points: [{t, requests, errors, …, latency_ms}]}]}`"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/metrics/timeseries", operation_id = "get_metrics_timeseries", tag = "metrics", params(SeriesQuery), responses((status = 200, description = "`{bucket, series: [{group, points: [{t, requests, errors, …, latency_ms}]}]}`", body = SeriesView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn timeseries(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<SeriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SeriesView>, ApiError> {
     let bucket = q.bucket.unwrap_or(Bucket::Hour);
     let group_by = q.group_by;
     let scope = MetricsQuery::from_parts(
@@ -128,43 +110,13 @@ async fn timeseries(
         q.model,
     )
     .scope()?;
-    if let (Some(from), Some(to)) = (scope.from_ms, scope.to_ms) {
-        // A chart of more than ~10,000 points helps nobody; ask for a wider bucket instead.
-        if (to - from) / bucket.millis() > 10_000 {
-            return Err(ApiError::bad_request(
-                "too_many_buckets",
-                "the range holds more than 10,000 buckets; use a wider bucket",
-            ));
-        }
-    }
-    let series = state
-        .ops
-        .store
-        .metrics_series(&scope, bucket, group_by)
-        .await?;
-    let series: Vec<Value> = series
-        .into_iter()
-        .map(|s| {
-            let points: Vec<Value> = s
-                .points
-                .into_iter()
-                .map(|p| {
-                    let mut point = serde_json::to_value(&p.metrics).unwrap_or_default();
-                    if let Some(obj) = point.as_object_mut() {
-                        obj.insert("t".into(), format_ms(p.t_ms).into());
-                    }
-                    point
-                })
-                .collect();
-            json!({"group": s.group, "points": points})
-        })
-        .collect();
-    let mut doc = json!({"bucket": bucket, "group_by": group_by, "series": series});
-    range(&mut doc, &scope);
-    Ok(Json(doc))
+    Ok(Json(
+        metrics::series(&state.ops, &scope, bucket, group_by).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BreakdownQuery {
     from: Option<String>,
@@ -178,13 +130,13 @@ pub(crate) struct BreakdownQuery {
     group_by: GroupBy,
 }
 
-#[utoipa::path(get, path = "/api/v1/metrics/breakdown", tag = "metrics", params(BreakdownQuery), responses((status = 200, description = "`{group_by, groups: [{group, requests, …}]}`, busiest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/metrics/breakdown", operation_id = "get_metrics_breakdown", tag = "metrics", params(BreakdownQuery), responses((status = 200, description = "`{group_by, groups: [{group, requests, …}]}`, busiest first", body = BreakdownView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn breakdown(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<BreakdownQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let group_by = q.group_by;
+) -> Result<Json<BreakdownView>, ApiError> {
+    let group_by: GroupBy = q.group_by;
     let scope = MetricsQuery::from_parts(
         q.from,
         q.to,
@@ -194,8 +146,7 @@ async fn breakdown(
         q.model,
     )
     .scope()?;
-    let groups = state.ops.store.metrics_by(&scope, group_by).await?;
-    let mut doc = json!({"group_by": group_by, "groups": groups});
-    range(&mut doc, &scope);
-    Ok(Json(doc))
+    Ok(Json(
+        metrics::breakdown(&state.ops, &scope, group_by).await?,
+    ))
 }

@@ -6,15 +6,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use langguard_ops::lists::{PolicyList, PolicyVersionList};
 use langguard_ops::policies::{
     self, BacktestView, HistoryRequest, PolicyChange, PolicyInput, PolicyStatusView,
-    ReevaluationView,
+    PolicyTestView, ReevaluationView,
 };
 use langguard_ops::views::PolicyView;
 use langguard_ops::Actor;
 use langguard_store::{PolicyCategory, PolicyId, PolicyMode, Role, Severity};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -32,8 +33,11 @@ pub fn router() -> Router<AppState> {
         .route("/policies/{id}/reevaluate", post(reevaluate))
 }
 
-#[utoipa::path(get, path = "/api/v1/policies", tag = "policies", responses((status = 200, description = "`{items: [policy]}`"), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
-async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/policies", operation_id = "list_policies", tag = "policies", responses((status = 200, description = "`{items: [policy]}`", body = PolicyList), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Result<Json<PolicyList>, ApiError> {
     let items: Vec<PolicyView> = state
         .ops
         .store
@@ -42,12 +46,12 @@ async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<
         .iter()
         .map(PolicyView::from)
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(PolicyList::from(items)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+struct CreatePolicyRequest {
     /// lowercase_underscores; the Rego must declare `package langguard.<name>`.
     name: String,
     display_name: Option<String>,
@@ -67,11 +71,11 @@ struct CreateBody {
     rego: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/policies", tag = "policies", request_body = CreateBody, responses((status = 201, description = "Created (compiled first)"), (status = 422, description = "The Rego does not compile: `{error: {code: invalid_rego, message, line, column}}`", body = crate::error::ErrorBody), (status = 409, description = "Name taken", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/policies", operation_id = "create_policy", tag = "policies", request_body = CreatePolicyRequest, responses((status = 201, description = "Created (compiled first)", body = PolicyView), (status = 422, description = "The Rego does not compile: `{error: {code: invalid_rego, message, line, column}}`", body = crate::error::ErrorBody), (status = 409, description = "Name taken", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<CreateBody>,
+    ApiJson(body): ApiJson<CreatePolicyRequest>,
 ) -> Result<(StatusCode, Json<PolicyView>), ApiError> {
     user.require(Role::Member)?;
     let input = PolicyInput {
@@ -88,7 +92,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(PolicyView::from(&policy))))
 }
 
-#[utoipa::path(get, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 200, description = "The policy"), (status = 404, description = "No such policy", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/policies/{id}", operation_id = "get_policy", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 200, description = "The policy", body = PolicyView), (status = 404, description = "No such policy", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn read(
     State(state): State<AppState>,
     _user: CurrentUser,
@@ -101,7 +105,7 @@ async fn read(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateBody {
+struct UpdatePolicyRequest {
     display_name: Option<String>,
     description: Option<String>,
     #[schema(value_type = Option<String>)]
@@ -117,12 +121,12 @@ struct UpdateBody {
     rego: Option<String>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), request_body = UpdateBody, responses((status = 200, description = "Updated; a new Rego text or config is a new version"), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(patch, path = "/api/v1/policies/{id}", operation_id = "update_policy", tag = "policies", params(("id" = i64, Path, description = "Policy id")), request_body = UpdatePolicyRequest, responses((status = 200, description = "Updated; a new Rego text or config is a new version", body = PolicyView), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<PolicyId>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiJson(body): ApiJson<UpdatePolicyRequest>,
 ) -> Result<Json<PolicyView>, ApiError> {
     user.require(Role::Member)?;
     let change = PolicyChange {
@@ -139,7 +143,7 @@ async fn update(
     Ok(Json(PolicyView::from(&policy)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/policies/{id}", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 204, description = "Deleted, with its versions and violations"), (status = 404, description = "No such policy", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(delete, path = "/api/v1/policies/{id}", operation_id = "delete_policy", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 204, description = "Deleted, with its versions and violations"), (status = 404, description = "No such policy", body = crate::error::ErrorBody), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -150,19 +154,19 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/policies/{id}/versions", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 200, description = "`{items: [{version, rego, config, created_at}]}`, newest first")), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/policies/{id}/versions", operation_id = "list_policy_versions", tag = "policies", params(("id" = i64, Path, description = "Policy id")), responses((status = 200, description = "`{items: [{version, rego, config, created_at}]}`, newest first", body = PolicyVersionList)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn versions(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiPath(id): ApiPath<PolicyId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PolicyVersionList>, ApiError> {
     let items = policies::versions(&state.ops, id).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(PolicyVersionList::from(items)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestBody {
+struct TestPolicyRequest {
     rego: String,
     /// The whole `input` document (`{trace: {…}, config: {…}}`).
     #[schema(value_type = Object)]
@@ -172,12 +176,12 @@ struct TestBody {
     config: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/policies/test", tag = "policies", request_body = TestBody, responses((status = 200, description = "`{violations: [result]}`"), (status = 422, description = "Doesn't compile (`invalid_rego`, with line and column) or can't be evaluated (`evaluation_error`)", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/policies/test", operation_id = "test_policy", tag = "policies", request_body = TestPolicyRequest, responses((status = 200, description = "`{violations: [result]}`", body = PolicyTestView), (status = 422, description = "Doesn't compile (`invalid_rego`, with line and column) or can't be evaluated (`evaluation_error`)", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn test(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<TestBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<TestPolicyRequest>,
+) -> Result<Json<PolicyTestView>, ApiError> {
     // Running Rego is writing policy: Viewers and read-scope keys may not.
     user.require(Role::Member)?;
     let Value::Object(input) = body.input else {
@@ -188,12 +192,12 @@ async fn test(
     };
     let findings = policies::test(&state.ops, &body.rego, input, body.config).await?;
     let violations: Vec<Value> = findings.into_iter().map(|f| f.result).collect();
-    Ok(Json(json!({ "violations": violations })))
+    Ok(Json(PolicyTestView { violations }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct HistoryBody {
+struct BacktestRequest {
     /// A saved policy (its current text and config unless `rego`/`config` are given)…
     policy_id: Option<PolicyId>,
     /// …or a new text (its package names it).
@@ -209,7 +213,7 @@ struct HistoryBody {
     samples: Option<usize>,
 }
 
-impl HistoryBody {
+impl BacktestRequest {
     fn request(self) -> Result<HistoryRequest, ApiError> {
         Ok(HistoryRequest {
             policy_id: self.policy_id,
@@ -223,11 +227,11 @@ impl HistoryBody {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/policies/backtest", tag = "policies", request_body = HistoryBody, responses((status = 200, description = "`{evaluated, flagged, violations, by_type, errors, complete, samples: [{trace, violations}]}`; nothing is stored. `complete` is false when the run reached its time limit first."), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody), (status = 403, description = "Viewers and read-scope keys can't run policies", body = crate::error::ErrorBody), (status = 429, description = "A backtest of yours is already running, or as many as the server runs at once", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/policies/backtest", operation_id = "backtest_policy", tag = "policies", request_body = BacktestRequest, responses((status = 200, description = "`{evaluated, flagged, violations, by_type, errors, complete, samples: [{trace, violations}]}`; nothing is stored. `complete` is false when the run reached its time limit first.", body = BacktestView), (status = 422, description = "The Rego does not compile", body = crate::error::ErrorBody), (status = 403, description = "Viewers and read-scope keys can't run policies", body = crate::error::ErrorBody), (status = 429, description = "A backtest of yours is already running, or as many as the server runs at once", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn backtest(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<HistoryBody>,
+    ApiJson(body): ApiJson<BacktestRequest>,
 ) -> Result<Json<BacktestView>, ApiError> {
     user.require(Role::Member)?;
     let request = body.request()?;
@@ -238,18 +242,18 @@ async fn backtest(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReevaluateBody {
+struct ReevaluateRequest {
     from: Option<String>,
     to: Option<String>,
     integration_id: Option<i64>,
 }
 
-#[utoipa::path(post, path = "/api/v1/policies/{id}/reevaluate", tag = "policies", params(("id" = i64, Path, description = "Policy id")), request_body = ReevaluateBody, responses((status = 200, description = "`{evaluated, new_violations}`: the saved policy over past interactions, storing what it finds (findings already stored are kept as they are)"), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/policies/{id}/reevaluate", operation_id = "reevaluate_policy", tag = "policies", params(("id" = i64, Path, description = "Policy id")), request_body = ReevaluateRequest, responses((status = 200, description = "`{evaluated, new_violations}`: the saved policy over past interactions, storing what it finds (findings already stored are kept as they are)", body = ReevaluationView), (status = 403, description = "Viewers can't write", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn reevaluate(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<PolicyId>,
-    ApiJson(body): ApiJson<ReevaluateBody>,
+    ApiJson(body): ApiJson<ReevaluateRequest>,
 ) -> Result<Json<ReevaluationView>, ApiError> {
     user.require(Role::Member)?;
     let view = policies::reevaluate(
@@ -264,7 +268,7 @@ async fn reevaluate(
     Ok(Json(view))
 }
 
-#[utoipa::path(get, path = "/api/v1/policies/status", tag = "policies", responses((status = 200, description = "`{cursor, latest_interaction_id, lag, evaluated_at, policies_enabled}`: how far the policy worker has come")), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/policies/status", operation_id = "get_policy_status", tag = "policies", responses((status = 200, description = "`{cursor, latest_interaction_id, lag, evaluated_at, policies_enabled}`: how far the policy worker has come", body = PolicyStatusView)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn status(
     State(state): State<AppState>,
     _user: CurrentUser,

@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use langguard_ops::lists::PriceList;
 use langguard_ops::prices::{self, PriceView};
 use langguard_ops::Actor;
-use langguard_store::{ModelPrice, Role};
+use langguard_store::Role;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -21,29 +21,28 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/cost-estimates", get(list).post(set).delete(remove))
 }
 
-fn view(p: &ModelPrice) -> Value {
-    json!(PriceView::from(p))
-}
-
-#[utoipa::path(get, path = "/api/v1/cost-estimates", tag = "cost estimates", responses((status = 200, description = "`{items: [{model, input_per_1k, output_per_1k, updated_at}], table}`: the admin's prices and the bundled table they override")), security(("bearer" = []), ("session_cookie" = [])))]
-async fn list(State(state): State<AppState>, _user: CurrentUser) -> Result<Json<Value>, ApiError> {
-    let items: Vec<Value> = state
+#[utoipa::path(get, path = "/api/v1/cost-estimates", operation_id = "list_cost_estimates", tag = "cost estimates", responses((status = 200, description = "`{items: [{model, input_per_1k, output_per_1k, updated_at}], table}`: the admin's prices and the bundled table they override", body = PriceList)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Result<Json<PriceList>, ApiError> {
+    let items: Vec<PriceView> = state
         .ops
         .store
         .list_model_prices()
         .await?
         .iter()
-        .map(view)
+        .map(PriceView::from)
         .collect();
-    Ok(Json(json!({
-        "items": items,
-        "table": langguard_pricing::PRICE_TABLE_VERSION,
-    })))
+    Ok(Json(PriceList {
+        items,
+        table: langguard_pricing::PRICE_TABLE_VERSION,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PriceBody {
+pub(crate) struct SetCostEstimateRequest {
     /// Exactly as the logs name it, version suffix included.
     model: String,
     /// USD per 1,000 input tokens.
@@ -52,12 +51,12 @@ pub(crate) struct PriceBody {
     output_per_1k: f64,
 }
 
-#[utoipa::path(post, path = "/api/v1/cost-estimates", tag = "cost estimates", request_body = PriceBody, responses((status = 200, description = "Set (added or replaced)"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/cost-estimates", operation_id = "set_cost_estimate", tag = "cost estimates", request_body = SetCostEstimateRequest, responses((status = 200, description = "Set (added or replaced)", body = PriceView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn set(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<PriceBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<SetCostEstimateRequest>,
+) -> Result<Json<PriceView>, ApiError> {
     user.require(Role::Admin)?;
     let price = prices::set(
         &state.ops,
@@ -67,16 +66,17 @@ async fn set(
         body.output_per_1k,
     )
     .await?;
-    Ok(Json(view(&price)))
+    Ok(Json(PriceView::from(&price)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ModelQuery {
     model: String,
 }
 
-#[utoipa::path(delete, path = "/api/v1/cost-estimates", tag = "cost estimates", params(ModelQuery), responses((status = 204, description = "Removed: the model is priced from the table again"), (status = 404, description = "No price for that model", body = crate::error::ErrorBody), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(delete, path = "/api/v1/cost-estimates", operation_id = "delete_cost_estimate", tag = "cost estimates", params(ModelQuery), responses((status = 204, description = "Removed: the model is priced from the table again"), (status = 404, description = "No price for that model", body = crate::error::ErrorBody), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,

@@ -6,8 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::{request_token, CurrentUser};
 use crate::client::ClientAddr;
@@ -26,23 +25,30 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Login {
+pub(crate) struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login, responses((status = 200, description = "Signed in: `{token, user}` and a session cookie"), (status = 401, description = "Wrong email or password", body = crate::error::ErrorBody), (status = 429, description = "Too many failed sign-ins", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody)))]
+/// A new session: its token (send it as `Authorization: Bearer <token>`) and its user.
+#[derive(Serialize, utoipa::ToSchema)]
+struct LoginView {
+    token: String,
+    user: UserView,
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "login", tag = "auth", request_body = LoginRequest, responses((status = 200, description = "Signed in: `{token, user}` and a session cookie", body = LoginView), (status = 401, description = "Wrong email or password", body = crate::error::ErrorBody), (status = 429, description = "Too many failed sign-ins", body = crate::error::ErrorBody), (status = 400, description = "Bad input", body = crate::error::ErrorBody)))]
 async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Login>,
+    ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let session = sign_in(&state, &body.email, body.password, client, &headers).await?;
-    let user = &session.user;
-    let body = Json(
-        json!({"token": session.token, "user": {"id": user.id, "email": user.email, "role": user.role}}),
-    );
+    let body = Json(LoginView {
+        token: session.token,
+        user: UserView::from(&session.user),
+    });
     let cookies = AppendHeaders([
         (SET_COOKIE, session.cookie),
         (SET_COOKIE, session.device_cookie),
@@ -50,7 +56,7 @@ async fn login(
     Ok((cookies, body).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", responses((status = 204, description = "Signed out"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "logout", tag = "auth", responses((status = 204, description = "Signed out"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let mut parts = axum::http::Request::new(()).into_parts().0;
     parts.headers = headers;
@@ -59,7 +65,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
     Ok((StatusCode::NO_CONTENT, [(SET_COOKIE, expired)]).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, description = "The signed-in user", body = UserView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/auth/me", operation_id = "get_me", tag = "auth", responses((status = 200, description = "The signed-in user", body = UserView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn me(CurrentUser(user): CurrentUser) -> Json<UserView> {
     Json(UserView::from(&user))
 }

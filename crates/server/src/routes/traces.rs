@@ -7,13 +7,13 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use langguard_ops::lists::TracePage;
 use langguard_ops::traces::{self, TraceDetailView};
 use langguard_store::{
     metadata_filter, parse_search, Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort,
     TraceStatus,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
 
 /// The filters shared by the listing and the export. Ranges are inclusive.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TraceFilterParams {
     /// RFC 3339; inclusive.
@@ -122,12 +123,12 @@ impl TraceFilterParams {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/traces", tag = "traces", params(TraceFilterParams), responses((status = 200, description = "`{items: [trace], next_cursor}`, in the sort's order (newest first by default)"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/traces", operation_id = "list_traces", tag = "traces", params(TraceFilterParams), responses((status = 200, description = "`{items: [trace], next_cursor}`, in the sort's order (newest first by default)", body = TracePage), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<TraceFilterParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TracePage>, ApiError> {
     q.refuse(&[("format", q.format.is_some())], "/api/v1/traces")?;
     let filter = q.filter()?;
     let sort = q.sort.unwrap_or_default();
@@ -169,18 +170,17 @@ async fn list(
             after,
         })
         .await?;
-    let items: Vec<TraceItem> = page.items.iter().map(TraceItem::from).collect();
-    Ok(Json(json!({
-        "items": items,
-        "next_cursor": page.next_cursor.as_ref().map(encode_cursor),
-    })))
+    Ok(Json(TracePage {
+        items: page.items.iter().map(TraceItem::from).collect(),
+        next_cursor: page.next_cursor.as_ref().map(encode_cursor),
+    }))
 }
 
 /// Streams every interaction the filters match, in the sort's order: CSV with a header row, or
 /// one JSON object per line. Rows are read, formatted and sent a batch at a time, so memory stays
 /// flat whatever the size; a failure part-way ends the response without its final chunk, so a
 /// client can't mistake a cut export for a complete one.
-#[utoipa::path(get, path = "/api/v1/traces/export", tag = "traces", params(TraceFilterParams), responses((status = 200, description = "`text/csv` (header row, then a row per trace) or `application/x-ndjson` (a trace per line)"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/traces/export", operation_id = "export_traces", tag = "traces", params(TraceFilterParams), responses((status = 200, description = "`text/csv` (header row, then a row per trace) or `application/x-ndjson` (a trace per line)", content((String = "text/csv"), (String = "application/x-ndjson"))), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn export(
     State(state): State<AppState>,
     _user: CurrentUser,
@@ -227,7 +227,7 @@ async fn export(
         .into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/traces/{id}", tag = "traces", params(("id" = i64, Path, description = "Interaction id")), responses((status = 200, description = "The interaction and its violations"), (status = 404, description = "No such interaction", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/traces/{id}", operation_id = "get_trace", tag = "traces", params(("id" = i64, Path, description = "Interaction id")), responses((status = 200, description = "The interaction and its violations", body = TraceDetailView), (status = 404, description = "No such interaction", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn read(
     State(state): State<AppState>,
     _user: CurrentUser,

@@ -6,12 +6,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_store::{PolicyId, Role, Severity, ViolationQuery, ViolationStatus};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{time_param, ApiJson, ApiPath, ApiQuery};
 use crate::AppState;
+use langguard_ops::lists::{ViolationList, ViolationPage};
 use langguard_ops::views::{decode_violation_cursor, encode_violation_cursor, ViolationView};
 use langguard_ops::{violations, Actor};
 
@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// A policy id or name.
@@ -46,12 +47,12 @@ pub(crate) struct ListQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/violations", tag = "policies", params(ListQuery), responses((status = 200, description = "`{items: [violation], total, next_cursor}`, newest first"), (status = 400, description = "Bad input", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/violations", operation_id = "list_violations", tag = "policies", params(ListQuery), responses((status = 200, description = "`{items: [violation], total, next_cursor}`, newest first", body = ViolationPage), (status = 400, description = "Bad input", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn list(
     State(state): State<AppState>,
     _user: CurrentUser,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ViolationPage>, ApiError> {
     let policy_id: Option<PolicyId> = match q.policy.as_deref() {
         None => None,
         Some(p) => match p.parse::<PolicyId>() {
@@ -103,15 +104,14 @@ async fn list(
             before,
         })
         .await?;
-    let items: Vec<ViolationView> = page.items.iter().map(ViolationView::from).collect();
-    Ok(Json(json!({
-        "items": items,
-        "total": page.total,
-        "next_cursor": page.next_cursor.map(encode_violation_cursor),
-    })))
+    Ok(Json(ViolationPage {
+        items: page.items.iter().map(ViolationView::from).collect(),
+        total: page.total,
+        next_cursor: page.next_cursor.map(encode_violation_cursor),
+    }))
 }
 
-#[utoipa::path(get, path = "/api/v1/violations/{id}", tag = "policies", params(("id" = i64, Path, description = "Violation id")), responses((status = 200, description = "The violation with its evidence"), (status = 404, description = "No such violation", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/violations/{id}", operation_id = "get_violation", tag = "policies", params(("id" = i64, Path, description = "Violation id")), responses((status = 200, description = "The violation with its evidence", body = ViolationView), (status = 404, description = "No such violation", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn read(
     State(state): State<AppState>,
     _user: CurrentUser,
@@ -124,19 +124,19 @@ async fn read(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UpdateBody {
+pub(crate) struct UpdateViolationRequest {
     /// `new`, `acknowledged` or `resolved`.
     #[schema(value_type = String)]
     status: ViolationStatus,
     notes: Option<String>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/violations/{id}", tag = "policies", params(("id" = i64, Path, description = "Violation id")), request_body = UpdateBody, responses((status = 200, description = "Updated"), (status = 403, description = "Viewers can't change status", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(patch, path = "/api/v1/violations/{id}", operation_id = "update_violation", tag = "policies", params(("id" = i64, Path, description = "Violation id")), request_body = UpdateViolationRequest, responses((status = 200, description = "Updated", body = ViolationView), (status = 403, description = "Viewers can't change status", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<UpdateBody>,
+    ApiJson(body): ApiJson<UpdateViolationRequest>,
 ) -> Result<Json<ViolationView>, ApiError> {
     user.require(Role::Member)?;
     let violation = violations::set_one(
@@ -152,19 +152,19 @@ async fn update(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct BulkBody {
+pub(crate) struct UpdateViolationsRequest {
     ids: Vec<i64>,
     #[schema(value_type = String)]
     status: ViolationStatus,
     notes: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/violations/bulk", tag = "policies", request_body = BulkBody, responses((status = 200, description = "`{items: [violation]}`: all changed, or none when an id is unknown (404)"), (status = 403, description = "Viewers can't change status", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/violations/bulk", operation_id = "update_violations", tag = "policies", request_body = UpdateViolationsRequest, responses((status = 200, description = "`{items: [violation]}`: all changed, or none when an id is unknown (404)", body = ViolationList), (status = 403, description = "Viewers can't change status", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn bulk(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<BulkBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<UpdateViolationsRequest>,
+) -> Result<Json<ViolationList>, ApiError> {
     user.require(Role::Member)?;
     let updated = violations::set_status(
         &state.ops,
@@ -175,5 +175,5 @@ async fn bulk(
     )
     .await?;
     let items: Vec<ViolationView> = updated.iter().map(ViolationView::from).collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(ViolationList::from(items)))
 }

@@ -6,16 +6,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use langguard_clock::format_ms;
-use langguard_store::{Delivery, Role, Severity, Webhook, WebhookId};
+use langguard_store::{Role, Severity, WebhookId};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
-use langguard_ops::webhooks::{self, WebhookChange, WebhookInput};
+use langguard_ops::lists::{DeliveryList, WebhookList};
+use langguard_ops::webhooks::{
+    self, CreatedWebhookView, DeliveryView, WebhookChange, WebhookInput, WebhookView,
+};
 use langguard_ops::Actor;
 
 pub fn router() -> Router<AppState> {
@@ -25,53 +26,26 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks/{id}/deliveries", get(deliveries))
 }
 
-fn view(w: &Webhook) -> Value {
-    json!({
-        "id": w.id,
-        "url": w.url,
-        "secret_set": !w.sealed_secret.is_empty(),
-        "events": w.events.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
-        "min_severity": w.min_severity.as_str(),
-        "enabled": w.enabled,
-        "consecutive_failures": w.consecutive_failures,
-        "disabled_reason": w.disabled_reason,
-        "created_at": format_ms(w.created_at_ms),
-        "updated_at": format_ms(w.updated_at_ms),
-    })
-}
-
-fn delivery_view(d: &Delivery) -> Value {
-    json!({
-        "id": d.id,
-        "event": d.event.as_str(),
-        "status": d.status.as_str(),
-        "attempts": d.attempts,
-        "response_code": d.response_code,
-        "error": d.error,
-        "created_at": format_ms(d.created_at_ms),
-        "next_attempt_at": d.next_attempt_at_ms.map(format_ms),
-        "delivered_at": d.delivered_at_ms.map(format_ms),
-        "body": serde_json::from_str::<Value>(&d.body).unwrap_or(Value::Null),
-    })
-}
-
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, description = "`{items: [webhook]}` (never the secret)"), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
-async fn list(State(state): State<AppState>, user: CurrentUser) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks", responses((status = 200, description = "`{items: [webhook]}` (never the secret)", body = WebhookList), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<WebhookList>, ApiError> {
     user.require(Role::Admin)?;
-    let items: Vec<Value> = state
+    let items: Vec<WebhookView> = state
         .ops
         .store
         .list_webhooks()
         .await?
         .iter()
-        .map(view)
+        .map(WebhookView::from)
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(WebhookList::from(items)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CreateBody {
+pub(crate) struct CreateWebhookRequest {
     url: String,
     /// 16–256 characters; generated (and shown once) when left out.
     secret: Option<String>,
@@ -83,12 +57,12 @@ pub(crate) struct CreateBody {
     enabled: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = CreateBody, responses((status = 201, description = "Created; `secret` is in the response only when generated"), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(post, path = "/api/v1/webhooks", operation_id = "create_webhook", tag = "webhooks", request_body = CreateWebhookRequest, responses((status = 201, description = "Created; `secret` is in the response only when generated", body = CreatedWebhookView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn create(
     State(state): State<AppState>,
     user: CurrentUser,
-    ApiJson(body): ApiJson<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiJson(body): ApiJson<CreateWebhookRequest>,
+) -> Result<(StatusCode, Json<CreatedWebhookView>), ApiError> {
     user.require(Role::Admin)?;
     let input = WebhookInput {
         url: body.url,
@@ -98,26 +72,28 @@ async fn create(
         enabled: body.enabled.unwrap_or(true),
     };
     let (webhook, generated) = webhooks::add(&state.ops, Actor::User(&user.0), input).await?;
-    let mut doc = view(&webhook);
-    if let Some(secret) = generated {
-        doc["secret"] = json!(secret);
-    }
-    Ok((StatusCode::CREATED, Json(doc)))
+    let created = CreatedWebhookView {
+        webhook: WebhookView::from(&webhook),
+        secret: generated,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 200, description = "The webhook"), (status = 404, description = "No such webhook", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", operation_id = "get_webhook", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 200, description = "The webhook", body = WebhookView), (status = 404, description = "No such webhook", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn read(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<WebhookId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WebhookView>, ApiError> {
     user.require(Role::Admin)?;
-    Ok(Json(view(&state.ops.store.get_webhook(id).await?)))
+    Ok(Json(WebhookView::from(
+        &state.ops.store.get_webhook(id).await?,
+    )))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct UpdateBody {
+pub(crate) struct UpdateWebhookRequest {
     url: Option<String>,
     secret: Option<String>,
     events: Option<Vec<String>>,
@@ -127,13 +103,13 @@ pub(crate) struct UpdateBody {
     enabled: Option<bool>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), request_body = UpdateBody, responses((status = 200, description = "Updated"), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(patch, path = "/api/v1/webhooks/{id}", operation_id = "update_webhook", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), request_body = UpdateWebhookRequest, responses((status = 200, description = "Updated", body = WebhookView), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn update(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<WebhookId>,
-    ApiJson(body): ApiJson<UpdateBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiJson(body): ApiJson<UpdateWebhookRequest>,
+) -> Result<Json<WebhookView>, ApiError> {
     user.require(Role::Admin)?;
     let change = WebhookChange {
         url: body.url,
@@ -143,10 +119,10 @@ async fn update(
         enabled: body.enabled,
     };
     let webhook = webhooks::change(&state.ops, Actor::User(&user.0), id, change).await?;
-    Ok(Json(view(&webhook)))
+    Ok(Json(WebhookView::from(&webhook)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 204, description = "Deleted with its delivery log"), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 204, description = "Deleted with its delivery log"), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn remove(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -157,20 +133,20 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 200, description = "`{items: [{id, event, status, attempts, response_code, error, created_at, next_attempt_at, delivered_at, body}]}`, newest first (the last 200)"), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 200, description = "`{items: [{id, event, status, attempts, response_code, error, created_at, next_attempt_at, delivered_at, body}]}`, newest first (the last 200)", body = DeliveryList), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
 async fn deliveries(
     State(state): State<AppState>,
     user: CurrentUser,
     ApiPath(id): ApiPath<WebhookId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeliveryList>, ApiError> {
     user.require(Role::Admin)?;
-    let items: Vec<Value> = state
+    let items: Vec<DeliveryView> = state
         .ops
         .store
         .list_deliveries(id, 200)
         .await?
         .iter()
-        .map(delivery_view)
+        .map(DeliveryView::from)
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(DeliveryList::from(items)))
 }
