@@ -701,3 +701,66 @@ async fn the_data_dir_is_private_and_an_exposed_key_file_is_refused() {
     );
     assert_eq!(mode("langguard.db"), 0o600, "the database again");
 }
+
+/// `integrations add` runs the same operation as the API's: a malformed account ID gets the
+/// API's error, a new integration is audited (marked as done from the command line), and so is
+/// its removal.
+#[tokio::test(flavor = "multi_thread")]
+async fn integrations_add_checks_and_audits_like_the_api() {
+    use langguard_store::Store;
+
+    let emu = emulator(&[("prod-chat", 5)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = run(langguard(dir.path(), &emu)
+        .args([
+            "integrations",
+            "add",
+            "--name",
+            "Production",
+            "--account-id",
+            "not/an-id",
+            "--json",
+        ])
+        .env("LANGGUARD_CF_API_TOKEN", TOKEN));
+    assert!(!bad.status.success());
+    let said = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        said.contains("account_id must be the Cloudflare Account ID"),
+        "{said}"
+    );
+
+    let added = add(dir.path(), &emu, "Production", TOKEN);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let removed = run(langguard(dir.path(), &emu).args(["integrations", "remove", "Production"]));
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+
+    let db = dir.path().join("langguard.db");
+    let store = langguard_store_sqlite::SqliteStore::open(&db.to_string_lossy())
+        .await
+        .expect("open the store");
+    let entries = store.list_audit(100, None).await.expect("audit log");
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"integration.created"), "{actions:?}");
+    assert!(actions.contains(&"integration.deleted"), "{actions:?}");
+    for entry in &entries {
+        assert_eq!(entry.details["via"], "cli", "{entry:?}");
+        assert_eq!(entry.user_id, None);
+    }
+    let created = entries
+        .iter()
+        .find(|e| e.action == "integration.created")
+        .expect("created");
+    assert_eq!(created.details["account_id"], ACCOUNT);
+    assert!(
+        !created.details.to_string().contains(TOKEN),
+        "no token in the audit log"
+    );
+}

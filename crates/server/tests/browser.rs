@@ -473,6 +473,18 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     wait_for_text(c, "Input/Output").await;
     screenshot(c, "trace-explorer").await;
     assert_no_console_errors(c).await;
+    // The page checks its filters as the API does: a range that can't match says so.
+    c.goto(&format!("{}/traces?min_tokens=10&max_tokens=5", app.base))
+        .await
+        .expect("open");
+    wait_for_text(c, "nothing could match").await;
+    c.goto(&format!(
+        "{}/traces?metadata=not%20a%20key%3Dx&integration_id={id}",
+        app.base
+    ))
+    .await
+    .expect("open");
+    wait_for_text(c, "is not a metadata filter").await;
     b.client.clone().close().await.expect("close");
 }
 
