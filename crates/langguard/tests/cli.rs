@@ -707,7 +707,7 @@ async fn the_data_dir_is_private_and_an_exposed_key_file_is_refused() {
 /// its removal.
 #[tokio::test(flavor = "multi_thread")]
 async fn integrations_add_checks_and_audits_like_the_api() {
-    use langguard_store::Store;
+    use langguard_store::prelude::*;
 
     let emu = emulator(&[("prod-chat", 5)]).await;
     let dir = tempfile::tempdir().expect("tempdir");

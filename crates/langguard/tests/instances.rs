@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use langguard_cf_emulator::{
     Emulator, EmulatorConfig, Faults, RunningEmulator, SeedSpec, TokenSpec,
 };
-use langguard_store::{Scope, Store, SyncRunStatus};
+use langguard_store::prelude::*;
+use langguard_store::{Scope, SyncRunStatus};
 use langguard_store_postgres::testing::TempDatabase;
 use langguard_store_postgres::PgStore;
 use serde_json::{json, Value};

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
+pub mod access;
+pub mod governance;
 pub mod store;
 pub mod traces;
 
@@ -49,6 +51,18 @@ macro_rules! store_suite {
             a_cursor_only_continues_its_own_sort,
             pages_neither_skip_nor_repeat_while_rows_arrive,
             the_export_is_the_listing_in_full
+        );
+        $crate::store_suite!(@each $fresh; access:
+            users_sessions_and_their_lifetimes,
+            api_keys_work_until_revoked_or_expired,
+            the_audit_log_pages_newest_first
+        );
+        $crate::store_suite!(@each $fresh; governance:
+            policies_keep_their_versions_and_builtins_install_once,
+            violations_move_through_their_life,
+            prices_override_and_spend_is_summed_per_minute,
+            sync_runs_are_listed_newest_first_with_their_counts,
+            webhooks_are_changed_and_deleted_with_their_deliveries
         );
     };
     (@each $fresh:path; $module:ident: $($name:ident),* $(,)?) => {

@@ -6,7 +6,7 @@ use langguard_store::*;
 
 use crate::integration;
 
-fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) -> NewInteraction {
+pub(crate) fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) -> NewInteraction {
     NewInteraction {
         log_id: id.into(),
         created_at_ms: ms,

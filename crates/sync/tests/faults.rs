@@ -2,6 +2,7 @@
 //! happens, each log ends up stored exactly once, and the number of list calls stays within
 //! `ceil(n/50)` plus a small constant per gateway.
 
+use langguard_store::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,7 @@ use langguard_cf_emulator::{
 use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
 use langguard_secrets::Sealer;
 use langguard_store::{
-    sync_lease_name, IntegrationStatus, NewIntegration, Scope, Store, SyncRun, SyncRunStatus,
-    SyncTrigger,
+    sync_lease_name, IntegrationStatus, NewIntegration, Scope, SyncRun, SyncRunStatus, SyncTrigger,
 };
 use langguard_store_sqlite::SqliteStore;
 use langguard_sync::{SyncEngine, SyncError, SyncSettings};

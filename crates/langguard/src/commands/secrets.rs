@@ -185,6 +185,7 @@ pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use langguard_store::prelude::*;
     use langguard_store::{NewIntegration, NewWebhook, SealFor, Severity, WebhookEvent};
 
     #[tokio::test]

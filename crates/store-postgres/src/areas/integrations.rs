@@ -1,0 +1,140 @@
+//! Integrations, their gateways and cursors, and sync runs (created by `claim_sync`, never without a lease).
+
+use async_trait::async_trait;
+use langguard_store::*;
+
+use crate::records::RowExt;
+use crate::{db_err, leases, now_ms, runs, webhooks, PgStore};
+
+#[async_trait]
+impl IntegrationStore for PgStore {
+    async fn create_integration(&self, new: NewIntegration) -> StoreResult<Integration> {
+        runs::create_integration(&self.client().await?, &new).await
+    }
+
+    async fn list_integrations(&self) -> StoreResult<Vec<Integration>> {
+        runs::list_integrations(&self.client().await?).await
+    }
+
+    async fn get_integration(&self, id: IntegrationId) -> StoreResult<Integration> {
+        runs::get_integration(&self.client().await?, id).await
+    }
+
+    async fn find_integration_by_name(&self, name: &str) -> StoreResult<Option<Integration>> {
+        runs::find_integration_by_name(&self.client().await?, name).await
+    }
+
+    async fn delete_integration(&self, id: IntegrationId) -> StoreResult<()> {
+        runs::delete_integration(&mut self.client().await?, id).await
+    }
+
+    async fn update_integration(
+        &self,
+        id: IntegrationId,
+        patch: IntegrationPatch,
+    ) -> StoreResult<Integration> {
+        runs::update_integration(&self.client().await?, id, &patch).await
+    }
+
+    async fn replace_sealed_tokens(
+        &self,
+        tokens: Vec<SealedSwap>,
+        webhook_secrets: Vec<SealedSwap>,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        webhooks::replace_secrets(&tx, &webhook_secrets).await?;
+        for swap in &tokens {
+            let changed = tx
+                .execute(
+                    "UPDATE integrations SET api_token_sealed = $1 WHERE id = $2 \
+                     AND api_token_sealed = $3",
+                    &[&swap.new, &swap.id, &swap.old],
+                )
+                .await
+                .map_err(db_err)?;
+            if changed == 0 {
+                return Err(swap.changed("integration"));
+            }
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn set_integration_status(
+        &self,
+        id: IntegrationId,
+        status: IntegrationStatus,
+        message: Option<&str>,
+    ) -> StoreResult<()> {
+        runs::set_integration_status(&self.client().await?, id, status, message).await
+    }
+
+    async fn upsert_gateways(&self, id: IntegrationId, gateway_ids: &[String]) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "INSERT INTO gateways (integration_id, gateway_id, discovered_at) \
+                 SELECT $1::bigint, g, $3::bigint FROM UNNEST($2::text[]) AS g \
+                 ON CONFLICT (integration_id, gateway_id) DO NOTHING",
+                &[&id, &gateway_ids, &now_ms()],
+            )
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT gateway_id, cursor_ms, last_synced_at FROM gateways \
+                 WHERE integration_id = $1 ORDER BY gateway_id COLLATE \"C\"",
+                &[&id],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(GatewayState {
+                    gateway_id: r.at(0)?,
+                    cursor_ms: r.at(1)?,
+                    last_synced_at_ms: r.at(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {
+        runs::save_counts(&self.client().await?, run, counts).await
+    }
+
+    async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()> {
+        runs::finish_sync_run(&mut self.client().await?, run, outcome).await
+    }
+
+    async fn get_sync_run(&self, run: SyncRunId) -> StoreResult<SyncRun> {
+        runs::get_sync_run(&self.client().await?, run).await
+    }
+
+    async fn list_sync_runs(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        runs::list_sync_runs(&self.client().await?, Some(id), limit).await
+    }
+
+    async fn recent_sync_runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        runs::list_sync_runs(&self.client().await?, None, limit).await
+    }
+
+    async fn fail_abandoned_sync_runs(&self, reason: &str) -> StoreResult<u64> {
+        leases::fail_abandoned(&mut self.client().await?, reason).await
+    }
+
+    async fn claim_sync(
+        &self,
+        id: IntegrationId,
+        trigger: SyncTrigger,
+        holder: &str,
+        ttl_ms: i64,
+    ) -> StoreResult<SyncClaim> {
+        leases::claim_sync(&mut self.client().await?, id, trigger, holder, ttl_ms).await
+    }
+}

@@ -1,0 +1,106 @@
+//! Figures from the per-minute rollups, per-minute spend, and the admin's model prices.
+
+use async_trait::async_trait;
+use langguard_store::*;
+use rusqlite::params;
+
+use crate::{db_err, governance, not_found, now_ms, SqliteStore};
+
+#[async_trait]
+impl MetricsStore for SqliteStore {
+    async fn metrics(&self, scope: &Scope) -> StoreResult<Metrics> {
+        Ok(fold::metrics(&self.fold(scope, None, None).await?))
+    }
+
+    async fn metrics_by(&self, scope: &Scope, group_by: GroupBy) -> StoreResult<Vec<GroupMetrics>> {
+        Ok(fold::metrics_by(
+            self.fold(scope, Some(group_by), None).await?,
+        ))
+    }
+
+    async fn metrics_series(
+        &self,
+        scope: &Scope,
+        bucket: Bucket,
+        group_by: Option<GroupBy>,
+    ) -> StoreResult<Vec<Series>> {
+        let cells = self.fold(scope, group_by, Some(bucket)).await?;
+        Ok(fold::metrics_series(cells, group_by))
+    }
+
+    async fn minute_spend(
+        &self,
+        integration_id: IntegrationId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<MinuteSpend>> {
+        self.read(move |conn| governance::minute_spend(conn, integration_id, from_ms, to_ms))
+            .await
+    }
+
+    async fn list_model_prices(&self) -> StoreResult<Vec<ModelPrice>> {
+        self.read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT model, input_per_1k, output_per_1k, updated_at FROM model_prices \
+                     ORDER BY model",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ModelPrice {
+                        model: r.get(0)?,
+                        input_per_1k: r.get(1)?,
+                        output_per_1k: r.get(2)?,
+                        updated_at_ms: r.get(3)?,
+                    })
+                })
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_model_price(
+        &self,
+        model: &str,
+        input_per_1k: f64,
+        output_per_1k: f64,
+    ) -> StoreResult<ModelPrice> {
+        let model = model.to_owned();
+        self.write(move |conn| {
+            let now = now_ms();
+            conn.execute(
+                "INSERT INTO model_prices (model, input_per_1k, output_per_1k, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (model) DO UPDATE SET \
+                 input_per_1k = excluded.input_per_1k, output_per_1k = excluded.output_per_1k, \
+                 updated_at = excluded.updated_at",
+                params![model, input_per_1k, output_per_1k, now],
+            )
+            .map_err(db_err)?;
+            Ok(ModelPrice {
+                model,
+                input_per_1k,
+                output_per_1k,
+                updated_at_ms: now,
+            })
+        })
+        .await
+    }
+
+    async fn delete_model_price(&self, model: &str) -> StoreResult<()> {
+        let model = model.to_owned();
+        self.write(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM model_prices WHERE model = ?1", [&model])
+                .map_err(db_err)?;
+            if deleted == 0 {
+                return Err(not_found(format!("a price for {model:?}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+}

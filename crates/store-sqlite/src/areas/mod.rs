@@ -1,0 +1,11 @@
+//! The store's areas, one `impl` each (the `langguard_store` traits of the same names);
+//! the SQL of each area's statements is here or in the helper module it calls.
+
+mod access;
+mod governance;
+mod ingest;
+mod integrations;
+mod leases;
+mod metrics;
+mod traces;
+mod webhooks;
