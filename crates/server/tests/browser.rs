@@ -330,10 +330,9 @@ async fn a_viewer_sees_no_admin_controls() {
     let Some(b) = browser().await else { return };
     let c = &b.client;
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    app.add_integration(&admin).await;
-    app.create_user(&admin, "viewer@example.com", "viewer")
-        .await;
+    let admin = app.login_as(Role::Admin).await;
+    app.create_integration(&admin).await;
+    app.login_as(Role::Viewer).await;
     sign_in(c, &app.base, "viewer@example.com", "viewer-password-123").await;
     wait_for_text(c, "Interactions synced").await;
     let text = page_text(c).await;
@@ -391,8 +390,8 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     let Some(b) = browser().await else { return };
     let c = &b.client;
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let id = app.add_integration(&admin).await;
+    let admin = app.login_as(Role::Admin).await;
+    let id = app.create_integration(&admin).await;
     app.sync_now(&admin, id).await;
     let (_, m) = app
         .call(reqwest::Method::GET, "/api/v1/metrics", Some(&admin), None)
@@ -493,8 +492,8 @@ async fn policies_are_switched_tested_and_violations_worked_through() {
     let Some(b) = browser().await else { return };
     let c = &b.client;
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let id = app.add_integration(&admin).await;
+    let admin = app.login_as(Role::Admin).await;
+    let id = app.create_integration(&admin).await;
     app.sync_now(&admin, id).await;
     // The built-ins have found things once the worker has caught up.
     policies_caught_up(&app, &admin).await;

@@ -13,8 +13,8 @@ use common::*;
 #[tokio::test]
 async fn a_client_generated_from_the_openapi_document_works_against_the_server() {
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let integration = app.add_integration(&admin).await;
+    let admin = app.login_as(Role::Admin).await;
+    let integration = app.create_integration(&admin).await;
     let run = app.sync_now(&admin, integration).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     let script = concat!(
@@ -48,8 +48,8 @@ async fn a_client_generated_from_the_openapi_document_works_against_the_server()
 #[tokio::test]
 async fn the_metrics_pass_promtool() {
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let integration = app.add_integration(&admin).await;
+    let admin = app.login_as(Role::Admin).await;
+    let integration = app.create_integration(&admin).await;
     app.sync_now(&admin, integration).await;
     // An API error and a policy pass, so their metrics are in the exposition too.
     app.call(

@@ -293,14 +293,10 @@ fn random_path(rng: &mut SmallRng, template: &str, ids: &[String]) -> String {
 #[tokio::test]
 async fn random_requests_to_every_route_never_get_a_5xx() {
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let member = app
-        .create_user(&admin, "member@example.com", "member")
-        .await;
-    let viewer = app
-        .create_user(&admin, "viewer@example.com", "viewer")
-        .await;
-    let integration = app.add_integration(&admin).await;
+    let admin = app.login_as(Role::Admin).await;
+    let member = app.login_as(Role::Member).await;
+    let viewer = app.login_as(Role::Viewer).await;
+    let integration = app.create_integration(&admin).await;
     app.sync_now(&admin, integration).await;
     let keys = [
         app.api_key(&admin, "read", "read").await,

@@ -179,7 +179,7 @@ async fn webhooks_reach_only_public_addresses_unless_allowed(backend: Backend) {
     else {
         return;
     };
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let admin = app.login_as(Role::Admin).await;
     for url in [
         "https://10.0.0.5/hook",
         "https://169.254.169.254/latest/meta-data/",
@@ -246,7 +246,7 @@ async fn webhooks_reach_only_public_addresses_unless_allowed(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let integration = app.add_integration(&admin).await;
+    let integration = app.create_integration(&admin).await;
     app.sync_now(&admin, integration).await;
     policies_caught_up(&app, &admin).await;
     let mut errors = Vec::new();
@@ -411,7 +411,7 @@ async fn sign_in_returns_only_to_pages_of_the_ui() {
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app().await;
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let admin = app.login_as(Role::Admin).await;
     let http = no_redirects();
     let get = |path: &str, token: Option<&str>| {
         let mut request = http.get(format!("{}{path}", app.base));
@@ -522,10 +522,8 @@ async fn a_policy_that_explodes_on_real_input_is_quarantined_and_the_server_stay
     let Some(app) = spawn_app_on(backend, test_config()).await else {
         return;
     };
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let member = app
-        .create_user(&admin, "member@example.com", "member")
-        .await;
+    let admin = app.login_as(Role::Admin).await;
+    let member = app.login_as(Role::Member).await;
     let (status, hook) = app
         .call(
             Method::POST,
@@ -550,7 +548,7 @@ async fn a_policy_that_explodes_on_real_input_is_quarantined_and_the_server_stay
     assert_eq!(status, StatusCode::CREATED, "{saved}");
     assert_eq!(saved["quarantine_reason"], Value::Null);
 
-    let integration = app.add_integration(&admin).await;
+    let integration = app.create_integration(&admin).await;
     let run = app.sync_now(&admin, integration).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     policies_caught_up(&app, &admin).await;
@@ -639,13 +637,9 @@ async fn running_rego_needs_member_and_backtests_are_limited(backend: Backend) {
     let Some(app) = spawn_app_on(backend, test_config()).await else {
         return;
     };
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let viewer = app
-        .create_user(&admin, "viewer@example.com", "viewer")
-        .await;
-    let member = app
-        .create_user(&admin, "member@example.com", "member")
-        .await;
+    let admin = app.login_as(Role::Admin).await;
+    let viewer = app.login_as(Role::Viewer).await;
+    let member = app.login_as(Role::Member).await;
     let read_key = app.api_key(&admin, "reader", "read").await;
 
     let bomb = json!({"rego": RANGE_BOMB, "input": {"trace": {}}, "config": {"n": 1e12}});
@@ -706,7 +700,7 @@ async fn running_rego_needs_member_and_backtests_are_limited(backend: Backend) {
     alive(&app).await;
 
     // A backtest over history that keeps crossing the limit stops with the reason.
-    let integration = app.add_integration(&admin).await;
+    let integration = app.create_integration(&admin).await;
     app.sync_now(&admin, integration).await;
     let (status, body) = app
         .call(

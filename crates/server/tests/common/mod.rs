@@ -10,6 +10,7 @@ use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
 use langguard_ops::policies::install_builtins as install_builtin_policies;
 use langguard_secrets::Sealer;
 use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
+pub use langguard_store::Role;
 use langguard_store::Store;
 use langguard_store_postgres::testing::TempDatabase;
 use langguard_store_postgres::PgStore;
@@ -247,6 +248,35 @@ impl TestApp {
         body["token"].as_str().expect("token").to_owned()
     }
 
+    /// Signs in as someone with `role`: the bootstrap admin, or a member or viewer created
+    /// (once) by the admin as `member@example.com` / `viewer@example.com`.
+    pub async fn login_as(&self, role: Role) -> String {
+        let admin = self.login(ADMIN.0, ADMIN.1).await;
+        match role {
+            Role::Admin => admin,
+            other => {
+                let name = other.as_str();
+                let email = format!("{name}@example.com");
+                // Created once: a failed sign-in to find out would be audited and throttled.
+                let users = self.get_ok(&admin, "/api/v1/users").await;
+                let exists = users["items"]
+                    .as_array()
+                    .is_some_and(|all| all.iter().any(|u| u["email"] == email.as_str()));
+                if exists {
+                    return self.login(&email, &format!("{name}-password-123")).await;
+                }
+                self.create_user(&admin, &email, name).await
+            }
+        }
+    }
+
+    /// `GET path` as `token`, which must answer 200; its JSON body.
+    pub async fn get_ok(&self, token: &str, path: &str) -> Value {
+        let (status, body) = self.call(Method::GET, path, Some(token), None).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
     pub async fn create_user(&self, admin: &str, email: &str, role: &str) -> String {
         let password = format!("{role}-password-123");
         let (status, body) = self
@@ -276,7 +306,8 @@ impl TestApp {
         key["key"].as_str().expect("key").to_owned()
     }
 
-    pub async fn add_integration(&self, admin: &str) -> i64 {
+    /// Saves the emulator's account as the integration `Production`; its id.
+    pub async fn create_integration(&self, admin: &str) -> i64 {
         let (status, body) = self
             .call(Method::POST, "/api/v1/integrations", Some(admin), Some(json!({"type": "cloudflare", "name": "Production", "account_id": ACCOUNT, "api_token": CF_TOKEN})))
             .await;
