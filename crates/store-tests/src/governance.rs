@@ -300,44 +300,94 @@ pub async fn sync_runs_are_listed_newest_first_with_their_counts(store: Arc<dyn 
     assert!(none_after.is_empty());
 }
 
-pub async fn webhooks_are_changed_and_deleted_with_their_deliveries(store: Arc<dyn Store>) {
+pub async fn a_quarantine_applies_once_to_the_version_evaluated(store: Arc<dyn Store>) {
     let hook = store
         .create_webhook(NewWebhook {
-            url: "https://hooks.example.com/a".into(),
+            url: "https://hooks.example.com/q".into(),
             secret: SealFor::new(|_| vec![1]),
-            events: vec![WebhookEvent::SyncFailed],
+            events: vec![WebhookEvent::PolicyQuarantined],
             min_severity: Severity::Low,
             enabled: true,
         })
         .await
-        .unwrap();
-    let changed = store
-        .update_webhook(
-            hook.id,
-            WebhookPatch {
-                url: Some("https://hooks.example.com/b".into()),
-                events: Some(vec![
-                    WebhookEvent::SyncFailed,
-                    WebhookEvent::PolicyViolation,
-                ]),
-                min_severity: Some(Severity::High),
-                enabled: Some(false),
-                sealed_secret: None,
+        .expect("webhook");
+    let policy = store
+        .create_policy(NewPolicy {
+            name: "bomb".into(),
+            display_name: "Bomb".into(),
+            description: String::new(),
+            category: PolicyCategory::Audit,
+            severity: Severity::Low,
+            mode: PolicyMode::Enforce,
+            config: "{}".into(),
+            rego: "package langguard.bomb".into(),
+            builtin_id: None,
+        })
+        .await
+        .expect("policy");
+    let event = || {
+        OutgoingEvent::new(
+            WebhookEvent::PolicyQuarantined,
+            serde_json::json!({"policyId": policy.id}),
+            None,
+        )
+    };
+    // A fix saved after the evaluation: the old version's quarantine does not apply to it.
+    let fixed = store
+        .update_policy(
+            policy.id,
+            PolicyPatch {
+                rego: Some("package langguard.bomb\n# fixed".into()),
+                ..PolicyPatch::default()
             },
         )
         .await
-        .unwrap();
-    assert_eq!(changed.url, "https://hooks.example.com/b");
-    assert_eq!(changed.events.len(), 2);
+        .expect("fix");
+    assert_eq!(fixed.version, policy.version + 1);
+    assert!(store
+        .quarantine_policy(policy.id, policy.version, "stale", event())
+        .await
+        .expect("quarantine")
+        .is_none());
+    // The version evaluated is quarantined once, with its reason, and the event queued once.
+    let quarantined = store
+        .quarantine_policy(
+            policy.id,
+            fixed.version,
+            "kept crossing its limits",
+            event(),
+        )
+        .await
+        .expect("quarantine")
+        .expect("changed");
+    assert_eq!(quarantined.mode, PolicyMode::Disabled);
     assert_eq!(
-        (changed.min_severity, changed.enabled),
-        (Severity::High, false)
+        quarantined.quarantine_reason.as_deref(),
+        Some("kept crossing its limits")
     );
-    assert_eq!(changed.sealed_secret, hook.sealed_secret);
-    store.delete_webhook(hook.id).await.unwrap();
-    assert!(store.list_webhooks().await.unwrap().is_empty());
-    assert!(matches!(
-        store.get_webhook(hook.id).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(quarantined.quarantined_at_ms.is_some());
+    assert!(store
+        .quarantine_policy(policy.id, fixed.version, "again", event())
+        .await
+        .expect("quarantine")
+        .is_none());
+    let deliveries = store
+        .list_deliveries(hook.id, 10)
+        .await
+        .expect("deliveries");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].event, WebhookEvent::PolicyQuarantined);
+    // Turning it back on lifts the quarantine.
+    let back = store
+        .update_policy(
+            policy.id,
+            PolicyPatch {
+                mode: Some(PolicyMode::Permissive),
+                ..PolicyPatch::default()
+            },
+        )
+        .await
+        .expect("on again");
+    assert_eq!(back.quarantine_reason, None);
+    assert_eq!(back.quarantined_at_ms, None);
 }

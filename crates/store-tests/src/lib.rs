@@ -8,6 +8,7 @@ pub mod access;
 pub mod governance;
 pub mod store;
 pub mod traces;
+pub mod webhooks;
 
 use langguard_store::*;
 
@@ -38,11 +39,9 @@ macro_rules! store_suite {
             rollup_metrics_match_the_raw_rows_exactly,
             integrations_sync_runs_and_deletion,
             hourly_and_minute_rollups_combine_to_the_exact_figures,
-            webhooks_queue_deliveries_and_disable_after_failures,
             bodies_are_kept_for_their_retention,
             retention_deletes_old_rows_in_batches_and_keeps_the_rollups,
             sign_in_attempts_are_counted_per_key_and_forgiven,
-            a_quarantine_applies_once_to_the_version_evaluated,
             re_sealing_never_overwrites_a_credential_changed_meanwhile
         );
         $crate::store_suite!(@each $fresh; traces:
@@ -62,6 +61,10 @@ macro_rules! store_suite {
             violations_move_through_their_life,
             prices_override_and_spend_is_summed_per_minute,
             sync_runs_are_listed_newest_first_with_their_counts,
+            a_quarantine_applies_once_to_the_version_evaluated
+        );
+        $crate::store_suite!(@each $fresh; webhooks:
+            webhooks_queue_deliveries_and_disable_after_failures,
             webhooks_are_changed_and_deleted_with_their_deliveries
         );
     };
