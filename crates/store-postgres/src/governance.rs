@@ -4,55 +4,24 @@
 use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::{Client, GenericClient};
+use langguard_store::rows::{POLICY_COLUMNS, VIOLATION_SELECT};
 use langguard_store::*;
-use sha2::{Digest, Sha256};
+
+use crate::records::PgRow;
 use tokio_postgres::Row;
 
 use crate::conditions::Conditions;
-use crate::records::{interaction_from_row, RowExt, INTERACTION_COLUMNS};
+use crate::records::RowExt;
 use crate::{db_err, locks, not_found, now_ms};
-
-const POLICY_COLUMNS: &str = "id, name, display_name, description, category, severity, mode, \
-     config, rego, builtin_id, version, created_at, updated_at, quarantine_reason, quarantined_at";
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}"))
 }
 
 fn policy_from_row(row: &Row) -> StoreResult<Policy> {
-    let category: String = row.at(4)?;
-    let severity: String = row.at(5)?;
-    let mode: String = row.at(6)?;
-    let (Some(category), Some(severity), Some(mode)) = (
-        PolicyCategory::parse(&category),
-        Severity::parse(&severity),
-        PolicyMode::parse(&mode),
-    ) else {
-        return Err(corrupt(
-            "policy category/severity/mode",
-            &format!("{category}/{severity}/{mode}"),
-        ));
-    };
-    Ok(Policy {
-        id: row.at(0)?,
-        name: row.at(1)?,
-        display_name: row.at(2)?,
-        description: row.at(3)?,
-        category,
-        severity,
-        mode,
-        config: row.at(7)?,
-        rego: row.at(8)?,
-        builtin_id: row.at(9)?,
-        version: row.at(10)?,
-        created_at_ms: row.at(11)?,
-        updated_at_ms: row.at(12)?,
-        quarantine_reason: row.at(13)?,
-        quarantined_at_ms: row.at(14)?,
-    })
+    Policy::from_columns(&PgRow(row))
 }
 
-/// `lock` adds `FOR UPDATE`, for read-modify-write inside a transaction.
 async fn fetch_policy(c: &impl GenericClient, id: PolicyId, lock: bool) -> StoreResult<Policy> {
     let lock = if lock { " FOR UPDATE" } else { "" };
     c.query_opt(
@@ -297,15 +266,6 @@ pub(crate) async fn install_builtins(
 }
 
 /// Identifies a finding within (policy, interaction): the same result found again is skipped.
-fn fingerprint(v: &NewViolation) -> Vec<u8> {
-    let mut hash = Sha256::new();
-    for part in [&v.kind, &v.message, &v.evidence] {
-        hash.update((part.len() as u64).to_le_bytes());
-        hash.update(part.as_bytes());
-    }
-    hash.finalize()[..16].to_vec()
-}
-
 pub(crate) async fn record_evaluations(
     c: &mut Client,
     violations: &[NewViolation],
@@ -342,7 +302,7 @@ pub(crate) async fn record_evaluations(
                         &v.kind,
                         &v.message,
                         &v.evidence,
-                        &fingerprint(v),
+                        &v.fingerprint(),
                         &now,
                     ],
                 )
@@ -382,40 +342,8 @@ pub(crate) async fn policy_progress(c: &mut Client) -> StoreResult<PolicyProgres
     })
 }
 
-const VIOLATION_SELECT: &str = "SELECT v.id, v.policy_id, p.name, v.interaction_id, \
-     v.severity, v.kind, v.message, v.evidence, v.status, v.notes, v.occurred_at, \
-     v.detected_at, v.updated_at, COALESCE(i.model, ''), COALESCE(i.gateway, '') \
-     FROM violations v JOIN policies p ON p.id = v.policy_id \
-     LEFT JOIN interactions i ON i.id = v.interaction_id";
-
 fn violation_from_row(row: &Row) -> StoreResult<Violation> {
-    let severity: String = row.at(4)?;
-    let status: String = row.at(8)?;
-    let (Some(severity), Some(status)) =
-        (Severity::parse(&severity), ViolationStatus::parse(&status))
-    else {
-        return Err(corrupt(
-            "violation severity/status",
-            &format!("{severity}/{status}"),
-        ));
-    };
-    Ok(Violation {
-        id: row.at(0)?,
-        policy_id: row.at(1)?,
-        policy_name: row.at(2)?,
-        interaction_id: row.at(3)?,
-        severity,
-        kind: row.at(5)?,
-        message: row.at(6)?,
-        evidence: row.at(7)?,
-        status,
-        notes: row.at(9)?,
-        occurred_at_ms: row.at(10)?,
-        detected_at_ms: row.at(11)?,
-        updated_at_ms: row.at(12)?,
-        model: row.at(13)?,
-        gateway: row.at(14)?,
-    })
+    Violation::from_columns(&PgRow(row))
 }
 
 pub(crate) async fn get_violation(c: &mut Client, id: i64) -> StoreResult<Violation> {
@@ -599,52 +527,6 @@ pub(crate) async fn violation_counts(
         .collect()
 }
 
-pub(crate) async fn minute_spend(
-    c: &mut Client,
-    integration_id: IntegrationId,
-    from_ms: i64,
-    to_ms: i64,
-) -> StoreResult<Vec<MinuteSpend>> {
-    // SUM of BIGINT is NUMERIC in PostgreSQL: cast back.
-    c.query(
-        "SELECT minute_ms, SUM(requests)::bigint, SUM(tokens_in + tokens_out)::bigint, \
-         SUM(cost_usd) FROM rollups_minute \
-         WHERE minute_ms >= $1 AND minute_ms < $2 AND integration_id = $3 \
-         GROUP BY minute_ms ORDER BY minute_ms",
-        &[&from_ms, &to_ms, &integration_id],
-    )
-    .await
-    .map_err(db_err)?
-    .iter()
-    .map(|r| {
-        Ok(MinuteSpend {
-            minute_ms: r.at(0)?,
-            requests: r.at(1)?,
-            tokens: r.at(2)?,
-            cost_usd: r.at(3)?,
-        })
-    })
-    .collect()
-}
-
-pub(crate) async fn interactions_after(
-    c: &mut Client,
-    after_id: i64,
-    limit: u32,
-) -> StoreResult<Vec<Interaction>> {
-    c.query(
-        &format!(
-            "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id > $1 ORDER BY id LIMIT $2"
-        ),
-        &[&after_id, &i64::from(limit)],
-    )
-    .await
-    .map_err(db_err)?
-    .iter()
-    .map(interaction_from_row)
-    .collect()
-}
-
 pub(crate) async fn violations_after(
     c: &mut Client,
     after_id: i64,
@@ -659,108 +541,4 @@ pub(crate) async fn violations_after(
     .iter()
     .map(violation_from_row)
     .collect()
-}
-
-pub(crate) async fn bodies(c: &mut Client, ids: &[i64]) -> StoreResult<HashMap<i64, Bodies>> {
-    c.query(
-        "SELECT interaction_id, request, response FROM interaction_bodies \
-         WHERE interaction_id = ANY($1)",
-        &[&ids],
-    )
-    .await
-    .map_err(db_err)?
-    .iter()
-    .map(|r| {
-        Ok((
-            r.at(0)?,
-            Bodies {
-                request: r.at(1)?,
-                response: r.at(2)?,
-            },
-        ))
-    })
-    .collect()
-}
-
-pub(crate) async fn store_bodies(
-    c: &mut Client,
-    bodies: &[(i64, IntegrationId, Bodies)],
-) -> StoreResult<()> {
-    let tx = c.transaction().await.map_err(db_err)?;
-    // Row by row, as SQLite's INSERT OR REPLACE: an interaction given twice keeps the last.
-    let upsert = tx
-        .prepare_cached(
-            "INSERT INTO interaction_bodies (interaction_id, integration_id, request, response, \
-             fetched_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (interaction_id) DO UPDATE SET integration_id = excluded.integration_id, \
-             request = excluded.request, response = excluded.response, \
-             fetched_at = excluded.fetched_at",
-        )
-        .await
-        .map_err(db_err)?;
-    let now = now_ms();
-    for (id, integration, b) in bodies {
-        tx.execute(&upsert, &[id, integration, &b.request, &b.response, &now])
-            .await
-            .map_err(db_err)?;
-    }
-    tx.commit().await.map_err(db_err)
-}
-
-pub(crate) async fn prune_bodies(c: &mut Client, now: i64) -> StoreResult<u64> {
-    c.execute(
-        "DELETE FROM interaction_bodies b USING integrations i \
-         WHERE i.id = b.integration_id \
-         AND b.fetched_at < $1::bigint - i.bodies_retention_days * 86400000",
-        &[&now],
-    )
-    .await
-    .map_err(db_err)
-}
-
-pub(crate) async fn delete_interactions_before(
-    c: &mut Client,
-    before_ms: i64,
-    batch: u32,
-) -> StoreResult<u64> {
-    let tx = c.transaction().await.map_err(db_err)?;
-    // The policy worker inserts violations of interactions it read earlier: taking its lock
-    // orders the two as SQLite's single writer does, so no violation outlives its
-    // interaction (an insert after this commit finds the interaction gone; one before it is
-    // deleted here).
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::VIOLATIONS])
-        .await
-        .map_err(db_err)?;
-    // The batch: the oldest rows first, along the time index.
-    let ids: Vec<i64> = tx
-        .query(
-            "SELECT id FROM interactions WHERE created_at < $1 ORDER BY created_at, id LIMIT $2",
-            &[&before_ms, &i64::from(batch.max(1))],
-        )
-        .await
-        .map_err(db_err)?
-        .iter()
-        .map(|r| r.at(0))
-        .collect::<StoreResult<_>>()?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    tx.execute(
-        "DELETE FROM violations WHERE interaction_id = ANY($1)",
-        &[&ids],
-    )
-    .await
-    .map_err(db_err)?;
-    tx.execute(
-        "DELETE FROM interaction_bodies WHERE interaction_id = ANY($1)",
-        &[&ids],
-    )
-    .await
-    .map_err(db_err)?;
-    let deleted = tx
-        .execute("DELETE FROM interactions WHERE id = ANY($1)", &[&ids])
-        .await
-        .map_err(db_err)?;
-    tx.commit().await.map_err(db_err)?;
-    Ok(deleted)
 }

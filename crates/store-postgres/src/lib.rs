@@ -11,6 +11,7 @@
 
 mod access;
 mod areas;
+mod bodies;
 mod conditions;
 mod governance;
 mod ingest;

@@ -10,6 +10,7 @@ use langguard_store::{
 use crate::conditions::Conditions;
 use crate::records::{interaction_from_row, RowExt, INTERACTION_COLUMNS};
 use crate::{db_err, not_found};
+use langguard_store::{IntegrationId, MinuteSpend};
 
 /// Folds the rollups covering `scope` into cells of `bucket` (one cell per group without one).
 pub(crate) async fn fold(
@@ -91,4 +92,50 @@ pub(crate) async fn get_interaction(c: &Client, id: i64) -> StoreResult<Interact
     .map(|r| interaction_from_row(&r))
     .transpose()?
     .ok_or_else(|| not_found(format!("interaction {id}")))
+}
+
+pub(crate) async fn minute_spend(
+    c: &mut Client,
+    integration_id: IntegrationId,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<MinuteSpend>> {
+    // SUM of BIGINT is NUMERIC in PostgreSQL: cast back.
+    c.query(
+        "SELECT minute_ms, SUM(requests)::bigint, SUM(tokens_in + tokens_out)::bigint, \
+         SUM(cost_usd) FROM rollups_minute \
+         WHERE minute_ms >= $1 AND minute_ms < $2 AND integration_id = $3 \
+         GROUP BY minute_ms ORDER BY minute_ms",
+        &[&from_ms, &to_ms, &integration_id],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(|r| {
+        Ok(MinuteSpend {
+            minute_ms: r.at(0)?,
+            requests: r.at(1)?,
+            tokens: r.at(2)?,
+            cost_usd: r.at(3)?,
+        })
+    })
+    .collect()
+}
+
+pub(crate) async fn interactions_after(
+    c: &mut Client,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<Interaction>> {
+    c.query(
+        &format!(
+            "SELECT {INTERACTION_COLUMNS} FROM interactions WHERE id > $1 ORDER BY id LIMIT $2"
+        ),
+        &[&after_id, &i64::from(limit)],
+    )
+    .await
+    .map_err(db_err)?
+    .iter()
+    .map(interaction_from_row)
+    .collect()
 }

@@ -127,3 +127,21 @@ pub(crate) fn interaction_from_row(row: &Row) -> StoreResult<Interaction> {
         },
     })
 }
+
+/// A PostgreSQL row as the store's shared row mapping reads it.
+pub(crate) struct PgRow<'a>(pub(crate) &'a Row);
+
+impl langguard_store::rows::Columns for PgRow<'_> {
+    fn int(&self, index: usize) -> StoreResult<i64> {
+        self.0.at(index)
+    }
+    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
+        self.0.at(index)
+    }
+    fn text(&self, index: usize) -> StoreResult<String> {
+        self.0.at(index)
+    }
+    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
+        self.0.at(index)
+    }
+}

@@ -1,50 +1,20 @@
 //! Policies, their versions, violations and the policy worker's cursor.
 
+use langguard_store::rows::{POLICY_COLUMNS, VIOLATION_SELECT};
 use langguard_store::*;
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
-use sha2::{Digest, Sha256};
+
+use crate::records::SqliteRow;
 
 use crate::{db_err, now_ms};
-
-const POLICY_COLUMNS: &str = "id, name, display_name, description, category, severity, mode, \
-     config, rego, builtin_id, version, created_at, updated_at, quarantine_reason, quarantined_at";
 
 fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Corrupt(format!("{what} {value:?}"))
 }
 
 fn policy_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Policy>> {
-    let category: String = row.get(4)?;
-    let severity: String = row.get(5)?;
-    let mode: String = row.get(6)?;
-    let (Some(category), Some(severity), Some(mode)) = (
-        PolicyCategory::parse(&category),
-        Severity::parse(&severity),
-        PolicyMode::parse(&mode),
-    ) else {
-        return Ok(Err(corrupt(
-            "policy category/severity/mode",
-            &format!("{category}/{severity}/{mode}"),
-        )));
-    };
-    Ok(Ok(Policy {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        display_name: row.get(2)?,
-        description: row.get(3)?,
-        category,
-        severity,
-        mode,
-        config: row.get(7)?,
-        rego: row.get(8)?,
-        builtin_id: row.get(9)?,
-        version: row.get(10)?,
-        created_at_ms: row.get(11)?,
-        updated_at_ms: row.get(12)?,
-        quarantine_reason: row.get(13)?,
-        quarantined_at_ms: row.get(14)?,
-    }))
+    Ok(Policy::from_columns(&SqliteRow(row)))
 }
 
 pub(crate) fn get_policy(conn: &Connection, id: PolicyId) -> StoreResult<Policy> {
@@ -263,15 +233,6 @@ pub(crate) fn install_builtins(
     created.into_iter().map(|id| get_policy(conn, id)).collect()
 }
 
-fn fingerprint(v: &NewViolation) -> Vec<u8> {
-    let mut hash = Sha256::new();
-    for part in [&v.kind, &v.message, &v.evidence] {
-        hash.update((part.len() as u64).to_le_bytes());
-        hash.update(part.as_bytes());
-    }
-    hash.finalize()[..16].to_vec()
-}
-
 pub(crate) fn record_evaluations(
     conn: &mut Connection,
     violations: &[NewViolation],
@@ -299,7 +260,7 @@ pub(crate) fn record_evaluations(
                     v.kind,
                     v.message,
                     v.evidence,
-                    fingerprint(v),
+                    v.fingerprint(),
                     now
                 ])
                 .map_err(db_err)?;
@@ -335,40 +296,8 @@ pub(crate) fn policy_progress(conn: &Connection) -> StoreResult<PolicyProgress> 
     .map_err(db_err)
 }
 
-const VIOLATION_SELECT: &str = "SELECT v.id, v.policy_id, p.name, v.interaction_id, v.severity, \
-     v.kind, v.message, v.evidence, v.status, v.notes, v.occurred_at, v.detected_at, \
-     v.updated_at, IFNULL(i.model, ''), IFNULL(i.gateway, '') \
-     FROM violations v JOIN policies p ON p.id = v.policy_id \
-     LEFT JOIN interactions i ON i.id = v.interaction_id";
-
 fn violation_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Violation>> {
-    let severity: String = row.get(4)?;
-    let status: String = row.get(8)?;
-    let (Some(severity), Some(status)) =
-        (Severity::parse(&severity), ViolationStatus::parse(&status))
-    else {
-        return Ok(Err(corrupt(
-            "violation severity/status",
-            &format!("{severity}/{status}"),
-        )));
-    };
-    Ok(Ok(Violation {
-        id: row.get(0)?,
-        policy_id: row.get(1)?,
-        policy_name: row.get(2)?,
-        interaction_id: row.get(3)?,
-        severity,
-        kind: row.get(5)?,
-        message: row.get(6)?,
-        evidence: row.get(7)?,
-        status,
-        notes: row.get(9)?,
-        occurred_at_ms: row.get(10)?,
-        detected_at_ms: row.get(11)?,
-        updated_at_ms: row.get(12)?,
-        model: row.get(13)?,
-        gateway: row.get(14)?,
-    }))
+    Ok(Violation::from_columns(&SqliteRow(row)))
 }
 
 pub(crate) fn get_violation(conn: &Connection, id: i64) -> StoreResult<Violation> {
@@ -530,56 +459,6 @@ pub(crate) fn violation_counts(
         .collect()
 }
 
-pub(crate) fn minute_spend(
-    conn: &Connection,
-    integration_id: IntegrationId,
-    from_ms: i64,
-    to_ms: i64,
-) -> StoreResult<Vec<MinuteSpend>> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT minute_ms, SUM(requests), SUM(tokens_in + tokens_out), SUM(cost_usd) \
-             FROM rollups_minute WHERE minute_ms >= ?1 AND minute_ms < ?2 AND integration_id = ?3 \
-             GROUP BY minute_ms ORDER BY minute_ms",
-        )
-        .map_err(db_err)?;
-    let rows = stmt
-        .query_map(params![from_ms, to_ms, integration_id], |r| {
-            Ok(MinuteSpend {
-                minute_ms: r.get(0)?,
-                requests: r.get(1)?,
-                tokens: r.get(2)?,
-                cost_usd: r.get(3)?,
-            })
-        })
-        .map_err(db_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)?;
-    Ok(rows)
-}
-
-pub(crate) fn interactions_after(
-    conn: &Connection,
-    after_id: i64,
-    limit: u32,
-) -> StoreResult<Vec<Interaction>> {
-    let mut stmt = conn
-        .prepare_cached(&format!(
-            "SELECT {} FROM interactions WHERE id > ?1 ORDER BY id LIMIT ?2",
-            crate::records::INTERACTION_COLUMNS
-        ))
-        .map_err(db_err)?;
-    let rows = stmt
-        .query_map(
-            params![after_id, i64::from(limit)],
-            crate::records::interaction_from_row,
-        )
-        .map_err(db_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(db_err)?;
-    rows.into_iter().collect()
-}
-
 pub(crate) fn violations_after(
     conn: &Connection,
     after_id: i64,
@@ -596,94 +475,4 @@ pub(crate) fn violations_after(
         .collect::<Result<Vec<_>, _>>()
         .map_err(db_err)?;
     rows.into_iter().collect()
-}
-
-pub(crate) fn bodies(
-    conn: &Connection,
-    ids: &[i64],
-) -> StoreResult<std::collections::HashMap<i64, Bodies>> {
-    let mut out = std::collections::HashMap::new();
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT request, response FROM interaction_bodies WHERE interaction_id = ?1",
-        )
-        .map_err(db_err)?;
-    for &id in ids {
-        if let Some(bodies) = stmt
-            .query_row([id], |r| {
-                Ok(Bodies {
-                    request: r.get(0)?,
-                    response: r.get(1)?,
-                })
-            })
-            .optional()
-            .map_err(db_err)?
-        {
-            out.insert(id, bodies);
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn store_bodies(
-    conn: &mut Connection,
-    bodies: &[(i64, IntegrationId, Bodies)],
-) -> StoreResult<()> {
-    let tx = conn.transaction().map_err(db_err)?;
-    {
-        let mut stmt = tx
-            .prepare_cached(
-                "INSERT OR REPLACE INTO interaction_bodies (interaction_id, integration_id, \
-                 request, response, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(db_err)?;
-        let now = now_ms();
-        for (id, integration, b) in bodies {
-            stmt.execute(params![id, integration, b.request, b.response, now])
-                .map_err(db_err)?;
-        }
-    }
-    tx.commit().map_err(db_err)
-}
-
-pub(crate) fn prune_bodies(conn: &Connection, now: i64) -> StoreResult<u64> {
-    let deleted = conn
-        .execute(
-            "DELETE FROM interaction_bodies WHERE rowid IN (SELECT b.rowid FROM \
-             interaction_bodies b JOIN integrations i ON i.id = b.integration_id \
-             WHERE b.fetched_at < ?1 - i.bodies_retention_days * 86400000)",
-            [now],
-        )
-        .map_err(db_err)?;
-    Ok(deleted as u64)
-}
-
-pub(crate) fn delete_interactions_before(
-    conn: &mut Connection,
-    before_ms: i64,
-    batch: u32,
-) -> StoreResult<u64> {
-    let tx = conn.transaction().map_err(db_err)?;
-    // The batch: the oldest rows first, along the time index.
-    const OLDEST: &str =
-        "SELECT id FROM interactions WHERE created_at < ?1 ORDER BY created_at, id LIMIT ?2";
-    let limit = i64::from(batch.max(1));
-    tx.execute(
-        &format!("DELETE FROM violations WHERE interaction_id IN ({OLDEST})"),
-        params![before_ms, limit],
-    )
-    .map_err(db_err)?;
-    tx.execute(
-        &format!("DELETE FROM interaction_bodies WHERE interaction_id IN ({OLDEST})"),
-        params![before_ms, limit],
-    )
-    .map_err(db_err)?;
-    let deleted = tx
-        .execute(
-            &format!("DELETE FROM interactions WHERE id IN ({OLDEST})"),
-            params![before_ms, limit],
-        )
-        .map_err(db_err)?;
-    tx.commit().map_err(db_err)?;
-    Ok(deleted as u64)
 }

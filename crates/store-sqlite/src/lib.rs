@@ -9,6 +9,7 @@
 
 mod access;
 mod areas;
+mod bodies;
 mod conditions;
 mod connection;
 mod functions;

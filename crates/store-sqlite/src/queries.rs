@@ -7,7 +7,8 @@ use langguard_store::fold::{self, rollup_scans, Cells, RollupScan};
 use langguard_store::{
     Bucket, GroupBy, Interaction, LatencySketch, RollupTotals, Scope, StoreError, StoreResult,
 };
-use rusqlite::{params_from_iter, Connection};
+use langguard_store::{IntegrationId, MinuteSpend};
+use rusqlite::{params, params_from_iter, Connection};
 
 use crate::conditions::Conditions;
 use crate::db_err;
@@ -98,4 +99,54 @@ pub(crate) fn get_interaction(conn: &Connection, id: i64) -> StoreResult<Interac
     .ok_or_else(|| StoreError::NotFound {
         what: format!("interaction {id}"),
     })
+}
+
+pub(crate) fn minute_spend(
+    conn: &Connection,
+    integration_id: IntegrationId,
+    from_ms: i64,
+    to_ms: i64,
+) -> StoreResult<Vec<MinuteSpend>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT minute_ms, SUM(requests), SUM(tokens_in + tokens_out), SUM(cost_usd) \
+             FROM rollups_minute WHERE minute_ms >= ?1 AND minute_ms < ?2 AND integration_id = ?3 \
+             GROUP BY minute_ms ORDER BY minute_ms",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![from_ms, to_ms, integration_id], |r| {
+            Ok(MinuteSpend {
+                minute_ms: r.get(0)?,
+                requests: r.get(1)?,
+                tokens: r.get(2)?,
+                cost_usd: r.get(3)?,
+            })
+        })
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    Ok(rows)
+}
+
+pub(crate) fn interactions_after(
+    conn: &Connection,
+    after_id: i64,
+    limit: u32,
+) -> StoreResult<Vec<Interaction>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM interactions WHERE id > ?1 ORDER BY id LIMIT ?2",
+            crate::records::INTERACTION_COLUMNS
+        ))
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(
+            params![after_id, i64::from(limit)],
+            crate::records::interaction_from_row,
+        )
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    rows.into_iter().collect()
 }

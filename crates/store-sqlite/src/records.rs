@@ -108,3 +108,21 @@ pub(crate) fn interaction_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResul
         },
     }))
 }
+
+/// A rusqlite row as the store's shared row mapping reads it.
+pub(crate) struct SqliteRow<'a, 'r>(pub(crate) &'a rusqlite::Row<'r>);
+
+impl langguard_store::rows::Columns for SqliteRow<'_, '_> {
+    fn int(&self, index: usize) -> StoreResult<i64> {
+        self.0.get(index).map_err(crate::db_err)
+    }
+    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
+        self.0.get(index).map_err(crate::db_err)
+    }
+    fn text(&self, index: usize) -> StoreResult<String> {
+        self.0.get(index).map_err(crate::db_err)
+    }
+    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
+        self.0.get(index).map_err(crate::db_err)
+    }
+}

@@ -10,6 +10,7 @@ pub mod lease;
 mod model;
 mod policy_model;
 mod rollup;
+pub mod rows;
 pub mod search;
 mod sketch;
 mod trace_filter;

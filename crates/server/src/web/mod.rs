@@ -7,9 +7,11 @@ mod format;
 mod integration;
 mod monitoring;
 mod policies;
+mod policy_config;
 pub(crate) mod session;
 mod settings;
 mod traces;
+mod violations;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -49,9 +51,9 @@ pub fn router() -> Router<AppState> {
         .route("/policies/backtest", post(policies::backtest))
         .route("/policies/{id}", get(policies::edit).post(policies::update))
         .route("/policies/{id}/mode", post(policies::set_mode))
-        .route("/violations", get(policies::violations))
-        .route("/violations/bulk", post(policies::bulk))
-        .route("/violations/{id}", get(policies::violation))
+        .route("/violations", get(violations::list))
+        .route("/violations/bulk", post(violations::bulk))
+        .route("/violations/{id}", get(violations::violation))
         .route(
             "/settings",
             get(|| async { Redirect::to("/settings/users") }),

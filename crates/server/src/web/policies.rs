@@ -1,35 +1,32 @@
-//! Policies and Violations pages: the policy list with mode switches, the editor with Test on
-//! sample JSON and Backtest over history, the violations list with filters and bulk
-//! Acknowledge / Mark Resolved, and one violation with its evidence. Members and Admins change
-//! things; Viewers read.
+//! Policies pages: the policy list with mode switches, and the editor with Test on sample JSON
+//! and Backtest over history. Members and Admins change things; Viewers read.
 
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use langguard_store::{
-    Policy, PolicyCategory, PolicyId, PolicyMode, Role, Severity, ViolationQuery, ViolationStatus,
-};
+use langguard_store::{Policy, PolicyCategory, PolicyId, PolicyMode, Role, Severity};
 use serde::Deserialize;
+
+use super::policy_config::{config_fields, config_from_fields, ConfigField};
 use serde_json::{json, Value};
 
-use super::format::{clock, count};
+use super::format::count;
 use super::monitoring::{Range, RangeQuery, PRESETS};
-use super::session::{local_path, WebUser};
+use super::session::WebUser;
 use super::{forbidden, page_failure, problem, refuse, render, Frame};
 use crate::AppState;
 use langguard_ops::policies::{self, HistoryRequest, PolicyChange, PolicyInput};
-use langguard_ops::views::{decode_violation_cursor, encode_violation_cursor};
-use langguard_ops::{violations, Actor};
+use langguard_ops::Actor;
 
-fn writer(user: &WebUser) -> bool {
+pub(super) fn writer(user: &WebUser) -> bool {
     matches!(user.user.role, Role::Admin | Role::Member)
 }
 
 const MODES: [&str; 3] = ["enforce", "permissive", "disabled"];
-const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
+pub(super) const SEVERITIES: [&str; 4] = ["critical", "high", "medium", "low"];
 const CATEGORIES: [&str; 4] = [
     "Security & Access",
     "Models & Compliance",
@@ -174,86 +171,6 @@ struct EditPage {
     quarantine_reason: Option<String>,
     /// A built-in's config as form fields, one per key (custom policies edit the JSON).
     fields: Vec<ConfigField>,
-}
-
-struct ConfigField {
-    key: String,
-    /// `number`, `text`, `list` or `bool`.
-    kind: &'static str,
-    value: String,
-    checked: bool,
-}
-
-/// A built-in's config keys as form fields, typed by their current values.
-fn config_fields(config: &str) -> Vec<ConfigField> {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(config) else {
-        return Vec::new();
-    };
-    map.into_iter()
-        .map(|(key, v)| {
-            let (kind, value, checked) = match &v {
-                Value::Bool(b) => ("bool", String::new(), *b),
-                Value::Number(n) => ("number", n.to_string(), false),
-                Value::Null => ("number", String::new(), false),
-                Value::String(s) => ("text", s.clone(), false),
-                Value::Array(items) => (
-                    "list",
-                    items
-                        .iter()
-                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    false,
-                ),
-                Value::Object(_) => ("text", v.to_string(), false),
-            };
-            ConfigField {
-                key,
-                kind,
-                value,
-                checked,
-            }
-        })
-        .collect()
-}
-
-/// The config from the form's `cfg.<key>` fields, each read as the type its current value has
-/// (an empty number is `null`: off).
-fn config_from_fields(current: &str, pairs: &[(String, String)]) -> Result<String, String> {
-    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(current) else {
-        return Ok(current.to_string());
-    };
-    let given = |key: &str| {
-        pairs
-            .iter()
-            .find(|(k, _)| k.strip_prefix("cfg.") == Some(key))
-            .map(|(_, v)| v.trim())
-    };
-    let mut out = serde_json::Map::new();
-    for (key, old) in map {
-        let value = match (&old, given(&key)) {
-            (Value::Bool(_), v) => Value::Bool(v.is_some()),
-            (Value::Number(_) | Value::Null, None | Some("")) => Value::Null,
-            (Value::Number(_) | Value::Null, Some(text)) => text
-                .parse::<i64>()
-                .map(Value::from)
-                .or_else(|_| text.parse::<f64>().map(Value::from))
-                .map_err(|_| format!("{key} must be a number"))?,
-            (Value::Array(_), text) => Value::Array(
-                text.unwrap_or("")
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| Value::String(s.to_string()))
-                    .collect(),
-            ),
-            (Value::String(_), text) => Value::String(text.unwrap_or("").to_string()),
-            (Value::Object(_), text) => serde_json::from_str(text.unwrap_or("{}"))
-                .map_err(|_| format!("{key} must be a JSON object"))?,
-        };
-        out.insert(key, value);
-    }
-    Ok(Value::Object(out).to_string())
 }
 
 /// The form's config: from the built-in's fields when the form has them, else its JSON.
@@ -642,254 +559,5 @@ pub async fn backtest(
             })
         }
         Err(e) => failed(problem(e)),
-    }
-}
-
-struct ViolationRow {
-    id: i64,
-    time: String,
-    policy: String,
-    severity: &'static str,
-    model: String,
-    message: String,
-    status: &'static str,
-}
-
-#[derive(Template)]
-#[template(path = "violations.html")]
-struct ViolationsPage {
-    frame: Frame,
-    writer: bool,
-    q: String,
-    severity: String,
-    status: String,
-    policy: String,
-    severities: [&'static str; 4],
-    statuses: [&'static str; 3],
-    policies: Vec<(String, String)>,
-    total: String,
-    rows: Vec<ViolationRow>,
-    next: Option<String>,
-    back: String,
-}
-
-#[derive(Deserialize, Default)]
-pub struct ViolationsQuery {
-    q: Option<String>,
-    severity: Option<String>,
-    status: Option<String>,
-    policy: Option<String>,
-    cursor: Option<String>,
-}
-
-pub async fn violations(
-    State(state): State<AppState>,
-    user: WebUser,
-    Query(q): Query<ViolationsQuery>,
-) -> Response {
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    let before = given(&q.cursor).and_then(|c| decode_violation_cursor(&c));
-    let query = ViolationQuery {
-        policy_id: given(&q.policy).and_then(|p| p.parse().ok()),
-        severity: given(&q.severity).as_deref().and_then(Severity::parse),
-        status: given(&q.status).as_deref().and_then(ViolationStatus::parse),
-        text: given(&q.q),
-        limit: 50,
-        before,
-        ..ViolationQuery::default()
-    };
-    let (page, policies) = match tokio::try_join!(
-        state.ops.store.violations(&query),
-        state.ops.store.list_policies()
-    ) {
-        Ok(found) => found,
-        Err(e) => return page_failure("Violations", e),
-    };
-    let text = |v: &Option<String>| given(v).unwrap_or_default();
-    let mut params = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in [
-        ("q", &q.q),
-        ("severity", &q.severity),
-        ("status", &q.status),
-        ("policy", &q.policy),
-    ] {
-        if let Some(v) = given(value) {
-            params.append_pair(key, &v);
-        }
-    }
-    let base = params.finish();
-    let next = page
-        .next_cursor
-        .map(|c| format!("/violations?{base}&cursor={}", encode_violation_cursor(c)));
-    render(&ViolationsPage {
-        frame: Frame::new(&user, "Violations", "violations"),
-        writer: writer(&user),
-        q: text(&q.q),
-        severity: text(&q.severity),
-        status: text(&q.status),
-        policy: text(&q.policy),
-        severities: SEVERITIES,
-        statuses: ["new", "acknowledged", "resolved"],
-        policies: policies
-            .iter()
-            .map(|p| (p.id.to_string(), p.display_name.clone()))
-            .collect(),
-        total: count(page.total as i64),
-        rows: page
-            .items
-            .iter()
-            .map(|v| ViolationRow {
-                id: v.id,
-                time: clock(v.occurred_at_ms),
-                policy: v.policy_name.clone(),
-                severity: v.severity.as_str(),
-                model: v.model.clone(),
-                message: v.message.clone(),
-                status: v.status.as_str(),
-            })
-            .collect(),
-        next,
-        back: format!("/violations?{base}"),
-    })
-}
-
-struct ViolationDetail {
-    id: i64,
-    message: String,
-    policy: String,
-    severity: &'static str,
-    kind: String,
-    trace_id: i64,
-    time: String,
-    status: &'static str,
-    notes: Option<String>,
-    evidence: String,
-}
-
-#[derive(Template)]
-#[template(path = "violation_detail.html")]
-struct ViolationPage {
-    frame: Frame,
-    writer: bool,
-    v: ViolationDetail,
-}
-
-pub async fn violation(
-    State(state): State<AppState>,
-    user: WebUser,
-    Path(id): Path<i64>,
-) -> Response {
-    let v = match state.ops.store.get_violation(id).await {
-        Ok(v) => v,
-        Err(langguard_store::StoreError::NotFound { .. }) => {
-            return (StatusCode::NOT_FOUND, "no such violation").into_response()
-        }
-        Err(e) => return page_failure("violation", e),
-    };
-    let evidence = serde_json::from_str::<Value>(&v.evidence)
-        .and_then(|e| serde_json::to_string_pretty(&e))
-        .unwrap_or_else(|_| v.evidence.clone());
-    render(&ViolationPage {
-        frame: Frame::new(&user, "Violation", "violations"),
-        writer: writer(&user),
-        v: ViolationDetail {
-            id: v.id,
-            message: v.message.clone(),
-            policy: v.policy_name.clone(),
-            severity: v.severity.as_str(),
-            kind: v.kind.clone(),
-            trace_id: v.interaction_id,
-            time: clock(v.occurred_at_ms),
-            status: v.status.as_str(),
-            notes: v.notes.clone(),
-            evidence,
-        },
-    })
-}
-
-#[derive(Deserialize)]
-struct BulkForm {
-    csrf: Option<String>,
-    #[serde(default)]
-    ids: Vec<i64>,
-    status: String,
-    notes: Option<String>,
-    back: Option<String>,
-}
-
-/// Acknowledge / Mark Resolved for the ticked violations (or one, from its page).
-pub async fn bulk(
-    State(state): State<AppState>,
-    user: WebUser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let Ok(form) = serde_html_form::from_bytes::<BulkForm>(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "the form was not understood; reload the page",
-        )
-            .into_response();
-    };
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
-        return refused;
-    }
-    let back = local_path(form.back.as_deref()).to_string();
-    let Some(status) = ViolationStatus::parse(&form.status) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "status is acknowledged or resolved",
-        )
-            .into_response();
-    };
-    if form.ids.is_empty() {
-        return Redirect::to(&back).into_response();
-    }
-    let notes = form
-        .notes
-        .map(|n| n.trim().chars().take(5_000).collect::<String>())
-        .filter(|n| !n.is_empty());
-    match violations::set_status(&state.ops, Actor::User(&user.user), form.ids, status, notes).await
-    {
-        Ok(_) => Redirect::to(&back).into_response(),
-        Err(e) => page_failure("violations", e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_builtins_config_round_trips_through_its_form_fields() {
-        let config = r#"{"max_latency_ms":5000,"max_context_tokens":null,"approved":["a","b"],"strict":true,"label":"x"}"#;
-        let fields = config_fields(config);
-        let kinds: Vec<(&str, &str)> = fields.iter().map(|f| (f.key.as_str(), f.kind)).collect();
-        assert!(kinds.contains(&("max_latency_ms", "number")));
-        assert!(kinds.contains(&("approved", "list")));
-        assert!(kinds.contains(&("strict", "bool")));
-        let pairs: Vec<(String, String)> = [
-            ("cfg.max_latency_ms", "3000"),
-            ("cfg.max_context_tokens", ""),
-            ("cfg.approved", "gpt-4o*, claude-*"),
-            ("cfg.label", "y"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let out: Value = serde_json::from_str(&config_from_fields(config, &pairs).expect("valid"))
-            .expect("JSON");
-        assert_eq!(
-            out,
-            json!({"max_latency_ms": 3000, "max_context_tokens": null,
-                   "approved": ["gpt-4o*", "claude-*"], "strict": false, "label": "y"})
-        );
-        let bad = vec![("cfg.max_latency_ms".to_string(), "fast".to_string())];
-        assert!(config_from_fields(config, &bad).is_err());
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use langguard_store::*;
 
 use crate::records::RowExt;
-use crate::{db_err, governance, ingest, PgStore};
+use crate::{db_err, ingest, PgStore};
 
 #[async_trait]
 impl IngestStore for PgStore {
@@ -39,14 +39,14 @@ impl IngestStore for PgStore {
     }
 
     async fn store_bodies(&self, bodies: Vec<(i64, IntegrationId, Bodies)>) -> StoreResult<()> {
-        governance::store_bodies(&mut self.client().await?, &bodies).await
+        crate::bodies::store_bodies(&mut self.client().await?, &bodies).await
     }
 
     async fn prune_bodies(&self, now_ms: i64) -> StoreResult<u64> {
-        governance::prune_bodies(&mut self.client().await?, now_ms).await
+        crate::bodies::prune_bodies(&mut self.client().await?, now_ms).await
     }
 
     async fn delete_interactions_before(&self, before_ms: i64, batch: u32) -> StoreResult<u64> {
-        governance::delete_interactions_before(&mut self.client().await?, before_ms, batch).await
+        crate::bodies::delete_interactions_before(&mut self.client().await?, before_ms, batch).await
     }
 }

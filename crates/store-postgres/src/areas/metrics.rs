@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use langguard_store::*;
 
 use crate::records::RowExt;
-use crate::{db_err, governance, not_found, now_ms, PgStore};
+use crate::{db_err, not_found, now_ms, PgStore};
 
 #[async_trait]
 impl MetricsStore for PgStore {
@@ -34,7 +34,8 @@ impl MetricsStore for PgStore {
         from_ms: i64,
         to_ms: i64,
     ) -> StoreResult<Vec<MinuteSpend>> {
-        governance::minute_spend(&mut self.client().await?, integration_id, from_ms, to_ms).await
+        crate::queries::minute_spend(&mut self.client().await?, integration_id, from_ms, to_ms)
+            .await
     }
 
     async fn list_model_prices(&self) -> StoreResult<Vec<ModelPrice>> {

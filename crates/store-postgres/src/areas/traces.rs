@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use langguard_store::*;
 
-use crate::{governance, queries, traces, PgStore};
+use crate::{queries, traces, PgStore};
 
 #[async_trait]
 impl TraceStore for PgStore {
@@ -45,10 +45,10 @@ impl TraceStore for PgStore {
         &self,
         interaction_ids: Vec<i64>,
     ) -> StoreResult<std::collections::HashMap<i64, Bodies>> {
-        governance::bodies(&mut self.client().await?, &interaction_ids).await
+        crate::bodies::bodies(&mut self.client().await?, &interaction_ids).await
     }
 
     async fn interactions_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Interaction>> {
-        governance::interactions_after(&mut self.client().await?, after_id, limit).await
+        crate::queries::interactions_after(&mut self.client().await?, after_id, limit).await
     }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use langguard_store::*;
 use rusqlite::params;
 
-use crate::{db_err, governance, ingest, SqliteStore};
+use crate::{db_err, ingest, SqliteStore};
 
 #[async_trait]
 impl IngestStore for SqliteStore {
@@ -43,17 +43,17 @@ impl IngestStore for SqliteStore {
     }
 
     async fn store_bodies(&self, bodies: Vec<(i64, IntegrationId, Bodies)>) -> StoreResult<()> {
-        self.write(move |conn| governance::store_bodies(conn, &bodies))
+        self.write(move |conn| crate::bodies::store_bodies(conn, &bodies))
             .await
     }
 
     async fn prune_bodies(&self, now_ms: i64) -> StoreResult<u64> {
-        self.write(move |conn| governance::prune_bodies(conn, now_ms))
+        self.write(move |conn| crate::bodies::prune_bodies(conn, now_ms))
             .await
     }
 
     async fn delete_interactions_before(&self, before_ms: i64, batch: u32) -> StoreResult<u64> {
-        self.write(move |conn| governance::delete_interactions_before(conn, before_ms, batch))
+        self.write(move |conn| crate::bodies::delete_interactions_before(conn, before_ms, batch))
             .await
     }
 }

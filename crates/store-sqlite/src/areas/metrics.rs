@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use langguard_store::*;
 use rusqlite::params;
 
-use crate::{db_err, governance, not_found, now_ms, SqliteStore};
+use crate::{db_err, not_found, now_ms, SqliteStore};
 
 #[async_trait]
 impl MetricsStore for SqliteStore {
@@ -34,7 +34,7 @@ impl MetricsStore for SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> StoreResult<Vec<MinuteSpend>> {
-        self.read(move |conn| governance::minute_spend(conn, integration_id, from_ms, to_ms))
+        self.read(move |conn| crate::queries::minute_spend(conn, integration_id, from_ms, to_ms))
             .await
     }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use langguard_store::*;
 
-use crate::{connection, governance, queries, traces, SqliteStore};
+use crate::{connection, queries, traces, SqliteStore};
 
 #[async_trait]
 impl TraceStore for SqliteStore {
@@ -47,12 +47,12 @@ impl TraceStore for SqliteStore {
         &self,
         interaction_ids: Vec<i64>,
     ) -> StoreResult<std::collections::HashMap<i64, Bodies>> {
-        self.read(move |conn| governance::bodies(conn, &interaction_ids))
+        self.read(move |conn| crate::bodies::bodies(conn, &interaction_ids))
             .await
     }
 
     async fn interactions_after(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Interaction>> {
-        self.read(move |conn| governance::interactions_after(conn, after_id, limit))
+        self.read(move |conn| crate::queries::interactions_after(conn, after_id, limit))
             .await
     }
 }

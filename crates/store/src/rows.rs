@@ -1,0 +1,143 @@
+//! Rows to records, written once for both backends: each backend reads its row's columns
+//! through [`Columns`], in the order the `*_COLUMNS` constants give, and the mapping — with its
+//! check that enum columns hold a known word — happens here.
+
+use sha2::{Digest, Sha256};
+
+use crate::{
+    NewViolation, Policy, PolicyCategory, PolicyMode, Severity, StoreError, StoreResult, Violation,
+    ViolationStatus,
+};
+
+/// A row's columns by position, as a backend reads them.
+pub trait Columns {
+    fn int(&self, index: usize) -> StoreResult<i64>;
+    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>>;
+    fn text(&self, index: usize) -> StoreResult<String>;
+    fn opt_text(&self, index: usize) -> StoreResult<Option<String>>;
+}
+
+/// An enum column's word, or `Corrupt` naming what held it: data LangGuard didn't write.
+fn word<T>(parse: fn(&str) -> Option<T>, what: &str, value: String) -> StoreResult<T> {
+    parse(&value).ok_or_else(|| StoreError::Corrupt(format!("{what} {value:?}")))
+}
+
+/// The policy columns, in [`Policy::from_columns`]'s order.
+pub const POLICY_COLUMNS: &str = "id, name, display_name, description, category, severity, \
+     mode, config, rego, builtin_id, version, created_at, updated_at, quarantine_reason, \
+     quarantined_at";
+
+impl Policy {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<Policy> {
+        Ok(Policy {
+            id: row.int(0)?,
+            name: row.text(1)?,
+            display_name: row.text(2)?,
+            description: row.text(3)?,
+            category: word(PolicyCategory::parse, "policy category", row.text(4)?)?,
+            severity: word(Severity::parse, "policy severity", row.text(5)?)?,
+            mode: word(PolicyMode::parse, "policy mode", row.text(6)?)?,
+            config: row.text(7)?,
+            rego: row.text(8)?,
+            builtin_id: row.opt_text(9)?,
+            version: row.int(10)?,
+            created_at_ms: row.int(11)?,
+            updated_at_ms: row.int(12)?,
+            quarantine_reason: row.opt_text(13)?,
+            quarantined_at_ms: row.opt_int(14)?,
+        })
+    }
+}
+
+/// The query [`Violation::from_columns`] reads (the interaction's model and gateway are empty
+/// once retention has deleted it). Standard SQL, the same in both backends.
+pub const VIOLATION_SELECT: &str = "SELECT v.id, v.policy_id, p.name, v.interaction_id, \
+     v.severity, v.kind, v.message, v.evidence, v.status, v.notes, v.occurred_at, \
+     v.detected_at, v.updated_at, COALESCE(i.model, ''), COALESCE(i.gateway, '') \
+     FROM violations v JOIN policies p ON p.id = v.policy_id \
+     LEFT JOIN interactions i ON i.id = v.interaction_id";
+
+impl Violation {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<Violation> {
+        Ok(Violation {
+            id: row.int(0)?,
+            policy_id: row.int(1)?,
+            policy_name: row.text(2)?,
+            interaction_id: row.int(3)?,
+            severity: word(Severity::parse, "violation severity", row.text(4)?)?,
+            kind: row.text(5)?,
+            message: row.text(6)?,
+            evidence: row.text(7)?,
+            status: word(ViolationStatus::parse, "violation status", row.text(8)?)?,
+            notes: row.opt_text(9)?,
+            occurred_at_ms: row.int(10)?,
+            detected_at_ms: row.int(11)?,
+            updated_at_ms: row.int(12)?,
+            model: row.text(13)?,
+            gateway: row.text(14)?,
+        })
+    }
+}
+
+impl NewViolation {
+    /// What makes a finding the same finding again (its type, message and evidence), so a
+    /// re-evaluation stores it once: 16 bytes of SHA-256 over the length-prefixed parts.
+    pub fn fingerprint(&self) -> Vec<u8> {
+        let mut hash = Sha256::new();
+        for part in [&self.kind, &self.message, &self.evidence] {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        hash.finalize()[..16].to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake(Vec<Option<String>>);
+
+    impl Columns for Fake {
+        fn int(&self, i: usize) -> StoreResult<i64> {
+            Ok(self.opt_int(i)?.unwrap_or_default())
+        }
+        fn opt_int(&self, i: usize) -> StoreResult<Option<i64>> {
+            Ok(self.0[i].as_deref().and_then(|v| v.parse().ok()))
+        }
+        fn text(&self, i: usize) -> StoreResult<String> {
+            Ok(self.0[i].clone().unwrap_or_default())
+        }
+        fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
+            Ok(self.0[i].clone())
+        }
+    }
+
+    #[test]
+    fn an_unknown_word_is_corrupt_data_not_a_panic() {
+        let mut cols: Vec<Option<String>> = vec![Some("1".into()); 15];
+        cols[4] = Some("high".into());
+        cols[8] = Some("new".into());
+        assert!(Violation::from_columns(&Fake(cols.clone())).is_ok());
+        cols[8] = Some("exploded".into());
+        assert!(matches!(
+            Violation::from_columns(&Fake(cols)),
+            Err(StoreError::Corrupt(m)) if m.contains("exploded")
+        ));
+    }
+
+    #[test]
+    fn fingerprints_tell_parts_apart() {
+        let v = |kind: &str, message: &str| NewViolation {
+            policy_id: 1,
+            interaction_id: 1,
+            severity: Severity::Low,
+            kind: kind.into(),
+            message: message.into(),
+            evidence: "{}".into(),
+        };
+        assert_eq!(v("a", "b").fingerprint(), v("a", "b").fingerprint());
+        assert_ne!(v("ab", "").fingerprint(), v("a", "b").fingerprint());
+        assert_eq!(v("a", "b").fingerprint().len(), 16);
+    }
+}
