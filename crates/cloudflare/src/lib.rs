@@ -6,8 +6,10 @@
 //! - [`types`]: tolerant wire types — unknown fields ignored, nulls and absences accepted.
 
 mod client;
+mod decode;
 mod error;
 pub mod limiter;
+mod query;
 
 pub mod types;
 

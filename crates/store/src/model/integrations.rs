@@ -1,0 +1,317 @@
+//! Integrations, their gateways and their sync runs.
+
+use serde::{Deserialize, Serialize};
+
+pub type IntegrationId = i64;
+pub type SyncRunId = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationStatus {
+    /// Added, never synced yet.
+    Pending,
+    Connected,
+    /// The last sync finished but had trouble worth a look (rate limits, retries).
+    Warning,
+    Failed,
+    Disabled,
+}
+
+impl IntegrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntegrationStatus::Pending => "pending",
+            IntegrationStatus::Connected => "connected",
+            IntegrationStatus::Warning => "warning",
+            IntegrationStatus::Failed => "failed",
+            IntegrationStatus::Disabled => "disabled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "connected" => Some(Self::Connected),
+            "warning" => Some(Self::Warning),
+            "failed" => Some(Self::Failed),
+            "disabled" => Some(Self::Disabled),
+            _ => None,
+        }
+    }
+
+    /// The label people see ("Connected", …).
+    pub fn label(self) -> &'static str {
+        match self {
+            IntegrationStatus::Pending => "Pending",
+            IntegrationStatus::Connected => "Connected",
+            IntegrationStatus::Warning => "Warning",
+            IntegrationStatus::Failed => "Failed",
+            IntegrationStatus::Disabled => "Disabled",
+        }
+    }
+}
+
+/// Seals a new row's credential once its id is known (the id is sealed into it), inside the
+/// transaction that creates the row: the store never sees plaintext, and never a credential
+/// sealed for another row.
+#[derive(Clone)]
+pub struct SealFor(std::sync::Arc<dyn Fn(i64) -> Vec<u8> + Send + Sync>);
+
+impl SealFor {
+    pub fn new(seal: impl Fn(i64) -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(seal))
+    }
+
+    /// The sealed value for the row `id`.
+    pub fn seal(&self, id: i64) -> Vec<u8> {
+        (self.0)(id)
+    }
+}
+
+impl std::fmt::Debug for SealFor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealFor(<sealed on insert>)")
+    }
+}
+
+impl PartialEq for SealFor {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// A stored credential re-sealed (key rotation, re-sealing at start): the row, the value it was
+/// read with, and the one replacing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSwap {
+    pub id: i64,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+impl SealedSwap {
+    /// Why a swap could not be made.
+    pub fn changed(&self, what: &str) -> crate::StoreError {
+        crate::StoreError::Invalid(format!(
+            "the credential of {what} {} changed or was deleted meanwhile; nothing was \
+             re-sealed — run it again",
+            self.id
+        ))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIntegration {
+    pub name: String,
+    pub account_id: String,
+    /// Seals the API token for the new row (the caller's sealer; the store never sees
+    /// plaintext).
+    pub api_token: SealFor,
+    pub enabled: bool,
+    pub sync_interval_minutes: i64,
+    /// `None` imports all history on the first sync.
+    pub lookback_days: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub kind: String,
+    pub name: String,
+    pub account_id: String,
+    #[serde(skip)]
+    pub sealed_api_token: Vec<u8>,
+    pub enabled: bool,
+    pub sync_interval_minutes: i64,
+    pub lookback_days: Option<i64>,
+    pub status: IntegrationStatus,
+    pub status_message: Option<String>,
+    pub last_sync_at_ms: Option<i64>,
+    pub interactions_synced: i64,
+    pub created_at_ms: i64,
+    /// Whether request and response bodies are fetched for policies.
+    pub bodies: BodySettings,
+}
+
+/// Which logs' bodies are fetched from Cloudflare (two API calls per log, inside the shared
+/// rate budget) for the policies that read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyMode {
+    Off,
+    /// A deterministic `sample_percent` of logs (by log id).
+    Sampled,
+    All,
+}
+
+impl BodyMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyMode::Off => "off",
+            BodyMode::Sampled => "sampled",
+            BodyMode::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "sampled" => Some(Self::Sampled),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BodySettings {
+    pub mode: BodyMode,
+    /// 1–100, for `sampled`.
+    pub sample_percent: i64,
+    /// Stored bodies older than this are deleted.
+    pub retention_days: i64,
+}
+
+impl Default for BodySettings {
+    fn default() -> Self {
+        Self {
+            mode: BodyMode::Off,
+            sample_percent: 10,
+            retention_days: 30,
+        }
+    }
+}
+
+impl BodySettings {
+    /// Whether a log's bodies are wanted: a stable choice by log id, so a sample stays the same
+    /// sample however often it is looked at.
+    pub fn wants(&self, log_id: &str) -> bool {
+        match self.mode {
+            BodyMode::Off => false,
+            BodyMode::All => true,
+            BodyMode::Sampled => {
+                // FNV-1a: stable across versions and platforms, unlike std's hasher.
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for b in log_id.bytes() {
+                    hash ^= u64::from(b);
+                    hash = hash.wrapping_mul(0x0100_0000_01b3);
+                }
+                (hash % 100) < self.sample_percent.clamp(0, 100) as u64
+            }
+        }
+    }
+}
+
+/// What an integration PATCH changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IntegrationPatch {
+    pub name: Option<String>,
+    pub account_id: Option<String>,
+    pub sealed_api_token: Option<Vec<u8>>,
+    pub enabled: Option<bool>,
+    pub sync_interval_minutes: Option<i64>,
+    /// `Some(None)` switches to "all history".
+    pub lookback_days: Option<Option<i64>>,
+    pub bodies: Option<BodySettings>,
+}
+
+/// A gateway of an integration and how far its import has come.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GatewayState {
+    pub gateway_id: String,
+    /// `created_at` of the newest imported log: everything up to it is stored.
+    pub cursor_ms: Option<i64>,
+    pub last_synced_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncTrigger {
+    Manual,
+    Schedule,
+    Cli,
+}
+
+impl SyncTrigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncTrigger::Manual => "manual",
+            SyncTrigger::Schedule => "schedule",
+            SyncTrigger::Cli => "cli",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "manual" => Some(Self::Manual),
+            "schedule" => Some(Self::Schedule),
+            "cli" => Some(Self::Cli),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncRunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl SyncRunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncRunStatus::Queued => "queued",
+            SyncRunStatus::Running => "running",
+            SyncRunStatus::Succeeded => "succeeded",
+            SyncRunStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "queued" => Some(Self::Queued),
+            "running" => Some(Self::Running),
+            "succeeded" => Some(Self::Succeeded),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Counters a sync run accumulates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    pub gateways: i64,
+    pub api_calls: i64,
+    pub items_fetched: i64,
+    pub items_ingested: i64,
+    pub duplicates_skipped: i64,
+    pub rate_limit_waits: i64,
+    pub retries: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncRun {
+    pub id: SyncRunId,
+    pub integration_id: IntegrationId,
+    pub trigger: SyncTrigger,
+    pub status: SyncRunStatus,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// How a finished run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRunOutcome {
+    pub status: SyncRunStatus,
+    pub counts: SyncCounts,
+    pub error: Option<String>,
+    pub hint: Option<String>,
+}
