@@ -40,9 +40,13 @@ fn main() -> ExitCode {
         Err(e) => {
             if json {
                 // A script asked for JSON: it gets a JSON document on failure too.
+                // The code the API and the UI give the same failure, when it is one of theirs.
+                let code = e
+                    .downcast_ref::<langguard_ops::OpsError>()
+                    .map_or("command_failed", langguard_ops::OpsError::code);
                 let doc = serde_json::json!({
                     "ok": false,
-                    "error": {"code": "command_failed", "message": format!("{e:#}")},
+                    "error": {"code": code, "message": format!("{e:#}")},
                 });
                 // Best effort: stdout may be closed already.
                 let _ = commands::print_json(&doc);
