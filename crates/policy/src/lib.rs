@@ -12,6 +12,7 @@ mod compile;
 pub mod history;
 mod input;
 pub mod sandbox;
+mod telemetry;
 mod worker;
 
 /// Rego values (inputs and configs) as the engine takes them.
@@ -28,8 +29,8 @@ pub use sandbox::{
     serve_if_child, CompileFailure, Compiled, EvalInput, Sandbox, SandboxConfig, SandboxPolicy,
     SandboxUnavailable, DEFAULT_MEMORY_LIMIT_MIB,
 };
+pub use telemetry::describe_metrics;
 pub use worker::{
-    batch_bodies, describe_metrics, evaluate_batch, spend_windows, BatchEvaluation, BodySource,
-    Pass, PolicySet, PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR,
-    QUARANTINE_AFTER,
+    batch_bodies, evaluate_batch, spend_windows, BatchEvaluation, BodySource, Pass, PolicySet,
+    PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
 };
