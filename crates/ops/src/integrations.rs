@@ -140,7 +140,8 @@ pub async fn test_saved(ops: &Services, integration: &Integration) -> OpsResult<
 }
 
 /// A new Cloudflare integration, as the API, the web UI and the CLI take it.
-#[derive(Debug, Clone)]
+/// Not `Debug`: it holds the token.
+#[derive(Clone)]
 pub struct IntegrationInput {
     pub name: String,
     pub account_id: String,
@@ -198,7 +199,8 @@ pub async fn add(
 }
 
 /// A change to an integration; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+/// Not `Debug`: it may hold a token.
+#[derive(Clone, Default)]
 pub struct IntegrationChange {
     pub name: Option<String>,
     pub account_id: Option<String>,

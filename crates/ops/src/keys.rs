@@ -45,7 +45,8 @@ impl From<&ApiKey> for ApiKeyView {
 }
 
 /// A new key with its secret, shown this once (it is stored hashed).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Not `Debug`: it holds the key.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedApiKeyView {
     #[serde(flatten)]
     pub api_key: ApiKeyView,

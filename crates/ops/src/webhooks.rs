@@ -134,7 +134,8 @@ impl From<&Webhook> for WebhookView {
 }
 
 /// A new webhook, with its secret when one was generated (shown this once).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+/// Not `Debug`: it may hold the secret.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedWebhookView {
     #[serde(flatten)]
     pub webhook: WebhookView,
@@ -178,7 +179,8 @@ impl From<&Delivery> for DeliveryView {
 }
 
 /// A new webhook receiver.
-#[derive(Debug, Clone)]
+/// Not `Debug`: it may hold the secret.
+#[derive(Clone)]
 pub struct WebhookInput {
     pub url: String,
     /// Generated (and returned once) when `None`.
@@ -224,7 +226,8 @@ pub async fn add(
 }
 
 /// A change to a webhook; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+/// Not `Debug`: it may hold a secret.
+#[derive(Clone, Default)]
 pub struct WebhookChange {
     pub url: Option<String>,
     pub secret: Option<String>,

@@ -483,7 +483,7 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     ))
     .await
     .expect("open");
-    wait_for_text(c, "is not a metadata filter").await;
+    wait_for_text(c, "Metadata filters are key=value").await;
     b.client.clone().close().await.expect("close");
 }
 
