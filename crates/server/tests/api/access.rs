@@ -108,9 +108,7 @@ async fn each_route_for_each_role(backend: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Users: the last admin stays; a demoted or removed user loses access.
-    let (_, users) = app
-        .call(Method::GET, "/api/v1/users", Some(&admin), None)
-        .await;
+    let users = app.get_ok(&admin, "/api/v1/users").await;
     let id_of = |email: &str| {
         users["items"]
             .as_array()
@@ -138,10 +136,7 @@ async fn each_route_for_each_role(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = app
-        .call(Method::GET, "/api/v1/users", Some(&member), None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "promotion takes effect at once");
+    let _ = app.get_ok(&member, "/api/v1/users").await;
     let (status, _) = app
         .call(
             Method::DELETE,
@@ -238,9 +233,7 @@ async fn api_keys_are_shown_once_scoped_and_revocable(backend: Backend) {
         assert!(key.starts_with(body["prefix"].as_str().expect("prefix")));
         keys.insert(scope, (key, body["id"].as_i64().expect("id")));
     }
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/api-keys", Some(&admin), None)
-        .await;
+    let list = app.get_ok(&admin, "/api/v1/api-keys").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(4));
     assert!(
         !list.to_string().contains(&keys["read"].0),
@@ -364,10 +357,7 @@ async fn admin_actions_and_failed_sign_ins_are_audited(backend: Backend) {
     )
     .await;
 
-    let (status, audit) = app
-        .call(Method::GET, "/api/v1/audit", Some(&admin), None)
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let audit = app.get_ok(&admin, "/api/v1/audit").await;
     let actions: Vec<&str> = audit["items"]
         .as_array()
         .expect("items")
@@ -400,17 +390,10 @@ async fn admin_actions_and_failed_sign_ins_are_audited(backend: Backend) {
         .call(Method::GET, "/api/v1/audit", Some(&viewer), None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, page) = app
-        .call(Method::GET, "/api/v1/audit?limit=2", Some(&admin), None)
-        .await;
+    let page = app.get_ok(&admin, "/api/v1/audit?limit=2").await;
     let before = page["next_before"].as_i64().expect("more pages");
-    let (_, next) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit?limit=2&before={before}"),
-            Some(&admin),
-            None,
-        )
+    let next = app
+        .get_ok(&admin, &format!("/api/v1/audit?limit=2&before={before}"))
         .await;
     assert!(next["items"][0]["id"].as_i64().expect("id") < before);
 }

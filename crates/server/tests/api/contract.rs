@@ -131,9 +131,7 @@ async fn bad_input_gets_a_4xx_with_an_error_body(backend: Backend) {
     .await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
     // Nothing above changed what was stored.
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/integrations", Some(&admin), None)
-        .await;
+    let list = app.get_ok(&admin, "/api/v1/integrations").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["items"][0]["name"], "Production");
 }

@@ -36,13 +36,8 @@ async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
     assert_eq!(body["gateways"], json!(["prod-chat", "support"]));
 
     let id = app.create_integration(&admin).await;
-    let (_, integration) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/integrations/{id}"),
-            Some(&admin),
-            None,
-        )
+    let integration = app
+        .get_ok(&admin, &format!("/api/v1/integrations/{id}"))
         .await;
     assert_eq!(integration["api_token_set"], true);
     assert_eq!(integration["sync_interval_minutes"], 15);
@@ -65,13 +60,8 @@ async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
     assert_eq!(run["items_ingested"], 350);
     assert_eq!(run["trigger"], "manual");
 
-    let (_, metrics) = app
-        .call(
-            Method::GET,
-            "/api/v1/metrics?from=2000-01-01T00:00:00Z",
-            Some(&admin),
-            None,
-        )
+    let metrics = app
+        .get_ok(&admin, "/api/v1/metrics?from=2000-01-01T00:00:00Z")
         .await;
     let on_cloudflare = app.emulator.emulator.log_ids(ACCOUNT, "prod-chat").len()
         + app.emulator.emulator.log_ids(ACCOUNT, "support").len();
@@ -93,31 +83,22 @@ async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
     ] {
         assert!(metrics.get(key).is_some(), "{key}");
     }
-    let (_, gw) = app
-        .call(
-            Method::GET,
+    let gw = app
+        .get_ok(
+            &admin,
             &format!(
                 "/api/v1/metrics?from=2000-01-01T00:00:00Z&integration_id={id}&gateway=support"
             ),
-            Some(&admin),
-            None,
         )
         .await;
     assert_eq!(gw["requests"], 200);
 
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/integrations", Some(&admin), None)
-        .await;
+    let list = app.get_ok(&admin, "/api/v1/integrations").await;
     assert_eq!(list["items"][0]["status"], "connected");
     assert_eq!(list["items"][0]["interactions_synced"], 350);
     assert!(list["items"][0]["next_sync_at"].is_string());
-    let (_, runs) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/integrations/{id}/sync-runs"),
-            Some(&admin),
-            None,
-        )
+    let runs = app
+        .get_ok(&admin, &format!("/api/v1/integrations/{id}/sync-runs"))
         .await;
     assert_eq!(runs["items"].as_array().map(Vec::len), Some(1));
 
@@ -232,13 +213,8 @@ async fn the_scheduler_syncs_enabled_integrations_on_its_own(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED);
     let mut synced = None;
     for _ in 0..100 {
-        let (_, runs) = app
-            .call(
-                Method::GET,
-                &format!("/api/v1/integrations/{id}/sync-runs"),
-                Some(&admin),
-                None,
-            )
+        let runs = app
+            .get_ok(&admin, &format!("/api/v1/integrations/{id}/sync-runs"))
             .await;
         if let Some(run) = runs["items"]
             .as_array()
@@ -255,23 +231,13 @@ async fn the_scheduler_syncs_enabled_integrations_on_its_own(backend: Backend) {
     assert_eq!(run["items_ingested"], 350);
     // Not again before the interval (15 minutes) is up, and never for a disabled one.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let (_, runs) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/integrations/{id}/sync-runs"),
-            Some(&admin),
-            None,
-        )
+    let runs = app
+        .get_ok(&admin, &format!("/api/v1/integrations/{id}/sync-runs"))
         .await;
     assert_eq!(runs["items"].as_array().map(Vec::len), Some(1));
     let paused = disabled["id"].as_i64().expect("id");
-    let (_, runs) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/integrations/{paused}/sync-runs"),
-            Some(&admin),
-            None,
-        )
+    let runs = app
+        .get_ok(&admin, &format!("/api/v1/integrations/{paused}/sync-runs"))
         .await;
     assert_eq!(runs["items"].as_array().map(Vec::len), Some(0));
 }

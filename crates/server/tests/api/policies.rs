@@ -31,9 +31,7 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
     let member = app.login_as(Role::Member).await;
 
     // The built-ins are there from the first start, with the product's ids and defaults.
-    let (_, policies) = app
-        .call(Method::GET, "/api/v1/policies", Some(&viewer), None)
-        .await;
+    let policies = app.get_ok(&viewer, "/api/v1/policies").await;
     let builtins: Vec<(&str, &str, &str)> = policies["items"]
         .as_array()
         .expect("items")
@@ -192,13 +190,8 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
     assert_eq!(with.len(), flagged.len());
     assert_eq!(with.len() + without.len(), 350);
     let slow_trace = *expected_slow.iter().next().expect("a slow trace");
-    let (_, detail) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/traces/{slow_trace}"),
-            Some(&viewer),
-            None,
-        )
+    let detail = app
+        .get_ok(&viewer, &format!("/api/v1/traces/{slow_trace}"))
         .await;
     assert!(detail["violations"]
         .as_array()
@@ -294,24 +287,20 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{resolved}");
-    let (_, page) = app
-        .call(
-            Method::GET,
+    let page = app
+        .get_ok(
+            &viewer,
             "/api/v1/violations?policy=slow_calls&status=resolved&limit=1",
-            Some(&viewer),
-            None,
         )
         .await;
     assert_eq!(page["total"].as_u64(), Some(rest.len() as u64));
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
 
     // Monitoring counts them by severity.
-    let (_, overview) = app
-        .call(
-            Method::GET,
+    let overview = app
+        .get_ok(
+            &viewer,
             "/api/v1/monitoring/overview?from=2000-01-01T00:00:00Z",
-            Some(&viewer),
-            None,
         )
         .await;
     let high = &overview["violations"]["by_severity"]["high"];
@@ -330,13 +319,8 @@ async fn policies_violations_and_backtests_end_to_end(backend: Backend) {
         .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
     assert_eq!(updated["version"], 2);
-    let (_, versions) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/policies/{slow_id}/versions"),
-            Some(&viewer),
-            None,
-        )
+    let versions = app
+        .get_ok(&viewer, &format!("/api/v1/policies/{slow_id}/versions"))
         .await;
     assert_eq!(versions["items"].as_array().map(Vec::len), Some(2));
     let (status, _) = app
@@ -430,14 +414,7 @@ async fn bodies_are_fetched_for_policies_searchable_and_shown(backend: Backend) 
     let mut texts: Vec<String> = Vec::new();
     for t in &traces {
         let tid = t["id"].as_i64().expect("id");
-        let (_, detail) = app
-            .call(
-                Method::GET,
-                &format!("/api/v1/traces/{tid}"),
-                Some(&admin),
-                None,
-            )
-            .await;
+        let detail = app.get_ok(&admin, &format!("/api/v1/traces/{tid}")).await;
         if let Some(input) = detail["input"].as_str() {
             with_body.insert(tid);
             texts.push(format!(

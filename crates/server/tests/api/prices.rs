@@ -39,9 +39,7 @@ async fn cost_estimates_price_what_cloudflare_did_not(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{saved}");
-    let (_, list) = app
-        .call(Method::GET, "/api/v1/cost-estimates", Some(&viewer), None)
-        .await;
+    let list = app.get_ok(&viewer, "/api/v1/cost-estimates").await;
     assert_eq!(list["items"][0]["model"], MODEL);
     assert!(list["table"]
         .as_str()

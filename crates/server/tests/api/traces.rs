@@ -38,13 +38,8 @@ async fn traces_and_metrics_agree_with_an_exact_computation(backend: Backend) {
         .filter_map(|t| t["duration_ms"].as_f64())
         .collect();
     durations.sort_by(f64::total_cmp);
-    let (_, m) = app
-        .call(
-            Method::GET,
-            "/api/v1/metrics?from=2000-01-01T00:00:00Z",
-            Some(&admin),
-            None,
-        )
+    let m = app
+        .get_ok(&admin, "/api/v1/metrics?from=2000-01-01T00:00:00Z")
         .await;
     assert_eq!(m["requests"], 350);
     assert_eq!(m["errors"].as_i64(), Some(errors));
@@ -72,26 +67,16 @@ async fn traces_and_metrics_agree_with_an_exact_computation(backend: Backend) {
 
     // Detail.
     let first = traces[0]["id"].as_i64().expect("id");
-    let (status, detail) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/traces/{first}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let detail = app.get_ok(&admin, &format!("/api/v1/traces/{first}")).await;
     assert_eq!(detail["log_id"], traces[0]["log_id"]);
     // The built-in policies' findings on this trace (if any) come with it.
     assert!(detail["violations"].is_array());
 
     // Time series and breakdowns add up to the totals.
-    let (_, series) = app
-        .call(
-            Method::GET,
+    let series = app
+        .get_ok(
+            &admin,
             "/api/v1/metrics/timeseries?from=2000-01-01T00:00:00Z&bucket=day",
-            Some(&admin),
-            None,
         )
         .await;
     assert_eq!(series["series"].as_array().map(Vec::len), Some(1));
@@ -110,15 +95,12 @@ async fn traces_and_metrics_agree_with_an_exact_computation(backend: Backend) {
         .and_then(|t| t["created_at"].as_str())
         .expect("oldest")
         .to_owned();
-    let (status, by_gateway) = app
-        .call(
-            Method::GET,
+    let by_gateway = app
+        .get_ok(
+            &admin,
             &format!("/api/v1/metrics/timeseries?from={from}&bucket=minute&group_by=gateway"),
-            Some(&admin),
-            None,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{by_gateway}");
     let groups: Vec<(String, i64)> = by_gateway["series"]
         .as_array()
         .expect("series")
@@ -129,12 +111,10 @@ async fn traces_and_metrics_agree_with_an_exact_computation(backend: Backend) {
         groups,
         [("prod-chat".to_owned(), 150), ("support".to_owned(), 200)]
     );
-    let (_, breakdown) = app
-        .call(
-            Method::GET,
+    let breakdown = app
+        .get_ok(
+            &admin,
             "/api/v1/metrics/breakdown?from=2000-01-01T00:00:00Z&group_by=model",
-            Some(&admin),
-            None,
         )
         .await;
     let total: i64 = breakdown["groups"]
@@ -287,13 +267,8 @@ async fn search_sort_export_and_the_monitoring_overview(backend: Backend) {
         .map(|t| t["cost_usd"].as_f64().unwrap_or(-1.0))
         .collect();
     assert!(costs.windows(2).all(|w| w[0] <= w[1]), "cheapest first");
-    let (_, page) = app
-        .call(
-            Method::GET,
-            "/api/v1/traces?sort=duration&limit=5",
-            Some(&admin),
-            None,
-        )
+    let page = app
+        .get_ok(&admin, "/api/v1/traces?sort=duration&limit=5")
         .await;
     let cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
     for (path, status, code) in [
@@ -395,15 +370,12 @@ async fn search_sort_export_and_the_monitoring_overview(backend: Backend) {
     }
 
     // Monitoring overview.
-    let (status, overview) = app
-        .call(
-            Method::GET,
+    let overview = app
+        .get_ok(
+            &admin,
             "/api/v1/monitoring/overview?from=2000-01-01T00:00:00Z",
-            Some(&admin),
-            None,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{overview}");
     assert_eq!(overview["metrics"]["requests"], 350);
     let integration = &overview["integrations"][0];
     assert_eq!(integration["id"], id);

@@ -149,12 +149,10 @@ async fn webhooks_deliver_signed_events_and_retry(backend: Backend) {
     policies_caught_up(&app, &admin).await;
     let mut expected = 0;
     for severity in ["critical", "high"] {
-        let (_, page) = app
-            .call(
-                Method::GET,
+        let page = app
+            .get_ok(
+                &admin,
                 &format!("/api/v1/violations?severity={severity}&limit=1"),
-                Some(&admin),
-                None,
             )
             .await;
         expected += page["total"].as_u64().expect("total") as usize;
