@@ -7,6 +7,21 @@ use tracing::instrument;
 use crate::credentials::{check_password_rules, hash_password};
 use crate::{Actor, OpsError, OpsResult, Services};
 
+/// A password people may choose, hashed (what the store keeps).
+pub async fn password_hash(password: String) -> OpsResult<String> {
+    check_password_rules(&password)?;
+    Ok(hash_password(password).await?)
+}
+
+/// A new user as the store takes it: the email trimmed, the password checked and hashed.
+pub async fn new_user(email: &str, password: String, role: Role) -> OpsResult<NewUser> {
+    Ok(NewUser {
+        email: email.trim().to_owned(),
+        password_hash: password_hash(password).await?,
+        role,
+    })
+}
+
 /// Checks the password rules, hashes, saves and audits a new user.
 #[instrument(skip_all, fields(role = role.as_str()))]
 pub async fn add(
@@ -16,14 +31,9 @@ pub async fn add(
     password: String,
     role: Role,
 ) -> OpsResult<User> {
-    check_password_rules(&password)?;
     let created = ops
         .store
-        .create_user(NewUser {
-            email: email.trim().to_owned(),
-            password_hash: hash_password(password).await?,
-            role,
-        })
+        .create_user(new_user(email, password, role).await?)
         .await?;
     ops.audit(
         actor,
@@ -51,10 +61,7 @@ pub async fn change(
     }
     let changes = json!({"role": role, "password_changed": password.is_some()});
     let password_hash = match password {
-        Some(p) => {
-            check_password_rules(&p)?;
-            Some(hash_password(p).await?)
-        }
+        Some(p) => Some(password_hash(p).await?),
         None => None,
     };
     let updated = ops

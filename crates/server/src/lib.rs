@@ -22,10 +22,10 @@ use axum::Router;
 use langguard_cloudflare::ClientConfig;
 use langguard_ops::{Actor, Services, ServicesConfig};
 use langguard_secrets::Sealer;
-use langguard_store::{NewUser, Role, Store};
+use langguard_store::{Role, Store};
 use langguard_sync::SyncEngine;
 
-pub use auth::{hash_password, SESSION_COOKIE};
+pub use auth::SESSION_COOKIE;
 pub use error::ApiError;
 
 /// Bodies larger than this are refused with 413: the API takes small JSON documents.
@@ -72,6 +72,7 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let ops = ServicesConfig::default();
         Self {
             session_ttl: Duration::from_secs(24 * 3600),
             secure_cookies: false,
@@ -87,9 +88,9 @@ impl Default for ServerConfig {
             webhooks: Some(webhooks::WebhookSettings::default()),
             retention_days: None,
             lease_ttl: Duration::from_secs(30),
-            policy_memory_limit_mib: langguard_policy::DEFAULT_MEMORY_LIMIT_MIB,
-            max_backtests: 2,
-            backtest_time_limit: Duration::from_secs(60),
+            policy_memory_limit_mib: ops.policy_memory_limit_mib,
+            max_backtests: ops.max_backtests,
+            backtest_time_limit: ops.backtest_time_limit,
         }
     }
 }
@@ -165,15 +166,10 @@ pub async fn bootstrap_admin(
     if store.count_users().await? > 0 {
         return Ok(false);
     }
-    auth::check_password_rules(password)
+    let admin = langguard_ops::users::new_user(email, password.to_owned(), Role::Admin)
+        .await
         .map_err(|e| anyhow::anyhow!("LANGGUARD_ADMIN_PASSWORD: {e}"))?;
-    let created = store
-        .create_user(NewUser {
-            email: email.trim().to_owned(),
-            password_hash: hash_password(password.to_owned()).await?,
-            role: Role::Admin,
-        })
-        .await;
+    let created = store.create_user(admin).await;
     match created {
         Ok(_) => Ok(true),
         // Another instance starting beside this one created the same admin first.

@@ -12,6 +12,15 @@ pub fn health_class(success_rate: Option<f64>) -> &'static str {
     }
 }
 
+/// A message as the page shows it: a sentence, its first letter capital.
+pub fn sentence(text: String) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or(text)
+}
+
 /// Text made safe to put in HTML.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

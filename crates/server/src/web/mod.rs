@@ -280,14 +280,7 @@ async fn login(
             };
             let message = match e {
                 e @ ApiError::Internal(_) => problem(e),
-                other => {
-                    let text = other.to_string();
-                    let mut chars = text.chars();
-                    chars
-                        .next()
-                        .map(|c| c.to_uppercase().chain(chars).collect())
-                        .unwrap_or(text)
-                }
+                other => format::sentence(other.to_string()),
             };
             let mut response = render(&LoginPage {
                 next: session::local_path(form.next.as_deref()).to_string(),

@@ -260,11 +260,7 @@ fn filter(q: &TracesQuery, range: &Range) -> Result<TraceFilter, String> {
 
 /// A shared check's message as the page shows it: a sentence.
 fn capitalised(e: langguard_store::FilterError) -> String {
-    let mut chars = e.message.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or(e.message)
+    super::format::sentence(e.message)
 }
 
 pub async fn page(
