@@ -193,6 +193,7 @@ mod tests {
                 cost_usd: Some(0.0125),
                 cost_source: None,
                 metadata: metadata.map(str::to_string),
+                requested_model: None,
             },
         }
     }

@@ -1,7 +1,7 @@
 //! API keys: created for a user with a scope and an expiry (the secret shown once), revoked.
 
 use langguard_clock::{format_ms, now_ms};
-use langguard_store::{ApiKey, ApiKeyScope, NewApiKey, User};
+use langguard_store::{ApiKey, ApiKeyScope, IntegrationId, NewApiKey, User};
 use serde::Serialize;
 use serde_json::json;
 use tracing::instrument;
@@ -21,6 +21,8 @@ pub struct ApiKeyView {
     pub prefix: String,
     #[schema(value_type = String, example = "read")]
     pub scope: ApiKeyScope,
+    /// The integration an `ingest` key pushes for.
+    pub integration_id: Option<i64>,
     pub created_at: String,
     pub expires_at: String,
     pub last_used_at: Option<String>,
@@ -35,6 +37,7 @@ impl From<&ApiKey> for ApiKeyView {
             name: k.name.clone(),
             prefix: k.prefix.clone(),
             scope: k.scope,
+            integration_id: k.integration_id,
             created_at: format_ms(k.created_at_ms),
             expires_at: format_ms(k.expires_at_ms),
             last_used_at: k.last_used_at_ms.map(format_ms),
@@ -54,16 +57,26 @@ pub struct CreatedApiKeyView {
     pub key: String,
 }
 
+/// What a new key is to be.
+#[derive(Debug, Clone)]
+pub struct NewKey<'a> {
+    pub name: &'a str,
+    pub scope: ApiKeyScope,
+    pub expires_in_days: u32,
+    /// Required for (and only for) the `ingest` scope: the one integration the key pushes for.
+    pub integration_id: Option<IntegrationId>,
+}
+
 /// Checks, creates and audits an API key for `owner`; returns it with its secret (shown
 /// once).
 #[instrument(skip_all, fields(user_id = owner.id))]
-pub async fn add(
-    ops: &Services,
-    owner: &User,
-    name: &str,
-    scope: ApiKeyScope,
-    expires_in_days: u32,
-) -> OpsResult<(ApiKey, String)> {
+pub async fn add(ops: &Services, owner: &User, new: NewKey<'_>) -> OpsResult<(ApiKey, String)> {
+    let NewKey {
+        name,
+        scope,
+        expires_in_days,
+        integration_id,
+    } = new;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(OpsError::invalid(
@@ -77,6 +90,26 @@ pub async fn add(
             "expires_in_days must be 30, 60, 90, 180 or 365",
         ));
     }
+    match (scope, integration_id) {
+        (ApiKeyScope::Ingest, None) => {
+            return Err(OpsError::invalid(
+                "integration_required",
+                "an ingest key pushes data for one integration: give its integration_id",
+            ))
+        }
+        (ApiKeyScope::Ingest, Some(id)) => {
+            // 404 for an integration that isn't there.
+            ops.store.get_integration(id).await?;
+        }
+        (_, Some(_)) => {
+            return Err(OpsError::invalid(
+                "integration_not_allowed",
+                "integration_id is for ingest keys only; read, write and admin keys reach \
+                 every integration their role allows",
+            ))
+        }
+        (_, None) => {}
+    }
     let (secret, hash) = new_api_key();
     let key = ops
         .store
@@ -86,6 +119,7 @@ pub async fn add(
             prefix: secret.chars().take(12).collect(),
             token_hash: hash,
             scope,
+            integration_id,
             expires_at_ms: now_ms() + i64::from(expires_in_days) * 86_400_000,
         })
         .await?;
@@ -93,7 +127,7 @@ pub async fn add(
         Actor::User(owner),
         "api_key.created",
         Some(format!("api_key:{}", key.id)),
-        json!({"name": key.name, "scope": key.scope}),
+        json!({"name": key.name, "scope": key.scope, "integration_id": key.integration_id}),
         None,
     )
     .await;

@@ -28,6 +28,7 @@ fn interaction() -> Interaction {
                 r#"{"ai_app_id":"app_1","department":"sales","user_id":"u_1","agent_name":"Helper"}"#
                     .into(),
             ),
+            requested_model: None,
         },
     }
 }

@@ -58,7 +58,8 @@ pub(crate) async fn list_audit(
 }
 
 const KEY_COLUMNS: &str =
-    "id, user_id, name, prefix, scope, created_at, expires_at, last_used_at, revoked_at";
+    "id, user_id, name, prefix, scope, integration_id, created_at, expires_at, last_used_at, \
+     revoked_at";
 
 fn key_from_row(row: &Row) -> StoreResult<ApiKey> {
     let scope: String = row.col("scope")?;
@@ -70,6 +71,7 @@ fn key_from_row(row: &Row) -> StoreResult<ApiKey> {
         name: row.col("name")?,
         prefix: row.col("prefix")?,
         scope,
+        integration_id: row.col("integration_id")?,
         created_at_ms: row.col("created_at")?,
         expires_at_ms: row.col("expires_at")?,
         last_used_at_ms: row.col("last_used_at")?,
@@ -93,8 +95,9 @@ pub(crate) async fn create_api_key(c: &Client, new: &NewApiKey) -> StoreResult<A
     let row = c
         .query_one(
             &format!(
-                "INSERT INTO api_keys (user_id, name, prefix, token_hash, scope, created_at, \
-                 expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {KEY_COLUMNS}"
+                "INSERT INTO api_keys (user_id, name, prefix, token_hash, scope, integration_id, \
+                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 RETURNING {KEY_COLUMNS}"
             ),
             &[
                 &new.user_id,
@@ -102,6 +105,7 @@ pub(crate) async fn create_api_key(c: &Client, new: &NewApiKey) -> StoreResult<A
                 &new.prefix,
                 &new.token_hash,
                 &new.scope.as_str(),
+                &new.integration_id,
                 &now_ms(),
                 &new.expires_at_ms,
             ],

@@ -1,20 +1,29 @@
-//! The write path: a batch of one gateway's logs, its rollups and its cursor in one
-//! transaction, in a few statements whatever the batch size (arrays bound once and expanded
-//! with `UNNEST`).
+//! The write path: a batch of one gateway's logs, its rollups and its cursor (pull) or its
+//! bodies (push) in one transaction, in a few statements whatever the batch size (arrays bound
+//! once and expanded with `UNNEST`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use deadpool_postgres::{Client, Transaction};
+use deadpool_postgres::{Client, GenericClient, Transaction};
 use langguard_store::fold::RollupTable;
+use langguard_store::rows::GATEWAY_COLUMNS;
 use langguard_store::{
-    IngestOutcome, IntegrationId, LatencySketch, NewInteraction, RollupDelta, RollupKey,
-    RollupTotals, StoreError, StoreResult,
+    Bodies, GatewayState, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
+    NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
+    StoreResult,
 };
 
-use crate::records::RowExt;
+use crate::records::{PgRow, RowExt};
 use crate::{db_err, locks, now_ms};
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// What a write is for: a pull moves the gateway's cursor; a push keeps to the gateway's
+/// counted source (taking over from the Logs API on its first push).
+enum Write {
+    Pull { cursor_ms: Option<i64> },
+    Push { source: IngestSource },
+}
 
 pub(crate) async fn ingest_batch(
     c: &mut Client,
@@ -22,6 +31,137 @@ pub(crate) async fn ingest_batch(
     gateway: &str,
     batch: Vec<NewInteraction>,
     cursor_ms: Option<i64>,
+) -> StoreResult<IngestOutcome> {
+    let rows = batch.into_iter().map(|i| (i, None)).collect();
+    ingest(c, integration_id, gateway, rows, Write::Pull { cursor_ms }).await
+}
+
+pub(crate) async fn ingest_pushed(
+    c: &mut Client,
+    integration_id: IntegrationId,
+    gateway: &str,
+    source: IngestSource,
+    batch: Vec<PushedInteraction>,
+) -> StoreResult<IngestOutcome> {
+    let rows = batch
+        .into_iter()
+        .map(|p| (p.interaction, p.bodies))
+        .collect();
+    ingest(c, integration_id, gateway, rows, Write::Push { source }).await
+}
+
+/// The gateways of an integration (or the one named), by name.
+pub(crate) async fn list_gateways(
+    c: &impl GenericClient,
+    integration_id: IntegrationId,
+    only: Option<&str>,
+) -> StoreResult<Vec<GatewayState>> {
+    let rows = c
+        .query(
+            &format!(
+                "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE integration_id = $1 \
+                 AND ($2::text IS NULL OR gateway_id = $2) ORDER BY gateway_id COLLATE \"C\""
+            ),
+            &[&integration_id, &only],
+        )
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|r| GatewayState::from_columns(&PgRow(r)))
+        .collect()
+}
+
+/// Makes `source` the gateway's counted source (see [`GatewayState::switched_to`]), creating
+/// the gateway if it is new; inside the caller's transaction (which holds the gateway's row
+/// lock from here on).
+async fn switch_source(
+    tx: &Transaction<'_>,
+    integration_id: IntegrationId,
+    gateway: &str,
+    source: IngestSource,
+    now: i64,
+    explicit: bool,
+) -> StoreResult<GatewayState> {
+    // Create it first (a no-op when it exists), then read it under a row lock: two instances
+    // taking the first push of one gateway at once agree on one handover.
+    tx.execute(
+        "INSERT INTO gateways (integration_id, gateway_id, discovered_at, source) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (integration_id, gateway_id) DO NOTHING",
+        &[&integration_id, &gateway, &now, &source.as_str()],
+    )
+    .await
+    .map_err(db_err)?;
+    let row = tx
+        .query_one(
+            &format!(
+                "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE integration_id = $1 \
+                 AND gateway_id = $2 FOR UPDATE"
+            ),
+            &[&integration_id, &gateway],
+        )
+        .await
+        .map_err(db_err)?;
+    let current = GatewayState::from_columns(&PgRow(&row))?;
+    let next = if explicit {
+        current.switched_to(source, now)
+    } else {
+        current.on_push(source, now)
+    };
+    if next != current {
+        tx.execute(
+            "UPDATE gateways SET source = $3, source_since_ms = $4, previous_source = $5 \
+             WHERE integration_id = $1 AND gateway_id = $2",
+            &[
+                &integration_id,
+                &gateway,
+                &next.source.as_str(),
+                &next.source_since_ms,
+                &next.previous_source.map(IngestSource::as_str),
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(next)
+}
+
+pub(crate) async fn set_gateway_source(
+    c: &mut Client,
+    integration_id: IntegrationId,
+    gateway: &str,
+    source: IngestSource,
+) -> StoreResult<GatewayState> {
+    let tx = c.transaction().await.map_err(db_err)?;
+    integration_exists(&tx, integration_id).await?;
+    let state = switch_source(&tx, integration_id, gateway, source, now_ms(), true).await?;
+    tx.commit().await.map_err(db_err)?;
+    Ok(state)
+}
+
+/// Deleted meanwhile (on another instance): store nothing for it.
+async fn integration_exists(
+    tx: &Transaction<'_>,
+    integration_id: IntegrationId,
+) -> StoreResult<()> {
+    match tx
+        .query_opt(
+            "SELECT 1 FROM integrations WHERE id = $1",
+            &[&integration_id],
+        )
+        .await
+        .map_err(db_err)?
+    {
+        Some(_) => Ok(()),
+        None => Err(crate::not_found(format!("integration {integration_id}"))),
+    }
+}
+
+async fn ingest(
+    c: &mut Client,
+    integration_id: IntegrationId,
+    gateway: &str,
+    batch: Vec<(NewInteraction, Option<Bodies>)>,
+    write: Write,
 ) -> StoreResult<IngestOutcome> {
     let received = batch.len() as u64;
     let imported_at = now_ms();
@@ -32,18 +172,21 @@ pub(crate) async fn ingest_batch(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&locks::INTERACTIONS])
         .await
         .map_err(db_err)?;
-    // Deleted while this sync ran (on another instance): store nothing for it.
-    if tx
-        .query_opt(
-            "SELECT 1 FROM integrations WHERE id = $1",
-            &[&integration_id],
-        )
-        .await
-        .map_err(db_err)?
-        .is_none()
-    {
-        return Err(crate::not_found(format!("integration {integration_id}")));
-    }
+    integration_exists(&tx, integration_id).await?;
+    let mut other_source = 0;
+    let batch = match write {
+        Write::Pull { .. } => batch,
+        Write::Push { source } => {
+            let state =
+                switch_source(&tx, integration_id, gateway, source, imported_at, false).await?;
+            let (counted, other): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|(log, _)| state.counts(source, log.created_at_ms));
+            other_source = other.len() as u64;
+            counted
+        }
+    };
+    let (batch, mut bodies): (Vec<NewInteraction>, Vec<Option<Bodies>>) = batch.into_iter().unzip();
 
     let columns = Columns::of(&batch);
     // `DO NOTHING` skips a log already stored (or listed twice in this batch); RETURNING says
@@ -52,17 +195,18 @@ pub(crate) async fn ingest_batch(
         .query(
             "INSERT INTO interactions (integration_id, gateway, log_id, created_at, provider, \
              model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
-             cost_usd, cost_source, metadata, imported_at) \
+             cost_usd, cost_source, metadata, imported_at, requested_model) \
              SELECT $1::bigint, $2::text, t.log_id, t.created_at, t.provider, t.model, t.path, t.status_code, \
              t.success, t.cached, t.duration_ms, t.tokens_in, t.tokens_out, t.cost_usd, \
-             t.cost_source, t.metadata, $17::bigint \
+             t.cost_source, t.metadata, $17::bigint, t.requested_model \
              FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
              $8::bigint[], $9::boolean[], $10::boolean[], $11::bigint[], $12::bigint[], \
-             $13::bigint[], $14::float8[], $15::text[], $16::text[]) WITH ORDINALITY \
+             $13::bigint[], $14::float8[], $15::text[], $16::text[], $18::text[]) WITH ORDINALITY \
              AS t(log_id, created_at, provider, model, path, status_code, success, cached, \
-             duration_ms, tokens_in, tokens_out, cost_usd, cost_source, metadata, n) \
+             duration_ms, tokens_in, tokens_out, cost_usd, cost_source, metadata, \
+             requested_model, n) \
              ORDER BY t.n \
-             ON CONFLICT (integration_id, gateway, log_id) DO NOTHING RETURNING log_id",
+             ON CONFLICT (integration_id, gateway, log_id) DO NOTHING RETURNING id, log_id",
             &[
                 &integration_id,
                 &gateway,
@@ -81,25 +225,57 @@ pub(crate) async fn ingest_batch(
                 &columns.cost_source,
                 &columns.metadata,
                 &imported_at,
+                &columns.requested_model,
             ],
         )
         .await
         .map_err(db_err)?;
-    let mut new_ids: HashSet<String> = rows
+    let mut new_ids: HashMap<String, i64> = rows
         .iter()
-        .map(|r| r.at::<String>(0))
+        .map(|r| Ok((r.at::<String>(1)?, r.at::<i64>(0)?)))
         .collect::<StoreResult<_>>()?;
     // Only rows that were really inserted count towards the rollups (a log listed twice in
-    // the batch counts once).
-    let inserted: Vec<NewInteraction> = batch
-        .into_iter()
-        .filter(|log| new_ids.remove(&log.log_id))
-        .collect();
+    // the batch counts once), and only they get the bodies they came with.
+    let mut inserted: Vec<NewInteraction> = Vec::with_capacity(new_ids.len());
+    let mut new_bodies: Vec<(i64, Bodies)> = Vec::new();
+    for (log, body) in batch.into_iter().zip(bodies.iter_mut()) {
+        if let Some(id) = new_ids.remove(&log.log_id) {
+            if let Some(b) = body.take() {
+                new_bodies.push((id, b));
+            }
+            inserted.push(log);
+        }
+    }
+    if !new_bodies.is_empty() {
+        let ids: Vec<i64> = new_bodies.iter().map(|(id, _)| *id).collect();
+        let requests: Vec<Option<&str>> = new_bodies
+            .iter()
+            .map(|(_, b)| b.request.as_deref())
+            .collect();
+        let responses: Vec<Option<&str>> = new_bodies
+            .iter()
+            .map(|(_, b)| b.response.as_deref())
+            .collect();
+        tx.execute(
+            "INSERT INTO interaction_bodies (interaction_id, integration_id, request, response, \
+             fetched_at) SELECT t.id, $1::bigint, t.request, t.response, $5::bigint \
+             FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS t(id, request, response) \
+             ON CONFLICT (interaction_id) DO UPDATE SET request = excluded.request, \
+             response = excluded.response, fetched_at = excluded.fetched_at",
+            &[&integration_id, &ids, &requests, &responses, &imported_at],
+        )
+        .await
+        .map_err(db_err)?;
+    }
 
     let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
     add_to_rollups(&tx, RollupTable::Minute, &delta).await?;
     add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS)).await?;
 
+    let cursor_ms = match write {
+        Write::Pull { cursor_ms } => cursor_ms,
+        Write::Push { .. } => None,
+    };
     tx.execute(
         "INSERT INTO gateways (integration_id, gateway_id, cursor_ms, discovered_at, last_synced_at) \
          VALUES ($1, $2, $3, $4, $4) ON CONFLICT (integration_id, gateway_id) DO UPDATE SET \
@@ -123,7 +299,8 @@ pub(crate) async fn ingest_batch(
     tx.commit().await.map_err(db_err)?;
     Ok(IngestOutcome {
         inserted: new,
-        duplicates: received - new,
+        duplicates: received - new - other_source,
+        other_source,
         traffic: delta.traffic(),
     })
 }
@@ -144,6 +321,7 @@ struct Columns {
     cost_usd: Vec<Option<f64>>,
     cost_source: Vec<Option<&'static str>>,
     metadata: Vec<Option<String>>,
+    requested_model: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -166,6 +344,7 @@ impl Columns {
                 .map(|l| l.cost_source.map(|s| s.as_str()))
                 .collect(),
             metadata: batch.iter().map(|l| l.metadata.clone()).collect(),
+            requested_model: batch.iter().map(|l| l.requested_model.clone()).collect(),
         }
     }
 }

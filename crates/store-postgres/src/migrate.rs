@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy_quarantine",
         include_str!("../migrations/0002_policy_quarantine.sql"),
     ),
+    (3, "push", include_str!("../migrations/0003_push.sql")),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

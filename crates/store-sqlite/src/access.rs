@@ -56,7 +56,8 @@ pub(crate) fn list_audit(
 }
 
 const KEY_COLUMNS: &str =
-    "id, user_id, name, prefix, scope, created_at, expires_at, last_used_at, revoked_at";
+    "id, user_id, name, prefix, scope, integration_id, created_at, expires_at, last_used_at, \
+     revoked_at";
 
 fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<ApiKey>> {
     let scope: String = row.get("scope")?;
@@ -69,6 +70,7 @@ fn key_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<ApiKey>> {
         name: row.get("name")?,
         prefix: row.get("prefix")?,
         scope,
+        integration_id: row.get("integration_id")?,
         created_at_ms: row.get("created_at")?,
         expires_at_ms: row.get("expires_at")?,
         last_used_at_ms: row.get("last_used_at")?,
@@ -92,14 +94,15 @@ fn get_key(conn: &Connection, id: i64) -> StoreResult<ApiKey> {
 
 pub(crate) fn create_api_key(conn: &Connection, new: &NewApiKey) -> StoreResult<ApiKey> {
     conn.execute(
-        "INSERT INTO api_keys (user_id, name, prefix, token_hash, scope, created_at, expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO api_keys (user_id, name, prefix, token_hash, scope, integration_id, \
+         created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             new.user_id,
             new.name,
             new.prefix,
             new.token_hash,
             new.scope.as_str(),
+            new.integration_id,
             now_ms(),
             new.expires_at_ms
         ],

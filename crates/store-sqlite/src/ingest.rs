@@ -1,13 +1,24 @@
-//! The write path: a batch of one gateway's logs, its rollups and its cursor in one transaction.
+//! The write path: a batch of one gateway's logs, its rollups and its cursor (pull) or its
+//! bodies (push) in one transaction.
 
 use langguard_store::fold::RollupTable;
+use langguard_store::rows::GATEWAY_COLUMNS;
 use langguard_store::{
-    IngestOutcome, IntegrationId, LatencySketch, NewInteraction, RollupDelta, RollupKey,
-    RollupTotals, StoreError, StoreResult,
+    Bodies, GatewayState, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
+    NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
+    StoreResult,
 };
 use rusqlite::{params, Connection, ToSql, TransactionBehavior};
 
+use crate::records::SqliteRow;
 use crate::{db_err, now_ms};
+
+/// What a write is for: a pull moves the gateway's cursor; a push keeps to the gateway's
+/// counted source (taking over from the Logs API on its first push).
+enum Write {
+    Pull { cursor_ms: Option<i64> },
+    Push { source: IngestSource },
+}
 
 pub(crate) fn ingest_batch(
     conn: &mut Connection,
@@ -16,14 +27,111 @@ pub(crate) fn ingest_batch(
     batch: Vec<NewInteraction>,
     cursor_ms: Option<i64>,
 ) -> StoreResult<IngestOutcome> {
-    let received = batch.len() as u64;
-    let imported_at = now_ms();
-    // IMMEDIATE takes the write lock up front, so another process writing the same file makes
-    // us wait (busy timeout) instead of failing half-way.
+    let rows = batch.into_iter().map(|i| (i, None)).collect();
+    ingest(
+        conn,
+        integration_id,
+        gateway,
+        rows,
+        Write::Pull { cursor_ms },
+    )
+}
+
+pub(crate) fn ingest_pushed(
+    conn: &mut Connection,
+    integration_id: IntegrationId,
+    gateway: &str,
+    source: IngestSource,
+    batch: Vec<PushedInteraction>,
+) -> StoreResult<IngestOutcome> {
+    let rows = batch
+        .into_iter()
+        .map(|p| (p.interaction, p.bodies))
+        .collect();
+    ingest(conn, integration_id, gateway, rows, Write::Push { source })
+}
+
+/// The gateways of an integration (or the one named), by name.
+pub(crate) fn list_gateways(
+    conn: &Connection,
+    integration_id: IntegrationId,
+    only: Option<&str>,
+) -> StoreResult<Vec<GatewayState>> {
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE integration_id = ?1 \
+             AND (?2 IS NULL OR gateway_id = ?2) ORDER BY gateway_id"
+        ))
+        .map_err(db_err)?;
+    let mut rows = stmt.query(params![integration_id, only]).map_err(db_err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(db_err)? {
+        out.push(GatewayState::from_columns(&SqliteRow(row))?);
+    }
+    Ok(out)
+}
+
+/// Makes `source` the gateway's counted source (see [`GatewayState::switched_to`]), creating
+/// the gateway if it is new; inside the caller's transaction.
+fn switch_source(
+    tx: &Connection,
+    integration_id: IntegrationId,
+    gateway: &str,
+    source: IngestSource,
+    now: i64,
+    explicit: bool,
+) -> StoreResult<GatewayState> {
+    let current = list_gateways(tx, integration_id, Some(gateway))?.pop();
+    let next = match &current {
+        Some(state) if explicit => state.switched_to(source, now),
+        Some(state) => state.on_push(source, now),
+        None => GatewayState {
+            gateway_id: gateway.to_owned(),
+            cursor_ms: None,
+            last_synced_at_ms: None,
+            source,
+            source_since_ms: None,
+            previous_source: None,
+        },
+    };
+    if current.as_ref() != Some(&next) {
+        tx.execute(
+            "INSERT INTO gateways (integration_id, gateway_id, discovered_at, source, \
+             source_since_ms, previous_source) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (integration_id, gateway_id) DO UPDATE SET source = excluded.source, \
+             source_since_ms = excluded.source_since_ms, \
+             previous_source = excluded.previous_source",
+            params![
+                integration_id,
+                gateway,
+                now,
+                next.source.as_str(),
+                next.source_since_ms,
+                next.previous_source.map(IngestSource::as_str)
+            ],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(next)
+}
+
+pub(crate) fn set_gateway_source(
+    conn: &mut Connection,
+    integration_id: IntegrationId,
+    gateway: &str,
+    source: IngestSource,
+) -> StoreResult<GatewayState> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
-    // Deleted while this sync ran (by another process): store nothing for it.
+    integration_exists(&tx, integration_id)?;
+    let state = switch_source(&tx, integration_id, gateway, source, now_ms(), true)?;
+    tx.commit().map_err(db_err)?;
+    Ok(state)
+}
+
+/// Deleted meanwhile (by another process): store nothing for it.
+fn integration_exists(tx: &Connection, integration_id: IntegrationId) -> StoreResult<()> {
     let exists: bool = tx
         .query_row(
             "SELECT EXISTS (SELECT 1 FROM integrations WHERE id = ?1)",
@@ -31,11 +139,42 @@ pub(crate) fn ingest_batch(
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    if !exists {
-        return Err(StoreError::NotFound {
+    if exists {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound {
             what: format!("integration {integration_id}"),
-        });
+        })
     }
+}
+
+fn ingest(
+    conn: &mut Connection,
+    integration_id: IntegrationId,
+    gateway: &str,
+    batch: Vec<(NewInteraction, Option<Bodies>)>,
+    write: Write,
+) -> StoreResult<IngestOutcome> {
+    let received = batch.len() as u64;
+    let imported_at = now_ms();
+    // IMMEDIATE takes the write lock up front, so another process writing the same file makes
+    // us wait (busy timeout) instead of failing half-way.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    integration_exists(&tx, integration_id)?;
+    let mut other_source = 0;
+    let batch = match write {
+        Write::Pull { .. } => batch,
+        Write::Push { source } => {
+            let state = switch_source(&tx, integration_id, gateway, source, imported_at, false)?;
+            let (counted, other): (Vec<_>, Vec<_>) = batch
+                .into_iter()
+                .partition(|(log, _)| state.counts(source, log.created_at_ms));
+            other_source = other.len() as u64;
+            counted
+        }
+    };
     let mut inserted: Vec<NewInteraction> = Vec::with_capacity(batch.len());
     {
         // `DO NOTHING` reports 0 changed rows for a log already stored (or listed twice in
@@ -44,12 +183,18 @@ pub(crate) fn ingest_batch(
             .prepare_cached(
                 "INSERT INTO interactions (integration_id, gateway, log_id, created_at, provider, \
                  model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
-                 cost_usd, cost_source, metadata, imported_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-                 ON CONFLICT (integration_id, gateway, log_id) DO NOTHING",
+                 cost_usd, cost_source, metadata, imported_at, requested_model) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
+                 ?17, ?18) ON CONFLICT (integration_id, gateway, log_id) DO NOTHING",
             )
             .map_err(db_err)?;
-        for log in batch {
+        let mut insert_bodies = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO interaction_bodies (interaction_id, integration_id, \
+                 request, response, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(db_err)?;
+        for (log, bodies) in batch {
             let changed = insert
                 .execute(params![
                     integration_id,
@@ -69,9 +214,21 @@ pub(crate) fn ingest_batch(
                     log.cost_source.map(|s| s.as_str()),
                     log.metadata,
                     imported_at,
+                    log.requested_model,
                 ])
                 .map_err(db_err)?;
             if changed == 1 {
+                if let Some(b) = bodies {
+                    insert_bodies
+                        .execute(params![
+                            tx.last_insert_rowid(),
+                            integration_id,
+                            b.request,
+                            b.response,
+                            imported_at
+                        ])
+                        .map_err(db_err)?;
+                }
                 inserted.push(log);
             }
         }
@@ -82,6 +239,10 @@ pub(crate) fn ingest_batch(
     add_to_rollups(&tx, RollupTable::Minute, &delta)?;
     add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS))?;
 
+    let cursor_ms = match write {
+        Write::Pull { cursor_ms } => cursor_ms,
+        Write::Push { .. } => None,
+    };
     tx.execute(
         "INSERT INTO gateways (integration_id, gateway_id, cursor_ms, discovered_at, last_synced_at) \
          VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (integration_id, gateway_id) DO UPDATE SET \
@@ -103,7 +264,8 @@ pub(crate) fn ingest_batch(
     tx.commit().map_err(db_err)?;
     Ok(IngestOutcome {
         inserted: new,
-        duplicates: received - new,
+        duplicates: received - new - other_source,
+        other_source,
         traffic: delta.traffic(),
     })
 }

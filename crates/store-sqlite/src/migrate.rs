@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "policy_quarantine",
         include_str!("../migrations/0009_policy_quarantine.sql"),
     ),
+    (10, "push", include_str!("../migrations/0010_push.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -21,6 +21,7 @@ fn log(id: &str, ms: i64) -> NewInteraction {
         cost_usd: None,
         cost_source: None,
         metadata: None,
+        requested_model: None,
     }
 }
 

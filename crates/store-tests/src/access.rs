@@ -110,6 +110,7 @@ pub async fn api_keys_work_until_revoked_or_expired(store: Arc<dyn Store>) {
         prefix: format!("lgr_{name}"),
         token_hash: hash.to_vec(),
         scope: ApiKeyScope::Read,
+        integration_id: None,
         expires_at_ms,
     };
     let live = store

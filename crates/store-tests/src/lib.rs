@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod governance;
+pub mod push;
 pub mod store;
 pub mod traces;
 pub mod webhooks;
@@ -50,6 +51,11 @@ macro_rules! store_suite {
             a_cursor_only_continues_its_own_sort,
             pages_neither_skip_nor_repeat_while_rows_arrive,
             the_export_is_the_listing_in_full
+        );
+        $crate::store_suite!(@each $fresh; push:
+            pushed_logs_are_stored_once_with_their_bodies,
+            a_gateway_counts_one_source_and_hands_over_without_gap_or_overlap,
+            a_gateway_of_an_account_that_never_pulled_counts_every_push
         );
         $crate::store_suite!(@each $fresh; access:
             users_sessions_and_their_lifetimes,

@@ -27,6 +27,7 @@ pub(crate) fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) 
         cost_usd: success.then_some(0.001),
         cost_source: success.then_some(CostSource::Gateway),
         metadata: Some(r#"{"team":"a"}"#.into()),
+        requested_model: None,
     }
 }
 

@@ -57,6 +57,7 @@ fn varied(n: u64) -> NewInteraction {
         cost_usd: (pick(15, 4) != 0).then(|| pick(16, 50) as f64 / 10_000.0),
         cost_source: None,
         metadata,
+        requested_model: None,
     }
 }
 

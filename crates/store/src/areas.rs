@@ -76,6 +76,26 @@ pub trait IngestStore: Send + Sync {
         batch: Vec<NewInteraction>,
         cursor_ms: Option<i64>,
     ) -> StoreResult<IngestOutcome>;
+    /// Stores pushed logs of one gateway from `source`, each with the bodies it carried: rows,
+    /// bodies and rollups in one transaction, skipping ones already stored. A gateway not seen
+    /// before is created with `source` as its counted source; one still counting the Logs API
+    /// hands over to `source` (see [`GatewayState::switched_to`]). Logs the gateway counts from
+    /// another source at their time are left out (`other_source`). No cursor: push has none.
+    async fn ingest_pushed(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        source: IngestSource,
+        batch: Vec<PushedInteraction>,
+    ) -> StoreResult<IngestOutcome>;
+    /// Makes `source` the gateway's counted source from now on (creating the gateway if
+    /// new); returns the gateway as it now is.
+    async fn set_gateway_source(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        source: IngestSource,
+    ) -> StoreResult<GatewayState>;
     /// How many logs of a gateway are stored with `after_ms < created_at <= until_ms`.
     async fn count_gateway_interactions(
         &self,

@@ -175,6 +175,7 @@ mod tests {
             cost_usd: cost,
             cost_source: None,
             metadata: None,
+            requested_model: None,
         }
     }
 

@@ -5,8 +5,8 @@
 use sha2::{Digest, Sha256};
 
 use crate::{
-    NewViolation, Policy, PolicyCategory, PolicyMode, Severity, StoreError, StoreResult, Violation,
-    ViolationStatus,
+    GatewayState, IngestSource, NewViolation, Policy, PolicyCategory, PolicyMode, Severity,
+    StoreError, StoreResult, Violation, ViolationStatus,
 };
 
 /// A row's columns by position, as a backend reads them.
@@ -20,6 +20,26 @@ pub trait Columns {
 /// An enum column's word, or `Corrupt` naming what held it: data LangGuard didn't write.
 fn word<T>(parse: fn(&str) -> Option<T>, what: &str, value: String) -> StoreResult<T> {
     parse(&value).ok_or_else(|| StoreError::Corrupt(format!("{what} {value:?}")))
+}
+
+/// The gateway columns, in [`GatewayState::from_columns`]'s order.
+pub const GATEWAY_COLUMNS: &str =
+    "gateway_id, cursor_ms, last_synced_at, source, source_since_ms, previous_source";
+
+impl GatewayState {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<GatewayState> {
+        Ok(GatewayState {
+            gateway_id: row.text(0)?,
+            cursor_ms: row.opt_int(1)?,
+            last_synced_at_ms: row.opt_int(2)?,
+            source: word(IngestSource::parse, "gateway source", row.text(3)?)?,
+            source_since_ms: row.opt_int(4)?,
+            previous_source: row
+                .opt_text(5)?
+                .map(|w| word(IngestSource::parse, "gateway source", w))
+                .transpose()?,
+        })
+    }
 }
 
 /// The policy columns, in [`Policy::from_columns`]'s order.

@@ -58,6 +58,7 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
             CostOrigin::Estimated => CostSource::Estimated,
         }),
         metadata: log.metadata.and_then(metadata_text),
+        requested_model: None,
     })
 }
 

@@ -45,6 +45,9 @@ pub(crate) struct CreateApiKeyRequest {
     scope: ApiKeyScope,
     /// One of the product's choices: 30, 60, 90, 180 or 365 days.
     expires_in_days: u32,
+    /// Required for an `ingest` key: the one integration it may push data for.
+    #[serde(default)]
+    integration_id: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/api/v1/api-keys", operation_id = "create_api_key", tag = "api keys", request_body = CreateApiKeyRequest, responses((status = 201, description = "The key, with its secret `key` shown this once", body = CreatedApiKeyView), (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -57,9 +60,12 @@ async fn create_key(
     let (key, secret) = keys::add(
         &state.ops,
         &user.0,
-        &body.name,
-        body.scope,
-        body.expires_in_days,
+        keys::NewKey {
+            name: &body.name,
+            scope: body.scope,
+            expires_in_days: body.expires_in_days,
+            integration_id: body.integration_id,
+        },
     )
     .await?;
     // The only time the key is shown: it is stored hashed.

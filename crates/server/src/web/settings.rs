@@ -29,6 +29,8 @@ struct SettingsPage {
     notice: Option<String>,
     secret: Option<String>,
     table: &'static str,
+    /// `(id, name)` of each integration, for an ingest key's integration.
+    integrations: Vec<(i64, String)>,
 }
 
 impl SettingsPage {
@@ -43,6 +45,7 @@ impl SettingsPage {
             notice: None,
             secret: None,
             table: langguard_pricing::PRICE_TABLE_VERSION,
+            integrations: Vec::new(),
         }
     }
 }
@@ -71,6 +74,22 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
             }
             "api-keys" => {
                 let now = crate::now_ms();
+                page.integrations = state
+                    .ops
+                    .store
+                    .list_integrations()
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.id, i.name))
+                    .collect();
+                let integration_name = |id: Option<i64>| {
+                    id.map(|id| {
+                        page.integrations
+                            .iter()
+                            .find(|(i, _)| *i == id)
+                            .map_or_else(|| format!("integration {id}"), |(_, n)| n.clone())
+                    })
+                };
                 page.rows = state
                     .ops
                     .store
@@ -89,7 +108,10 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
                             k.id.to_string(),
                             k.name.clone(),
                             format!("{}…", k.prefix),
-                            k.scope.as_str().to_string(),
+                            match integration_name(k.integration_id) {
+                                Some(name) => format!("{} ({name})", k.scope.as_str()),
+                                None => k.scope.as_str().to_string(),
+                            },
                             moment(Some(k.expires_at_ms)),
                             moment(k.last_used_at_ms),
                             status.to_string(),
@@ -237,6 +259,9 @@ pub struct KeyForm {
     name: String,
     scope: String,
     expires_in_days: u32,
+    /// For an ingest key; the form sends "" for none.
+    #[serde(default)]
+    integration_id: String,
 }
 
 pub async fn create_key(
@@ -248,15 +273,26 @@ pub async fn create_key(
     if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
         return refused;
     }
-    let created = match ApiKeyScope::parse(&form.scope) {
-        None => Err(OpsError::invalid("invalid_scope", "Choose a scope.")),
-        Some(scope) => {
+    let integration_id = match form.integration_id.trim() {
+        "" => Ok(None),
+        id => id
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| OpsError::invalid("invalid_integration", "Choose an integration.")),
+    };
+    let created = match (ApiKeyScope::parse(&form.scope), integration_id) {
+        (None, _) => Err(OpsError::invalid("invalid_scope", "Choose a scope.")),
+        (_, Err(e)) => Err(e),
+        (Some(scope), Ok(integration_id)) => {
             keys::add(
                 &state.ops,
                 &user.user,
-                &form.name,
-                scope,
-                form.expires_in_days,
+                keys::NewKey {
+                    name: &form.name,
+                    scope,
+                    expires_in_days: form.expires_in_days,
+                    integration_id,
+                },
             )
             .await
         }

@@ -18,6 +18,25 @@ impl IngestStore for PgStore {
         ingest::ingest_batch(&mut self.client().await?, id, gateway, batch, cursor_ms).await
     }
 
+    async fn ingest_pushed(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        source: IngestSource,
+        batch: Vec<PushedInteraction>,
+    ) -> StoreResult<IngestOutcome> {
+        ingest::ingest_pushed(&mut self.client().await?, id, gateway, source, batch).await
+    }
+
+    async fn set_gateway_source(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        source: IngestSource,
+    ) -> StoreResult<GatewayState> {
+        ingest::set_gateway_source(&mut self.client().await?, id, gateway, source).await
+    }
+
     async fn count_gateway_interactions(
         &self,
         id: IntegrationId,

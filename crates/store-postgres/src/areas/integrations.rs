@@ -3,7 +3,6 @@
 use async_trait::async_trait;
 use langguard_store::*;
 
-use crate::records::RowExt;
 use crate::{db_err, leases, now_ms, runs, webhooks, PgStore};
 
 #[async_trait]
@@ -84,24 +83,7 @@ impl IntegrationStore for PgStore {
     }
 
     async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT gateway_id, cursor_ms, last_synced_at FROM gateways \
-                 WHERE integration_id = $1 ORDER BY gateway_id COLLATE \"C\"",
-                &[&id],
-            )
-            .await
-            .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(GatewayState {
-                    gateway_id: r.at(0)?,
-                    cursor_ms: r.at(1)?,
-                    last_synced_at_ms: r.at(2)?,
-                })
-            })
-            .collect()
+        crate::ingest::list_gateways(&self.client().await?, id, None).await
     }
 
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {

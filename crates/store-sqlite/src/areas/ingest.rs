@@ -20,6 +20,29 @@ impl IngestStore for SqliteStore {
             .await
     }
 
+    async fn ingest_pushed(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        source: IngestSource,
+        batch: Vec<PushedInteraction>,
+    ) -> StoreResult<IngestOutcome> {
+        let gateway = gateway.to_owned();
+        self.write(move |conn| ingest::ingest_pushed(conn, id, &gateway, source, batch))
+            .await
+    }
+
+    async fn set_gateway_source(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        source: IngestSource,
+    ) -> StoreResult<GatewayState> {
+        let gateway = gateway.to_owned();
+        self.write(move |conn| ingest::set_gateway_source(conn, id, &gateway, source))
+            .await
+    }
+
     async fn count_gateway_interactions(
         &self,
         id: IntegrationId,

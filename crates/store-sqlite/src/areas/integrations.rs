@@ -202,27 +202,8 @@ impl IntegrationStore for SqliteStore {
     }
 
     async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>> {
-        self.write(move |conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "SELECT gateway_id, cursor_ms, last_synced_at FROM gateways \
-                     WHERE integration_id = ?1 ORDER BY gateway_id",
-                )
-                .map_err(db_err)?;
-            let rows = stmt
-                .query_map([id], |r| {
-                    Ok(GatewayState {
-                        gateway_id: r.get(0)?,
-                        cursor_ms: r.get(1)?,
-                        last_synced_at_ms: r.get(2)?,
-                    })
-                })
-                .map_err(db_err)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db_err)?;
-            Ok(rows)
-        })
-        .await
+        self.write(move |conn| crate::ingest::list_gateways(conn, id, None))
+            .await
     }
 
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {

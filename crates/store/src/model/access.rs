@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::IntegrationId;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -121,6 +123,8 @@ pub struct ApiKey {
     /// The key's first characters, to recognise it in a list.
     pub prefix: String,
     pub scope: ApiKeyScope,
+    /// For an `ingest` key: the one integration it may push for.
+    pub integration_id: Option<IntegrationId>,
     pub created_at_ms: i64,
     pub expires_at_ms: i64,
     pub last_used_at_ms: Option<i64>,
@@ -134,5 +138,6 @@ pub struct NewApiKey {
     pub prefix: String,
     pub token_hash: Vec<u8>,
     pub scope: ApiKeyScope,
+    pub integration_id: Option<IntegrationId>,
     pub expires_at_ms: i64,
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::IngestSource;
+
 pub type IntegrationId = i64;
 pub type SyncRunId = i64;
 
@@ -222,6 +224,75 @@ pub struct GatewayState {
     /// `created_at` of the newest imported log: everything up to it is stored.
     pub cursor_ms: Option<i64>,
     pub last_synced_at_ms: Option<i64>,
+    /// The one source whose logs count for this gateway from `source_since_ms` on; before it,
+    /// `previous_source`'s do. One counted source at a time means a request that arrives both
+    /// pulled and pushed is stored once, and the handover instant means none is missed.
+    pub source: IngestSource,
+    pub source_since_ms: Option<i64>,
+    pub previous_source: Option<IngestSource>,
+}
+
+impl GatewayState {
+    /// Whether a log from `source` created at `at_ms` counts for this gateway.
+    pub fn counts(&self, source: IngestSource, at_ms: i64) -> bool {
+        match self.source_since_ms {
+            Some(since) if at_ms < since => self.previous_source == Some(source),
+            _ => self.source == source,
+        }
+    }
+
+    /// Up to where (exclusive) the Logs API is this gateway's source: `None` while it is the
+    /// current one, the handover instant once a push took over, or `Some(i64::MIN)` when it
+    /// never was.
+    pub fn pull_until_ms(&self) -> Option<i64> {
+        if self.source == IngestSource::LogsApi {
+            return None;
+        }
+        match (self.previous_source, self.source_since_ms) {
+            (Some(IngestSource::LogsApi), Some(since)) => Some(since),
+            _ => Some(i64::MIN),
+        }
+    }
+
+    /// From where (inclusive) the Logs API is this gateway's source, when it took over from a
+    /// push at an instant.
+    pub fn pull_from_ms(&self) -> Option<i64> {
+        (self.source == IngestSource::LogsApi)
+            .then_some(self.source_since_ms)
+            .flatten()
+    }
+
+    /// The gateway once `to` takes over at `now_ms`. From the Logs API the handover is right
+    /// after the newest pulled log (pull keeps everything up to its cursor, late-visible logs
+    /// included, and the push everything after), or the beginning of time when nothing was
+    /// pulled (an account on the new log system, whose Logs API is empty). Between pushes, it
+    /// is now.
+    pub fn switched_to(&self, to: IngestSource, now_ms: i64) -> GatewayState {
+        if to == self.source {
+            return self.clone();
+        }
+        let since = match self.source {
+            IngestSource::LogsApi => self.cursor_ms.map(|c| c.saturating_add(1)),
+            _ => Some(now_ms),
+        };
+        GatewayState {
+            source: to,
+            source_since_ms: since,
+            previous_source: Some(self.source),
+            ..self.clone()
+        }
+    }
+
+    /// The gateway once a push from `source` arrives at `now_ms`: a push takes over from the
+    /// Logs API on its own (the gateway was set up to push), but never from another push —
+    /// switching between pushes is a choice made in setup.
+    pub fn on_push(&self, source: IngestSource, now_ms: i64) -> GatewayState {
+        if self.source == IngestSource::LogsApi {
+            self.switched_to(source, now_ms)
+        } else {
+            self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

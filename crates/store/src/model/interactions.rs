@@ -53,6 +53,10 @@ pub struct NewInteraction {
     pub cost_source: Option<CostSource>,
     /// Custom metadata as a JSON object's text (decoded from Cloudflare's JSON string).
     pub metadata: Option<String>,
+    /// The model the caller asked for, when it differs from the one that served the request
+    /// (`model`), e.g. `cloudflare/auto` routed to `gpt-4o-mini`. Only pushed logs say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_model: Option<String>,
 }
 
 impl NewInteraction {
@@ -60,6 +64,73 @@ impl NewInteraction {
     pub fn is_rate_limited(&self) -> bool {
         self.status_code == Some(429)
     }
+}
+
+/// How a log reached LangGuard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestSource {
+    /// Pulled from Cloudflare's REST Logs API ("Legacy Logs").
+    LogsApi,
+    /// Pushed as OpenTelemetry spans to `/v1/traces`.
+    Otlp,
+    /// Pushed by Workers Logpush (`ai_gateway_events`), over HTTP or through a bucket.
+    Logpush,
+}
+
+impl IngestSource {
+    pub const ALL: [IngestSource; 3] = [Self::LogsApi, Self::Otlp, Self::Logpush];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestSource::LogsApi => "logs_api",
+            IngestSource::Otlp => "otlp",
+            IngestSource::Logpush => "logpush",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|source| source.as_str() == s)
+    }
+
+    /// The name people see.
+    pub fn label(self) -> &'static str {
+        match self {
+            IngestSource::LogsApi => "Logs API",
+            IngestSource::Otlp => "OpenTelemetry",
+            IngestSource::Logpush => "Logpush",
+        }
+    }
+
+    /// The prefix of the log ids this source makes; Cloudflare's own ids (ULIDs, 64-hex) never
+    /// contain a `:`, so a stored log id says where it came from without a column of its own.
+    fn log_id_prefix(self) -> &'static str {
+        match self {
+            IngestSource::LogsApi => "",
+            IngestSource::Otlp => "otlp:",
+            IngestSource::Logpush => "logpush:",
+        }
+    }
+
+    /// The log id a pushed record is stored under.
+    pub fn log_id(self, key: &str) -> String {
+        format!("{}{key}", self.log_id_prefix())
+    }
+
+    /// Where the log stored as `log_id` came from.
+    pub fn of_log_id(log_id: &str) -> Self {
+        [Self::Otlp, Self::Logpush]
+            .into_iter()
+            .find(|source| log_id.starts_with(source.log_id_prefix()))
+            .unwrap_or(Self::LogsApi)
+    }
+}
+
+/// A pushed log with the bodies it carried (stored with it, in its transaction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushedInteraction {
+    pub interaction: NewInteraction,
+    pub bodies: Option<Bodies>,
 }
 
 /// A stored interaction.
@@ -84,6 +155,9 @@ pub struct Bodies {
 pub struct IngestOutcome {
     pub inserted: u64,
     pub duplicates: u64,
+    /// Pushed logs left out because the gateway counts another source at their time (see
+    /// [`GatewayState::counts`]).
+    pub other_source: u64,
     /// The newly stored interactions, summed per provider and model (for traffic counters).
     pub traffic: Vec<Traffic>,
 }

@@ -1,0 +1,178 @@
+//! Pushed logs: stored once with their bodies, counted from one source per gateway, and the
+//! handover from the Logs API leaving neither a gap nor a double count.
+
+use std::sync::Arc;
+
+use langguard_store::*;
+
+use crate::integration;
+use crate::store::log;
+
+fn pushed(source: IngestSource, key: &str, ms: i64, body: Option<&str>) -> PushedInteraction {
+    let mut interaction = log(&source.log_id(key), ms, 120, true, 200);
+    interaction.requested_model = Some("cloudflare/auto".into());
+    PushedInteraction {
+        interaction,
+        bodies: body.map(|b| Bodies {
+            request: Some(b.into()),
+            response: Some(format!("re: {b}")),
+        }),
+    }
+}
+
+pub async fn pushed_logs_are_stored_once_with_their_bodies(store: Arc<dyn Store>) {
+    let i = integration(&*store, "cf").await;
+    let batch = vec![
+        pushed(IngestSource::Otlp, "t1:s1", 1_000, Some("hello")),
+        pushed(IngestSource::Otlp, "t1:s2", 2_000, None),
+        // Listed twice in one batch: stored once.
+        pushed(IngestSource::Otlp, "t1:s1", 1_000, Some("hello")),
+    ];
+    let first = store
+        .ingest_pushed(i.id, "app", IngestSource::Otlp, batch.clone())
+        .await
+        .expect("push");
+    assert_eq!(
+        (first.inserted, first.duplicates, first.other_source),
+        (2, 1, 0)
+    );
+    // The whole batch again (an exporter's retry): nothing new, nothing counted twice.
+    let again = store
+        .ingest_pushed(i.id, "app", IngestSource::Otlp, batch)
+        .await
+        .expect("push");
+    assert_eq!((again.inserted, again.duplicates), (0, 3));
+
+    let rows = store.interactions_after(0, 10).await.expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].log.log_id, "otlp:t1:s1");
+    assert_eq!(
+        rows[0].log.requested_model.as_deref(),
+        Some("cloudflare/auto")
+    );
+    assert_eq!(
+        IngestSource::of_log_id(&rows[0].log.log_id),
+        IngestSource::Otlp
+    );
+    let bodies = store
+        .bodies(rows.iter().map(|r| r.id).collect())
+        .await
+        .expect("bodies");
+    assert_eq!(bodies.len(), 1, "only the row that carried bodies has them");
+    assert_eq!(bodies[&rows[0].id].request.as_deref(), Some("hello"));
+    assert_eq!(bodies[&rows[0].id].response.as_deref(), Some("re: hello"));
+
+    let metrics = store.metrics(&Scope::default()).await.expect("metrics");
+    assert_eq!(metrics.requests, 2);
+    let gateways = store.list_gateways(i.id).await.expect("gateways");
+    assert_eq!(gateways.len(), 1, "a gateway is created on its first push");
+    assert_eq!(gateways[0].source, IngestSource::Otlp);
+    assert_eq!(gateways[0].source_since_ms, None);
+    assert_eq!(
+        store
+            .get_integration(i.id)
+            .await
+            .unwrap()
+            .interactions_synced,
+        2
+    );
+}
+
+pub async fn a_gateway_counts_one_source_and_hands_over_without_gap_or_overlap(
+    store: Arc<dyn Store>,
+) {
+    let i = integration(&*store, "cf").await;
+    // Pulled up to 5,000 (the cursor).
+    store
+        .ingest_batch(
+            i.id,
+            "gw",
+            vec![
+                log("p1", 4_000, 10, true, 200),
+                log("p2", 5_000, 10, true, 200),
+            ],
+            Some(5_000),
+        )
+        .await
+        .expect("pull");
+    // The first push takes over right after the cursor: the same requests pushed again up to
+    // 5,000 are pull's, everything after is the push's.
+    let outcome = store
+        .ingest_pushed(
+            i.id,
+            "gw",
+            IngestSource::Logpush,
+            vec![
+                pushed(IngestSource::Logpush, "a", 4_000, None),
+                pushed(IngestSource::Logpush, "b", 5_000, None),
+                pushed(IngestSource::Logpush, "c", 5_001, None),
+            ],
+        )
+        .await
+        .expect("push");
+    assert_eq!((outcome.inserted, outcome.other_source), (1, 2));
+    let gw = store.list_gateways(i.id).await.expect("gateways").remove(0);
+    assert_eq!(gw.source, IngestSource::Logpush);
+    assert_eq!(gw.source_since_ms, Some(5_001));
+    assert_eq!(gw.previous_source, Some(IngestSource::LogsApi));
+    assert_eq!(gw.pull_until_ms(), Some(5_001));
+    assert!(gw.counts(IngestSource::LogsApi, 5_000));
+    assert!(!gw.counts(IngestSource::LogsApi, 5_001));
+
+    // Another push source never takes over on its own: its logs are left out.
+    let otlp = store
+        .ingest_pushed(
+            i.id,
+            "gw",
+            IngestSource::Otlp,
+            vec![pushed(IngestSource::Otlp, "x", 9_000, None)],
+        )
+        .await
+        .expect("push");
+    assert_eq!((otlp.inserted, otlp.other_source), (0, 1));
+
+    // Switched in setup: from now on OpenTelemetry counts, and Logpush's older logs still do.
+    let switched = store
+        .set_gateway_source(i.id, "gw", IngestSource::Otlp)
+        .await
+        .expect("switch");
+    assert_eq!(switched.source, IngestSource::Otlp);
+    assert_eq!(switched.previous_source, Some(IngestSource::Logpush));
+    let since = switched.source_since_ms.expect("a handover instant");
+    assert!(switched.counts(IngestSource::Logpush, since - 1));
+    assert!(switched.counts(IngestSource::Otlp, since));
+    assert!(!switched.counts(IngestSource::Logpush, since));
+
+    let total = store
+        .count_interactions(&Scope::default())
+        .await
+        .expect("count");
+    assert_eq!(
+        total, 3,
+        "p1, p2 pulled and c pushed: nothing twice, nothing missing"
+    );
+}
+
+pub async fn a_gateway_of_an_account_that_never_pulled_counts_every_push(store: Arc<dyn Store>) {
+    let i = integration(&*store, "new-account").await;
+    // Discovered by a sync whose Logs API had nothing (the new log system).
+    store
+        .upsert_gateways(i.id, &["gw".to_owned()])
+        .await
+        .expect("discover");
+    let outcome = store
+        .ingest_pushed(
+            i.id,
+            "gw",
+            IngestSource::Logpush,
+            vec![pushed(IngestSource::Logpush, "old", 1, None)],
+        )
+        .await
+        .expect("push");
+    assert_eq!(
+        outcome.inserted, 1,
+        "no cursor: the push counts from the beginning"
+    );
+    let gw = store.list_gateways(i.id).await.expect("gateways").remove(0);
+    assert_eq!(gw.pull_until_ms(), Some(i64::MIN), "nothing left to pull");
+}
