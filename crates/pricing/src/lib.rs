@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, OnceLock, RwLock};
 
 use genai_prices::{Calculator, PriceRequest, Usage, UsageKey};
+use langguard_store::CostSource;
 
 /// Which price table estimates come from, for the record.
 pub const PRICE_TABLE_VERSION: &str = "genai-prices 0.2.1 (bundled)";
@@ -82,6 +83,21 @@ impl Pricer {
     pub fn shared() -> &'static Pricer {
         static PRICER: OnceLock<Pricer> = OnceLock::new();
         PRICER.get_or_init(Pricer::new)
+    }
+
+    /// [`Pricer::cost`] as an interaction stores it: the amount and its source, or neither.
+    pub fn priced(&self, log: &CostInput<'_>) -> (Option<f64>, Option<CostSource>) {
+        match self.cost(log) {
+            None => (None, None),
+            Some((cost, origin)) => (
+                Some(cost),
+                Some(match origin {
+                    CostOrigin::Gateway => CostSource::Gateway,
+                    CostOrigin::Custom => CostSource::Custom,
+                    CostOrigin::Estimated => CostSource::Estimated,
+                }),
+            ),
+        }
     }
 
     /// The cost in USD and where it came from, or `None` when it cannot be known.

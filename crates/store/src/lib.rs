@@ -5,6 +5,7 @@
 //! only ever see this trait, so a backend is chosen by the database URL without touching them.
 
 mod areas;
+pub mod clean;
 pub mod fold;
 pub mod lease;
 mod model;

@@ -3,8 +3,9 @@
 
 use langguard_clock::parse_ms;
 use langguard_cloudflare::GatewayLog;
-use langguard_pricing::{CostInput, CostOrigin, Pricer};
-use langguard_store::{CostSource, NewInteraction};
+use langguard_pricing::{CostInput, Pricer};
+use langguard_store::clean::{metadata_text, non_empty, without_nul};
+use langguard_store::NewInteraction;
 
 /// Why a row could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,7 +29,7 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
     let cached = log.cached.unwrap_or(false);
     let tokens_in = log.tokens_in.filter(|t| *t >= 0);
     let tokens_out = log.tokens_out.filter(|t| *t >= 0);
-    let cost = pricer.cost(&CostInput {
+    let (cost_usd, cost_source) = pricer.priced(&CostInput {
         provider: &provider,
         model: &model,
         created_at_ms,
@@ -51,69 +52,17 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
         duration_ms: log.duration.unwrap_or(0).max(0),
         tokens_in,
         tokens_out,
-        cost_usd: cost.map(|(c, _)| c),
-        cost_source: cost.map(|(_, origin)| match origin {
-            CostOrigin::Gateway => CostSource::Gateway,
-            CostOrigin::Custom => CostSource::Custom,
-            CostOrigin::Estimated => CostSource::Estimated,
-        }),
+        cost_usd,
+        cost_source,
         metadata: log.metadata.and_then(metadata_text),
         requested_model: None,
     })
 }
 
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.map(without_nul).filter(|s| !s.trim().is_empty())
-}
-
-/// NUL characters are dropped from everything stored: PostgreSQL's text and JSON types refuse
-/// them (a whole batch would fail, and the sync with it), and no gateway field means anything
-/// by one.
-fn without_nul(s: String) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "")
-    } else {
-        s
-    }
-}
-
-/// [`without_nul`] for every key and string inside a JSON value.
-fn json_without_nul(value: serde_json::Value) -> serde_json::Value {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => Value::String(without_nul(s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(json_without_nul).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (without_nul(k), json_without_nul(v)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
-/// Cloudflare sends custom metadata as a JSON-encoded string (the Workers binding as an object).
-/// Both become a JSON object's text; anything else is kept under `_raw` rather than dropped.
-fn metadata_text(value: serde_json::Value) -> Option<String> {
-    use serde_json::Value;
-    let object = match value {
-        Value::Null => return None,
-        Value::String(s) if s.trim().is_empty() => return None,
-        Value::String(s) => match serde_json::from_str::<Value>(&s) {
-            Ok(Value::Object(map)) => Value::Object(map),
-            Ok(Value::Null) => return None,
-            _ => serde_json::json!({ "_raw": s }),
-        },
-        Value::Object(map) if map.is_empty() => return None,
-        Value::Object(map) => Value::Object(map),
-        other => serde_json::json!({ "_raw": other }),
-    };
-    Some(json_without_nul(object).to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use langguard_store::CostSource;
     use serde_json::json;
 
     fn log(extra: serde_json::Value) -> GatewayLog {
