@@ -187,6 +187,10 @@ pub struct ServeArgs {
     /// Rollups, and so dashboards, keep the whole history.
     #[arg(long, env = "LANGGUARD_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub retention_days: Option<u32>,
+    /// Pushes (OTLP, Logpush) decoded and written at once; one more is answered 429 with
+    /// Retry-After, so a pusher slows down instead of piling up memory here.
+    #[arg(long, env = "LANGGUARD_PUSH_MAX_IN_FLIGHT", default_value_t = langguard_ops::ingest::DEFAULT_MAX_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub push_max_in_flight: u64,
 }
 
 #[derive(Debug, Args)]

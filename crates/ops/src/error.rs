@@ -31,6 +31,9 @@ pub enum OpsError {
         message: String,
         retry_after_secs: u64,
     },
+    /// A body larger than is taken (once decompressed).
+    #[error("{0}")]
+    TooLarge(String),
     /// Something this depends on can't serve now (the policy sandbox); safe to retry.
     #[error("not available right now: {0}")]
     Unavailable(String),
@@ -66,6 +69,7 @@ impl OpsError {
             OpsError::NotFound(_) => "not_found",
             OpsError::Conflict(_) => "conflict",
             OpsError::Busy { .. } => "too_many_requests",
+            OpsError::TooLarge(_) => "payload_too_large",
             OpsError::Unavailable(_) => "unavailable",
             OpsError::Internal(_) => "internal",
         }

@@ -12,6 +12,7 @@ pub mod defaults;
 mod error;
 pub mod export;
 pub mod format;
+pub mod ingest;
 pub mod integrations;
 pub mod keys;
 pub mod lists;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod monitoring;
 pub mod policies;
 pub mod prices;
+pub mod push_setup;
 pub mod retention;
 pub mod traces;
 pub mod users;
@@ -60,6 +62,8 @@ pub struct ServicesConfig {
     pub backtest_time_limit: Duration,
     /// Which non-public addresses webhooks may be sent to.
     pub webhook_targets: webhook_target::TargetPolicy,
+    /// Pushes decoded and written at once (see [`ingest::DEFAULT_MAX_IN_FLIGHT`]).
+    pub push_max_in_flight: usize,
 }
 
 impl Default for ServicesConfig {
@@ -69,6 +73,7 @@ impl Default for ServicesConfig {
             max_backtests: 2,
             backtest_time_limit: Duration::from_secs(60),
             webhook_targets: webhook_target::TargetPolicy::default(),
+            push_max_in_flight: ingest::DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -84,6 +89,7 @@ pub struct Services {
     pub sandbox: Sandbox,
     pub config: Arc<ServicesConfig>,
     backtests: Arc<backtests::Backtests>,
+    ingest: Arc<ingest::Ingest>,
 }
 
 impl Services {
@@ -105,6 +111,7 @@ impl Services {
             engine,
             sandbox,
             backtests: backtests::Backtests::new(config.max_backtests),
+            ingest: Arc::new(ingest::Ingest::new(config.push_max_in_flight)),
             config: Arc::new(config),
         }
     }

@@ -119,6 +119,39 @@ pub fn response(rejected: i64, reason: Option<String>) -> ExportTraceServiceResp
     }
 }
 
+/// `google.rpc.Status`: the body of an OTLP/HTTP failure, in the request's encoding.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct Status {
+    /// A gRPC status code (3 invalid argument, 7 permission denied, 8 resource exhausted,
+    /// 13 internal, 14 unavailable, 16 unauthenticated).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
+impl Status {
+    /// The failure body for an HTTP status and message.
+    pub fn for_http(status: u16, message: String) -> Self {
+        let code = match status {
+            400 | 415 => 3,
+            401 => 16,
+            403 => 7,
+            413 | 429 => 8,
+            503 => 14,
+            _ => 13,
+        };
+        Self { code, message }
+    }
+
+    pub fn encode_as(&self, encoding: Encoding) -> Vec<u8> {
+        match encoding {
+            Encoding::Protobuf => self.encode_to_vec(),
+            Encoding::Json => serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec()),
+        }
+    }
+}
+
 /// A response (or `google.rpc.Status`-like error) body in `encoding`.
 pub fn encode_response(response: &ExportTraceServiceResponse, encoding: Encoding) -> Vec<u8> {
     match encoding {

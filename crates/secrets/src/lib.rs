@@ -29,6 +29,8 @@ pub enum Binding {
     IntegrationToken(i64),
     /// The signing secret of webhook `id`.
     WebhookSecret(i64),
+    /// The Logpush private key (PEM) of integration `id`.
+    PushPrivateKey(i64),
     /// A browser's device cookie (it names its account inside).
     DeviceCookie,
 }
@@ -38,6 +40,7 @@ impl Binding {
         match self {
             Binding::IntegrationToken(id) => format!("langguard:v2:integration-token:{id}"),
             Binding::WebhookSecret(id) => format!("langguard:v2:webhook-secret:{id}"),
+            Binding::PushPrivateKey(id) => format!("langguard:v2:push-private-key:{id}"),
             Binding::DeviceCookie => "langguard:v2:device-cookie".to_owned(),
         }
         .into_bytes()

@@ -127,6 +127,80 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The integration a push is for, proved by an ingest key (`Authorization: Bearer <key>`, or
+/// the bare key, as a Logpush `header_Authorization=` may send it). A request that names an
+/// integration (`X-LangGuard-Integration` or `?integration_id=`) must name the key's own.
+/// 401 without a valid key; 403 for a key that may not push (read, write, admin scopes) or
+/// may not push here.
+pub struct IngestCaller(pub langguard_store::Integration);
+
+impl FromRequestParts<AppState> for IngestCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(parts)
+            .or_else(|| {
+                let raw = parts.headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+                raw.starts_with(API_KEY_PREFIX).then(|| raw.to_owned())
+            })
+            .ok_or(ApiError::Unauthorized)?;
+        if !token.starts_with(API_KEY_PREFIX) {
+            return Err(ApiError::ForbiddenBecause(
+                "pushing needs an ingest key (an API key of scope `ingest`), not a session".into(),
+            ));
+        }
+        let (key, _) = state
+            .ops
+            .store
+            .api_key_user(&token_hash(&token), crate::now_ms())
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let integration_id = match (key.scope, key.integration_id) {
+            (ApiKeyScope::Ingest, Some(id)) => id,
+            (ApiKeyScope::Ingest, None) => {
+                return Err(ApiError::ForbiddenBecause(
+                    "this ingest key is not bound to an integration; create one with an \
+                     integration_id"
+                        .into(),
+                ))
+            }
+            _ => {
+                return Err(ApiError::ForbiddenBecause(
+                    "this key cannot push data: create an API key of scope `ingest` for the \
+                     integration"
+                        .into(),
+                ))
+            }
+        };
+        let named = parts
+            .headers
+            .get("x-langguard-integration")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "integration_id")
+                    .map(|(_, v)| v.into_owned())
+            });
+        if named.is_some_and(|n| n.trim() != integration_id.to_string()) {
+            return Err(ApiError::ForbiddenBecause(
+                "this ingest key pushes for another integration".into(),
+            ));
+        }
+        let integration = state.ops.store.get_integration(integration_id).await?;
+        if !integration.enabled {
+            return Err(ApiError::ForbiddenBecause(format!(
+                "the integration {:?} is disabled; enable it to take pushes again",
+                integration.name
+            )));
+        }
+        Ok(IngestCaller(integration))
+    }
+}
+
 /// Whether a request signed in by the session cookie comes from LangGuard's own pages: it
 /// carries the session's CSRF token (the UI's htmx requests do), or the browser says it is
 /// same-origin (`Sec-Fetch-Site`, `Origin`). A browser sends the cookie along with requests

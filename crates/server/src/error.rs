@@ -32,6 +32,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("your role does not allow this")]
     Forbidden,
+    /// Forbidden for a reason worth saying (e.g. a key that may not push here).
+    #[error("{0}")]
+    ForbiddenBecause(String),
     #[error(
         "a request signed in by the session cookie must come from LangGuard's own pages: send \
          its X-CSRF-Token, or sign requests with `Authorization: Bearer <token>`"
@@ -67,11 +70,26 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Seconds a client is asked to wait after a 503.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             code,
             message: message.into(),
+        }
+    }
+
+    /// The `Retry-After` this error answers with, if any.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            // Whatever isn't ready now may be soon: a pusher retries instead of dropping.
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
         }
     }
 
@@ -85,7 +103,9 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            ApiError::Forbidden => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Forbidden | ApiError::ForbiddenBecause(_) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             ApiError::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -122,13 +142,11 @@ impl IntoResponse for ApiError {
         }
         let body = Json(serde_json::json!({ "error": error }));
         let mut response = (status, body).into_response();
-        if let ApiError::TooManyRequests {
-            retry_after_secs, ..
-        } = self
+        if let Some(v) = self
+            .retry_after_secs()
+            .and_then(|s| s.to_string().parse().ok())
         {
-            if let Ok(v) = retry_after_secs.to_string().parse() {
-                response.headers_mut().insert("retry-after", v);
-            }
+            response.headers_mut().insert("retry-after", v);
         }
         response
     }
@@ -159,6 +177,7 @@ impl From<OpsError> for ApiError {
                 retry_after_secs,
             },
             OpsError::Unavailable(message) => ApiError::Unavailable(message),
+            OpsError::TooLarge(_) => ApiError::PayloadTooLarge,
             OpsError::Internal(e) => ApiError::Internal(e),
         }
     }

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub max_backtests: usize,
     /// Longest a backtest runs; it reports what it evaluated by then.
     pub backtest_time_limit: Duration,
+    /// Pushes decoded and written at once (more are answered 429 with Retry-After).
+    pub push_max_in_flight: usize,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +93,7 @@ impl Default for ServerConfig {
             policy_memory_limit_mib: ops.policy_memory_limit_mib,
             max_backtests: ops.max_backtests,
             backtest_time_limit: ops.backtest_time_limit,
+            push_max_in_flight: ops.push_max_in_flight,
         }
     }
 }
@@ -127,6 +130,7 @@ impl AppState {
                     .as_ref()
                     .map(|w| w.targets.clone())
                     .unwrap_or_default(),
+                push_max_in_flight: config.push_max_in_flight,
             },
         );
         Self {
@@ -141,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .route("/metrics", axum::routing::get(telemetry::render))
         .nest("/api/v1", routes::api_router())
+        .merge(routes::ingest::otlp_router())
         .merge(web::router())
         .layer(axum::middleware::from_fn(telemetry::track_http))
         .fallback(routes::not_found)

@@ -40,6 +40,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         describe_metrics();
         langguard_sync::describe_metrics();
         langguard_policy::describe_metrics();
+        langguard_ops::ingest::describe_metrics();
         handle
     })
 }

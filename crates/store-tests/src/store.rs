@@ -686,7 +686,10 @@ pub async fn re_sealing_never_overwrites_a_credential_changed_meanwhile(store: A
         new,
     };
     let err = store
-        .replace_sealed_tokens(vec![swap(&a, vec![7]), swap(&b, vec![8])], Vec::new())
+        .replace_sealed_tokens(SealedSwaps {
+            integration_tokens: vec![swap(&a, vec![7]), swap(&b, vec![8])],
+            ..SealedSwaps::default()
+        })
         .await
         .expect_err("b changed");
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
@@ -697,10 +700,10 @@ pub async fn re_sealing_never_overwrites_a_credential_changed_meanwhile(store: A
     assert_eq!(b_now.sealed_api_token, vec![9, 9]);
     // With the values it holds now, the swap is made.
     store
-        .replace_sealed_tokens(
-            vec![swap(&a_now, vec![7]), swap(&b_now, vec![8])],
-            Vec::new(),
-        )
+        .replace_sealed_tokens(SealedSwaps {
+            integration_tokens: vec![swap(&a_now, vec![7]), swap(&b_now, vec![8])],
+            ..SealedSwaps::default()
+        })
         .await
         .expect("swapped");
     assert_eq!(
@@ -710,5 +713,32 @@ pub async fn re_sealing_never_overwrites_a_credential_changed_meanwhile(store: A
             .expect("b")
             .sealed_api_token,
         vec![8]
+    );
+    // A Logpush key pair is given once: a second caller keeps the first pair.
+    let with_key = store
+        .set_push_key(a.id, "PUBLIC-1", SealFor::new(|_| vec![1]))
+        .await
+        .expect("key");
+    assert_eq!(with_key.push_public_key.as_deref(), Some("PUBLIC-1"));
+    let again = store
+        .set_push_key(a.id, "PUBLIC-2", SealFor::new(|_| vec![2]))
+        .await
+        .expect("key");
+    assert_eq!(again.push_public_key.as_deref(), Some("PUBLIC-1"));
+    assert_eq!(again.sealed_push_private_key, Some(vec![1]));
+    store
+        .replace_sealed_tokens(SealedSwaps {
+            push_keys: vec![SealedSwap {
+                id: a.id,
+                old: vec![1],
+                new: vec![3],
+            }],
+            ..SealedSwaps::default()
+        })
+        .await
+        .expect("re-sealed");
+    assert_eq!(
+        store.get_integration(a.id).await.expect("a").sealed_push_private_key,
+        Some(vec![3])
     );
 }

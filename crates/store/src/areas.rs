@@ -26,11 +26,15 @@ pub trait IntegrationStore: Send + Sync {
     /// (`(id, old, new)`), so a token changed meanwhile, by another instance say, is never
     /// overwritten with the old one. All or none: if one changed or is gone, nothing is
     /// written and the answer is `Invalid` (key rotation and re-sealing run again).
-    async fn replace_sealed_tokens(
+    async fn replace_sealed_tokens(&self, swaps: SealedSwaps) -> StoreResult<()>;
+    /// Gives the integration its Logpush key pair unless it has one; returns the integration
+    /// with the pair it has (so two callers racing keep one pair).
+    async fn set_push_key(
         &self,
-        tokens: Vec<SealedSwap>,
-        webhook_secrets: Vec<SealedSwap>,
-    ) -> StoreResult<()>;
+        id: IntegrationId,
+        public_pem: &str,
+        private_key: SealFor,
+    ) -> StoreResult<Integration>;
     async fn set_integration_status(
         &self,
         id: IntegrationId,

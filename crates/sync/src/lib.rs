@@ -25,7 +25,7 @@ use langguard_store::{
 
 pub use credentials::{client_for, integration_token, ClientForError};
 pub use normalize::{normalize, Rejected};
-pub use telemetry::describe_metrics;
+pub use telemetry::{describe_metrics, record_traffic};
 
 use gateway::GatewayImport;
 
@@ -187,6 +187,11 @@ impl SyncEngine {
     }
 
     /// How this process is named in the database's leases.
+    /// The prices every ingest path uses (the table plus the admin's prices).
+    pub fn pricer(&self) -> &Pricer {
+        &self.pricer
+    }
+
     pub fn holder(&self) -> &str {
         &self.holder
     }

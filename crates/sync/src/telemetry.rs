@@ -75,7 +75,8 @@ fn model_labels(provider: &str, model: &str) -> (String, String) {
     }
 }
 
-pub(crate) fn record_traffic(integration: &str, gateway: &str, traffic: &[Traffic]) {
+/// Counts newly stored traffic (per integration, gateway, provider and model).
+pub fn record_traffic(integration: &str, gateway: &str, traffic: &[Traffic]) {
     for t in traffic {
         let (provider, model) = model_labels(&t.provider, &t.model);
         let labels = [

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use langguard_secrets::{write_key_file, Binding, Sealer, KEY_FILE_NAME, NEXT_KEY_FILE_NAME};
-use langguard_store::{SealedSwap, Store};
+use langguard_store::{SealedSwap, SealedSwaps, Store};
 
 use crate::app::{try_lock_data_dir, App};
 
@@ -22,55 +22,29 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
         );
     };
     let from_env = std::env::var("LANGGUARD_ENCRYPTION_KEY").is_ok_and(|k| !k.trim().is_empty());
-    let integrations = app.store.list_integrations().await?;
     let (next, next_base64) = Sealer::generate();
-    let mut resealed = Vec::with_capacity(integrations.len());
-    for integration in &integrations {
-        let binding = Binding::IntegrationToken(integration.id);
-        let token = app
-            .sealer
-            .open(&integration.sealed_api_token, binding)
-            .with_context(|| {
-                format!(
-                    "cannot open the token of {:?} with the current key; nothing was changed",
-                    integration.name
-                )
-            })?;
-        resealed.push(SealedSwap {
-            id: integration.id,
-            old: integration.sealed_api_token.clone(),
-            new: next.seal(&token, binding),
+    let mut swaps = SealedSwaps::default();
+    for (old, binding) in sealed_values(&*app.store).await? {
+        let plaintext = app.sealer.open(&old, binding).with_context(|| {
+            format!("cannot open {} with the current key; nothing was changed", describe(binding))
+        })?;
+        let new = next.seal(&plaintext, binding);
+        swaps_for(&mut swaps, binding).push(SealedSwap {
+            id: binding_id(binding),
+            old,
+            new,
         });
     }
-    // The next key is on disk before any token depends on it.
+    // The next key is on disk before any credential depends on it.
     let next_path = data_dir.join(NEXT_KEY_FILE_NAME);
     write_key_file(&next_path, &next_base64)
         .with_context(|| format!("cannot write {}", next_path.display()))?;
-    let mut resealed_secrets = Vec::new();
-    for webhook in app.store.list_webhooks().await? {
-        let binding = Binding::WebhookSecret(webhook.id);
-        let secret = app
-            .sealer
-            .open(&webhook.sealed_secret, binding)
-            .with_context(|| {
-                format!(
-                "cannot open the secret of webhook {} with the current key; nothing was changed",
-                webhook.id
-            )
-            })?;
-        resealed_secrets.push(SealedSwap {
-            id: webhook.id,
-            new: next.seal(&secret, binding),
-            old: webhook.sealed_secret,
-        });
-    }
-    app.store
-        .replace_sealed_tokens(resealed, resealed_secrets)
-        .await?;
+    let count = swaps.len();
+    app.store.replace_sealed_tokens(swaps).await?;
     if from_env {
         println!(
-            "Re-sealed {} API tokens. Set LANGGUARD_ENCRYPTION_KEY to this new key (a copy is in {} until you delete it):",
-            integrations.len(),
+            "Re-sealed {} credentials. Set LANGGUARD_ENCRYPTION_KEY to this new key (a copy is in {} until you delete it):",
+            count,
             next_path.display()
         );
         println!("{next_base64}");
@@ -79,8 +53,8 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
     std::fs::rename(&next_path, data_dir.join(KEY_FILE_NAME))
         .context("cannot move the new key into place")?;
     println!(
-        "Rotated the encryption key and re-sealed {} API tokens.",
-        integrations.len()
+        "Rotated the encryption key and re-sealed {} credentials.",
+        count
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -127,14 +101,45 @@ pub async fn finish_interrupted_rotation(
     Ok(current)
 }
 
+/// The list of `swaps` a value bound as `binding` goes in.
+fn swaps_for(swaps: &mut SealedSwaps, binding: Binding) -> &mut Vec<SealedSwap> {
+    match binding {
+        Binding::IntegrationToken(_) | Binding::DeviceCookie => &mut swaps.integration_tokens,
+        Binding::WebhookSecret(_) => &mut swaps.webhook_secrets,
+        Binding::PushPrivateKey(_) => &mut swaps.push_keys,
+    }
+}
+
+/// The row a stored value belongs to (device cookies are never stored).
+fn binding_id(binding: Binding) -> i64 {
+    match binding {
+        Binding::IntegrationToken(id) | Binding::WebhookSecret(id) | Binding::PushPrivateKey(id) => id,
+        Binding::DeviceCookie => 0,
+    }
+}
+
+/// What a stored value is, for a person.
+fn describe(binding: Binding) -> String {
+    match binding {
+        Binding::IntegrationToken(id) => format!("the API token of integration {id}"),
+        Binding::WebhookSecret(id) => format!("the secret of webhook {id}"),
+        Binding::PushPrivateKey(id) => format!("the Logpush key of integration {id}"),
+        Binding::DeviceCookie => "a device cookie".to_owned(),
+    }
+}
+
 /// Every stored sealed value with what it is bound to.
 async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Binding)>> {
-    let mut sealed: Vec<(Vec<u8>, Binding)> = store
-        .list_integrations()
-        .await?
-        .into_iter()
-        .map(|i| (i.sealed_api_token, Binding::IntegrationToken(i.id)))
+    let integrations = store.list_integrations().await?;
+    let mut sealed: Vec<(Vec<u8>, Binding)> = integrations
+        .iter()
+        .map(|i| (i.sealed_api_token.clone(), Binding::IntegrationToken(i.id)))
         .collect();
+    sealed.extend(
+        integrations
+            .iter()
+            .filter_map(|i| Some((i.sealed_push_private_key.clone()?, Binding::PushPrivateKey(i.id)))),
+    );
     sealed.extend(
         store
             .list_webhooks()
@@ -150,7 +155,7 @@ async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Bindin
 /// is re-sealed it only reads. A value that doesn't open is left as it is (its integration or
 /// webhook reports it when used).
 pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result<usize> {
-    let (mut tokens, mut secrets) = (Vec::new(), Vec::new());
+    let mut swaps = SealedSwaps::default();
     for (old, binding) in sealed_values(store).await? {
         if !Sealer::is_legacy(&old) {
             continue;
@@ -159,19 +164,19 @@ pub async fn reseal_legacy(store: &dyn Store, sealer: &Sealer) -> anyhow::Result
             continue;
         };
         let new = sealer.seal(&plaintext, binding);
-        match binding {
-            Binding::IntegrationToken(id) => tokens.push(SealedSwap { id, old, new }),
-            Binding::WebhookSecret(id) => secrets.push(SealedSwap { id, old, new }),
-            Binding::DeviceCookie => {}
-        }
+        swaps_for(&mut swaps, binding).push(SealedSwap {
+            id: binding_id(binding),
+            old,
+            new,
+        });
     }
-    let count = tokens.len() + secrets.len();
+    let count = swaps.len();
     if count == 0 {
         return Ok(0);
     }
     // Legacy values keep opening, so a failure here (a row deleted meanwhile by another
     // instance) costs nothing but a retry at the next start.
-    if let Err(e) = store.replace_sealed_tokens(tokens, secrets).await {
+    if let Err(e) = store.replace_sealed_tokens(swaps).await {
         tracing::warn!(error = %e, "could not re-seal stored credentials yet; will retry at the next start");
         return Ok(0);
     }

@@ -67,6 +67,7 @@ pub async fn run(
             retention_days: args.retention_days,
             lease_ttl: crate::app::lease_ttl(),
             policy_memory_limit_mib: app.policy_memory_mib,
+            push_max_in_flight: args.push_max_in_flight as usize,
             ..ServerConfig::default()
         },
     );

@@ -2,6 +2,7 @@
 
 mod access;
 pub mod health;
+pub(crate) mod ingest;
 mod integrations;
 mod metrics;
 mod monitoring;
@@ -24,6 +25,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(session::router())
         .merge(users::router())
         .merge(integrations::router())
+        .merge(ingest::router())
         .merge(metrics::router())
         .merge(monitoring::router())
         .merge(access::router())

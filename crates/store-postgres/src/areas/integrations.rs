@@ -35,28 +35,50 @@ impl IntegrationStore for PgStore {
         runs::update_integration(&self.client().await?, id, &patch).await
     }
 
-    async fn replace_sealed_tokens(
-        &self,
-        tokens: Vec<SealedSwap>,
-        webhook_secrets: Vec<SealedSwap>,
-    ) -> StoreResult<()> {
+    async fn replace_sealed_tokens(&self, swaps: SealedSwaps) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
-        webhooks::replace_secrets(&tx, &webhook_secrets).await?;
-        for swap in &tokens {
-            let changed = tx
-                .execute(
-                    "UPDATE integrations SET api_token_sealed = $1 WHERE id = $2 \
-                     AND api_token_sealed = $3",
-                    &[&swap.new, &swap.id, &swap.old],
-                )
-                .await
-                .map_err(db_err)?;
-            if changed == 0 {
-                return Err(swap.changed("integration"));
+        webhooks::replace_secrets(&tx, &swaps.webhook_secrets).await?;
+        for (column, list) in [
+            ("api_token_sealed", &swaps.integration_tokens),
+            ("push_private_key_sealed", &swaps.push_keys),
+        ] {
+            for swap in list {
+                let changed = tx
+                    .execute(
+                        &format!(
+                            "UPDATE integrations SET {column} = $1 WHERE id = $2 \
+                             AND {column} = $3"
+                        ),
+                        &[&swap.new, &swap.id, &swap.old],
+                    )
+                    .await
+                    .map_err(db_err)?;
+                if changed == 0 {
+                    return Err(swap.changed("integration"));
+                }
             }
         }
         tx.commit().await.map_err(db_err)
+    }
+
+    async fn set_push_key(
+        &self,
+        id: IntegrationId,
+        public_pem: &str,
+        private_key: SealFor,
+    ) -> StoreResult<Integration> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE integrations SET push_public_key = $1, push_private_key_sealed = $2 \
+                 WHERE id = $3 AND push_public_key IS NULL",
+                &[&public_pem, &private_key.seal(id), &id],
+            )
+            .await
+            .map_err(db_err)?;
+        drop(client);
+        self.get_integration(id).await
     }
 
     async fn set_integration_status(

@@ -125,27 +125,49 @@ impl IntegrationStore for SqliteStore {
             .await
     }
 
-    async fn replace_sealed_tokens(
-        &self,
-        tokens: Vec<SealedSwap>,
-        webhook_secrets: Vec<SealedSwap>,
-    ) -> StoreResult<()> {
+    async fn replace_sealed_tokens(&self, swaps: SealedSwaps) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
-            webhooks::replace_secrets(&tx, &webhook_secrets)?;
-            for swap in &tokens {
-                let changed = tx
-                    .execute(
-                        "UPDATE integrations SET api_token_sealed = ?1 WHERE id = ?2 \
-                         AND api_token_sealed = ?3",
-                        params![swap.new, swap.id, swap.old],
-                    )
-                    .map_err(db_err)?;
-                if changed == 0 {
-                    return Err(swap.changed("integration"));
+            webhooks::replace_secrets(&tx, &swaps.webhook_secrets)?;
+            for (column, list) in [
+                ("api_token_sealed", &swaps.integration_tokens),
+                ("push_private_key_sealed", &swaps.push_keys),
+            ] {
+                for swap in list {
+                    let changed = tx
+                        .execute(
+                            &format!(
+                                "UPDATE integrations SET {column} = ?1 WHERE id = ?2 \
+                                 AND {column} = ?3"
+                            ),
+                            params![swap.new, swap.id, swap.old],
+                        )
+                        .map_err(db_err)?;
+                    if changed == 0 {
+                        return Err(swap.changed("integration"));
+                    }
                 }
             }
             tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn set_push_key(
+        &self,
+        id: IntegrationId,
+        public_pem: &str,
+        private_key: SealFor,
+    ) -> StoreResult<Integration> {
+        let public_pem = public_pem.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE integrations SET push_public_key = ?1, push_private_key_sealed = ?2 \
+                 WHERE id = ?3 AND push_public_key IS NULL",
+                params![public_pem, private_key.seal(id), id],
+            )
+            .map_err(db_err)?;
+            get_integration_on(conn, id)
         })
         .await
     }

@@ -91,6 +91,24 @@ pub struct SealedSwap {
     pub new: Vec<u8>,
 }
 
+/// Every re-sealed credential of one rotation, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SealedSwaps {
+    pub integration_tokens: Vec<SealedSwap>,
+    pub webhook_secrets: Vec<SealedSwap>,
+    pub push_keys: Vec<SealedSwap>,
+}
+
+impl SealedSwaps {
+    pub fn len(&self) -> usize {
+        self.integration_tokens.len() + self.webhook_secrets.len() + self.push_keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl SealedSwap {
     /// Why a swap could not be made.
     pub fn changed(&self, what: &str) -> crate::StoreError {
@@ -133,6 +151,11 @@ pub struct Integration {
     pub created_at_ms: i64,
     /// Whether request and response bodies are fetched for policies.
     pub bodies: BodySettings,
+    /// The public half of the integration's Logpush key pair (PEM), once made.
+    pub push_public_key: Option<String>,
+    /// Its private half, sealed (`Binding::PushPrivateKey`).
+    #[serde(skip)]
+    pub sealed_push_private_key: Option<Vec<u8>>,
 }
 
 /// Which logs' bodies are fetched from Cloudflare (two API calls per log, inside the shared

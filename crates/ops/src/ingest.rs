@@ -1,0 +1,357 @@
+//! Push ingest: what a gateway (or an instrumented app) pushes for an integration — OTLP spans
+//! and Logpush files — decoded, stored through the one ingest path the pull uses (rows,
+//! bodies and rollups in one transaction, idempotent), and counted. The caller has already
+//! proved it holds an ingest key of `integration` (the server's shared auth).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use langguard_push::crypto::{generate_key_pair, FieldDecryptor};
+use langguard_push::otlp::Encoding;
+use langguard_push::{body, logpush, otlp, Record};
+use langguard_secrets::Binding;
+use langguard_store::{IngestSource, Integration, IntegrationId, PushedInteraction, SealFor};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::instrument;
+
+use crate::{OpsError, OpsResult, Services};
+
+/// Largest body taken once decompressed (Logpush's own `max_upload_bytes` tops out higher, but
+/// its default batches are a few MB).
+pub const MAX_INFLATED_BYTES: usize = 128 * 1024 * 1024;
+
+/// Pushes written at once; one more is refused with a retry hint rather than queued without
+/// bound (pushers retry; a queue would only grow memory while the writer is behind).
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+
+/// Seconds a refused pusher is asked to wait.
+const RETRY_AFTER_SECS: u64 = 1;
+
+/// Admission to the writer, and each integration's opened Logpush key.
+pub struct Ingest {
+    in_flight: Arc<Semaphore>,
+    decryptors: Mutex<HashMap<IntegrationId, (Vec<u8>, Arc<Mutex<FieldDecryptor>>)>>,
+}
+
+impl Ingest {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            decryptors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A writer slot, or `Busy` when every slot is taken.
+    fn admit(&self) -> OpsResult<InFlight> {
+        let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("langguard_ingest_refused_total").increment(1);
+            OpsError::Busy {
+                message: "LangGuard is writing as fast as it can; retry this batch shortly"
+                    .into(),
+                retry_after_secs: RETRY_AFTER_SECS,
+            }
+        })?;
+        metrics::gauge!("langguard_ingest_in_flight").increment(1.0);
+        Ok(InFlight(permit))
+    }
+}
+
+struct InFlight(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("langguard_ingest_in_flight").decrement(1.0);
+    }
+}
+
+/// What a push did, for the answer and the telemetry.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct PushReport {
+    /// Logs (spans, lines) in the request that describe a GenAI call.
+    pub received: u64,
+    /// Newly stored.
+    pub stored: u64,
+    /// Already stored (a re-sent batch or line).
+    pub duplicates: u64,
+    /// Left out: their gateway counts another source at their time (see the integration's
+    /// push setup).
+    pub other_source: u64,
+    /// Not storable, each for the reason in `errors`.
+    pub rejected: u64,
+    /// OTLP spans that are not GenAI calls (an app's own spans): counted, not stored.
+    pub not_genai: u64,
+    /// Logpush fields that did not decrypt (their logs are stored without them).
+    pub undecryptable_fields: u64,
+    /// Why logs were rejected or left out (the first few).
+    pub errors: Vec<String>,
+}
+
+/// Reasons kept per answer.
+const MAX_ERRORS: usize = 10;
+
+impl PushReport {
+    fn note(&mut self, reason: String) {
+        if self.errors.len() < MAX_ERRORS {
+            self.errors.push(reason);
+        }
+    }
+
+    /// Spans the OTLP answer reports as rejected: what will never be stored.
+    pub fn rejected_spans(&self) -> i64 {
+        (self.rejected + self.other_source) as i64
+    }
+}
+
+/// A gateway name a pusher gives (header or query): what Cloudflare allows in a gateway id,
+/// plus capitals and dots for apps' own names.
+pub fn check_gateway(name: &str) -> OpsResult<&str> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(OpsError::invalid(
+            "invalid_gateway",
+            "the gateway name must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
+/// Stores the GenAI spans of an OTLP export request.
+#[instrument(skip_all, fields(integration_id = integration.id))]
+pub async fn otlp(
+    ops: &Services,
+    integration: &Integration,
+    body: &[u8],
+    gzip: bool,
+    encoding: Encoding,
+    gateway: Option<&str>,
+) -> OpsResult<PushReport> {
+    let _slot = ops.ingest.admit()?;
+    let body = inflate(body, gzip, IngestSource::Otlp)?;
+    let request = otlp::decode_request(&body, encoding).map_err(|e| {
+        count_request(IngestSource::Otlp, "undecodable");
+        OpsError::invalid("undecodable", e.to_string())
+    })?;
+    let decoded = otlp::records(request, gateway, &integration.bodies, ops.engine.pricer());
+    let mut report = PushReport {
+        received: decoded.records.len() as u64 + decoded.rejected.len() as u64,
+        rejected: decoded.rejected.len() as u64,
+        not_genai: decoded.not_genai,
+        ..PushReport::default()
+    };
+    for why in decoded.rejected {
+        report.note(why);
+    }
+    store(ops, integration, IngestSource::Otlp, decoded.records, &mut report).await?;
+    finish(IngestSource::Otlp, &report);
+    Ok(report)
+}
+
+/// What a Logpush upload was.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogpushOutcome {
+    /// Logpush's destination check (`{"content":"tests"}`): answered, nothing stored.
+    Validation,
+    Stored(PushReport),
+}
+
+/// Stores a Logpush file of `ai_gateway_events`.
+#[instrument(skip_all, fields(integration_id = integration.id))]
+pub async fn logpush(
+    ops: &Services,
+    integration: &Integration,
+    body: &[u8],
+    gzip: bool,
+) -> OpsResult<LogpushOutcome> {
+    let _slot = ops.ingest.admit()?;
+    let body = inflate(body, gzip, IngestSource::Logpush)?.into_owned();
+    if logpush::is_validation(&body) {
+        count_request(IngestSource::Logpush, "validation");
+        return Ok(LogpushOutcome::Validation);
+    }
+    let decryptor = decryptor(ops, integration)?;
+    let bodies = integration.bodies;
+    let engine = ops.engine.clone();
+    // Unwrapping keys is milliseconds of CPU per log: off the async workers.
+    let decoded = tokio::task::spawn_blocking(move || {
+        let mut guard = decryptor
+            .as_ref()
+            .map(|d| d.lock().unwrap_or_else(|e| e.into_inner()));
+        let (unwraps, hits) = guard.as_ref().map_or((0, 0), |d| (d.unwraps, d.cache_hits));
+        let decoded = logpush::decode(&body, guard.as_deref_mut(), &bodies, engine.pricer());
+        if let Some(d) = guard.as_ref() {
+            metrics::counter!("langguard_ingest_key_unwraps_total").increment(d.unwraps - unwraps);
+            metrics::counter!("langguard_ingest_key_cache_hits_total")
+                .increment(d.cache_hits - hits);
+        }
+        decoded
+    })
+    .await
+    .map_err(|e| OpsError::Internal(anyhow::anyhow!("Logpush decoding stopped: {e}")))?;
+    let mut report = PushReport {
+        received: (decoded.records.len() + decoded.rejected.len()) as u64,
+        rejected: decoded.rejected.len() as u64,
+        undecryptable_fields: decoded.undecryptable,
+        ..PushReport::default()
+    };
+    for (line, why) in &decoded.rejected {
+        report.note(format!("line {line}: {why}"));
+    }
+    if let Some(why) = decoded.undecryptable_reason {
+        tracing::warn!(integration = %integration.name, fields = decoded.undecryptable, reason = %why, "Logpush fields did not decrypt; their logs are stored without them");
+        report.note(format!("{} encrypted fields left out: {why}", decoded.undecryptable));
+    }
+    store(ops, integration, IngestSource::Logpush, decoded.records, &mut report).await?;
+    finish(IngestSource::Logpush, &report);
+    Ok(LogpushOutcome::Stored(report))
+}
+
+fn inflate(
+    body: &[u8],
+    gzip: bool,
+    source: IngestSource,
+) -> OpsResult<std::borrow::Cow<'_, [u8]>> {
+    body::inflate(body, gzip, MAX_INFLATED_BYTES).map_err(|e| {
+        count_request(source, "undecodable");
+        match e {
+            body::BodyError::TooLarge { .. } => OpsError::TooLarge(e.to_string()),
+            body::BodyError::Gzip(_) => OpsError::invalid("undecodable", e.to_string()),
+        }
+    })
+}
+
+/// The integration's opened private key (kept between requests: parsing it is not free, and
+/// the unwrapped-key cache lives in it), or `None` before it has one.
+fn decryptor(
+    ops: &Services,
+    integration: &Integration,
+) -> OpsResult<Option<Arc<Mutex<FieldDecryptor>>>> {
+    let Some(sealed) = &integration.sealed_push_private_key else {
+        return Ok(None);
+    };
+    let mut cache = ops
+        .ingest
+        .decryptors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some((known, decryptor)) = cache.get(&integration.id) {
+        if known == sealed {
+            return Ok(Some(decryptor.clone()));
+        }
+    }
+    let pem = ops
+        .sealer
+        .open(sealed, Binding::PushPrivateKey(integration.id))
+        .map_err(|e| OpsError::Internal(anyhow::anyhow!("the Logpush key of integration {}: {e}", integration.id)))?;
+    let decryptor = Arc::new(Mutex::new(FieldDecryptor::from_pem(&pem).map_err(|e| {
+        OpsError::Internal(anyhow::anyhow!("the Logpush key of integration {}: {e}", integration.id))
+    })?));
+    cache.insert(integration.id, (sealed.clone(), decryptor.clone()));
+    Ok(Some(decryptor))
+}
+
+/// Stores records gateway by gateway (each gateway's in one transaction).
+async fn store(
+    ops: &Services,
+    integration: &Integration,
+    source: IngestSource,
+    records: Vec<Record>,
+    report: &mut PushReport,
+) -> OpsResult<()> {
+    let mut by_gateway: BTreeMap<String, Vec<PushedInteraction>> = BTreeMap::new();
+    for record in records {
+        by_gateway.entry(record.gateway).or_default().push(record.pushed);
+    }
+    for (gateway, batch) in by_gateway {
+        let outcome = ops
+            .store
+            .ingest_pushed(integration.id, &gateway, source, batch)
+            .await?;
+        langguard_sync::record_traffic(&integration.name, &gateway, &outcome.traffic);
+        report.stored += outcome.inserted;
+        report.duplicates += outcome.duplicates;
+        if outcome.other_source > 0 {
+            report.other_source += outcome.other_source;
+            report.note(format!(
+                "{} logs of gateway {gateway:?} left out: it counts another source at their \
+                 time (see the integration's push setup)",
+                outcome.other_source
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn count_request(source: IngestSource, outcome: &'static str) {
+    metrics::counter!("langguard_ingest_requests_total", "source" => source.as_str(), "outcome" => outcome)
+        .increment(1);
+}
+
+fn finish(source: IngestSource, report: &PushReport) {
+    count_request(source, "stored");
+    let s = source.as_str();
+    for (outcome, n) in [
+        ("stored", report.stored),
+        ("duplicate", report.duplicates),
+        ("other_source", report.other_source),
+        ("rejected", report.rejected),
+        ("not_genai", report.not_genai),
+    ] {
+        metrics::counter!("langguard_ingest_records_total", "source" => s, "outcome" => outcome)
+            .increment(n);
+    }
+}
+
+/// HELP texts of the ingest metrics.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        "langguard_ingest_requests_total",
+        "Push requests (OTLP, Logpush) by source and outcome (stored, validation, undecodable)"
+    );
+    metrics::describe_counter!(
+        "langguard_ingest_records_total",
+        "Pushed logs by source and outcome (stored, duplicate, other_source, rejected, not_genai)"
+    );
+    metrics::describe_counter!(
+        "langguard_ingest_refused_total",
+        "Pushes refused with Retry-After because every writer slot was taken"
+    );
+    metrics::describe_gauge!(
+        "langguard_ingest_in_flight",
+        "Pushes being decoded and written now"
+    );
+    metrics::describe_counter!(
+        "langguard_ingest_key_unwraps_total",
+        "RSA unwraps of Logpush field keys"
+    );
+    metrics::describe_counter!(
+        "langguard_ingest_key_cache_hits_total",
+        "Logpush field keys found already unwrapped"
+    );
+}
+
+/// The integration with its Logpush key pair, made now if it has none (RSA key generation
+/// takes tens of milliseconds, off the async workers).
+pub async fn ensure_push_key(ops: &Services, integration: Integration) -> OpsResult<Integration> {
+    if integration.push_public_key.is_some() {
+        return Ok(integration);
+    }
+    let pair = tokio::task::spawn_blocking(generate_key_pair)
+        .await
+        .map_err(|e| OpsError::Internal(anyhow::anyhow!("key generation stopped: {e}")))?
+        .map_err(|e| OpsError::Internal(anyhow::anyhow!(e)))?;
+    let sealer = ops.sealer.clone();
+    let private = pair.private_pem;
+    Ok(ops
+        .store
+        .set_push_key(
+            integration.id,
+            &pair.public_pem,
+            SealFor::new(move |id| sealer.seal(&private, Binding::PushPrivateKey(id))),
+        )
+        .await?)
+}

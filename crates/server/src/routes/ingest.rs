@@ -1,0 +1,213 @@
+//! Push ingest: the OTLP/HTTP traces receiver (`POST /v1/traces`, at the root where every
+//! exporter's base URL + `/v1/traces` lands), the Logpush HTTP destination
+//! (`POST /api/v1/ingest/logpush`) and an integration's push setup
+//! (`GET /api/v1/integrations/{id}/push`). Pushers authenticate with an ingest key
+//! ([`IngestCaller`]); everything else is `langguard_ops::ingest`.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use langguard_ops::ingest::{self, LogpushOutcome, PushReport};
+use langguard_ops::push_setup::{self, PushSetupView};
+use langguard_ops::OpsError;
+use langguard_push::otlp::{self, Encoding, Status};
+use langguard_store::Role;
+
+use crate::auth::{CurrentUser, IngestCaller};
+use crate::error::ApiError;
+use crate::extract::ApiPath;
+use crate::AppState;
+
+/// Largest push body taken as sent (compressed); [`ingest::MAX_INFLATED_BYTES`] once inflated.
+pub const MAX_PUSH_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// `POST /v1/traces`, outside `/api/v1`.
+pub fn otlp_router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/traces", post(otlp_traces))
+        .layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/ingest/logpush",
+            post(logpush).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)),
+        )
+        .route("/integrations/{id}/push", get(setup))
+}
+
+/// Whether the body is gzip, per `Content-Encoding`; other encodings are refused.
+fn gzipped(headers: &HeaderMap) -> Result<bool, ApiError> {
+    match headers
+        .get(CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("identity") => Ok(false),
+        Some("gzip") | Some("x-gzip") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(
+            "unsupported_encoding",
+            "Content-Encoding must be gzip or absent",
+        )),
+    }
+}
+
+/// A push failure as the API says it: the store's trouble is a 503 with Retry-After (the
+/// pusher keeps the batch and retries), never a 500 that an exporter would drop.
+fn push_error(e: OpsError) -> ApiError {
+    match e {
+        OpsError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "a push could not be stored");
+            ApiError::Unavailable("the push could not be stored right now; retry it".into())
+        }
+        other => other.into(),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/traces", operation_id = "otlp_export_traces", tag = "ingest",
+    request_body(content = String, description = "An OTLP `ExportTraceServiceRequest` (protobuf or JSON, optionally gzip)", content_type = "application/x-protobuf"),
+    params(("X-LangGuard-Gateway" = Option<String>, Header, description = "The gateway the spans belong to"), ("gateway" = Option<String>, Query, description = "The gateway, when a header can't be set")),
+    responses((status = 200, description = "Committed: an `ExportTraceServiceResponse`, with `partial_success` when spans were rejected", content_type = "application/x-protobuf"),
+        (status = 400, description = "Undecodable"), (status = 401, description = "No valid ingest key"), (status = 403, description = "The key may not push here"),
+        (status = 413, description = "Too large"), (status = 429, description = "The writer is behind: retry after `Retry-After`"), (status = 503, description = "Not stored now: retry after `Retry-After`")),
+    security(("bearer" = [])))]
+pub(crate) async fn otlp_traces(
+    State(state): State<AppState>,
+    caller: Result<IngestCaller, ApiError>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        return otlp_failure(
+            Encoding::Json,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send OTLP as application/x-protobuf or application/json".into(),
+            None,
+        );
+    };
+    let result = async {
+        let IngestCaller(integration) = caller?;
+        let gzip = gzipped(&headers)?;
+        let gateway = headers
+            .get("x-langguard-gateway")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                    .find(|(k, _)| k == "gateway")
+                    .map(|(_, v)| v.into_owned())
+            });
+        if let Some(g) = &gateway {
+            ingest::check_gateway(g.trim())?;
+        }
+        ingest::otlp(
+            &state.ops,
+            &integration,
+            &body,
+            gzip,
+            encoding,
+            gateway.as_deref().map(str::trim),
+        )
+        .await
+        .map_err(push_error)
+    }
+    .await;
+    match result {
+        Ok(report) => {
+            let reason = report.errors.first().cloned();
+            let answer = otlp::response(report.rejected_spans(), reason);
+            (
+                StatusCode::OK,
+                [(CONTENT_TYPE, encoding.content_type())],
+                otlp::encode_response(&answer, encoding),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            let status = e.status();
+            let retry_after = e.retry_after_secs();
+            otlp_failure(encoding, status, e.to_string(), retry_after)
+        }
+    }
+}
+
+fn otlp_failure(
+    encoding: Encoding,
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+) -> Response {
+    metrics::counter!("langguard_api_errors_total", "code" => "otlp_failure").increment(1);
+    let body = Status::for_http(status.as_u16(), message).encode_as(encoding);
+    let mut response =
+        (status, [(CONTENT_TYPE, encoding.content_type())], body).into_response();
+    if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+        response.headers_mut().insert("retry-after", v);
+    }
+    response
+}
+
+/// A Logpush upload's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct LogpushAnswer {
+    /// `true` for Logpush's destination check (nothing stored).
+    validation: bool,
+    #[serde(flatten)]
+    report: PushReport,
+}
+
+#[utoipa::path(post, path = "/api/v1/ingest/logpush", operation_id = "ingest_logpush", tag = "ingest",
+    request_body(content = String, description = "gzip NDJSON of `ai_gateway_events`", content_type = "application/octet-stream"),
+    responses((status = 200, description = "Committed (or the destination check)", body = LogpushAnswer),
+        (status = 400, description = "Not gzip", body = crate::error::ErrorBody), (status = 401, description = "No valid ingest key", body = crate::error::ErrorBody),
+        (status = 403, description = "The key may not push here", body = crate::error::ErrorBody), (status = 413, description = "Too large", body = crate::error::ErrorBody),
+        (status = 429, description = "The writer is behind: retry after `Retry-After`", body = crate::error::ErrorBody), (status = 503, description = "Not stored now: retry after `Retry-After`", body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn logpush(
+    State(state): State<AppState>,
+    IngestCaller(integration): IngestCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<LogpushAnswer>, ApiError> {
+    let gzip = gzipped(&headers)?;
+    let outcome = ingest::logpush(&state.ops, &integration, &body, gzip)
+        .await
+        .map_err(push_error)?;
+    Ok(Json(match outcome {
+        LogpushOutcome::Validation => LogpushAnswer {
+            validation: true,
+            report: PushReport::default(),
+        },
+        LogpushOutcome::Stored(report) => LogpushAnswer {
+            validation: false,
+            report,
+        },
+    }))
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/push", operation_id = "get_push_setup", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    responses((status = 200, description = "Per gateway: how data arrives; the OTLP URL and headers, the Logpush destination_conf and the public key", body = PushSetupView),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody), (status = 403, description = "Role not allowed", body = crate::error::ErrorBody),
+        (status = 404, description = "No such integration", body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session_cookie" = [])))]
+pub(crate) async fn setup(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<PushSetupView>, ApiError> {
+    user.require(Role::Admin)?;
+    Ok(Json(
+        push_setup::setup(&state.ops, id, state.config.public_url.as_ref()).await?,
+    ))
+}
