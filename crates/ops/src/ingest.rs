@@ -27,10 +27,14 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
 /// Seconds a refused pusher is asked to wait.
 const RETRY_AFTER_SECS: u64 = 1;
 
+/// An integration's opened Logpush key, with the sealed value it was opened from (a new key
+/// pair replaces it).
+type OpenedKey = (Vec<u8>, Arc<Mutex<FieldDecryptor>>);
+
 /// Admission to the writer, and each integration's opened Logpush key.
 pub struct Ingest {
     in_flight: Arc<Semaphore>,
-    decryptors: Mutex<HashMap<IntegrationId, (Vec<u8>, Arc<Mutex<FieldDecryptor>>)>>,
+    decryptors: Mutex<HashMap<IntegrationId, OpenedKey>>,
 }
 
 impl Ingest {
@@ -46,8 +50,7 @@ impl Ingest {
         let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
             metrics::counter!("langguard_ingest_refused_total").increment(1);
             OpsError::Busy {
-                message: "LangGuard is writing as fast as it can; retry this batch shortly"
-                    .into(),
+                message: "LangGuard is writing as fast as it can; retry this batch shortly".into(),
                 retry_after_secs: RETRY_AFTER_SECS,
             }
         })?;
@@ -146,7 +149,14 @@ pub async fn otlp(
     for why in decoded.rejected {
         report.note(why);
     }
-    store(ops, integration, IngestSource::Otlp, decoded.records, &mut report).await?;
+    store(
+        ops,
+        integration,
+        IngestSource::Otlp,
+        decoded.records,
+        &mut report,
+    )
+    .await?;
     finish(IngestSource::Otlp, &report);
     Ok(report)
 }
@@ -203,18 +213,24 @@ pub async fn logpush(
     }
     if let Some(why) = decoded.undecryptable_reason {
         tracing::warn!(integration = %integration.name, fields = decoded.undecryptable, reason = %why, "Logpush fields did not decrypt; their logs are stored without them");
-        report.note(format!("{} encrypted fields left out: {why}", decoded.undecryptable));
+        report.note(format!(
+            "{} encrypted fields left out: {why}",
+            decoded.undecryptable
+        ));
     }
-    store(ops, integration, IngestSource::Logpush, decoded.records, &mut report).await?;
+    store(
+        ops,
+        integration,
+        IngestSource::Logpush,
+        decoded.records,
+        &mut report,
+    )
+    .await?;
     finish(IngestSource::Logpush, &report);
     Ok(LogpushOutcome::Stored(report))
 }
 
-fn inflate(
-    body: &[u8],
-    gzip: bool,
-    source: IngestSource,
-) -> OpsResult<std::borrow::Cow<'_, [u8]>> {
+fn inflate(body: &[u8], gzip: bool, source: IngestSource) -> OpsResult<std::borrow::Cow<'_, [u8]>> {
     body::inflate(body, gzip, MAX_INFLATED_BYTES).map_err(|e| {
         count_request(source, "undecodable");
         match e {
@@ -246,9 +262,17 @@ fn decryptor(
     let pem = ops
         .sealer
         .open(sealed, Binding::PushPrivateKey(integration.id))
-        .map_err(|e| OpsError::Internal(anyhow::anyhow!("the Logpush key of integration {}: {e}", integration.id)))?;
+        .map_err(|e| {
+            OpsError::Internal(anyhow::anyhow!(
+                "the Logpush key of integration {}: {e}",
+                integration.id
+            ))
+        })?;
     let decryptor = Arc::new(Mutex::new(FieldDecryptor::from_pem(&pem).map_err(|e| {
-        OpsError::Internal(anyhow::anyhow!("the Logpush key of integration {}: {e}", integration.id))
+        OpsError::Internal(anyhow::anyhow!(
+            "the Logpush key of integration {}: {e}",
+            integration.id
+        ))
     })?));
     cache.insert(integration.id, (sealed.clone(), decryptor.clone()));
     Ok(Some(decryptor))
@@ -264,7 +288,10 @@ async fn store(
 ) -> OpsResult<()> {
     let mut by_gateway: BTreeMap<String, Vec<PushedInteraction>> = BTreeMap::new();
     for record in records {
-        by_gateway.entry(record.gateway).or_default().push(record.pushed);
+        by_gateway
+            .entry(record.gateway)
+            .or_default()
+            .push(record.pushed);
     }
     for (gateway, batch) in by_gateway {
         let outcome = ops

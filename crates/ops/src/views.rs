@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use langguard_clock::format_ms;
-use langguard_store::User;
+use langguard_store::{IngestSource, User};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
@@ -116,7 +116,12 @@ pub struct TraceItem {
     pub log_id: String,
     pub created_at: String,
     pub provider: String,
+    /// The model that served the request.
     pub model: String,
+    /// The model the caller asked for, when another one served it (pushed logs say).
+    pub requested_model: Option<String>,
+    /// How the log arrived: `logs_api`, `otlp` or `logpush`.
+    pub source: &'static str,
     pub path: Option<String>,
     pub status: &'static str,
     pub status_code: Option<i64>,
@@ -142,6 +147,8 @@ impl From<&Interaction> for TraceItem {
             created_at: format_ms(log.created_at_ms),
             provider: log.provider.clone(),
             model: log.model.clone(),
+            requested_model: log.requested_model.clone(),
+            source: IngestSource::of_log_id(&log.log_id).as_str(),
             path: log.path.clone(),
             status: if log.success { "success" } else { "error" },
             status_code: log.status_code,

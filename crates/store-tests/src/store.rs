@@ -738,7 +738,11 @@ pub async fn re_sealing_never_overwrites_a_credential_changed_meanwhile(store: A
         .await
         .expect("re-sealed");
     assert_eq!(
-        store.get_integration(a.id).await.expect("a").sealed_push_private_key,
+        store
+            .get_integration(a.id)
+            .await
+            .expect("a")
+            .sealed_push_private_key,
         Some(vec![3])
     );
 }

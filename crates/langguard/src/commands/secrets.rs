@@ -26,7 +26,10 @@ pub async fn rotate_key(app: &App, data_dir: &Path) -> anyhow::Result<ExitCode> 
     let mut swaps = SealedSwaps::default();
     for (old, binding) in sealed_values(&*app.store).await? {
         let plaintext = app.sealer.open(&old, binding).with_context(|| {
-            format!("cannot open {} with the current key; nothing was changed", describe(binding))
+            format!(
+                "cannot open {} with the current key; nothing was changed",
+                describe(binding)
+            )
         })?;
         let new = next.seal(&plaintext, binding);
         swaps_for(&mut swaps, binding).push(SealedSwap {
@@ -113,7 +116,9 @@ fn swaps_for(swaps: &mut SealedSwaps, binding: Binding) -> &mut Vec<SealedSwap> 
 /// The row a stored value belongs to (device cookies are never stored).
 fn binding_id(binding: Binding) -> i64 {
     match binding {
-        Binding::IntegrationToken(id) | Binding::WebhookSecret(id) | Binding::PushPrivateKey(id) => id,
+        Binding::IntegrationToken(id)
+        | Binding::WebhookSecret(id)
+        | Binding::PushPrivateKey(id) => id,
         Binding::DeviceCookie => 0,
     }
 }
@@ -135,11 +140,12 @@ async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Bindin
         .iter()
         .map(|i| (i.sealed_api_token.clone(), Binding::IntegrationToken(i.id)))
         .collect();
-    sealed.extend(
-        integrations
-            .iter()
-            .filter_map(|i| Some((i.sealed_push_private_key.clone()?, Binding::PushPrivateKey(i.id)))),
-    );
+    sealed.extend(integrations.iter().filter_map(|i| {
+        Some((
+            i.sealed_push_private_key.clone()?,
+            Binding::PushPrivateKey(i.id),
+        ))
+    }));
     sealed.extend(
         store
             .list_webhooks()

@@ -149,8 +149,7 @@ fn otlp_failure(
 ) -> Response {
     metrics::counter!("langguard_api_errors_total", "code" => "otlp_failure").increment(1);
     let body = Status::for_http(status.as_u16(), message).encode_as(encoding);
-    let mut response =
-        (status, [(CONTENT_TYPE, encoding.content_type())], body).into_response();
+    let mut response = (status, [(CONTENT_TYPE, encoding.content_type())], body).into_response();
     if let Some(v) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
         response.headers_mut().insert("retry-after", v);
     }

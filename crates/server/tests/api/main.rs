@@ -10,6 +10,7 @@ mod contract;
 mod integrations;
 mod policies;
 mod prices;
+mod push;
 mod traces;
 mod webhooks;
 
