@@ -465,6 +465,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         logs: usize,
     },
+    /// Push receivers over loopback into a fresh SQLite file: OTLP protobuf batches, then
+    /// Logpush gzip NDJSON with encrypted fields (and where a record's time goes).
+    Push {
+        #[arg(long, default_value_t = 1_000_000)]
+        spans: usize,
+        /// Spans per OTLP request.
+        #[arg(long, default_value_t = 512)]
+        batch: usize,
+        /// Logpush records (each costs an RSA unwrap).
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+    },
 }
 
 /// A public URL: absolute http(s), no credentials in it.

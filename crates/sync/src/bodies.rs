@@ -5,7 +5,7 @@
 use langguard_cloudflare::{ClientConfig, CloudflareError};
 use langguard_policy::BodySource;
 use langguard_secrets::Sealer;
-use langguard_store::{Bodies, Integration, Interaction};
+use langguard_store::{Bodies, IngestSource, Integration, Interaction};
 
 use crate::client_for;
 
@@ -61,7 +61,12 @@ impl BodySource for CloudflareBodies {
             }
         };
         let mut out = Vec::with_capacity(interactions.len());
-        for i in interactions {
+        // Pushed logs brought their bodies along (or had none to bring): Cloudflare's Logs API
+        // does not know their ids.
+        let pulled = interactions
+            .iter()
+            .filter(|i| IngestSource::of_log_id(&i.log.log_id) == IngestSource::LogsApi);
+        for i in pulled {
             let request = client.get_log_request(&i.gateway, &i.log.log_id).await;
             let response = match &request {
                 Ok(_) => client.get_log_response(&i.gateway, &i.log.log_id).await,

@@ -525,6 +525,19 @@ impl SyncEngine {
         let sync_started_ms = now_ms();
         let mut first_error: Option<RunError> = None;
         for state in states.iter().filter(|s| ids.contains(&s.gateway_id)) {
+            // A gateway whose logs arrive by push is pulled only up to the handover (and one
+            // that took the Logs API back, only from it): one counted source at a time.
+            let until_ms = state.pull_until_ms();
+            let from_ms = state.pull_from_ms().map(|f| f.saturating_sub(1));
+            let cursor = state.cursor_ms.max(from_ms);
+            let floor = floor_ms.max(from_ms);
+            if let Some(until) = until_ms {
+                let window_ms = self.settings.trailing_window.as_millis() as i64;
+                let settled = sync_started_ms.saturating_sub(window_ms) > until;
+                if until == i64::MIN || (settled && cursor.is_some_and(|c| c >= until - 1)) {
+                    continue;
+                }
+            }
             let result = GatewayImport {
                 client,
                 integration_name: &integration.name,
@@ -534,12 +547,12 @@ impl SyncEngine {
                 gateway: &state.gateway_id,
                 trailing_window: self.settings.trailing_window,
                 flush_rows: self.settings.flush_rows.max(1),
-                sync_started_ms,
+                sync_started_ms: until_ms.map_or(sync_started_ms, |u| u.min(sync_started_ms)),
                 counts: &mut *counts,
                 rejected: &mut *rejected,
                 progress,
             }
-            .run(state.cursor_ms, floor_ms)
+            .run(cursor, floor)
             .await;
             // The run's figures are saved after every gateway, so a crash leaves honest ones.
             apply_client_stats(counts, &client.stats());

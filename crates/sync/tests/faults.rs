@@ -624,3 +624,85 @@ async fn a_sync_whose_lease_is_taken_over_stops_and_leaves_the_status_alone() {
         .expect("get");
     assert_ne!(integration.status, IntegrationStatus::Failed);
 }
+
+/// Once a push takes a gateway over, the pull keeps what it had (late-visible logs below the
+/// handover included) and stops at the handover; a gateway that pushed before it was ever
+/// pulled is not pulled at all. With the push counting from the handover on, nothing is
+/// counted twice and nothing is missed.
+#[tokio::test]
+async fn a_pushed_gateway_is_pulled_only_up_to_its_handover() {
+    use langguard_store::{IngestSource, PushedInteraction};
+    let h = harness(&["legacy", "fresh"]).await;
+    let pushed = |key: &str, at: i64| PushedInteraction {
+        interaction: langguard_sync::normalize(
+            serde_json::from_value(serde_json::json!({
+                "id": IngestSource::Logpush.log_id(key),
+                "created_at": langguard_clock::format_ms(at),
+                "provider": "openai", "model": "gpt-4o-mini", "success": true,
+                "status_code": 200, "duration": 10, "tokens_in": 1, "tokens_out": 1
+            }))
+            .expect("log"),
+            h.engine.pricer(),
+        )
+        .expect("normalises"),
+        bodies: None,
+    };
+    // `fresh` pushes before any sync: it never counts the Logs API.
+    h.store
+        .ingest_pushed(
+            h.integration_id,
+            "fresh",
+            IngestSource::Logpush,
+            vec![pushed("first", langguard_clock::now_ms() - 60_000)],
+        )
+        .await
+        .expect("push");
+    h.seed("legacy", 120, 7);
+    h.seed("fresh", 30, 8);
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(h.stored("legacy").await, 120);
+    assert_eq!(
+        h.stored("fresh").await,
+        1,
+        "a pushed gateway is never pulled"
+    );
+    let cursor = h
+        .store
+        .list_gateways(h.integration_id)
+        .await
+        .expect("gateways")
+        .into_iter()
+        .find(|g| g.gateway_id == "legacy")
+        .and_then(|g| g.cursor_ms)
+        .expect("a cursor");
+
+    // The first push to `legacy` hands it over right after the cursor.
+    let outcome = h
+        .store
+        .ingest_pushed(
+            h.integration_id,
+            "legacy",
+            IngestSource::Logpush,
+            vec![pushed("old", cursor), pushed("new", cursor + 1_000)],
+        )
+        .await
+        .expect("push");
+    assert_eq!((outcome.inserted, outcome.other_source), (1, 1));
+
+    // Cloudflare's Logs API still gets logs after the handover: they are the push's now.
+    h.emulator.emulator.append_logs(
+        ACCOUNT,
+        "legacy",
+        40,
+        OffsetDateTime::now_utc() - time::Duration::seconds(5),
+    );
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        run.counts.items_ingested, 0,
+        "nothing pulled past the handover"
+    );
+    assert_eq!(h.stored("legacy").await, 120 + 1);
+    assert_eq!(h.stored("fresh").await, 1);
+}

@@ -12,7 +12,7 @@ use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 
 use crate::commands::synthetic::ingest_synthetic;
-use crate::commands::{bench_policies, bench_queries};
+use crate::commands::{bench_policies, bench_push, bench_queries};
 
 use crate::app::App;
 use crate::cli::BenchCommand;
@@ -30,6 +30,11 @@ pub async fn run(
             ingest(logs, batch.max(1), hours.max(1), global).await
         }
         BenchCommand::Import { logs } => import(logs).await,
+        BenchCommand::Push {
+            spans,
+            batch,
+            records,
+        } => bench_push::run(spans.max(1), batch.max(1), records).await,
         BenchCommand::Policies { interactions } => bench_policies::run(interactions.max(1)).await,
         BenchCommand::Queries { runs, duckdb } => {
             bench_queries::run(&App::open(global).await?, runs.max(1), duckdb).await

@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod bench;
 pub mod bench_policies;
+pub mod bench_push;
 pub mod bench_queries;
 pub mod demo;
 pub mod dev;
