@@ -29,7 +29,7 @@ const RETRY_AFTER_SECS: u64 = 1;
 
 /// An integration's opened Logpush key, with the sealed value it was opened from (a new key
 /// pair replaces it).
-type OpenedKey = (Vec<u8>, Arc<Mutex<FieldDecryptor>>);
+type OpenedKey = (Vec<u8>, Arc<FieldDecryptor>);
 
 /// Admission to the writer, and each integration's opened Logpush key.
 pub struct Ingest {
@@ -188,15 +188,16 @@ pub async fn logpush(
     let engine = ops.engine.clone();
     // Unwrapping keys is milliseconds of CPU per log: off the async workers.
     let decoded = tokio::task::spawn_blocking(move || {
-        let mut guard = decryptor
-            .as_ref()
-            .map(|d| d.lock().unwrap_or_else(|e| e.into_inner()));
-        let (unwraps, hits) = guard.as_ref().map_or((0, 0), |d| (d.unwraps, d.cache_hits));
-        let decoded = logpush::decode(&body, guard.as_deref_mut(), &bodies, engine.pricer());
-        if let Some(d) = guard.as_ref() {
-            metrics::counter!("langguard_ingest_key_unwraps_total").increment(d.unwraps - unwraps);
+        let key = decryptor.as_deref();
+        let before = key.map_or((0, 0), FieldDecryptor::counts);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let decoded = logpush::decode_parallel(&body, threads, key, &bodies, engine.pricer());
+        if let Some(key) = key {
+            let after = key.counts();
+            metrics::counter!("langguard_ingest_key_unwraps_total")
+                .increment(after.0.saturating_sub(before.0));
             metrics::counter!("langguard_ingest_key_cache_hits_total")
-                .increment(d.cache_hits - hits);
+                .increment(after.1.saturating_sub(before.1));
         }
         decoded
     })
@@ -242,10 +243,7 @@ fn inflate(body: &[u8], gzip: bool, source: IngestSource) -> OpsResult<std::borr
 
 /// The integration's opened private key (kept between requests: parsing it is not free, and
 /// the unwrapped-key cache lives in it), or `None` before it has one.
-fn decryptor(
-    ops: &Services,
-    integration: &Integration,
-) -> OpsResult<Option<Arc<Mutex<FieldDecryptor>>>> {
+fn decryptor(ops: &Services, integration: &Integration) -> OpsResult<Option<Arc<FieldDecryptor>>> {
     let Some(sealed) = &integration.sealed_push_private_key else {
         return Ok(None);
     };
@@ -268,12 +266,12 @@ fn decryptor(
                 integration.id
             ))
         })?;
-    let decryptor = Arc::new(Mutex::new(FieldDecryptor::from_pem(&pem).map_err(|e| {
+    let decryptor = Arc::new(FieldDecryptor::from_pem(&pem).map_err(|e| {
         OpsError::Internal(anyhow::anyhow!(
             "the Logpush key of integration {}: {e}",
             integration.id
         ))
-    })?));
+    })?);
     cache.insert(integration.id, (sealed.clone(), decryptor.clone()));
     Ok(Some(decryptor))
 }

@@ -9,6 +9,8 @@
 //! duplicate files at-least-once delivery brings, unwrap once.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use aes_gcm::aead::consts::U16;
 use aes_gcm::aead::{Aead, KeyInit};
@@ -28,8 +30,8 @@ use sha2::Digest;
 /// (`openssl genrsa 2048`), and a third of a 3,072-bit key's unwrap time.
 pub const KEY_BITS: usize = 2048;
 
-/// Unwrapped keys remembered per decryptor; the oldest half goes when it is full.
-const KEY_CACHE: usize = 8_192;
+/// Unwrapped keys remembered per integration (about 100 bytes each); half go when it is full.
+const KEY_CACHE: usize = 65_536;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
@@ -78,13 +80,13 @@ pub fn is_encrypted(value: &Value) -> bool {
     value.get("type").and_then(Value::as_str) == Some("encrypted")
 }
 
-/// Opens encrypted fields with one integration's private key.
+/// Opens encrypted fields with one integration's private key; shared by every thread that
+/// decodes that integration's files (the unwrap itself runs outside any lock).
 pub struct FieldDecryptor {
     key: PrivateKey,
-    unwrapped: HashMap<[u8; 32], [u8; 32]>,
-    /// RSA unwraps done and spared (for the ingest figures).
-    pub unwraps: u64,
-    pub cache_hits: u64,
+    unwrapped: Mutex<HashMap<[u8; 32], [u8; 32]>>,
+    unwraps: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 impl FieldDecryptor {
@@ -96,14 +98,22 @@ impl FieldDecryptor {
             .map_err(|_| CryptoError::BadPrivateKey)?;
         Ok(Self {
             key,
-            unwrapped: HashMap::new(),
-            unwraps: 0,
-            cache_hits: 0,
+            unwrapped: Mutex::new(HashMap::new()),
+            unwraps: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
         })
     }
 
+    /// RSA unwraps done, and unwraps spared by the cache, so far.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.unwraps.load(Ordering::Relaxed),
+            self.cache_hits.load(Ordering::Relaxed),
+        )
+    }
+
     /// The plaintext of an encrypted field.
-    pub fn open(&mut self, field: &Value) -> Result<Vec<u8>, CryptoError> {
+    pub fn open(&self, field: &Value) -> Result<Vec<u8>, CryptoError> {
         let part = |name: &'static str| -> Result<Vec<u8>, CryptoError> {
             let text = field
                 .get(name)
@@ -132,13 +142,17 @@ impl FieldDecryptor {
         }
     }
 
-    fn unwrap_key(&mut self, wrapped: &[u8]) -> Result<[u8; 32], CryptoError> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], [u8; 32]>> {
+        self.unwrapped.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unwrap_key(&self, wrapped: &[u8]) -> Result<[u8; 32], CryptoError> {
         let id: [u8; 32] = sha2::Sha256::digest(wrapped).into();
-        if let Some(key) = self.unwrapped.get(&id) {
-            self.cache_hits += 1;
+        if let Some(key) = self.cache().get(&id) {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(*key);
         }
-        self.unwraps += 1;
+        self.unwraps.fetch_add(1, Ordering::Relaxed);
         let key = self
             .key
             .oaep_decrypt::<Sha256>(wrapped)
@@ -146,14 +160,15 @@ impl FieldDecryptor {
         let key: [u8; 32] = key
             .try_into()
             .map_err(|_| CryptoError::Malformed("the wrapped key is not a 32-byte AES-256 key"))?;
-        if self.unwrapped.len() >= KEY_CACHE {
-            // Arbitrary half: what repeats (a duplicate file) repeats soon after.
-            let drop: Vec<[u8; 32]> = self.unwrapped.keys().take(KEY_CACHE / 2).copied().collect();
+        let mut cache = self.cache();
+        if cache.len() >= KEY_CACHE {
+            // An arbitrary half: what repeats (a duplicate file) repeats soon after.
+            let drop: Vec<[u8; 32]> = cache.keys().take(KEY_CACHE / 2).copied().collect();
             for k in drop {
-                self.unwrapped.remove(&k);
+                cache.remove(&k);
             }
         }
-        self.unwrapped.insert(id, key);
+        cache.insert(id, key);
         Ok(key)
     }
 }
@@ -213,7 +228,7 @@ mod tests {
         let metadata = sealer.seal(br#"{"team":"search"}"#);
         let body = sealer.seal(br#"{"usage":{"prompt_tokens":3}}"#);
         assert!(is_encrypted(&metadata));
-        let mut open = FieldDecryptor::from_pem(&pair.private_pem).expect("key");
+        let open = FieldDecryptor::from_pem(&pair.private_pem).expect("key");
         assert_eq!(
             open.open(&metadata).expect("opens"),
             br#"{"team":"search"}"#
@@ -222,14 +237,10 @@ mod tests {
             open.open(&body).expect("opens"),
             br#"{"usage":{"prompt_tokens":3}}"#
         );
-        assert_eq!(
-            (open.unwraps, open.cache_hits),
-            (1, 1),
-            "one unwrap per log"
-        );
+        assert_eq!(open.counts(), (1, 1), "one unwrap per log");
 
         let other = generate_key_pair().expect("key pair");
-        let mut wrong = FieldDecryptor::from_pem(&other.private_pem).expect("key");
+        let wrong = FieldDecryptor::from_pem(&other.private_pem).expect("key");
         assert_eq!(wrong.open(&metadata), Err(CryptoError::WrongKey));
 
         let mut tampered = metadata.clone();

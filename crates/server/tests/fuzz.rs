@@ -302,6 +302,16 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
         app.api_key(&admin, "read", "read").await,
         app.api_key(&admin, "write", "write").await,
     ];
+    // The pushers' kind of key: it reaches the push routes and nothing else.
+    let (_, ingest) = app
+        .call(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&admin),
+            Some(json!({"name": "ingest", "scope": "ingest", "expires_in_days": 30, "integration_id": integration})),
+        )
+        .await;
+    let ingest = ingest["key"].as_str().expect("ingest key").to_owned();
     // Things for the random requests to find, change and delete — none of them a caller's
     // own user or key (ids from 4 on; the callers' are 1 to 3).
     let mut targets: Vec<String> = vec![integration.to_string()];
@@ -386,6 +396,12 @@ async fn random_requests_to_every_route_never_get_a_5xx() {
             token: None,
             cookie: Some(String::new()),
             user: Some(3),
+        },
+        Caller {
+            name: "ingest key",
+            token: Some(ingest),
+            cookie: None,
+            user: None,
         },
         Caller {
             name: "garbage token",

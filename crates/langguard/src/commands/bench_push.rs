@@ -115,7 +115,7 @@ pub async fn run(spans: usize, batch: usize, records: usize) -> anyhow::Result<E
     let stored = app.store.count_interactions(&scope).await?;
     ensure!(stored as usize == spans, "stored {stored} of {spans} spans");
     println!(
-        "  {:>10} spans in {:.2} s: {:>10} spans/s ({:.0} MB of protobuf), peak RSS {peak:.0} MiB, RSS {rss:.0} MiB",
+        "  {:>10} spans in {:.2} s: {:>10} spans/s ({:.0} MB of protobuf, built before the clock started); RSS {rss_before:.0} MiB before, {rss:.0} MiB after (peak {peak:.0} MiB, the batches included)",
         format::count(spans as i64),
         elapsed.as_secs_f64(),
         rate(spans, elapsed),
@@ -188,7 +188,7 @@ pub async fn run(spans: usize, batch: usize, records: usize) -> anyhow::Result<E
         .take(200)
         .map(|l| serde_json::from_str::<serde_json::Value>(l).map(|v| v["ResponseBody"].clone()))
         .collect::<Result<_, _>>()?;
-    let mut cold = FieldDecryptor::from_pem(&private_pem)?;
+    let cold = FieldDecryptor::from_pem(&private_pem)?;
     let started = Instant::now();
     for field in &sample {
         cold.open(field)?;

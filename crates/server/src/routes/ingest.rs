@@ -87,16 +87,13 @@ pub(crate) async fn otlp_traces(
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let Some(encoding) = Encoding::from_content_type(content_type) else {
-        return otlp_failure(
-            Encoding::Json,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send OTLP as application/x-protobuf or application/json".into(),
-            None,
-        );
-    };
+    let encoding = Encoding::from_content_type(content_type);
     let result = async {
+        // Who is asking comes first: a stranger learns nothing about what we would accept.
         let IngestCaller(integration) = caller?;
+        let Some(encoding) = encoding else {
+            return Err(ApiError::UnsupportedMediaType);
+        };
         let gzip = gzipped(&headers)?;
         let gateway = headers
             .get("x-langguard-gateway")
@@ -122,6 +119,7 @@ pub(crate) async fn otlp_traces(
         .map_err(push_error)
     }
     .await;
+    let encoding = encoding.unwrap_or(Encoding::Json);
     match result {
         Ok(report) => {
             let reason = report.errors.first().cloned();
@@ -133,6 +131,12 @@ pub(crate) async fn otlp_traces(
             )
                 .into_response()
         }
+        Err(ApiError::UnsupportedMediaType) => otlp_failure(
+            encoding,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send OTLP as application/x-protobuf or application/json".into(),
+            None,
+        ),
         Err(e) => {
             let status = e.status();
             let retry_after = e.retry_after_secs();

@@ -679,3 +679,43 @@ async fn a_push_beyond_the_writer_slots_is_told_to_retry() {
     assert_eq!(first.await.expect("first push"), StatusCode::OK);
     assert_eq!(all_traces(&app, &admin, "").await.len(), 1);
 }
+
+/// The OpenTelemetry Python SDK's own OTLP/HTTP exporter (protobuf, gzip) pushes GenAI spans
+/// the way an instrumented app does; each becomes an interaction, its app span is skipped.
+#[tokio::test]
+async fn the_opentelemetry_sdk_exporter_pushes_genai_spans() {
+    let app = spawn_app_with(test_config()).await;
+    let admin = app.login_as(Role::Admin).await;
+    let integration = app.create_integration(&admin).await;
+    let key = ingest_key(&app, &admin, integration).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/push/otlp_exporter.py");
+    let out = tokio::process::Command::new("python3")
+        .args([script, &format!("{}/v1/traces", app.base), &key, "5"])
+        .output()
+        .await
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "the exporter failed (pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let traces = all_traces(&app, &admin, "gateway=python-app").await;
+    assert_eq!(
+        traces.len(),
+        5,
+        "five GenAI spans; the request span is not one"
+    );
+    let t = &traces[0];
+    assert_eq!(t["provider"], "openai");
+    assert_eq!(t["model"], "gpt-4o-2024-08-06");
+    assert_eq!(t["requested_model"], "gpt-4o");
+    assert_eq!(t["source"], "otlp");
+    assert_eq!(t["tokens_out"], 9);
+    assert!(t["metadata"]["user.id"]
+        .as_str()
+        .is_some_and(|u| u.starts_with("user-")));
+    assert_eq!(
+        t["cost_source"], "estimated",
+        "priced from the table like a pulled log"
+    );
+}
