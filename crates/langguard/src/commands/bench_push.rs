@@ -97,6 +97,7 @@ pub async fn run(spans: usize, batch: usize, records: usize) -> anyhow::Result<E
         format::count(spans as i64),
         dir.path().display()
     );
+    let (_, rss_before) = memory_mib().unwrap_or_default();
     let started = Instant::now();
     send_all(
         &http,
