@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use langguard_clock::format_ms;
-use langguard_store::{Interaction, StoreResult};
+use langguard_store::{IngestSource, Interaction, StoreResult};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -40,6 +40,8 @@ struct ExportRow<T, M> {
     created_at: String,
     provider: T,
     model: T,
+    requested_model: Option<T>,
+    source: &'static str,
     path: Option<T>,
     status: &'static str,
     status_code: Option<i64>,
@@ -66,6 +68,8 @@ fn export_row<'a, T, M>(
         created_at: format_ms(log.created_at_ms),
         provider: text(&log.provider),
         model: text(&log.model),
+        requested_model: log.requested_model.as_deref().map(&text),
+        source: IngestSource::of_log_id(&log.log_id).as_str(),
         path: log.path.as_deref().map(&text),
         status: if log.success { "success" } else { "error" },
         status_code: log.status_code,

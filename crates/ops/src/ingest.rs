@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use langguard_push::crypto::{generate_key_pair, FieldDecryptor};
 use langguard_push::otlp::Encoding;
 use langguard_push::{body, logpush, otlp, Record};
@@ -16,13 +17,29 @@ use tracing::instrument;
 
 use crate::{OpsError, OpsResult, Services};
 
-/// Largest body taken once decompressed (Logpush's own `max_upload_bytes` tops out higher, but
-/// its default batches are a few MB).
-pub const MAX_INFLATED_BYTES: usize = 128 * 1024 * 1024;
+/// Largest OTLP body taken once decompressed (the OpenTelemetry Collector's default is ~20
+/// MiB; exporters send a few MB).
+pub const MAX_OTLP_INFLATED_BYTES: usize = 32 * 1024 * 1024;
+/// Largest Logpush file taken once decompressed (Logpush's batches default to a few MB).
+pub const MAX_INFLATED_BYTES: usize = 64 * 1024 * 1024;
 
-/// Pushes written at once; one more is refused with a retry hint rather than queued without
-/// bound (pushers retry; a queue would only grow memory while the writer is behind).
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+/// Pushes decoded and written at once; one more is refused with a retry hint rather than
+/// queued (pushers retry; a queue would only grow memory while the writer is behind). With the
+/// size limits above this bounds what pushes can hold in memory.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
+
+/// Rows per store transaction: a huge push doesn't hold the writer for long at a time (rows
+/// are idempotent, so a push cut between chunks is retried whole without double counting).
+const CHUNK_ROWS: usize = 5_000;
+
+/// Gateways one push may name; more are rejected (each is a row, a transaction, a label).
+const MAX_GATEWAYS_PER_PUSH: usize = 64;
+
+/// Logs from further in the future than this are refused (a clock that wrong is a bug, and a
+/// far-future time would sit in the rollups beyond any retention).
+const MAX_FUTURE_MS: i64 = 86_400_000;
+/// Nothing LLM-shaped happened before this (2015-01-01).
+const MIN_TIME_MS: i64 = 1_420_070_400_000;
 
 /// Seconds a refused pusher is asked to wait.
 const RETRY_AFTER_SECS: u64 = 1;
@@ -34,6 +51,9 @@ type OpenedKey = (Vec<u8>, Arc<FieldDecryptor>);
 /// Admission to the writer, and each integration's opened Logpush key.
 pub struct Ingest {
     in_flight: Arc<Semaphore>,
+    /// Logpush files decrypt one at a time, on every core: RSA unwraps are milliseconds each,
+    /// and files decrypting side by side would only starve everything else.
+    decrypting: Semaphore,
     decryptors: Mutex<HashMap<IntegrationId, OpenedKey>>,
 }
 
@@ -41,12 +61,13 @@ impl Ingest {
     pub fn new(max_in_flight: usize) -> Self {
         Self {
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            decrypting: Semaphore::new(1),
             decryptors: Mutex::new(HashMap::new()),
         }
     }
 
     /// A writer slot, or `Busy` when every slot is taken.
-    fn admit(&self) -> OpsResult<InFlight> {
+    fn admit(&self) -> OpsResult<Admission> {
         let permit = self.in_flight.clone().try_acquire_owned().map_err(|_| {
             metrics::counter!("langguard_ingest_refused_total").increment(1);
             OpsError::Busy {
@@ -55,13 +76,20 @@ impl Ingest {
             }
         })?;
         metrics::gauge!("langguard_ingest_in_flight").increment(1.0);
-        Ok(InFlight(permit))
+        Ok(Admission(permit))
     }
 }
 
-struct InFlight(#[allow(dead_code)] OwnedSemaphorePermit);
+/// A push's writer slot, taken before its body is read (so refused pushers hold no memory)
+/// and held until it is answered.
+pub struct Admission(#[allow(dead_code)] OwnedSemaphorePermit);
 
-impl Drop for InFlight {
+/// Takes a writer slot for a push, or `Busy` (429 with `Retry-After`) when all are taken.
+pub fn admit(ops: &Services) -> OpsResult<Admission> {
+    ops.ingest.admit()
+}
+
+impl Drop for Admission {
     fn drop(&mut self) {
         metrics::gauge!("langguard_ingest_in_flight").decrement(1.0);
     }
@@ -127,22 +155,36 @@ pub fn check_gateway(name: &str) -> OpsResult<&str> {
 #[instrument(skip_all, fields(integration_id = integration.id))]
 pub async fn otlp(
     ops: &Services,
+    _admitted: Admission,
     integration: &Integration,
-    body: &[u8],
+    body: Bytes,
     gzip: bool,
     encoding: Encoding,
     gateway: Option<&str>,
 ) -> OpsResult<PushReport> {
-    let _slot = ops.ingest.admit()?;
-    let body = inflate(body, gzip, IngestSource::Otlp)?;
-    let request = otlp::decode_request(&body, encoding).map_err(|e| {
-        count_request(IngestSource::Otlp, "undecodable");
-        OpsError::invalid("undecodable", e.to_string())
-    })?;
-    let decoded = otlp::records(request, gateway, &integration.bodies, ops.engine.pricer());
+    let bodies = integration.bodies;
+    let engine = ops.engine.clone();
+    let gateway = gateway.map(str::to_owned);
+    // Inflating and decoding are CPU work: off the async workers.
+    let decoded = tokio::task::spawn_blocking(move || -> OpsResult<otlp::Decoded> {
+        let body = inflate(&body, gzip, MAX_OTLP_INFLATED_BYTES, IngestSource::Otlp)?;
+        let request = otlp::decode_request(&body, encoding).map_err(|e| {
+            count_request(IngestSource::Otlp, "undecodable");
+            OpsError::invalid("undecodable", e.to_string())
+        })?;
+        drop(body);
+        Ok(otlp::records(
+            request,
+            gateway.as_deref(),
+            &bodies,
+            engine.pricer(),
+        ))
+    })
+    .await
+    .map_err(|e| OpsError::Internal(anyhow::anyhow!("OTLP decoding stopped: {e}")))??;
     let mut report = PushReport {
-        received: decoded.records.len() as u64 + decoded.rejected.len() as u64,
-        rejected: decoded.rejected.len() as u64,
+        received: decoded.records.len() as u64 + decoded.rejected_total,
+        rejected: decoded.rejected_total,
         not_genai: decoded.not_genai,
         ..PushReport::default()
     };
@@ -174,11 +216,15 @@ pub enum LogpushOutcome {
 pub async fn logpush(
     ops: &Services,
     integration: &Integration,
-    body: &[u8],
+    _admitted: Admission,
+    body: Bytes,
     gzip: bool,
 ) -> OpsResult<LogpushOutcome> {
-    let _slot = ops.ingest.admit()?;
-    let body = inflate(body, gzip, IngestSource::Logpush)?.into_owned();
+    let body = tokio::task::spawn_blocking(move || {
+        inflate(&body, gzip, MAX_INFLATED_BYTES, IngestSource::Logpush).map(|b| b.into_owned())
+    })
+    .await
+    .map_err(|e| OpsError::Internal(anyhow::anyhow!("Logpush inflating stopped: {e}")))??;
     if logpush::is_validation(&body) {
         count_request(IngestSource::Logpush, "validation");
         return Ok(LogpushOutcome::Validation);
@@ -186,6 +232,12 @@ pub async fn logpush(
     let decryptor = decryptor(ops, integration)?;
     let bodies = integration.bodies;
     let engine = ops.engine.clone();
+    let _turn = ops
+        .ingest
+        .decrypting
+        .acquire()
+        .await
+        .map_err(|_| OpsError::Unavailable("shutting down".into()))?;
     // Unwrapping keys is milliseconds of CPU per log: off the async workers.
     let decoded = tokio::task::spawn_blocking(move || {
         let key = decryptor.as_deref();
@@ -202,10 +254,13 @@ pub async fn logpush(
         decoded
     })
     .await
-    .map_err(|e| OpsError::Internal(anyhow::anyhow!("Logpush decoding stopped: {e}")))?;
+    .ok()
+    .flatten()
+    .ok_or_else(|| OpsError::Internal(anyhow::anyhow!("Logpush decoding stopped")))?;
+    drop(_turn);
     let mut report = PushReport {
-        received: (decoded.records.len() + decoded.rejected.len()) as u64,
-        rejected: decoded.rejected.len() as u64,
+        received: decoded.records.len() as u64 + decoded.rejected_total,
+        rejected: decoded.rejected_total,
         undecryptable_fields: decoded.undecryptable,
         ..PushReport::default()
     };
@@ -231,8 +286,13 @@ pub async fn logpush(
     Ok(LogpushOutcome::Stored(report))
 }
 
-fn inflate(body: &[u8], gzip: bool, source: IngestSource) -> OpsResult<std::borrow::Cow<'_, [u8]>> {
-    body::inflate(body, gzip, MAX_INFLATED_BYTES).map_err(|e| {
+fn inflate(
+    body: &[u8],
+    gzip: bool,
+    limit: usize,
+    source: IngestSource,
+) -> OpsResult<std::borrow::Cow<'_, [u8]>> {
+    body::inflate(body, gzip, limit).map_err(|e| {
         count_request(source, "undecodable");
         match e {
             body::BodyError::TooLarge { .. } => OpsError::TooLarge(e.to_string()),
@@ -276,7 +336,8 @@ fn decryptor(ops: &Services, integration: &Integration) -> OpsResult<Option<Arc<
     Ok(Some(decryptor))
 }
 
-/// Stores records gateway by gateway (each gateway's in one transaction).
+/// Stores records gateway by gateway, [`CHUNK_ROWS`] per transaction. Records naming a
+/// gateway that isn't a valid name, too many gateways, or an impossible time are rejected.
 async fn store(
     ops: &Services,
     integration: &Integration,
@@ -284,28 +345,59 @@ async fn store(
     records: Vec<Record>,
     report: &mut PushReport,
 ) -> OpsResult<()> {
+    let now = langguard_clock::now_ms();
     let mut by_gateway: BTreeMap<String, Vec<PushedInteraction>> = BTreeMap::new();
     for record in records {
-        by_gateway
-            .entry(record.gateway)
-            .or_default()
-            .push(record.pushed);
+        let at = record.pushed.interaction.created_at_ms;
+        let why = if check_gateway(&record.gateway).is_err() {
+            Some(format!(
+                "gateway name {:?} is not 1 to 64 letters, digits, '-', '_' or '.'",
+                record.gateway.chars().take(80).collect::<String>()
+            ))
+        } else if !(MIN_TIME_MS..=now + MAX_FUTURE_MS).contains(&at) {
+            Some(format!(
+                "time {} is before 2015 or more than a day ahead",
+                langguard_clock::format_ms(at)
+            ))
+        } else if !by_gateway.contains_key(&record.gateway)
+            && by_gateway.len() >= MAX_GATEWAYS_PER_PUSH
+        {
+            Some(format!(
+                "more than {MAX_GATEWAYS_PER_PUSH} gateways in one push"
+            ))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => {
+                report.rejected += 1;
+                report.note(why);
+            }
+            None => by_gateway
+                .entry(record.gateway)
+                .or_default()
+                .push(record.pushed),
+        }
     }
-    for (gateway, batch) in by_gateway {
-        let outcome = ops
-            .store
-            .ingest_pushed(integration.id, &gateway, source, batch)
-            .await?;
-        langguard_sync::record_traffic(&integration.name, &gateway, &outcome.traffic);
-        report.stored += outcome.inserted;
-        report.duplicates += outcome.duplicates;
-        if outcome.other_source > 0 {
-            report.other_source += outcome.other_source;
-            report.note(format!(
-                "{} logs of gateway {gateway:?} left out: it counts another source at their \
-                 time (see the integration's push setup)",
-                outcome.other_source
-            ));
+    for (gateway, mut batch) in by_gateway {
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(CHUNK_ROWS));
+            let chunk = std::mem::replace(&mut batch, rest);
+            let outcome = ops
+                .store
+                .ingest_pushed(integration.id, &gateway, source, chunk)
+                .await?;
+            langguard_sync::record_traffic(&integration.name, &gateway, &outcome.traffic);
+            report.stored += outcome.inserted;
+            report.duplicates += outcome.duplicates;
+            if outcome.other_source > 0 {
+                report.other_source += outcome.other_source;
+                report.note(format!(
+                    "{} logs of gateway {gateway:?} left out: it counts another source at their \
+                     time (see the integration's push setup)",
+                    outcome.other_source
+                ));
+            }
         }
     }
     Ok(())

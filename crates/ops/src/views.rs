@@ -235,7 +235,7 @@ pub fn decode_violation_cursor(s: &str) -> Option<(i64, i64)> {
 }
 
 /// CSV export columns: the trace item's fields, metadata as its JSON text.
-pub const TRACE_CSV_HEADER: [&str; 17] = [
+pub const TRACE_CSV_HEADER: [&str; 19] = [
     "id",
     "integration_id",
     "gateway",
@@ -243,6 +243,8 @@ pub const TRACE_CSV_HEADER: [&str; 17] = [
     "created_at",
     "provider",
     "model",
+    "requested_model",
+    "source",
     "path",
     "status",
     "status_code",

@@ -84,7 +84,9 @@ pub fn is_encrypted(value: &Value) -> bool {
 /// decodes that integration's files (the unwrap itself runs outside any lock).
 pub struct FieldDecryptor {
     key: PrivateKey,
-    unwrapped: Mutex<HashMap<[u8; 32], [u8; 32]>>,
+    /// By the SHA-256 of the wrapped key: the AES key, or `None` for one that did not unwrap
+    /// (a pusher sending the same bad key again costs nothing the second time).
+    unwrapped: Mutex<HashMap<[u8; 32], Option<[u8; 32]>>>,
     unwraps: AtomicU64,
     cache_hits: AtomicU64,
 }
@@ -142,24 +144,18 @@ impl FieldDecryptor {
         }
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], [u8; 32]>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Option<[u8; 32]>>> {
         self.unwrapped.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn unwrap_key(&self, wrapped: &[u8]) -> Result<[u8; 32], CryptoError> {
         let id: [u8; 32] = sha2::Sha256::digest(wrapped).into();
-        if let Some(key) = self.cache().get(&id) {
+        if let Some(known) = self.cache().get(&id).copied() {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(*key);
+            return known.ok_or(CryptoError::WrongKey);
         }
         self.unwraps.fetch_add(1, Ordering::Relaxed);
-        let key = self
-            .key
-            .oaep_decrypt::<Sha256>(wrapped)
-            .map_err(|_| CryptoError::WrongKey)?;
-        let key: [u8; 32] = key
-            .try_into()
-            .map_err(|_| CryptoError::Malformed("the wrapped key is not a 32-byte AES-256 key"))?;
+        let unwrapped = self.unwrap_uncached(wrapped);
         let mut cache = self.cache();
         if cache.len() >= KEY_CACHE {
             // An arbitrary half: what repeats (a duplicate file) repeats soon after.
@@ -168,8 +164,16 @@ impl FieldDecryptor {
                 cache.remove(&k);
             }
         }
-        cache.insert(id, key);
-        Ok(key)
+        cache.insert(id, unwrapped.as_ref().ok().copied());
+        unwrapped
+    }
+
+    fn unwrap_uncached(&self, wrapped: &[u8]) -> Result<[u8; 32], CryptoError> {
+        let key = self
+            .key
+            .oaep_decrypt::<Sha256>(wrapped)
+            .map_err(|_| CryptoError::WrongKey)?;
+        key.try_into().map_err(|_| CryptoError::WrongKey)
     }
 }
 
@@ -242,6 +246,9 @@ mod tests {
         let other = generate_key_pair().expect("key pair");
         let wrong = FieldDecryptor::from_pem(&other.private_pem).expect("key");
         assert_eq!(wrong.open(&metadata), Err(CryptoError::WrongKey));
+        // A bad key sent again is refused from the cache, without another RSA operation.
+        assert_eq!(wrong.open(&body), Err(CryptoError::WrongKey));
+        assert_eq!(wrong.counts(), (1, 1));
 
         let mut tampered = metadata.clone();
         tampered["data"] = Value::String(STANDARD.encode(b"0123456789abcdef0123"));

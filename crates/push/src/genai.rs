@@ -94,7 +94,8 @@ pub(crate) fn record(
     let duration_ms = (span
         .end_time_unix_nano
         .saturating_sub(span.start_time_unix_nano)
-        / 1_000_000) as i64;
+        / 1_000_000)
+        .min(crate::usage::MAX_DURATION_MS as u64) as i64;
     let (cost_usd, cost_source) = pricer.priced(&CostInput {
         provider: &provider,
         model: &model,
@@ -127,13 +128,21 @@ pub(crate) fn record(
             response: completion.map(body_text),
         });
 
-    // Custom metadata: every attribute but the GenAI ones (Cloudflare's cf-aig-metadata keys
-    // arrive this way) and the one naming the gateway.
+    // Custom metadata: the attributes that are not GenAI ones (Cloudflare's cf-aig-metadata
+    // keys arrive this way) — not the one naming the gateway, not the namespaces that carry
+    // prompts, completions or HTTP headers (those are bodies, kept only as the integration's
+    // bodies setting says), and within limits.
     let metadata: Map<String, Value> = span
         .attributes
         .iter()
-        .filter(|kv| !kv.key.starts_with("gen_ai.") && kv.key != GATEWAY_ATTRIBUTE)
-        .filter_map(|kv| Some((kv.key.clone(), json(kv.value.as_ref()?)?)))
+        .filter(|kv| {
+            !kv.key.starts_with("gen_ai.")
+                && kv.key != GATEWAY_ATTRIBUTE
+                && !PAYLOAD_PREFIXES.iter().any(|p| kv.key.starts_with(p))
+                && kv.key.len() <= MAX_METADATA_KEY
+        })
+        .filter_map(|kv| Some((kv.key.clone(), capped(json(kv.value.as_ref()?)?))))
+        .take(MAX_METADATA_ENTRIES)
         .collect();
     let path = ["url.path", "http.route", "gen_ai.operation.name"]
         .iter()
@@ -163,6 +172,39 @@ pub(crate) fn record(
             bodies,
         },
     }))
+}
+
+/// Attribute namespaces that carry payloads or headers rather than metadata (OpenLLMetry's
+/// entity input/output and prompt lists, HTTP headers).
+const PAYLOAD_PREFIXES: [&str; 5] = [
+    "traceloop.entity.",
+    "llm.prompts",
+    "llm.completions",
+    "http.request.header.",
+    "http.response.header.",
+];
+/// Metadata entries kept per span (Cloudflare allows 5 `cf-aig-metadata` keys).
+const MAX_METADATA_ENTRIES: usize = 64;
+const MAX_METADATA_KEY: usize = 256;
+/// Longest metadata value kept, in bytes; longer text is cut.
+const MAX_METADATA_VALUE: usize = 1024;
+
+/// A metadata value within [`MAX_METADATA_VALUE`]: long text cut, large structures noted.
+fn capped(value: Value) -> Value {
+    match value {
+        Value::String(mut s) if s.len() > MAX_METADATA_VALUE => {
+            let mut end = MAX_METADATA_VALUE;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            Value::String(s)
+        }
+        v @ (Value::Array(_) | Value::Object(_)) if v.to_string().len() > MAX_METADATA_VALUE => {
+            Value::String("(too large to keep)".into())
+        }
+        v => v,
+    }
 }
 
 /// OpenTelemetry's provider names (`gen_ai.provider.name` / `gen_ai.system`) as Cloudflare's
@@ -372,6 +414,32 @@ mod tests {
         assert!(!i.success);
         assert_eq!(i.metadata, None);
         assert!(record.pushed.bodies.is_none());
+    }
+
+    #[test]
+    fn metadata_keeps_to_its_limits_and_leaves_payloads_out() {
+        let mut attrs = vec![
+            kv("gen_ai.system", s("openai")),
+            kv("traceloop.entity.input", s("the whole prompt")),
+            kv("http.request.header.authorization", s("Bearer secret")),
+            kv("long", s(&"x".repeat(5_000))),
+        ];
+        for n in 0..100 {
+            attrs.push(kv(&format!("k{n:03}"), s("v")));
+        }
+        let r = record(span(attrs), &gateway(), &all(), Pricer::shared())
+            .expect("ok")
+            .expect("GenAI");
+        let metadata: Map<String, Value> =
+            serde_json::from_str(r.pushed.interaction.metadata.as_deref().expect("metadata"))
+                .expect("object");
+        assert!(!metadata.contains_key("traceloop.entity.input"));
+        assert!(!metadata.contains_key("http.request.header.authorization"));
+        assert_eq!(
+            metadata["long"].as_str().map(str::len),
+            Some(MAX_METADATA_VALUE)
+        );
+        assert_eq!(metadata.len(), MAX_METADATA_ENTRIES);
     }
 
     #[test]

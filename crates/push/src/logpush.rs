@@ -20,12 +20,19 @@ use crate::crypto::{is_encrypted, CryptoError, FieldDecryptor};
 use crate::usage;
 use crate::{body_text, Record};
 
+/// Reasons kept per file (the rest are only counted): a file of millions of bad lines must not
+/// become millions of strings.
+pub const MAX_REASONS: usize = 100;
+
 /// What a file held.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub records: Vec<Record>,
-    /// Lines that are not a log (`(line number, why)`, 1-based); each costs only itself.
+    /// The first [`MAX_REASONS`] lines that are not a log (`(line number, why)`, 1-based); each
+    /// costs only itself.
     pub rejected: Vec<(usize, String)>,
+    /// All such lines.
+    pub rejected_total: u64,
     /// Encrypted fields left out because they did not open (the log is kept without them).
     pub undecryptable: u64,
     /// The first reason a field did not open, for the answer and the log.
@@ -55,13 +62,14 @@ pub fn decode(
 
 /// [`decode`] on `threads` threads (each RSA unwrap is milliseconds of one core): the file is
 /// cut at line ends into that many parts, and the parts' results are joined in file order.
+/// `None` if a part failed (a bug): the caller refuses the file rather than store part of it.
 pub fn decode_parallel(
     body: &[u8],
     threads: usize,
     decryptor: Option<&FieldDecryptor>,
     bodies: &BodySettings,
     pricer: &Pricer,
-) -> Decoded {
+) -> Option<Decoded> {
     let mut parts: Vec<(usize, &[u8])> = Vec::new();
     let (mut rest, mut first_line) = (body, 1);
     let part_len = body.len() / threads.max(1) + 1;
@@ -77,30 +85,30 @@ pub fn decode_parallel(
         rest = tail;
     }
     if parts.len() <= 1 {
-        return decode(body, decryptor, bodies, pricer);
+        return Some(decode(body, decryptor, bodies, pricer));
     }
-    let results: Vec<Decoded> = std::thread::scope(|scope| {
+    let results: Vec<Option<Decoded>> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .iter()
             .map(|(first, part)| {
                 scope.spawn(move || decode_from(part, *first, decryptor, bodies, pricer))
             })
             .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_default())
-            .collect()
+        handles.into_iter().map(|h| h.join().ok()).collect()
     });
     let mut out = Decoded::default();
     for part in results {
+        let part = part?;
         out.records.extend(part.records);
-        out.rejected.extend(part.rejected);
+        let room = MAX_REASONS.saturating_sub(out.rejected.len());
+        out.rejected.extend(part.rejected.into_iter().take(room));
+        out.rejected_total += part.rejected_total;
         out.undecryptable += part.undecryptable;
         if out.undecryptable_reason.is_none() {
             out.undecryptable_reason = part.undecryptable_reason;
         }
     }
-    out
+    Some(out)
 }
 
 fn decode_from(
@@ -118,7 +126,12 @@ fn decode_from(
         }
         match decode_line(line, decryptor, bodies, pricer, &mut out) {
             Ok(record) => out.records.push(record),
-            Err(reason) => out.rejected.push((first_line + index, reason)),
+            Err(reason) => {
+                out.rejected_total += 1;
+                if out.rejected.len() < MAX_REASONS {
+                    out.rejected.push((first_line + index, reason));
+                }
+            }
         }
     }
     out
@@ -143,7 +156,11 @@ fn decode_line(
     let gateway = non_empty(text(&event, "Gateway")).ok_or("no Gateway")?;
     let log_id = IngestSource::Logpush.log_id(&hex::encode(&Sha256::digest(line)[..16]));
 
-    let mut opened = Opened { decryptor, out };
+    let mut opened = Opened {
+        decryptor,
+        out,
+        failed: false,
+    };
     let metadata = event.remove("Metadata").and_then(|m| opened.field(m));
     let request = event.remove("RequestBody").and_then(|m| opened.field(m));
     let response = event.remove("ResponseBody").and_then(|m| opened.field(m));
@@ -179,7 +196,9 @@ fn decode_line(
         gateway_cost,
         custom_cost: false,
     });
-    let duration_ms = usage::count(metrics.get("durationMs")).unwrap_or(0);
+    let duration_ms = usage::count(metrics.get("durationMs"))
+        .unwrap_or(0)
+        .min(usage::MAX_DURATION_MS);
     let wanted = bodies.wants(&log_id) && (request.is_some() || response.is_some());
     let bodies = wanted.then(|| Bodies {
         request: request.as_ref().map(json_text),
@@ -214,6 +233,9 @@ fn decode_line(
 struct Opened<'a, 'b> {
     decryptor: Option<&'a FieldDecryptor>,
     out: &'b mut Decoded,
+    /// A field of this line did not open: its other fields are not tried (each try can be an
+    /// RSA operation, and a line whose key is wrong once is wrong throughout).
+    failed: bool,
 }
 
 impl Opened<'_, '_> {
@@ -228,8 +250,10 @@ impl Opened<'_, '_> {
                 "this integration has no Logpush key yet (open its Push setup to make one)"
                     .to_owned(),
             ),
+            Some(_) if self.failed => Err("another field of the log did not open".to_owned()),
             Some(d) => d.open(&value).map_err(|e: CryptoError| e.to_string()),
         };
+        self.failed |= opened.is_err();
         match opened {
             Ok(plain) => {
                 Some(serde_json::from_slice(&plain).unwrap_or_else(|_| {
@@ -461,7 +485,8 @@ mod tests {
                 None,
                 &all_bodies(),
                 Pricer::shared(),
-            );
+            )
+            .expect("decoded");
             assert_eq!(many.records, one.records, "{threads} threads");
             assert_eq!(many.rejected, one.rejected, "{threads} threads");
         }

@@ -72,8 +72,11 @@ pub struct Decoded {
     pub records: Vec<Record>,
     /// Spans without GenAI attributes: counted, not stored (an app's own spans).
     pub not_genai: u64,
-    /// GenAI spans that cannot be stored (`why`), e.g. without ids or a start time.
+    /// Why GenAI spans cannot be stored (e.g. no ids or start time): the first
+    /// [`crate::logpush::MAX_REASONS`].
     pub rejected: Vec<String>,
+    /// All such spans.
+    pub rejected_total: u64,
 }
 
 /// The GenAI spans of a request as interactions. `gateway`: the one the request names
@@ -100,7 +103,12 @@ pub fn records(
                 match genai::record(span, &context, bodies, pricer) {
                     Ok(Some(record)) => out.records.push(record),
                     Ok(None) => out.not_genai += 1,
-                    Err(why) => out.rejected.push(why),
+                    Err(why) => {
+                        out.rejected_total += 1;
+                        if out.rejected.len() < crate::logpush::MAX_REASONS {
+                            out.rejected.push(why);
+                        }
+                    }
                 }
             }
         }

@@ -51,7 +51,14 @@ pub(crate) fn from_response(body: &Value) -> (Option<i64>, Option<i64>) {
     (None, None)
 }
 
-/// A non-negative whole count, from a number or a numeric string.
+/// Largest count believed (a billion tokens in one call is no real request, and sums of
+/// unchecked counts could overflow the rollups).
+pub(crate) const MAX_COUNT: i64 = 1_000_000_000;
+
+/// Longest duration kept, in ms (a week); a longer one is cut to it.
+pub(crate) const MAX_DURATION_MS: i64 = 7 * 86_400_000;
+
+/// A non-negative whole count up to [`MAX_COUNT`], from a number or a numeric string.
 pub(crate) fn count(value: Option<&Value>) -> Option<i64> {
     match value? {
         Value::Number(n) => n
@@ -60,7 +67,7 @@ pub(crate) fn count(value: Option<&Value>) -> Option<i64> {
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     }
-    .filter(|n| *n >= 0)
+    .filter(|n| (0..=MAX_COUNT).contains(n))
 }
 
 #[cfg(test)]

@@ -152,12 +152,19 @@ impl FromRequestParts<AppState> for IngestCaller {
                 "pushing needs an ingest key (an API key of scope `ingest`), not a session".into(),
             ));
         }
-        let (key, _) = state
+        let (key, owner) = state
             .ops
             .store
             .api_key_user(&token_hash(&token), crate::now_ms())
             .await?
             .ok_or(ApiError::Unauthorized)?;
+        // Only admins make ingest keys; one whose maker is no longer an admin stops working.
+        if owner.role != Role::Admin {
+            return Err(ApiError::ForbiddenBecause(
+                "this ingest key's owner is no longer an admin; an admin must create a new one"
+                    .into(),
+            ));
+        }
         let integration_id = match (key.scope, key.integration_id) {
             (ApiKeyScope::Ingest, Some(id)) => id,
             (ApiKeyScope::Ingest, None) => {

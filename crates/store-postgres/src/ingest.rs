@@ -102,10 +102,24 @@ async fn switch_source(
         .await
         .map_err(db_err)?;
     let current = GatewayState::from_columns(&PgRow(&row))?;
-    let next = if explicit {
-        current.switched_to(source, now)
+    let newest = if current.hands_over_from_pull(source) {
+        // The newest stored log, along the time index (an active gateway's is near the top).
+        tx.query_opt(
+            "SELECT created_at FROM interactions WHERE integration_id = $1 AND gateway = $2 \
+             ORDER BY created_at DESC LIMIT 1",
+            &[&integration_id, &gateway],
+        )
+        .await
+        .map_err(db_err)?
+        .map(|r| r.at::<i64>(0))
+        .transpose()?
     } else {
-        current.on_push(source, now)
+        None
+    };
+    let next = if explicit {
+        current.switched_to(source, now, newest)
+    } else {
+        current.on_push(source, now, newest)
     };
     if next != current {
         tx.execute(
@@ -174,8 +188,24 @@ async fn ingest(
         .map_err(db_err)?;
     integration_exists(&tx, integration_id).await?;
     let mut other_source = 0;
+    let mut cursor_cap: Option<GatewayState> = None;
     let batch = match write {
-        Write::Pull { .. } => batch,
+        // A pull keeps to what the Logs API counts — a push may have taken over while this
+        // sync ran — and its cursor stops at the handover.
+        Write::Pull { .. } => match list_gateways(&tx, integration_id, Some(gateway))
+            .await?
+            .pop()
+        {
+            Some(state) if state.pull_until_ms().is_some() || state.pull_from_ms().is_some() => {
+                let (counted, other): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .partition(|(log, _)| state.counts(IngestSource::LogsApi, log.created_at_ms));
+                other_source = other.len() as u64;
+                cursor_cap = Some(state);
+                counted
+            }
+            _ => batch,
+        },
         Write::Push { source } => {
             let state =
                 switch_source(&tx, integration_id, gateway, source, imported_at, false).await?;
@@ -273,7 +303,10 @@ async fn ingest(
     add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS)).await?;
 
     let cursor_ms = match write {
-        Write::Pull { cursor_ms } => cursor_ms,
+        Write::Pull { cursor_ms } => match &cursor_cap {
+            Some(state) => state.pull_cursor(cursor_ms),
+            None => cursor_ms,
+        },
         Write::Push { .. } => None,
     };
     tx.execute(

@@ -8,7 +8,7 @@ use langguard_store::{
     NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
     StoreResult,
 };
-use rusqlite::{params, Connection, ToSql, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
 
 use crate::records::SqliteRow;
 use crate::{db_err, now_ms};
@@ -82,9 +82,15 @@ fn switch_source(
     explicit: bool,
 ) -> StoreResult<GatewayState> {
     let current = list_gateways(tx, integration_id, Some(gateway))?.pop();
+    let newest = match &current {
+        Some(state) if state.hands_over_from_pull(source) => {
+            newest_stored(tx, integration_id, gateway)?
+        }
+        _ => None,
+    };
     let next = match &current {
-        Some(state) if explicit => state.switched_to(source, now),
-        Some(state) => state.on_push(source, now),
+        Some(state) if explicit => state.switched_to(source, now, newest),
+        Some(state) => state.on_push(source, now, newest),
         None => GatewayState {
             gateway_id: gateway.to_owned(),
             cursor_ms: None,
@@ -113,6 +119,23 @@ fn switch_source(
         .map_err(db_err)?;
     }
     Ok(next)
+}
+
+/// `created_at` of the gateway's newest stored log (along the time index, newest first: an
+/// active gateway's is near the top).
+fn newest_stored(
+    tx: &Connection,
+    integration_id: IntegrationId,
+    gateway: &str,
+) -> StoreResult<Option<i64>> {
+    tx.query_row(
+        "SELECT created_at FROM interactions WHERE integration_id = ?1 AND gateway = ?2 \
+         ORDER BY created_at DESC LIMIT 1",
+        params![integration_id, gateway],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db_err)
 }
 
 pub(crate) fn set_gateway_source(
@@ -164,8 +187,21 @@ fn ingest(
         .map_err(db_err)?;
     integration_exists(&tx, integration_id)?;
     let mut other_source = 0;
+    let mut cursor_cap: Option<GatewayState> = None;
     let batch = match write {
-        Write::Pull { .. } => batch,
+        // A pull keeps to what the Logs API counts — a push may have taken over while this
+        // sync ran — and its cursor stops at the handover.
+        Write::Pull { .. } => match list_gateways(&tx, integration_id, Some(gateway))?.pop() {
+            Some(state) if state.pull_until_ms().is_some() || state.pull_from_ms().is_some() => {
+                let (counted, other): (Vec<_>, Vec<_>) = batch
+                    .into_iter()
+                    .partition(|(log, _)| state.counts(IngestSource::LogsApi, log.created_at_ms));
+                other_source = other.len() as u64;
+                cursor_cap = Some(state);
+                counted
+            }
+            _ => batch,
+        },
         Write::Push { source } => {
             let state = switch_source(&tx, integration_id, gateway, source, imported_at, false)?;
             let (counted, other): (Vec<_>, Vec<_>) = batch
@@ -240,7 +276,10 @@ fn ingest(
     add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS))?;
 
     let cursor_ms = match write {
-        Write::Pull { cursor_ms } => cursor_ms,
+        Write::Pull { cursor_ms } => match &cursor_cap {
+            Some(state) => state.pull_cursor(cursor_ms),
+            None => cursor_ms,
+        },
         Write::Push { .. } => None,
     };
     tx.execute(

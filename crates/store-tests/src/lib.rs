@@ -55,7 +55,8 @@ macro_rules! store_suite {
         $crate::store_suite!(@each $fresh; push:
             pushed_logs_are_stored_once_with_their_bodies,
             a_gateway_counts_one_source_and_hands_over_without_gap_or_overlap,
-            a_gateway_of_an_account_that_never_pulled_counts_every_push
+            a_gateway_of_an_account_that_never_pulled_counts_every_push,
+            a_handover_during_a_sync_counts_nothing_twice
         );
         $crate::store_suite!(@each $fresh; access:
             users_sessions_and_their_lifetimes,

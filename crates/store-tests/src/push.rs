@@ -176,3 +176,68 @@ pub async fn a_gateway_of_an_account_that_never_pulled_counts_every_push(store: 
     let gw = store.list_gateways(i.id).await.expect("gateways").remove(0);
     assert_eq!(gw.pull_until_ms(), Some(i64::MIN), "nothing left to pull");
 }
+
+/// A sync writing while a push takes over: rows the sync stored beyond its cursor (newest
+/// first, before the cursor moves) stay the pull's, and what it writes after the handover is
+/// left out — the same request is never counted twice.
+pub async fn a_handover_during_a_sync_counts_nothing_twice(store: Arc<dyn Store>) {
+    let i = integration(&*store, "cf").await;
+    store
+        .ingest_batch(
+            i.id,
+            "gw",
+            vec![log("p1", 1_000, 10, true, 200)],
+            Some(1_000),
+        )
+        .await
+        .expect("pull");
+    // The sync, walking newest first, has stored 3,000 but not yet moved its cursor.
+    store
+        .ingest_batch(i.id, "gw", vec![log("p3", 3_000, 10, true, 200)], None)
+        .await
+        .expect("pull");
+    // The push takes over after the newest stored row, not after the stale cursor.
+    let pushed = store
+        .ingest_pushed(
+            i.id,
+            "gw",
+            IngestSource::Otlp,
+            vec![
+                pushed(IngestSource::Otlp, "same-as-p3", 3_000, None),
+                pushed(IngestSource::Otlp, "after", 3_001, None),
+            ],
+        )
+        .await
+        .expect("push");
+    assert_eq!((pushed.inserted, pushed.other_source), (1, 1));
+    // The sync goes on: a row below the handover is still the pull's, one above it is not,
+    // and its cursor stops right before the handover.
+    let pulled = store
+        .ingest_batch(
+            i.id,
+            "gw",
+            vec![
+                log("p2", 2_000, 10, true, 200),
+                log("p4", 4_000, 10, true, 200),
+            ],
+            Some(4_000),
+        )
+        .await
+        .expect("pull");
+    assert_eq!((pulled.inserted, pulled.other_source), (1, 1));
+    let gw = store.list_gateways(i.id).await.expect("gateways").remove(0);
+    assert_eq!(gw.source_since_ms, Some(3_001));
+    assert_eq!(
+        gw.cursor_ms,
+        Some(3_000),
+        "the cursor stops before the handover"
+    );
+    assert_eq!(
+        store
+            .count_interactions(&Scope::default())
+            .await
+            .expect("count"),
+        4,
+        "p1, p2, p3 pulled and `after` pushed"
+    );
+}

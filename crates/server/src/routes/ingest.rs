@@ -5,9 +5,9 @@
 //! ([`IngestCaller`]); everything else is `langguard_ops::ingest`.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,17 +27,12 @@ pub const MAX_PUSH_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// `POST /v1/traces`, outside `/api/v1`.
 pub fn otlp_router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/traces", post(otlp_traces))
-        .layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES))
+    Router::new().route("/v1/traces", post(otlp_traces))
 }
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/ingest/logpush",
-            post(logpush).layer(DefaultBodyLimit::max(MAX_PUSH_BODY_BYTES)),
-        )
+        .route("/ingest/logpush", post(logpush))
         .route("/integrations/{id}/push", get(setup))
 }
 
@@ -76,41 +71,43 @@ fn push_error(e: OpsError) -> ApiError {
         (status = 400, description = "Undecodable"), (status = 401, description = "No valid ingest key"), (status = 403, description = "The key may not push here"),
         (status = 413, description = "Too large"), (status = 429, description = "The writer is behind: retry after `Retry-After`"), (status = 503, description = "Not stored now: retry after `Retry-After`")),
     security(("bearer" = [])))]
-pub(crate) async fn otlp_traces(
-    State(state): State<AppState>,
-    caller: Result<IngestCaller, ApiError>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let content_type = headers
+pub(crate) async fn otlp_traces(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let content_type = parts
+        .headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let encoding = Encoding::from_content_type(content_type);
     let result = async {
-        // Who is asking comes first: a stranger learns nothing about what we would accept.
-        let IngestCaller(integration) = caller?;
+        // Who is asking comes first, then a writer slot, and only then is the body read: a
+        // stranger or a refused pusher makes the server hold nothing.
+        let IngestCaller(integration) =
+            IngestCaller::from_request_parts(&mut parts, &state).await?;
         let Some(encoding) = encoding else {
             return Err(ApiError::UnsupportedMediaType);
         };
-        let gzip = gzipped(&headers)?;
-        let gateway = headers
+        let gzip = gzipped(&parts.headers)?;
+        let gateway = parts
+            .headers
             .get("x-langguard-gateway")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .or_else(|| {
-                url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                     .find(|(k, _)| k == "gateway")
                     .map(|(_, v)| v.into_owned())
             });
         if let Some(g) = &gateway {
             ingest::check_gateway(g.trim())?;
         }
+        let admitted = ingest::admit(&state.ops)?;
+        let body = read_body(body).await?;
         ingest::otlp(
             &state.ops,
+            admitted,
             &integration,
-            &body,
+            body,
             gzip,
             encoding,
             gateway.as_deref().map(str::trim),
@@ -118,7 +115,8 @@ pub(crate) async fn otlp_traces(
         .await
         .map_err(push_error)
     }
-    .await;
+    .await
+    .map_err(retryable);
     let encoding = encoding.unwrap_or(Encoding::Json);
     match result {
         Ok(report) => {
@@ -142,6 +140,25 @@ pub(crate) async fn otlp_traces(
             let retry_after = e.retry_after_secs();
             otlp_failure(encoding, status, e.to_string(), retry_after)
         }
+    }
+}
+
+/// The body, up to [`MAX_PUSH_BODY_BYTES`] (413 beyond).
+async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_PUSH_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)
+}
+
+/// A server-side failure on a push route (the store behind authentication, say) is logged and
+/// answered 503 with `Retry-After`, so the pusher keeps its batch; its cause stays here.
+fn retryable(e: ApiError) -> ApiError {
+    match e {
+        ApiError::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "a push could not be taken");
+            ApiError::Unavailable("the push could not be taken right now; retry it".into())
+        }
+        other => other,
     }
 }
 
@@ -178,14 +195,21 @@ pub(crate) struct LogpushAnswer {
     security(("bearer" = [])))]
 pub(crate) async fn logpush(
     State(state): State<AppState>,
-    IngestCaller(integration): IngestCaller,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Result<Json<LogpushAnswer>, ApiError> {
-    let gzip = gzipped(&headers)?;
-    let outcome = ingest::logpush(&state.ops, &integration, &body, gzip)
-        .await
-        .map_err(push_error)?;
+    let (mut parts, body) = request.into_parts();
+    let outcome = async {
+        let IngestCaller(integration) =
+            IngestCaller::from_request_parts(&mut parts, &state).await?;
+        let gzip = gzipped(&parts.headers)?;
+        let admitted = ingest::admit(&state.ops)?;
+        let body = read_body(body).await?;
+        ingest::logpush(&state.ops, &integration, admitted, body, gzip)
+            .await
+            .map_err(push_error)
+    }
+    .await
+    .map_err(retryable)?;
     Ok(Json(match outcome {
         LogpushOutcome::Validation => LogpushAnswer {
             validation: true,

@@ -222,9 +222,11 @@ async fn api_keys_are_shown_once_scoped_and_revocable(backend: Backend) {
                 Method::POST,
                 "/api/v1/api-keys",
                 Some(&admin),
-                Some(
-                    json!({"name": format!("{scope} key"), "scope": scope, "expires_in_days": 30}),
-                ),
+                Some(if scope == "ingest" {
+                    json!({"name": "ingest key", "scope": scope, "expires_in_days": 30, "integration_id": id})
+                } else {
+                    json!({"name": format!("{scope} key"), "scope": scope, "expires_in_days": 30})
+                }),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -137,6 +137,8 @@ async fn otlp_spans_in_json_and_protobuf_are_stored_once(backend: Backend) {
     let mut spans: Vec<Span> = (0..10).map(|n| genai_span(n, now - 60_000)).collect();
     spans.push(broken);
     spans.push(plain);
+    // A span from next week (a broken clock) is refused, not filed in the future.
+    spans.push(genai_span(97, now + 7 * 86_400_000));
     let body = gzip(&export(spans).encode_to_vec());
     let headers = [
         PROTOBUF,
@@ -148,7 +150,7 @@ async fn otlp_spans_in_json_and_protobuf_are_stored_once(backend: Backend) {
     assert_eq!(h["content-type"], "application/x-protobuf");
     let answer = ExportTraceServiceResponse::decode(answer.as_slice()).expect("OTLP answer");
     let partial = answer.partial_success.expect("partial success");
-    assert_eq!(partial.rejected_spans, 1);
+    assert_eq!(partial.rejected_spans, 2);
     assert!(
         partial.error_message.contains("trace_id"),
         "{}",
@@ -163,7 +165,30 @@ async fn otlp_spans_in_json_and_protobuf_are_stored_once(backend: Backend) {
             .expect("answer")
             .partial_success
             .map(|p| p.rejected_spans),
-        Some(1)
+        Some(2)
+    );
+    // A span naming a gateway that is no gateway name is refused; the others still go in.
+    let mut odd = genai_span(96, now);
+    odd.attributes
+        .push(kv("langguard.gateway", text("no spaces or / allowed")));
+    let (status, _, answer) = push(
+        &app,
+        "/v1/traces",
+        Some(&key),
+        &[PROTOBUF],
+        export(vec![odd]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let partial = ExportTraceServiceResponse::decode(answer.as_slice())
+        .expect("answer")
+        .partial_success
+        .expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("gateway name"),
+        "{}",
+        partial.error_message
     );
 
     // JSON (hex ids, string int64s), the gateway as a query parameter.
@@ -283,7 +308,10 @@ async fn otlp_spans_in_json_and_protobuf_are_stored_once(backend: Backend) {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // A gzip bomb: small on the wire, too large inflated.
-    let bomb = gzip(&vec![b' '; langguard_ops::ingest::MAX_INFLATED_BYTES + 1]);
+    let bomb = gzip(&vec![
+        b' ';
+        langguard_ops::ingest::MAX_OTLP_INFLATED_BYTES + 1
+    ]);
     let (status, _, _) = push(
         &app,
         "/v1/traces",
@@ -429,6 +457,27 @@ async fn ingest_keys_push_for_their_integration_only(backend: Backend) {
             .await;
         assert_error(status, &refused, want, code);
     }
+
+    // A key whose maker is no longer an admin stops working.
+    let (status, other_admin) = app
+        .call(Method::POST, "/api/v1/users", Some(&admin), Some(json!({"email": "ops@example.com", "password": "ops-password-123", "role": "admin"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let ops_admin = app.login("ops@example.com", "ops-password-123").await;
+    let demoted_key = ingest_key(&app, &ops_admin, a).await;
+    let (status, _, _) = push(&app, "/v1/traces", Some(&demoted_key), &[PROTOBUF], body()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{}", other_admin["id"]),
+            Some(&admin),
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = push(&app, "/v1/traces", Some(&demoted_key), &[PROTOBUF], body()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A disabled integration takes no pushes; a deleted one's keys stop working.
     let (status, _) = app

@@ -286,16 +286,25 @@ impl GatewayState {
     }
 
     /// The gateway once `to` takes over at `now_ms`. From the Logs API the handover is right
-    /// after the newest pulled log (pull keeps everything up to its cursor, late-visible logs
-    /// included, and the push everything after), or the beginning of time when nothing was
+    /// after the newest pulled log — the cursor, or a newer row a sync running now already
+    /// stored (`newest_stored_ms`) — so pull keeps everything up to it, late-visible logs
+    /// included, and the push everything after; or the beginning of time when nothing was
     /// pulled (an account on the new log system, whose Logs API is empty). Between pushes, it
     /// is now.
-    pub fn switched_to(&self, to: IngestSource, now_ms: i64) -> GatewayState {
+    pub fn switched_to(
+        &self,
+        to: IngestSource,
+        now_ms: i64,
+        newest_stored_ms: Option<i64>,
+    ) -> GatewayState {
         if to == self.source {
             return self.clone();
         }
         let since = match self.source {
-            IngestSource::LogsApi => self.cursor_ms.map(|c| c.saturating_add(1)),
+            IngestSource::LogsApi => self
+                .cursor_ms
+                .max(newest_stored_ms)
+                .map(|c| c.saturating_add(1)),
             _ => Some(now_ms),
         };
         GatewayState {
@@ -309,11 +318,30 @@ impl GatewayState {
     /// The gateway once a push from `source` arrives at `now_ms`: a push takes over from the
     /// Logs API on its own (the gateway was set up to push), but never from another push —
     /// switching between pushes is a choice made in setup.
-    pub fn on_push(&self, source: IngestSource, now_ms: i64) -> GatewayState {
+    pub fn on_push(
+        &self,
+        source: IngestSource,
+        now_ms: i64,
+        newest_stored_ms: Option<i64>,
+    ) -> GatewayState {
         if self.source == IngestSource::LogsApi {
-            self.switched_to(source, now_ms)
+            self.switched_to(source, now_ms, newest_stored_ms)
         } else {
             self.clone()
+        }
+    }
+
+    /// Whether moving to `to` hands over from the Logs API (and so needs the newest stored
+    /// log's time).
+    pub fn hands_over_from_pull(&self, to: IngestSource) -> bool {
+        self.source == IngestSource::LogsApi && to != IngestSource::LogsApi
+    }
+
+    /// The cursor a pull may move to: never past the handover.
+    pub fn pull_cursor(&self, cursor_ms: Option<i64>) -> Option<i64> {
+        match self.pull_until_ms() {
+            Some(until) => cursor_ms.map(|c| c.min(until.saturating_sub(1))),
+            None => cursor_ms,
         }
     }
 }
