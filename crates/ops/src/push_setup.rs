@@ -91,18 +91,7 @@ pub async fn setup(
         .list_gateways(id)
         .await?
         .into_iter()
-        .map(|g| GatewayPushView {
-            otlp_headers: serde_json::json!({
-                "Authorization": bearer,
-                "X-LangGuard-Gateway": g.gateway_id,
-            }),
-            source: g.source.as_str().to_owned(),
-            source_label: g.source.label(),
-            source_since: g.source_since_ms.map(format_ms),
-            previous_source: g.previous_source.map(|s| s.as_str().to_owned()),
-            last_received_at: g.last_synced_at_ms.map(format_ms),
-            gateway: g.gateway_id,
-        })
+        .map(gateway_view)
         .collect();
     let ingest_keys = ops
         .store
@@ -138,4 +127,47 @@ pub async fn setup(
         ingest_keys,
         gateways,
     })
+}
+
+/// Makes `source` the one a gateway counts from now on (creating the gateway if LangGuard has
+/// not seen it): the handover instant is set so nothing is counted twice or missed — after the
+/// newest pulled log when leaving the Logs API, now otherwise. Audited.
+pub async fn set_source(
+    ops: &Services,
+    actor: crate::Actor<'_>,
+    id: IntegrationId,
+    gateway: &str,
+    source: &str,
+) -> OpsResult<GatewayPushView> {
+    let gateway = crate::ingest::check_gateway(gateway.trim())?;
+    let source = langguard_store::IngestSource::parse(source).ok_or_else(|| {
+        crate::OpsError::invalid("invalid_source", "source must be logs_api, otlp or logpush")
+    })?;
+    ops.store.get_integration(id).await?;
+    let g = ops.store.set_gateway_source(id, gateway, source).await?;
+    ops.audit(
+        actor,
+        "gateway.source_changed",
+        Some(format!("integration:{id}")),
+        serde_json::json!({"gateway": gateway, "source": source.as_str(),
+            "since": g.source_since_ms.map(format_ms)}),
+        None,
+    )
+    .await;
+    Ok(gateway_view(g))
+}
+
+fn gateway_view(g: langguard_store::GatewayState) -> GatewayPushView {
+    GatewayPushView {
+        otlp_headers: serde_json::json!({
+            "Authorization": format!("Bearer {KEY_PLACEHOLDER}"),
+            "X-LangGuard-Gateway": g.gateway_id,
+        }),
+        source: g.source.as_str().to_owned(),
+        source_label: g.source.label(),
+        source_since: g.source_since_ms.map(format_ms),
+        previous_source: g.previous_source.map(|s| s.as_str().to_owned()),
+        last_received_at: g.last_synced_at_ms.map(format_ms),
+        gateway: g.gateway_id,
+    }
 }

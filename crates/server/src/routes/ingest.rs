@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_ops::ingest::{self, LogpushOutcome, PushReport};
-use langguard_ops::push_setup::{self, PushSetupView};
+use langguard_ops::push_setup::{self, GatewayPushView, PushSetupView};
 use langguard_ops::OpsError;
 use langguard_push::otlp::{self, Encoding, Status};
 use langguard_store::Role;
 
 use crate::auth::{CurrentUser, IngestCaller};
 use crate::error::ApiError;
-use crate::extract::ApiPath;
+use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
 
 /// Largest push body taken as sent (compressed); [`ingest::MAX_INFLATED_BYTES`] once inflated.
@@ -34,6 +34,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ingest/logpush", post(logpush))
         .route("/integrations/{id}/push", get(setup))
+        .route(
+            "/integrations/{id}/gateways/{gateway}/source",
+            axum::routing::put(set_source),
+        )
 }
 
 /// Whether the body is gzip, per `Content-Encoding`; other encodings are refused.
@@ -236,5 +240,39 @@ pub(crate) async fn setup(
     user.require(Role::Admin)?;
     Ok(Json(
         push_setup::setup(&state.ops, id, state.config.public_url.as_ref()).await?,
+    ))
+}
+
+/// `{"source": "logs_api" | "otlp" | "logpush"}`.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetSourceRequest {
+    /// `logs_api`, `otlp` or `logpush`.
+    source: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/integrations/{id}/gateways/{gateway}/source", operation_id = "set_gateway_source", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id"), ("gateway" = String, Path, description = "Gateway name")),
+    request_body = SetSourceRequest,
+    responses((status = 200, description = "The gateway with its new counted source and handover instant", body = GatewayPushView),
+        (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Role not allowed", body = crate::error::ErrorBody), (status = 404, description = "No such integration", body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session_cookie" = [])))]
+pub(crate) async fn set_source(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath((id, gateway)): ApiPath<(i64, String)>,
+    ApiJson(body): ApiJson<SetSourceRequest>,
+) -> Result<Json<GatewayPushView>, ApiError> {
+    user.require(Role::Admin)?;
+    Ok(Json(
+        push_setup::set_source(
+            &state.ops,
+            langguard_ops::Actor::User(&user.0),
+            id,
+            &gateway,
+            &body.source,
+        )
+        .await?,
     ))
 }

@@ -36,6 +36,7 @@ use crate::AppState;
         super::ingest::otlp_traces,
         super::ingest::logpush,
         super::ingest::setup,
+        super::ingest::set_source,
         super::metrics::metrics,
         super::metrics::timeseries,
         super::metrics::breakdown,

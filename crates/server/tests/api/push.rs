@@ -268,6 +268,62 @@ async fn otlp_spans_in_json_and_protobuf_are_stored_once(backend: Backend) {
         .is_some_and(|d| d.contains("/api/v1/ingest/logpush?header_Authorization=Bearer%20")));
     assert_eq!(setup["ingest_keys"].as_array().map(Vec::len), Some(1));
 
+    // An admin moves a gateway to Logpush: OpenTelemetry's spans from now on are left out
+    // (reported, not silently dropped); a viewer may not.
+    let viewer = app.login_as(Role::Viewer).await;
+    let path = format!("/api/v1/integrations/{integration}/gateways/prod-app/source");
+    let (status, refused) = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&viewer),
+            Some(json!({"source": "logpush"})),
+        )
+        .await;
+    assert_error(status, &refused, StatusCode::FORBIDDEN, "forbidden");
+    let (status, refused) = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&admin),
+            Some(json!({"source": "carrier-pigeon"})),
+        )
+        .await;
+    assert_error(status, &refused, StatusCode::BAD_REQUEST, "invalid_source");
+    let (status, moved) = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&admin),
+            Some(json!({"source": "logpush"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        (moved["source"].as_str(), moved["previous_source"].as_str()),
+        (Some("logpush"), Some("otlp"))
+    );
+    assert!(moved["source_since"].is_string());
+    let (status, _, answer) = push(
+        &app,
+        "/v1/traces",
+        Some(&key),
+        &[PROTOBUF, ("x-langguard-gateway", "prod-app")],
+        export(vec![genai_span(500, langguard_clock::now_ms() + 1_000)]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let partial = ExportTraceServiceResponse::decode(answer.as_slice())
+        .expect("answer")
+        .partial_success
+        .expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial.error_message.contains("another source"),
+        "{}",
+        partial.error_message
+    );
+
     // Undecodable bodies, wrong media types and unknown encodings are refused, and say so.
     let (status, _, answer) = push(
         &app,
