@@ -214,8 +214,8 @@ mod tests {
         let text = String::from_utf8(buffer).expect("utf-8");
         assert_eq!(
             text,
-            "7,1,gw,\"log,\"\"1\"\"\",2023-11-14T22:13:20.000Z,openai,gpt-4o,,success,200,false,\
-             120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\"\n"
+            "7,1,gw,\"log,\"\"1\"\"\",2023-11-14T22:13:20.000Z,openai,gpt-4o,,logs_api,,success,200,\
+             false,120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\"\n"
         );
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -223,7 +223,7 @@ mod tests {
         let record = reader.records().next().expect("a row").expect("parses");
         assert_eq!(record.len(), TRACE_CSV_HEADER.len());
         assert_eq!(&record[3], "log,\"1\"");
-        assert_eq!(&record[16], r#"{"a":"x,y"}"#);
+        assert_eq!(&record[18], r#"{"a":"x,y"}"#);
     }
 
     #[test]
@@ -247,7 +247,7 @@ mod tests {
                 .from_reader(buffer.as_slice());
             let record = reader.records().next().expect("a row").expect("parses");
             assert!(record[6].starts_with(want), "{model:?} → {:?}", &record[6]);
-            assert!(record[7].starts_with(want), "{model:?} → {:?}", &record[7]);
+            assert!(record[9].starts_with(want), "{model:?} → {:?}", &record[9]);
             // Numbers are numbers, not text: a negative cost stays a number.
             assert!(!record[0].starts_with('\''));
             let mut lines = Vec::new();

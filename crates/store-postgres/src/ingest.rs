@@ -196,24 +196,20 @@ async fn ingest(
             .await?
             .pop()
         {
-            Some(state) if state.pull_until_ms().is_some() || state.pull_from_ms().is_some() => {
-                let (counted, other): (Vec<_>, Vec<_>) = batch
-                    .into_iter()
-                    .partition(|(log, _)| state.counts(IngestSource::LogsApi, log.created_at_ms));
-                other_source = other.len() as u64;
+            Some(state) if state.pull_is_limited() => {
+                let (kept, left) = state.counted(IngestSource::LogsApi, batch);
+                other_source = left;
                 cursor_cap = Some(state);
-                counted
+                kept
             }
             _ => batch,
         },
         Write::Push { source } => {
             let state =
                 switch_source(&tx, integration_id, gateway, source, imported_at, false).await?;
-            let (counted, other): (Vec<_>, Vec<_>) = batch
-                .into_iter()
-                .partition(|(log, _)| state.counts(source, log.created_at_ms));
-            other_source = other.len() as u64;
-            counted
+            let (kept, left) = state.counted(source, batch);
+            other_source = left;
+            kept
         }
     };
     let (batch, mut bodies): (Vec<NewInteraction>, Vec<Option<Bodies>>) = batch.into_iter().unzip();

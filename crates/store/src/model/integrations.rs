@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::IngestSource;
+use super::{IngestSource, NewInteraction};
 
 pub type IntegrationId = i64;
 pub type SyncRunId = i64;
@@ -329,6 +329,24 @@ impl GatewayState {
         } else {
             self.clone()
         }
+    }
+
+    /// The logs of a batch from `source` this gateway counts, and how many it leaves out.
+    pub fn counted<B>(
+        &self,
+        source: IngestSource,
+        batch: Vec<(NewInteraction, B)>,
+    ) -> (Vec<(NewInteraction, B)>, u64) {
+        let (kept, left): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|(log, _)| self.counts(source, log.created_at_ms));
+        (kept, left.len() as u64)
+    }
+
+    /// Whether a pull's writes must be held to the counted source: a push holds, or held, this
+    /// gateway.
+    pub fn pull_is_limited(&self) -> bool {
+        self.pull_until_ms().is_some() || self.pull_from_ms().is_some()
     }
 
     /// Whether moving to `to` hands over from the Logs API (and so needs the newest stored
