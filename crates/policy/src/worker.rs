@@ -482,12 +482,14 @@ impl PolicyWorker {
                 "policies could not be evaluated on some interactions; recorded as policy_evaluation_error violations"
             );
         }
+        // Counted before the cursor moves, so whoever sees the worker caught up sees its count
+        // (a batch whose recording fails is evaluated, and counted, again: it was done twice).
+        metrics::counter!("langguard_policy_evaluations_total").increment(evaluations);
+        metrics::counter!("langguard_policy_evaluation_errors_total").increment(errors as u64);
         let new_violations = self.store.record_evaluations(found, Some(last)).await?;
         for q in evaluated.quarantine {
             self.quarantine(&q).await?;
         }
-        metrics::counter!("langguard_policy_evaluations_total").increment(evaluations);
-        metrics::counter!("langguard_policy_evaluation_errors_total").increment(errors as u64);
         metrics::counter!("langguard_violations_recorded_total")
             .increment(new_violations.len() as u64);
         Ok(Pass {
