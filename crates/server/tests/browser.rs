@@ -303,6 +303,13 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     click(c, "a", "Edit and sync history").await;
     wait_for_text(c, "Sync history").await;
     wait_for_text(c, "succeeded").await;
+    // How data arrives: the pulled gateways, and what to set up for pushes.
+    wait_for_text(c, "How data arrives").await;
+    let text = page_text(c).await;
+    assert!(text.contains("Logs API"), "{text}");
+    assert!(text.contains("/v1/traces"), "{text}");
+    assert!(text.contains("ai_gateway_events"), "{text}");
+    assert!(text.contains("BEGIN PUBLIC KEY"), "{text}");
     refill(c, "Name", "Production EU").await;
     click(c, "button", "Save").await;
     wait_for_text(c, "Saved.").await;

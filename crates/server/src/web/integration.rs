@@ -13,6 +13,7 @@ use super::session::WebUser;
 use super::{page_failure, problem, refuse, render, Frame};
 use crate::AppState;
 use langguard_ops::integrations::{self, IntegrationChange};
+use langguard_ops::push_setup::{self, PushSetupView};
 use langguard_ops::{Actor, OpsError};
 
 #[derive(Template)]
@@ -27,6 +28,8 @@ struct DetailPage {
     bodies: &'static str,
     body_modes: [&'static str; 3],
     runs: Vec<Vec<String>>,
+    /// How data arrives per gateway and what to set up for pushes (admins).
+    push: Option<PushSetupView>,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -41,6 +44,15 @@ async fn page(
     let runs = match state.ops.store.list_sync_runs(integration.id, 50).await {
         Ok(runs) => runs,
         Err(e) => return page_failure("sync history", e),
+    };
+    let push = if user.is_admin() {
+        match push_setup::setup(&state.ops, integration.id, state.config.public_url.as_ref()).await
+        {
+            Ok(push) => Some(push),
+            Err(e) => return page_failure("push setup", e),
+        }
+    } else {
+        None
     };
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -70,6 +82,7 @@ async fn page(
                 ]
             })
             .collect(),
+        push,
         error,
         notice,
     });
