@@ -13,7 +13,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_ops::ingest::{self, LogpushOutcome, PushReport};
 use langguard_ops::push_setup::{self, GatewayPushView, PushSetupView};
-use langguard_ops::OpsError;
 use langguard_push::otlp::{self, Encoding, Status};
 use langguard_store::Role;
 
@@ -53,18 +52,6 @@ fn gzipped(headers: &HeaderMap) -> Result<bool, ApiError> {
             "unsupported_encoding",
             "Content-Encoding must be gzip or absent",
         )),
-    }
-}
-
-/// A push failure as the API says it: the store's trouble is a 503 with Retry-After (the
-/// pusher keeps the batch and retries), never a 500 that an exporter would drop.
-fn push_error(e: OpsError) -> ApiError {
-    match e {
-        OpsError::Internal(cause) => {
-            tracing::error!(error = format!("{cause:#}"), "a push could not be stored");
-            ApiError::Unavailable("the push could not be stored right now; retry it".into())
-        }
-        other => other.into(),
     }
 }
 
@@ -117,7 +104,7 @@ pub(crate) async fn otlp_traces(State(state): State<AppState>, request: Request)
             gateway.as_deref().map(str::trim),
         )
         .await
-        .map_err(push_error)
+        .map_err(ApiError::from)
     }
     .await
     .map_err(retryable);
@@ -154,8 +141,9 @@ async fn read_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::PayloadTooLarge)
 }
 
-/// A server-side failure on a push route (the store behind authentication, say) is logged and
-/// answered 503 with `Retry-After`, so the pusher keeps its batch; its cause stays here.
+/// A server-side failure on a push route (the store, behind authentication or the write) is
+/// logged and answered 503 with `Retry-After`, never a 500 an exporter would drop: the pusher
+/// keeps its batch and retries. Its cause stays here.
 fn retryable(e: ApiError) -> ApiError {
     match e {
         ApiError::Internal(cause) => {
@@ -210,7 +198,7 @@ pub(crate) async fn logpush(
         let body = read_body(body).await?;
         ingest::logpush(&state.ops, &integration, admitted, body, gzip)
             .await
-            .map_err(push_error)
+            .map_err(ApiError::from)
     }
     .await
     .map_err(retryable)?;
