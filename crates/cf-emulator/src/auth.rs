@@ -43,6 +43,10 @@ pub struct TokenSpec {
     pub accounts: Vec<String>,
     /// `false`: 403 / 10000 "Authentication error" on AI Gateway routes.
     pub ai_gateway_read: bool,
+    /// *AI Gateway: Edit*: gateway settings may be changed (`PUT …/gateways/{id}`); implies read.
+    pub ai_gateway_edit: bool,
+    /// *Logs: Edit* (Cloudflare's "Logs Write"): Logpush jobs may be listed, created and changed.
+    pub logs_edit: bool,
     /// `Some(account)`: an account-owned token, verifiable only on
     /// `/accounts/{account}/tokens/verify`. `None`: a user token, verifiable on
     /// `/user/tokens/verify`.
@@ -60,7 +64,19 @@ impl TokenSpec {
                 .map(|account| (*account).to_owned())
                 .collect(),
             ai_gateway_read: true,
+            ai_gateway_edit: false,
+            logs_edit: false,
             owner_account: None,
+        }
+    }
+
+    /// An active user token with AI Gateway Edit and Logs Edit on `accounts`: what "Set up
+    /// push" needs.
+    pub fn editor(accounts: &[&str]) -> Self {
+        Self {
+            ai_gateway_edit: true,
+            logs_edit: true,
+            ..Self::user(accounts)
         }
     }
 
@@ -88,18 +104,48 @@ fn splitmix64(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The permission a resource route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Permission {
+    AiGatewayRead,
+    AiGatewayEdit,
+    LogsEdit,
+}
+
 /// Which kind of route authenticates the request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access<'a> {
-    /// An AI Gateway route of this account.
-    Resource { account: &'a str },
+    /// A resource route of this account.
+    Resource { account: &'a str, need: Permission },
     /// `GET /user/tokens/verify`.
     VerifyUser,
     /// `GET /accounts/{account}/tokens/verify`.
     VerifyAccount { account: &'a str },
 }
 
-impl Access<'_> {
+impl<'a> Access<'a> {
+    /// An AI Gateway route that reads.
+    pub(crate) fn read(account: &'a str) -> Self {
+        Self::Resource {
+            account,
+            need: Permission::AiGatewayRead,
+        }
+    }
+
+    pub(crate) fn edit(account: &'a str) -> Self {
+        Self::Resource {
+            account,
+            need: Permission::AiGatewayEdit,
+        }
+    }
+
+    pub(crate) fn logs(account: &'a str) -> Self {
+        Self::Resource {
+            account,
+            need: Permission::LogsEdit,
+        }
+    }
+
     fn is_verify(self) -> bool {
         !matches!(self, Access::Resource { .. })
     }
@@ -115,9 +161,19 @@ pub(crate) struct TokenRecord {
 impl TokenRecord {
     /// Permission and account scope of a resource route. An unknown account is reported like
     /// an account the token does not cover, as Cloudflare does not reveal which ids exist.
-    pub(crate) fn authorize(&self, account: &str, account_exists: bool) -> Result<(), ApiError> {
+    pub(crate) fn authorize(
+        &self,
+        account: &str,
+        need: Permission,
+        account_exists: bool,
+    ) -> Result<(), ApiError> {
         let covers_account = self.spec.accounts.iter().any(|granted| granted == account);
-        if self.spec.ai_gateway_read && covers_account && account_exists {
+        let permitted = match need {
+            Permission::AiGatewayRead => self.spec.ai_gateway_read || self.spec.ai_gateway_edit,
+            Permission::AiGatewayEdit => self.spec.ai_gateway_edit,
+            Permission::LogsEdit => self.spec.logs_edit,
+        };
+        if permitted && covers_account && account_exists {
             Ok(())
         } else {
             Err(ApiError::authentication_error())
@@ -312,7 +368,7 @@ mod tests {
         disabled.status = TokenStatus::Disabled;
         registry.add("disabled", disabled, now);
 
-        let resource = Access::Resource { account: "acct" };
+        let resource = Access::read("acct");
         let code = |registry: &TokenRegistry, token, access| {
             registry
                 .authenticate(token, access)
@@ -358,23 +414,44 @@ mod tests {
             added_at: datetime!(2026-08-01 12:00 UTC),
         };
         let reader = record(TokenSpec::user(&["acct"]));
-        assert!(reader.authorize("acct", true).is_ok());
+        assert!(reader
+            .authorize("acct", Permission::AiGatewayRead, true)
+            .is_ok());
         assert_eq!(
-            reader.authorize("other", true).map_err(|e| e.code()),
+            reader
+                .authorize("other", Permission::AiGatewayRead, true)
+                .map_err(|e| e.code()),
             Err(10000)
         );
         assert_eq!(
-            reader.authorize("acct", false).map_err(|e| e.code()),
+            reader
+                .authorize("acct", Permission::AiGatewayRead, false)
+                .map_err(|e| e.code()),
             Err(10000)
         );
         let mut no_permission = TokenSpec::user(&["acct"]);
         no_permission.ai_gateway_read = false;
         assert_eq!(
             record(no_permission)
-                .authorize("acct", true)
+                .authorize("acct", Permission::AiGatewayRead, true)
                 .map_err(|e| e.code()),
             Err(10000)
         );
+        // Reading needs no edit right; editing and Logpush need their own.
+        assert_eq!(
+            reader
+                .authorize("acct", Permission::AiGatewayEdit, true)
+                .map_err(|e| e.code()),
+            Err(10000)
+        );
+        let editor = record(TokenSpec::editor(&["acct"]));
+        for need in [
+            Permission::AiGatewayRead,
+            Permission::AiGatewayEdit,
+            Permission::LogsEdit,
+        ] {
+            assert!(editor.authorize("acct", need, true).is_ok(), "{need:?}");
+        }
     }
 
     #[test]

@@ -38,6 +38,23 @@ pub struct EmulatorConfig {
     /// Seed of every random choice the emulator makes on its own (faults, appended and live
     /// logs), so a test run is reproducible.
     pub seed: u64,
+    /// How often a serving emulator delivers queued pushes; `None`: only when a test calls
+    /// `Emulator::flush_pushes`.
+    pub push_interval: Option<Duration>,
+    /// Deliveries in flight at once.
+    pub push_concurrency: usize,
+    /// First retry delay of a failed delivery (doubling per attempt).
+    pub push_retry_delay: Duration,
+    /// Longest wait between attempts, `Retry-After` included.
+    pub push_retry_max_delay: Duration,
+    /// Attempts per delivery, the first included, before it is given up (and counted in
+    /// `Stats::push_failures`).
+    pub push_max_attempts: u32,
+    /// Accept `http://` push destinations (loopback tests). Cloudflare pushes over HTTPS only.
+    pub allow_http_push: bool,
+    /// Endpoint of the S3-compatible store `r2://` Logpush destinations write to (Cloudflare:
+    /// `https://<account>.r2.cloudflarestorage.com`).
+    pub r2_endpoint: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -48,6 +65,13 @@ impl Default for EmulatorConfig {
             gateways_max_per_page: 100,
             default_order_direction: Direction::Desc,
             seed: 42,
+            push_interval: Some(Duration::from_secs(1)),
+            push_concurrency: 4,
+            push_retry_delay: Duration::from_millis(500),
+            push_retry_max_delay: Duration::from_secs(30),
+            push_max_attempts: 12,
+            allow_http_push: false,
+            r2_endpoint: None,
         }
     }
 }

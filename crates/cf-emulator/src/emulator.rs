@@ -14,7 +14,8 @@ use crate::auth::{TokenRegistry, TokenSpec};
 use crate::config::EmulatorConfig;
 use crate::faults::{FaultInjector, Faults};
 use crate::live::{self, LiveTraffic};
-use crate::log_record::{now_millis, unix_millis, ALWAYS_VISIBLE};
+use crate::log_record::{now_millis, unix_millis, LogRecord, ALWAYS_VISIBLE};
+use crate::push::{self, LogSystem, PushFaults, PushState, PushedRecord};
 use crate::rate_limit::RateLimiter;
 use crate::state::Store;
 use crate::stats::{Stats, StatsCounters};
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub limiter: Mutex<RateLimiter>,
     pub faults: Mutex<FaultInjector>,
     pub stats: StatsCounters,
+    pub push: PushState,
     /// Randomness of [`Emulator::append_logs`].
     rng: Mutex<SmallRng>,
     /// Number of live-traffic streams started, so each gets its own random sequence.
@@ -64,10 +66,28 @@ impl Shared {
         let records = (0..count)
             .map(|_| synthetic::synthesize_log(rng, created_at, visible_at))
             .collect();
-        write(&self.store)
-            .gateway_entry(account_id, gateway_id, created_at)
-            .logs
-            .insert(records);
+        self.record_requests(account_id, gateway_id, records);
+    }
+
+    /// Stores new requests of a gateway and queues them for push when the gateway pushes;
+    /// returns the ids stored.
+    pub(crate) fn record_requests(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        records: Vec<LogRecord>,
+    ) -> Vec<String> {
+        let mut store = write(&self.store);
+        let pushes = store.pushes(account_id, gateway_id);
+        let logs = &mut store
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs;
+        let ids = logs.insert(records);
+        if pushes {
+            let added = ids.iter().filter_map(|id| logs.get(id).cloned()).collect();
+            self.push.enqueue(account_id, gateway_id, added);
+        }
+        ids
     }
 }
 
@@ -97,6 +117,7 @@ impl Emulator {
             )),
             faults: Mutex::new(FaultInjector::new(config.seed)),
             stats: StatsCounters::default(),
+            push: PushState::default(),
             rng: Mutex::new(SmallRng::seed_from_u64(config.seed ^ 0x5eed_0a99)),
             live_streams: AtomicU64::new(0),
             config,
@@ -126,6 +147,20 @@ impl Emulator {
             .local_addr()
             .context("reading the emulator's bound address")?;
         let router = self.router();
+        let pusher = self.shared.config.push_interval.map(|every| {
+            let shared = Arc::downgrade(&self.shared);
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    interval.tick().await;
+                    let Some(shared) = shared.upgrade() else {
+                        break;
+                    };
+                    push::flush(&shared).await;
+                }
+            })
+        });
         let server = tokio::spawn(async move {
             if let Err(err) = axum::serve(listener, router).await {
                 tracing::error!(%err, "cf-emulator server stopped");
@@ -136,12 +171,19 @@ impl Emulator {
             emulator: self,
             addr,
             server,
+            pusher,
         })
     }
 
     /// Declares an account (idempotent).
     pub fn add_account(&self, account_id: &str) {
         write(&self.shared.store).add_account(account_id);
+    }
+
+    /// Puts an account on a log system. On [`LogSystem::WorkersObservability`] the REST Logs
+    /// API lists nothing and single-log calls answer 404, while pushes carry every request.
+    pub fn set_log_system(&self, account_id: &str, system: LogSystem) {
+        write(&self.shared.store).set_log_system(account_id, system);
     }
 
     /// Configures `token` (the secret sent as `Authorization: Bearer <token>`).
@@ -189,10 +231,55 @@ impl Emulator {
                 .map(|_| synthetic::synthesize_log(&mut rng, created_at, ALWAYS_VISIBLE))
                 .collect()
         };
-        write(&self.shared.store)
-            .gateway_entry(account_id, gateway_id, now_millis())
-            .logs
-            .insert(records)
+        self.shared.record_requests(account_id, gateway_id, records)
+    }
+
+    /// Simulated traffic: `spec.count` requests spread over `[spec.from, spec.to)` as if they
+    /// had just happened (stored, and queued for push when the gateway pushes). With
+    /// [`Emulator::flush_pushes`] a test pushes minutes of traffic in a moment. Returns how
+    /// many requests were added.
+    pub fn simulate_requests(&self, account_id: &str, gateway_id: &str, spec: SeedSpec) -> usize {
+        let salt = synthetic::stable_hash(&[account_id, gateway_id, "simulated"]);
+        let records = synthetic::seeded_history(&spec, salt);
+        self.shared
+            .record_requests(account_id, gateway_id, records)
+            .len()
+    }
+
+    /// Delivers every queued push now (OTLP requests, Logpush files) with the configured
+    /// retries; returns how many deliveries were made.
+    pub async fn flush_pushes(&self) -> usize {
+        push::flush(&self.shared).await
+    }
+
+    /// Requests waiting to be pushed.
+    pub fn queued_pushes(&self) -> usize {
+        self.shared.push.queued()
+    }
+
+    /// Every request delivered so far (once each per destination, duplicates not repeated).
+    pub fn pushed_records(&self) -> Vec<PushedRecord> {
+        self.shared.push.delivered()
+    }
+
+    pub fn set_push_faults(&self, faults: PushFaults) {
+        *lock(&self.shared.push.faults) = faults;
+    }
+
+    /// The gateway object as `GET …/gateways/{id}` returns it (settings included).
+    pub fn gateway_json(&self, account_id: &str, gateway_id: &str) -> Option<serde_json::Value> {
+        read(&self.shared.store)
+            .gateway(account_id, gateway_id)
+            .and_then(|gateway| serde_json::to_value(gateway.json()).ok())
+    }
+
+    /// The account's Logpush jobs as the API lists them.
+    pub fn logpush_jobs(&self, account_id: &str) -> Vec<serde_json::Value> {
+        read(&self.shared.store)
+            .logpush_jobs(account_id)
+            .iter()
+            .filter_map(|job| serde_json::to_value(job).ok())
+            .collect()
     }
 
     /// Deletes the gateway's `n` oldest logs, as Cloudflare's Automatic Log Deletion
@@ -239,7 +326,17 @@ impl Emulator {
     }
 
     pub fn stats(&self) -> Stats {
-        self.shared.stats.snapshot()
+        let counters = &self.shared.push.counters;
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            push_deliveries: read(&counters.deliveries),
+            push_attempts: read(&counters.attempts),
+            push_retries: read(&counters.retries),
+            push_duplicates: read(&counters.duplicates),
+            push_failures: read(&counters.failures),
+            validation_uploads: read(&counters.validation_uploads),
+            ..self.shared.stats.snapshot()
+        }
     }
 
     pub fn reset_stats(&self) {
@@ -262,6 +359,7 @@ pub struct RunningEmulator {
     pub emulator: Emulator,
     pub addr: SocketAddr,
     server: JoinHandle<()>,
+    pusher: Option<JoinHandle<()>>,
 }
 
 impl RunningEmulator {
@@ -274,5 +372,8 @@ impl RunningEmulator {
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(pusher) = &self.pusher {
+            pusher.abort();
+        }
     }
 }

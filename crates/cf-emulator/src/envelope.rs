@@ -18,7 +18,7 @@ pub(crate) struct ErrorItem {
 }
 
 impl ErrorItem {
-    fn new(code: u32, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u32, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -114,6 +114,12 @@ impl ApiError {
         let mut item = ErrorItem::new(7001, "Input Validation Error");
         item.path = Some(path.iter().map(|part| (*part).to_owned()).collect());
         Self::single(StatusCode::BAD_REQUEST, item)
+    }
+
+    /// 400 with Cloudflare's code and message (e.g. a Logpush destination that failed
+    /// validation).
+    pub(crate) fn bad_request(code: u32, message: impl Into<String>) -> Self {
+        Self::single(StatusCode::BAD_REQUEST, ErrorItem::new(code, message))
     }
 
     /// 404 / 7002: unknown gateway, unknown log, or a log whose payload is not stored.

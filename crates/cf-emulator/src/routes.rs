@@ -29,6 +29,7 @@ use crate::envelope::{json_response, success_body, ApiError, Message, ResultInfo
 use crate::faults::{cut_connection_response, InjectedFault};
 use crate::listing::select_page;
 use crate::log_record::{now_millis, BodyHead, DetailItem, ListItem, LogRecord};
+use crate::push::routes as push_routes;
 use crate::query::{parse_gateway_query, parse_log_query, QueryParams};
 use crate::rate_limit::RateStatus;
 use crate::stats::Endpoint;
@@ -46,13 +47,25 @@ const LOG_RESPONSE: &str =
     "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/logs/{log_id}/response";
 const USER_VERIFY: &str = "/client/v4/user/tokens/verify";
 const ACCOUNT_VERIFY: &str = "/client/v4/accounts/{account_id}/tokens/verify";
+const LOGPUSH_JOBS: &str = "/client/v4/accounts/{account_id}/logpush/jobs";
+const LOGPUSH_JOB: &str = "/client/v4/accounts/{account_id}/logpush/jobs/{job_id}";
 
 pub(crate) fn router(emulator: Emulator) -> Router {
     Router::new()
         .route(USER_VERIFY, get(verify_user_token))
         .route(ACCOUNT_VERIFY, get(verify_account_token))
         .route(GATEWAYS, get(list_gateways))
-        .route(GATEWAY, get(get_gateway))
+        .route(GATEWAY, get(get_gateway).put(push_routes::update_gateway))
+        .route(
+            LOGPUSH_JOBS,
+            get(push_routes::list_jobs).post(push_routes::create_job),
+        )
+        .route(
+            LOGPUSH_JOB,
+            get(push_routes::get_job)
+                .put(push_routes::update_job)
+                .delete(push_routes::delete_job),
+        )
         .route(LOGS, get(list_logs))
         .route(LOG, get(get_log))
         .route(LOG_REQUEST, get(get_log_request))
@@ -125,7 +138,7 @@ async fn list_gateways(
     let Ok(Path(account)) = path else {
         return no_route(State(emulator)).await;
     };
-    let access = Access::Resource { account: &account };
+    let access = Access::read(&account);
     serve(
         &emulator,
         Endpoint::ListGateways,
@@ -172,7 +185,7 @@ async fn get_gateway(
     let Ok(Path((account, gateway_id))) = path else {
         return no_route(State(emulator)).await;
     };
-    let access = Access::Resource { account: &account };
+    let access = Access::read(&account);
     serve(
         &emulator,
         Endpoint::GetGateway,
@@ -198,7 +211,7 @@ async fn list_logs(
     let Ok(Path((account, gateway_id))) = path else {
         return no_route(State(emulator)).await;
     };
-    let access = Access::Resource { account: &account };
+    let access = Access::read(&account);
     serve(
         &emulator,
         Endpoint::ListLogs,
@@ -212,7 +225,13 @@ async fn list_logs(
                 let gateway = store
                     .gateway(&account, &gateway_id)
                     .ok_or_else(ApiError::not_found)?;
-                select_page(gateway.logs.as_slice(), &query, now_millis())
+                // An account on the new log system: the Logs API answers, with nothing in it.
+                let logs = if store.logs_api_serves(&account) {
+                    gateway.logs.as_slice()
+                } else {
+                    &[]
+                };
+                select_page(logs, &query, now_millis())
             };
             let rows: Vec<ListItem<'_>> = page.items.iter().map(|log| log.list_item()).collect();
             let info = ResultInfo {
@@ -238,7 +257,7 @@ async fn get_log(State(emulator): State<Emulator>, path: LogPath, headers: Heade
     let Ok(Path((account, gateway_id, log_id))) = path else {
         return no_route(State(emulator)).await;
     };
-    let access = Access::Resource { account: &account };
+    let access = Access::read(&account);
     serve(
         &emulator,
         Endpoint::GetLog,
@@ -300,7 +319,7 @@ async fn log_body(
     let Ok(Path((account, gateway_id, log_id))) = path else {
         return no_route(State(emulator)).await;
     };
-    let access = Access::Resource { account: &account };
+    let access = Access::read(&account);
     serve(&emulator, Endpoint::Body, &headers, access, |shared, _| {
         let log = find_visible_log(shared, &account, &gateway_id, &log_id)?;
         if !log.payload_stored {
@@ -331,7 +350,11 @@ fn find_visible_log(
     gateway_id: &str,
     log_id: &str,
 ) -> Result<Arc<LogRecord>, ApiError> {
-    read(&shared.store)
+    let store = read(&shared.store);
+    if !store.logs_api_serves(account) {
+        return Err(ApiError::not_found());
+    }
+    store
         .gateway(account, gateway_id)
         .and_then(|gateway| gateway.logs.get(log_id))
         .filter(|log| log.is_visible_at(now_millis()))
@@ -340,7 +363,7 @@ fn find_visible_log(
 }
 
 /// Fallback for unknown paths and methods: 404 / 7000, no authentication.
-async fn no_route(State(emulator): State<Emulator>) -> Response {
+pub(crate) async fn no_route(State(emulator): State<Emulator>) -> Response {
     let shared = &emulator.shared;
     apply_latency(shared).await;
     shared.stats.record_request(Endpoint::Unrouted);
@@ -356,7 +379,7 @@ async fn apply_latency(shared: &Shared) {
 }
 
 /// Runs the request pipeline described in the module docs around `handle`.
-async fn serve<F>(
+pub(crate) async fn serve<F>(
     emulator: &Emulator,
     endpoint: Endpoint,
     headers: &HeaderMap,
@@ -427,9 +450,9 @@ fn admit(
         }
         None => {}
     }
-    if let Access::Resource { account } = access {
+    if let Access::Resource { account, need } = access {
         let account_exists = read(&shared.store).has_account(account);
-        token.authorize(account, account_exists)?;
+        token.authorize(account, need, account_exists)?;
     }
     Ok(())
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::log_record::{format_millis, LogRecord, UnixMillis};
+use crate::push::settings::{GatewayUpdate, LogpushJob, OtelExporter};
+use crate::push::LogSystem;
 
 /// All accounts by id.
 #[derive(Debug, Default)]
@@ -23,6 +25,9 @@ pub(crate) struct Store {
 struct Account {
     /// In creation order, which is also the order the gateways list returns.
     gateways: Vec<Gateway>,
+    log_system: LogSystem,
+    logpush_jobs: Vec<LogpushJob>,
+    next_job_id: u64,
 }
 
 impl Store {
@@ -32,6 +37,86 @@ impl Store {
 
     pub(crate) fn has_account(&self, account_id: &str) -> bool {
         self.accounts.contains_key(account_id)
+    }
+
+    pub(crate) fn set_log_system(&mut self, account_id: &str, system: LogSystem) {
+        self.accounts
+            .entry(account_id.to_owned())
+            .or_default()
+            .log_system = system;
+    }
+
+    /// `true` when the account's Logs API serves its logs (Legacy Logs).
+    pub(crate) fn logs_api_serves(&self, account_id: &str) -> bool {
+        self.accounts
+            .get(account_id)
+            .is_none_or(|account| account.log_system == LogSystem::Legacy)
+    }
+
+    pub(crate) fn logpush_jobs(&self, account_id: &str) -> &[LogpushJob] {
+        self.accounts
+            .get(account_id)
+            .map_or(&[], |account| account.logpush_jobs.as_slice())
+    }
+
+    pub(crate) fn logpush_jobs_mut(&mut self, account_id: &str) -> Option<&mut Vec<LogpushJob>> {
+        self.accounts
+            .get_mut(account_id)
+            .map(|account| &mut account.logpush_jobs)
+    }
+
+    /// The next job id of the account (ids are numeric, as Cloudflare's are).
+    pub(crate) fn next_job_id(&mut self, account_id: &str) -> u64 {
+        let account = self.accounts.entry(account_id.to_owned()).or_default();
+        account.next_job_id += 1;
+        // Cloudflare's job ids are six-digit and up; start there so nobody mistakes them for
+        // indexes.
+        100_000 + account.next_job_id
+    }
+
+    /// Notes a delivery's outcome on the job, as Cloudflare's `last_complete` / `last_error`.
+    pub(crate) fn record_job_outcome(
+        &mut self,
+        account_id: &str,
+        job_id: u64,
+        now: &str,
+        error: Option<String>,
+    ) {
+        let Some(job) = self
+            .logpush_jobs_mut(account_id)
+            .and_then(|jobs| jobs.iter_mut().find(|job| job.id == job_id))
+        else {
+            return;
+        };
+        match error {
+            None => job.last_complete = Some(now.to_owned()),
+            Some(message) => {
+                job.last_error = Some(now.to_owned());
+                job.error_message = Some(message);
+            }
+        }
+    }
+
+    /// Whether a request appended to this gateway now leaves as a push.
+    pub(crate) fn pushes(&self, account_id: &str, gateway_id: &str) -> bool {
+        let Some(gateway) = self.gateway(account_id, gateway_id) else {
+            return false;
+        };
+        !gateway.settings.otel.is_empty()
+            || (gateway.settings.logpush_key().is_some()
+                && self.logpush_jobs(account_id).iter().any(|job| job.enabled))
+    }
+
+    pub(crate) fn gateway_mut(
+        &mut self,
+        account_id: &str,
+        gateway_id: &str,
+    ) -> Option<&mut Gateway> {
+        self.accounts
+            .get_mut(account_id)?
+            .gateways
+            .iter_mut()
+            .find(|gateway| gateway.id == gateway_id)
     }
 
     /// The account's gateways, or `None` for an unknown account.
@@ -76,34 +161,95 @@ impl Store {
 pub(crate) struct Gateway {
     pub id: String,
     pub created_at: UnixMillis,
+    pub modified_at: UnixMillis,
+    pub settings: GatewaySettings,
     pub logs: GatewayLogs,
+}
+
+/// The settings `PUT …/gateways/{id}` changes.
+#[derive(Clone, Debug)]
+pub(crate) struct GatewaySettings {
+    pub cache_invalidate_on_update: bool,
+    pub cache_ttl: Option<u32>,
+    pub collect_logs: bool,
+    pub rate_limiting_interval: Option<u32>,
+    pub rate_limiting_limit: Option<u32>,
+    pub rate_limiting_technique: String,
+    pub authentication: bool,
+    pub logpush: bool,
+    pub logpush_public_key: Option<String>,
+    pub otel: Vec<OtelExporter>,
+}
+
+impl GatewaySettings {
+    /// The public key Logpush encrypts with, when Logpush is on.
+    pub(crate) fn logpush_key(&self) -> Option<&str> {
+        self.logpush
+            .then_some(self.logpush_public_key.as_deref())
+            .flatten()
+    }
 }
 
 impl Gateway {
     fn new(id: &str, created_at: UnixMillis) -> Self {
+        let is_default = id == "default";
         Self {
             id: id.to_owned(),
             created_at,
+            modified_at: created_at,
+            settings: GatewaySettings {
+                cache_invalidate_on_update: false,
+                cache_ttl: (!is_default).then_some(300),
+                collect_logs: true,
+                rate_limiting_interval: (!is_default).then_some(60),
+                rate_limiting_limit: (!is_default).then_some(600),
+                rate_limiting_technique: if is_default { "fixed" } else { "sliding" }.to_owned(),
+                authentication: !is_default,
+                logpush: false,
+                logpush_public_key: None,
+                otel: Vec::new(),
+            },
             logs: GatewayLogs::default(),
         }
+    }
+
+    /// Applies a validated PUT body: fields it leaves out keep Cloudflare's defaults for an
+    /// update (off / none), as a full replacement does.
+    pub(crate) fn update(&mut self, update: GatewayUpdate, now: UnixMillis) {
+        let settings = &mut self.settings;
+        settings.cache_invalidate_on_update = update.cache_invalidate_on_update;
+        settings.cache_ttl = update.cache_ttl;
+        settings.collect_logs = update.collect_logs;
+        settings.rate_limiting_interval = update.rate_limiting_interval;
+        settings.rate_limiting_limit = update.rate_limiting_limit;
+        if let Some(technique) = update.rate_limiting_technique {
+            settings.rate_limiting_technique = technique;
+        }
+        if let Some(authentication) = update.authentication {
+            settings.authentication = authentication;
+        }
+        settings.logpush = update.logpush.unwrap_or(false);
+        settings.logpush_public_key = update.logpush_public_key;
+        settings.otel = update.otel.unwrap_or_default();
+        self.modified_at = now;
     }
 
     /// The gateway object of API-NOTES §3, shaped like `fixtures/list-gateways-200.json`.
     /// A gateway named `default` looks like an account's auto-created default gateway.
     pub(crate) fn json(&self) -> GatewayJson<'_> {
         let is_default = self.id == "default";
-        let created_at = format_millis(self.created_at);
+        let settings = &self.settings;
         GatewayJson {
             id: &self.id,
-            created_at: created_at.clone(),
-            modified_at: created_at,
-            cache_invalidate_on_update: false,
-            cache_ttl: (!is_default).then_some(300),
-            collect_logs: true,
-            rate_limiting_interval: (!is_default).then_some(60),
-            rate_limiting_limit: (!is_default).then_some(600),
-            rate_limiting_technique: if is_default { "fixed" } else { "sliding" },
-            authentication: !is_default,
+            created_at: format_millis(self.created_at),
+            modified_at: format_millis(self.modified_at),
+            cache_invalidate_on_update: settings.cache_invalidate_on_update,
+            cache_ttl: settings.cache_ttl,
+            collect_logs: settings.collect_logs,
+            rate_limiting_interval: settings.rate_limiting_interval,
+            rate_limiting_limit: settings.rate_limiting_limit,
+            rate_limiting_technique: &settings.rate_limiting_technique,
+            authentication: settings.authentication,
             is_default,
             log_management: if is_default { 100_000 } else { 5_000_000 },
             log_management_strategy: if is_default {
@@ -111,9 +257,9 @@ impl Gateway {
             } else {
                 "DELETE_OLDEST"
             },
-            logpush: false,
-            logpush_public_key: None,
-            otel: None,
+            logpush: settings.logpush,
+            logpush_public_key: settings.logpush_public_key.as_deref(),
+            otel: (!settings.otel.is_empty()).then_some(settings.otel.as_slice()),
             retry_backoff: "exponential",
             retry_delay: 250,
             retry_max_attempts: 3,
@@ -136,14 +282,14 @@ pub(crate) struct GatewayJson<'a> {
     collect_logs: bool,
     rate_limiting_interval: Option<u32>,
     rate_limiting_limit: Option<u32>,
-    rate_limiting_technique: &'static str,
+    rate_limiting_technique: &'a str,
     authentication: bool,
     is_default: bool,
     log_management: u32,
     log_management_strategy: &'static str,
     logpush: bool,
-    logpush_public_key: Option<&'static str>,
-    otel: Option<()>,
+    logpush_public_key: Option<&'a str>,
+    otel: Option<&'a [OtelExporter]>,
     retry_backoff: &'static str,
     retry_delay: u32,
     retry_max_attempts: u32,

@@ -24,6 +24,21 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Injected 5xx responses.
     pub server_errors: u64,
+    /// Calls to `PUT …/gateways/{gw}`.
+    pub update_gateway_calls: u64,
+    /// Calls to the Logpush job routes.
+    pub logpush_job_calls: u64,
+    /// Push deliveries made (OTLP requests and Logpush files), duplicates not counted.
+    pub push_deliveries: u64,
+    /// HTTP requests or bucket writes of pushes, retries and duplicates included.
+    pub push_attempts: u64,
+    pub push_retries: u64,
+    /// Deliveries sent a second time on purpose (`PushFaults::duplicate_every`).
+    pub push_duplicates: u64,
+    /// Deliveries given up on.
+    pub push_failures: u64,
+    /// Logpush validation uploads sent when HTTP jobs were created.
+    pub validation_uploads: u64,
 }
 
 /// Which route a request hit; decides the per-endpoint counter.
@@ -32,6 +47,8 @@ pub(crate) enum Endpoint {
     Verify,
     ListGateways,
     GetGateway,
+    UpdateGateway,
+    LogpushJobs,
     ListLogs,
     GetLog,
     Body,
@@ -51,6 +68,8 @@ pub(crate) struct StatsCounters {
     body_calls: AtomicU64,
     rate_limited: AtomicU64,
     server_errors: AtomicU64,
+    update_gateway_calls: AtomicU64,
+    logpush_job_calls: AtomicU64,
 }
 
 impl StatsCounters {
@@ -60,6 +79,8 @@ impl StatsCounters {
             Endpoint::Verify => &self.verify_calls,
             Endpoint::ListGateways => &self.list_gateways_calls,
             Endpoint::GetGateway => &self.get_gateway_calls,
+            Endpoint::UpdateGateway => &self.update_gateway_calls,
+            Endpoint::LogpushJobs => &self.logpush_job_calls,
             Endpoint::ListLogs => &self.list_logs_calls,
             Endpoint::GetLog => &self.get_log_calls,
             Endpoint::Body => &self.body_calls,
@@ -88,6 +109,9 @@ impl StatsCounters {
             body_calls: read(&self.body_calls),
             rate_limited: read(&self.rate_limited),
             server_errors: read(&self.server_errors),
+            update_gateway_calls: read(&self.update_gateway_calls),
+            logpush_job_calls: read(&self.logpush_job_calls),
+            ..Stats::default()
         }
     }
 
@@ -102,6 +126,8 @@ impl StatsCounters {
             &self.body_calls,
             &self.rate_limited,
             &self.server_errors,
+            &self.update_gateway_calls,
+            &self.logpush_job_calls,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

@@ -18,7 +18,8 @@ use crate::error::CloudflareError;
 use crate::limiter::{limiter_for_token, parse_ratelimit_header, RateLimitPolicy, RateLimiter};
 pub use crate::query::{Direction, FilterOperator, LogFilter, LogPage, LogQuery, RejectedRow};
 use crate::types::{
-    Envelope, Gateway, LogBody, LogDetail, ResultInfo, TokenKind, TokenStatus, TokenVerification,
+    Envelope, Gateway, LogBody, LogDetail, LogpushJob, ResultInfo, TokenKind, TokenStatus,
+    TokenVerification,
 };
 
 pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";
@@ -355,6 +356,96 @@ impl CloudflareClient {
         }
     }
 
+    /// The gateway object as Cloudflare returns it, every field kept: a settings update is a
+    /// full replacement, so what LangGuard does not change must go back as it came.
+    pub async fn gateway_settings(
+        &self,
+        gateway: &str,
+    ) -> Result<serde_json::Value, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        self.get_result(
+            &["accounts", &account, "ai-gateway", "gateways", gateway],
+            &[],
+        )
+        .await
+    }
+
+    /// `PUT …/ai-gateway/gateways/{id}` (needs *AI Gateway: Edit*); returns the updated gateway.
+    pub async fn update_gateway(
+        &self,
+        gateway: &str,
+        settings: &serde_json::Value,
+    ) -> Result<serde_json::Value, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        self.write_result(
+            Method::Put,
+            &["accounts", &account, "ai-gateway", "gateways", gateway],
+            settings,
+        )
+        .await
+    }
+
+    /// The account's Logpush jobs (needs *Logs: Edit*, Cloudflare's "Logs Write").
+    pub async fn list_logpush_jobs(&self) -> Result<Vec<LogpushJob>, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        let response = self
+            .send(
+                &["accounts", &account, "logpush", "jobs"],
+                &[],
+                Body::Envelope,
+            )
+            .await?;
+        let envelope: Envelope<Vec<LogpushJob>> = decode_envelope(&response.body)?;
+        Ok(envelope.result.unwrap_or_default())
+    }
+
+    /// Creates a Logpush job. Cloudflare first sends an HTTP destination a small validation
+    /// upload and refuses the job when it is not accepted.
+    pub async fn create_logpush_job(
+        &self,
+        job: &serde_json::Value,
+    ) -> Result<LogpushJob, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        self.write_result(
+            Method::Post,
+            &["accounts", &account, "logpush", "jobs"],
+            job,
+        )
+        .await
+    }
+
+    pub async fn update_logpush_job(
+        &self,
+        job_id: i64,
+        changes: &serde_json::Value,
+    ) -> Result<LogpushJob, CloudflareError> {
+        let account = self.inner.account_id.clone();
+        let id = job_id.to_string();
+        self.write_result(
+            Method::Put,
+            &["accounts", &account, "logpush", "jobs", &id],
+            changes,
+        )
+        .await
+    }
+
+    async fn write_result<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        payload: &serde_json::Value,
+    ) -> Result<T, CloudflareError> {
+        let body = serde_json::to_vec(payload)
+            .map_err(|e| CloudflareError::Decode(format!("could not encode the request: {e}")))?;
+        let response = self
+            .send_request(path, &[], Body::Envelope, Some((method, body)))
+            .await?;
+        let envelope: Envelope<T> = decode_envelope(&response.body)?;
+        envelope
+            .result
+            .ok_or_else(|| CloudflareError::Decode("the response has no `result`".into()))
+    }
+
     async fn get_result<T: DeserializeOwned>(
         &self,
         path: &[&str],
@@ -389,13 +480,25 @@ impl CloudflareClient {
         url
     }
 
-    /// One call with limiter, retries and error mapping. Returns a 2xx response whose envelope
-    /// (if it has one) did not say `success: false`.
     async fn send(
         &self,
         path: &[&str],
         params: &[(&str, String)],
         body: Body,
+    ) -> Result<RawResponse, CloudflareError> {
+        self.send_request(path, params, body, None).await
+    }
+
+    /// One call with limiter, retries and error mapping. Returns a 2xx response whose envelope
+    /// (if it has one) did not say `success: false`. A GET or PUT is retried on any retryable
+    /// failure; a POST only on 429, when Cloudflare certainly did not act on it — a POST whose
+    /// answer was lost might have created something, and must not create it twice.
+    async fn send_request(
+        &self,
+        path: &[&str],
+        params: &[(&str, String)],
+        body: Body,
+        write: Option<(Method, Vec<u8>)>,
     ) -> Result<RawResponse, CloudflareError> {
         let url = self.url(path, params);
         let retry = &self.inner.retry;
@@ -407,10 +510,12 @@ impl CloudflareClient {
                 .rate_limit_wait_ms
                 .fetch_add(waited.as_millis() as u64, Ordering::Relaxed);
             counters.requests.fetch_add(1, Ordering::Relaxed);
-            let error = match self.attempt(&url, body).await {
+            let error = match self.attempt(&url, body, write.as_ref()).await {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
+            let may_repeat = !matches!(write, Some((Method::Post, _)))
+                || matches!(error, CloudflareError::RateLimited { .. });
             if let CloudflareError::RateLimited { retry_after } = &error {
                 // Every caller of this token holds off, even when this call gives up now.
                 counters.rate_limited.fetch_add(1, Ordering::Relaxed);
@@ -418,7 +523,7 @@ impl CloudflareClient {
                     .limiter
                     .pause_for(*retry_after + jitter(retry.base_delay));
             }
-            if !error.is_retryable() || attempt >= retry.max_attempts {
+            if !error.is_retryable() || !may_repeat || attempt >= retry.max_attempts {
                 return Err(error);
             }
             let delay = match &error {
@@ -444,7 +549,12 @@ impl CloudflareClient {
         }
     }
 
-    async fn attempt(&self, url: &Url, kind: Body) -> Result<RawResponse, CloudflareError> {
+    async fn attempt(
+        &self,
+        url: &Url,
+        kind: Body,
+        write: Option<&(Method, Vec<u8>)>,
+    ) -> Result<RawResponse, CloudflareError> {
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", self.inner.token))
             .map_err(|_| CloudflareError::AuthFailed {
                 code: None,
@@ -452,10 +562,19 @@ impl CloudflareClient {
             })?;
         // Keeps the token out of any debug output of the request.
         authorization.set_sensitive(true);
-        let response = self
-            .inner
-            .http
-            .get(url.clone())
+        let request = match write {
+            None => self.inner.http.get(url.clone()),
+            Some((method, payload)) => {
+                let request = match method {
+                    Method::Put => self.inner.http.put(url.clone()),
+                    Method::Post => self.inner.http.post(url.clone()),
+                };
+                request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(payload.clone())
+            }
+        };
+        let response = request
             .header(AUTHORIZATION, authorization)
             .send()
             .await
@@ -509,6 +628,13 @@ fn logs_path<'a>(account: &'a str, gateway: &'a str, tail: &[&'a str]) -> Vec<&'
     ];
     path.extend_from_slice(tail);
     path
+}
+
+/// The writing methods LangGuard uses (push setup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Put,
+    Post,
 }
 
 struct RawResponse {

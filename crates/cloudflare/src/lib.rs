@@ -21,5 +21,5 @@ pub use client::{
 pub use error::CloudflareError;
 pub use limiter::{RateLimitPolicy, RateLimiter};
 pub use types::{
-    Gateway, GatewayLog, LogBody, LogDetail, TokenKind, TokenStatus, TokenVerification,
+    Gateway, GatewayLog, LogBody, LogDetail, LogpushJob, TokenKind, TokenStatus, TokenVerification,
 };

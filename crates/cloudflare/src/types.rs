@@ -53,6 +53,27 @@ pub struct Gateway {
     pub log_management: Option<i64>,
 }
 
+/// A Logpush job (only the fields LangGuard reads).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+pub struct LogpushJob {
+    #[serde(deserialize_with = "lenient_i64")]
+    pub id: i64,
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub destination_conf: String,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub last_complete: Option<String>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
@@ -153,6 +174,10 @@ pub struct LogBody {
 
 /// Accepts an integer, a float (rounded), a numeric string or null; anything else is absent.
 /// A visitor rather than a `serde_json::Value` detour: this runs for several fields of every log.
+fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    lenient_opt_i64(d)?.ok_or_else(|| de::Error::custom("expected a number"))
+}
+
 fn lenient_opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     d.deserialize_any(LenientNumber).map(|n| {
         n.and_then(|n| match n {

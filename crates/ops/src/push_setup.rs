@@ -1,13 +1,24 @@
 //! How data reaches LangGuard for an integration, per gateway, and what to configure for
 //! pushes: the OTLP endpoint and headers, the Logpush `destination_conf`, and the public key
-//! of the integration's Logpush key pair (made on first look).
+//! of the integration's Logpush key pair (made on first look) — and [`set_up`], which does it
+//! through Cloudflare's API with the integration's saved token.
 
 use langguard_clock::format_ms;
-use langguard_store::{ApiKeyScope, IntegrationId};
-use serde::Serialize;
+use langguard_cloudflare::{CloudflareClient, CloudflareError};
+use langguard_store::{ApiKeyScope, IngestSource, IntegrationId, User};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::ingest::ensure_push_key;
-use crate::{OpsResult, Services};
+use crate::keys::NewKey;
+use crate::{Actor, OpsError, OpsResult, Services};
+
+/// Logpush's dataset of AI Gateway requests.
+pub const LOGPUSH_DATASET: &str = "ai_gateway_events";
+/// Where Logpush posts files, after the public URL.
+const LOGPUSH_PATH: &str = "/api/v1/ingest/logpush";
+/// Ingest keys made by "Set up push" last this long; set up again to replace them.
+const PUSH_KEY_DAYS: u32 = 365;
 
 /// Where a pusher's ingest key goes in the examples (keys are stored hashed: LangGuard can
 /// show a key only when it is created).
@@ -169,5 +180,308 @@ fn gateway_view(g: langguard_store::GatewayState) -> GatewayPushView {
         previous_source: g.previous_source.map(|s| s.as_str().to_owned()),
         last_received_at: g.last_synced_at_ms.map(format_ms),
         gateway: g.gateway_id,
+    }
+}
+
+/// What "Set up push" is asked to do for one gateway.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushSetupRequest {
+    /// The Cloudflare gateway id.
+    pub gateway: String,
+    /// Add LangGuard as an OpenTelemetry exporter of the gateway (default true).
+    #[serde(default = "yes")]
+    pub otlp: bool,
+    /// Turn on Logpush for the gateway (its public key) and make sure the account has a
+    /// Logpush job (`ai_gateway_events`) posting to LangGuard (default true).
+    #[serde(default = "yes")]
+    pub logpush: bool,
+    /// Which of the two counts for the gateway from now on: `otlp` or `logpush` (default:
+    /// Logpush when it is set up, which carries every request even when OTLP export is off).
+    #[serde(default)]
+    pub count: Option<String>,
+    /// `protobuf` (default) or `json`: what the OTLP exporter sends.
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// What "Set up push" did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PushSetupDone {
+    /// The gateway's counted source, with its handover instant.
+    pub gateway: GatewayPushView,
+    /// The OTLP exporter URL now in the gateway's `otel` list.
+    pub otlp_url: Option<String>,
+    /// The Logpush job posting to LangGuard.
+    pub logpush_job_id: Option<i64>,
+    /// `true` when the job was made now (else an existing one was pointed at the new key).
+    pub logpush_job_created: bool,
+    /// The ingest key made for Cloudflare to push with (by prefix; the secret went to
+    /// Cloudflare only).
+    pub ingest_key_prefix: String,
+}
+
+/// Sets up push for one gateway through Cloudflare's API, with the integration's saved token
+/// (it needs *AI Gateway: Edit*, and *Logs: Edit* for Logpush): makes an ingest key; adds
+/// LangGuard to the gateway's `otel` exporters and/or turns on Logpush with the integration's
+/// public key; creates (or repoints) the account's `ai_gateway_events` Logpush job — Cloudflare
+/// checks the destination with a validation upload to LangGuard first; then makes the chosen
+/// source the gateway's counted one, with a handover instant. Audited.
+pub async fn set_up(
+    ops: &Services,
+    owner: &User,
+    id: IntegrationId,
+    request: PushSetupRequest,
+    public_url: Option<&url::Url>,
+) -> OpsResult<PushSetupDone> {
+    let public_url = public_url.ok_or_else(|| {
+        OpsError::invalid(
+            "public_url_required",
+            "set LANGGUARD_PUBLIC_URL to the HTTPS address Cloudflare reaches LangGuard at: \
+             Cloudflare pushes to it",
+        )
+    })?;
+    let base = public_url.as_str().trim_end_matches('/').to_owned();
+    let gateway = crate::ingest::check_gateway(request.gateway.trim())?.to_owned();
+    if !request.otlp && !request.logpush {
+        return Err(OpsError::invalid(
+            "nothing_to_set_up",
+            "choose OpenTelemetry (otlp), Logpush (logpush) or both",
+        ));
+    }
+    let content_type = match request.content_type.as_deref().unwrap_or("protobuf") {
+        t @ ("protobuf" | "json") => t,
+        _ => {
+            return Err(OpsError::invalid(
+                "invalid_content_type",
+                "content_type must be protobuf or json",
+            ))
+        }
+    };
+    let count = match request.count.as_deref() {
+        None if request.logpush => IngestSource::Logpush,
+        None => IngestSource::Otlp,
+        Some("logpush") if request.logpush => IngestSource::Logpush,
+        Some("otlp") if request.otlp => IngestSource::Otlp,
+        Some(_) => {
+            return Err(OpsError::invalid(
+                "invalid_count",
+                "count must be otlp or logpush, and set up in the same request",
+            ))
+        }
+    };
+
+    let integration = ops.store.get_integration(id).await?;
+    let integration = ensure_push_key(ops, integration).await?;
+    let public_key = integration.push_public_key.clone().unwrap_or_default();
+    let client = langguard_sync::client_for(&ops.sealer, &ops.client_config, &integration)
+        .map_err(|e| OpsError::Internal(anyhow::anyhow!("{e}")))?;
+    // Read first: a token without access fails here, before any key is made.
+    let settings = client
+        .gateway_settings(&gateway)
+        .await
+        .map_err(cloudflare_refused)?;
+
+    let (key, secret) = crate::keys::add(
+        ops,
+        owner,
+        NewKey {
+            name: &format!("Cloudflare push: {gateway}"),
+            scope: ApiKeyScope::Ingest,
+            expires_in_days: PUSH_KEY_DAYS,
+            integration_id: Some(id),
+        },
+    )
+    .await?;
+    let otlp_url = format!("{base}/v1/traces");
+    let exporter = request.otlp.then(|| {
+        json!({
+            "url": otlp_url,
+            "headers": {"Authorization": format!("Bearer {secret}"), "X-LangGuard-Gateway": gateway},
+            "content_type": content_type,
+        })
+    });
+    let logpush_key = request.logpush.then_some(public_key.as_str());
+    let configured = async {
+        let updated = gateway_update(settings, exporter, logpush_key);
+        client
+            .update_gateway(&gateway, &updated)
+            .await
+            .map_err(cloudflare_refused)?;
+        match request.logpush {
+            true => ensure_logpush_job(&client, &base, &secret).await.map(Some),
+            false => Ok(None),
+        }
+    }
+    .await;
+    let job = match configured {
+        Ok(job) => job,
+        Err(e) => {
+            // A key Cloudflare never got is of no use to anyone: revoke it.
+            if let Err(revoke) = crate::keys::revoke(ops, Actor::User(owner), key.id).await {
+                tracing::warn!(error = %revoke, "could not revoke the unused push key");
+            }
+            return Err(e);
+        }
+    };
+    let state = ops.store.set_gateway_source(id, &gateway, count).await?;
+    ops.audit(
+        Actor::User(owner),
+        "integration.push_set_up",
+        Some(format!("integration:{id}")),
+        json!({"gateway": gateway, "otlp": request.otlp, "logpush": request.logpush,
+            "count": count.as_str(), "ingest_key_id": key.id,
+            "logpush_job_id": job.as_ref().map(|(id, _)| *id)}),
+        None,
+    )
+    .await;
+    Ok(PushSetupDone {
+        gateway: gateway_view(state),
+        otlp_url: request.otlp.then_some(otlp_url),
+        logpush_job_id: job.as_ref().map(|(id, _)| *id),
+        logpush_job_created: job.is_some_and(|(_, created)| created),
+        ingest_key_prefix: key.prefix,
+    })
+}
+
+/// The gateway's settings with LangGuard's exporter and/or Logpush key, everything else as it
+/// was. Cloudflare's update replaces the whole object, so the read-only fields go and the rest
+/// goes back unchanged; an earlier LangGuard exporter (same URL) is replaced, not repeated.
+fn gateway_update(
+    mut settings: Value,
+    exporter: Option<Value>,
+    logpush_key: Option<&str>,
+) -> Value {
+    if let Some(object) = settings.as_object_mut() {
+        for read_only in [
+            "id",
+            "created_at",
+            "modified_at",
+            "is_default",
+            "account_id",
+            "account_tag",
+            "internal_id",
+        ] {
+            object.remove(read_only);
+        }
+        if let Some(exporter) = exporter {
+            let url = exporter.get("url").cloned();
+            let mut otel: Vec<Value> = object
+                .get("otel")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            otel.retain(|e| e.get("url") != url.as_ref());
+            otel.push(exporter);
+            object.insert("otel".into(), Value::Array(otel));
+        }
+        if let Some(key) = logpush_key {
+            object.insert("logpush".into(), Value::Bool(true));
+            object.insert("logpush_public_key".into(), Value::String(key.to_owned()));
+        }
+    }
+    settings
+}
+
+/// The account's `ai_gateway_events` job posting to this LangGuard, pointed at `secret`:
+/// an existing one is updated, else one is created. Returns its id and whether it is new.
+async fn ensure_logpush_job(
+    client: &CloudflareClient,
+    base: &str,
+    secret: &str,
+) -> OpsResult<(i64, bool)> {
+    let endpoint = format!("{base}{LOGPUSH_PATH}");
+    let mut destination = url::Url::parse(&endpoint)
+        .map_err(|e| OpsError::invalid("invalid_public_url", e.to_string()))?;
+    destination
+        .query_pairs_mut()
+        .append_pair("header_Authorization", &format!("Bearer {secret}"));
+    let destination = destination.to_string();
+    let jobs = client
+        .list_logpush_jobs()
+        .await
+        .map_err(cloudflare_refused)?;
+    let ours = jobs.into_iter().find(|job| {
+        job.dataset.as_deref() == Some(LOGPUSH_DATASET)
+            && job.destination_conf.starts_with(&endpoint)
+    });
+    if let Some(job) = ours {
+        client
+            .update_logpush_job(
+                job.id,
+                &json!({"destination_conf": destination, "enabled": true}),
+            )
+            .await
+            .map_err(cloudflare_refused)?;
+        return Ok((job.id, false));
+    }
+    let job = client
+        .create_logpush_job(&json!({
+            "name": "langguard",
+            "dataset": LOGPUSH_DATASET,
+            "destination_conf": destination,
+            "enabled": true,
+            "output_options": {"output_type": "ndjson", "timestamp_format": "unixnano"},
+        }))
+        .await
+        .map_err(cloudflare_refused)?;
+    Ok((job.id, true))
+}
+
+/// Cloudflare's refusal in setup's words: what to fix, or that it is worth retrying.
+fn cloudflare_refused(e: CloudflareError) -> OpsError {
+    let code = match &e {
+        CloudflareError::AuthFailed { .. } => "cloudflare_auth_failed",
+        CloudflareError::PermissionDenied { .. } => "cloudflare_permission_denied",
+        CloudflareError::NotFound { .. } => "cloudflare_not_found",
+        CloudflareError::Validation { .. } => "cloudflare_refused",
+        CloudflareError::RateLimited { .. }
+        | CloudflareError::Upstream { .. }
+        | CloudflareError::Network(_)
+        | CloudflareError::Decode(_) => {
+            return OpsError::Unavailable(format!("{e}; try again"));
+        }
+    };
+    let hint = match &e {
+        CloudflareError::PermissionDenied { .. } => {
+            "The saved API token needs AI Gateway: Edit (and Logs: Edit for Logpush) to set up \
+             push. Add them to the token in the Cloudflare dashboard, or enter the values shown \
+             under How data arrives in Cloudflare yourself."
+        }
+        CloudflareError::Validation { .. } => {
+            "Cloudflare refused the settings. For Logpush, Cloudflare must reach \
+             LANGGUARD_PUBLIC_URL over HTTPS to accept the job."
+        }
+        other => other.hint(),
+    };
+    OpsError::unprocessable(code, format!("{e}. {hint}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gateway_update_keeps_other_settings_and_replaces_langguards_exporter() {
+        let settings = json!({
+            "id": "gw", "created_at": "x", "modified_at": "y", "cache_ttl": 300,
+            "collect_logs": true,
+            "otel": [
+                {"url": "https://other.example/v1/traces", "headers": {}},
+                {"url": "https://lg.example/v1/traces", "headers": {"Authorization": "Bearer old"}},
+            ],
+        });
+        let exporter = json!({"url": "https://lg.example/v1/traces", "headers": {"Authorization": "Bearer new"}});
+        let updated = gateway_update(settings, Some(exporter), Some("-----BEGIN PUBLIC KEY-----"));
+        assert!(updated.get("id").is_none() && updated.get("modified_at").is_none());
+        assert_eq!(updated["cache_ttl"], 300);
+        let otel = updated["otel"].as_array().expect("otel");
+        assert_eq!(otel.len(), 2);
+        assert_eq!(otel[1]["headers"]["Authorization"], "Bearer new");
+        assert_eq!(updated["logpush"], true);
     }
 }

@@ -39,6 +39,8 @@ const WEB_ROUTES: &[&str] = &[
     "/integrations/{id}",
     "/integrations/{id}/sync",
     "/integrations/{id}/delete",
+    "/integrations/{id}/push-setup",
+    "/integrations/{id}/gateways/{gateway}/source",
     "/settings",
     "/settings/users",
     "/settings/api-keys",
@@ -190,6 +192,12 @@ fn random_json(rng: &mut SmallRng, depth: u32) -> Value {
                 "input_cost_per_1k",
                 "output_cost_per_1k",
                 "bodies",
+                "gateway",
+                "source",
+                "otlp",
+                "logpush",
+                "count",
+                "content_type",
             ];
             Value::Object(
                 (0..rng.gen_range(0..7))

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::ensure;
 use clap::{Parser, ValueEnum};
-use langguard_cf_emulator::{Direction, Emulator, EmulatorConfig, Faults, SeedSpec, TokenSpec};
+use langguard_cf_emulator::{
+    Direction, Emulator, EmulatorConfig, Faults, LogSystem, SeedSpec, TokenSpec,
+};
 use time::OffsetDateTime;
 use tracing_subscriber::EnvFilter;
 
@@ -74,6 +76,18 @@ struct Args {
     /// Live logs become visible this many seconds after their created_at.
     #[arg(long, default_value_t = 0.0)]
     visibility_delay_secs: f64,
+    /// Give the token AI Gateway: Edit and Logs: Edit, so push can be set up through the API.
+    #[arg(long)]
+    editor_token: bool,
+    /// Put the account on the new log system: the Logs API lists nothing, pushes carry all.
+    #[arg(long)]
+    new_log_system: bool,
+    /// Accept plain-http push destinations (loopback use; Cloudflare requires HTTPS).
+    #[arg(long)]
+    allow_http_push: bool,
+    /// S3-compatible endpoint r2:// Logpush destinations write to.
+    #[arg(long)]
+    r2_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -146,13 +160,23 @@ async fn main() -> anyhow::Result<()> {
         gateways_max_per_page: args.gateways_max_per_page,
         default_order_direction: args.default_direction.into(),
         seed: args.seed,
+        allow_http_push: args.allow_http_push,
+        r2_endpoint: args.r2_endpoint.clone(),
+        ..EmulatorConfig::default()
     });
     emulator.add_account(&args.account);
-    let spec = if args.account_owned_token {
+    if args.new_log_system {
+        emulator.set_log_system(&args.account, LogSystem::WorkersObservability);
+    }
+    let mut spec = if args.account_owned_token {
         TokenSpec::account_owned(&args.account)
     } else {
         TokenSpec::user(&[&args.account])
     };
+    if args.editor_token {
+        spec.ai_gateway_edit = true;
+        spec.logs_edit = true;
+    }
     emulator.add_token(&args.token, spec);
 
     let now = OffsetDateTime::now_utc();

@@ -12,7 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_ops::ingest::{self, LogpushOutcome, PushReport};
-use langguard_ops::push_setup::{self, GatewayPushView, PushSetupView};
+use langguard_ops::push_setup::{
+    self, GatewayPushView, PushSetupDone, PushSetupRequest, PushSetupView,
+};
 use langguard_push::otlp::{self, Encoding, Status};
 use langguard_store::Role;
 
@@ -33,6 +35,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ingest/logpush", post(logpush))
         .route("/integrations/{id}/push", get(setup))
+        .route("/integrations/{id}/push/setup", post(set_up))
         .route(
             "/integrations/{id}/gateways/{gateway}/source",
             axum::routing::put(set_source),
@@ -228,6 +231,34 @@ pub(crate) async fn setup(
     user.require(Role::Admin)?;
     Ok(Json(
         push_setup::setup(&state.ops, id, state.config.public_url.as_ref()).await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/api/v1/integrations/{id}/push/setup", operation_id = "set_up_push", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id")),
+    request_body = PushSetupRequest,
+    responses((status = 200, description = "Push set up through Cloudflare's API: the gateway's exporter and/or Logpush key, the Logpush job, and the gateway's counted source", body = PushSetupDone),
+        (status = 400, description = "Bad input, or LANGGUARD_PUBLIC_URL not set", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 403, description = "Role not allowed", body = crate::error::ErrorBody), (status = 404, description = "No such integration", body = crate::error::ErrorBody),
+        (status = 422, description = "Cloudflare refused (e.g. the token lacks AI Gateway: Edit); the message says what to fix", body = crate::error::ErrorBody),
+        (status = 503, description = "Cloudflare could not be reached; try again", body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session_cookie" = [])))]
+pub(crate) async fn set_up(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<PushSetupRequest>,
+) -> Result<Json<PushSetupDone>, ApiError> {
+    user.require(Role::Admin)?;
+    Ok(Json(
+        push_setup::set_up(
+            &state.ops,
+            &user.0,
+            id,
+            body,
+            state.config.public_url.as_ref(),
+        )
+        .await?,
     ))
 }
 

@@ -37,6 +37,7 @@ use crate::AppState;
         super::ingest::logpush,
         super::ingest::setup,
         super::ingest::set_source,
+        super::ingest::set_up,
         super::metrics::metrics,
         super::metrics::timeseries,
         super::metrics::breakdown,

@@ -1,4 +1,5 @@
-//! One integration: edit (name, interval, enabled, bodies), delete, and its sync history.
+//! One integration: edit (name, interval, enabled, bodies), delete, how data arrives (set up
+//! push through Cloudflare, switch a gateway's counted source), and its sync history.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -13,7 +14,7 @@ use super::session::WebUser;
 use super::{page_failure, problem, refuse, render, Frame};
 use crate::AppState;
 use langguard_ops::integrations::{self, IntegrationChange};
-use langguard_ops::push_setup::{self, PushSetupView};
+use langguard_ops::push_setup::{self, PushSetupRequest, PushSetupView};
 use langguard_ops::{Actor, OpsError};
 
 #[derive(Template)]
@@ -30,6 +31,8 @@ struct DetailPage {
     runs: Vec<Vec<String>>,
     /// How data arrives per gateway and what to set up for pushes (admins).
     push: Option<PushSetupView>,
+    /// `(value, label)` of each source a gateway can count from.
+    source_choices: [(&'static str, &'static str); 3],
     error: Option<String>,
     notice: Option<String>,
 }
@@ -83,6 +86,11 @@ async fn page(
             })
             .collect(),
         push,
+        source_choices: [
+            ("logs_api", "Logs API"),
+            ("otlp", "OpenTelemetry"),
+            ("logpush", "Logpush"),
+        ],
         error,
         notice,
     });
@@ -181,5 +189,101 @@ pub async fn delete(
             page(&state, &user, &current, Some(e.to_string()), None).await
         }
         Err(e) => page_failure("integration", e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PushSetupForm {
+    csrf: Option<String>,
+    gateway: String,
+    otlp: Option<String>,
+    logpush: Option<String>,
+    count: String,
+}
+
+/// "Set up push": does it through Cloudflare's API with the saved token.
+pub async fn set_up_push(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<PushSetupForm>,
+) -> Response {
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
+    }
+    let current = match state.ops.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return page_failure("integration", e),
+    };
+    let request = PushSetupRequest {
+        gateway: form.gateway.clone(),
+        otlp: form.otlp.is_some(),
+        logpush: form.logpush.is_some(),
+        count: Some(form.count.clone()).filter(|c| !c.is_empty()),
+        content_type: None,
+    };
+    match push_setup::set_up(
+        &state.ops,
+        &user.user,
+        id,
+        request,
+        state.config.public_url.as_ref(),
+    )
+    .await
+    {
+        Ok(done) => {
+            let notice = format!(
+                "Push set up for {}: {} counts from {}.",
+                done.gateway.gateway,
+                done.gateway.source_label,
+                done.gateway.source_since.as_deref().unwrap_or("now")
+            );
+            page(&state, &user, &current, None, Some(notice)).await
+        }
+        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SourceForm {
+    csrf: Option<String>,
+    source: String,
+}
+
+/// Switches the source a gateway counts from (with a handover instant).
+pub async fn switch_source(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path((id, gateway)): Path<(i64, String)>,
+    Form(form): Form<SourceForm>,
+) -> Response {
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
+    }
+    let current = match state.ops.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return page_failure("integration", e),
+    };
+    match push_setup::set_source(
+        &state.ops,
+        Actor::User(&user.user),
+        id,
+        &gateway,
+        &form.source,
+    )
+    .await
+    {
+        Ok(view) => {
+            let notice = format!(
+                "{} now counts from {} (since {}).",
+                view.gateway,
+                view.source_label,
+                view.source_since.as_deref().unwrap_or("now")
+            );
+            page(&state, &user, &current, None, Some(notice)).await
+        }
+        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
     }
 }

@@ -93,6 +93,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/integrations/{id}/delete", post(integration::delete))
         .route(
+            "/integrations/{id}/push-setup",
+            post(integration::set_up_push),
+        )
+        .route(
+            "/integrations/{id}/gateways/{gateway}/source",
+            post(integration::switch_source),
+        )
+        .route(
             "/static/htmx-2.0.11.min.js",
             get(|| async { asset(HTMX, "text/javascript") }),
         )

@@ -166,6 +166,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("get", "/api/v1/sync-runs/{id}"),
         ("get", "/api/v1/integrations/{id}/push"),
         ("put", "/api/v1/integrations/{id}/gateways/{gateway}/source"),
+        ("post", "/api/v1/integrations/{id}/push/setup"),
         ("post", "/api/v1/ingest/logpush"),
         ("post", "/v1/traces"),
         ("get", "/api/v1/metrics"),

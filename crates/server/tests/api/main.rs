@@ -11,6 +11,7 @@ mod integrations;
 mod policies;
 mod prices;
 mod push;
+mod push_setup;
 mod traces;
 mod webhooks;
 

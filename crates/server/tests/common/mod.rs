@@ -121,9 +121,43 @@ pub async fn spawn_app_with(config: ServerConfig) -> TestApp {
         .expect("SQLite is always there")
 }
 
+/// What a push test changes about the world the server starts in.
+#[derive(Default)]
+pub struct PushWorld {
+    /// The emulator's settings (pushes flushed only when the test says, over loopback HTTP).
+    pub emulator: Option<EmulatorConfig>,
+    /// The Cloudflare token may edit gateways and Logpush jobs ("Set up push").
+    pub editor_token: bool,
+    /// `LANGGUARD_PUBLIC_URL` is the test server's own address.
+    pub public_url: bool,
+}
+
 /// The server on `backend`; `None` when that backend isn't configured here (PostgreSQL
 /// without LANGGUARD_TEST_DATABASE_URL), and the test is skipped.
 pub async fn spawn_app_on(backend: Backend, config: ServerConfig) -> Option<TestApp> {
+    spawn_app_in(backend, config, PushWorld::default()).await
+}
+
+/// An emulator configuration for push tests: deliveries only when the test flushes, to the
+/// test server over plain HTTP, retried quickly.
+pub fn pushing_emulator() -> EmulatorConfig {
+    EmulatorConfig {
+        push_interval: None,
+        allow_http_push: true,
+        push_retry_delay: Duration::from_millis(2),
+        push_retry_max_delay: Duration::from_millis(20),
+        // Pushers keep trying for a long time; here about ten seconds of 20 ms waits.
+        push_max_attempts: 500,
+        ..EmulatorConfig::default()
+    }
+}
+
+/// [`spawn_app_on`] in a world set up for pushes.
+pub async fn spawn_app_in(
+    backend: Backend,
+    mut config: ServerConfig,
+    world: PushWorld,
+) -> Option<TestApp> {
     capture_logs();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, database): (Arc<dyn Store>, _) = match backend {
@@ -141,9 +175,16 @@ pub async fn spawn_app_on(backend: Backend, config: ServerConfig) -> Option<Test
             (Arc::new(store), Some(database))
         }
     };
-    let emulator = Emulator::new(EmulatorConfig::default());
+    let emulator = Emulator::new(world.emulator.unwrap_or_default());
     emulator.add_account(ACCOUNT);
-    emulator.add_token(CF_TOKEN, TokenSpec::user(&[ACCOUNT]));
+    emulator.add_token(
+        CF_TOKEN,
+        if world.editor_token {
+            TokenSpec::editor(&[ACCOUNT])
+        } else {
+            TokenSpec::user(&[ACCOUNT])
+        },
+    );
     let now = OffsetDateTime::now_utc();
     for (i, gateway) in ["prod-chat", "support"].iter().enumerate() {
         emulator.add_gateway(ACCOUNT, gateway);
@@ -187,11 +228,14 @@ pub async fn spawn_app_on(backend: Backend, config: ServerConfig) -> Option<Test
         client_config.clone(),
         SyncSettings::default(),
     ));
-    let state = AppState::new(store.clone(), sealer, client_config, engine, config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
+    if world.public_url {
+        config.public_url = Some(url::Url::parse(&base).expect("own URL"));
+    }
+    let state = AppState::new(store.clone(), sealer, client_config, engine, config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(serve(state, listener, async move {
         let _ = stopped.await;
