@@ -191,6 +191,9 @@ pub struct ServeArgs {
     /// Retry-After, so a pusher slows down instead of piling up memory here.
     #[arg(long, env = "LANGGUARD_PUSH_MAX_IN_FLIGHT", default_value_t = langguard_ops::ingest::DEFAULT_MAX_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub push_max_in_flight: u64,
+    /// Seconds between listings of each Logpush bucket (an integration's R2/S3 source).
+    #[arg(long, env = "LANGGUARD_BUCKET_POLL_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=86_400))]
+    pub bucket_poll_seconds: u64,
 }
 
 #[derive(Debug, Args)]

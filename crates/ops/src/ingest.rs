@@ -89,6 +89,20 @@ pub fn admit(ops: &Services) -> OpsResult<Admission> {
     ops.ingest.admit()
 }
 
+/// Waits for a writer slot: for importers that pull (bucket imports), which can wait their
+/// turn instead of being told to come back.
+pub async fn admit_waiting(ops: &Services) -> OpsResult<Admission> {
+    let permit = ops
+        .ingest
+        .in_flight
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| OpsError::Unavailable("shutting down".into()))?;
+    metrics::gauge!("langguard_ingest_in_flight").increment(1.0);
+    Ok(Admission(permit))
+}
+
 impl Drop for Admission {
     fn drop(&mut self) {
         metrics::gauge!("langguard_ingest_in_flight").decrement(1.0);

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod backtests;
+pub mod buckets;
 pub mod credentials;
 pub mod defaults;
 mod error;

@@ -31,6 +31,8 @@ pub enum Binding {
     WebhookSecret(i64),
     /// The Logpush private key (PEM) of integration `id`.
     PushPrivateKey(i64),
+    /// The secret access key of push bucket `id`.
+    BucketSecret(i64),
     /// A browser's device cookie (it names its account inside).
     DeviceCookie,
 }
@@ -41,6 +43,7 @@ impl Binding {
             Binding::IntegrationToken(id) => format!("langguard:v2:integration-token:{id}"),
             Binding::WebhookSecret(id) => format!("langguard:v2:webhook-secret:{id}"),
             Binding::PushPrivateKey(id) => format!("langguard:v2:push-private-key:{id}"),
+            Binding::BucketSecret(id) => format!("langguard:v2:bucket-secret:{id}"),
             Binding::DeviceCookie => "langguard:v2:device-cookie".to_owned(),
         }
         .into_bytes()

@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub backtest_time_limit: Duration,
     /// Pushes decoded and written at once (more are answered 429 with Retry-After).
     pub push_max_in_flight: usize,
+    /// How often the scheduler lists each Logpush bucket for new files.
+    pub bucket_poll: Duration,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +96,7 @@ impl Default for ServerConfig {
             max_backtests: ops.max_backtests,
             backtest_time_limit: ops.backtest_time_limit,
             push_max_in_flight: ops.push_max_in_flight,
+            bucket_poll: Duration::from_secs(60),
         }
     }
 }

@@ -310,6 +310,27 @@ async fn an_admin_adds_a_cloudflare_integration_and_syncs_it() {
     assert!(text.contains("/v1/traces"), "{text}");
     assert!(text.contains("ai_gateway_events"), "{text}");
     assert!(text.contains("BEGIN PUBLIC KEY"), "{text}");
+    assert!(text.contains("Logpush buckets"), "{text}");
+    // A gateway's counted source is switched from its row, with a handover instant.
+    c.find(Locator::Css("#source-prod-chat"))
+        .await
+        .expect("the source chooser")
+        .select_by_value("otlp")
+        .await
+        .expect("choose OpenTelemetry");
+    c.find(Locator::Css(
+        "form[action$='/gateways/prod-chat/source'] button",
+    ))
+    .await
+    .expect("switch")
+    .click()
+    .await
+    .expect("click");
+    wait_for_text(c, "prod-chat now counts from OpenTelemetry").await;
+    // Set up push needs the address Cloudflare reaches LangGuard at; the page says so.
+    fill(c, "Gateway", "prod-chat").await;
+    click(c, "button", "Set up push").await;
+    wait_for_text(c, "to the HTTPS address Cloudflare reaches LangGuard at").await;
     refill(c, "Name", "Production EU").await;
     click(c, "button", "Save").await;
     wait_for_text(c, "Saved.").await;

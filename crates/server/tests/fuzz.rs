@@ -40,6 +40,9 @@ const WEB_ROUTES: &[&str] = &[
     "/integrations/{id}/sync",
     "/integrations/{id}/delete",
     "/integrations/{id}/push-setup",
+    "/integrations/{id}/buckets",
+    "/integrations/{id}/buckets/{bucket_id}/import",
+    "/integrations/{id}/buckets/{bucket_id}/delete",
     "/integrations/{id}/gateways/{gateway}/source",
     "/settings",
     "/settings/users",
@@ -198,6 +201,11 @@ fn random_json(rng: &mut SmallRng, depth: u32) -> Value {
                 "logpush",
                 "count",
                 "content_type",
+                "endpoint",
+                "bucket",
+                "prefix",
+                "access_key_id",
+                "secret_access_key",
             ];
             Value::Object(
                 (0..rng.gen_range(0..7))

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0002_policy_quarantine.sql"),
     ),
     (3, "push", include_str!("../migrations/0003_push.sql")),
+    (4, "buckets", include_str!("../migrations/0004_buckets.sql")),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

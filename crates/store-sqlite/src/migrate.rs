@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0009_policy_quarantine.sql"),
     ),
     (10, "push", include_str!("../migrations/0010_push.sql")),
+    (
+        11,
+        "buckets",
+        include_str!("../migrations/0011_buckets.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -56,7 +56,8 @@ macro_rules! store_suite {
             pushed_logs_are_stored_once_with_their_bodies,
             a_gateway_counts_one_source_and_hands_over_without_gap_or_overlap,
             a_gateway_of_an_account_that_never_pulled_counts_every_push,
-            a_handover_during_a_sync_counts_nothing_twice
+            a_handover_during_a_sync_counts_nothing_twice,
+            bucket_files_are_recorded_once_and_secrets_re_sealed_safely
         );
         $crate::store_suite!(@each $fresh; access:
             users_sessions_and_their_lifetimes,

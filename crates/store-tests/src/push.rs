@@ -241,3 +241,104 @@ pub async fn a_handover_during_a_sync_counts_nothing_twice(store: Arc<dyn Store>
         "p1, p2, p3 pulled and `after` pushed"
     );
 }
+
+pub async fn bucket_files_are_recorded_once_and_secrets_re_sealed_safely(store: Arc<dyn Store>) {
+    let i = integration(&*store, "cf").await;
+    let other = integration(&*store, "other").await;
+    let bucket = store
+        .create_bucket(NewPushBucket {
+            integration_id: i.id,
+            endpoint: "https://acct.r2.cloudflarestorage.com".into(),
+            bucket: "ai-logs".into(),
+            prefix: "logs".into(),
+            region: "auto".into(),
+            access_key_id: "AKIA".into(),
+            // Sealed for its own row: the id is part of what is sealed.
+            secret_access_key: SealFor::new(|id| format!("sealed-for-{id}").into_bytes()),
+        })
+        .await
+        .expect("create");
+    assert_eq!(
+        bucket.sealed_secret,
+        format!("sealed-for-{}", bucket.id).into_bytes()
+    );
+    assert_eq!((bucket.files_imported, bucket.records_imported), (0, 0));
+    assert_eq!(
+        store.list_buckets(Some(other.id)).await.expect("list"),
+        vec![]
+    );
+    assert_eq!(store.list_buckets(None).await.expect("list").len(), 1);
+
+    let file = |key: &str, records: i64, at: i64| ImportedObject {
+        key: key.into(),
+        records,
+        error: None,
+        imported_at_ms: at,
+    };
+    assert!(store
+        .record_imported_object(bucket.id, file("logs/a.log.gz", 50, 1_000))
+        .await
+        .expect("record"));
+    // Another instance finished the same file too: recorded and counted once.
+    assert!(!store
+        .record_imported_object(bucket.id, file("logs/a.log.gz", 50, 2_000))
+        .await
+        .expect("record"));
+    let given_up = ImportedObject {
+        error: Some("larger than 64 MiB".into()),
+        ..file("logs/b.log.gz", 0, 3_000)
+    };
+    assert!(store
+        .record_imported_object(bucket.id, given_up)
+        .await
+        .expect("record"));
+    let mut keys = store.imported_object_keys(bucket.id).await.expect("keys");
+    keys.sort();
+    assert_eq!(keys, ["logs/a.log.gz", "logs/b.log.gz"]);
+    let recent = store
+        .recent_imported_objects(bucket.id, 1)
+        .await
+        .expect("recent");
+    assert_eq!(recent[0].key, "logs/b.log.gz");
+    store
+        .set_bucket_listed(bucket.id, 4_000, Some("could not list".into()))
+        .await
+        .expect("listed");
+    let read = store.get_bucket(bucket.id).await.expect("get");
+    assert_eq!((read.files_imported, read.records_imported), (2, 50));
+    assert_eq!(read.last_listed_at_ms, Some(4_000));
+    assert_eq!(read.last_error.as_deref(), Some("could not list"));
+
+    // Re-sealing swaps only a secret that still holds what it was read with.
+    let stale = SealedSwaps {
+        bucket_secrets: vec![SealedSwap {
+            id: bucket.id,
+            old: b"not what is stored".to_vec(),
+            new: b"new".to_vec(),
+        }],
+        ..SealedSwaps::default()
+    };
+    assert!(store.replace_sealed_tokens(stale).await.is_err());
+    let fresh = SealedSwaps {
+        bucket_secrets: vec![SealedSwap {
+            id: bucket.id,
+            old: read.sealed_secret.clone(),
+            new: b"new".to_vec(),
+        }],
+        ..SealedSwaps::default()
+    };
+    store.replace_sealed_tokens(fresh).await.expect("re-seal");
+    assert_eq!(
+        store
+            .get_bucket(bucket.id)
+            .await
+            .expect("get")
+            .sealed_secret,
+        b"new"
+    );
+
+    // Deleting the integration takes its buckets and their file lists with it.
+    store.delete_integration(i.id).await.expect("delete");
+    assert!(store.get_bucket(bucket.id).await.is_err());
+    assert_eq!(store.list_buckets(None).await.expect("list"), vec![]);
+}

@@ -6,6 +6,43 @@ use async_trait::async_trait;
 
 use crate::*;
 
+/// Object-store buckets Logpush files are imported from, and which files were.
+#[async_trait]
+pub trait BucketStore: Send + Sync {
+    async fn create_bucket(&self, new: NewPushBucket) -> StoreResult<PushBucket>;
+    /// Every bucket, or those of one integration.
+    async fn list_buckets(
+        &self,
+        integration: Option<IntegrationId>,
+    ) -> StoreResult<Vec<PushBucket>>;
+    async fn get_bucket(&self, id: BucketId) -> StoreResult<PushBucket>;
+    /// Deletes the bucket and its list of imported files (not what was imported).
+    async fn delete_bucket(&self, id: BucketId) -> StoreResult<()>;
+    /// Keys of the bucket's objects already imported or given up on.
+    async fn imported_object_keys(&self, id: BucketId) -> StoreResult<Vec<String>>;
+    /// The most recent imported objects, newest first.
+    async fn recent_imported_objects(
+        &self,
+        id: BucketId,
+        limit: u32,
+    ) -> StoreResult<Vec<ImportedObject>>;
+    /// Records that an object's records are all stored (or that it was given up on, `error`);
+    /// `false` when it was already recorded (another instance imported it too: its records
+    /// were deduplicated, and it is counted once).
+    async fn record_imported_object(
+        &self,
+        id: BucketId,
+        object: ImportedObject,
+    ) -> StoreResult<bool>;
+    /// When the bucket was listed and what went wrong then (`None`: nothing).
+    async fn set_bucket_listed(
+        &self,
+        id: BucketId,
+        at_ms: i64,
+        error: Option<String>,
+    ) -> StoreResult<()>;
+}
+
 /// Integrations, their gateways and cursors, and sync runs (created by `claim_sync`, never without a lease).
 #[async_trait]
 pub trait IntegrationStore: Send + Sync {
@@ -344,6 +381,7 @@ pub trait LeaseStore: Send + Sync {
 /// server hold (`Arc<dyn Store>`).
 pub trait Store:
     IntegrationStore
+    + BucketStore
     + IngestStore
     + TraceStore
     + MetricsStore
@@ -357,6 +395,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: IntegrationStore
+        + BucketStore
         + IngestStore
         + TraceStore
         + MetricsStore

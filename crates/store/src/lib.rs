@@ -26,8 +26,8 @@ pub mod prelude {
 }
 
 pub use areas::{
-    AccessStore, GovernanceStore, IngestStore, IntegrationStore, LeaseStore, MetricsStore, Store,
-    TraceStore, WebhookStore,
+    AccessStore, BucketStore, GovernanceStore, IngestStore, IntegrationStore, LeaseStore,
+    MetricsStore, Store, TraceStore, WebhookStore,
 };
 pub use model::*;
 pub use policy_model::*;

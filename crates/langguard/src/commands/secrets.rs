@@ -110,6 +110,7 @@ fn swaps_for(swaps: &mut SealedSwaps, binding: Binding) -> &mut Vec<SealedSwap> 
         Binding::IntegrationToken(_) | Binding::DeviceCookie => &mut swaps.integration_tokens,
         Binding::WebhookSecret(_) => &mut swaps.webhook_secrets,
         Binding::PushPrivateKey(_) => &mut swaps.push_keys,
+        Binding::BucketSecret(_) => &mut swaps.bucket_secrets,
     }
 }
 
@@ -118,7 +119,8 @@ fn binding_id(binding: Binding) -> i64 {
     match binding {
         Binding::IntegrationToken(id)
         | Binding::WebhookSecret(id)
-        | Binding::PushPrivateKey(id) => id,
+        | Binding::PushPrivateKey(id)
+        | Binding::BucketSecret(id) => id,
         Binding::DeviceCookie => 0,
     }
 }
@@ -129,6 +131,7 @@ fn describe(binding: Binding) -> String {
         Binding::IntegrationToken(id) => format!("the API token of integration {id}"),
         Binding::WebhookSecret(id) => format!("the secret of webhook {id}"),
         Binding::PushPrivateKey(id) => format!("the Logpush key of integration {id}"),
+        Binding::BucketSecret(id) => format!("the secret access key of bucket {id}"),
         Binding::DeviceCookie => "a device cookie".to_owned(),
     }
 }
@@ -152,6 +155,13 @@ async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Bindin
             .await?
             .into_iter()
             .map(|w| (w.sealed_secret, Binding::WebhookSecret(w.id))),
+    );
+    sealed.extend(
+        store
+            .list_buckets(None)
+            .await?
+            .into_iter()
+            .map(|b| (b.sealed_secret, Binding::BucketSecret(b.id))),
     );
     Ok(sealed)
 }

@@ -68,6 +68,7 @@ pub async fn run(
             lease_ttl: crate::app::lease_ttl(),
             policy_memory_limit_mib: app.policy_memory_mib,
             push_max_in_flight: args.push_max_in_flight as usize,
+            bucket_poll: Duration::from_secs(args.bucket_poll_seconds),
             ..ServerConfig::default()
         },
     );

@@ -1,6 +1,7 @@
 //! One module per resource, each exporting its `router()`.
 
 mod access;
+mod buckets;
 pub mod health;
 pub(crate) mod ingest;
 mod integrations;
@@ -26,6 +27,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(users::router())
         .merge(integrations::router())
         .merge(ingest::router())
+        .merge(buckets::router())
         .merge(metrics::router())
         .merge(monitoring::router())
         .merge(access::router())

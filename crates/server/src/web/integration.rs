@@ -13,6 +13,7 @@ use super::format::{count, duration, moment};
 use super::session::WebUser;
 use super::{page_failure, problem, refuse, render, Frame};
 use crate::AppState;
+use langguard_ops::buckets::{self, BucketInput, BucketView};
 use langguard_ops::integrations::{self, IntegrationChange};
 use langguard_ops::push_setup::{self, PushSetupRequest, PushSetupView};
 use langguard_ops::{Actor, OpsError};
@@ -31,6 +32,9 @@ struct DetailPage {
     runs: Vec<Vec<String>>,
     /// How data arrives per gateway and what to set up for pushes (admins).
     push: Option<PushSetupView>,
+    /// The Logpush buckets imported from (admins).
+    buckets: Option<Vec<BucketView>>,
+    bucket_poll_seconds: u64,
     /// `(value, label)` of each source a gateway can count from.
     source_choices: [(&'static str, &'static str); 3],
     error: Option<String>,
@@ -53,6 +57,14 @@ async fn page(
         {
             Ok(push) => Some(push),
             Err(e) => return page_failure("push setup", e),
+        }
+    } else {
+        None
+    };
+    let buckets = if user.is_admin() {
+        match buckets::list(&state.ops, integration.id).await {
+            Ok(buckets) => Some(buckets),
+            Err(e) => return page_failure("buckets", e),
         }
     } else {
         None
@@ -86,6 +98,8 @@ async fn page(
             })
             .collect(),
         push,
+        buckets,
+        bucket_poll_seconds: state.config.bucket_poll.as_secs(),
         source_choices: [
             ("logs_api", "Logs API"),
             ("otlp", "OpenTelemetry"),
@@ -284,6 +298,114 @@ pub async fn switch_source(
             );
             page(&state, &user, &current, None, Some(notice)).await
         }
+        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BucketForm {
+    csrf: Option<String>,
+    endpoint: String,
+    bucket: String,
+    #[serde(default)]
+    prefix: String,
+    #[serde(default)]
+    region: String,
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+/// Adds a Logpush bucket (listed once with the credentials first).
+pub async fn add_bucket(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<BucketForm>,
+) -> Response {
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
+    }
+    let current = match state.ops.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return page_failure("integration", e),
+    };
+    let input = BucketInput {
+        endpoint: form.endpoint,
+        bucket: form.bucket,
+        prefix: form.prefix,
+        region: Some(form.region).filter(|r| !r.trim().is_empty()),
+        access_key_id: form.access_key_id,
+        secret_access_key: form.secret_access_key,
+    };
+    match buckets::add(&state.ops, Actor::User(&user.user), id, input).await {
+        Ok(b) => {
+            let notice = format!(
+                "Bucket {} added; its files are imported every few minutes.",
+                b.bucket
+            );
+            page(&state, &user, &current, None, Some(notice)).await
+        }
+        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
+    }
+}
+
+/// "Import now" and "Remove" on a bucket.
+pub async fn import_bucket(
+    state: State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    path: Path<(i64, i64)>,
+    form: Form<CsrfForm>,
+) -> Response {
+    bucket_action(state, user, headers, path, form, BucketAction::Import).await
+}
+
+pub async fn remove_bucket(
+    state: State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    path: Path<(i64, i64)>,
+    form: Form<CsrfForm>,
+) -> Response {
+    bucket_action(state, user, headers, path, form, BucketAction::Remove).await
+}
+
+enum BucketAction {
+    Import,
+    Remove,
+}
+
+async fn bucket_action(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path((id, bucket_id)): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+    action: BucketAction,
+) -> Response {
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
+    }
+    let current = match state.ops.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return page_failure("integration", e),
+    };
+    let done = match action {
+        BucketAction::Import => buckets::import_now(&state.ops, id, bucket_id)
+            .await
+            .map(|r| {
+                format!(
+                    "Imported {} new files: {} records stored, {} already there.",
+                    r.files_imported, r.records_stored, r.duplicates
+                )
+            }),
+        BucketAction::Remove => buckets::remove(&state.ops, Actor::User(&user.user), id, bucket_id)
+            .await
+            .map(|()| "Bucket removed; what it brought stays.".to_owned()),
+    };
+    match done {
+        Ok(notice) => page(&state, &user, &current, None, Some(notice)).await,
         Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
     }
 }

@@ -100,6 +100,15 @@ pub fn router() -> Router<AppState> {
             "/integrations/{id}/gateways/{gateway}/source",
             post(integration::switch_source),
         )
+        .route("/integrations/{id}/buckets", post(integration::add_bucket))
+        .route(
+            "/integrations/{id}/buckets/{bucket_id}/import",
+            post(integration::import_bucket),
+        )
+        .route(
+            "/integrations/{id}/buckets/{bucket_id}/delete",
+            post(integration::remove_bucket),
+        )
         .route(
             "/static/htmx-2.0.11.min.js",
             get(|| async { asset(HTMX, "text/javascript") }),

@@ -167,6 +167,13 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("get", "/api/v1/integrations/{id}/push"),
         ("put", "/api/v1/integrations/{id}/gateways/{gateway}/source"),
         ("post", "/api/v1/integrations/{id}/push/setup"),
+        ("get", "/api/v1/integrations/{id}/buckets"),
+        ("post", "/api/v1/integrations/{id}/buckets"),
+        ("delete", "/api/v1/integrations/{id}/buckets/{bucket_id}"),
+        (
+            "post",
+            "/api/v1/integrations/{id}/buckets/{bucket_id}/import",
+        ),
         ("post", "/api/v1/ingest/logpush"),
         ("post", "/v1/traces"),
         ("get", "/api/v1/metrics"),

@@ -6,6 +6,7 @@
 mod common;
 
 mod access;
+mod buckets;
 mod contract;
 mod integrations;
 mod policies;

@@ -39,6 +39,7 @@ impl IntegrationStore for PgStore {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         webhooks::replace_secrets(&tx, &swaps.webhook_secrets).await?;
+        super::buckets::replace_secrets(&tx, &swaps.bucket_secrets).await?;
         for (column, list) in [
             ("api_token_sealed", &swaps.integration_tokens),
             ("push_private_key_sealed", &swaps.push_keys),

@@ -129,6 +129,7 @@ impl IntegrationStore for SqliteStore {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
             webhooks::replace_secrets(&tx, &swaps.webhook_secrets)?;
+            super::buckets::replace_secrets(&tx, &swaps.bucket_secrets)?;
             for (column, list) in [
                 ("api_token_sealed", &swaps.integration_tokens),
                 ("push_private_key_sealed", &swaps.push_keys),

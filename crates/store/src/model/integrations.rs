@@ -97,11 +97,15 @@ pub struct SealedSwaps {
     pub integration_tokens: Vec<SealedSwap>,
     pub webhook_secrets: Vec<SealedSwap>,
     pub push_keys: Vec<SealedSwap>,
+    pub bucket_secrets: Vec<SealedSwap>,
 }
 
 impl SealedSwaps {
     pub fn len(&self) -> usize {
-        self.integration_tokens.len() + self.webhook_secrets.len() + self.push_keys.len()
+        self.integration_tokens.len()
+            + self.webhook_secrets.len()
+            + self.push_keys.len()
+            + self.bucket_secrets.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -454,4 +458,51 @@ pub struct SyncRunOutcome {
     pub counts: SyncCounts,
     pub error: Option<String>,
     pub hint: Option<String>,
+}
+
+pub type BucketId = i64;
+
+/// An S3-compatible bucket (R2, S3, MinIO) a Logpush job writes to and LangGuard imports from,
+/// for sites Cloudflare cannot reach.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PushBucket {
+    pub id: BucketId,
+    pub integration_id: IntegrationId,
+    /// `https://<account>.r2.cloudflarestorage.com`, `https://s3.<region>.amazonaws.com`, …
+    pub endpoint: String,
+    pub bucket: String,
+    /// Only objects under this prefix are imported ("" for the whole bucket).
+    pub prefix: String,
+    pub region: String,
+    pub access_key_id: String,
+    /// The secret access key, sealed for this row (`Binding::BucketSecret`).
+    #[serde(skip)]
+    pub sealed_secret: Vec<u8>,
+    pub enabled: bool,
+    pub created_at_ms: i64,
+    /// When the bucket was last listed, and what went wrong then (`None`: it worked).
+    pub last_listed_at_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub files_imported: i64,
+    pub records_imported: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPushBucket {
+    pub integration_id: IntegrationId,
+    pub endpoint: String,
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: SealFor,
+}
+
+/// One object imported from a bucket (or given up on, with why).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportedObject {
+    pub key: String,
+    pub records: i64,
+    pub error: Option<String>,
+    pub imported_at_ms: i64,
 }
