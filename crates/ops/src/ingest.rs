@@ -11,7 +11,9 @@ use langguard_push::crypto::{generate_key_pair, FieldDecryptor};
 use langguard_push::otlp::Encoding;
 use langguard_push::{body, logpush, otlp, Record};
 use langguard_secrets::Binding;
-use langguard_store::{IngestSource, Integration, IntegrationId, PushedInteraction, SealFor};
+use langguard_store::{
+    IngestSource, Integration, IntegrationId, PushMinute, PushedInteraction, SealFor,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::instrument;
 
@@ -213,7 +215,7 @@ pub async fn otlp(
         &mut report,
     )
     .await?;
-    finish(IngestSource::Otlp, &report);
+    finish(ops, integration, IngestSource::Otlp, &report).await;
     Ok(report)
 }
 
@@ -296,7 +298,7 @@ pub async fn logpush(
         &mut report,
     )
     .await?;
-    finish(IngestSource::Logpush, &report);
+    finish(ops, integration, IngestSource::Logpush, &report).await;
     Ok(LogpushOutcome::Stored(report))
 }
 
@@ -422,7 +424,28 @@ fn count_request(source: IngestSource, outcome: &'static str) {
         .increment(1);
 }
 
-fn finish(source: IngestSource, report: &PushReport) {
+/// Counts a stored push in the metrics and the integration's push history. The records are
+/// committed by now: a history that cannot be written is logged, not the push's failure.
+async fn finish(
+    ops: &Services,
+    integration: &Integration,
+    source: IngestSource,
+    report: &PushReport,
+) {
+    let now = langguard_clock::now_ms();
+    let minute = PushMinute {
+        minute_ms: now - now.rem_euclid(60_000),
+        source: source.as_str().to_owned(),
+        requests: 1,
+        received: report.received as i64,
+        stored: report.stored as i64,
+        duplicates: report.duplicates as i64,
+        other_source: report.other_source as i64,
+        rejected: report.rejected as i64,
+    };
+    if let Err(e) = ops.store.record_push(integration.id, minute).await {
+        tracing::warn!(integration = %integration.name, error = %e, "could not add to the push history");
+    }
     count_request(source, "stored");
     let s = source.as_str();
     for (outcome, n) in [

@@ -4,14 +4,56 @@
 //! through Cloudflare's API with the integration's saved token.
 
 use langguard_clock::format_ms;
-use langguard_cloudflare::{CloudflareClient, CloudflareError};
-use langguard_store::{ApiKeyScope, IngestSource, IntegrationId, User};
+use langguard_cloudflare::{CloudflareClient, CloudflareError, LogQuery};
+use langguard_store::{ApiKeyScope, Handover, IngestSource, IntegrationId, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::ingest::ensure_push_key;
 use crate::keys::NewKey;
 use crate::{Actor, OpsError, OpsResult, Services};
+
+/// One minute of an integration's push history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PushMinuteView {
+    /// The minute (RFC 3339).
+    pub minute: String,
+    /// `otlp` or `logpush` (over HTTP or from a bucket).
+    pub source: String,
+    /// OTLP requests or Logpush files.
+    pub requests: i64,
+    pub received: i64,
+    pub stored: i64,
+    pub duplicates: i64,
+    /// Left out: the gateway counts another source at their time.
+    pub other_source: i64,
+    pub rejected: i64,
+}
+
+/// What pushes brought the integration, newest minute first (at most `limit` rows, 1–1,440).
+pub async fn history(
+    ops: &Services,
+    id: IntegrationId,
+    limit: u32,
+) -> OpsResult<Vec<PushMinuteView>> {
+    ops.store.get_integration(id).await?;
+    Ok(ops
+        .store
+        .push_history(id, limit.clamp(1, 1_440))
+        .await?
+        .into_iter()
+        .map(|m| PushMinuteView {
+            minute: format_ms(m.minute_ms),
+            source: m.source,
+            requests: m.requests,
+            received: m.received,
+            stored: m.stored,
+            duplicates: m.duplicates,
+            other_source: m.other_source,
+            rejected: m.rejected,
+        })
+        .collect())
+}
 
 /// Logpush's dataset of AI Gateway requests.
 pub const LOGPUSH_DATASET: &str = "ai_gateway_events";
@@ -154,8 +196,19 @@ pub async fn set_source(
     let source = langguard_store::IngestSource::parse(source).ok_or_else(|| {
         crate::OpsError::invalid("invalid_source", "source must be logs_api, otlp or logpush")
     })?;
-    ops.store.get_integration(id).await?;
-    let g = ops.store.set_gateway_source(id, gateway, source).await?;
+    let integration = ops.store.get_integration(id).await?;
+    let handover = match langguard_sync::client_for(&ops.sealer, &ops.client_config, &integration) {
+        Ok(client) => history_on_cloudflare(&client, gateway)
+            .await
+            // Cloudflare unreachable: keep pulling up to now, the choice that loses nothing
+            // a legacy account has.
+            .unwrap_or(Handover::PullHistory),
+        Err(_) => Handover::PullHistory,
+    };
+    let g = ops
+        .store
+        .set_gateway_source(id, gateway, source, handover)
+        .await?;
     ops.audit(
         actor,
         "gateway.source_changed",
@@ -328,7 +381,21 @@ pub async fn set_up(
             return Err(e);
         }
     };
-    let state = ops.store.set_gateway_source(id, &gateway, count).await?;
+    // The gateway is Cloudflare's (its settings were just read): known to LangGuard as a
+    // pulled gateway first, so the switch hands over from the Logs API — at now when its
+    // history has not been pulled yet, or from the beginning when there is none to pull.
+    let handover = history_on_cloudflare(&client, &gateway)
+        .await
+        .unwrap_or(Handover::PullHistory);
+    if handover == Handover::PullHistory {
+        ops.store
+            .upsert_gateways(id, std::slice::from_ref(&gateway))
+            .await?;
+    }
+    let state = ops
+        .store
+        .set_gateway_source(id, &gateway, count, handover)
+        .await?;
     ops.audit(
         Actor::User(owner),
         "integration.push_set_up",
@@ -346,6 +413,28 @@ pub async fn set_up(
         logpush_job_created: job.is_some_and(|(_, created)| created),
         ingest_key_prefix: key.prefix,
     })
+}
+
+/// Whether the Logs API holds the gateway's history (a Legacy Logs account) — then a switch
+/// made before it was pulled still pulls it, up to the handover — or holds nothing (an account
+/// on the new log system, or a gateway that never logged) and the pushes are everything.
+async fn history_on_cloudflare(
+    client: &CloudflareClient,
+    gateway: &str,
+) -> Result<Handover, CloudflareError> {
+    let probe = LogQuery {
+        // The smallest page the API's schema allows.
+        per_page: 5,
+        ..LogQuery::default()
+    };
+    match client.list_logs(gateway, &probe).await {
+        Ok(page) if page.logs.is_empty() && page.rejected.is_empty() => {
+            Ok(Handover::CountEveryPush)
+        }
+        Ok(_) => Ok(Handover::PullHistory),
+        Err(CloudflareError::NotFound { .. }) => Ok(Handover::CountEveryPush),
+        Err(e) => Err(e),
+    }
 }
 
 /// The gateway's settings with LangGuard's exporter and/or Logpush key, everything else as it

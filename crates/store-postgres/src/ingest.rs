@@ -8,7 +8,7 @@ use deadpool_postgres::{Client, GenericClient, Transaction};
 use langguard_store::fold::RollupTable;
 use langguard_store::rows::GATEWAY_COLUMNS;
 use langguard_store::{
-    Bodies, GatewayState, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
+    Bodies, GatewayState, Handover, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
     NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
     StoreResult,
 };
@@ -80,7 +80,7 @@ async fn switch_source(
     gateway: &str,
     source: IngestSource,
     now: i64,
-    explicit: bool,
+    handover: Handover,
 ) -> StoreResult<GatewayState> {
     // Create it first (a no-op when it exists), then read it under a row lock: two instances
     // taking the first push of one gateway at once agree on one handover.
@@ -116,11 +116,7 @@ async fn switch_source(
     } else {
         None
     };
-    let next = if explicit {
-        current.switched_to(source, now, newest)
-    } else {
-        current.on_push(source, now, newest)
-    };
+    let next = current.moved(source, now, newest, handover);
     if next != current {
         tx.execute(
             "UPDATE gateways SET source = $3, source_since_ms = $4, previous_source = $5 \
@@ -144,10 +140,11 @@ pub(crate) async fn set_gateway_source(
     integration_id: IntegrationId,
     gateway: &str,
     source: IngestSource,
+    handover: Handover,
 ) -> StoreResult<GatewayState> {
     let tx = c.transaction().await.map_err(db_err)?;
     integration_exists(&tx, integration_id).await?;
-    let state = switch_source(&tx, integration_id, gateway, source, now_ms(), true).await?;
+    let state = switch_source(&tx, integration_id, gateway, source, now_ms(), handover).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(state)
 }
@@ -205,8 +202,15 @@ async fn ingest(
             _ => batch,
         },
         Write::Push { source } => {
-            let state =
-                switch_source(&tx, integration_id, gateway, source, imported_at, false).await?;
+            let state = switch_source(
+                &tx,
+                integration_id,
+                gateway,
+                source,
+                imported_at,
+                Handover::OnPush,
+            )
+            .await?;
             let (kept, left) = state.counted(source, batch);
             other_source = left;
             kept

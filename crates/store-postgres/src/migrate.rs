@@ -16,6 +16,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (3, "push", include_str!("../migrations/0003_push.sql")),
     (4, "buckets", include_str!("../migrations/0004_buckets.sql")),
+    (
+        5,
+        "push_history",
+        include_str!("../migrations/0005_push_history.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -4,7 +4,7 @@
 use langguard_store::fold::RollupTable;
 use langguard_store::rows::GATEWAY_COLUMNS;
 use langguard_store::{
-    Bodies, GatewayState, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
+    Bodies, GatewayState, Handover, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
     NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
     StoreResult,
 };
@@ -79,7 +79,7 @@ fn switch_source(
     gateway: &str,
     source: IngestSource,
     now: i64,
-    explicit: bool,
+    handover: Handover,
 ) -> StoreResult<GatewayState> {
     let current = list_gateways(tx, integration_id, Some(gateway))?.pop();
     let newest = match &current {
@@ -89,8 +89,7 @@ fn switch_source(
         _ => None,
     };
     let next = match &current {
-        Some(state) if explicit => state.switched_to(source, now, newest),
-        Some(state) => state.on_push(source, now, newest),
+        Some(state) => state.moved(source, now, newest, handover),
         None => GatewayState {
             gateway_id: gateway.to_owned(),
             cursor_ms: None,
@@ -143,12 +142,13 @@ pub(crate) fn set_gateway_source(
     integration_id: IntegrationId,
     gateway: &str,
     source: IngestSource,
+    handover: Handover,
 ) -> StoreResult<GatewayState> {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
     integration_exists(&tx, integration_id)?;
-    let state = switch_source(&tx, integration_id, gateway, source, now_ms(), true)?;
+    let state = switch_source(&tx, integration_id, gateway, source, now_ms(), handover)?;
     tx.commit().map_err(db_err)?;
     Ok(state)
 }
@@ -201,7 +201,14 @@ fn ingest(
             _ => batch,
         },
         Write::Push { source } => {
-            let state = switch_source(&tx, integration_id, gateway, source, imported_at, false)?;
+            let state = switch_source(
+                &tx,
+                integration_id,
+                gateway,
+                source,
+                imported_at,
+                Handover::OnPush,
+            )?;
             let (kept, left) = state.counted(source, batch);
             other_source = left;
             kept

@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "buckets",
         include_str!("../migrations/0011_buckets.sql"),
     ),
+    (
+        12,
+        "push_history",
+        include_str!("../migrations/0012_push_history.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -133,7 +133,7 @@ pub async fn a_gateway_counts_one_source_and_hands_over_without_gap_or_overlap(
 
     // Switched in setup: from now on OpenTelemetry counts, and Logpush's older logs still do.
     let switched = store
-        .set_gateway_source(i.id, "gw", IngestSource::Otlp)
+        .set_gateway_source(i.id, "gw", IngestSource::Otlp, Handover::PullHistory)
         .await
         .expect("switch");
     assert_eq!(switched.source, IngestSource::Otlp);
@@ -175,6 +175,36 @@ pub async fn a_gateway_of_an_account_that_never_pulled_counts_every_push(store: 
     );
     let gw = store.list_gateways(i.id).await.expect("gateways").remove(0);
     assert_eq!(gw.pull_until_ms(), Some(i64::MIN), "nothing left to pull");
+
+    // Chosen in setup before any sync: with history on the Logs API it is pulled up to now
+    // and pushes count after; without, pushes count from the beginning.
+    for (gateway, handover) in [
+        ("legacy", Handover::PullHistory),
+        ("fresh", Handover::CountEveryPush),
+    ] {
+        store
+            .upsert_gateways(i.id, &[gateway.to_owned()])
+            .await
+            .expect("discover");
+        let before = langguard_clock::now_ms();
+        let chosen = store
+            .set_gateway_source(i.id, gateway, IngestSource::Logpush, handover)
+            .await
+            .expect("choose");
+        assert_eq!(chosen.previous_source, Some(IngestSource::LogsApi));
+        match handover {
+            Handover::PullHistory => {
+                let since = chosen.source_since_ms.expect("a handover");
+                assert!(since >= before, "{since} {before}");
+                assert!(chosen.counts(IngestSource::LogsApi, since - 1));
+                assert!(chosen.counts(IngestSource::Logpush, since));
+            }
+            _ => {
+                assert_eq!(chosen.source_since_ms, None);
+                assert!(chosen.counts(IngestSource::Logpush, 1));
+            }
+        }
+    }
 }
 
 /// A sync writing while a push takes over: rows the sync stored beyond its cursor (newest

@@ -129,13 +129,19 @@ pub trait IngestStore: Send + Sync {
         source: IngestSource,
         batch: Vec<PushedInteraction>,
     ) -> StoreResult<IngestOutcome>;
+    /// Adds one push's outcome to its integration's push history (per minute and source), and
+    /// forgets minutes older than [`PUSH_HISTORY_DAYS`].
+    async fn record_push(&self, id: IntegrationId, push: PushMinute) -> StoreResult<()>;
+    /// The integration's push history, newest minute first.
+    async fn push_history(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<PushMinute>>;
     /// Makes `source` the gateway's counted source from now on (creating the gateway if
-    /// new); returns the gateway as it now is.
+    /// new), with the `handover` an admin's choice implies; returns the gateway as it now is.
     async fn set_gateway_source(
         &self,
         id: IntegrationId,
         gateway: &str,
         source: IngestSource,
+        handover: Handover,
     ) -> StoreResult<GatewayState>;
     /// How many logs of a gateway are stored with `after_ms < created_at <= until_ms`.
     async fn count_gateway_interactions(

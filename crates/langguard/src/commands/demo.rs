@@ -1,7 +1,9 @@
 //! `langguard demo`: the product on one machine with no Cloudflare account. An emulated
 //! Cloudflare AI Gateway with history and live traffic, a temporary data dir, an integration
 //! added through the same path an admin takes, the server with an admin login, and a sync
-//! loop that prints what it imports.
+//! loop that prints what it imports. Two gateways side by side: `prod-chat` is pulled from the
+//! Logs API; `support-bot` is switched to push with "Set up push" (Logpush counted,
+//! OpenTelemetry alongside), so its live requests arrive as the emulator pushes them.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use langguard_cf_emulator::{Emulator, EmulatorConfig, SeedSpec, TokenSpec};
+use langguard_ops::push_setup::{self, PushSetupRequest};
 use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
 use langguard_store::{NewIntegration, Scope, SyncTrigger};
 use langguard_sync::test_connection;
@@ -20,6 +23,8 @@ use crate::format;
 
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
 const GATEWAYS: [&str; 2] = ["prod-chat", "support-bot"];
+/// The gateway the demo switches to push.
+const PUSHED: &str = "support-bot";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let data_dir = tempfile::Builder::new()
@@ -27,7 +32,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .tempdir()
         .context("cannot create a temporary data directory")?;
 
-    let emulator = Emulator::new(EmulatorConfig::default());
+    // The emulated gateway pushes to this machine over plain HTTP (Cloudflare itself only
+    // pushes over HTTPS).
+    let emulator = Emulator::new(EmulatorConfig {
+        allow_http_push: true,
+        ..EmulatorConfig::default()
+    });
     let token: String = {
         let mut rng = rand::thread_rng();
         (0..40)
@@ -35,7 +45,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .collect()
     };
     emulator.add_account(ACCOUNT);
-    emulator.add_token(&token, TokenSpec::user(&[ACCOUNT]));
+    // May edit gateways and Logpush jobs, so the demo can set up push through the API.
+    emulator.add_token(&token, TokenSpec::editor(&[ACCOUNT]));
     let now = time::OffsetDateTime::now_utc();
     for (i, gateway) in GATEWAYS.iter().enumerate() {
         emulator.add_gateway(ACCOUNT, gateway);
@@ -112,6 +123,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let address = listener.local_addr()?;
+    let public_url = url::Url::parse(&format!("http://{address}"))?;
     let state = AppState::new(
         app.store.clone(),
         app.sealer.clone(),
@@ -120,9 +132,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         // The loop below syncs and reports; the server's scheduler would only race it.
         ServerConfig {
             scheduler: false,
+            public_url: Some(public_url.clone()),
             ..ServerConfig::default()
         },
     );
+    let ops = state.ops.clone();
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(state, listener, async move {
         let _ = server_stopped.await;
@@ -130,6 +144,33 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("Open http://{address}/ in a browser");
     println!("API: http://{address}/api/v1 (OpenAPI at /api/v1/openapi.json)");
     println!("Sign in as {ADMIN_EMAIL} with password {admin_password}");
+
+    // "Set up push" for one gateway, as an admin would press it.
+    let admin = app
+        .store
+        .find_user_by_email(ADMIN_EMAIL)
+        .await?
+        .context("the demo admin is missing")?;
+    let pushed = push_setup::set_up(
+        &ops,
+        &admin,
+        integration.id,
+        PushSetupRequest {
+            gateway: PUSHED.into(),
+            otlp: true,
+            logpush: true,
+            count: Some("logpush".into()),
+            content_type: None,
+        },
+        Some(&public_url),
+    )
+    .await
+    .context("setting up push for the demo gateway")?;
+    println!(
+        "Gateways: {} pulled from the Logs API; {PUSHED} pushes (Logpush counted from {}, OpenTelemetry alongside), set up through Cloudflare's API",
+        GATEWAYS[0],
+        pushed.gateway.source_since.as_deref().unwrap_or("now"),
+    );
     println!("Syncing every {} s; Ctrl-C stops.\n", args.sync_every);
 
     let mut syncs = 0u64;
@@ -160,13 +201,31 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 ..Scope::default()
             })
             .await?;
+        let mut per_gateway = Vec::new();
+        for gateway in GATEWAYS {
+            let g = app
+                .store
+                .metrics(&Scope {
+                    from_ms: Some(now_ms() - 24 * 3_600_000),
+                    gateway: Some(gateway.into()),
+                    ..Scope::default()
+                })
+                .await?;
+            let how = if gateway == PUSHED {
+                "pushed"
+            } else {
+                "pulled"
+            };
+            per_gateway.push(format!("{gateway} ({how}) {}", format::count(g.requests)));
+        }
         println!(
-            "sync #{syncs}: {} · {} new, {} fetched in {} API calls · last 24 h: {} requests, {} errors, {} cache hits, p95 {}, cost {}",
+            "sync #{syncs}: {} · {} new, {} fetched in {} API calls · last 24 h: {} requests ({}), {} errors, {} cache hits, p95 {}, cost {}",
             run.status.as_str(),
             format::count(run.counts.items_ingested),
             format::count(run.counts.items_fetched),
             run.counts.api_calls,
             format::count(m.requests),
+            per_gateway.join(", "),
             format::percent(m.error_rate),
             format::percent(m.cache_hit_rate),
             format::millis(m.latency_ms.p95),

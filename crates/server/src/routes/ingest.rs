@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use langguard_ops::ingest::{self, LogpushOutcome, PushReport};
 use langguard_ops::push_setup::{
-    self, GatewayPushView, PushSetupDone, PushSetupRequest, PushSetupView,
+    self, GatewayPushView, PushMinuteView, PushSetupDone, PushSetupRequest, PushSetupView,
 };
 use langguard_push::otlp::{self, Encoding, Status};
 use langguard_store::Role;
@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/ingest/logpush", post(logpush))
         .route("/integrations/{id}/push", get(setup))
         .route("/integrations/{id}/push/setup", post(set_up))
+        .route("/integrations/{id}/push-history", get(history))
         .route(
             "/integrations/{id}/gateways/{gateway}/source",
             axum::routing::put(set_source),
@@ -259,6 +260,30 @@ pub(crate) async fn set_up(
             state.config.public_url.as_ref(),
         )
         .await?,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HistoryQuery {
+    /// Rows (minute × source), newest first: 1–1,440 (default 60).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/push-history", operation_id = "get_push_history", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id"), HistoryQuery),
+    responses((status = 200, description = "What pushes brought, per minute and source, newest first (30 days kept)", body = [PushMinuteView]),
+        (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 404, description = "No such integration", body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session_cookie" = [])))]
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<HistoryQuery>,
+) -> Result<Json<Vec<PushMinuteView>>, ApiError> {
+    Ok(Json(
+        push_setup::history(&state.ops, id, query.limit.unwrap_or(60)).await?,
     ))
 }
 

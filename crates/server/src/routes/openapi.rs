@@ -38,6 +38,7 @@ use crate::AppState;
         super::ingest::setup,
         super::ingest::set_source,
         super::ingest::set_up,
+        super::ingest::history,
         super::buckets::list,
         super::buckets::add,
         super::buckets::remove,

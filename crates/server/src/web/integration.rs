@@ -30,6 +30,8 @@ struct DetailPage {
     bodies: &'static str,
     body_modes: [&'static str; 3],
     runs: Vec<Vec<String>>,
+    /// The push history's latest rows (minute × source).
+    pushes: Vec<Vec<String>>,
     /// How data arrives per gateway and what to set up for pushes (admins).
     push: Option<PushSetupView>,
     /// The Logpush buckets imported from (admins).
@@ -60,6 +62,24 @@ async fn page(
         }
     } else {
         None
+    };
+    let pushes = match push_setup::history(&state.ops, integration.id, 30).await {
+        Ok(pushes) => pushes
+            .into_iter()
+            .map(|p| {
+                vec![
+                    p.minute,
+                    p.source,
+                    count(p.requests),
+                    count(p.received),
+                    count(p.stored),
+                    count(p.duplicates),
+                    count(p.other_source),
+                    count(p.rejected),
+                ]
+            })
+            .collect(),
+        Err(e) => return page_failure("push history", e),
     };
     let buckets = if user.is_admin() {
         match buckets::list(&state.ops, integration.id).await {
@@ -97,6 +117,7 @@ async fn page(
                 ]
             })
             .collect(),
+        pushes,
         push,
         buckets,
         bucket_poll_seconds: state.config.bucket_poll.as_secs(),

@@ -167,6 +167,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("get", "/api/v1/integrations/{id}/push"),
         ("put", "/api/v1/integrations/{id}/gateways/{gateway}/source"),
         ("post", "/api/v1/integrations/{id}/push/setup"),
+        ("get", "/api/v1/integrations/{id}/push-history"),
         ("get", "/api/v1/integrations/{id}/buckets"),
         ("post", "/api/v1/integrations/{id}/buckets"),
         ("delete", "/api/v1/integrations/{id}/buckets/{bucket_id}"),

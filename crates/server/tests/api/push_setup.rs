@@ -188,12 +188,19 @@ async fn set_up_push_configures_cloudflare_and_refuses_what_it_cannot(backend: B
 
     // From now on the gateway's requests arrive by push: the Logpush copies count, the OTLP
     // copies of the same requests are not counted twice.
-    let at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
-    emulator.append_logs(ACCOUNT, "prod-chat", 3, at);
+    // The gateway's history is on the Logs API (a Legacy Logs account): pulled up to the
+    // handover, pushed after it.
+    assert!(done["gateway"]["source_since"].is_string(), "{done}");
+    emulator.append_logs(ACCOUNT, "prod-chat", 3, OffsetDateTime::now_utc());
     assert!(emulator.flush_pushes().await >= 2);
+    let pushed = all_traces(&app, &admin, "gateway=prod-chat").await;
+    assert_eq!(pushed.len(), 3, "{pushed:?}");
+    assert!(pushed.iter().all(|t| t["source"] == "logpush"));
+    // A sync pulls the history before the handover, and nothing after it twice.
+    let run = app.sync_now(&admin, integration).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
     let traces = all_traces(&app, &admin, "gateway=prod-chat").await;
-    assert_eq!(traces.len(), 3, "{traces:?}");
-    assert!(traces.iter().all(|t| t["source"] == "logpush"));
+    assert_eq!(traces.len(), 3 + 150, "{run}");
     assert_eq!(emulator.stats().push_failures, 0);
 }
 
@@ -263,6 +270,26 @@ async fn ten_minutes_of_pushed_traffic_arrive_exactly_once(backend: Backend) {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["items_fetched"], 0, "{run}");
 
+    // The push history adds up to the same: every request stored once per source, the
+    // re-sent ones counted as duplicates.
+    let history = app
+        .get_ok(
+            &admin,
+            &format!("/api/v1/integrations/{integration}/push-history?limit=100"),
+        )
+        .await;
+    for source in ["logpush", "otlp"] {
+        let rows: Vec<&Value> = history
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["source"] == source)
+            .collect();
+        let sum = |field: &str| rows.iter().filter_map(|r| r[field].as_i64()).sum::<i64>();
+        assert_eq!(sum("stored"), 600, "{source}: {history}");
+        assert!(sum("duplicates") > 0, "{source}: {history}");
+        assert_eq!(sum("rejected"), 0, "{source}: {history}");
+    }
     for (gateway, source) in [("prod-chat", "logpush"), ("support", "otlp")] {
         let traces = all_traces(&app, &admin, &format!("gateway={gateway}")).await;
         assert!(traces.iter().all(|t| t["source"] == source), "{gateway}");

@@ -8,6 +8,69 @@ use crate::{db_err, ingest, PgStore};
 
 #[async_trait]
 impl IngestStore for PgStore {
+    async fn record_push(&self, id: IntegrationId, push: PushMinute) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        tx.execute(
+            "INSERT INTO push_minutes AS p (integration_id, minute, source, requests, received, \
+             stored, duplicates, other_source, rejected) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (integration_id, minute, source) DO UPDATE SET \
+             requests = p.requests + excluded.requests, received = p.received + excluded.received, \
+             stored = p.stored + excluded.stored, duplicates = p.duplicates + excluded.duplicates, \
+             other_source = p.other_source + excluded.other_source, \
+             rejected = p.rejected + excluded.rejected",
+            &[
+                &id,
+                &push.minute_ms,
+                &push.source,
+                &push.requests,
+                &push.received,
+                &push.stored,
+                &push.duplicates,
+                &push.other_source,
+                &push.rejected,
+            ],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.execute(
+            "DELETE FROM push_minutes WHERE integration_id = $1 AND minute < $2",
+            &[&id, &(push.minute_ms - PUSH_HISTORY_DAYS * 86_400_000)],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn push_history(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<PushMinute>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT minute, source, requests, received, stored, duplicates, other_source, \
+                 rejected FROM push_minutes WHERE integration_id = $1 \
+                 ORDER BY minute DESC, source LIMIT $2",
+                &[&id, &i64::from(limit)],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(PushMinute {
+                    minute_ms: r.at(0)?,
+                    source: r.at(1)?,
+                    requests: r.at(2)?,
+                    received: r.at(3)?,
+                    stored: r.at(4)?,
+                    duplicates: r.at(5)?,
+                    other_source: r.at(6)?,
+                    rejected: r.at(7)?,
+                })
+            })
+            .collect()
+    }
+
     async fn ingest_batch(
         &self,
         id: IntegrationId,
@@ -33,8 +96,9 @@ impl IngestStore for PgStore {
         id: IntegrationId,
         gateway: &str,
         source: IngestSource,
+        handover: Handover,
     ) -> StoreResult<GatewayState> {
-        ingest::set_gateway_source(&mut self.client().await?, id, gateway, source).await
+        ingest::set_gateway_source(&mut self.client().await?, id, gateway, source, handover).await
     }
 
     async fn count_gateway_interactions(

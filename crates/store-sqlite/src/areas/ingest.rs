@@ -8,6 +8,69 @@ use crate::{db_err, ingest, SqliteStore};
 
 #[async_trait]
 impl IngestStore for SqliteStore {
+    async fn record_push(&self, id: IntegrationId, push: PushMinute) -> StoreResult<()> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            tx.execute(
+                "INSERT INTO push_minutes (integration_id, minute, source, requests, received, \
+                 stored, duplicates, other_source, rejected) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (integration_id, minute, source) DO UPDATE SET \
+                 requests = requests + excluded.requests, received = received + excluded.received, \
+                 stored = stored + excluded.stored, duplicates = duplicates + excluded.duplicates, \
+                 other_source = other_source + excluded.other_source, \
+                 rejected = rejected + excluded.rejected",
+                params![
+                    id,
+                    push.minute_ms,
+                    push.source,
+                    push.requests,
+                    push.received,
+                    push.stored,
+                    push.duplicates,
+                    push.other_source,
+                    push.rejected
+                ],
+            )
+            .map_err(db_err)?;
+            tx.execute(
+                "DELETE FROM push_minutes WHERE integration_id = ?1 AND minute < ?2",
+                params![id, push.minute_ms - PUSH_HISTORY_DAYS * 86_400_000],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn push_history(&self, id: IntegrationId, limit: u32) -> StoreResult<Vec<PushMinute>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT minute, source, requests, received, stored, duplicates, \
+                     other_source, rejected FROM push_minutes WHERE integration_id = ?1 \
+                     ORDER BY minute DESC, source LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![id, limit], |r| {
+                    Ok(PushMinute {
+                        minute_ms: r.get(0)?,
+                        source: r.get(1)?,
+                        requests: r.get(2)?,
+                        received: r.get(3)?,
+                        stored: r.get(4)?,
+                        duplicates: r.get(5)?,
+                        other_source: r.get(6)?,
+                        rejected: r.get(7)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
     async fn ingest_batch(
         &self,
         id: IntegrationId,
@@ -37,9 +100,10 @@ impl IngestStore for SqliteStore {
         id: IntegrationId,
         gateway: &str,
         source: IngestSource,
+        handover: Handover,
     ) -> StoreResult<GatewayState> {
         let gateway = gateway.to_owned();
-        self.write(move |conn| ingest::set_gateway_source(conn, id, &gateway, source))
+        self.write(move |conn| ingest::set_gateway_source(conn, id, &gateway, source, handover))
             .await
     }
 

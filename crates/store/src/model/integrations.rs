@@ -289,17 +289,65 @@ impl GatewayState {
             .flatten()
     }
 
-    /// The gateway once `to` takes over at `now_ms`. From the Logs API the handover is right
-    /// after the newest pulled log — the cursor, or a newer row a sync running now already
-    /// stored (`newest_stored_ms`) — so pull keeps everything up to it, late-visible logs
-    /// included, and the push everything after; or the beginning of time when nothing was
-    /// pulled (an account on the new log system, whose Logs API is empty). Between pushes, it
-    /// is now.
+    /// The gateway once an admin makes `to` its source at `now_ms` (setup, or a switch). From
+    /// the Logs API the handover is right after the newest pulled log — the cursor, or a newer
+    /// row a sync running now already stored (`newest_stored_ms`) — so pull keeps everything up
+    /// to it, late-visible logs included, and the push everything after. When nothing was
+    /// pulled yet, `handover` says: now, with the history before it still to pull (the Logs
+    /// API has logs), or the beginning of time (it has none: an account on the new log
+    /// system, whose pushes are everything). Between pushes, it is now.
     pub fn switched_to(
         &self,
         to: IngestSource,
         now_ms: i64,
         newest_stored_ms: Option<i64>,
+        handover: Handover,
+    ) -> GatewayState {
+        let nothing_pulled = match handover {
+            Handover::OnPush | Handover::CountEveryPush => None,
+            Handover::PullHistory => Some(now_ms),
+        };
+        self.handed_over(to, now_ms, newest_stored_ms, nothing_pulled)
+    }
+
+    /// The gateway once a push from `source` arrives at `now_ms`: a push takes over from the
+    /// Logs API on its own (the gateway was set up to push), but never from another push —
+    /// switching between pushes is a choice made in setup. Taking over a gateway nothing was
+    /// pulled for, it counts from the beginning of time: nobody chose a handover, and the
+    /// pushes are all there is (an account on the new log system, an instrumented app).
+    pub fn on_push(
+        &self,
+        source: IngestSource,
+        now_ms: i64,
+        newest_stored_ms: Option<i64>,
+    ) -> GatewayState {
+        if self.source == IngestSource::LogsApi {
+            self.switched_to(source, now_ms, newest_stored_ms, Handover::OnPush)
+        } else {
+            self.clone()
+        }
+    }
+
+    /// The gateway as `handover` moves it to `source` at `now_ms`.
+    pub fn moved(
+        &self,
+        source: IngestSource,
+        now_ms: i64,
+        newest_stored_ms: Option<i64>,
+        handover: Handover,
+    ) -> GatewayState {
+        match handover {
+            Handover::OnPush => self.on_push(source, now_ms, newest_stored_ms),
+            chosen => self.switched_to(source, now_ms, newest_stored_ms, chosen),
+        }
+    }
+
+    fn handed_over(
+        &self,
+        to: IngestSource,
+        now_ms: i64,
+        newest_stored_ms: Option<i64>,
+        when_nothing_pulled: Option<i64>,
     ) -> GatewayState {
         if to == self.source {
             return self.clone();
@@ -308,7 +356,8 @@ impl GatewayState {
             IngestSource::LogsApi => self
                 .cursor_ms
                 .max(newest_stored_ms)
-                .map(|c| c.saturating_add(1)),
+                .map(|c| c.saturating_add(1))
+                .or(when_nothing_pulled),
             _ => Some(now_ms),
         };
         GatewayState {
@@ -316,22 +365,6 @@ impl GatewayState {
             source_since_ms: since,
             previous_source: Some(self.source),
             ..self.clone()
-        }
-    }
-
-    /// The gateway once a push from `source` arrives at `now_ms`: a push takes over from the
-    /// Logs API on its own (the gateway was set up to push), but never from another push —
-    /// switching between pushes is a choice made in setup.
-    pub fn on_push(
-        &self,
-        source: IngestSource,
-        now_ms: i64,
-        newest_stored_ms: Option<i64>,
-    ) -> GatewayState {
-        if self.source == IngestSource::LogsApi {
-            self.switched_to(source, now_ms, newest_stored_ms)
-        } else {
-            self.clone()
         }
     }
 
@@ -505,4 +538,35 @@ pub struct ImportedObject {
     pub records: i64,
     pub error: Option<String>,
     pub imported_at_ms: i64,
+}
+
+/// Days of push history kept.
+pub const PUSH_HISTORY_DAYS: i64 = 30;
+
+/// What pushes brought an integration in one minute from one source (requests are OTLP
+/// requests, Logpush files over HTTP or from a bucket).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PushMinute {
+    /// The minute's start (Unix ms).
+    pub minute_ms: i64,
+    pub source: String,
+    pub requests: i64,
+    pub received: i64,
+    pub stored: i64,
+    pub duplicates: i64,
+    /// Left out: the gateway counts another source at their time.
+    pub other_source: i64,
+    pub rejected: i64,
+}
+
+/// Why a gateway's counted source moves, which decides the handover of a gateway nothing was
+/// pulled for yet (see [`GatewayState::switched_to`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// A push arrived for a gateway still counting the Logs API: it takes over on its own.
+    OnPush,
+    /// An admin chose the source; the Logs API has this gateway's history: pull it up to now.
+    PullHistory,
+    /// An admin chose the source; the Logs API has nothing (new log system): pushes count all.
+    CountEveryPush,
 }
