@@ -264,6 +264,7 @@ pub(crate) async fn set_up(
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// Rows (minute × source), newest first: 1–1,440 (default 60).
