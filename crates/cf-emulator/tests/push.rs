@@ -212,10 +212,9 @@ async fn settings_and_jobs_are_checked_and_pushes_retried_duplicated_and_deliver
         ),
         (2, 1, 0)
     );
-    let got = got.lock().expect("lock");
-    assert_eq!(got.requests.len(), 3, "two deliveries, one of them twice");
+    let got = std::mem::take(&mut got.lock().expect("lock").requests);
+    assert_eq!(got.len(), 3, "two deliveries, one of them twice");
     let files: Vec<String> = got
-        .requests
         .iter()
         .filter(|(h, _)| h.get("content-encoding").is_some())
         .map(|(_, b)| gunzip(b))
@@ -239,7 +238,6 @@ async fn settings_and_jobs_are_checked_and_pushes_retried_duplicated_and_deliver
         }
     }
     let spans: Vec<Value> = got
-        .requests
         .iter()
         .filter(|(h, _)| h["content-type"] == "application/json")
         .map(|(_, b)| serde_json::from_slice(b).expect("OTLP/JSON"))
