@@ -6,13 +6,16 @@
 //! Needs `moto_server` (`pip install "moto[server]"`); skipped with a message without it,
 //! except in CI.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{call, serve, Instance};
 use langguard_cf_emulator::{Emulator, EmulatorConfig, MotoServer, RunningEmulator, TokenSpec};
-use serde_json::{json, Value};
+use serde_json::json;
 
 const ACCOUNT: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const TOKEN: &str = "bucket-test-token";
@@ -21,76 +24,16 @@ const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const LINES: usize = 60_000;
 const GATEWAY: &str = "bucket-gw";
 
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn start(data_dir: &Path, emulator: &RunningEmulator) -> Instance {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_langguard"))
-        .env_clear()
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langguard"));
+    cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("LANGGUARD_DATA_DIR", data_dir)
         .env("LANGGUARD_ENCRYPTION_KEY", KEY)
         .env("LANGGUARD_CLOUDFLARE_API_BASE", emulator.base_url())
         .env("LANGGUARD_ADMIN_EMAIL", ADMIN.0)
-        .env("LANGGUARD_ADMIN_PASSWORD", ADMIN.1)
-        .env("LANGGUARD_LISTEN", "127.0.0.1:0")
-        .args(["serve", "--no-scheduler"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let address = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok);
-        let address = lines.by_ref().find_map(|l| {
-            l.split("is serving on ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_owned)
-        });
-        std::thread::spawn(move || lines.for_each(drop));
-        address
-    });
-    let base = tokio::time::timeout(Duration::from_secs(60), address)
-        .await
-        .expect("started in time")
-        .expect("read")
-        .expect("the instance says where it serves");
-    Instance { child, base }
-}
-
-async fn call(
-    http: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = http.request(method, format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("response");
-    let status = resp.status().as_u16();
-    let text = resp.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        .env("LANGGUARD_ADMIN_PASSWORD", ADMIN.1);
+    serve(cmd).await
 }
 
 async fn login(http: &reqwest::Client, base: &str) -> String {

@@ -5,10 +5,13 @@
 //!
 //! Needs LANGGUARD_TEST_DATABASE_URL (see README); skipped with a message without it.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{call, serve, Instance};
 use langguard_cf_emulator::{
     Emulator, EmulatorConfig, Faults, RunningEmulator, SeedSpec, TokenSpec,
 };
@@ -16,7 +19,7 @@ use langguard_store::prelude::*;
 use langguard_store::{Scope, SyncRunStatus};
 use langguard_store_postgres::testing::TempDatabase;
 use langguard_store_postgres::PgStore;
-use serde_json::{json, Value};
+use serde_json::json;
 use time::OffsetDateTime;
 
 const ACCOUNT: &str = "f037e56e89293a057740de681ac9abbe";
@@ -25,19 +28,6 @@ const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-123");
 /// Every instance must seal with the same key (a deployment sets it in the environment).
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const LOGS: usize = 8_000;
-
-/// A `langguard serve` process and the address it serves on; killed when dropped.
-struct Instance {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn langguard(data_dir: &Path, database_url: &str, emulator: &RunningEmulator) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_langguard"));
@@ -56,57 +46,7 @@ fn langguard(data_dir: &Path, database_url: &str, emulator: &RunningEmulator) ->
 }
 
 async fn start(data_dir: &Path, database_url: &str, emulator: &RunningEmulator) -> Instance {
-    let mut child = langguard(data_dir, database_url, emulator)
-        .args(["serve", "--no-scheduler"])
-        .env("LANGGUARD_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let address = tokio::task::spawn_blocking(move || {
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok);
-        let address = lines.by_ref().find_map(|l| {
-            l.split("is serving on ")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_owned)
-        });
-        // Keep draining, so the server never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        address
-    });
-    let base = tokio::time::timeout(Duration::from_secs(60), address)
-        .await
-        .expect("the instance started in time")
-        .expect("read")
-        .expect("the instance says where it serves");
-    Instance { child, base }
-}
-
-async fn call(
-    http: &reqwest::Client,
-    base: &str,
-    method: reqwest::Method,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (reqwest::StatusCode, Value) {
-    let mut req = http.request(method, format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("response");
-    let status = resp.status();
-    let text = resp.text().await.expect("body");
-    let value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    (status, value)
+    serve(langguard(data_dir, database_url, emulator)).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

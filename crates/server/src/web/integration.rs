@@ -227,6 +227,32 @@ pub async fn delete(
     }
 }
 
+/// Every admin action of "How data arrives" and "Logpush buckets": role and CSRF first, then
+/// the action, then the page again with the action's notice or its error.
+async fn admin_action<Fut>(
+    state: &AppState,
+    user: &WebUser,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+    id: i64,
+    action: impl FnOnce() -> Fut,
+) -> Response
+where
+    Fut: std::future::Future<Output = Result<String, OpsError>>,
+{
+    if let Some(refused) = refuse(user, headers, csrf, Role::Admin) {
+        return refused;
+    }
+    let current = match state.ops.store.get_integration(id).await {
+        Ok(i) => i,
+        Err(e) => return page_failure("integration", e),
+    };
+    match action().await {
+        Ok(notice) => page(state, user, &current, None, Some(notice)).await,
+        Err(e) => page(state, user, &current, Some(problem(e)), None).await,
+    }
+}
+
 #[derive(Deserialize)]
 pub struct PushSetupForm {
     csrf: Option<String>,
@@ -244,40 +270,35 @@ pub async fn set_up_push(
     Path(id): Path<i64>,
     Form(form): Form<PushSetupForm>,
 ) -> Response {
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
-        return refused;
-    }
-    let current = match state.ops.store.get_integration(id).await {
-        Ok(i) => i,
-        Err(e) => return page_failure("integration", e),
-    };
     let request = PushSetupRequest {
-        gateway: form.gateway.clone(),
+        gateway: form.gateway,
         otlp: form.otlp.is_some(),
         logpush: form.logpush.is_some(),
-        count: Some(form.count.clone()).filter(|c| !c.is_empty()),
+        count: Some(form.count).filter(|c| !c.is_empty()),
         content_type: None,
     };
-    match push_setup::set_up(
-        &state.ops,
-        &user.user,
+    let public_url = state.config.public_url.clone();
+    admin_action(
+        &state,
+        &user,
+        &headers,
+        form.csrf.as_deref(),
         id,
-        request,
-        state.config.public_url.as_ref(),
-    )
-    .await
-    {
-        Ok(done) => {
-            let notice = format!(
+        || async {
+            let done = push_setup::set_up(&state.ops, &user.user, id, request, public_url.as_ref())
+                .await?;
+            Ok(format!(
                 "Push set up for {}: {} counts from {}.",
                 done.gateway.gateway,
                 done.gateway.source_label,
-                done.gateway.source_since.as_deref().unwrap_or("now")
-            );
-            page(&state, &user, &current, None, Some(notice)).await
-        }
-        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
-    }
+                done.gateway
+                    .source_since
+                    .as_deref()
+                    .unwrap_or("the beginning")
+            ))
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -294,33 +315,30 @@ pub async fn switch_source(
     Path((id, gateway)): Path<(i64, String)>,
     Form(form): Form<SourceForm>,
 ) -> Response {
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
-        return refused;
-    }
-    let current = match state.ops.store.get_integration(id).await {
-        Ok(i) => i,
-        Err(e) => return page_failure("integration", e),
-    };
-    match push_setup::set_source(
-        &state.ops,
-        Actor::User(&user.user),
+    admin_action(
+        &state,
+        &user,
+        &headers,
+        form.csrf.as_deref(),
         id,
-        &gateway,
-        &form.source,
-    )
-    .await
-    {
-        Ok(view) => {
-            let notice = format!(
+        || async {
+            let view = push_setup::set_source(
+                &state.ops,
+                Actor::User(&user.user),
+                id,
+                &gateway,
+                &form.source,
+            )
+            .await?;
+            Ok(format!(
                 "{} now counts from {} (since {}).",
                 view.gateway,
                 view.source_label,
-                view.source_since.as_deref().unwrap_or("now")
-            );
-            page(&state, &user, &current, None, Some(notice)).await
-        }
-        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
-    }
+                view.source_since.as_deref().unwrap_or("the beginning")
+            ))
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -344,13 +362,6 @@ pub async fn add_bucket(
     Path(id): Path<i64>,
     Form(form): Form<BucketForm>,
 ) -> Response {
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
-        return refused;
-    }
-    let current = match state.ops.store.get_integration(id).await {
-        Ok(i) => i,
-        Err(e) => return page_failure("integration", e),
-    };
     let input = BucketInput {
         endpoint: form.endpoint,
         bucket: form.bucket,
@@ -359,74 +370,67 @@ pub async fn add_bucket(
         access_key_id: form.access_key_id,
         secret_access_key: form.secret_access_key,
     };
-    match buckets::add(&state.ops, Actor::User(&user.user), id, input).await {
-        Ok(b) => {
-            let notice = format!(
-                "Bucket {} added; its files are imported every few minutes.",
-                b.bucket
-            );
-            page(&state, &user, &current, None, Some(notice)).await
-        }
-        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
-    }
+    admin_action(
+        &state,
+        &user,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        || async {
+            let b = buckets::add(&state.ops, Actor::User(&user.user), id, input).await?;
+            Ok(format!(
+                "Bucket {} added; its new files are imported every {} seconds.",
+                b.bucket,
+                state.config.bucket_poll.as_secs()
+            ))
+        },
+    )
+    .await
 }
 
-/// "Import now" and "Remove" on a bucket.
+/// "Import now" on a bucket.
 pub async fn import_bucket(
-    state: State<AppState>,
-    user: WebUser,
-    headers: HeaderMap,
-    path: Path<(i64, i64)>,
-    form: Form<CsrfForm>,
-) -> Response {
-    bucket_action(state, user, headers, path, form, BucketAction::Import).await
-}
-
-pub async fn remove_bucket(
-    state: State<AppState>,
-    user: WebUser,
-    headers: HeaderMap,
-    path: Path<(i64, i64)>,
-    form: Form<CsrfForm>,
-) -> Response {
-    bucket_action(state, user, headers, path, form, BucketAction::Remove).await
-}
-
-enum BucketAction {
-    Import,
-    Remove,
-}
-
-async fn bucket_action(
     State(state): State<AppState>,
     user: WebUser,
     headers: HeaderMap,
     Path((id, bucket_id)): Path<(i64, i64)>,
     Form(form): Form<CsrfForm>,
-    action: BucketAction,
 ) -> Response {
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
-        return refused;
-    }
-    let current = match state.ops.store.get_integration(id).await {
-        Ok(i) => i,
-        Err(e) => return page_failure("integration", e),
-    };
-    let done = match action {
-        BucketAction::Import => buckets::import_now(&state.ops, id, bucket_id)
-            .await
-            .map(|r| {
-                format!(
-                    "Imported {} new files: {} records stored, {} already there.",
-                    r.files_imported, r.records_stored, r.duplicates
-                )
-            }),
-        BucketAction::Remove => buckets::remove(&state.ops, Actor::User(&user.user), id, bucket_id)
-            .await
-            .map(|()| "Bucket removed; what it brought stays.".to_owned()),
-    };
-    match done {
-        Ok(notice) => page(&state, &user, &current, None, Some(notice)).await,
-        Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
-    }
+    admin_action(
+        &state,
+        &user,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        || async {
+            let r = buckets::import_now(&state.ops, id, bucket_id).await?;
+            Ok(format!(
+                "Imported {} new files: {} records stored, {} already there.",
+                r.files_imported, r.records_stored, r.duplicates
+            ))
+        },
+    )
+    .await
+}
+
+/// "Remove" on a bucket: no more imports from it; what it brought stays.
+pub async fn remove_bucket(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path((id, bucket_id)): Path<(i64, i64)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    admin_action(
+        &state,
+        &user,
+        &headers,
+        form.csrf.as_deref(),
+        id,
+        || async {
+            buckets::remove(&state.ops, Actor::User(&user.user), id, bucket_id).await?;
+            Ok("Bucket removed; what it brought stays.".to_owned())
+        },
+    )
+    .await
 }
