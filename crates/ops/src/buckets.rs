@@ -34,6 +34,11 @@ use crate::{Actor, OpsError, OpsResult, Services};
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Imported files shown per bucket.
 const RECENT_FILES: u32 = 20;
+/// Files imported per pass at most; the next pass goes on.
+pub const MAX_FILES_PER_PASS: usize = 1_000;
+/// How long one instance holds a bucket's import before another may take it over; renewed
+/// after every file, so only a stalled or dead instance's lease runs out.
+const LEASE_MS: i64 = 5 * 60 * 1000;
 
 /// A bucket to import from, as an admin enters it. Not `Debug`: it holds the secret.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
@@ -317,31 +322,76 @@ async fn view(ops: &Services, b: PushBucket) -> OpsResult<BucketView> {
     })
 }
 
-/// Imports the bucket's new files now ("Import now"; the scheduler calls it too).
+/// Imports the bucket's new files now ("Import now"); `Conflict` while a pass runs already
+/// (here or on another instance).
 pub async fn import_now(
     ops: &Services,
     integration_id: IntegrationId,
     bucket_id: BucketId,
 ) -> OpsResult<BucketImportReport> {
     let bucket = owned(ops, integration_id, bucket_id).await?;
-    import(ops, &bucket).await
+    import(ops, &bucket).await?.ok_or_else(|| {
+        OpsError::Conflict(format!(
+            "bucket {bucket_id} is being imported right now; its files will be in shortly"
+        ))
+    })
 }
 
-/// One pass over a bucket: list, then import each file not imported yet, oldest name first
-/// (Logpush names files by time). The outcome is kept on the bucket (`last_error`).
-pub async fn import(ops: &Services, bucket: &PushBucket) -> OpsResult<BucketImportReport> {
-    let result = import_inner(ops, bucket).await;
+fn lease_name(id: BucketId) -> String {
+    format!("bucket-import:{id}")
+}
+
+/// One pass over a bucket, under the bucket's lease (`None`: another pass holds it): list,
+/// then import each file not imported yet, oldest name first (Logpush names files by time).
+/// The outcome is kept on the bucket (`last_error`).
+pub async fn import(ops: &Services, bucket: &PushBucket) -> OpsResult<Option<BucketImportReport>> {
+    let lease = lease_name(bucket.id);
+    let holder = ops.engine.holder().to_owned();
+    if !ops.store.acquire_lease(&lease, &holder, LEASE_MS).await? {
+        // A pass of a process of this machine that died (killed mid-file, say) is not waited
+        // out: its lease is released and this pass takes over.
+        match ops.store.lease_holder(&lease).await? {
+            Some(dead) if langguard_sync::holder_is_gone(&dead) => {
+                ops.store.release_lease(&lease, &dead).await?;
+                if !ops.store.acquire_lease(&lease, &holder, LEASE_MS).await? {
+                    return Ok(None);
+                }
+            }
+            _ => return Ok(None),
+        }
+    }
+    let result = import_inner(ops, bucket, &lease, &holder).await;
     let error = match &result {
         Ok(report) => report.errors.first().cloned(),
         Err(e) => Some(e.to_string()),
     };
-    ops.store
+    let listed = ops
+        .store
         .set_bucket_listed(bucket.id, now_ms(), error)
-        .await?;
-    result
+        .await;
+    if let Err(e) = ops.store.release_lease(&lease, &holder).await {
+        tracing::warn!(bucket = bucket.id, error = %e, "could not release a bucket lease");
+    }
+    listed?;
+    result.map(Some)
 }
 
-async fn import_inner(ops: &Services, bucket: &PushBucket) -> OpsResult<BucketImportReport> {
+/// Where the listing starts: the folder of the newest file imported (Logpush writes
+/// `<prefix>/<day>/<start>_<end>_<n>.log.gz`, so that is today's folder), else the start of
+/// the prefix. A pass reads what is new, not the bucket's whole history; a file that arrives
+/// late in an older folder is not seen (Logpush writes a file once its batch is done).
+fn listing_offset(bucket: &PushBucket, newest_imported: Option<&str>) -> Option<ObjectPath> {
+    let folder = newest_imported?.rsplit_once('/')?.0;
+    // Keys after the folder's own name: every file in it and in later folders.
+    (folder.len() > bucket.prefix.len()).then(|| ObjectPath::from(folder))
+}
+
+async fn import_inner(
+    ops: &Services,
+    bucket: &PushBucket,
+    lease: &str,
+    holder: &str,
+) -> OpsResult<BucketImportReport> {
     let integration = ops.store.get_integration(bucket.integration_id).await?;
     let secret = ops
         .sealer
@@ -364,8 +414,12 @@ async fn import_inner(ops: &Services, bucket: &PushBucket) -> OpsResult<BucketIm
         .await?
         .into_iter()
         .collect();
-    let mut objects: Vec<_> = s3
-        .list(prefix_path(&bucket.prefix).as_ref())
+    let prefix = prefix_path(&bucket.prefix);
+    let listing = match listing_offset(bucket, done.iter().max().map(String::as_str)) {
+        Some(offset) => s3.list_with_offset(prefix.as_ref(), &offset),
+        None => s3.list(prefix.as_ref()),
+    };
+    let mut objects: Vec<_> = listing
         .try_collect()
         .await
         .map_err(|e| OpsError::Unavailable(unreachable(&e)))?;
@@ -376,22 +430,26 @@ async fn import_inner(ops: &Services, bucket: &PushBucket) -> OpsResult<BucketIm
     objects.retain(|o| !done.contains(o.location.as_ref()));
     objects.sort_by(|a, b| a.location.cmp(&b.location));
     report.files_new = objects.len() as u64;
+    objects.truncate(MAX_FILES_PER_PASS);
+    let too_large = || format!("larger than {} MiB", MAX_FILE_BYTES / (1024 * 1024));
     for object in objects {
         let key = object.location.to_string();
         let outcome = if object.size > MAX_FILE_BYTES {
-            Err(format!(
-                "larger than {} MiB",
-                MAX_FILE_BYTES / (1024 * 1024)
-            ))
+            Err(too_large())
         } else {
-            let bytes = s3
-                .get(&object.location)
-                .await
-                .map_err(|e| OpsError::Unavailable(format!("could not read {key}: {e}")))?
-                .bytes()
-                .await
-                .map_err(|e| OpsError::Unavailable(format!("could not read {key}: {e}")))?;
-            import_file(ops, &integration, bytes, &mut report).await?
+            // A writer slot first, then the download: a waiting import holds no file in memory.
+            let admission = ingest::admit_waiting(ops).await?;
+            match download(&s3, &object.location).await {
+                Ok(bytes) => import_file(ops, &integration, admission, bytes, &mut report).await?,
+                Err(Download::Gone) => Err("deleted before it could be read".to_owned()),
+                Err(Download::TooLarge) => Err(too_large()),
+                // This file, not the bucket: the files after it still go in, and it is tried
+                // again on the next pass.
+                Err(Download::Failed(why)) => {
+                    report.errors.push(format!("could not read {key}: {why}"));
+                    continue;
+                }
+            }
         };
         let (records, error) = match outcome {
             Ok(records) => (records, None),
@@ -412,8 +470,42 @@ async fn import_inner(ops: &Services, bucket: &PushBucket) -> OpsResult<BucketIm
             )
             .await?;
         report.files_imported += 1;
+        if !ops.store.renew_lease(lease, holder, LEASE_MS).await? {
+            // Taken over (this instance stalled past its lease): the other pass goes on.
+            break;
+        }
     }
     Ok(report)
+}
+
+enum Download {
+    /// Deleted between the listing and the download.
+    Gone,
+    /// Bigger than [`MAX_FILE_BYTES`] (it grew after it was listed, or the listing lied).
+    TooLarge,
+    Failed(String),
+}
+
+/// The object, read into memory up to [`MAX_FILE_BYTES`] whatever size the listing or the
+/// response claims.
+async fn download(s3: &AmazonS3, location: &ObjectPath) -> Result<Bytes, Download> {
+    let response = s3.get(location).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => Download::Gone,
+        other => Download::Failed(other.to_string()),
+    })?;
+    let mut stream = response.into_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| Download::Failed(e.to_string()))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > MAX_FILE_BYTES {
+            return Err(Download::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// Stores one file's records. `Ok(Err(why))`: the file can never be imported (not gzip, too
@@ -422,10 +514,10 @@ async fn import_inner(ops: &Services, bucket: &PushBucket) -> OpsResult<BucketIm
 async fn import_file(
     ops: &Services,
     integration: &Integration,
+    admission: ingest::Admission,
     bytes: Bytes,
     report: &mut BucketImportReport,
 ) -> OpsResult<Result<i64, String>> {
-    let admission = ingest::admit_waiting(ops).await?;
     let gzip = looks_gzipped(&bytes);
     match ingest::logpush(ops, integration, admission, bytes, gzip).await {
         Ok(LogpushOutcome::Validation) => Ok(Ok(0)),

@@ -339,11 +339,12 @@ pub async fn set_up(
         .await
         .map_err(cloudflare_refused)?;
 
+    let key_name = format!("Cloudflare push: {gateway}");
     let (key, secret) = crate::keys::add(
         ops,
         owner,
         NewKey {
-            name: &format!("Cloudflare push: {gateway}"),
+            name: &key_name,
             scope: ApiKeyScope::Ingest,
             expires_in_days: PUSH_KEY_DAYS,
             integration_id: Some(id),
@@ -359,28 +360,39 @@ pub async fn set_up(
         })
     });
     let logpush_key = request.logpush.then_some(public_key.as_str());
+    // Once the gateway holds the new key in its exporter, the key is in use even if the job
+    // step fails after it: only a key Cloudflare never got is revoked on failure.
+    let mut gateway_written = false;
     let configured = async {
         let updated = gateway_update(settings, exporter, logpush_key);
         client
             .update_gateway(&gateway, &updated)
             .await
             .map_err(cloudflare_refused)?;
+        gateway_written = request.otlp;
         match request.logpush {
             true => ensure_logpush_job(&client, &base, &secret).await.map(Some),
             false => Ok(None),
         }
     }
-    .await;
+    .await
+    // Cloudflare may quote the destination back, and it carries the key.
+    .map_err(|e| redacted(e, &secret));
     let job = match configured {
         Ok(job) => job,
         Err(e) => {
-            // A key Cloudflare never got is of no use to anyone: revoke it.
-            if let Err(revoke) = crate::keys::revoke(ops, Actor::User(owner), key.id).await {
-                tracing::warn!(error = %revoke, "could not revoke the unused push key");
+            if !gateway_written {
+                if let Err(revoke) = crate::keys::revoke(ops, Actor::User(owner), key.id).await {
+                    tracing::warn!(error = %revoke, "could not revoke the unused push key");
+                }
             }
             return Err(e);
         }
     };
+    if request.otlp && request.logpush {
+        // The old key's two users, this gateway's exporter and the job, both moved on.
+        revoke_superseded(ops, owner, id, &key_name, key.id).await;
+    }
     // The gateway is Cloudflare's (its settings were just read): known to LangGuard as a
     // pulled gateway first, so the switch hands over from the Logs API — at now when its
     // history has not been pulled yet, or from the beginning when there is none to pull.
@@ -519,6 +531,50 @@ async fn ensure_logpush_job(
         .await
         .map_err(cloudflare_refused)?;
     Ok((job.id, true))
+}
+
+/// The error with every occurrence of `secret` replaced (an API's message may quote a
+/// destination that carries it).
+fn redacted(e: OpsError, secret: &str) -> OpsError {
+    let clean = |m: String| m.replace(secret, KEY_PLACEHOLDER);
+    match e {
+        OpsError::Unprocessable {
+            code,
+            message,
+            line,
+            column,
+        } => OpsError::Unprocessable {
+            code,
+            message: clean(message),
+            line,
+            column,
+        },
+        OpsError::Unavailable(m) => OpsError::Unavailable(clean(m)),
+        OpsError::Invalid { code, message } => OpsError::Invalid {
+            code,
+            message: clean(message),
+        },
+        other => other,
+    }
+}
+
+/// Revokes the keys an earlier setup of this gateway made, once its exporter and the Logpush
+/// job carry the new one. Keys of other gateways' exporters stay.
+async fn revoke_superseded(ops: &Services, owner: &User, id: IntegrationId, name: &str, keep: i64) {
+    let keys = match ops.store.list_api_keys().await {
+        Ok(keys) => keys,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not list the push keys to revoke the old ones");
+            return;
+        }
+    };
+    for old in keys.into_iter().filter(|k| {
+        k.integration_id == Some(id) && k.name == name && k.id != keep && k.revoked_at_ms.is_none()
+    }) {
+        if let Err(e) = crate::keys::revoke(ops, Actor::User(owner), old.id).await {
+            tracing::warn!(error = %e, key = old.id, "could not revoke a superseded push key");
+        }
+    }
 }
 
 /// Cloudflare's refusal in setup's words: what to fix, or that it is worth retrying.

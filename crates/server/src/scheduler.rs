@@ -1,24 +1,18 @@
 //! Syncs each enabled integration when its interval has passed since its last sync, and lists
 //! each Logpush bucket for new files every `bucket_poll`.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use langguard_store::{BucketId, SyncTrigger};
+use langguard_store::SyncTrigger;
 use langguard_sync::SyncError;
 use tokio::sync::watch;
 
 use crate::{now_ms, AppState};
 
-/// How long one instance may hold a bucket's import before another may take it over (a pass
-/// that takes longer is not interrupted; the other instance would only re-read files whose
-/// records it then finds stored).
-const BUCKET_LEASE: Duration = Duration::from_secs(15 * 60);
-
 pub(crate) async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(state.config.scheduler_tick);
-    let importing: Arc<Mutex<HashSet<BucketId>>> = Arc::default();
+    let importing = Arc::new(AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -26,58 +20,52 @@ pub(crate) async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 if let Err(e) = start_due(&state).await {
                     tracing::warn!(error = %e, "scheduler could not check integrations; trying again next tick");
                 }
-                if let Err(e) = start_bucket_imports(&state, &importing).await {
-                    tracing::warn!(error = %e, "scheduler could not check buckets; trying again next tick");
-                }
+                start_bucket_imports(&state, &importing);
             }
         }
     }
 }
 
-/// Starts a pass over each due bucket that no pass (here or on another instance) is on.
-async fn start_bucket_imports(
-    state: &AppState,
-    importing: &Arc<Mutex<HashSet<BucketId>>>,
-) -> anyhow::Result<()> {
-    for bucket in langguard_ops::buckets::due(&state.ops, state.config.bucket_poll).await? {
-        if !importing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(bucket.id)
-        {
-            continue;
-        }
-        let (state, importing) = (state.clone(), importing.clone());
-        tokio::spawn(async move {
-            let lease = format!("bucket-import:{}", bucket.id);
-            let holder = state.ops.engine.holder().to_owned();
-            let ttl = i64::try_from(BUCKET_LEASE.as_millis()).unwrap_or(i64::MAX);
-            match state.ops.store.acquire_lease(&lease, &holder, ttl).await {
-                Ok(true) => {
-                    match langguard_ops::buckets::import(&state.ops, &bucket).await {
-                        Ok(report) if report.files_imported > 0 => tracing::info!(
-                            bucket = %bucket.bucket, files = report.files_imported,
-                            records = report.records_stored, "imported Logpush files"
-                        ),
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::warn!(bucket = %bucket.bucket, error = %e, "bucket import failed; the next pass tries again")
-                        }
-                    }
-                    if let Err(e) = state.ops.store.release_lease(&lease, &holder).await {
-                        tracing::warn!(error = %e, "could not release a bucket lease");
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "could not take a bucket lease"),
-            }
-            importing
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&bucket.id);
-        });
+/// Clears the "a bucket pass runs" flag however the pass ends, a panic included.
+struct Running(Arc<AtomicBool>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
-    Ok(())
+}
+
+/// Imports the due buckets one after another, in one task at a time per instance (bucket
+/// files take writer slots that live pushes need too); each bucket under its own lease, so
+/// instances share the work instead of repeating it.
+fn start_bucket_imports(state: &AppState, importing: &Arc<AtomicBool>) {
+    if importing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let running = Running(importing.clone());
+    let state = state.clone();
+    tokio::spawn(async move {
+        let _running = running;
+        let due = match langguard_ops::buckets::due(&state.ops, state.config.bucket_poll).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler could not check buckets; trying again next tick");
+                return;
+            }
+        };
+        for bucket in due {
+            match langguard_ops::buckets::import(&state.ops, &bucket).await {
+                Ok(Some(report)) if report.files_imported > 0 => tracing::info!(
+                    bucket = %bucket.bucket, files = report.files_imported,
+                    records = report.records_stored, "imported Logpush files"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(bucket = %bucket.bucket, error = %e, "bucket import failed; the next pass tries again")
+                }
+            }
+        }
+    });
 }
 
 async fn start_due(state: &AppState) -> anyhow::Result<()> {

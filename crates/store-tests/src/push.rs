@@ -367,6 +367,18 @@ pub async fn bucket_files_are_recorded_once_and_secrets_re_sealed_safely(store: 
         b"new"
     );
 
+    // The bucket's import lease names its holder, so a dead process's can be told.
+    let lease = format!("bucket-import:{}", bucket.id);
+    assert_eq!(store.lease_holder(&lease).await.expect("holder"), None);
+    assert!(store
+        .acquire_lease(&lease, "host:123:1", 60_000)
+        .await
+        .expect("lease"));
+    assert_eq!(
+        store.lease_holder(&lease).await.expect("holder").as_deref(),
+        Some("host:123:1")
+    );
+
     // Deleting the integration takes its buckets and their file lists with it.
     store.delete_integration(i.id).await.expect("delete");
     assert!(store.get_bucket(bucket.id).await.is_err());

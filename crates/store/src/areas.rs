@@ -381,6 +381,9 @@ pub trait LeaseStore: Send + Sync {
     async fn renew_lease(&self, name: &str, holder: &str, ttl_ms: i64) -> StoreResult<bool>;
     /// Gives the lease up if `holder` has it.
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Who holds (or last held) the lease `name`, if anyone: to tell a dead process of this
+    /// machine, whose lease need not be waited out.
+    async fn lease_holder(&self, name: &str) -> StoreResult<Option<String>>;
 }
 
 /// Every area of the store: what the sync engine, the policy worker, the operations and the

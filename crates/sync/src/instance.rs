@@ -31,7 +31,7 @@ pub(crate) fn instance_id() -> String {
 
 /// Whether `holder` names a process of this very process table (same boot, same pid
 /// namespace) that no longer runs. Any other holder is assumed alive until its lease expires.
-pub(crate) fn holder_is_gone(holder: &str) -> bool {
+pub fn holder_is_gone(holder: &str) -> bool {
     let mut parts = holder.rsplitn(3, ':');
     let (Some(_nonce), Some(pid), Some(table)) = (parts.next(), parts.next(), parts.next()) else {
         return false;

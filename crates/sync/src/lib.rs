@@ -6,6 +6,7 @@ pub mod bodies;
 mod credentials;
 mod gateway;
 mod instance;
+pub use instance::holder_is_gone;
 mod normalize;
 mod telemetry;
 
@@ -601,5 +602,5 @@ fn apply_client_stats(counts: &mut SyncCounts, stats: &ClientStats) {
     counts.rate_limit_waits = stats.rate_limited as i64;
 }
 
-use instance::{holder_is_gone, instance_id};
+use instance::instance_id;
 use langguard_clock::now_ms;

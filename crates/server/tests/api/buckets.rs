@@ -122,6 +122,19 @@ async fn logpush_files_in_a_bucket_are_imported_once(backend: Backend) {
     assert_eq!(emulator.stats().push_duplicates, 2);
 
     let import = format!("{buckets}/{bucket_id}/import");
+    // While another instance imports the bucket, "Import now" says so and leaves it be.
+    let lease = format!("bucket-import:{bucket_id}");
+    assert!(app
+        .store
+        .acquire_lease(&lease, "another-instance", 60_000)
+        .await
+        .expect("lease"));
+    let (status, busy) = app.call(Method::POST, &import, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{busy}");
+    app.store
+        .release_lease(&lease, "another-instance")
+        .await
+        .expect("release");
     let (status, report) = app.call(Method::POST, &import, Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["files_new"], 6, "{report}");

@@ -185,6 +185,19 @@ async fn set_up_push_configures_cloudflare_and_refuses_what_it_cannot(backend: B
         .expect("gateway");
     assert_eq!(gateway["otel"].as_array().map(Vec::len), Some(1));
     assert_eq!(emulator.logpush_jobs(ACCOUNT).len(), 1);
+    // The first setup's key is used by nothing now: revoked.
+    let keys = app
+        .get_ok(&admin, &format!("/api/v1/integrations/{integration}/push"))
+        .await["ingest_keys"]
+        .clone();
+    let revoked: Vec<bool> = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["revoked"] == true)
+        .collect();
+    assert_eq!(revoked.iter().filter(|r| !**r).count(), 1, "{keys}");
+    assert_eq!(revoked.len(), 2, "{keys}");
 
     // From now on the gateway's requests arrive by push: the Logpush copies count, the OTLP
     // copies of the same requests are not counted twice.

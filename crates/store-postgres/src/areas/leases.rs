@@ -18,4 +18,14 @@ impl LeaseStore for PgStore {
     async fn release_lease(&self, name: &str, holder: &str) -> StoreResult<()> {
         leases::release(&self.lease_client().await?, name, holder).await
     }
+
+    async fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        self.lease_client()
+            .await?
+            .query_opt("SELECT holder FROM leases WHERE name = $1", &[&name])
+            .await
+            .map_err(crate::db_err)?
+            .map(|r| r.try_get(0).map_err(crate::db_err))
+            .transpose()
+    }
 }

@@ -24,4 +24,17 @@ impl LeaseStore for SqliteStore {
         self.write(move |conn| leases::release(conn, &name, &holder))
             .await
     }
+
+    async fn lease_holder(&self, name: &str) -> StoreResult<Option<String>> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            use rusqlite::OptionalExtension;
+            conn.query_row("SELECT holder FROM leases WHERE name = ?1", [&name], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(crate::db_err)
+        })
+        .await
+    }
 }
