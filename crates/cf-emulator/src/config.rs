@@ -33,6 +33,11 @@ pub struct EmulatorConfig {
     pub rate_limit_window: Duration,
     /// Largest accepted `per_page` on the gateways list (SPEC-2024: 100).
     pub gateways_max_per_page: u32,
+    /// When set, the gateways list silently serves at most this many per page, whatever
+    /// `per_page` asked (a server-side clamp below the client's page size).
+    pub gateways_clamp_per_page: Option<u32>,
+    /// Smallest `per_page` the logs list accepts (live: 1; SPEC-2024 documents 5).
+    pub logs_min_per_page: u32,
     /// Direction used when a list call sends neither `order_by_direction` nor `direction`.
     pub default_order_direction: Direction,
     /// Seed of every random choice the emulator makes on its own (faults, appended and live
@@ -63,6 +68,8 @@ impl Default for EmulatorConfig {
             rate_limit_quota: 1200,
             rate_limit_window: Duration::from_secs(300),
             gateways_max_per_page: 100,
+            gateways_clamp_per_page: None,
+            logs_min_per_page: 1,
             default_order_direction: Direction::Desc,
             seed: 42,
             push_interval: Some(Duration::from_secs(1)),

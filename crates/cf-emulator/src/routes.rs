@@ -146,7 +146,10 @@ async fn list_gateways(
         access,
         |shared, _| {
             let params = query_params(query)?;
-            let query = parse_gateway_query(&params, shared.config.gateways_max_per_page)?;
+            let mut query = parse_gateway_query(&params, shared.config.gateways_max_per_page)?;
+            if let Some(clamp) = shared.config.gateways_clamp_per_page {
+                query.pagination.per_page = query.pagination.per_page.min(clamp.max(1));
+            }
             let store = read(&shared.store);
             let matching: Vec<_> = store
                 .gateways(&account)
@@ -220,6 +223,9 @@ async fn list_logs(
         |shared, _| {
             let params = query_params(query)?;
             let query = parse_log_query(&params, shared.config.default_order_direction)?;
+            if query.pagination.per_page < shared.config.logs_min_per_page {
+                return Err(ApiError::validation(&["query", "per_page"]));
+            }
             let page = {
                 let store = read(&shared.store);
                 let gateway = store

@@ -239,12 +239,17 @@ impl CloudflareClient {
             .await
     }
 
-    /// Every gateway of the account (all pages).
+    /// Every gateway of the account (all pages). A page shorter than asked is not the end
+    /// while `total_count` says there are more: the server may serve fewer per page than
+    /// `per_page` asks (a clamp the documentation does not state) and page on by its own size.
     pub async fn list_gateways(&self) -> Result<Vec<Gateway>, CloudflareError> {
         const PER_PAGE: u32 = 50;
+        /// Cloudflare allows 20 gateways per account; this only bounds a misbehaving server.
+        const MAX_PAGES: u32 = 1_000;
         let account = self.inner.account_id.clone();
-        let mut gateways = Vec::new();
-        for page in 1u32.. {
+        let mut gateways: Vec<Gateway> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for page in 1..=MAX_PAGES {
             let (batch, info): (Vec<Gateway>, _) = self
                 .get_page(
                     &["accounts", &account, "ai-gateway", "gateways"],
@@ -255,10 +260,16 @@ impl CloudflareClient {
                 )
                 .await?;
             let n = batch.len();
-            gateways.extend(batch);
+            let before = gateways.len();
+            gateways.extend(batch.into_iter().filter(|g| seen.insert(g.id.clone())));
             let total = info.and_then(|i| i.total_count).map(|t| t.max(0) as usize);
-            // Stop on a short page or when the total is reached; an empty page ends it anyway.
-            if n < PER_PAGE as usize || total.is_some_and(|t| gateways.len() >= t) {
+            let done = match total {
+                Some(total) => gateways.len() >= total,
+                // Without a total, a short page is the last one.
+                None => n < PER_PAGE as usize,
+            };
+            // An empty page, or one with nothing new (a server ignoring `page`), ends it too.
+            if done || n == 0 || gateways.len() == before {
                 break;
             }
         }

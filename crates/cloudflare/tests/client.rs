@@ -100,6 +100,31 @@ async fn user_and_account_owned_tokens_verify_on_their_own_paths() {
 }
 
 #[tokio::test]
+async fn the_gateways_list_reads_on_past_a_server_side_page_clamp() {
+    // The server serves 20 per page whatever `per_page` asks: a short page is not the end
+    // while `total_count` says there are more.
+    let emulator = Emulator::new(EmulatorConfig {
+        gateways_clamp_per_page: Some(20),
+        ..EmulatorConfig::default()
+    });
+    emulator.add_account(ACCOUNT);
+    emulator.add_token("user-token", TokenSpec::user(&[ACCOUNT]));
+    for i in 0..45 {
+        emulator.add_gateway(ACCOUNT, &format!("gw-{i:02}"));
+    }
+    let emu = emulator.spawn().await.expect("emulator");
+    let gateways = client(&emu, ACCOUNT, "user-token")
+        .list_gateways()
+        .await
+        .expect("gateways");
+    let mut ids: Vec<String> = gateways.into_iter().map(|g| g.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 45, "three clamped pages");
+    assert_eq!(emu.emulator.stats().list_gateways_calls, 3);
+}
+
+#[tokio::test]
 async fn gateways_are_listed_across_pages_and_errors_say_what_to_do() {
     let emu = emulator().await;
     let gateways = client(&emu, ACCOUNT, "user-token")

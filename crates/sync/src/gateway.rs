@@ -31,6 +31,9 @@ use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncC
 use crate::normalize::normalize;
 use crate::{RunError, SyncProgress};
 
+/// `per_page` of a count probe: SPEC-2024 documents 5 as the minimum, and a server that enforces
+/// it refuses anything smaller (7001) — every sync after the first would fail.
+const COUNT_PROBE_PER_PAGE: u32 = 5;
 /// Reconciliation reads a sub-window once it holds at most this many logs (four pages).
 const RECONCILE_READ_AT: i64 = 4 * MAX_LOGS_PER_PAGE as i64;
 
@@ -117,7 +120,8 @@ impl GatewayImport<'_> {
                 self.gateway,
                 &LogQuery {
                     page: 1,
-                    per_page: 1,
+                    // The smallest page the API's schema documents; only `total_count` is read.
+                    per_page: COUNT_PROBE_PER_PAGE,
                     direction: Direction::Desc,
                     filters: vec![
                         LogFilter::created_after(after),

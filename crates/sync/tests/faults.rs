@@ -397,6 +397,27 @@ async fn logs_that_become_visible_late_are_picked_up_from_the_trailing_window() 
 }
 
 #[tokio::test]
+async fn count_probes_keep_to_the_documented_per_page_minimum() {
+    // A Logs API that enforces SPEC-2024's `per_page` minimum of 5: the reconciliation's count
+    // probes of every sync after the first must still be accepted.
+    let config = EmulatorConfig {
+        logs_min_per_page: 5,
+        ..EmulatorConfig::default()
+    };
+    let h = harness_with(config, TOKEN, TokenSpec::user(&[ACCOUNT]), &["gw"]).await;
+    h.seed("gw", 300, 21);
+    assert_eq!(h.sync().await.status, SyncRunStatus::Succeeded);
+    let now = OffsetDateTime::now_utc();
+    h.emulator
+        .emulator
+        .append_logs(ACCOUNT, "gw", 12, now - time::Duration::minutes(3));
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.counts.items_ingested, 12, "{run:?}");
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
 async fn many_logs_in_one_millisecond_across_pages() {
     let h = harness(&["gw"]).await;
     let at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
