@@ -38,6 +38,10 @@ pub struct EmulatorConfig {
     pub gateways_clamp_per_page: Option<u32>,
     /// Smallest `per_page` the logs list accepts (live: 1; SPEC-2024 documents 5).
     pub logs_min_per_page: u32,
+    /// Keep time finer than the milliseconds `created_at` shows (Cloudflare may): every log
+    /// then sits a fraction of a millisecond after its shown time, so `created_at gt X`
+    /// also lists logs shown at exactly X.
+    pub sub_millisecond_time: bool,
     /// Direction used when a list call sends neither `order_by_direction` nor `direction`.
     pub default_order_direction: Direction,
     /// Seed of every random choice the emulator makes on its own (faults, appended and live
@@ -70,6 +74,7 @@ impl Default for EmulatorConfig {
             gateways_max_per_page: 100,
             gateways_clamp_per_page: None,
             logs_min_per_page: 1,
+            sub_millisecond_time: false,
             default_order_direction: Direction::Desc,
             seed: 42,
             push_interval: Some(Duration::from_secs(1)),

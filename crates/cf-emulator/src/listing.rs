@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use crate::config::Direction;
-use crate::filters::{contains_ignore_case, Filter};
+use crate::filters::{contains_ignore_case, Filter, Operator};
 use crate::log_record::{LogRecord, UnixMillis};
 use crate::query::{LogQuery, OrderBy};
 
@@ -19,8 +19,15 @@ pub(crate) struct LogPage {
 
 /// Picks the page `query` asks for from `logs` (sorted by `(created_at, id)`), considering only
 /// logs visible at `now`.
-pub(crate) fn select_page(logs: &[Arc<LogRecord>], query: &LogQuery, now: UnixMillis) -> LogPage {
-    let candidates = narrow_by_created_at(logs, &query.filters);
+/// With `sub_millisecond`, each log's real time is a fraction of a millisecond after the one it
+/// shows, so a `gt` bound on a whole millisecond admits the logs shown at it.
+pub(crate) fn select_page(
+    logs: &[Arc<LogRecord>],
+    query: &LogQuery,
+    now: UnixMillis,
+    sub_millisecond: bool,
+) -> LogPage {
+    let candidates = narrow_by_created_at(logs, &query.filters, sub_millisecond);
     // Range conditions on `created_at` are exactly what the narrowing enforced (any-of values
     // reduce to their loosest bound), so only the other filters are checked per record: an
     // importer's page walk then costs a visibility check per record, not a filter evaluation.
@@ -81,10 +88,22 @@ pub(crate) fn select_page(logs: &[Arc<LogRecord>], query: &LogQuery, now: UnixMi
 fn narrow_by_created_at<'a>(
     logs: &'a [Arc<LogRecord>],
     filters: &[Filter],
+    sub_millisecond: bool,
 ) -> &'a [Arc<LogRecord>] {
     let (low, high) = filters
         .iter()
-        .filter_map(Filter::created_at_bounds)
+        .filter_map(|filter| {
+            let (low, high) = filter.created_at_bounds()?;
+            let hidden_fraction = sub_millisecond && filter.op == Operator::Gt;
+            Some((
+                if hidden_fraction {
+                    low.saturating_sub(1)
+                } else {
+                    low
+                },
+                high,
+            ))
+        })
         .fold((UnixMillis::MIN, UnixMillis::MAX), |(low, high), (l, h)| {
             (low.max(l), high.min(h))
         });
@@ -162,12 +181,27 @@ mod tests {
     #[test]
     fn pages_walk_created_at_in_both_directions() {
         let logs = logs();
-        let asc = select_page(&logs, &query(2, 3, OrderBy::CreatedAt, Direction::Asc), 0);
+        let asc = select_page(
+            &logs,
+            &query(2, 3, OrderBy::CreatedAt, Direction::Asc),
+            0,
+            false,
+        );
         assert_eq!(ids(&asc), ["id03", "id04", "id05"]);
         assert_eq!(asc.total_count, 20);
-        let desc = select_page(&logs, &query(1, 3, OrderBy::CreatedAt, Direction::Desc), 0);
+        let desc = select_page(
+            &logs,
+            &query(1, 3, OrderBy::CreatedAt, Direction::Desc),
+            0,
+            false,
+        );
         assert_eq!(ids(&desc), ["id19", "id18", "id17"]);
-        let past_end = select_page(&logs, &query(8, 3, OrderBy::CreatedAt, Direction::Asc), 0);
+        let past_end = select_page(
+            &logs,
+            &query(8, 3, OrderBy::CreatedAt, Direction::Asc),
+            0,
+            false,
+        );
         assert!(past_end.items.is_empty());
         assert_eq!(past_end.total_count, 20);
     }
@@ -175,12 +209,22 @@ mod tests {
     #[test]
     fn other_orders_break_ties_on_id_in_the_same_direction() {
         let logs = logs();
-        let asc = select_page(&logs, &query(1, 8, OrderBy::Provider, Direction::Asc), 0);
+        let asc = select_page(
+            &logs,
+            &query(1, 8, OrderBy::Provider, Direction::Asc),
+            0,
+            false,
+        );
         assert_eq!(
             ids(&asc),
             ["id00", "id03", "id06", "id09", "id12", "id15", "id18", "id01"]
         );
-        let desc = select_page(&logs, &query(1, 2, OrderBy::Provider, Direction::Desc), 0);
+        let desc = select_page(
+            &logs,
+            &query(1, 2, OrderBy::Provider, Direction::Desc),
+            0,
+            false,
+        );
         assert_eq!(ids(&desc), ["id19", "id17"]);
     }
 
@@ -190,8 +234,8 @@ mod tests {
         records[19].visible_at = 500;
         let logs: Vec<_> = records.into_iter().map(Arc::new).collect();
         let q = query(1, 50, OrderBy::CreatedAt, Direction::Desc);
-        assert_eq!(select_page(&logs, &q, 499).total_count, 19);
-        assert_eq!(select_page(&logs, &q, 500).total_count, 20);
+        assert_eq!(select_page(&logs, &q, 499, false).total_count, 19);
+        assert_eq!(select_page(&logs, &q, 500, false).total_count, 20);
     }
 
     #[test]
@@ -204,7 +248,7 @@ mod tests {
                 {"key":"provider","operator":"eq","value":["openai"]}]"#,
         )
         .expect("filters");
-        let page = select_page(&logs, &q, 0);
+        let page = select_page(&logs, &q, 0, false);
         let expected: Vec<&str> = logs
             .iter()
             .filter(|r| q.filters.iter().all(|f| f.matches(r)))
@@ -219,8 +263,8 @@ mod tests {
         let logs = logs();
         let mut q = query(1, 50, OrderBy::CreatedAt, Direction::Asc);
         q.search = Some("U_4821".to_owned());
-        assert_eq!(select_page(&logs, &q, 0).total_count, 20);
+        assert_eq!(select_page(&logs, &q, 0, false).total_count, 20);
         q.search = Some("id07".to_owned());
-        assert_eq!(select_page(&logs, &q, 0).total_count, 1);
+        assert_eq!(select_page(&logs, &q, 0, false).total_count, 1);
     }
 }

@@ -237,7 +237,12 @@ async fn list_logs(
                 } else {
                     &[]
                 };
-                select_page(logs, &query, now_millis())
+                select_page(
+                    logs,
+                    &query,
+                    now_millis(),
+                    shared.config.sub_millisecond_time,
+                )
             };
             let rows: Vec<ListItem<'_>> = page.items.iter().map(|log| log.list_item()).collect();
             let info = ResultInfo {

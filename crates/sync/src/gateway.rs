@@ -3,7 +3,7 @@
 //! The cursor is the `created_at` (Unix ms) up to which every visible log is stored, and it
 //! commits in the same transaction as the rows it covers. A sync:
 //!
-//! 1. **Reconciles the trailing window** `(cursor − W, cursor]`. One call with `per_page=1` asks
+//! 1. **Reconciles the trailing window** `(cursor − W, cursor]`. One call with `per_page=5` asks
 //!    Cloudflare how many logs it has there (`total_count`); if that is more than we stored, logs
 //!    became visible late. The window is then bisected — a count probe per half — down to
 //!    sub-windows of a few pages, and only those are read again. One late log in a busy window
@@ -15,6 +15,10 @@
 //!    read twice, stored once) and the gateway evicting its oldest logs when full (below us: no
 //!    shift at all) — can never make us skip a row. Rows are written as they come, and the
 //!    cursor moves to the newest row with the last batch, once everything below it is stored.
+//!
+//! Cloudflare may keep time finer than the milliseconds `created_at` shows: `created_at gt C`
+//! then also lists rows shown at `C`. Those are expected at every lower bound and deduplicated
+//! by their ids, never taken for a filter that was ignored.
 //!
 //! For `n` new logs that is `ceil((n + 1) / 50)` list calls plus one probe. The price of the
 //! newest-first walk: a sync killed mid-way keeps its rows but not its progress, so the next run
@@ -180,7 +184,12 @@ impl GatewayImport<'_> {
                         let at = interaction.created_at_ms;
                         // The cursor's meaning rests on Cloudflare applying the time filter;
                         // if it ever doesn't, stop rather than move the cursor on bad data.
-                        if lower.is_some_and(|l| at <= l) || at >= upper {
+                        // A row shown at exactly the lower bound is normal: Cloudflare may keep
+                        // time finer than the milliseconds it shows, so `gt <bound>` lists rows
+                        // a fraction of a millisecond after it. They are stored once (the ids
+                        // decide); only rows clearly outside the range mean the filter was
+                        // ignored.
+                        if lower.is_some_and(|l| at < l) || at >= upper {
                             return Err(CloudflareError::Decode(format!(
                                 "Cloudflare listed log {} (created {}) outside the requested time range; the filters were not applied",
                                 interaction.log_id,

@@ -418,6 +418,34 @@ async fn count_probes_keep_to_the_documented_per_page_minimum() {
 }
 
 #[tokio::test]
+async fn a_logs_api_keeping_sub_millisecond_time_never_sticks_on_a_boundary_row() {
+    // `created_at gt <cursor>` also lists the rows shown at the cursor's millisecond: every
+    // sync after the first meets them, and each must go on, storing nothing twice.
+    let config = EmulatorConfig {
+        sub_millisecond_time: true,
+        ..EmulatorConfig::default()
+    };
+    let h = harness_with(config, TOKEN, TokenSpec::user(&[ACCOUNT]), &["gw"]).await;
+    h.seed("gw", 250, 22);
+    let first = h.sync().await;
+    assert_eq!(first.status, SyncRunStatus::Succeeded, "{first:?}");
+    for round in 0..3 {
+        let now = OffsetDateTime::now_utc();
+        h.emulator
+            .emulator
+            .append_logs(ACCOUNT, "gw", 4, now - time::Duration::seconds(5));
+        let run = h.sync().await;
+        assert_eq!(
+            run.status,
+            SyncRunStatus::Succeeded,
+            "round {round}: {run:?}"
+        );
+        assert_eq!(run.counts.items_ingested, 4, "round {round}: {run:?}");
+        h.assert_exact(&["gw"]).await;
+    }
+}
+
+#[tokio::test]
 async fn many_logs_in_one_millisecond_across_pages() {
     let h = harness(&["gw"]).await;
     let at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
