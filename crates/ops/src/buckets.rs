@@ -9,7 +9,6 @@
 //! ids and skipped, so every record ends up stored once, and the file is counted once.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -401,13 +400,13 @@ async fn import_inner(
         })?;
     let endpoint = url::Url::parse(&bucket.endpoint)
         .map_err(|e| OpsError::Internal(anyhow::anyhow!("bucket {} endpoint: {e}", bucket.id)))?;
-    let s3 = Arc::new(client(
+    let s3 = client(
         &endpoint,
         &bucket.bucket,
         &bucket.region,
         &bucket.access_key_id,
         &secret,
-    )?);
+    )?;
     let done: HashSet<String> = ops
         .store
         .imported_object_keys(bucket.id)
