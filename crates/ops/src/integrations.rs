@@ -60,6 +60,19 @@ pub fn check_interval(minutes: i64) -> OpsResult<i64> {
     Ok(minutes)
 }
 
+/// The trailing window is read again every sync: past a day it would cost more calls than the
+/// late logs it finds are worth (the hourly coverage check re-reads older hours that differ).
+pub fn check_trailing_window(minutes: i64) -> OpsResult<i64> {
+    if (1..=1_440).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(OpsError::invalid(
+            "invalid_body",
+            "trailing_window_minutes must be between 1 and 1440",
+        ))
+    }
+}
+
 pub fn check_lookback(days: Option<i64>) -> OpsResult<Option<i64>> {
     if days.is_some_and(|d| !(1..=3650).contains(&d)) {
         return Err(OpsError::invalid(
@@ -150,6 +163,8 @@ pub struct IntegrationInput {
     pub sync_interval_minutes: i64,
     /// Days of history the first sync imports; `None` for all of it.
     pub lookback_days: Option<i64>,
+    /// How far behind its cursor each sync looks again for logs that became visible late.
+    pub trailing_window_minutes: i64,
 }
 
 impl IntegrationInput {
@@ -162,6 +177,7 @@ impl IntegrationInput {
             enabled: true,
             sync_interval_minutes: defaults::SYNC_INTERVAL_MINUTES,
             lookback_days: Some(defaults::LOOKBACK_DAYS),
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         }
     }
 }
@@ -185,6 +201,7 @@ pub async fn add(
             enabled: input.enabled,
             sync_interval_minutes: check_interval(input.sync_interval_minutes)?,
             lookback_days: check_lookback(input.lookback_days)?,
+            trailing_window_minutes: check_trailing_window(input.trailing_window_minutes)?,
         })
         .await?;
     ops.audit(
@@ -209,6 +226,7 @@ pub struct IntegrationChange {
     pub sync_interval_minutes: Option<i64>,
     /// `Some(None)`: import all history on the first sync.
     pub lookback_days: Option<Option<i64>>,
+    pub trailing_window_minutes: Option<i64>,
     pub bodies: Option<BodyMode>,
     pub bodies_sample_percent: Option<i64>,
     pub bodies_retention_days: Option<i64>,
@@ -228,6 +246,10 @@ impl IntegrationChange {
                 self.sync_interval_minutes.is_some(),
             ),
             ("lookback_days", self.lookback_days.is_some()),
+            (
+                "trailing_window_minutes",
+                self.trailing_window_minutes.is_some(),
+            ),
             ("bodies", self.bodies.is_some()),
             (
                 "bodies_sample_percent",
@@ -307,6 +329,10 @@ pub async fn change(
             .map(check_interval)
             .transpose()?,
         lookback_days: change.lookback_days.map(check_lookback).transpose()?,
+        trailing_window_minutes: change
+            .trailing_window_minutes
+            .map(check_trailing_window)
+            .transpose()?,
     };
     let integration = ops.store.update_integration(id, patch).await?;
     ops.audit(

@@ -29,6 +29,8 @@ pub struct IntegrationView {
     pub interactions_synced: i64,
     pub sync_interval_minutes: i64,
     pub lookback_days: Option<i64>,
+    /// Minutes behind its cursor each sync looks again for logs that became visible late.
+    pub trailing_window_minutes: i64,
     pub created_at: String,
     /// `off`, `sampled` or `all`: request and response bodies fetched for policies.
     pub bodies: &'static str,
@@ -57,6 +59,7 @@ impl From<&Integration> for IntegrationView {
             interactions_synced: i.interactions_synced,
             sync_interval_minutes: i.sync_interval_minutes,
             lookback_days: i.lookback_days,
+            trailing_window_minutes: i.trailing_window_minutes,
             created_at: format_ms(i.created_at_ms),
             bodies: i.bodies.mode.as_str(),
             bodies_sample_percent: i.bodies.sample_percent,

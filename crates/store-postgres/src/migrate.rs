@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "push_history",
         include_str!("../migrations/0005_push_history.sql"),
     ),
+    (
+        6,
+        "trailing_window",
+        include_str!("../migrations/0006_trailing_window.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -46,8 +46,9 @@ pub(crate) async fn create_integration(
         .query_one(
             &format!(
                 "INSERT INTO integrations (id, name, account_id, api_token_sealed, enabled, \
-                 sync_interval_minutes, lookback_days, created_at, updated_at) \
-                 VALUES ($8, $1, $2, $3, $4, $5, $6, $7, $7) RETURNING {INTEGRATION_COLUMNS}"
+                 sync_interval_minutes, lookback_days, trailing_window_minutes, created_at, \
+                 updated_at) VALUES ($8, $1, $2, $3, $4, $5, $6, $9, $7, $7) \
+                 RETURNING {INTEGRATION_COLUMNS}"
             ),
             &[
                 &new.name,
@@ -58,6 +59,7 @@ pub(crate) async fn create_integration(
                 &new.lookback_days,
                 &now,
                 &id,
+                &new.trailing_window_minutes,
             ],
         )
         .await
@@ -153,6 +155,9 @@ pub(crate) async fn update_integration(
     }
     if let Some(lookback) = patch.lookback_days {
         set("lookback_days", Box::new(lookback));
+    }
+    if let Some(minutes) = patch.trailing_window_minutes {
+        set("trailing_window_minutes", Box::new(minutes));
     }
     if let Some(bodies) = patch.bodies {
         set("bodies_mode", Box::new(bodies.mode.as_str().to_owned()));

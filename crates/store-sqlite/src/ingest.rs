@@ -97,6 +97,7 @@ fn switch_source(
             source,
             source_since_ms: None,
             previous_source: None,
+            late_window_ms: None,
         },
     };
     if current.as_ref() != Some(&next) {

@@ -43,6 +43,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "push_history",
         include_str!("../migrations/0012_push_history.sql"),
     ),
+    (
+        13,
+        "trailing_window",
+        include_str!("../migrations/0013_trailing_window.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -177,6 +177,10 @@ pub(crate) fn update_integration(
         sets.push("lookback_days = ?");
         values.push(lookback.map_or(Value::Null, Value::Integer));
     }
+    if let Some(minutes) = patch.trailing_window_minutes {
+        sets.push("trailing_window_minutes = ?");
+        values.push(Value::Integer(minutes));
+    }
     if let Some(bodies) = patch.bodies {
         sets.push("bodies_mode = ?");
         values.push(Value::Text(bodies.mode.as_str().into()));

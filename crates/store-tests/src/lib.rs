@@ -22,6 +22,7 @@ pub async fn integration(store: &dyn Store, name: &str) -> Integration {
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(7),
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         })
         .await
         .expect("create")

@@ -200,6 +200,7 @@ pub async fn integrations_sync_runs_and_deletion(store: Arc<dyn Store>) {
                 enabled: true,
                 sync_interval_minutes: 15,
                 lookback_days: None,
+                trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
             })
             .await,
         Err(StoreError::Conflict { .. })

@@ -81,6 +81,14 @@ pub trait IntegrationStore: Send + Sync {
     /// Records gateways seen on the account; known ones keep their cursor.
     async fn upsert_gateways(&self, id: IntegrationId, gateway_ids: &[String]) -> StoreResult<()>;
     async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>>;
+    /// Widens the gateway's trailing window to `window_ms` (never narrows it): logs were seen
+    /// that late.
+    async fn widen_late_window(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        window_ms: i64,
+    ) -> StoreResult<()>;
     /// Saves progress of a running run, so a crash still leaves honest figures behind.
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()>;
     async fn finish_sync_run(&self, run: SyncRunId, outcome: &SyncRunOutcome) -> StoreResult<()>;

@@ -24,7 +24,8 @@ fn word<T>(parse: fn(&str) -> Option<T>, what: &str, value: String) -> StoreResu
 
 /// The gateway columns, in [`GatewayState::from_columns`]'s order.
 pub const GATEWAY_COLUMNS: &str =
-    "gateway_id, cursor_ms, last_synced_at, source, source_since_ms, previous_source";
+    "gateway_id, cursor_ms, last_synced_at, source, source_since_ms, previous_source, \
+     late_window_ms";
 
 impl GatewayState {
     pub fn from_columns(row: &impl Columns) -> StoreResult<GatewayState> {
@@ -38,6 +39,7 @@ impl GatewayState {
                 .opt_text(5)?
                 .map(|w| word(IngestSource::parse, "gateway source", w))
                 .transpose()?,
+            late_window_ms: row.opt_int(6)?,
         })
     }
 }

@@ -3,31 +3,43 @@
 //! The cursor is the `created_at` (Unix ms) up to which every visible log is stored, and it
 //! commits in the same transaction as the rows it covers. A sync:
 //!
-//! 1. **Reconciles the trailing window** `(cursor − W, cursor]`. One call with `per_page=5` asks
-//!    Cloudflare how many logs it has there (`total_count`); if that is more than we stored, logs
-//!    became visible late. The window is then bisected — a count probe per half — down to
-//!    sub-windows of a few pages, and only those are read again. One late log in a busy window
-//!    costs a dozen probes, not a re-read of thousands of rows.
-//! 2. **Walks the new range** `(cursor, sync start)` newest first, 50 per page, pages 1, 2, … until
-//!    a short page. The fixed upper bound keeps logs appended meanwhile out of this run (the next
-//!    one takes them) so the walk always ends; walking from the newest end means the two things
-//!    that move rows while we page — logs appearing late inside the range (they shift rows down:
-//!    read twice, stored once) and the gateway evicting its oldest logs when full (below us: no
-//!    shift at all) — can never make us skip a row. Rows are written as they come, and the
-//!    cursor moves to the newest row with the last batch, once everything below it is stored.
+//! 1. **Reconciles the trailing window** `(cursor − W, cursor]`: logs Cloudflare made visible
+//!    after a sync had passed their time. `W` is the integration's `trailing_window_minutes`
+//!    (default 30), widened per gateway once logs that late are seen. One call (`per_page=50`)
+//!    gives Cloudflare's `total_count` for the window and its newest 50 rows; the rows are
+//!    stored (duplicates skipped), so a window of up to 50 logs is compared id by id and
+//!    nothing can hide in it — not even a deletion cancelling out a late arrival. A bigger
+//!    window whose count differs from ours, either way (more: late logs; fewer: deletions, which
+//!    may hide late logs), is bisected — a probe per half, halves whose counts agree dropped —
+//!    down to sub-windows of at most 50 logs, compared id by id the same way, or a few pages,
+//!    read again. One late log in a busy window costs a dozen probes, not a re-read.
+//! 2. **Walks the new range** `(cursor, sync start)` **oldest first, by keyset**: every call asks
+//!    for page 1 of `created_at gt P` where `P` is one millisecond before the newest row read
+//!    so far, so rows deleted or inserted behind `P` never shift what comes next (offset pages
+//!    would skip rows when a log is deleted mid-walk), and a short page is never taken for the
+//!    end — only a page holding everything Cloudflare counts after `P` is. The rows of `P + 1`
+//!    are read again on the next call and stored once. Rows commit every few thousand with the
+//!    cursor at `P`, so a walk that fails or is killed — a first import of ten million logs takes
+//!    about fifteen hours at the API's rate — resumes where it committed instead of starting
+//!    over. The fixed upper bound keeps logs appended meanwhile for the next run, so the walk
+//!    ends. Should more than a page of logs share one millisecond, the walk pages through that
+//!    millisecond by offset and then moves on.
+//! 3. **Checks the walk adds up**: the distinct rows read must reach the first page's
+//!    `total_count`. When they don't (a partial page that was not a prefix, ties listed in an
+//!    unstable order, deletions), the walked range is reconciled as in 1 and compared again.
 //!
 //! Cloudflare may keep time finer than the milliseconds `created_at` shows: `created_at gt C`
 //! then also lists rows shown at `C`. Those are expected at every lower bound and deduplicated
 //! by their ids, never taken for a filter that was ignored.
 //!
-//! For `n` new logs that is `ceil((n + 1) / 50)` list calls plus one probe. The price of the
-//! newest-first walk: a sync killed mid-way keeps its rows but not its progress, so the next run
-//! reads the range again (storing nothing twice).
+//! For `n` new logs that is about `n / 49` list calls plus one probe; a quiet gateway's sync
+//! is two calls.
 
 use std::time::Duration;
 
 use langguard_cloudflare::{
-    CloudflareClient, CloudflareError, Direction, LogFilter, LogQuery, MAX_LOGS_PER_PAGE,
+    CloudflareClient, CloudflareError, Direction, GatewayLog, LogFilter, LogQuery,
+    MAX_LOGS_PER_PAGE,
 };
 use langguard_pricing::Pricer;
 use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncCounts};
@@ -35,11 +47,17 @@ use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncC
 use crate::normalize::normalize;
 use crate::{RunError, SyncProgress};
 
-/// `per_page` of a count probe: SPEC-2024 documents 5 as the minimum, and a server that enforces
-/// it refuses anything smaller (7001) — every sync after the first would fail.
-const COUNT_PROBE_PER_PAGE: u32 = 5;
-/// Reconciliation reads a sub-window once it holds at most this many logs (four pages).
-const RECONCILE_READ_AT: i64 = 4 * MAX_LOGS_PER_PAGE as i64;
+/// Rows a page holds, as a count.
+const PAGE: i64 = MAX_LOGS_PER_PAGE as i64;
+/// Reconciliation reads a sub-window again once it holds at most this many logs (four pages).
+const RECONCILE_READ_AT: i64 = 4 * PAGE;
+/// How often a walk that does not add up is reconciled and compared again before the sync
+/// fails (so the cursor never covers logs it may have missed without someone knowing).
+const COMPLETENESS_ROUNDS: u32 = 3;
+/// How often a page Cloudflare counts rows for but lists none is asked for again.
+const EMPTY_PAGE_RETRIES: u32 = 3;
+/// The widest a trailing window grows on its own.
+const MAX_LATE_WINDOW_MS: i64 = 24 * 3_600_000;
 
 pub(crate) struct GatewayImport<'a> {
     pub client: &'a CloudflareClient,
@@ -48,6 +66,8 @@ pub(crate) struct GatewayImport<'a> {
     pub pricer: &'a Pricer,
     pub integration_id: IntegrationId,
     pub gateway: &'a str,
+    /// How far behind the cursor to look for late-visible logs (the integration's setting, or
+    /// the gateway's own once widened).
     pub trailing_window: Duration,
     pub flush_rows: usize,
     /// Unix ms when the sync started: the exclusive upper bound of what this run imports.
@@ -55,11 +75,23 @@ pub(crate) struct GatewayImport<'a> {
     pub counts: &'a mut SyncCounts,
     pub rejected: &'a mut u64,
     pub progress: Option<&'a (dyn Fn(&SyncProgress) + Send + Sync)>,
+    /// Whether Cloudflare was seen listing a row shown at exactly a `gt` bound (it keeps time
+    /// finer than it shows): its counts then include the bound's millisecond, and ours must.
+    pub fine_time: bool,
 }
 
 type PendingWrite<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = langguard_store::StoreResult<IngestOutcome>> + Send + 'a>,
 >;
+
+/// What a walk read.
+struct Walked {
+    /// Distinct rows listed in the range (a row listed again at a keyset boundary counts once).
+    listed: i64,
+    /// `total_count` of the walk's first page: what Cloudflare had in the range when it began.
+    expected: Option<i64>,
+    inserted: u64,
+}
 
 impl GatewayImport<'_> {
     /// `cursor`: the gateway's stored cursor; `floor_ms`: where a first sync starts (exclusive),
@@ -70,22 +102,69 @@ impl GatewayImport<'_> {
         floor_ms: Option<i64>,
     ) -> Result<(), RunError> {
         if let Some(cursor) = cursor {
-            let after = cursor.saturating_sub(self.trailing_window.as_millis() as i64);
-            self.reconcile(after, cursor).await?;
+            let window = duration_ms(self.trailing_window);
+            let after = cursor.saturating_sub(window);
+            if let Some(oldest_late) = self.reconcile(after, cursor).await? {
+                self.widen_window(cursor, window, oldest_late).await?;
+            }
         }
         let lower = cursor.or(floor_ms);
-        self.walk(lower, self.sync_started_ms, true).await
+        let upper = self.sync_started_ms;
+        let walked = self.walk(lower, upper, true).await?;
+        if let Some(expected) = walked.expected.filter(|&e| walked.listed < e) {
+            tracing::warn!(
+                gateway = self.gateway,
+                listed = walked.listed,
+                expected,
+                "the walk read fewer logs than Cloudflare counted; reading the parts that differ"
+            );
+            self.make_complete(lower.unwrap_or(0), upper - 1).await?;
+        }
+        Ok(())
     }
 
-    /// Finds and reads logs of `(after, until]` that Cloudflare has and we don't.
-    async fn reconcile(&mut self, after: i64, until: i64) -> Result<(), RunError> {
+    /// Reconciles `(after, until]` until our count reaches Cloudflare's (rows deleted meanwhile
+    /// make theirs the smaller), or fails the sync saying so.
+    async fn make_complete(&mut self, after: i64, until: i64) -> Result<(), RunError> {
+        for round in 0..=COMPLETENESS_ROUNDS {
+            let remote = self.probe(after, until).await?.0;
+            let local = self.local_count(after, until).await?;
+            let Some(remote) = remote.filter(|&remote| remote > local) else {
+                return Ok(());
+            };
+            if round == COMPLETENESS_ROUNDS {
+                return Err(RunError::Incomplete(format!(
+                    "Cloudflare counts {remote} logs created after {} but only {local} could be \
+                     read, after {COMPLETENESS_ROUNDS} attempts",
+                    langguard_clock::format_ms(after),
+                )));
+            }
+            self.reconcile(after, until).await?;
+        }
+        Ok(())
+    }
+
+    /// How many logs of `(after, until]` we store — counted as Cloudflare counts
+    /// `created_at gt after`: with rows shown at `after` once it was seen to list them.
+    async fn local_count(&self, after: i64, until: i64) -> Result<i64, RunError> {
+        let after = if self.fine_time { after - 1 } else { after };
+        Ok(self
+            .store
+            .count_gateway_interactions(self.integration_id, self.gateway, after, until)
+            .await? as i64)
+    }
+
+    /// Finds and reads logs of `(after, until]` that Cloudflare has and we don't. Returns the
+    /// lower bound of the oldest sub-window where some turned up.
+    async fn reconcile(&mut self, after: i64, until: i64) -> Result<Option<i64>, RunError> {
+        let mut oldest_late: Option<i64> = None;
         let mut windows = vec![(after, until)];
         while let Some((a, b)) = windows.pop() {
-            let remote = self.remote_count(a, b).await?;
-            let local = self
-                .store
-                .count_gateway_interactions(self.integration_id, self.gateway, a, b)
-                .await? as i64;
+            let (remote, rows) = self.probe(a, b).await?;
+            let listed = rows.len() as i64;
+            // Every probe's rows are stored: a late log among a window's newest 50 is found
+            // for free, and a window the page holds whole is compared id by id.
+            let mut inserted = self.store_rows(rows).await?;
             match remote {
                 // Without a count to compare, reading the window again is the safe choice.
                 None => {
@@ -93,137 +172,277 @@ impl GatewayImport<'_> {
                         gateway = self.gateway,
                         "no total_count from Cloudflare; re-reading the trailing window"
                     );
-                    self.walk(Some(a), b.saturating_add(1), false).await?;
+                    inserted += self
+                        .walk(Some(a), b.saturating_add(1), false)
+                        .await?
+                        .inserted;
                 }
-                // Fewer than stored means logs were deleted on Cloudflare: nothing to fetch.
-                Some(remote) if remote <= local => {}
-                Some(remote) if remote <= RECONCILE_READ_AT || b - a <= 1 => {
-                    tracing::info!(
-                        gateway = self.gateway,
-                        remote,
-                        local,
-                        "logs appeared late; reading them"
-                    );
-                    self.walk(Some(a), b.saturating_add(1), false).await?;
-                }
-                Some(_) => {
-                    let mid = a + (b - a) / 2;
-                    windows.push((mid, b));
-                    windows.push((a, mid));
+                Some(remote) if remote <= listed => {}
+                Some(remote) => {
+                    let local = self.local_count(a, b).await?;
+                    if remote == local {
+                        // Counts agree and the newest rows were compared: nothing to read.
+                    } else if remote <= RECONCILE_READ_AT || b - a <= 1 {
+                        tracing::info!(
+                            gateway = self.gateway,
+                            remote,
+                            local,
+                            "the logs of a window changed on Cloudflare; reading it again"
+                        );
+                        inserted += self
+                            .walk(Some(a), b.saturating_add(1), false)
+                            .await?
+                            .inserted;
+                    } else {
+                        let mid = a + (b - a) / 2;
+                        windows.push((mid, b));
+                        windows.push((a, mid));
+                    }
                 }
             }
+            if inserted > 0 {
+                oldest_late = Some(oldest_late.map_or(a, |o| o.min(a)));
+            }
         }
+        Ok(oldest_late)
+    }
+
+    /// Late logs turned up `cursor − oldest_late` behind the cursor: when that is more than half
+    /// the window, later ones may be just outside it, so the gateway's window doubles past it.
+    async fn widen_window(
+        &mut self,
+        cursor: i64,
+        window: i64,
+        oldest_late: i64,
+    ) -> Result<(), RunError> {
+        let lateness = cursor - oldest_late;
+        if lateness * 2 <= window || window >= MAX_LATE_WINDOW_MS {
+            return Ok(());
+        }
+        let widened = (lateness * 2).clamp(window, MAX_LATE_WINDOW_MS);
+        tracing::warn!(
+            gateway = self.gateway,
+            late_minutes = lateness / 60_000,
+            window_minutes = widened / 60_000,
+            "logs became visible late on Cloudflare; this gateway's trailing window is widened"
+        );
+        self.store
+            .widen_late_window(self.integration_id, self.gateway, widened)
+            .await?;
+        self.trailing_window = Duration::from_millis(widened as u64);
         Ok(())
     }
 
-    /// How many logs Cloudflare lists with `after < created_at <= until`.
-    async fn remote_count(&mut self, after: i64, until: i64) -> Result<Option<i64>, RunError> {
-        let probe = self
+    /// One call for `(after, until]`, newest first, a page of 50: Cloudflare's `total_count`
+    /// and the window's newest rows.
+    async fn probe(
+        &mut self,
+        after: i64,
+        until: i64,
+    ) -> Result<(Option<i64>, Vec<NewInteraction>), RunError> {
+        let upper = until.saturating_add(1);
+        let page = self
             .client
             .list_logs(
                 self.gateway,
                 &LogQuery {
                     page: 1,
-                    // The smallest page the API's schema documents; only `total_count` is read.
-                    per_page: COUNT_PROBE_PER_PAGE,
+                    per_page: MAX_LOGS_PER_PAGE,
                     direction: Direction::Desc,
                     filters: vec![
                         LogFilter::created_after(after),
-                        LogFilter::created_before(until.saturating_add(1)),
+                        LogFilter::created_before(upper),
                     ],
                 },
             )
             .await?;
-        Ok(probe.info.and_then(|i| i.total_count))
+        self.note_rejected(&page.rejected);
+        self.counts.items_fetched += (page.logs.len() + page.rejected.len()) as i64;
+        let mut rows = Vec::with_capacity(page.logs.len());
+        for log in page.logs {
+            if let Some(row) = self.accept(log, Some(after), upper)? {
+                rows.push(row);
+            }
+        }
+        Ok((page.info.and_then(|i| i.total_count), rows))
     }
 
-    /// Reads every log with `lower < created_at < upper`, newest first, storing as it goes. A
-    /// batch's write runs while the next page is fetched and decoded, so the network and the
-    /// database work at the same time; batches still commit in order. With `advance_cursor`,
-    /// the last batch moves the cursor to the newest row read.
+    async fn store_rows(&mut self, rows: Vec<NewInteraction>) -> Result<u64, RunError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let outcome = self
+            .store
+            .ingest_batch(self.integration_id, self.gateway, rows, None)
+            .await?;
+        let inserted = outcome.inserted;
+        self.record(outcome);
+        Ok(inserted)
+    }
+
+    /// Reads every log with `lower < created_at < upper`, oldest first by keyset (see the top
+    /// of this file), storing as it goes. A batch's write runs while the next page is fetched
+    /// and decoded, so the network and the database work at the same time; batches still
+    /// commit in order. With `advance_cursor`, each batch moves the cursor to the keyset
+    /// position, and the last one to the newest row read.
     async fn walk(
         &mut self,
         lower: Option<i64>,
         upper: i64,
         advance_cursor: bool,
-    ) -> Result<(), RunError> {
+    ) -> Result<Walked, RunError> {
         let (store, gateway, integration_id) = (self.store, self.gateway, self.integration_id);
         let capacity = self.flush_rows + MAX_LOGS_PER_PAGE as usize;
         let mut buffer: Vec<NewInteraction> = Vec::with_capacity(capacity);
-        let mut query = LogQuery {
-            page: 1,
-            per_page: MAX_LOGS_PER_PAGE,
-            direction: Direction::Desc,
-            filters: lower
-                .map(LogFilter::created_after)
-                .into_iter()
-                .chain([LogFilter::created_before(upper)])
-                .collect(),
+        // Everything visible at or before `position` is stored or in `buffer`.
+        let mut position = lower;
+        let mut offset_page: u32 = 1;
+        // Rows at or after `position` already listed: the next keyset call lists them again.
+        let mut seen: Vec<(String, i64)> = Vec::new();
+        let mut walked = Walked {
+            listed: 0,
+            expected: None,
+            inserted: 0,
         };
         let mut newest: Option<i64> = None;
+        let mut empty_pages = 0;
         let mut in_flight: Option<PendingWrite<'_>> = None;
         loop {
+            let query = LogQuery {
+                page: offset_page,
+                per_page: MAX_LOGS_PER_PAGE,
+                direction: Direction::Asc,
+                filters: position
+                    .map(LogFilter::created_after)
+                    .into_iter()
+                    .chain([LogFilter::created_before(upper)])
+                    .collect(),
+            };
             let fetch = self.client.list_logs(gateway, &query);
             let page = match in_flight.take() {
                 Some(write) => {
                     let (page, written) = tokio::join!(fetch, write);
-                    self.record(written?);
+                    walked.inserted += self.record(written?);
                     page?
                 }
                 None => fetch.await?,
             };
-            let n = page.logs.len() + page.rejected.len();
-            self.counts.items_fetched += n as i64;
-            for rejected in &page.rejected {
-                tracing::warn!(gateway, %rejected, "skipping a log that cannot be read");
+            let total = page.info.as_ref().and_then(|i| i.total_count);
+            if walked.expected.is_none() && position == lower && offset_page == 1 {
+                walked.expected = total;
             }
-            *self.rejected += page.rejected.len() as u64;
+            let listed = (page.logs.len() + page.rejected.len()) as i64;
+            self.counts.items_fetched += listed;
+            self.note_rejected(&page.rejected);
+            walked.listed += page.rejected.len() as i64;
+            let mut page_newest: Option<i64> = None;
             for log in page.logs {
-                match normalize(log, self.pricer) {
-                    Ok(interaction) => {
-                        let at = interaction.created_at_ms;
-                        // The cursor's meaning rests on Cloudflare applying the time filter;
-                        // if it ever doesn't, stop rather than move the cursor on bad data.
-                        // A row shown at exactly the lower bound is normal: Cloudflare may keep
-                        // time finer than the milliseconds it shows, so `gt <bound>` lists rows
-                        // a fraction of a millisecond after it. They are stored once (the ids
-                        // decide); only rows clearly outside the range mean the filter was
-                        // ignored.
-                        if lower.is_some_and(|l| at < l) || at >= upper {
-                            return Err(CloudflareError::Decode(format!(
-                                "Cloudflare listed log {} (created {}) outside the requested time range; the filters were not applied",
-                                interaction.log_id,
-                                langguard_clock::format_ms(at)
-                            ))
-                            .into());
-                        }
-                        newest = newest.max(Some(at));
-                        buffer.push(interaction);
+                let Some(row) = self.accept(log, position, upper)? else {
+                    continue;
+                };
+                let at = row.created_at_ms;
+                page_newest = page_newest.max(Some(at));
+                if !seen.iter().any(|(id, _)| *id == row.log_id) {
+                    walked.listed += 1;
+                    seen.push((row.log_id.clone(), at));
+                }
+                buffer.push(row);
+            }
+            newest = newest.max(page_newest);
+            let before_page = i64::from(offset_page - 1) * PAGE;
+            // Only a page holding everything Cloudflare counts is the end; a short one that
+            // is not (a partial response, a server-side cap) is read on from.
+            let done = match total {
+                Some(total) => before_page + listed >= total,
+                None => listed < PAGE,
+            };
+            if !done {
+                if listed == 0 {
+                    empty_pages += 1;
+                    if empty_pages > EMPTY_PAGE_RETRIES {
+                        return Err(RunError::Incomplete(format!(
+                            "Cloudflare counts {} logs created after {} but lists none of them",
+                            total.unwrap_or_default() - before_page,
+                            position.map_or("the beginning".into(), langguard_clock::format_ms),
+                        )));
                     }
-                    Err(rejected) => {
-                        *self.rejected += 1;
-                        tracing::warn!(gateway, %rejected, "skipping a log that cannot be stored");
+                    continue;
+                }
+                empty_pages = 0;
+                match page_newest.map(|at| at - 1) {
+                    Some(next) if position.is_none_or(|p| next > p) => {
+                        position = Some(next);
+                        offset_page = 1;
+                        seen.retain(|(_, at)| *at >= next);
                     }
+                    // More than a page in one millisecond (or a page of unreadable rows): page
+                    // through it by offset.
+                    _ => offset_page += 1,
                 }
             }
-            let last_page = n < MAX_LOGS_PER_PAGE as usize;
-            if buffer.len() >= self.flush_rows || last_page {
-                // Only the last batch moves the cursor: until then, older rows are still unread.
-                let cursor = (advance_cursor && last_page).then_some(newest).flatten();
+            if buffer.len() >= self.flush_rows || done {
+                let cursor = match (advance_cursor, done) {
+                    (false, _) => None,
+                    (true, true) => newest.max(position),
+                    (true, false) => position,
+                };
                 let rows = std::mem::replace(&mut buffer, Vec::with_capacity(capacity));
                 in_flight = Some(store.ingest_batch(integration_id, gateway, rows, cursor));
             }
-            if last_page {
+            if done {
                 if let Some(write) = in_flight.take() {
-                    self.record(write.await?);
+                    walked.inserted += self.record(write.await?);
                 }
-                return Ok(());
+                return Ok(walked);
             }
-            query.page += 1;
         }
     }
 
-    fn record(&mut self, outcome: IngestOutcome) {
+    /// The log as a row to store, if it can be stored at all; an error if Cloudflare listed it
+    /// outside `(lower, upper)`.
+    fn accept(
+        &mut self,
+        log: GatewayLog,
+        lower: Option<i64>,
+        upper: i64,
+    ) -> Result<Option<NewInteraction>, RunError> {
+        match normalize(log, self.pricer) {
+            Ok(row) => {
+                let at = row.created_at_ms;
+                // The cursor's meaning rests on Cloudflare applying the time filter; if it ever
+                // doesn't, stop rather than move the cursor on bad data. A row shown at exactly
+                // the lower bound is normal (sub-millisecond time, see the top of this file);
+                // only rows clearly outside the range mean the filter was ignored.
+                if lower == Some(at) {
+                    self.fine_time = true;
+                }
+                if lower.is_some_and(|l| at < l) || at >= upper {
+                    return Err(CloudflareError::Decode(format!(
+                        "Cloudflare listed log {} (created {}) outside the requested time range; the filters were not applied",
+                        row.log_id,
+                        langguard_clock::format_ms(at)
+                    ))
+                    .into());
+                }
+                Ok(Some(row))
+            }
+            Err(rejected) => {
+                *self.rejected += 1;
+                tracing::warn!(gateway = self.gateway, %rejected, "skipping a log that cannot be stored");
+                Ok(None)
+            }
+        }
+    }
+
+    fn note_rejected(&mut self, rejected: &[langguard_cloudflare::RejectedRow]) {
+        for row in rejected {
+            tracing::warn!(gateway = self.gateway, %row, "skipping a log that cannot be read");
+        }
+        *self.rejected += rejected.len() as u64;
+    }
+
+    /// Counts a committed batch; returns how many rows it newly stored.
+    fn record(&mut self, outcome: IngestOutcome) -> u64 {
         crate::telemetry::record_traffic(self.integration_name, self.gateway, &outcome.traffic);
         self.counts.items_ingested += outcome.inserted as i64;
         self.counts.duplicates_skipped += outcome.duplicates as i64;
@@ -233,5 +452,10 @@ impl GatewayImport<'_> {
                 counts: self.counts.clone(),
             });
         }
+        outcome.inserted
     }
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -32,8 +32,6 @@ use gateway::GatewayImport;
 
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
-    /// How far behind the cursor to look for logs that became visible late.
-    pub trailing_window: Duration,
     /// Rows per store transaction. Bigger transactions amortise SQLite's commit and rollup
     /// work (1,000 → 5,000 rows: 105k → 125k logs/s in `bench ingest` over 30 days); memory
     /// stays a few megabytes.
@@ -47,7 +45,6 @@ pub struct SyncSettings {
 impl Default for SyncSettings {
     fn default() -> Self {
         Self {
-            trailing_window: Duration::from_secs(10 * 60),
             flush_rows: 5_000,
             lease_ttl: Duration::from_secs(30),
         }
@@ -83,6 +80,9 @@ pub(crate) enum RunError {
     Credentials(String),
     #[error("another LangGuard instance took over this sync (this one could not renew its lease in time)")]
     LeaseLost,
+    /// Cloudflare's listings did not add up to its own counts, even read again.
+    #[error("the import is incomplete: {0}")]
+    Incomplete(String),
     #[error("gateway {gateway}: {error}")]
     InGateway {
         gateway: String,
@@ -112,6 +112,9 @@ impl RunError {
             RunError::LeaseLost => {
                 "Nothing to do: the instance that took over carries on from the last stored log. If this happens often, check the database's latency or raise LANGGUARD_LEASE_TTL_SECONDS."
             }
+            RunError::Incomplete(_) => {
+                "Nothing was skipped silently: the next sync reads the range again. If this keeps happening, Cloudflare's Logs API is answering inconsistently; check status.cloudflare.com."
+            }
             RunError::InGateway { error, .. } => error.hint(),
         }
     }
@@ -124,6 +127,7 @@ impl RunError {
                 CloudflareError::AuthFailed { .. } | CloudflareError::PermissionDenied { .. }
             ),
             RunError::Store(_) | RunError::Credentials(_) | RunError::LeaseLost => true,
+            RunError::Incomplete(_) => false,
             RunError::InGateway { error, .. } => error.affects_all_gateways(),
         }
     }
@@ -532,8 +536,10 @@ impl SyncEngine {
             let from_ms = state.pull_from_ms().map(|f| f.saturating_sub(1));
             let cursor = state.cursor_ms.max(from_ms);
             let floor = floor_ms.max(from_ms);
+            // The integration's window, or the gateway's own once late logs widened it.
+            let window_ms = (integration.trailing_window_minutes.max(1) * 60_000)
+                .max(state.late_window_ms.unwrap_or(0));
             if let Some(until) = until_ms {
-                let window_ms = self.settings.trailing_window.as_millis() as i64;
                 let settled = sync_started_ms.saturating_sub(window_ms) > until;
                 if until == i64::MIN || (settled && cursor.is_some_and(|c| c >= until - 1)) {
                     continue;
@@ -546,12 +552,13 @@ impl SyncEngine {
                 pricer: &self.pricer,
                 integration_id: integration.id,
                 gateway: &state.gateway_id,
-                trailing_window: self.settings.trailing_window,
+                trailing_window: Duration::from_millis(window_ms as u64),
                 flush_rows: self.settings.flush_rows.max(1),
                 sync_started_ms: until_ms.map_or(sync_started_ms, |u| u.min(sync_started_ms)),
                 counts: &mut *counts,
                 rejected: &mut *rejected,
                 progress,
+                fine_time: false,
             }
             .run(cursor, floor)
             .await;

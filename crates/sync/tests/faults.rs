@@ -76,6 +76,7 @@ async fn harness_with(
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(7),
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         })
         .await
         .expect("integration");

@@ -88,6 +88,7 @@ async fn ingest(
             enabled: false,
             sync_interval_minutes: 15,
             lookback_days: None,
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         })
         .await?;
     let now = time::OffsetDateTime::now_utc();
@@ -219,6 +220,7 @@ async fn import(logs: usize) -> anyhow::Result<ExitCode> {
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(langguard_ops::defaults::LOOKBACK_DAYS),
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         })
         .await?;
     let engine = app.engine();

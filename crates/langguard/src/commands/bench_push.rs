@@ -48,6 +48,7 @@ pub async fn run(spans: usize, batch: usize, records: usize) -> anyhow::Result<E
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: None,
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         })
         .await?;
     let state = AppState::new(

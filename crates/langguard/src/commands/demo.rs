@@ -99,6 +99,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             enabled: true,
             sync_interval_minutes: 15,
             lookback_days: Some(langguard_ops::defaults::LOOKBACK_DAYS),
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
         })
         .await?;
     println!(

@@ -38,6 +38,7 @@ pub async fn run(app: &App, command: DevCommand) -> anyhow::Result<ExitCode> {
                     enabled: false,
                     sync_interval_minutes: 15,
                     lookback_days: None,
+                    trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
                 })
                 .await?
         }

@@ -227,6 +227,7 @@ mod tests {
                 enabled: true,
                 sync_interval_minutes: 15,
                 lookback_days: None,
+                trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
             })
             .await
             .expect("integration");

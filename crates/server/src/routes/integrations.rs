@@ -77,6 +77,9 @@ pub(crate) struct CreateIntegrationRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     lookback_days: Option<Option<i64>>,
+    /// Minutes behind its cursor each sync looks again for logs Cloudflare made visible late
+    /// (1 to 1,440; default 30). A gateway where later ones are seen widens its own window.
+    trailing_window_minutes: Option<i64>,
     enabled: Option<bool>,
 }
 
@@ -95,6 +98,9 @@ async fn create(
             .sync_interval_minutes
             .unwrap_or(defaults.sync_interval_minutes),
         lookback_days: body.lookback_days.unwrap_or(defaults.lookback_days),
+        trailing_window_minutes: body
+            .trailing_window_minutes
+            .unwrap_or(defaults.trailing_window_minutes),
         ..defaults
     };
     let integration = integrations::add(&state.ops, Actor::User(&user.0), input).await?;
@@ -142,6 +148,8 @@ pub(crate) struct UpdateIntegrationRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     lookback_days: Option<Option<i64>>,
+    /// Minutes behind its cursor each sync looks again for late-visible logs (1 to 1,440).
+    trailing_window_minutes: Option<i64>,
     enabled: Option<bool>,
     /// Fetch request and response bodies for policies: `off`, `sampled` or `all` (two
     /// Cloudflare API calls per log, inside the integration's rate budget).
@@ -168,6 +176,7 @@ async fn update(
         enabled: body.enabled,
         sync_interval_minutes: body.sync_interval_minutes,
         lookback_days: body.lookback_days,
+        trailing_window_minutes: body.trailing_window_minutes,
         bodies: body.bodies,
         bodies_sample_percent: body.bodies_sample_percent,
         bodies_retention_days: body.bodies_retention_days,

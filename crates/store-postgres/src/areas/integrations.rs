@@ -109,6 +109,24 @@ impl IntegrationStore for PgStore {
         crate::ingest::list_gateways(&self.client().await?, id, None).await
     }
 
+    async fn widen_late_window(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        window_ms: i64,
+    ) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE gateways SET late_window_ms = $3 WHERE integration_id = $1 \
+                 AND gateway_id = $2 AND (late_window_ms IS NULL OR late_window_ms < $3)",
+                &[&id, &gateway, &window_ms],
+            )
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {
         runs::save_counts(&self.client().await?, run, counts).await
     }

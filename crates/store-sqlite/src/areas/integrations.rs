@@ -21,15 +21,16 @@ impl IntegrationStore for SqliteStore {
             let tx = conn.transaction().map_err(db_err)?;
             let inserted = tx.execute(
                 "INSERT INTO integrations (name, account_id, api_token_sealed, enabled, \
-                 sync_interval_minutes, lookback_days, created_at, updated_at) \
-                 VALUES (?1, ?2, X'', ?3, ?4, ?5, ?6, ?6)",
+                 sync_interval_minutes, lookback_days, trailing_window_minutes, created_at, \
+                 updated_at) VALUES (?1, ?2, X'', ?3, ?4, ?5, ?7, ?6, ?6)",
                 params![
                     new.name,
                     new.account_id,
                     new.enabled,
                     new.sync_interval_minutes,
                     new.lookback_days,
-                    now
+                    now,
+                    new.trailing_window_minutes
                 ],
             );
             match inserted.map_err(db_err) {
@@ -227,6 +228,25 @@ impl IntegrationStore for SqliteStore {
     async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>> {
         self.write(move |conn| crate::ingest::list_gateways(conn, id, None))
             .await
+    }
+
+    async fn widen_late_window(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        window_ms: i64,
+    ) -> StoreResult<()> {
+        let gateway = gateway.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE gateways SET late_window_ms = ?3 WHERE integration_id = ?1 \
+                 AND gateway_id = ?2 AND (late_window_ms IS NULL OR late_window_ms < ?3)",
+                params![id, gateway, window_ms],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+        })
+        .await
     }
 
     async fn update_sync_run_counts(&self, run: SyncRunId, counts: &SyncCounts) -> StoreResult<()> {

@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 use super::{IngestSource, NewInteraction};
 
 pub type IntegrationId = i64;
+
+/// How far behind its cursor a sync looks again for late-visible logs unless the admin chose
+/// otherwise. Cloudflare documents no bound on how late a log becomes visible; a gateway where
+/// later ones are seen widens its own window (`GatewayState::late_window_ms`).
+pub const DEFAULT_TRAILING_WINDOW_MINUTES: i64 = 30;
 pub type SyncRunId = i64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +140,8 @@ pub struct NewIntegration {
     pub sync_interval_minutes: i64,
     /// `None` imports all history on the first sync.
     pub lookback_days: Option<i64>,
+    /// How far behind its cursor each sync looks again for logs that became visible late.
+    pub trailing_window_minutes: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -160,6 +167,9 @@ pub struct Integration {
     /// Its private half, sealed (`Binding::PushPrivateKey`).
     #[serde(skip)]
     pub sealed_push_private_key: Option<Vec<u8>>,
+    /// How far behind its cursor each sync looks again for logs that became visible late
+    /// (a gateway where later ones were seen looks further: [`GatewayState::late_window_ms`]).
+    pub trailing_window_minutes: i64,
 }
 
 /// Which logs' bodies are fetched from Cloudflare (two API calls per log, inside the shared
@@ -241,6 +251,7 @@ pub struct IntegrationPatch {
     pub sync_interval_minutes: Option<i64>,
     /// `Some(None)` switches to "all history".
     pub lookback_days: Option<Option<i64>>,
+    pub trailing_window_minutes: Option<i64>,
     pub bodies: Option<BodySettings>,
 }
 
@@ -257,6 +268,9 @@ pub struct GatewayState {
     pub source: IngestSource,
     pub source_since_ms: Option<i64>,
     pub previous_source: Option<IngestSource>,
+    /// The trailing window this gateway's syncs use instead of the integration's, once logs
+    /// later than that were seen (milliseconds; only ever widened).
+    pub late_window_ms: Option<i64>,
 }
 
 impl GatewayState {
