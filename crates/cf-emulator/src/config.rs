@@ -64,6 +64,9 @@ pub struct EmulatorConfig {
     /// Endpoint of the S3-compatible store `r2://` Logpush destinations write to (Cloudflare:
     /// `https://<account>.r2.cloudflarestorage.com`).
     pub r2_endpoint: Option<String>,
+    /// List logs sharing a `created_at` in an order that changes from call to call (the API
+    /// promises no tie-break), so offset pages through such a group may repeat and skip rows.
+    pub unstable_tie_order: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -84,6 +87,7 @@ impl Default for EmulatorConfig {
             push_max_attempts: 12,
             allow_http_push: false,
             r2_endpoint: None,
+            unstable_tie_order: false,
         }
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct Shared {
     pub faults: Mutex<FaultInjector>,
     pub stats: StatsCounters,
     pub push: PushState,
+    /// What `Faults::delete_on_list` deleted, for tests to leave out of "every log is stored".
+    pub deleted_on_list: Mutex<Vec<String>>,
     /// Randomness of [`Emulator::append_logs`].
     rng: Mutex<SmallRng>,
     /// Number of live-traffic streams started, so each gets its own random sequence.
@@ -118,6 +120,7 @@ impl Emulator {
             faults: Mutex::new(FaultInjector::new(config.seed)),
             stats: StatsCounters::default(),
             push: PushState::default(),
+            deleted_on_list: Mutex::default(),
             rng: Mutex::new(SmallRng::seed_from_u64(config.seed ^ 0x5eed_0a99)),
             live_streams: AtomicU64::new(0),
             config,
@@ -280,6 +283,20 @@ impl Emulator {
             .iter()
             .filter_map(|job| serde_json::to_value(job).ok())
             .collect()
+    }
+
+    /// Deletes these logs of the gateway, as the dashboard's "Delete logs" or
+    /// `DELETE …/logs` does; returns how many existed.
+    pub fn delete_logs(&self, account_id: &str, gateway_id: &str, ids: &[String]) -> usize {
+        write(&self.shared.store)
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs
+            .remove(&ids.iter().map(String::as_str).collect())
+    }
+
+    /// Ids of the logs `Faults::delete_on_list` deleted so far.
+    pub fn deleted_on_list(&self) -> Vec<String> {
+        lock(&self.shared.deleted_on_list).clone()
     }
 
     /// Deletes the gateway's `n` oldest logs, as Cloudflare's Automatic Log Deletion

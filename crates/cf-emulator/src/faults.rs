@@ -30,6 +30,12 @@ pub struct Faults {
     pub cut_connection_next: u32,
     /// Live-traffic logs become visible to list calls only this long after their `created_at`.
     pub visibility_delay: Duration,
+    /// The next N list-logs responses hold only the first half of their page's rows, with the
+    /// full `total_count` (a partial response, a silent server-side cap).
+    pub short_page_next: u32,
+    /// Before answering each list-logs call, delete this many of the gateway's logs, spread
+    /// evenly through them (someone pressing "Delete logs" while an import pages).
+    pub delete_on_list: usize,
 }
 
 /// A fault chosen for one request.
@@ -50,6 +56,8 @@ const SERVER_ERROR_CYCLE: [StatusCode; 3] = [
 pub(crate) struct FaultInjector {
     faults: Faults,
     rng: SmallRng,
+    /// Seeds tie orders; apart from `rng` so it never shifts the 5xx sequence.
+    tie_rng: SmallRng,
     next_server_error: usize,
 }
 
@@ -58,6 +66,7 @@ impl FaultInjector {
         Self {
             faults: Faults::default(),
             rng: SmallRng::seed_from_u64(seed),
+            tie_rng: SmallRng::seed_from_u64(seed ^ 0x7469_6573),
             next_server_error: 0,
         }
     }
@@ -79,6 +88,26 @@ impl FaultInjector {
 
     pub(crate) fn visibility_delay(&self) -> Duration {
         self.faults.visibility_delay
+    }
+
+    /// How many logs to delete before this list call.
+    pub(crate) fn delete_on_list(&self) -> usize {
+        self.faults.delete_on_list
+    }
+
+    /// Consumes one queued short page, if any.
+    pub(crate) fn take_short_page(&mut self) -> bool {
+        if self.faults.short_page_next > 0 {
+            self.faults.short_page_next -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A fresh seed for one listing's tie order.
+    pub(crate) fn tie_seed(&mut self) -> u64 {
+        self.tie_rng.gen()
     }
 
     /// Decides the injected fault (if any) for one API request: queued 429s first, then

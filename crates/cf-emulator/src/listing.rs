@@ -21,11 +21,24 @@ pub(crate) struct LogPage {
 /// logs visible at `now`.
 /// With `sub_millisecond`, each log's real time is a fraction of a millisecond after the one it
 /// shows, so a `gt` bound on a whole millisecond admits the logs shown at it.
+#[cfg(test)]
 pub(crate) fn select_page(
     logs: &[Arc<LogRecord>],
     query: &LogQuery,
     now: UnixMillis,
     sub_millisecond: bool,
+) -> LogPage {
+    select_page_with_ties(logs, query, now, sub_millisecond, None)
+}
+
+/// [`select_page`], with logs sharing a `created_at` in an order drawn from `tie_seed` when
+/// one is given (an API that promises no tie-break).
+pub(crate) fn select_page_with_ties(
+    logs: &[Arc<LogRecord>],
+    query: &LogQuery,
+    now: UnixMillis,
+    sub_millisecond: bool,
+    tie_seed: Option<u64>,
 ) -> LogPage {
     let candidates = narrow_by_created_at(logs, &query.filters, sub_millisecond);
     // Range conditions on `created_at` are exactly what the narrowing enforced (any-of values
@@ -46,6 +59,28 @@ pub(crate) fn select_page(
     };
     let offset = query.pagination.offset();
     let limit = query.pagination.limit();
+
+    if let (OrderBy::CreatedAt, Some(seed)) = (query.order_by, tie_seed) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        let mut matched: Vec<&Arc<LogRecord>> = candidates.iter().filter(keep).collect();
+        if query.direction == Direction::Desc {
+            matched.reverse();
+        }
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+        for group in matched.chunk_by_mut(|a, b| a.created_at == b.created_at) {
+            group.shuffle(&mut rng);
+        }
+        return LogPage {
+            total_count: matched.len(),
+            items: matched
+                .into_iter()
+                .skip(offset)
+                .take(limit)
+                .cloned()
+                .collect(),
+        };
+    }
 
     if query.order_by == OrderBy::CreatedAt {
         // The storage order already is (created_at, id): walk it, counting every match but

@@ -24,13 +24,13 @@ use tokio::time::Instant;
 
 use crate::auth::{self, Access, TokenRecord, TokenStatus};
 use crate::bodies::{render_bodies, StoredBody};
-use crate::emulator::{lock, read, Emulator, Shared};
+use crate::emulator::{lock, read, write, Emulator, Shared};
 use crate::envelope::{json_response, success_body, ApiError, Message, ResultInfo};
 use crate::faults::{cut_connection_response, InjectedFault};
-use crate::listing::select_page;
+use crate::listing::select_page_with_ties;
 use crate::log_record::{now_millis, BodyHead, DetailItem, ListItem, LogRecord};
 use crate::push::routes as push_routes;
-use crate::query::{parse_gateway_query, parse_log_query, QueryParams};
+use crate::query::{parse_gateway_query, parse_log_query, Pagination, QueryParams};
 use crate::rate_limit::RateStatus;
 use crate::stats::Endpoint;
 
@@ -66,7 +66,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
                 .put(push_routes::update_job)
                 .delete(push_routes::delete_job),
         )
-        .route(LOGS, get(list_logs))
+        .route(LOGS, get(list_logs).delete(delete_logs))
         .route(LOG, get(get_log))
         .route(LOG_REQUEST, get(get_log_request))
         .route(LOG_RESPONSE, get(get_log_response))
@@ -226,7 +226,19 @@ async fn list_logs(
             if query.pagination.per_page < shared.config.logs_min_per_page {
                 return Err(ApiError::validation(&["query", "per_page"]));
             }
-            let page = {
+            let delete = lock(&shared.faults).delete_on_list();
+            if delete > 0 {
+                let deleted = write(&shared.store)
+                    .gateway_mut(&account, &gateway_id)
+                    .map(|gateway| gateway.logs.remove_spread(delete))
+                    .unwrap_or_default();
+                lock(&shared.deleted_on_list).extend(deleted);
+            }
+            let tie_seed = shared
+                .config
+                .unstable_tie_order
+                .then(|| lock(&shared.faults).tie_seed());
+            let mut page = {
                 let store = read(&shared.store);
                 let gateway = store
                     .gateway(&account, &gateway_id)
@@ -237,13 +249,17 @@ async fn list_logs(
                 } else {
                     &[]
                 };
-                select_page(
+                select_page_with_ties(
                     logs,
                     &query,
                     now_millis(),
                     shared.config.sub_millisecond_time,
+                    tie_seed,
                 )
             };
+            if lock(&shared.faults).take_short_page() {
+                page.items.truncate(page.items.len() / 2);
+            }
             let rows: Vec<ListItem<'_>> = page.items.iter().map(|log| log.list_item()).collect();
             let info = ResultInfo {
                 page: query.pagination.page,
@@ -257,6 +273,63 @@ async fn list_logs(
             } else {
                 Ok(json_response(body))
             }
+        },
+    )
+    .await
+}
+
+/// `DELETE …/logs`: deletes the logs matching `filters` (the list call's), at most `limit`
+/// (default and maximum 10,000) in `order_by` order. Needs AI Gateway edit rights.
+async fn delete_logs(
+    State(emulator): State<Emulator>,
+    path: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+    query: QueryPairs,
+) -> Response {
+    const MAX_DELETE: u32 = 10_000;
+    let Ok(Path((account, gateway_id))) = path else {
+        return no_route(State(emulator)).await;
+    };
+    let access = Access::edit(&account);
+    serve(
+        &emulator,
+        Endpoint::DeleteLogs,
+        &headers,
+        access,
+        |shared, _| {
+            let params = query_params(query)?;
+            let limit = match params.get("limit") {
+                None => MAX_DELETE,
+                Some(raw) => raw
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_DELETE).contains(n))
+                    .ok_or_else(|| ApiError::validation(&["query", "limit"]))?,
+            };
+            let mut query = parse_log_query(&params, shared.config.default_order_direction)?;
+            query.pagination = Pagination {
+                page: 1,
+                per_page: limit,
+            };
+            let mut store = write(&shared.store);
+            let gateway = store
+                .gateway_mut(&account, &gateway_id)
+                .ok_or_else(ApiError::not_found)?;
+            let ids: Vec<String> = select_page_with_ties(
+                gateway.logs.as_slice(),
+                &query,
+                now_millis(),
+                shared.config.sub_millisecond_time,
+                None,
+            )
+            .items
+            .iter()
+            .map(|log| log.id.clone())
+            .collect();
+            gateway
+                .logs
+                .remove(&ids.iter().map(String::as_str).collect());
+            success_body(serde_json::json!({ "success": true }), &[], None).map(json_response)
         },
     )
     .await

@@ -361,6 +361,28 @@ impl GatewayLogs {
         self.sorted.iter().map(|record| record.id.clone()).collect()
     }
 
+    /// Removes the logs with these ids; returns how many there were.
+    pub(crate) fn remove(&mut self, ids: &std::collections::HashSet<&str>) -> usize {
+        let before = self.sorted.len();
+        self.sorted
+            .retain(|record| !ids.contains(record.id.as_str()));
+        for id in ids {
+            self.created_at_by_id.remove(*id);
+        }
+        before - self.sorted.len()
+    }
+
+    /// Removes `n` logs spread evenly through the gateway's history; returns their ids.
+    pub(crate) fn remove_spread(&mut self, n: usize) -> Vec<String> {
+        let len = self.sorted.len();
+        let n = n.min(len);
+        let ids: Vec<String> = (0..n)
+            .map(|i| self.sorted[(2 * i + 1) * len / (2 * n)].id.clone())
+            .collect();
+        self.remove(&ids.iter().map(String::as_str).collect());
+        ids
+    }
+
     /// Removes the `n` oldest logs (a full gateway with `DELETE_OLDEST`), returning their ids.
     pub(crate) fn evict_oldest(&mut self, n: usize) -> Vec<String> {
         let n = n.min(self.sorted.len());

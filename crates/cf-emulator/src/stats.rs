@@ -52,6 +52,8 @@ pub(crate) enum Endpoint {
     ListLogs,
     GetLog,
     Body,
+    /// `DELETE …/logs`: counted in `requests` only.
+    DeleteLogs,
     /// The 404 fallback: counted in `requests` only.
     Unrouted,
 }
@@ -84,7 +86,7 @@ impl StatsCounters {
             Endpoint::ListLogs => &self.list_logs_calls,
             Endpoint::GetLog => &self.get_log_calls,
             Endpoint::Body => &self.body_calls,
-            Endpoint::Unrouted => return,
+            Endpoint::Unrouted | Endpoint::DeleteLogs => return,
         };
         bump(counter);
     }

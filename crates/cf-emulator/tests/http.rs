@@ -741,3 +741,49 @@ async fn same_seed_gives_the_same_data() {
     let first = call(&asc.router(), LOGS).await;
     assert_eq!(ids(&first)[0], asc.log_ids(ACCOUNT, "prod-chat")[0]);
 }
+
+#[tokio::test]
+async fn delete_logs_removes_what_its_filters_match_and_needs_edit_rights() {
+    let emulator = emulator();
+    emulator.add_token("editor", TokenSpec::editor(&[ACCOUNT]));
+    let router = emulator.router();
+    let delete = |token: &'static str, query: &'static str| {
+        let router = router.clone();
+        async move {
+            let request = Request::builder()
+                .method("DELETE")
+                .uri(format!("{LOGS}?{query}"))
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .expect("request");
+            let response = router.oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let before = emulator.log_ids(ACCOUNT, "prod-chat");
+    // A read-only token may list but not delete.
+    let (status, body) = delete(TOKEN, "limit=5").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(emulator.log_ids(ACCOUNT, "prod-chat").len(), SEEDED);
+
+    let (status, body) = delete("editor", "limit=20&order_by_direction=asc").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["success"], true);
+    let after = emulator.log_ids(ACCOUNT, "prod-chat");
+    // The 20 oldest went; the rest are untouched.
+    assert_eq!(after, before[20..]);
+
+    let (status, body) = delete("editor", "limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["errors"][0]["code"], 7001);
+}

@@ -191,6 +191,7 @@ fn random_json(rng: &mut SmallRng, depth: u32) -> Value {
                 "enabled",
                 "sync_interval_minutes",
                 "lookback_days",
+                "trailing_window_minutes",
                 "model",
                 "input_cost_per_1k",
                 "output_cost_per_1k",

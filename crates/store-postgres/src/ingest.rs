@@ -335,6 +335,7 @@ async fn ingest(
         duplicates: received - new - other_source,
         other_source,
         traffic: delta.traffic(),
+        oldest_inserted_ms: inserted.iter().map(|log| log.created_at_ms).min(),
     })
 }
 

@@ -310,6 +310,7 @@ fn ingest(
         duplicates: received - new - other_source,
         other_source,
         traffic: delta.traffic(),
+        oldest_inserted_ms: inserted.iter().map(|log| log.created_at_ms).min(),
     })
 }
 

@@ -38,6 +38,7 @@ macro_rules! store_suite {
         $crate::store_suite!(@each $fresh; store:
             duplicates_are_skipped_and_never_counted_twice,
             the_cursor_moves_with_the_rows_and_never_backwards,
+            trailing_windows_are_set_per_integration_and_widen_per_gateway,
             rollup_metrics_match_the_raw_rows_exactly,
             integrations_sync_runs_and_deletion,
             hourly_and_minute_rollups_combine_to_the_exact_figures,

@@ -130,6 +130,60 @@ pub async fn the_cursor_moves_with_the_rows_and_never_backwards(store: Arc<dyn S
     );
 }
 
+pub async fn trailing_windows_are_set_per_integration_and_widen_per_gateway(store: Arc<dyn Store>) {
+    let i = integration(&*store, "cf").await;
+    assert_eq!(
+        i.trailing_window_minutes,
+        langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES
+    );
+    let changed = store
+        .update_integration(
+            i.id,
+            IntegrationPatch {
+                trailing_window_minutes: Some(90),
+                ..IntegrationPatch::default()
+            },
+        )
+        .await
+        .expect("patch");
+    assert_eq!(changed.trailing_window_minutes, 90);
+    assert_eq!(
+        store
+            .get_integration(i.id)
+            .await
+            .expect("read")
+            .trailing_window_minutes,
+        90
+    );
+    store
+        .upsert_gateways(i.id, &["gw".into(), "other".into()])
+        .await
+        .expect("gateways");
+    let windows = |gateways: Vec<GatewayState>| {
+        gateways
+            .into_iter()
+            .map(|g| g.late_window_ms)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        windows(store.list_gateways(i.id).await.expect("list")),
+        [None, None]
+    );
+    store
+        .widen_late_window(i.id, "gw", 3_600_000)
+        .await
+        .expect("widen");
+    // Never narrowed, and only the gateway named.
+    store
+        .widen_late_window(i.id, "gw", 60_000)
+        .await
+        .expect("widen");
+    assert_eq!(
+        windows(store.list_gateways(i.id).await.expect("list")),
+        [Some(3_600_000), None]
+    );
+}
+
 pub async fn rollup_metrics_match_the_raw_rows_exactly(store: Arc<dyn Store>) {
     let i = integration(&*store, "cf").await;
     let mut durations = Vec::new();

@@ -22,8 +22,9 @@
 //!    cursor at `P`, so a walk that fails or is killed — a first import of ten million logs takes
 //!    about fifteen hours at the API's rate — resumes where it committed instead of starting
 //!    over. The fixed upper bound keeps logs appended meanwhile for the next run, so the walk
-//!    ends. Should more than a page of logs share one millisecond, the walk pages through that
-//!    millisecond by offset and then moves on.
+//!    ends. Should a whole page of logs share one millisecond, the walk reads that millisecond
+//!    by offset — pass after pass until the ids reach its count, as the API promises no order
+//!    among equal times — and then moves on.
 //! 3. **Checks the walk adds up**: the distinct rows read must reach the first page's
 //!    `total_count`. When they don't (a partial page that was not a prefix, ties listed in an
 //!    unstable order, deletions), the walked range is reconciled as in 1 and compared again.
@@ -35,6 +36,7 @@
 //! For `n` new logs that is about `n / 49` list calls plus one probe; a quiet gateway's sync
 //! is two calls.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use langguard_cloudflare::{
@@ -54,6 +56,8 @@ const RECONCILE_READ_AT: i64 = 4 * PAGE;
 /// How often a walk that does not add up is reconciled and compared again before the sync
 /// fails (so the cursor never covers logs it may have missed without someone knowing).
 const COMPLETENESS_ROUNDS: u32 = 3;
+/// How many passes over one millisecond's logs are made before its count is given up on.
+const TIE_ROUNDS: u32 = 20;
 /// How often a page Cloudflare counts rows for but lists none is asked for again.
 const EMPTY_PAGE_RETRIES: u32 = 3;
 /// The widest a trailing window grows on its own.
@@ -78,6 +82,8 @@ pub(crate) struct GatewayImport<'a> {
     /// Whether Cloudflare was seen listing a row shown at exactly a `gt` bound (it keeps time
     /// finer than it shows): its counts then include the bound's millisecond, and ours must.
     pub fine_time: bool,
+    /// `created_at` of the oldest row stored since this was last cleared.
+    pub oldest_inserted: Option<i64>,
 }
 
 type PendingWrite<'a> = std::pin::Pin<
@@ -104,7 +110,9 @@ impl GatewayImport<'_> {
         if let Some(cursor) = cursor {
             let window = duration_ms(self.trailing_window);
             let after = cursor.saturating_sub(window);
-            if let Some(oldest_late) = self.reconcile(after, cursor).await? {
+            self.oldest_inserted = None;
+            self.reconcile(after, cursor).await?;
+            if let Some(oldest_late) = self.oldest_inserted {
                 self.widen_window(cursor, window, oldest_late).await?;
             }
         }
@@ -154,17 +162,15 @@ impl GatewayImport<'_> {
             .await? as i64)
     }
 
-    /// Finds and reads logs of `(after, until]` that Cloudflare has and we don't. Returns the
-    /// lower bound of the oldest sub-window where some turned up.
-    async fn reconcile(&mut self, after: i64, until: i64) -> Result<Option<i64>, RunError> {
-        let mut oldest_late: Option<i64> = None;
+    /// Finds and reads logs of `(after, until]` that Cloudflare has and we don't.
+    async fn reconcile(&mut self, after: i64, until: i64) -> Result<(), RunError> {
         let mut windows = vec![(after, until)];
         while let Some((a, b)) = windows.pop() {
             let (remote, rows) = self.probe(a, b).await?;
             let listed = rows.len() as i64;
             // Every probe's rows are stored: a late log among a window's newest 50 is found
             // for free, and a window the page holds whole is compared id by id.
-            let mut inserted = self.store_rows(rows).await?;
+            self.store_rows(rows).await?;
             match remote {
                 // Without a count to compare, reading the window again is the safe choice.
                 None => {
@@ -172,10 +178,7 @@ impl GatewayImport<'_> {
                         gateway = self.gateway,
                         "no total_count from Cloudflare; re-reading the trailing window"
                     );
-                    inserted += self
-                        .walk(Some(a), b.saturating_add(1), false)
-                        .await?
-                        .inserted;
+                    self.walk(Some(a), b.saturating_add(1), false).await?;
                 }
                 Some(remote) if remote <= listed => {}
                 Some(remote) => {
@@ -189,10 +192,7 @@ impl GatewayImport<'_> {
                             local,
                             "the logs of a window changed on Cloudflare; reading it again"
                         );
-                        inserted += self
-                            .walk(Some(a), b.saturating_add(1), false)
-                            .await?
-                            .inserted;
+                        self.walk(Some(a), b.saturating_add(1), false).await?;
                     } else {
                         let mid = a + (b - a) / 2;
                         windows.push((mid, b));
@@ -200,11 +200,8 @@ impl GatewayImport<'_> {
                     }
                 }
             }
-            if inserted > 0 {
-                oldest_late = Some(oldest_late.map_or(a, |o| o.min(a)));
-            }
         }
-        Ok(oldest_late)
+        Ok(())
     }
 
     /// Late logs turned up `cursor − oldest_late` behind the cursor: when that is more than half
@@ -352,7 +349,7 @@ impl GatewayImport<'_> {
             let before_page = i64::from(offset_page - 1) * PAGE;
             // Only a page holding everything Cloudflare counts is the end; a short one that
             // is not (a partial response, a server-side cap) is read on from.
-            let done = match total {
+            let mut done = match total {
                 Some(total) => before_page + listed >= total,
                 None => listed < PAGE,
             };
@@ -369,15 +366,34 @@ impl GatewayImport<'_> {
                     continue;
                 }
                 empty_pages = 0;
-                match page_newest.map(|at| at - 1) {
-                    Some(next) if position.is_none_or(|p| next > p) => {
-                        position = Some(next);
+                match page_newest {
+                    Some(newest_here) if position.is_none_or(|p| newest_here - 1 > p) => {
+                        position = Some(newest_here - 1);
                         offset_page = 1;
-                        seen.retain(|(_, at)| *at >= next);
+                        seen.retain(|(_, at)| *at >= newest_here - 1);
                     }
-                    // More than a page in one millisecond (or a page of unreadable rows): page
-                    // through it by offset.
-                    _ => offset_page += 1,
+                    // A whole page in one millisecond: read all of that millisecond, then
+                    // go on after it.
+                    Some(tie) => {
+                        if let Some(write) = in_flight.take() {
+                            walked.inserted += self.record(write.await?);
+                        }
+                        let (inserted, ids) = self.read_millisecond(tie).await?;
+                        walked.inserted += inserted;
+                        // When that millisecond was all Cloudflare counted, the walk is over.
+                        done = total.is_some_and(|total| ids.len() as i64 >= total);
+                        for id in ids {
+                            if !seen.iter().any(|(seen_id, _)| *seen_id == id) {
+                                walked.listed += 1;
+                                seen.push((id, tie));
+                            }
+                        }
+                        position = Some(tie);
+                        offset_page = 1;
+                        seen.retain(|(_, at)| *at >= tie);
+                    }
+                    // A page of rows that cannot be read: page past it by offset.
+                    None => offset_page += 1,
                 }
             }
             if buffer.len() >= self.flush_rows || done {
@@ -396,6 +412,63 @@ impl GatewayImport<'_> {
                 return Ok(walked);
             }
         }
+    }
+
+    /// Reads every log shown at millisecond `ms` — more than a page of them — by offset pages
+    /// of `(ms − 1, ms + 1)`, again until the distinct rows reach Cloudflare's count: the API
+    /// promises no order among rows sharing a time, so one pass may list some twice and skip
+    /// others. Returns the rows newly stored and the ids listed.
+    async fn read_millisecond(&mut self, ms: i64) -> Result<(u64, Vec<String>), RunError> {
+        let mut ids: HashSet<String> = HashSet::new();
+        let mut inserted = 0;
+        let mut total = None;
+        for _ in 0..TIE_ROUNDS {
+            let mut page_no = 1;
+            loop {
+                let page = self
+                    .client
+                    .list_logs(
+                        self.gateway,
+                        &LogQuery {
+                            page: page_no,
+                            per_page: MAX_LOGS_PER_PAGE,
+                            direction: Direction::Asc,
+                            filters: vec![
+                                LogFilter::created_after(ms - 1),
+                                LogFilter::created_before(ms + 1),
+                            ],
+                        },
+                    )
+                    .await?;
+                total = page.info.as_ref().and_then(|i| i.total_count).or(total);
+                let listed = (page.logs.len() + page.rejected.len()) as i64;
+                self.counts.items_fetched += listed;
+                self.note_rejected(&page.rejected);
+                ids.extend(page.rejected.iter().filter_map(|r| r.id.clone()));
+                let mut rows = Vec::with_capacity(page.logs.len());
+                for log in page.logs {
+                    if let Some(row) = self.accept(log, Some(ms - 1), ms + 1)? {
+                        ids.insert(row.log_id.clone());
+                        rows.push(row);
+                    }
+                }
+                inserted += self.store_rows(rows).await?;
+                let read_all = total.is_some_and(|t| i64::from(page_no) * PAGE >= t);
+                if listed < PAGE || read_all {
+                    break;
+                }
+                page_no += 1;
+            }
+            if total.is_none_or(|t| ids.len() as i64 >= t) {
+                return Ok((inserted, ids.into_iter().collect()));
+            }
+        }
+        Err(RunError::Incomplete(format!(
+            "Cloudflare counts {} logs at {} but lists only {} of them, however often asked",
+            total.unwrap_or_default(),
+            langguard_clock::format_ms(ms),
+            ids.len()
+        )))
     }
 
     /// The log as a row to store, if it can be stored at all; an error if Cloudflare listed it
@@ -446,6 +519,10 @@ impl GatewayImport<'_> {
         crate::telemetry::record_traffic(self.integration_name, self.gateway, &outcome.traffic);
         self.counts.items_ingested += outcome.inserted as i64;
         self.counts.duplicates_skipped += outcome.duplicates as i64;
+        self.oldest_inserted = match (self.oldest_inserted, outcome.oldest_inserted_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(progress) = self.progress {
             progress(&SyncProgress {
                 gateway: self.gateway.to_owned(),

@@ -559,6 +559,7 @@ impl SyncEngine {
                 rejected: &mut *rejected,
                 progress,
                 fine_time: false,
+                oldest_inserted: None,
             }
             .run(cursor, floor)
             .await;

@@ -2,166 +2,19 @@
 //! happens, each log ends up stored exactly once, and the number of list calls stays within
 //! `ceil(n/50)` plus a small constant per gateway.
 
-use langguard_store::prelude::*;
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use langguard_cf_emulator::{
-    Emulator, EmulatorConfig, Faults, RunningEmulator, SeedSpec, TokenSpec,
-};
+use common::*;
+use langguard_cf_emulator::{EmulatorConfig, Faults, SeedSpec, TokenSpec};
 use langguard_cloudflare::{ClientConfig, RateLimitPolicy, RetryPolicy};
 use langguard_secrets::Sealer;
-use langguard_store::{
-    sync_lease_name, IntegrationStatus, NewIntegration, Scope, SyncRun, SyncRunStatus, SyncTrigger,
-};
-use langguard_store_sqlite::SqliteStore;
+use langguard_store::prelude::*;
+use langguard_store::{sync_lease_name, IntegrationStatus, SyncRunStatus, SyncTrigger};
 use langguard_sync::{SyncEngine, SyncError, SyncSettings};
 use time::OffsetDateTime;
-
-const ACCOUNT: &str = "acct";
-const TOKEN: &str = "test-token";
-
-struct Harness {
-    emulator: RunningEmulator,
-    store: Arc<SqliteStore>,
-    engine: SyncEngine,
-    integration_id: i64,
-    _dir: tempfile::TempDir,
-}
-
-fn client_config(base: String) -> ClientConfig {
-    ClientConfig {
-        api_base: base,
-        timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
-            max_attempts: 8,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(50),
-            max_rate_limit_wait: Duration::from_secs(5),
-        },
-        rate_limit: RateLimitPolicy {
-            quota: 100_000,
-            window: Duration::from_secs(300),
-        },
-    }
-}
-
-async fn harness_with(
-    config: EmulatorConfig,
-    token: &str,
-    spec: TokenSpec,
-    gateways: &[&str],
-) -> Harness {
-    let emulator = Emulator::new(config);
-    emulator.add_account(ACCOUNT);
-    emulator.add_token(token, spec);
-    for g in gateways {
-        emulator.add_gateway(ACCOUNT, g);
-    }
-    let emulator = emulator.spawn().await.expect("emulator");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("lg.db").to_string_lossy())
-            .await
-            .expect("store"),
-    );
-    let sealer = Sealer::from_key(&[3; 32]);
-    let integration = store
-        .create_integration(NewIntegration {
-            name: "cf".into(),
-            account_id: ACCOUNT.into(),
-            api_token: langguard_store::SealFor::new(
-                sealer.sealing(token.into(), langguard_secrets::Binding::IntegrationToken),
-            ),
-            enabled: true,
-            sync_interval_minutes: 15,
-            lookback_days: Some(7),
-            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
-        })
-        .await
-        .expect("integration");
-    let engine = SyncEngine::new(
-        store.clone(),
-        sealer,
-        client_config(emulator.base_url()),
-        SyncSettings::default(),
-    );
-    Harness {
-        emulator,
-        store,
-        engine,
-        integration_id: integration.id,
-        _dir: dir,
-    }
-}
-
-async fn harness(gateways: &[&str]) -> Harness {
-    harness_with(
-        EmulatorConfig::default(),
-        TOKEN,
-        TokenSpec::user(&[ACCOUNT]),
-        gateways,
-    )
-    .await
-}
-
-impl Harness {
-    fn seed(&self, gateway: &str, count: usize, seed: u64) {
-        let now = OffsetDateTime::now_utc();
-        self.emulator.emulator.seed_logs(
-            ACCOUNT,
-            gateway,
-            SeedSpec {
-                count,
-                from: now - time::Duration::days(2),
-                to: now - time::Duration::minutes(30),
-                seed,
-            },
-        );
-    }
-
-    async fn sync(&self) -> SyncRun {
-        self.engine
-            .sync(self.integration_id, SyncTrigger::Manual, None)
-            .await
-            .expect("sync ran")
-    }
-
-    async fn stored(&self, gateway: &str) -> usize {
-        self.store
-            .count_interactions(&Scope {
-                gateway: Some(gateway.into()),
-                ..Scope::default()
-            })
-            .await
-            .expect("count") as usize
-    }
-
-    /// Every log the emulator has is stored exactly once (the unique index rules out
-    /// duplicates, so equal counts mean equal sets), and the rollups agree.
-    async fn assert_exact(&self, gateways: &[&str]) {
-        let mut total = 0;
-        for g in gateways {
-            let expected = self.emulator.emulator.log_ids(ACCOUNT, g).len();
-            assert_eq!(
-                self.stored(g).await,
-                expected,
-                "gateway {g}: stored vs Cloudflare"
-            );
-            total += expected;
-        }
-        let m = self
-            .store
-            .metrics(&Scope::default())
-            .await
-            .expect("metrics");
-        assert_eq!(m.requests as usize, total, "rollups vs rows");
-    }
-
-    fn list_calls(&self) -> u64 {
-        self.emulator.emulator.stats().list_logs_calls
-    }
-}
 
 #[tokio::test]
 async fn clean_import_is_exact_and_list_calls_are_ceil_n_over_50_plus_a_constant() {
@@ -196,8 +49,9 @@ async fn clean_import_is_exact_and_list_calls_are_ceil_n_over_50_plus_a_constant
     );
     let run = h.sync().await;
     assert_eq!(run.counts.items_ingested, 120);
+    // They share one millisecond: it is read as its own range (its first page again).
     assert!(
-        h.list_calls() <= 120u64.div_ceil(50) + 2 + 2,
+        h.list_calls() <= 120u64.div_ceil(50) + 1 + 2 + 2,
         "{} calls",
         h.list_calls()
     );

@@ -140,6 +140,7 @@ impl Args {
             latency: Duration::from_millis(self.latency_ms),
             cut_connection_next: self.cut_connection_next,
             visibility_delay: Duration::from_secs_f64(self.visibility_delay_secs),
+            ..Faults::default()
         }
     }
 }

@@ -42,7 +42,31 @@ async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
     assert_eq!(integration["api_token_set"], true);
     assert_eq!(integration["sync_interval_minutes"], 15);
     assert_eq!(integration["lookback_days"], 7);
+    assert_eq!(integration["trailing_window_minutes"], 30);
     assert!(integration.get("api_token").is_none());
+
+    // The trailing window: 1 minute to a day, changed like any other setting.
+    for bad in [json!(0), json!(1_441), json!("30")] {
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/integrations/{id}"),
+                Some(&admin),
+                Some(json!({ "trailing_window_minutes": bad })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let (status, changed) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/integrations/{id}"),
+            Some(&admin),
+            Some(json!({"trailing_window_minutes": 45})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(changed["trailing_window_minutes"], 45);
 
     let (status, body) = app
         .call(

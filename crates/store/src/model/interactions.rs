@@ -160,6 +160,8 @@ pub struct IngestOutcome {
     pub other_source: u64,
     /// The newly stored interactions, summed per provider and model (for traffic counters).
     pub traffic: Vec<Traffic>,
+    /// `created_at` of the oldest newly stored interaction (how late a late log was).
+    pub oldest_inserted_ms: Option<i64>,
 }
 
 /// Newly stored traffic of one provider and model.
