@@ -47,6 +47,8 @@ pub struct TokenSpec {
     pub ai_gateway_edit: bool,
     /// *Logs: Edit* (Cloudflare's "Logs Write"): Logpush jobs may be listed, created and changed.
     pub logs_edit: bool,
+    /// *Account Analytics: Read*: the GraphQL Analytics API answers for the token's accounts.
+    pub analytics_read: bool,
     /// `Some(account)`: an account-owned token, verifiable only on
     /// `/accounts/{account}/tokens/verify`. `None`: a user token, verifiable on
     /// `/user/tokens/verify`.
@@ -66,6 +68,7 @@ impl TokenSpec {
             ai_gateway_read: true,
             ai_gateway_edit: false,
             logs_edit: false,
+            analytics_read: true,
             owner_account: None,
         }
     }
@@ -238,6 +241,19 @@ impl TokenRegistry {
     /// Forgets the token: it then fails exactly like a token that never existed.
     pub(crate) fn revoke(&mut self, token: &str) {
         self.tokens.remove(token);
+    }
+
+    /// Whether `token` may query the GraphQL Analytics API for `account`: `Err(401)` for an
+    /// unknown or inactive token, `Err(403)` for one without *Account Analytics: Read* there.
+    pub(crate) fn analytics(&self, token: &str, account: &str) -> Result<(), u16> {
+        let record = self.tokens.get(token).ok_or(401u16)?;
+        if record.spec.status != TokenStatus::Active {
+            return Err(401);
+        }
+        if !record.spec.analytics_read || !record.spec.accounts.iter().any(|a| a == account) {
+            return Err(403);
+        }
+        Ok(())
     }
 
     /// Authenticates `token` for `access` (see the module docs for the codes).

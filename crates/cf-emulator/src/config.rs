@@ -67,6 +67,14 @@ pub struct EmulatorConfig {
     /// List logs sharing a `created_at` in an order that changes from call to call (the API
     /// promises no tie-break), so offset pages through such a group may repeat and skip rows.
     pub unstable_tie_order: bool,
+    /// GraphQL analytics count a request only this long after it happened (Cloudflare's
+    /// ingestion lag: 139–365 s typical, once more than 14 minutes).
+    pub analytics_lag: Duration,
+    /// Hours of a gateway with more requests than this are sampled: their count is off by up
+    /// to `analytics_sampling_error` (a fraction), as adaptive datasets' sample-corrected
+    /// counts are.
+    pub analytics_sampled_above: u64,
+    pub analytics_sampling_error: f64,
 }
 
 impl Default for EmulatorConfig {
@@ -88,6 +96,9 @@ impl Default for EmulatorConfig {
             allow_http_push: false,
             r2_endpoint: None,
             unstable_tie_order: false,
+            analytics_lag: Duration::ZERO,
+            analytics_sampled_above: 10_000,
+            analytics_sampling_error: 0.0,
         }
     }
 }

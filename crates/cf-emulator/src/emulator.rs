@@ -294,6 +294,21 @@ impl Emulator {
             .remove(&ids.iter().map(String::as_str).collect())
     }
 
+    /// Counts `n` requests at `at` in the analytics without storing a log for them — requests
+    /// sent with `cf-aig-collect-log: false`, or to a full `STOP_INSERTING` gateway.
+    pub fn record_unlogged_requests(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        n: u64,
+        at: OffsetDateTime,
+    ) {
+        write(&self.shared.store)
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs
+            .count_requests(unix_millis(at), n);
+    }
+
     /// Ids of the logs `Faults::delete_on_list` deleted so far.
     pub fn deleted_on_list(&self) -> Vec<String> {
         lock(&self.shared.deleted_on_list).clone()

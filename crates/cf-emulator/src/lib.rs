@@ -24,6 +24,7 @@
 //! # Ok(()) }
 //! ```
 
+mod analytics;
 mod auth;
 mod bodies;
 mod config;

@@ -18,7 +18,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::time::Instant;
 
@@ -47,6 +47,7 @@ const LOG_RESPONSE: &str =
     "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/logs/{log_id}/response";
 const USER_VERIFY: &str = "/client/v4/user/tokens/verify";
 const ACCOUNT_VERIFY: &str = "/client/v4/accounts/{account_id}/tokens/verify";
+const GRAPHQL: &str = "/client/v4/graphql";
 const LOGPUSH_JOBS: &str = "/client/v4/accounts/{account_id}/logpush/jobs";
 const LOGPUSH_JOB: &str = "/client/v4/accounts/{account_id}/logpush/jobs/{job_id}";
 
@@ -67,6 +68,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
                 .delete(push_routes::delete_job),
         )
         .route(LOGS, get(list_logs).delete(delete_logs))
+        .route(GRAPHQL, post(crate::analytics::graphql))
         .route(LOG, get(get_log))
         .route(LOG_REQUEST, get(get_log_request))
         .route(LOG_RESPONSE, get(get_log_response))

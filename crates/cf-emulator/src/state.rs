@@ -304,6 +304,9 @@ pub(crate) struct GatewayJson<'a> {
 pub(crate) struct GatewayLogs {
     sorted: Vec<Arc<LogRecord>>,
     created_at_by_id: HashMap<String, UnixMillis>,
+    /// Requests per minute as Cloudflare's analytics count them: every request whose log was
+    /// stored, plus those that left none; deleting a log takes nothing away.
+    requests_per_minute: BTreeMap<UnixMillis, u64>,
 }
 
 /// Above this batch size a merge-by-sort beats inserting records one by one.
@@ -321,6 +324,7 @@ impl GatewayLogs {
         records.dedup_by(|a, b| a.id == b.id);
         let ids: Vec<String> = records.iter().map(|record| record.id.clone()).collect();
         for record in &records {
+            self.count_requests(record.created_at, 1);
             self.created_at_by_id
                 .insert(record.id.clone(), record.created_at);
         }
@@ -344,6 +348,25 @@ impl GatewayLogs {
             self.sorted.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         }
         ids
+    }
+
+    /// Counts `n` requests at `at` in the analytics.
+    pub(crate) fn count_requests(&mut self, at: UnixMillis, n: u64) {
+        *self
+            .requests_per_minute
+            .entry(at - at.rem_euclid(60_000))
+            .or_default() += n;
+    }
+
+    /// Requests per minute with `from <= minute < to`.
+    pub(crate) fn requests_per_minute(
+        &self,
+        from: UnixMillis,
+        to: UnixMillis,
+    ) -> impl Iterator<Item = (UnixMillis, u64)> + '_ {
+        self.requests_per_minute
+            .range(from..to.max(from))
+            .map(|(minute, n)| (*minute, *n))
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Arc<LogRecord>> {

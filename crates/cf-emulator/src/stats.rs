@@ -39,6 +39,8 @@ pub struct Stats {
     pub push_failures: u64,
     /// Logpush validation uploads sent when HTTP jobs were created.
     pub validation_uploads: u64,
+    /// Calls to `POST /client/v4/graphql`.
+    pub graphql_calls: u64,
 }
 
 /// Which route a request hit; decides the per-endpoint counter.
@@ -52,6 +54,7 @@ pub(crate) enum Endpoint {
     ListLogs,
     GetLog,
     Body,
+    Graphql,
     /// `DELETE …/logs`: counted in `requests` only.
     DeleteLogs,
     /// The 404 fallback: counted in `requests` only.
@@ -72,6 +75,7 @@ pub(crate) struct StatsCounters {
     server_errors: AtomicU64,
     update_gateway_calls: AtomicU64,
     logpush_job_calls: AtomicU64,
+    graphql_calls: AtomicU64,
 }
 
 impl StatsCounters {
@@ -86,6 +90,7 @@ impl StatsCounters {
             Endpoint::ListLogs => &self.list_logs_calls,
             Endpoint::GetLog => &self.get_log_calls,
             Endpoint::Body => &self.body_calls,
+            Endpoint::Graphql => &self.graphql_calls,
             Endpoint::Unrouted | Endpoint::DeleteLogs => return,
         };
         bump(counter);
@@ -113,6 +118,7 @@ impl StatsCounters {
             server_errors: read(&self.server_errors),
             update_gateway_calls: read(&self.update_gateway_calls),
             logpush_job_calls: read(&self.logpush_job_calls),
+            graphql_calls: read(&self.graphql_calls),
             ..Stats::default()
         }
     }
@@ -128,6 +134,7 @@ impl StatsCounters {
             &self.body_calls,
             &self.rate_limited,
             &self.server_errors,
+            &self.graphql_calls,
             &self.update_gateway_calls,
             &self.logpush_job_calls,
         ] {

@@ -440,6 +440,40 @@ impl CloudflareClient {
         .await
     }
 
+    /// Requests per gateway and hour of the account as Cloudflare's GraphQL Analytics API
+    /// counts them (`aiGatewayRequestsAdaptiveGroups`, needs *Account Analytics: Read*), for
+    /// the hours starting within `[from_ms, to_ms]`. One query covers up to 32 days and 10,000
+    /// gateway-hours; the counts lag minutes behind and busy hours are sampled (API-NOTES §6).
+    pub async fn hourly_request_counts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<crate::types::HourlyRequests>, CloudflareError> {
+        const QUERY: &str = "query LangGuardCoverage($accountTag: string!, $start: Time!, \
+            $end: Time!, $limit: uint64!) { viewer { accounts(filter: {accountTag: $accountTag}) \
+            { aiGatewayRequestsAdaptiveGroups(limit: $limit, filter: {datetimeHour_geq: $start, \
+            datetimeHour_leq: $end}, orderBy: [datetimeHour_ASC]) { count dimensions { gateway \
+            datetimeHour } } } } }";
+        let hour = |ms: i64| {
+            langguard_clock::format_ms(ms - ms.rem_euclid(3_600_000)).replace(".000Z", "Z")
+        };
+        let payload = serde_json::json!({
+            "query": QUERY,
+            "variables": {
+                "accountTag": self.inner.account_id,
+                "start": hour(from_ms),
+                "end": hour(to_ms),
+                "limit": crate::types::GRAPHQL_MAX_ROWS,
+            },
+        });
+        let body = serde_json::to_vec(&payload)
+            .map_err(|e| CloudflareError::Decode(format!("could not encode the query: {e}")))?;
+        let response = self
+            .send_request(&["graphql"], &[], Body::Raw, Some((Method::Query, body)))
+            .await?;
+        crate::decode::decode_hourly_requests(&response.body)
+    }
+
     async fn write_result<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -578,7 +612,7 @@ impl CloudflareClient {
             Some((method, payload)) => {
                 let request = match method {
                     Method::Put => self.inner.http.put(url.clone()),
-                    Method::Post => self.inner.http.post(url.clone()),
+                    Method::Post | Method::Query => self.inner.http.post(url.clone()),
                 };
                 request
                     .header(CONTENT_TYPE, "application/json")
@@ -641,11 +675,13 @@ fn logs_path<'a>(account: &'a str, gateway: &'a str, tail: &[&'a str]) -> Vec<&'
     path
 }
 
-/// The writing methods LangGuard uses (push setup).
+/// The methods besides GET LangGuard uses: writes (push setup), and GraphQL queries — a POST
+/// that only reads, so it is retried like a GET.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
     Put,
     Post,
+    Query,
 }
 
 struct RawResponse {

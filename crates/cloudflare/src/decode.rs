@@ -57,6 +57,102 @@ fn row_id(row: &str) -> Option<String> {
     )
 }
 
+/// The answer of the coverage query. GraphQL reports failure inside a 200 too (`data: null`,
+/// `errors[]`): those are classified by their message, as the errors page lists them.
+pub(crate) fn decode_hourly_requests(
+    body: &[u8],
+) -> Result<Vec<crate::types::HourlyRequests>, CloudflareError> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        data: Option<serde_json::Value>,
+        #[serde(default)]
+        errors: Option<Vec<ApiMessage>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Group {
+        count: serde_json::Value,
+        dimensions: Dimensions,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Dimensions {
+        gateway: String,
+        datetime_hour: String,
+    }
+    let answer: Answer = serde_json::from_slice(body)
+        .map_err(|e| CloudflareError::Decode(format!("GraphQL answer: {e}")))?;
+    if let Some(errors) = answer.errors.filter(|errors| !errors.is_empty()) {
+        let message = errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let lower = message.to_ascii_lowercase();
+        return Err(
+            if lower.contains("not authorized") || lower.contains("does not have access") {
+                CloudflareError::PermissionDenied {
+                    code: None,
+                    message,
+                }
+            } else if lower.contains("unauthorized") {
+                CloudflareError::AuthFailed {
+                    code: None,
+                    message,
+                }
+            } else if lower.contains("rate limiter") || lower.contains("quota exceeded") {
+                CloudflareError::RateLimited {
+                    retry_after: DEFAULT_RATE_LIMIT_BLOCK,
+                }
+            } else {
+                CloudflareError::Validation {
+                    code: None,
+                    message,
+                }
+            },
+        );
+    }
+    let groups = answer
+        .data
+        .as_ref()
+        .and_then(|d| d.pointer("/viewer/accounts/0/aiGatewayRequestsAdaptiveGroups"))
+        .cloned()
+        .unwrap_or(serde_json::Value::Array(Vec::new()));
+    let groups: Vec<Group> = serde_json::from_value(groups)
+        .map_err(|e| CloudflareError::Decode(format!("aiGatewayRequestsAdaptiveGroups: {e}")))?;
+    groups
+        .into_iter()
+        .map(|group| {
+            let at = time::OffsetDateTime::parse(
+                &group.dimensions.datetime_hour,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_err(|e| {
+                CloudflareError::Decode(format!(
+                    "datetimeHour {:?}: {e}",
+                    group.dimensions.datetime_hour
+                ))
+            })?;
+            // Counts are integers, but sample-corrected ones may come as floats.
+            let count = group
+                .count
+                .as_u64()
+                .or_else(|| {
+                    group
+                        .count
+                        .as_f64()
+                        .filter(|c| *c >= 0.0)
+                        .map(|c| c.round() as u64)
+                })
+                .ok_or_else(|| CloudflareError::Decode(format!("count {}", group.count)))?;
+            Ok(crate::types::HourlyRequests {
+                gateway: group.dimensions.gateway,
+                hour_ms: (at.unix_timestamp_nanos() / 1_000_000) as i64,
+                count,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn network_error(e: reqwest::Error) -> CloudflareError {
     let what = if e.is_timeout() {
         "timed out"

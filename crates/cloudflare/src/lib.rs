@@ -21,5 +21,6 @@ pub use client::{
 pub use error::CloudflareError;
 pub use limiter::{RateLimitPolicy, RateLimiter};
 pub use types::{
-    Gateway, GatewayLog, LogBody, LogDetail, LogpushJob, TokenKind, TokenStatus, TokenVerification,
+    Gateway, GatewayLog, HourlyRequests, LogBody, LogDetail, LogpushJob, TokenKind, TokenStatus,
+    TokenVerification, GRAPHQL_MAX_ROWS,
 };

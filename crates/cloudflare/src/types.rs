@@ -266,3 +266,16 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error>
         ))),
     }
 }
+
+/// Rows one GraphQL Analytics query may return (the API's `limit` maximum).
+pub const GRAPHQL_MAX_ROWS: u64 = 10_000;
+
+/// One gateway-hour of `aiGatewayRequestsAdaptiveGroups`: how many requests Cloudflare counted
+/// (sample-corrected: an estimate for busy hours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourlyRequests {
+    pub gateway: String,
+    /// Start of the hour, Unix ms.
+    pub hour_ms: i64,
+    pub count: u64,
+}

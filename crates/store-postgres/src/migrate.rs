@@ -26,6 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trailing_window",
         include_str!("../migrations/0006_trailing_window.sql"),
     ),
+    (
+        7,
+        "coverage",
+        include_str!("../migrations/0007_coverage.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -26,7 +26,8 @@ impl RowExt for Row {
 pub(crate) const INTEGRATION_COLUMNS: &str = "id, kind, name, account_id, api_token_sealed, \
     enabled, sync_interval_minutes, lookback_days, status, status_message, last_sync_at, \
     interactions_synced, created_at, bodies_mode, bodies_sample_percent, bodies_retention_days, \
-    push_public_key, push_private_key_sealed, trailing_window_minutes";
+    push_public_key, push_private_key_sealed, trailing_window_minutes, \
+    coverage_checked_at, coverage_error";
 
 pub(crate) fn integration_from_row(row: &Row) -> StoreResult<Integration> {
     let status: String = row.col("status")?;
@@ -57,6 +58,8 @@ pub(crate) fn integration_from_row(row: &Row) -> StoreResult<Integration> {
         push_public_key: row.col("push_public_key")?,
         sealed_push_private_key: row.col("push_private_key_sealed")?,
         trailing_window_minutes: row.col("trailing_window_minutes")?,
+        coverage_checked_at_ms: row.col("coverage_checked_at")?,
+        coverage_error: row.col("coverage_error")?,
     })
 }
 

@@ -48,6 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trailing_window",
         include_str!("../migrations/0013_trailing_window.sql"),
     ),
+    (
+        14,
+        "coverage",
+        include_str!("../migrations/0014_coverage.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

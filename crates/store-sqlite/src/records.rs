@@ -7,7 +7,8 @@ use rusqlite::Row;
 pub(crate) const INTEGRATION_COLUMNS: &str = "id, kind, name, account_id, api_token_sealed, \
     enabled, sync_interval_minutes, lookback_days, status, status_message, last_sync_at, \
     interactions_synced, created_at, bodies_mode, bodies_sample_percent, bodies_retention_days, \
-    push_public_key, push_private_key_sealed, trailing_window_minutes";
+    push_public_key, push_private_key_sealed, trailing_window_minutes, \
+    coverage_checked_at, coverage_error";
 
 /// The outer `Result` is rusqlite's (column access), the inner one ours (values).
 pub(crate) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Integration>> {
@@ -43,6 +44,8 @@ pub(crate) fn integration_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResul
         push_public_key: row.get("push_public_key")?,
         sealed_push_private_key: row.get("push_private_key_sealed")?,
         trailing_window_minutes: row.get("trailing_window_minutes")?,
+        coverage_checked_at_ms: row.get("coverage_checked_at")?,
+        coverage_error: row.get("coverage_error")?,
     }))
 }
 

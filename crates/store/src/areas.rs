@@ -81,6 +81,22 @@ pub trait IntegrationStore: Send + Sync {
     /// Records gateways seen on the account; known ones keep their cursor.
     async fn upsert_gateways(&self, id: IntegrationId, gateway_ids: &[String]) -> StoreResult<()>;
     async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>>;
+    /// Saves a coverage check: the hours' rows (replacing earlier ones of the same hours) and,
+    /// on the integration, when it ran and why it could not (`error`).
+    async fn save_coverage(
+        &self,
+        id: IntegrationId,
+        hours: Vec<CoverageHour>,
+        checked_at_ms: i64,
+        error: Option<String>,
+    ) -> StoreResult<()>;
+    /// The integration's coverage rows with `from_ms <= hour < to_ms`, by hour then gateway.
+    async fn coverage_hours(
+        &self,
+        id: IntegrationId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<CoverageHour>>;
     /// Widens the gateway's trailing window to `window_ms` (never narrows it): logs were seen
     /// that late.
     async fn widen_late_window(

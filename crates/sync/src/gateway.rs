@@ -131,6 +131,12 @@ impl GatewayImport<'_> {
         Ok(())
     }
 
+    /// Reads again, from the Logs API, what it has of the hour starting at `hour_ms` and we
+    /// don't: how coverage closes an hour short of Cloudflare's count.
+    pub async fn reread_hour(&mut self, hour_ms: i64) -> Result<(), RunError> {
+        self.reconcile(hour_ms - 1, hour_ms + 3_600_000 - 1).await
+    }
+
     /// Reconciles `(after, until]` until our count reaches Cloudflare's (rows deleted meanwhile
     /// make theirs the smaller), or fails the sync saying so.
     async fn make_complete(&mut self, after: i64, until: i64) -> Result<(), RunError> {

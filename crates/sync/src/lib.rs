@@ -3,6 +3,7 @@
 //! API do — and record the run.
 
 pub mod bodies;
+pub mod coverage;
 mod credentials;
 mod gateway;
 mod instance;
@@ -545,24 +546,18 @@ impl SyncEngine {
                     continue;
                 }
             }
-            let result = GatewayImport {
-                client,
-                integration_name: &integration.name,
-                store: self.store.as_ref(),
-                pricer: &self.pricer,
-                integration_id: integration.id,
-                gateway: &state.gateway_id,
-                trailing_window: Duration::from_millis(window_ms as u64),
-                flush_rows: self.settings.flush_rows.max(1),
-                sync_started_ms: until_ms.map_or(sync_started_ms, |u| u.min(sync_started_ms)),
-                counts: &mut *counts,
-                rejected: &mut *rejected,
-                progress,
-                fine_time: false,
-                oldest_inserted: None,
-            }
-            .run(cursor, floor)
-            .await;
+            let result = self
+                .gateway_import(
+                    client,
+                    integration,
+                    state,
+                    until_ms.map_or(sync_started_ms, |u| u.min(sync_started_ms)),
+                    &mut *counts,
+                    &mut *rejected,
+                    progress,
+                )
+                .run(cursor, floor)
+                .await;
             // The run's figures are saved after every gateway, so a crash leaves honest ones.
             apply_client_stats(counts, &client.stats());
             self.store.update_sync_run_counts(run_id, counts).await?;
@@ -580,7 +575,55 @@ impl SyncEngine {
                 }
             }
         }
+        // Coverage is judged on a complete import: after a failure the next sync catches up
+        // first (and a rate-limited token would only wait).
+        if first_error.is_none() {
+            self.check_coverage(
+                client,
+                integration,
+                &states,
+                sync_started_ms,
+                counts,
+                rejected,
+                progress,
+            )
+            .await?;
+            apply_client_stats(counts, &client.stats());
+        }
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// The import of one gateway by this sync, up to `until_ms` (exclusive).
+    #[allow(clippy::too_many_arguments)]
+    fn gateway_import<'a>(
+        &'a self,
+        client: &'a CloudflareClient,
+        integration: &'a Integration,
+        state: &'a langguard_store::GatewayState,
+        until_ms: i64,
+        counts: &'a mut SyncCounts,
+        rejected: &'a mut u64,
+        progress: Option<ProgressFn<'a>>,
+    ) -> GatewayImport<'a> {
+        // The integration's window, or the gateway's own once late logs widened it.
+        let window_ms = (integration.trailing_window_minutes.max(1) * 60_000)
+            .max(state.late_window_ms.unwrap_or(0));
+        GatewayImport {
+            client,
+            integration_name: &integration.name,
+            store: self.store.as_ref(),
+            pricer: &self.pricer,
+            integration_id: integration.id,
+            gateway: &state.gateway_id,
+            trailing_window: Duration::from_millis(window_ms as u64),
+            flush_rows: self.settings.flush_rows.max(1),
+            sync_started_ms: until_ms,
+            counts,
+            rejected,
+            progress,
+            fine_time: false,
+            oldest_inserted: None,
+        }
     }
 }
 

@@ -55,6 +55,38 @@ pub fn describe_metrics() {
         "langguard_cloudflare_rate_limited_total",
         "Cloudflare API requests answered with 429, by integration"
     );
+    metrics::describe_gauge!(
+        "langguard_coverage_ratio",
+        "Share of the requests Cloudflare's analytics counted that LangGuard holds, over the \
+         settled hours of the last coverage check, by integration and gateway (1 = complete)"
+    );
+}
+
+/// Sets `langguard_coverage_ratio` per gateway from a coverage check's hours: held over
+/// counted, each hour's holding capped at its count, settled hours only.
+pub fn record_coverage(integration: &str, hours: &[langguard_store::CoverageHour], now_ms: i64) {
+    let mut per_gateway: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
+    for hour in hours
+        .iter()
+        .filter(|h| h.hour_ms + 3_600_000 + crate::coverage::SETTLE_MS <= now_ms)
+    {
+        let (held, counted) = per_gateway.entry(hour.gateway.as_str()).or_default();
+        *held += hour.stored.min(hour.cloudflare);
+        *counted += hour.cloudflare;
+    }
+    for (gateway, (held, counted)) in per_gateway {
+        let ratio = if counted == 0 {
+            1.0
+        } else {
+            held as f64 / counted as f64
+        };
+        metrics::gauge!(
+            "langguard_coverage_ratio",
+            "integration" => integration.to_owned(),
+            "gateway" => gateway.to_owned()
+        )
+        .set(ratio);
+    }
 }
 
 /// Distinct provider/model label pairs kept before the rest count as `other`.

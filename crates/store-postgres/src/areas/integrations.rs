@@ -109,6 +109,87 @@ impl IntegrationStore for PgStore {
         crate::ingest::list_gateways(&self.client().await?, id, None).await
     }
 
+    async fn save_coverage(
+        &self,
+        id: IntegrationId,
+        hours: Vec<CoverageHour>,
+        checked_at_ms: i64,
+        error: Option<String>,
+    ) -> StoreResult<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(db_err)?;
+        {
+            let upsert = tx
+                .prepare_cached(
+                    "INSERT INTO coverage_hours (integration_id, gateway, hour_ms, cloudflare, \
+                     stored, rereads, checked_at, degraded_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (integration_id, gateway, hour_ms) DO UPDATE SET \
+                     cloudflare = EXCLUDED.cloudflare, stored = EXCLUDED.stored, \
+                     rereads = EXCLUDED.rereads, checked_at = EXCLUDED.checked_at, \
+                     degraded_at = EXCLUDED.degraded_at",
+                )
+                .await
+                .map_err(db_err)?;
+            for h in &hours {
+                tx.execute(
+                    &upsert,
+                    &[
+                        &id,
+                        &h.gateway,
+                        &h.hour_ms,
+                        &h.cloudflare,
+                        &h.stored,
+                        &h.rereads,
+                        &h.checked_at_ms,
+                        &h.degraded_at_ms,
+                    ],
+                )
+                .await
+                .map_err(db_err)?;
+            }
+        }
+        tx.execute(
+            "UPDATE integrations SET coverage_checked_at = $2, coverage_error = $3 WHERE id = $1",
+            &[&id, &checked_at_ms, &error],
+        )
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn coverage_hours(
+        &self,
+        id: IntegrationId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<CoverageHour>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT gateway, hour_ms, cloudflare, stored, rereads, checked_at, degraded_at \
+                 FROM coverage_hours WHERE integration_id = $1 AND hour_ms >= $2 \
+                 AND hour_ms < $3 ORDER BY hour_ms, gateway COLLATE \"C\"",
+                &[&id, &from_ms, &to_ms],
+            )
+            .await
+            .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(CoverageHour {
+                    gateway: row.try_get(0).map_err(db_err)?,
+                    hour_ms: row.try_get(1).map_err(db_err)?,
+                    cloudflare: row.try_get(2).map_err(db_err)?,
+                    stored: row.try_get(3).map_err(db_err)?,
+                    rereads: row.try_get(4).map_err(db_err)?,
+                    checked_at_ms: row.try_get(5).map_err(db_err)?,
+                    degraded_at_ms: row.try_get(6).map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
     async fn widen_late_window(
         &self,
         id: IntegrationId,

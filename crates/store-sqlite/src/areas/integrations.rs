@@ -230,6 +230,84 @@ impl IntegrationStore for SqliteStore {
             .await
     }
 
+    async fn save_coverage(
+        &self,
+        id: IntegrationId,
+        hours: Vec<CoverageHour>,
+        checked_at_ms: i64,
+        error: Option<String>,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            {
+                let mut upsert = tx
+                    .prepare_cached(
+                        "INSERT INTO coverage_hours (integration_id, gateway, hour_ms, cloudflare, \
+                         stored, rereads, checked_at, degraded_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                         ON CONFLICT (integration_id, gateway, hour_ms) DO UPDATE SET \
+                         cloudflare = excluded.cloudflare, stored = excluded.stored, \
+                         rereads = excluded.rereads, checked_at = excluded.checked_at, \
+                         degraded_at = excluded.degraded_at",
+                    )
+                    .map_err(db_err)?;
+                for h in &hours {
+                    upsert
+                        .execute(params![
+                            id,
+                            h.gateway,
+                            h.hour_ms,
+                            h.cloudflare,
+                            h.stored,
+                            h.rereads,
+                            h.checked_at_ms,
+                            h.degraded_at_ms
+                        ])
+                        .map_err(db_err)?;
+                }
+            }
+            tx.execute(
+                "UPDATE integrations SET coverage_checked_at = ?2, coverage_error = ?3 WHERE id = ?1",
+                params![id, checked_at_ms, error],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn coverage_hours(
+        &self,
+        id: IntegrationId,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> StoreResult<Vec<CoverageHour>> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT gateway, hour_ms, cloudflare, stored, rereads, checked_at, degraded_at \
+                     FROM coverage_hours WHERE integration_id = ?1 AND hour_ms >= ?2 \
+                     AND hour_ms < ?3 ORDER BY hour_ms, gateway",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![id, from_ms, to_ms], |row| {
+                    Ok(CoverageHour {
+                        gateway: row.get(0)?,
+                        hour_ms: row.get(1)?,
+                        cloudflare: row.get(2)?,
+                        stored: row.get(3)?,
+                        rereads: row.get(4)?,
+                        checked_at_ms: row.get(5)?,
+                        degraded_at_ms: row.get(6)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+        })
+        .await
+    }
+
     async fn widen_late_window(
         &self,
         id: IntegrationId,

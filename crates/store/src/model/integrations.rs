@@ -170,6 +170,26 @@ pub struct Integration {
     /// How far behind its cursor each sync looks again for logs that became visible late
     /// (a gateway where later ones were seen looks further: [`GatewayState::late_window_ms`]).
     pub trailing_window_minutes: i64,
+    /// When the import was last compared with Cloudflare's analytics.
+    pub coverage_checked_at_ms: Option<i64>,
+    /// Why that comparison could not be made (coverage is then unknown), if it could not.
+    pub coverage_error: Option<String>,
+}
+
+/// One gateway-hour of import coverage: Cloudflare's count against what LangGuard holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoverageHour {
+    pub gateway: String,
+    pub hour_ms: i64,
+    /// Requests Cloudflare's analytics counted (sample-corrected for busy hours).
+    pub cloudflare: i64,
+    /// Interactions LangGuard holds for the hour, from any source.
+    pub stored: i64,
+    /// How often the hour was read again because it was short.
+    pub rereads: i64,
+    pub checked_at_ms: i64,
+    /// When it was given up on as short after its re-reads.
+    pub degraded_at_ms: Option<i64>,
 }
 
 /// Which logs' bodies are fetched from Cloudflare (two API calls per log, inside the shared
