@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod backtests;
 pub mod buckets;
+pub mod coverage;
 pub mod credentials;
 pub mod defaults;
 mod error;

@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/integrations/{id}", get(read).patch(update).delete(remove))
         .route("/integrations/{id}/sync", post(sync_now))
         .route("/integrations/{id}/sync-runs", get(sync_runs))
+        .route("/integrations/{id}/coverage", get(coverage))
         .route("/sync-runs/{id}", get(sync_run))
 }
 
@@ -240,4 +241,43 @@ async fn sync_run(
     Ok(Json(SyncRunView::from(
         &state.ops.store.get_sync_run(id).await?,
     )))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CoverageQuery {
+    /// RFC 3339; default 24 hours before `to`.
+    from: Option<String>,
+    /// RFC 3339; default now.
+    to: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/integrations/{id}/coverage", operation_id = "get_integration_coverage", tag = "integrations",
+    params(("id" = i64, Path, description = "Integration id"), CoverageQuery),
+    responses((status = 200, description = "Per gateway and hour, the requests Cloudflare's analytics counted (`cloudflare`) against the interactions held (`stored`), with coverage ratios; `status` `unknown` with a `reason` when the token cannot read analytics", body = langguard_ops::coverage::CoverageView),
+        (status = 400, description = "Bad input", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+        (status = 404, description = "No such integration", body = crate::error::ErrorBody)),
+    security(("bearer" = []), ("session_cookie" = [])))]
+async fn coverage(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(q): ApiQuery<CoverageQuery>,
+) -> Result<Json<langguard_ops::coverage::CoverageView>, ApiError> {
+    let scope = langguard_ops::metrics::scope(
+        crate::extract::time_param("from", q.from.as_deref())?,
+        crate::extract::time_param("to", q.to.as_deref())?,
+        Some(id),
+        None,
+        None,
+        None,
+    )?;
+    let (from, to) = (
+        scope.from_ms.unwrap_or_default(),
+        scope.to_ms.unwrap_or_default(),
+    );
+    Ok(Json(
+        langguard_ops::coverage::view(&state.ops, id, from, to).await?,
+    ))
 }

@@ -33,6 +33,7 @@ use crate::AppState;
         super::integrations::sync_now,
         super::integrations::sync_runs,
         super::integrations::sync_run,
+        super::integrations::coverage,
         super::ingest::otlp_traces,
         super::ingest::logpush,
         super::ingest::setup,

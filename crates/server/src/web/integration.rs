@@ -38,6 +38,8 @@ struct DetailPage {
     /// The Logpush buckets imported from (admins).
     buckets: Option<Vec<BucketView>>,
     bucket_poll_seconds: u64,
+    /// The last day's coverage against Cloudflare's analytics.
+    coverage: langguard_ops::coverage::CoverageView,
     /// `(value, label)` of each source a gateway can count from.
     source_choices: [(&'static str, &'static str); 3],
     error: Option<String>,
@@ -90,6 +92,14 @@ async fn page(
     } else {
         None
     };
+    let now = langguard_clock::now_ms();
+    let coverage =
+        match langguard_ops::coverage::view(&state.ops, integration.id, now - 86_400_000, now)
+            .await
+        {
+            Ok(coverage) => coverage,
+            Err(e) => return page_failure("coverage", e),
+        };
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -123,6 +133,7 @@ async fn page(
         push,
         buckets,
         bucket_poll_seconds: state.config.bucket_poll.as_secs(),
+        coverage,
         source_choices: [
             ("logs_api", "Logs API"),
             ("otlp", "OpenTelemetry"),

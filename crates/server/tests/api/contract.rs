@@ -163,6 +163,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("delete", "/api/v1/integrations/{id}"),
         ("post", "/api/v1/integrations/{id}/sync"),
         ("get", "/api/v1/integrations/{id}/sync-runs"),
+        ("get", "/api/v1/integrations/{id}/coverage"),
         ("get", "/api/v1/sync-runs/{id}"),
         ("get", "/api/v1/integrations/{id}/push"),
         ("put", "/api/v1/integrations/{id}/gateways/{gateway}/source"),

@@ -84,6 +84,45 @@ async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
     assert_eq!(run["items_ingested"], 350);
     assert_eq!(run["trigger"], "manual");
 
+    // The sync compared every hour with Cloudflare's analytics: all of it is held.
+    let coverage = app
+        .get_ok(
+            &admin,
+            &format!("/api/v1/integrations/{id}/coverage?from=2000-01-01T00:00:00Z"),
+        )
+        .await;
+    assert_eq!(coverage["status"], "ok", "{coverage}");
+    assert_eq!(coverage["ratio"], 1.0, "{coverage}");
+    let hours = coverage["hours"].as_array().expect("hours");
+    assert!(!hours.is_empty());
+    assert!(hours
+        .iter()
+        .all(|h| h["cloudflare"] == h["stored"] && h["state"] != "short"));
+    let gateways: Vec<&str> = coverage["gateways"]
+        .as_array()
+        .expect("gateways")
+        .iter()
+        .filter_map(|g| g["gateway"].as_str())
+        .collect();
+    assert_eq!(gateways, ["prod-chat", "support"]);
+    for (bad, expected) in [
+        (
+            format!("/api/v1/integrations/{id}/coverage?from=yesterday"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/v1/integrations/{id}/coverage?hours=3"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/integrations/999999/coverage".to_owned(),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let (status, body) = app.call(Method::GET, &bad, Some(&admin), None).await;
+        assert_eq!(status, expected, "{bad}: {body}");
+    }
+
     let metrics = app
         .get_ok(&admin, "/api/v1/metrics?from=2000-01-01T00:00:00Z")
         .await;
