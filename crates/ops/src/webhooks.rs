@@ -61,7 +61,7 @@ fn check_events(events: &[String]) -> OpsResult<Vec<WebhookEvent>> {
     if events.is_empty() {
         return Err(OpsError::invalid(
             "invalid_events",
-            "subscribe to at least one event: policy.violation, sync.failed, integration.status_changed, policy.quarantined",
+            "subscribe to at least one event: policy.violation, sync.failed, integration.status_changed, policy.quarantined, coverage.degraded",
         ));
     }
     let mut out = Vec::new();
@@ -70,7 +70,7 @@ fn check_events(events: &[String]) -> OpsResult<Vec<WebhookEvent>> {
             OpsError::invalid(
                 "invalid_events",
                 format!(
-                    "unknown event {name:?}; events are policy.violation, sync.failed, integration.status_changed and policy.quarantined"
+                    "unknown event {name:?}; events are policy.violation, sync.failed, integration.status_changed, policy.quarantined and coverage.degraded"
                 ),
             )
         })?;

@@ -81,14 +81,16 @@ pub trait IntegrationStore: Send + Sync {
     /// Records gateways seen on the account; known ones keep their cursor.
     async fn upsert_gateways(&self, id: IntegrationId, gateway_ids: &[String]) -> StoreResult<()>;
     async fn list_gateways(&self, id: IntegrationId) -> StoreResult<Vec<GatewayState>>;
-    /// Saves a coverage check: the hours' rows (replacing earlier ones of the same hours) and,
-    /// on the integration, when it ran and why it could not (`error`).
+    /// Saves a coverage check: the hours' rows (replacing earlier ones of the same hours), on
+    /// the integration when it ran and why it could not (`error`), and deliveries of `events`
+    /// (`coverage.degraded`) — in one transaction, so an hour is announced once.
     async fn save_coverage(
         &self,
         id: IntegrationId,
         hours: Vec<CoverageHour>,
         checked_at_ms: i64,
         error: Option<String>,
+        events: Vec<OutgoingEvent>,
     ) -> StoreResult<()>;
     /// The integration's coverage rows with `from_ms <= hour < to_ms`, by hour then gateway.
     async fn coverage_hours(

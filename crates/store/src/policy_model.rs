@@ -227,6 +227,7 @@ wire_enum!(
         SyncFailed => "sync.failed",
         IntegrationStatusChanged => "integration.status_changed",
         PolicyQuarantined => "policy.quarantined",
+        CoverageDegraded => "coverage.degraded",
     }
 );
 

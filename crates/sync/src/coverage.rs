@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use langguard_cloudflare::{CloudflareClient, CloudflareError};
 use langguard_store::{
-    Bucket, CoverageHour, GatewayState, GroupBy, IngestSource, Integration, Scope,
+    Bucket, CoverageHour, GatewayState, GroupBy, IngestSource, Integration, OutgoingEvent, Scope,
+    WebhookEvent,
 };
 
 use langguard_store::SyncCounts;
@@ -58,6 +59,82 @@ fn unknown_because(error: &CloudflareError) -> String {
     }
 }
 
+/// Gateways pulled from the Logs API for which Cloudflare counted traffic but of which nothing
+/// is held: their account keeps logs in the new log system, which the Logs API does not serve.
+/// Says so in plain words, pointing to push setup, instead of "Connected, 0 logs".
+fn new_log_system_gateways(
+    states: &[GatewayState],
+    hours: &[CoverageHour],
+    days: i64,
+) -> Vec<String> {
+    let mut totals: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+    for hour in hours {
+        let (counted, held) = totals.entry(hour.gateway.as_str()).or_default();
+        *counted += hour.cloudflare;
+        *held += hour.stored;
+    }
+    totals
+        .into_iter()
+        .filter(|(gateway, (counted, held))| {
+            *counted > 0
+                && *held == 0
+                && states.iter().any(|s| {
+                    s.gateway_id == *gateway
+                        && s.source == IngestSource::LogsApi
+                        && s.cursor_ms.is_none()
+                })
+        })
+        .map(|(gateway, (counted, _))| {
+            format!(
+                "Cloudflare counted {counted} requests on gateway {gateway} in the last {days} \
+                 days, but its Logs API lists none: this account keeps its logs in Cloudflare's \
+                 new log system (Workers Observability), which the Logs API does not serve. Use \
+                 Set up push on this integration's page so they arrive by OpenTelemetry or \
+                 Logpush."
+            )
+        })
+        .collect()
+}
+
+/// `coverage.degraded`: an hour stays short of Cloudflare's count after what the sync could do.
+fn degraded_event(
+    integration: &Integration,
+    gateway: &str,
+    hour: i64,
+    cloudflare: i64,
+    stored: i64,
+    rereads: i64,
+) -> OutgoingEvent {
+    let why = if rereads > 0 {
+        format!(
+            "{} requests Cloudflare counted are not in LangGuard after {rereads} re-reads from \
+             the Logs API: they were probably never logged (cf-aig-collect-log: false, a full \
+             gateway, logs over 10 MB)",
+            cloudflare - stored
+        )
+    } else {
+        format!(
+            "{} requests Cloudflare counted never arrived by push; check the gateway's \
+             OpenTelemetry or Logpush setup",
+            cloudflare - stored
+        )
+    };
+    OutgoingEvent::new(
+        WebhookEvent::CoverageDegraded,
+        serde_json::json!({
+            "integrationId": integration.id,
+            "integrationName": integration.name,
+            "gateway": gateway,
+            "hour": langguard_clock::format_ms(hour),
+            "cloudflare": cloudflare,
+            "stored": stored,
+            "rereads": rereads,
+            "message": why,
+        }),
+        None,
+    )
+}
+
 impl SyncEngine {
     /// Compares the look-back's hours with Cloudflare's counts, reads short hours of pulled
     /// gateways again, and saves the result. Never fails the sync for coverage's own sake:
@@ -72,7 +149,7 @@ impl SyncEngine {
         counts: &mut SyncCounts,
         rejected: &mut u64,
         progress: Option<ProgressFn<'_>>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Vec<String>, RunError> {
         let now = sync_started_ms;
         let days = integration
             .lookback_days
@@ -92,9 +169,10 @@ impl SyncEngine {
                         Vec::new(),
                         now,
                         Some(unknown_because(&error)),
+                        Vec::new(),
                     )
                     .await?;
-                return Ok(());
+                return Ok(Vec::new());
             }
         };
         let mut cloudflare: BTreeMap<(String, i64), i64> = BTreeMap::new();
@@ -115,6 +193,7 @@ impl SyncEngine {
         keys.sort();
         keys.dedup();
         let mut hours = Vec::with_capacity(keys.len());
+        let mut events = Vec::new();
         for (gateway, hour) in keys {
             let cf = cloudflare
                 .get(&(gateway.clone(), hour))
@@ -161,6 +240,14 @@ impl SyncEngine {
                 }
                 if is_short(cf, held) && (pulled.is_none() || rereads >= MAX_REREADS) {
                     degraded_at = Some(now);
+                    events.push(degraded_event(
+                        integration,
+                        &gateway,
+                        hour,
+                        cf,
+                        held,
+                        rereads,
+                    ));
                 }
             }
             hours.push(CoverageHour {
@@ -174,10 +261,11 @@ impl SyncEngine {
             });
         }
         crate::telemetry::record_coverage(&integration.name, &hours, now);
+        let notices = new_log_system_gateways(states, &hours, days);
         self.store
-            .save_coverage(integration.id, hours, now, None)
+            .save_coverage(integration.id, hours, now, None, events)
             .await?;
-        Ok(())
+        Ok(notices)
     }
 
     /// Interactions held per gateway and hour, from the rollups.

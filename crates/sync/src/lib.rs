@@ -409,6 +409,7 @@ impl SyncEngine {
             () = lease_lost => Err(RunError::LeaseLost),
         };
         let taken_over = matches!(result, Err(RunError::LeaseLost));
+        let notices = result.as_ref().map(Vec::as_slice).unwrap_or_default();
         apply_client_stats(&mut counts, &stats);
         telemetry::record_run(
             &integration.name,
@@ -422,7 +423,13 @@ impl SyncEngine {
         );
 
         let (status, integration_status, message, hint) = match &result {
-            Ok(()) if rejected > 0 => (
+            Ok(_) if !notices.is_empty() => (
+                SyncRunStatus::Succeeded,
+                IntegrationStatus::Warning,
+                Some(notices.join(" ")),
+                None,
+            ),
+            Ok(_) if rejected > 0 => (
                 SyncRunStatus::Succeeded,
                 IntegrationStatus::Warning,
                 Some(format!(
@@ -430,7 +437,7 @@ impl SyncEngine {
                 )),
                 None,
             ),
-            Ok(()) if stats.rate_limited > 0 => (
+            Ok(_) if stats.rate_limited > 0 => (
                 SyncRunStatus::Succeeded,
                 IntegrationStatus::Warning,
                 Some(format!(
@@ -439,7 +446,7 @@ impl SyncEngine {
                 )),
                 None,
             ),
-            Ok(()) => (
+            Ok(_) => (
                 SyncRunStatus::Succeeded,
                 IntegrationStatus::Connected,
                 None,
@@ -485,7 +492,7 @@ impl SyncEngine {
         rejected: &mut u64,
         stats: &mut ClientStats,
         progress: Option<ProgressFn<'_>>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Vec<String>, RunError> {
         let client = client_for(&self.sealer, &self.client_config, integration)?;
         let result = self
             .import_gateways(&client, integration, run_id, counts, rejected, progress)
@@ -502,7 +509,7 @@ impl SyncEngine {
         counts: &mut SyncCounts,
         rejected: &mut u64,
         progress: Option<ProgressFn<'_>>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Vec<String>, RunError> {
         let ids: Vec<String> = client
             .list_gateways()
             .await?
@@ -577,20 +584,22 @@ impl SyncEngine {
         }
         // Coverage is judged on a complete import: after a failure the next sync catches up
         // first (and a rate-limited token would only wait).
+        let mut notices = Vec::new();
         if first_error.is_none() {
-            self.check_coverage(
-                client,
-                integration,
-                &states,
-                sync_started_ms,
-                counts,
-                rejected,
-                progress,
-            )
-            .await?;
+            notices = self
+                .check_coverage(
+                    client,
+                    integration,
+                    &states,
+                    sync_started_ms,
+                    counts,
+                    rejected,
+                    progress,
+                )
+                .await?;
             apply_client_stats(counts, &client.stats());
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(notices), Err)
     }
 
     /// The import of one gateway by this sync, up to `until_ms` (exclusive).

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use langguard_cf_emulator::{EmulatorConfig, TokenSpec};
 use langguard_store::prelude::*;
-use langguard_store::{CoverageHour, SyncRunStatus};
+use langguard_store::{CoverageHour, NewWebhook, SealFor, Severity, SyncRunStatus, WebhookEvent};
 use langguard_sync::coverage::MAX_REREADS;
 use time::OffsetDateTime;
 
@@ -63,6 +63,17 @@ async fn a_log_later_than_the_trailing_window_is_found_by_its_hours_count() {
 #[tokio::test]
 async fn requests_that_left_no_log_mark_their_hour_degraded_after_its_rereads() {
     let h = harness(&["gw"]).await;
+    let hook = h
+        .store
+        .create_webhook(NewWebhook {
+            url: "https://hooks.example.com/coverage".into(),
+            secret: SealFor::new(|_| vec![1]),
+            events: vec![WebhookEvent::CoverageDegraded],
+            min_severity: Severity::Low,
+            enabled: true,
+        })
+        .await
+        .expect("webhook");
     h.seed("gw", 300, 42);
     let at = hours_ago(4);
     // Sent with `cf-aig-collect-log: false`: counted, never logged.
@@ -81,10 +92,27 @@ async fn requests_that_left_no_log_mark_their_hour_degraded_after_its_rereads() 
     assert_eq!(row.cloudflare, row.stored + 5);
     assert_eq!(row.rereads, MAX_REREADS);
     assert!(row.degraded_at_ms.is_some());
+    // Announced once, to the webhook subscribed to it.
+    let announced = |h: &Harness| {
+        let store = h.store.clone();
+        async move {
+            store
+                .list_deliveries(hook.id, 10)
+                .await
+                .expect("deliveries")
+        }
+    };
+    let deliveries = announced(&h).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:?}");
+    assert_eq!(deliveries[0].event, WebhookEvent::CoverageDegraded);
+    let body: serde_json::Value = serde_json::from_str(&deliveries[0].body).expect("json");
+    assert_eq!(body["data"]["gateway"], "gw");
+    assert_eq!(body["data"]["cloudflare"].as_i64(), Some(row.cloudflare));
     // Given up on: no more re-reads, just the window probe and the walk.
     let before = h.emulator.emulator.stats().list_logs_calls;
     h.sync().await;
     assert!(h.emulator.emulator.stats().list_logs_calls - before <= 2);
+    assert_eq!(announced(&h).await.len(), 1);
 }
 
 #[tokio::test]
@@ -148,4 +176,32 @@ async fn a_token_without_analytics_permission_still_imports_and_says_why_coverag
         integration.coverage_error
     );
     assert!(coverage(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_account_on_the_new_log_system_is_told_so_instead_of_connected_with_no_logs() {
+    let h = harness(&["gw"]).await;
+    h.emulator.emulator.set_log_system(
+        ACCOUNT,
+        langguard_cf_emulator::LogSystem::WorkersObservability,
+    );
+    h.seed("gw", 250, 45);
+    let run = h.sync().await;
+    assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.counts.items_ingested, 0);
+    let integration = h
+        .store
+        .get_integration(h.integration_id)
+        .await
+        .expect("integration");
+    assert_eq!(
+        integration.status,
+        langguard_store::IntegrationStatus::Warning
+    );
+    let message = integration.status_message.unwrap_or_default();
+    assert!(
+        message.contains("new log system") && message.contains("Set up push"),
+        "{message}"
+    );
+    assert!(message.contains("250 requests on gateway gw"), "{message}");
 }

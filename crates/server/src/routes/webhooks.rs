@@ -49,7 +49,8 @@ pub(crate) struct CreateWebhookRequest {
     url: String,
     /// 16–256 characters; generated (and shown once) when left out.
     secret: Option<String>,
-    /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`.
+    /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`,
+    /// `coverage.degraded`.
     events: Vec<String>,
     /// `policy.violation` events below this severity are not sent (default `low`: all).
     #[schema(value_type = Option<String>)]

@@ -93,13 +93,17 @@ async fn page(
         None
     };
     let now = langguard_clock::now_ms();
-    let coverage =
-        match langguard_ops::coverage::view(&state.ops, integration.id, now - 86_400_000, now)
-            .await
-        {
-            Ok(coverage) => coverage,
-            Err(e) => return page_failure("coverage", e),
-        };
+    let coverage = match langguard_ops::coverage::view(
+        &state.ops,
+        integration.id,
+        now - 86_400_000,
+        now,
+    )
+    .await
+    {
+        Ok(coverage) => coverage,
+        Err(e) => return page_failure("coverage", e),
+    };
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {

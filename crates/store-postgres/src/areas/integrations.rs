@@ -115,6 +115,7 @@ impl IntegrationStore for PgStore {
         hours: Vec<CoverageHour>,
         checked_at_ms: i64,
         error: Option<String>,
+        events: Vec<OutgoingEvent>,
     ) -> StoreResult<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
@@ -155,6 +156,7 @@ impl IntegrationStore for PgStore {
         )
         .await
         .map_err(db_err)?;
+        crate::webhooks::insert_deliveries(&tx, &events).await?;
         tx.commit().await.map_err(db_err)
     }
 

@@ -236,6 +236,7 @@ impl IntegrationStore for SqliteStore {
         hours: Vec<CoverageHour>,
         checked_at_ms: i64,
         error: Option<String>,
+        events: Vec<OutgoingEvent>,
     ) -> StoreResult<()> {
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
@@ -271,6 +272,7 @@ impl IntegrationStore for SqliteStore {
                 params![id, checked_at_ms, error],
             )
             .map_err(db_err)?;
+            crate::webhooks::insert_deliveries(&tx, &events, now_ms())?;
             tx.commit().map_err(db_err)
         })
         .await
