@@ -468,6 +468,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         logs: usize,
     },
+    /// Cloudflare API calls per sync (idle, steady 50 logs/s, catching up an hour), and a first
+    /// import held to Cloudflare's rate limit on a faster clock.
+    Sync {
+        #[arg(long, default_value_t = 1_000_000)]
+        logs: usize,
+        /// How many times faster the emulator's and the client's rate-limit window runs.
+        #[arg(long, default_value_t = 100)]
+        time_scale: u32,
+    },
     /// Push receivers over loopback into a fresh SQLite file: OTLP protobuf batches, then
     /// Logpush gzip NDJSON with encrypted fields (and where a record's time goes).
     Push {

@@ -3,7 +3,7 @@
 //! (from any source), with what the sync did about hours that were short.
 
 use langguard_clock::format_ms;
-use langguard_store::{CoverageHour, IntegrationId};
+use langguard_store::{CoverageHour, Integration, IntegrationId};
 use langguard_sync::coverage::{is_short, MAX_REREADS, SETTLE_MS};
 use serde::Serialize;
 
@@ -74,6 +74,44 @@ fn state(hour: &CoverageHour) -> &'static str {
     }
 }
 
+/// An integration's coverage in one figure, as Monitoring's integration health shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CoverageSummary {
+    /// As [`CoverageView::status`].
+    pub status: &'static str,
+    pub ratio: Option<f64>,
+    /// `99.8 %`, `unknown`, `not checked` or `—` (nothing counted in the range).
+    pub label: String,
+}
+
+impl From<&CoverageView> for CoverageSummary {
+    fn from(view: &CoverageView) -> Self {
+        let label = match (view.status, view.ratio) {
+            ("unknown", _) => "unknown".to_owned(),
+            ("not_checked", _) => "not checked".to_owned(),
+            (_, Some(ratio)) => format!("{:.1} %", ratio * 100.0),
+            (_, None) => "—".to_owned(),
+        };
+        Self {
+            status: view.status,
+            ratio: view.ratio,
+            label,
+        }
+    }
+}
+
+/// The coverage summary of `integration` over `[from_ms, to_ms)`.
+pub async fn summary(
+    ops: &Services,
+    integration: &Integration,
+    from_ms: i64,
+    to_ms: i64,
+) -> OpsResult<CoverageSummary> {
+    Ok(CoverageSummary::from(
+        &view_of(ops, integration, from_ms, to_ms).await?,
+    ))
+}
+
 /// The integration's coverage over `[from_ms, to_ms)`.
 pub async fn view(
     ops: &Services,
@@ -82,6 +120,16 @@ pub async fn view(
     to_ms: i64,
 ) -> OpsResult<CoverageView> {
     let integration = ops.store.get_integration(id).await?;
+    view_of(ops, &integration, from_ms, to_ms).await
+}
+
+async fn view_of(
+    ops: &Services,
+    integration: &Integration,
+    from_ms: i64,
+    to_ms: i64,
+) -> OpsResult<CoverageView> {
+    let id = integration.id;
     let from_hour = from_ms - from_ms.rem_euclid(HOUR_MS);
     let rows = ops.store.coverage_hours(id, from_hour, to_ms).await?;
     let mut gateways: std::collections::BTreeMap<String, GatewayCoverageView> = Default::default();

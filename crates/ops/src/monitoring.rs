@@ -42,6 +42,8 @@ pub struct IntegrationTrafficView {
     #[serde(flatten)]
     pub integration: IntegrationView,
     pub traffic: TrafficView,
+    /// What it holds of what Cloudflare counted over the range.
+    pub coverage: crate::coverage::CoverageSummary,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -118,6 +120,14 @@ pub async fn overview(ops: &Services, scope: &Scope) -> OpsResult<OverviewView> 
         .iter()
         .map(|i| (i.id, i.name.as_str()))
         .collect();
+    let (from_ms, to_ms) = (
+        scope.from_ms.unwrap_or_default(),
+        scope.to_ms.unwrap_or_else(langguard_clock::now_ms),
+    );
+    let mut coverage = Vec::with_capacity(integrations.len());
+    for integration in &integrations {
+        coverage.push(crate::coverage::summary(ops, integration, from_ms, to_ms).await?);
+    }
     let hours = match (scope.from_ms, scope.to_ms) {
         (Some(from), Some(to)) => (to - from) as f64 / 3_600_000.0,
         _ => 0.0,
@@ -129,7 +139,8 @@ pub async fn overview(ops: &Services, scope: &Scope) -> OpsResult<OverviewView> 
         requests_per_hour: (hours > 0.0).then(|| metrics.requests as f64 / hours),
         integrations: integrations
             .iter()
-            .map(|i| {
+            .zip(coverage)
+            .map(|(i, coverage)| {
                 let m = traffic.get(&i.id.to_string()).cloned().unwrap_or_default();
                 IntegrationTrafficView {
                     integration: IntegrationView::from(i),
@@ -139,6 +150,7 @@ pub async fn overview(ops: &Services, scope: &Scope) -> OpsResult<OverviewView> 
                         success_rate: m.success_rate,
                         health: health(&m),
                     },
+                    coverage,
                 }
             })
             .collect(),

@@ -12,7 +12,7 @@ use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 
 use crate::commands::synthetic::ingest_synthetic;
-use crate::commands::{bench_policies, bench_push, bench_queries};
+use crate::commands::{bench_policies, bench_push, bench_queries, bench_sync};
 
 use crate::app::App;
 use crate::cli::BenchCommand;
@@ -30,6 +30,7 @@ pub async fn run(
             ingest(logs, batch.max(1), hours.max(1), global).await
         }
         BenchCommand::Import { logs } => import(logs).await,
+        BenchCommand::Sync { logs, time_scale } => bench_sync::run(logs.max(1), time_scale).await,
         BenchCommand::Push {
             spans,
             batch,

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_policies;
 pub mod bench_push;
 pub mod bench_queries;
+pub mod bench_sync;
 pub mod demo;
 pub mod dev;
 pub mod integrations;

@@ -149,6 +149,8 @@ struct HealthRow {
     last_sync: String,
     synced: String,
     health: &'static str,
+    /// Share of Cloudflare's count held over the range (`99.8 %`, `unknown`, …).
+    coverage: String,
 }
 
 struct SyncRow {
@@ -342,12 +344,23 @@ pub async fn page(
         .iter()
         .map(|i| (i.id, i.name.clone()))
         .collect();
+    let mut coverage = Vec::with_capacity(data.integrations.len());
+    for integration in &data.integrations {
+        match langguard_ops::coverage::summary(&state.ops, integration, range.from_ms, range.to_ms)
+            .await
+        {
+            Ok(summary) => coverage.push(summary.label),
+            Err(e) => return page_failure("Monitoring", e),
+        }
+    }
     let integrations = data
         .integrations
         .iter()
-        .map(|i| {
+        .zip(coverage)
+        .map(|(i, coverage)| {
             let m = traffic.get(&i.id.to_string()).cloned().unwrap_or_default();
             HealthRow {
+                coverage,
                 name: i.name.clone(),
                 status: i.status.as_str(),
                 status_label: i.status.label(),

@@ -105,6 +105,18 @@ async fn test_save_sync_now_and_metrics_match_the_emulator(backend: Backend) {
         .filter_map(|g| g["gateway"].as_str())
         .collect();
     assert_eq!(gateways, ["prod-chat", "support"]);
+    // Monitoring's integration health carries it too.
+    let overview = app
+        .get_ok(
+            &admin,
+            "/api/v1/monitoring/overview?from=2000-01-01T00:00:00Z",
+        )
+        .await;
+    assert_eq!(
+        overview["integrations"][0]["coverage"]["status"], "ok",
+        "{overview}"
+    );
+    assert_eq!(overview["integrations"][0]["coverage"]["label"], "100.0 %");
     for (bad, expected) in [
         (
             format!("/api/v1/integrations/{id}/coverage?from=yesterday"),
