@@ -418,26 +418,7 @@ async fn a_full_gateway_evicting_its_oldest_logs_mid_sync_costs_no_surviving_log
     assert!(evicted > 0);
     // Every log still on Cloudflare is stored; evicted ones may or may not have been read.
     let mut missing = 0;
-    let stored_ids: std::collections::HashSet<String> = {
-        let mut ids = std::collections::HashSet::new();
-        let mut after = None;
-        loop {
-            let page = h
-                .store
-                .traces(&langguard_store::TraceQuery {
-                    limit: 1_000,
-                    after,
-                    ..Default::default()
-                })
-                .await
-                .expect("traces");
-            ids.extend(page.items.into_iter().map(|i| i.log.log_id));
-            match page.next_cursor {
-                Some(c) => after = Some(c),
-                None => break ids,
-            }
-        }
-    };
+    let stored_ids = h.stored_ids().await;
     for id in h.emulator.emulator.log_ids(ACCOUNT, "gw") {
         missing += usize::from(!stored_ids.contains(&id));
     }

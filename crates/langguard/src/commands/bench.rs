@@ -209,21 +209,13 @@ async fn import(logs: usize) -> anyhow::Result<ExitCode> {
         quota: u32::MAX,
         window: Duration::from_secs(300),
     };
-    let integration = app
-        .store
-        .create_integration(NewIntegration {
-            name: "bench".into(),
-            account_id: ACCOUNT.into(),
-            api_token: langguard_store::SealFor::new(
-                app.sealer
-                    .sealing(TOKEN.into(), langguard_secrets::Binding::IntegrationToken),
-            ),
-            enabled: true,
-            sync_interval_minutes: 15,
-            lookback_days: Some(langguard_ops::defaults::LOOKBACK_DAYS),
-            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
-        })
-        .await?;
+    let integration = emulator_integration(
+        &app,
+        ACCOUNT,
+        TOKEN,
+        Some(langguard_ops::defaults::LOOKBACK_DAYS),
+    )
+    .await?;
     let engine = app.engine();
     let started = Instant::now();
     let run = engine.sync(integration.id, SyncTrigger::Cli, None).await?;
@@ -249,4 +241,29 @@ async fn import(logs: usize) -> anyhow::Result<ExitCode> {
         stats.list_gateways_calls
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// An enabled integration of the emulator's `account`, its `token` sealed as the product seals
+/// it: what the import benchmarks sync.
+pub(crate) async fn emulator_integration(
+    app: &App,
+    account: &str,
+    token: &str,
+    lookback_days: Option<i64>,
+) -> anyhow::Result<langguard_store::Integration> {
+    Ok(app
+        .store
+        .create_integration(NewIntegration {
+            name: "bench".into(),
+            account_id: account.into(),
+            api_token: langguard_store::SealFor::new(
+                app.sealer
+                    .sealing(token.into(), langguard_secrets::Binding::IntegrationToken),
+            ),
+            enabled: true,
+            sync_interval_minutes: 1,
+            lookback_days,
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
+        })
+        .await?)
 }
