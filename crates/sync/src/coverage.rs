@@ -226,7 +226,7 @@ impl SyncEngine {
                         &mut *rejected,
                         progress,
                     )
-                    .reread_hour(hour)
+                    .reread_hour(hour, rereads)
                     .await?;
                     held = self
                         .store

@@ -27,7 +27,10 @@
 //!    among equal times — and then moves on.
 //! 3. **Checks the walk adds up**: the distinct rows read must reach the first page's
 //!    `total_count`. When they don't (a partial page that was not a prefix, ties listed in an
-//!    unstable order, deletions), the walked range is reconciled as in 1 and compared again.
+//!    unstable order, deletions), the walked range is reconciled as in 1 and compared again —
+//!    and the cursor, held back meanwhile (as it is from the moment a walk reads on from a
+//!    short page), moves only once the range adds up: a failure or a kill before that leaves
+//!    the range to be walked again, never behind the cursor.
 //!
 //! Cloudflare may keep time finer than the milliseconds `created_at` shows: `created_at gt C`
 //! then also lists rows shown at `C`. Those are expected at every lower bound and deduplicated
@@ -97,6 +100,10 @@ struct Walked {
     /// `total_count` of the walk's first page: what Cloudflare had in the range when it began.
     expected: Option<i64>,
     inserted: u64,
+    /// The cursor the walk would have committed, held back because what it read does not add
+    /// up to `expected` (or a short page was read on from): committed once the range is
+    /// made complete.
+    held_cursor: Option<i64>,
 }
 
 impl GatewayImport<'_> {
@@ -119,22 +126,33 @@ impl GatewayImport<'_> {
         let lower = cursor.or(floor_ms);
         let upper = self.sync_started_ms;
         let walked = self.walk(lower, upper, true).await?;
-        if let Some(expected) = walked.expected.filter(|&e| walked.listed < e) {
+        if let Some(cursor) = walked.held_cursor {
             tracing::warn!(
                 gateway = self.gateway,
                 listed = walked.listed,
-                expected,
+                expected = walked.expected,
                 "the walk read fewer logs than Cloudflare counted; reading the parts that differ"
             );
             self.make_complete(lower.unwrap_or(0), upper - 1).await?;
+            // Only now does the cursor pass what the walk read.
+            self.store
+                .ingest_batch(self.integration_id, self.gateway, Vec::new(), Some(cursor))
+                .await?;
         }
         Ok(())
     }
 
     /// Reads again, from the Logs API, what it has of the hour starting at `hour_ms` and we
-    /// don't: how coverage closes an hour short of Cloudflare's count.
-    pub async fn reread_hour(&mut self, hour_ms: i64) -> Result<(), RunError> {
-        self.reconcile(hour_ms - 1, hour_ms + 3_600_000 - 1).await
+    /// don't: how coverage closes an hour short of Cloudflare's count. The first time by
+    /// comparing counts (cheap; finds late logs), after that by reading the whole hour —
+    /// equal counts can hide a missing log behind a deleted one.
+    pub async fn reread_hour(&mut self, hour_ms: i64, attempt: i64) -> Result<(), RunError> {
+        let end = hour_ms + 3_600_000;
+        if attempt <= 1 {
+            self.reconcile(hour_ms - 1, end - 1).await
+        } else {
+            self.walk(Some(hour_ms - 1), end, false).await.map(|_| ())
+        }
     }
 
     /// Reconciles `(after, until]` until our count reaches Cloudflare's (rows deleted meanwhile
@@ -143,10 +161,17 @@ impl GatewayImport<'_> {
         for round in 0..=COMPLETENESS_ROUNDS {
             let remote = self.probe(after, until).await?.0;
             let local = self.local_count(after, until).await?;
-            let Some(remote) = remote.filter(|&remote| remote > local) else {
-                return Ok(());
+            let remote = match remote {
+                Some(remote) if remote == local => return Ok(()),
+                // Without a count, reading the range again is all there is to do.
+                None if round > 0 => return Ok(()),
+                // Fewer than stored: deletions, which may hide a row the walk skipped — the
+                // sub-ranges that differ are compared id by id once.
+                Some(remote) if remote < local && round > 0 => return Ok(()),
+                Some(remote) => remote,
+                None => local + 1,
             };
-            if round == COMPLETENESS_ROUNDS {
+            if round == COMPLETENESS_ROUNDS && remote > local {
                 return Err(RunError::Incomplete(format!(
                     "Cloudflare counts {remote} logs created after {} but only {local} could be \
                      read, after {COMPLETENESS_ROUNDS} attempts",
@@ -306,7 +331,13 @@ impl GatewayImport<'_> {
             listed: 0,
             expected: None,
             inserted: 0,
+            held_cursor: None,
         };
+        // Set once the walk reads on from a short page that was not the last: such a page may
+        // have left rows out, so the cursor waits for the completeness check.
+        let mut suspect = false;
+        // The millisecond last read whole (ties): paged past, never read again.
+        let mut read_ms: Option<i64> = None;
         let mut newest: Option<i64> = None;
         let mut empty_pages = 0;
         let mut in_flight: Option<PendingWrite<'_>> = None;
@@ -372,12 +403,16 @@ impl GatewayImport<'_> {
                     continue;
                 }
                 empty_pages = 0;
+                suspect |= listed < PAGE;
                 match page_newest {
                     Some(newest_here) if position.is_none_or(|p| newest_here - 1 > p) => {
                         position = Some(newest_here - 1);
                         offset_page = 1;
                         seen.retain(|(_, at)| *at >= newest_here - 1);
                     }
+                    // That millisecond is stored whole: page past its rows under the same
+                    // keyset (a server keeping finer time lists them again after `gt` it).
+                    Some(tie) if read_ms == Some(tie) => offset_page += 1,
                     // A whole page in one millisecond: read all of that millisecond, then
                     // go on after it.
                     Some(tie) => {
@@ -386,8 +421,11 @@ impl GatewayImport<'_> {
                         }
                         let (inserted, ids) = self.read_millisecond(tie).await?;
                         walked.inserted += inserted;
+                        read_ms = Some(tie);
                         // When that millisecond was all Cloudflare counted, the walk is over.
-                        done = total.is_some_and(|total| ids.len() as i64 >= total);
+                        done = offset_page == 1
+                            && position.is_some_and(|p| tie == p + 1)
+                            && total.is_some_and(|total| ids.len() as i64 >= total);
                         for id in ids {
                             if !seen.iter().any(|(seen_id, _)| *seen_id == id) {
                                 walked.listed += 1;
@@ -403,9 +441,15 @@ impl GatewayImport<'_> {
                 }
             }
             if buffer.len() >= self.flush_rows || done {
+                let short = walked.expected.is_some_and(|e| walked.listed < e);
                 let cursor = match (advance_cursor, done) {
                     (false, _) => None,
+                    (true, true) if suspect || short => {
+                        walked.held_cursor = newest.max(position);
+                        None
+                    }
                     (true, true) => newest.max(position),
+                    (true, false) if suspect => None,
                     (true, false) => position,
                 };
                 let rows = std::mem::replace(&mut buffer, Vec::with_capacity(capacity));
@@ -426,6 +470,8 @@ impl GatewayImport<'_> {
     /// others. Returns the rows newly stored and the ids listed.
     async fn read_millisecond(&mut self, ms: i64) -> Result<(u64, Vec<String>), RunError> {
         let mut ids: HashSet<String> = HashSet::new();
+        // When each listed row was shown (a server keeping finer time lists `ms - 1` too).
+        let mut at_ms: std::collections::HashMap<String, i64> = Default::default();
         let mut inserted = 0;
         let mut total = None;
         for _ in 0..TIE_ROUNDS {
@@ -455,6 +501,7 @@ impl GatewayImport<'_> {
                 for log in page.logs {
                     if let Some(row) = self.accept(log, Some(ms - 1), ms + 1)? {
                         ids.insert(row.log_id.clone());
+                        at_ms.insert(row.log_id.clone(), row.created_at_ms);
                         rows.push(row);
                     }
                 }
@@ -466,7 +513,11 @@ impl GatewayImport<'_> {
                 page_no += 1;
             }
             if total.is_none_or(|t| ids.len() as i64 >= t) {
-                return Ok((inserted, ids.into_iter().collect()));
+                let at_ms = ids
+                    .into_iter()
+                    .filter(|id| at_ms.get(id).is_none_or(|at| *at == ms))
+                    .collect();
+                return Ok((inserted, at_ms));
             }
         }
         Err(RunError::Incomplete(format!(

@@ -228,3 +228,33 @@ async fn ties_listed_in_no_particular_order_are_all_read() {
     assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
     h.assert_exact(&["gw"]).await;
 }
+
+#[tokio::test]
+async fn a_full_page_in_one_millisecond_ends_on_a_server_keeping_finer_time() {
+    // `gt M` lists the rows shown at M again there: a walk that has read M whole must page
+    // past them, not read M again for ever.
+    let config = EmulatorConfig {
+        sub_millisecond_time: true,
+        ..EmulatorConfig::default()
+    };
+    let h = harness_with(config, TOKEN, TokenSpec::user(&[ACCOUNT]), &["gw"]).await;
+    h.seed("gw", 300, 39);
+    for (n, minutes) in [(60, 40), (120, 20), (5, 2)] {
+        h.emulator
+            .emulator
+            .append_logs(ACCOUNT, "gw", n, minutes_ago(minutes));
+    }
+    let first = tokio::time::timeout(std::time::Duration::from_secs(60), h.sync())
+        .await
+        .expect("the sync ends");
+    assert_eq!(first.status, SyncRunStatus::Succeeded, "{first:?}");
+    h.assert_exact(&["gw"]).await;
+    h.emulator
+        .emulator
+        .append_logs(ACCOUNT, "gw", 55, minutes_ago(1));
+    let second = tokio::time::timeout(std::time::Duration::from_secs(60), h.sync())
+        .await
+        .expect("the sync ends");
+    assert_eq!(second.status, SyncRunStatus::Succeeded, "{second:?}");
+    h.assert_exact(&["gw"]).await;
+}
