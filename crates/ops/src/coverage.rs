@@ -4,12 +4,10 @@
 
 use langguard_clock::format_ms;
 use langguard_store::{CoverageHour, Integration, IntegrationId};
-use langguard_sync::coverage::{is_short, MAX_REREADS, SETTLE_MS};
+use langguard_sync::coverage::{is_short, HOUR_MS, MAX_REREADS, SETTLE_MS};
 use serde::Serialize;
 
 use crate::{OpsResult, Services};
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// How Cloudflare's counts are read, in the words the UI shows next to them.
 pub const HOW_COUNTS_ARE_READ: &str = "Cloudflare's analytics lag minutes behind and sample \
@@ -100,16 +98,19 @@ impl From<&CoverageView> for CoverageSummary {
     }
 }
 
-/// The coverage summary of `integration` over `[from_ms, to_ms)`.
-pub async fn summary(
+/// The coverage summary of each of `integrations` over `[from_ms, to_ms)`, in their order.
+pub async fn summaries(
     ops: &Services,
-    integration: &Integration,
+    integrations: &[Integration],
     from_ms: i64,
     to_ms: i64,
-) -> OpsResult<CoverageSummary> {
-    Ok(CoverageSummary::from(
-        &view_of(ops, integration, from_ms, to_ms).await?,
-    ))
+) -> OpsResult<Vec<CoverageSummary>> {
+    let mut summaries = Vec::with_capacity(integrations.len());
+    for integration in integrations {
+        let view = view_of(ops, integration, from_ms, to_ms).await?;
+        summaries.push(CoverageSummary::from(&view));
+    }
+    Ok(summaries)
 }
 
 /// The integration's coverage over `[from_ms, to_ms)`.

@@ -124,10 +124,7 @@ pub async fn overview(ops: &Services, scope: &Scope) -> OpsResult<OverviewView> 
         scope.from_ms.unwrap_or_default(),
         scope.to_ms.unwrap_or_else(langguard_clock::now_ms),
     );
-    let mut coverage = Vec::with_capacity(integrations.len());
-    for integration in &integrations {
-        coverage.push(crate::coverage::summary(ops, integration, from_ms, to_ms).await?);
-    }
+    let coverage = crate::coverage::summaries(ops, &integrations, from_ms, to_ms).await?;
     let hours = match (scope.from_ms, scope.to_ms) {
         (Some(from), Some(to)) => (to - from) as f64 / 3_600_000.0,
         _ => 0.0,

@@ -23,7 +23,7 @@ use langguard_store::SyncCounts;
 
 use crate::{ProgressFn, RunError, SyncEngine};
 
-const HOUR_MS: i64 = 3_600_000;
+pub const HOUR_MS: i64 = 3_600_000;
 /// An hour is judged this long after it ends.
 pub const SETTLE_MS: i64 = 30 * 60_000;
 /// Re-reads of a short hour before it is marked degraded.

@@ -39,16 +39,16 @@
 //! For `n` new logs that is about `n / 49` list calls plus one probe; a quiet gateway's sync
 //! is two calls.
 
-use std::collections::HashSet;
-use std::time::Duration;
+use std::collections::HashMap;
 
 use langguard_cloudflare::{
-    CloudflareClient, CloudflareError, Direction, GatewayLog, LogFilter, LogQuery,
+    CloudflareClient, CloudflareError, Direction, GatewayLog, LogFilter, LogPage, LogQuery,
     MAX_LOGS_PER_PAGE,
 };
 use langguard_pricing::Pricer;
 use langguard_store::{IngestOutcome, IntegrationId, NewInteraction, Store, SyncCounts};
 
+use crate::coverage::HOUR_MS;
 use crate::normalize::normalize;
 use crate::{RunError, SyncProgress};
 
@@ -64,7 +64,7 @@ const TIE_ROUNDS: u32 = 20;
 /// How often a page Cloudflare counts rows for but lists none is asked for again.
 const EMPTY_PAGE_RETRIES: u32 = 3;
 /// The widest a trailing window grows on its own.
-const MAX_LATE_WINDOW_MS: i64 = 24 * 3_600_000;
+const MAX_LATE_WINDOW_MS: i64 = 24 * HOUR_MS;
 
 pub(crate) struct GatewayImport<'a> {
     pub client: &'a CloudflareClient,
@@ -73,9 +73,9 @@ pub(crate) struct GatewayImport<'a> {
     pub pricer: &'a Pricer,
     pub integration_id: IntegrationId,
     pub gateway: &'a str,
-    /// How far behind the cursor to look for late-visible logs (the integration's setting, or
-    /// the gateway's own once widened).
-    pub trailing_window: Duration,
+    /// How far behind the cursor to look for late-visible logs, in ms (the integration's
+    /// setting, or the gateway's own once widened: [`crate::trailing_window_ms`]).
+    pub trailing_window_ms: i64,
     pub flush_rows: usize,
     /// Unix ms when the sync started: the exclusive upper bound of what this run imports.
     pub sync_started_ms: i64,
@@ -92,6 +92,16 @@ pub(crate) struct GatewayImport<'a> {
 type PendingWrite<'a> = std::pin::Pin<
     Box<dyn std::future::Future<Output = langguard_store::StoreResult<IngestOutcome>> + Send + 'a>,
 >;
+
+/// A page as [`GatewayImport::take_page`] leaves it.
+struct TakenPage {
+    total: Option<i64>,
+    /// Rows listed, readable or not.
+    listed: i64,
+    /// Ids (when they had one) of the rows that could not be read as logs.
+    unreadable: Vec<Option<String>>,
+    rows: Vec<NewInteraction>,
+}
 
 /// What a walk read.
 struct Walked {
@@ -115,7 +125,7 @@ impl GatewayImport<'_> {
         floor_ms: Option<i64>,
     ) -> Result<(), RunError> {
         if let Some(cursor) = cursor {
-            let window = duration_ms(self.trailing_window);
+            let window = self.trailing_window_ms;
             let after = cursor.saturating_sub(window);
             self.oldest_inserted = None;
             self.reconcile(after, cursor).await?;
@@ -147,7 +157,7 @@ impl GatewayImport<'_> {
     /// comparing counts (cheap; finds late logs), after that by reading the whole hour —
     /// equal counts can hide a missing log behind a deleted one.
     pub async fn reread_hour(&mut self, hour_ms: i64, attempt: i64) -> Result<(), RunError> {
-        let end = hour_ms + 3_600_000;
+        let end = hour_ms + HOUR_MS;
         if attempt <= 1 {
             self.reconcile(hour_ms - 1, end - 1).await
         } else {
@@ -257,8 +267,33 @@ impl GatewayImport<'_> {
         self.store
             .widen_late_window(self.integration_id, self.gateway, widened)
             .await?;
-        self.trailing_window = Duration::from_millis(widened as u64);
+        self.trailing_window_ms = widened;
         Ok(())
+    }
+
+    /// A listed page made ready to store: its rows checked against `(lower, upper)` (see
+    /// [`Self::accept`]), the ones that cannot be read or stored counted and logged.
+    fn take_page(
+        &mut self,
+        page: LogPage,
+        lower: Option<i64>,
+        upper: i64,
+    ) -> Result<TakenPage, RunError> {
+        let listed = (page.logs.len() + page.rejected.len()) as i64;
+        self.counts.items_fetched += listed;
+        self.note_rejected(&page.rejected);
+        let mut rows = Vec::with_capacity(page.logs.len());
+        for log in page.logs {
+            if let Some(row) = self.accept(log, lower, upper)? {
+                rows.push(row);
+            }
+        }
+        Ok(TakenPage {
+            total: page.info.and_then(|i| i.total_count),
+            listed,
+            unreadable: page.rejected.into_iter().map(|r| r.id).collect(),
+            rows,
+        })
     }
 
     /// One call for `(after, until]`, newest first, a page of 50: Cloudflare's `total_count`
@@ -284,15 +319,8 @@ impl GatewayImport<'_> {
                 },
             )
             .await?;
-        self.note_rejected(&page.rejected);
-        self.counts.items_fetched += (page.logs.len() + page.rejected.len()) as i64;
-        let mut rows = Vec::with_capacity(page.logs.len());
-        for log in page.logs {
-            if let Some(row) = self.accept(log, Some(after), upper)? {
-                rows.push(row);
-            }
-        }
-        Ok((page.info.and_then(|i| i.total_count), rows))
+        let taken = self.take_page(page, Some(after), upper)?;
+        Ok((taken.total, taken.rows))
     }
 
     async fn store_rows(&mut self, rows: Vec<NewInteraction>) -> Result<u64, RunError> {
@@ -361,19 +389,18 @@ impl GatewayImport<'_> {
                 }
                 None => fetch.await?,
             };
-            let total = page.info.as_ref().and_then(|i| i.total_count);
+            let TakenPage {
+                total,
+                listed,
+                unreadable,
+                rows,
+            } = self.take_page(page, position, upper)?;
             if walked.expected.is_none() && position == lower && offset_page == 1 {
                 walked.expected = total;
             }
-            let listed = (page.logs.len() + page.rejected.len()) as i64;
-            self.counts.items_fetched += listed;
-            self.note_rejected(&page.rejected);
-            walked.listed += page.rejected.len() as i64;
+            walked.listed += unreadable.len() as i64;
             let mut page_newest: Option<i64> = None;
-            for log in page.logs {
-                let Some(row) = self.accept(log, position, upper)? else {
-                    continue;
-                };
+            for row in rows {
                 let at = row.created_at_ms;
                 page_newest = page_newest.max(Some(at));
                 if !seen.iter().any(|(id, _)| *id == row.log_id) {
@@ -469,9 +496,9 @@ impl GatewayImport<'_> {
     /// promises no order among rows sharing a time, so one pass may list some twice and skip
     /// others. Returns the rows newly stored and the ids listed.
     async fn read_millisecond(&mut self, ms: i64) -> Result<(u64, Vec<String>), RunError> {
-        let mut ids: HashSet<String> = HashSet::new();
-        // When each listed row was shown (a server keeping finer time lists `ms - 1` too).
-        let mut at_ms: std::collections::HashMap<String, i64> = Default::default();
+        // Each listed row's id and the time it was shown at, if it could be read (a server
+        // keeping finer time lists rows shown at `ms - 1` too).
+        let mut listed_at: HashMap<String, Option<i64>> = HashMap::new();
         let mut inserted = 0;
         let mut total = None;
         for _ in 0..TIE_ROUNDS {
@@ -492,30 +519,28 @@ impl GatewayImport<'_> {
                         },
                     )
                     .await?;
-                total = page.info.as_ref().and_then(|i| i.total_count).or(total);
-                let listed = (page.logs.len() + page.rejected.len()) as i64;
-                self.counts.items_fetched += listed;
-                self.note_rejected(&page.rejected);
-                ids.extend(page.rejected.iter().filter_map(|r| r.id.clone()));
-                let mut rows = Vec::with_capacity(page.logs.len());
-                for log in page.logs {
-                    if let Some(row) = self.accept(log, Some(ms - 1), ms + 1)? {
-                        ids.insert(row.log_id.clone());
-                        at_ms.insert(row.log_id.clone(), row.created_at_ms);
-                        rows.push(row);
-                    }
-                }
-                inserted += self.store_rows(rows).await?;
+                let taken = self.take_page(page, Some(ms - 1), ms + 1)?;
+                total = taken.total.or(total);
+                listed_at.extend(taken.unreadable.into_iter().flatten().map(|id| (id, None)));
+                listed_at.extend(
+                    taken
+                        .rows
+                        .iter()
+                        .map(|row| (row.log_id.clone(), Some(row.created_at_ms))),
+                );
+                let listed = taken.listed;
+                inserted += self.store_rows(taken.rows).await?;
                 let read_all = total.is_some_and(|t| i64::from(page_no) * PAGE >= t);
                 if listed < PAGE || read_all {
                     break;
                 }
                 page_no += 1;
             }
-            if total.is_none_or(|t| ids.len() as i64 >= t) {
-                let at_ms = ids
+            if total.is_none_or(|t| listed_at.len() as i64 >= t) {
+                let at_ms = listed_at
                     .into_iter()
-                    .filter(|id| at_ms.get(id).is_none_or(|at| *at == ms))
+                    .filter(|(_, at)| at.is_none_or(|at| at == ms))
+                    .map(|(id, _)| id)
                     .collect();
                 return Ok((inserted, at_ms));
             }
@@ -524,7 +549,7 @@ impl GatewayImport<'_> {
             "Cloudflare counts {} logs at {} but lists only {} of them, however often asked",
             total.unwrap_or_default(),
             langguard_clock::format_ms(ms),
-            ids.len()
+            listed_at.len()
         )))
     }
 
@@ -588,8 +613,4 @@ impl GatewayImport<'_> {
         }
         outcome.inserted
     }
-}
-
-fn duration_ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

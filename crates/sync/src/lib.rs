@@ -544,10 +544,8 @@ impl SyncEngine {
             let from_ms = state.pull_from_ms().map(|f| f.saturating_sub(1));
             let cursor = state.cursor_ms.max(from_ms);
             let floor = floor_ms.max(from_ms);
-            // The integration's window, or the gateway's own once late logs widened it.
-            let window_ms = (integration.trailing_window_minutes.max(1) * 60_000)
-                .max(state.late_window_ms.unwrap_or(0));
             if let Some(until) = until_ms {
+                let window_ms = trailing_window_ms(integration, state);
                 let settled = sync_started_ms.saturating_sub(window_ms) > until;
                 if until == i64::MIN || (settled && cursor.is_some_and(|c| c >= until - 1)) {
                     continue;
@@ -614,9 +612,6 @@ impl SyncEngine {
         rejected: &'a mut u64,
         progress: Option<ProgressFn<'a>>,
     ) -> GatewayImport<'a> {
-        // The integration's window, or the gateway's own once late logs widened it.
-        let window_ms = (integration.trailing_window_minutes.max(1) * 60_000)
-            .max(state.late_window_ms.unwrap_or(0));
         GatewayImport {
             client,
             integration_name: &integration.name,
@@ -624,7 +619,7 @@ impl SyncEngine {
             pricer: &self.pricer,
             integration_id: integration.id,
             gateway: &state.gateway_id,
-            trailing_window: Duration::from_millis(window_ms as u64),
+            trailing_window_ms: trailing_window_ms(integration, state),
             flush_rows: self.settings.flush_rows.max(1),
             sync_started_ms: until_ms,
             counts,
@@ -650,6 +645,12 @@ impl Drop for Claim<'_> {
         self.renewal.abort();
         self.engine.lock_running().remove(&self.integration_id);
     }
+}
+
+/// How far behind its cursor a sync of the gateway looks for late-visible logs: the
+/// integration's window, or the gateway's own once late logs widened it.
+fn trailing_window_ms(integration: &Integration, state: &langguard_store::GatewayState) -> i64 {
+    (integration.trailing_window_minutes.max(1) * 60_000).max(state.late_window_ms.unwrap_or(0))
 }
 
 fn duration_ms(d: Duration) -> i64 {

@@ -68,7 +68,7 @@ pub fn record_coverage(integration: &str, hours: &[langguard_store::CoverageHour
     let mut per_gateway: std::collections::BTreeMap<&str, (i64, i64)> = Default::default();
     for hour in hours
         .iter()
-        .filter(|h| h.hour_ms + 3_600_000 + crate::coverage::SETTLE_MS <= now_ms)
+        .filter(|h| h.hour_ms + crate::coverage::HOUR_MS + crate::coverage::SETTLE_MS <= now_ms)
     {
         let (held, counted) = per_gateway.entry(hour.gateway.as_str()).or_default();
         *held += hour.stored.min(hour.cloudflare);

@@ -344,15 +344,17 @@ pub async fn page(
         .iter()
         .map(|i| (i.id, i.name.clone()))
         .collect();
-    let mut coverage = Vec::with_capacity(data.integrations.len());
-    for integration in &data.integrations {
-        match langguard_ops::coverage::summary(&state.ops, integration, range.from_ms, range.to_ms)
-            .await
-        {
-            Ok(summary) => coverage.push(summary.label),
-            Err(e) => return page_failure("Monitoring", e),
-        }
-    }
+    let coverage = match langguard_ops::coverage::summaries(
+        &state.ops,
+        &data.integrations,
+        range.from_ms,
+        range.to_ms,
+    )
+    .await
+    {
+        Ok(summaries) => summaries,
+        Err(e) => return page_failure("Monitoring", e),
+    };
     let integrations = data
         .integrations
         .iter()
@@ -360,7 +362,7 @@ pub async fn page(
         .map(|(i, coverage)| {
             let m = traffic.get(&i.id.to_string()).cloned().unwrap_or_default();
             HealthRow {
-                coverage,
+                coverage: coverage.label,
                 name: i.name.clone(),
                 status: i.status.as_str(),
                 status_label: i.status.label(),
