@@ -294,6 +294,27 @@ impl Emulator {
             .remove(&ids.iter().map(String::as_str).collect())
     }
 
+    /// Sets a log's feedback and score as `PATCH …/logs/{id}` would (someone rating the
+    /// answer in their app or the dashboard); `false` when there is no such log.
+    pub fn rate_log(
+        &self,
+        account_id: &str,
+        gateway_id: &str,
+        log_id: &str,
+        feedback: Option<i8>,
+        score: Option<f64>,
+    ) -> bool {
+        let patch = crate::log_record::LogPatch {
+            feedback: Some(feedback),
+            score: Some(score),
+            metadata: None,
+        };
+        write(&self.shared.store)
+            .gateway_entry(account_id, gateway_id, now_millis())
+            .logs
+            .update(log_id, |log| log.apply_patch(&patch))
+    }
+
     /// Counts `n` requests at `at` in the analytics without storing a log for them — requests
     /// sent with `cf-aig-collect-log: false`, or to a full `STOP_INSERTING` gateway.
     pub fn record_unlogged_requests(

@@ -53,7 +53,37 @@ pub(crate) struct LogExtras {
     pub region: &'static str,
     pub colo: &'static str,
     pub feedback: Option<i8>,
+    /// Set with `PATCH …/logs/{id}`, like feedback.
+    pub score: Option<f64>,
     pub user_agent: &'static str,
+    /// A DLP profile matched the request.
+    pub dlp: Option<DlpMatch>,
+    /// Made with the customer's own provider key: Cloudflare reports its cost as 0.
+    pub byok: bool,
+}
+
+impl LogExtras {
+    /// The extras a log gets when `PATCH` gives feedback to one that had none.
+    pub(crate) fn blank(id: &str, latency_ms: u32) -> Self {
+        Self {
+            event_id: format!("evt-{id}"),
+            latency_ms,
+            region: "WNAM",
+            colo: "SJC",
+            feedback: None,
+            score: None,
+            user_agent: "",
+            dlp: None,
+            byok: false,
+        }
+    }
+}
+
+/// What a DLP scan did to a request: `FLAG` or `BLOCK`, and the profile that matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DlpMatch {
+    pub action: &'static str,
+    pub profile_id: &'static str,
 }
 
 /// One gateway log as the emulator stores it.
@@ -122,6 +152,26 @@ impl LogRecord {
         self.extras.as_deref().and_then(|extras| extras.feedback)
     }
 
+    /// Applies a `PATCH …/logs/{id}` body: `feedback` and `score` (numbers or null) and
+    /// `metadata` (an object, or null to clear it). Fields not given are left as they were.
+    pub(crate) fn apply_patch(&mut self, patch: &LogPatch) {
+        if let Some(feedback) = patch.feedback {
+            self.extras_mut().feedback = feedback;
+        }
+        if let Some(score) = patch.score {
+            self.extras_mut().score = score;
+        }
+        if let Some(metadata) = &patch.metadata {
+            self.metadata = metadata.clone();
+        }
+    }
+
+    fn extras_mut(&mut self) -> &mut LogExtras {
+        let (id, latency) = (self.id.clone(), self.duration_ms / 2);
+        self.extras
+            .get_or_insert_with(|| Box::new(LogExtras::blank(&id, latency)))
+    }
+
     /// The list-row rendering.
     pub(crate) fn list_item(&self) -> ListItem<'_> {
         ListItem {
@@ -158,10 +208,22 @@ impl LogRecord {
                     colo: extras.colo,
                 },
                 feedback: extras.feedback,
+                score: extras.score,
                 user_agent: extras.user_agent,
                 authentication: self.authentication,
                 wholesale: self.wholesale,
-                dlp_action: None,
+                byok: extras.byok,
+                dlp_action: extras.dlp.map(|dlp| dlp.action),
+                dlp_profiles: extras.dlp.map(|dlp| {
+                    [DlpProfileJson {
+                        profile: DlpProfileRef {
+                            profile_id: dlp.profile_id,
+                            entry_ids: [dlp.profile_id],
+                        },
+                        policy_ids: [],
+                        check: "REQUEST",
+                    }]
+                }),
                 usage_metadata: self.tokens_in.zip(self.tokens_out).map(
                     |(input_tokens, output_tokens)| UsageMetadata {
                         input_tokens,
@@ -175,6 +237,69 @@ impl LogRecord {
                 response: "",
             }),
         }
+    }
+}
+
+/// A checked `PATCH …/logs/{id}` body; `Some(None)` clears a field.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct LogPatch {
+    pub feedback: Option<Option<i8>>,
+    pub score: Option<Option<f64>>,
+    pub metadata: Option<Option<Metadata>>,
+}
+
+impl LogPatch {
+    /// Reads the body the way the API's schema does: `feedback` -1, 0 or 1, `score` a number,
+    /// `metadata` up to 5 string, number or boolean values; anything else is the name of the
+    /// field that is wrong.
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, &'static str> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| "body")?;
+        let object = value.as_object().ok_or("body")?;
+        let mut patch = Self::default();
+        for (key, value) in object {
+            match key.as_str() {
+                "feedback" => {
+                    patch.feedback = Some(match value {
+                        serde_json::Value::Null => None,
+                        v => Some(
+                            v.as_i64()
+                                .filter(|f| (-1..=1).contains(f))
+                                .ok_or("feedback")? as i8,
+                        ),
+                    })
+                }
+                "score" => {
+                    patch.score = Some(match value {
+                        serde_json::Value::Null => None,
+                        v => Some(v.as_f64().ok_or("score")?),
+                    })
+                }
+                "metadata" => {
+                    patch.metadata = Some(match value {
+                        serde_json::Value::Null => None,
+                        serde_json::Value::Object(map) if map.len() <= 5 => {
+                            let mut pairs = Vec::with_capacity(map.len());
+                            for (k, v) in map {
+                                let text = match v {
+                                    serde_json::Value::String(s) => s.clone(),
+                                    serde_json::Value::Number(n) => n.to_string(),
+                                    serde_json::Value::Bool(b) => b.to_string(),
+                                    _ => return Err("metadata"),
+                                };
+                                pairs.push((k.clone(), text));
+                            }
+                            Some(Metadata {
+                                json: value.to_string(),
+                                pairs,
+                            })
+                        }
+                        _ => return Err("metadata"),
+                    })
+                }
+                _ => return Err("body"),
+            }
+        }
+        Ok(patch)
     }
 }
 
@@ -225,15 +350,32 @@ struct ExtrasJson<'a> {
     timings: Timings,
     location: Location,
     feedback: Option<i8>,
+    score: Option<f64>,
     user_agent: &'a str,
     authentication: bool,
     wholesale: bool,
+    byok: bool,
     dlp_action: Option<&'a str>,
+    /// `null`, or the matched profiles (API-NOTES §1.4's shape).
+    dlp_profiles: Option<[DlpProfileJson; 1]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     usage_metadata: Option<UsageMetadata>,
     /// Live rows carry the long-dropped `request`/`response` fields as empty strings.
     request: &'a str,
     response: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct DlpProfileJson {
+    profile: DlpProfileRef,
+    policy_ids: [&'static str; 0],
+    check: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct DlpProfileRef {
+    profile_id: &'static str,
+    entry_ids: [&'static str; 1],
 }
 
 #[derive(Debug, Serialize)]
@@ -403,7 +545,13 @@ mod tests {
             region: "WEUR",
             colo: "AMS",
             feedback: Some(1),
+            score: Some(0.5),
             user_agent: "curl/8.5.0",
+            dlp: Some(DlpMatch {
+                action: "BLOCK",
+                profile_id: "pii-ssn",
+            }),
+            byok: true,
         }));
         let head = BodyHead {
             head: "{}".to_owned(),
@@ -413,6 +561,14 @@ mod tests {
         let rendered =
             serde_json::to_value(DetailItem::new(&record, head.clone(), head)).expect("serialise");
         assert_eq!(rendered["event_id"], "evt");
+        assert_eq!(rendered["score"], 0.5);
+        assert_eq!(rendered["byok"], true);
+        assert_eq!(rendered["dlp_action"], "BLOCK");
+        assert_eq!(
+            rendered["dlp_profiles"][0]["profile"]["profile_id"],
+            "pii-ssn"
+        );
+        assert_eq!(rendered["dlp_profiles"][0]["check"], "REQUEST");
         assert_eq!(rendered["timings"], json!({"total": 1184, "latency": 400}));
         assert_eq!(
             rendered["location"],

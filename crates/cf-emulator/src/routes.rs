@@ -28,7 +28,7 @@ use crate::emulator::{lock, read, write, Emulator, Shared};
 use crate::envelope::{json_response, success_body, ApiError, Message, ResultInfo};
 use crate::faults::{cut_connection_response, InjectedFault};
 use crate::listing::select_page_with_ties;
-use crate::log_record::{now_millis, BodyHead, DetailItem, ListItem, LogRecord};
+use crate::log_record::{now_millis, BodyHead, DetailItem, ListItem, LogPatch, LogRecord};
 use crate::push::routes as push_routes;
 use crate::query::{parse_gateway_query, parse_log_query, Pagination, QueryParams};
 use crate::rate_limit::RateStatus;
@@ -69,7 +69,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         )
         .route(LOGS, get(list_logs).delete(delete_logs))
         .route(GRAPHQL, post(crate::analytics::graphql))
-        .route(LOG, get(get_log))
+        .route(LOG, get(get_log).patch(patch_log))
         .route(LOG_REQUEST, get(get_log_request))
         .route(LOG_RESPONSE, get(get_log_response))
         .fallback(no_route)
@@ -366,6 +366,37 @@ async fn get_log(State(emulator): State<Emulator>, path: LogPath, headers: Heade
             };
             let detail = DetailItem::new(&log, head(&request), head(&response));
             success_body(detail, &[], None).map(json_response)
+        },
+    )
+    .await
+}
+
+/// `PATCH …/logs/{id}`: sets feedback, score or metadata after the fact (API-NOTES §2);
+/// needs edit rights, like deleting logs.
+async fn patch_log(
+    State(emulator): State<Emulator>,
+    path: LogPath,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Ok(Path((account, gateway_id, log_id))) = path else {
+        return no_route(State(emulator)).await;
+    };
+    serve(
+        &emulator,
+        Endpoint::PatchLog,
+        &headers,
+        Access::edit(&account),
+        |shared, _| {
+            let patch = LogPatch::parse(&body).map_err(|field| ApiError::validation(&[field]))?;
+            let mut store = write(&shared.store);
+            let gateway = store
+                .gateway_mut(&account, &gateway_id)
+                .ok_or_else(ApiError::not_found)?;
+            if !gateway.logs.update(&log_id, |log| log.apply_patch(&patch)) {
+                return Err(ApiError::not_found());
+            }
+            success_body(serde_json::json!({}), &[], None).map(json_response)
         },
     )
     .await

@@ -380,6 +380,25 @@ impl GatewayLogs {
             .find(|record| record.id == id)
     }
 
+    /// Changes one log in place (`PATCH …/logs/{id}`); `false` when there is none with `id`.
+    pub(crate) fn update(&mut self, id: &str, change: impl FnOnce(&mut LogRecord)) -> bool {
+        let Some(&created_at) = self.created_at_by_id.get(id) else {
+            return false;
+        };
+        let start = self
+            .sorted
+            .partition_point(|record| record.created_at < created_at);
+        let Some(record) = self.sorted[start..]
+            .iter_mut()
+            .take_while(|record| record.created_at == created_at)
+            .find(|record| record.id == id)
+        else {
+            return false;
+        };
+        change(Arc::make_mut(record));
+        true
+    }
+
     pub(crate) fn ids(&self) -> Vec<String> {
         self.sorted.iter().map(|record| record.id.clone()).collect()
     }

@@ -57,6 +57,8 @@ pub(crate) enum Endpoint {
     Graphql,
     /// `DELETE …/logs`: counted in `requests` only.
     DeleteLogs,
+    /// `PATCH …/logs/{id}`: counted in `requests` only.
+    PatchLog,
     /// The 404 fallback: counted in `requests` only.
     Unrouted,
 }
@@ -91,7 +93,7 @@ impl StatsCounters {
             Endpoint::GetLog => &self.get_log_calls,
             Endpoint::Body => &self.body_calls,
             Endpoint::Graphql => &self.graphql_calls,
-            Endpoint::Unrouted | Endpoint::DeleteLogs => return,
+            Endpoint::Unrouted | Endpoint::DeleteLogs | Endpoint::PatchLog => return,
         };
         bump(counter);
     }

@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::log_record::{unix_millis, LogExtras, LogRecord, Metadata, UnixMillis};
+use crate::log_record::{unix_millis, DlpMatch, LogExtras, LogRecord, Metadata, UnixMillis};
 
 /// Parameters of [`crate::Emulator::seed_logs`].
 #[derive(Clone, Debug)]
@@ -191,21 +191,51 @@ pub(crate) fn synthesize_log(
         Outcome::Error(status) => status,
         _ => 200,
     };
-    let extras = rng.gen_bool(0.3).then(|| {
+    let mut extras = rng.gen_bool(0.3).then(|| {
         let (region, colo) = LOCATIONS[rng.gen_range(0..LOCATIONS.len())];
+        let event_id = uuid_like(rng);
+        // Drawn from the event id rather than the generator, so adding these fields left
+        // every other synthetic value (and the datasets tests and benches rely on) as it was.
+        let roll = event_id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+            % 100;
+        let feedback = match rng.gen_range(0..20) {
+            0 => Some(1),
+            1 => Some(-1),
+            _ => None,
+        };
         Box::new(LogExtras {
-            event_id: uuid_like(rng),
+            event_id,
             latency_ms: (f64::from(duration_ms) * rng.gen_range(0.3..0.9)) as u32,
             region,
             colo,
-            feedback: match rng.gen_range(0..20) {
-                0 => Some(1),
-                1 => Some(-1),
+            score: feedback.map(|f: i8| if f > 0 { 0.9 } else { 0.1 }),
+            feedback,
+            user_agent: USER_AGENTS[rng.gen_range(0..USER_AGENTS.len())],
+            dlp: match roll {
+                0..=2 => Some(DlpMatch {
+                    action: "BLOCK",
+                    profile_id: "pii-ssn",
+                }),
+                3..=7 => Some(DlpMatch {
+                    action: "FLAG",
+                    profile_id: "credentials",
+                }),
                 _ => None,
             },
-            user_agent: USER_AGENTS[rng.gen_range(0..USER_AGENTS.len())],
+            byok: (10..20).contains(&roll) && outcome == Outcome::Success,
         })
     });
+    // BYOK calls are billed by the provider: Cloudflare reports 0.
+    let cost = match extras.as_deref_mut() {
+        Some(extras) if extras.byok && cost.is_some() && !custom_cost => Some(0.0),
+        Some(extras) => {
+            extras.byok = false;
+            cost
+        }
+        None => cost,
+    };
 
     LogRecord {
         id: if rng.gen_bool(0.9) {
@@ -591,6 +621,10 @@ mod tests {
             } else if log.cached {
                 assert_eq!(log.cost, Some(0.0));
                 assert!(log.duration_ms < 30);
+            } else if log.extras.as_ref().is_some_and(|extras| extras.byok) {
+                // BYOK: the provider bills the call; Cloudflare reports 0.
+                assert_eq!(log.cost, Some(0.0));
+                assert!(!log.custom_cost);
             } else if let (Some(cost), false) = (log.cost, log.custom_cost) {
                 let profile = CATALOG
                     .iter()

@@ -787,3 +787,84 @@ async fn delete_logs_removes_what_its_filters_match_and_needs_edit_rights() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["errors"][0]["code"], 7001);
 }
+
+#[tokio::test]
+async fn patching_a_log_sets_feedback_score_and_metadata_and_needs_edit_rights() {
+    let emulator = emulator();
+    emulator.add_token("editor", TokenSpec::editor(&[ACCOUNT]));
+    let router = emulator.router();
+    let id = emulator.log_ids(ACCOUNT, "prod-chat")[3].clone();
+    let call = |method: &'static str, token: &'static str, uri: String, body: &'static str| {
+        let router = router.clone();
+        async move {
+            let request = Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request");
+            let response = router.oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let log = format!("{LOGS}/{id}");
+    let (status, _) = call("PATCH", TOKEN, log.clone(), r#"{"feedback":-1}"#).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a read-only token can't rate logs"
+    );
+    let (status, body) = call(
+        "PATCH",
+        "editor",
+        log.clone(),
+        r#"{"feedback":-1,"score":0.25,"metadata":{"team":"qa","n":3}}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, got) = call("GET", TOKEN, log.clone(), "").await;
+    assert_eq!(got["result"]["feedback"], -1);
+    assert_eq!(got["result"]["score"], 0.25);
+    let metadata: Value =
+        serde_json::from_str(got["result"]["metadata"].as_str().expect("a JSON string"))
+            .expect("JSON");
+    assert_eq!(metadata, serde_json::json!({"team": "qa", "n": 3}));
+    // The list filters see the change.
+    let filters = encode(r#"[{"key":"feedback","operator":"eq","value":[-1]}]"#);
+    let (_, listed) = call(
+        "GET",
+        TOKEN,
+        format!("{LOGS}?filters={filters}&per_page=50"),
+        "",
+    )
+    .await;
+    assert!(listed["result"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .any(|row| row["id"] == id.as_str()));
+
+    for bad in [
+        r#"{"feedback":5}"#,
+        r#"{"score":"high"}"#,
+        r#"{"colour":1}"#,
+        "not json",
+    ] {
+        let (status, body) = call("PATCH", "editor", log.clone(), bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["errors"][0]["code"], 7001);
+    }
+    let (status, _) = call("PATCH", "editor", format!("{LOGS}/no-such-log"), "{}").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -134,9 +134,9 @@ pub struct GatewayLog {
     /// A JSON-encoded string over REST, an object from the Workers binding; either is kept.
     #[serde(default)]
     pub metadata: Option<serde_json::Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_string")]
     pub model_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_opt_string")]
     pub request_type: Option<String>,
     #[serde(default)]
     pub request_content_type: Option<String>,
@@ -144,6 +144,57 @@ pub struct GatewayLog {
     pub response_content_type: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_i64")]
     pub step: Option<i64>,
+    // Fields seen on live rows but in no SDK schema (API-NOTES §1.4): read leniently, since
+    // nothing promises their types, and a surprise in one must not cost the whole row.
+    /// The `cf-aig-event-id` request header.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub event_id: Option<String>,
+    /// 1, -1 or null; set after the call (PATCH …/logs/{id}).
+    #[serde(default, deserialize_with = "lenient_opt_i64")]
+    pub feedback: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
+    pub score: Option<f64>,
+    /// `FLAG`, `BLOCK` or null.
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub dlp_action: Option<String>,
+    /// Null or `[{profile: {profile_id, entry_ids}, policy_ids, check}]`.
+    #[serde(default)]
+    pub dlp_profiles: Option<serde_json::Value>,
+    #[serde(default)]
+    pub guardrails: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub user_agent: Option<String>,
+    /// `{input_tokens, output_tokens, total_tokens, output_reasoning_tokens,
+    /// input_cached_tokens}`.
+    #[serde(default)]
+    pub usage_metadata: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "lenient_opt_bool")]
+    pub byok: Option<bool>,
+}
+
+impl GatewayLog {
+    /// Input tokens served from the provider's prompt cache (`usage_metadata`).
+    pub fn cached_tokens(&self) -> Option<i64> {
+        self.usage_count("input_cached_tokens")
+    }
+
+    /// Output tokens spent on reasoning (`usage_metadata`).
+    pub fn reasoning_tokens(&self) -> Option<i64> {
+        self.usage_count("output_reasoning_tokens")
+    }
+
+    fn usage_count(&self, key: &str) -> Option<i64> {
+        let value = self.usage_metadata.as_ref()?.get(key)?;
+        value
+            .as_i64()
+            .or_else(|| {
+                value
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.round() as i64)
+            })
+            .filter(|n| *n >= 0)
+    }
 }
 
 /// `GET …/logs/{id}`: the list fields plus the heads of the stored request and response.
@@ -254,6 +305,35 @@ impl<'de> de::Visitor<'de> for LenientNumber {
         {}
         Ok(None)
     }
+}
+
+/// Text, or a number or boolean as its text; anything else (null, an array, an object) is
+/// absent.
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    })
+}
+
+/// A boolean, `"true"`/`"false"`, or 0/1; anything else is absent.
+fn lenient_opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(b) => Some(b),
+        serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// Log ids are opaque strings (ULIDs or 64-hex hashes); a numeric id is kept as its text.

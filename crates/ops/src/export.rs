@@ -29,10 +29,10 @@ pub fn format(
     rx
 }
 
-/// One exported trace; `T` is text from outside (plain for JSON, a [`CsvCell`] for CSV) and
-/// `M` the metadata as CSV text or as a raw JSON object.
+/// One exported trace; `T` is text from outside (plain for JSON, a [`CsvCell`] for CSV), `M`
+/// the metadata and `D` Cloudflare's extra log fields, each as CSV text or as a JSON object.
 #[derive(Serialize)]
-struct ExportRow<T, M> {
+struct ExportRow<T, M, D> {
     id: i64,
     integration_id: i64,
     gateway: T,
@@ -52,13 +52,15 @@ struct ExportRow<T, M> {
     cost_usd: Option<f64>,
     cost_source: Option<&'static str>,
     metadata: M,
+    details: D,
 }
 
-fn export_row<'a, T, M>(
+fn export_row<'a, T, M, D>(
     i: &'a Interaction,
     text: impl Fn(&'a str) -> T,
     metadata: M,
-) -> ExportRow<T, M> {
+    details: D,
+) -> ExportRow<T, M, D> {
     let log = &i.log;
     ExportRow {
         id: i.id,
@@ -80,6 +82,7 @@ fn export_row<'a, T, M>(
         cost_usd: log.cost_usd,
         cost_source: log.cost_source.map(|s| s.as_str()),
         metadata,
+        details,
     }
 }
 
@@ -151,7 +154,9 @@ fn append_rows(
                 .from_writer(buffer);
             for i in batch {
                 let metadata = CsvCell(i.log.metadata.as_deref().unwrap_or(EMPTY_OBJECT));
-                writer.serialize(export_row(i, CsvCell, metadata))?;
+                let details = i.log.details.to_column();
+                let details = CsvCell(details.as_deref().unwrap_or(EMPTY_OBJECT));
+                writer.serialize(export_row(i, CsvCell, metadata, details))?;
             }
             writer.flush()?;
         }
@@ -163,7 +168,8 @@ fn append_rows(
                 let metadata: &RawValue = serde_json::from_str(text)
                     .or_else(|_| serde_json::from_str(EMPTY_OBJECT))
                     .map_err(std::io::Error::other)?;
-                serde_json::to_writer(&mut *buffer, &export_row(i, |t| t, metadata))?;
+                let row = export_row(i, |t| t, metadata, &i.log.details);
+                serde_json::to_writer(&mut *buffer, &row)?;
                 buffer.push(b'\n');
             }
         }
@@ -198,6 +204,7 @@ mod tests {
                 cost_source: None,
                 metadata: metadata.map(str::to_string),
                 requested_model: None,
+                details: Default::default(),
             },
         }
     }
@@ -215,7 +222,7 @@ mod tests {
         assert_eq!(
             text,
             "7,1,gw,\"log,\"\"1\"\"\",2023-11-14T22:13:20.000Z,openai,gpt-4o,,logs_api,,success,200,\
-             false,120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\"\n"
+             false,120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\",{}\n"
         );
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)

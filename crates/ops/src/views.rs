@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use langguard_clock::format_ms;
-use langguard_store::{IngestSource, User};
+use langguard_store::{IngestSource, LogDetails, User};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
@@ -137,6 +137,9 @@ pub struct TraceItem {
     /// Custom metadata the gateway's caller attached.
     #[schema(value_type = Object)]
     pub metadata: Value,
+    /// Cloudflare's fields beyond the ones above, each present only when the log carried it.
+    #[serde(flatten)]
+    pub details: LogDetails,
 }
 
 impl From<&Interaction> for TraceItem {
@@ -166,6 +169,7 @@ impl From<&Interaction> for TraceItem {
                 .as_deref()
                 .and_then(|m| serde_json::from_str(m).ok())
                 .unwrap_or_else(|| Value::Object(Default::default())),
+            details: log.details.clone(),
         }
     }
 }
@@ -237,8 +241,9 @@ pub fn decode_violation_cursor(s: &str) -> Option<(i64, i64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-/// CSV export columns: the trace item's fields, metadata as its JSON text.
-pub const TRACE_CSV_HEADER: [&str; 19] = [
+/// CSV export columns: the trace item's fields, metadata and Cloudflare's extra log fields
+/// each as its JSON text.
+pub const TRACE_CSV_HEADER: [&str; 20] = [
     "id",
     "integration_id",
     "gateway",
@@ -258,6 +263,7 @@ pub const TRACE_CSV_HEADER: [&str; 19] = [
     "cost_usd",
     "cost_source",
     "metadata",
+    "details",
 ];
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

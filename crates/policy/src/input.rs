@@ -53,6 +53,15 @@ pub fn trace_document_with(
     ] {
         metadata.insert(key.to_string(), value);
     }
+    // Cloudflare's extra log fields (`dlp_action`, `feedback`, `user_agent`, …) and the model
+    // asked for, where the log carried them; like the fields above they win over custom
+    // metadata of the same name.
+    if let Ok(serde_json::Value::Object(details)) = serde_json::to_value(&log.details) {
+        metadata.extend(details);
+    }
+    if let Some(requested) = &log.requested_model {
+        metadata.insert("requested_model".into(), json!(requested));
+    }
     let body = |text: Option<&str>| -> serde_json::Value {
         match text {
             None => serde_json::Value::Null,

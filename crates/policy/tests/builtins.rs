@@ -29,6 +29,7 @@ fn interaction() -> Interaction {
                     .into(),
             ),
             requested_model: None,
+            details: Default::default(),
         },
     }
 }
@@ -389,4 +390,47 @@ fn the_vm_and_the_interpreter_agree_on_every_builtin() {
             }
         }
     }
+}
+
+#[test]
+fn cloudflares_extra_log_fields_reach_policies_as_trace_metadata() {
+    let rego = r#"
+package langguard.dlp_and_feedback
+
+import rego.v1
+
+violation contains result if {
+	input.trace.metadata.dlp_action == "BLOCK"
+	some p in input.trace.metadata.dlp_profiles
+	result := {"type": "dlp_block", "message": sprintf("DLP blocked (%v)", [p.profile.profile_id])}
+}
+
+violation contains result if {
+	input.trace.metadata.feedback == -1
+	input.trace.metadata.requested_model == "cloudflare/auto"
+	result := {"type": "disliked_auto_route", "message": sprintf("thumbs down from %v", [input.trace.metadata.user_agent])}
+}
+"#;
+    let mut policy = CompiledPolicy::compile("dlp_and_feedback", rego).expect("compiles");
+    let mut run = |i: &Interaction| -> Vec<String> {
+        let input = input_document(&trace_document(i, None), &config_value("{}"), None);
+        let mut kinds: Vec<String> = policy
+            .evaluate(input)
+            .expect("evaluates")
+            .into_iter()
+            .map(|f| f.kind)
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    let mut i = interaction();
+    assert!(run(&i).is_empty(), "a log without the fields flags nothing");
+    i.log.details.dlp_action = Some("BLOCK".into());
+    i.log.details.dlp_profiles = Some(serde_json::json!([
+        {"profile": {"profile_id": "pii", "entry_ids": ["ssn"]}, "policy_ids": [], "check": "REQUEST"}
+    ]));
+    i.log.details.feedback = Some(-1);
+    i.log.details.user_agent = Some("openai-python/1.51.0".into());
+    i.log.requested_model = Some("cloudflare/auto".into());
+    assert_eq!(run(&i), ["disliked_auto_route", "dlp_block"]);
 }

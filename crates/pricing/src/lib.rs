@@ -19,6 +19,17 @@ pub enum CostOrigin {
     Gateway,
     Custom,
     Estimated,
+    /// Cloudflare's 0 for a call made with the customer's own provider key.
+    Byok,
+}
+
+/// A log's cost as an interaction stores it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Priced {
+    pub cost_usd: Option<f64>,
+    pub source: Option<CostSource>,
+    /// Beside a BYOK 0: what the price table makes of the call (the provider bills it).
+    pub byok_estimate_usd: Option<f64>,
 }
 
 /// What pricing needs to know about one log.
@@ -33,6 +44,8 @@ pub struct CostInput<'a> {
     pub tokens_out: Option<i64>,
     pub gateway_cost: Option<f64>,
     pub custom_cost: bool,
+    /// Cloudflare's `byok` flag, when the log carries it.
+    pub byok: Option<bool>,
 }
 
 /// An admin's price for a model (Settings → Cost Estimates), in USD per 1,000 tokens. It
@@ -85,18 +98,24 @@ impl Pricer {
         PRICER.get_or_init(Pricer::new)
     }
 
-    /// [`Pricer::cost`] as an interaction stores it: the amount and its source, or neither.
-    pub fn priced(&self, log: &CostInput<'_>) -> (Option<f64>, Option<CostSource>) {
+    /// [`Pricer::cost`] as an interaction stores it: the amount and its source, or neither,
+    /// and for a BYOK 0 the table's estimate beside it.
+    pub fn priced(&self, log: &CostInput<'_>) -> Priced {
         match self.cost(log) {
-            None => (None, None),
-            Some((cost, origin)) => (
-                Some(cost),
-                Some(match origin {
+            None => Priced::default(),
+            Some((cost, origin)) => Priced {
+                cost_usd: Some(cost),
+                source: Some(match origin {
                     CostOrigin::Gateway => CostSource::Gateway,
                     CostOrigin::Custom => CostSource::Custom,
                     CostOrigin::Estimated => CostSource::Estimated,
+                    CostOrigin::Byok => CostSource::Byok,
                 }),
-            ),
+                byok_estimate_usd: match origin {
+                    CostOrigin::Byok => self.paid_call_estimate(log),
+                    _ => None,
+                },
+            },
         }
     }
 
@@ -105,6 +124,8 @@ impl Pricer {
         if let Some(cost) = log.gateway_cost.filter(|c| c.is_finite() && *c >= 0.0) {
             let origin = if log.custom_cost {
                 CostOrigin::Custom
+            } else if cost == 0.0 && self.is_byok_zero(log) {
+                CostOrigin::Byok
             } else {
                 CostOrigin::Gateway
             };
@@ -120,6 +141,26 @@ impl Pricer {
             return None;
         }
         self.estimate(log).map(|c| (c, CostOrigin::Estimated))
+    }
+
+    /// Whether Cloudflare's 0 is BYOK traffic rather than a free call: the log says `byok`, or
+    /// says nothing and the price table charges for a successful, uncached call with usage
+    /// (BYOK and custom providers show 0, API-NOTES §7).
+    fn is_byok_zero(&self, log: &CostInput<'_>) -> bool {
+        match log.byok {
+            Some(byok) => byok,
+            None => self.paid_call_estimate(log).is_some(),
+        }
+    }
+
+    /// The table's price of a call the provider billed: successful, not served from cache,
+    /// with usage; `None` when it is free or the table doesn't know the model.
+    fn paid_call_estimate(&self, log: &CostInput<'_>) -> Option<f64> {
+        let usage_known = log.tokens_in.is_some() || log.tokens_out.is_some();
+        if log.cached || !log.success || !usage_known {
+            return None;
+        }
+        self.estimate(log).filter(|c| *c > 0.0)
     }
 
     fn estimate(&self, log: &CostInput<'_>) -> Option<f64> {
@@ -180,7 +221,8 @@ fn price_table_provider(slug: &str) -> &str {
         "azure-openai" => "azure",
         "aws-bedrock" => "aws",
         "google-ai-studio" | "google-vertex-ai" => "google",
-        "grok" => "x-ai",
+        // xAI's slug is `grok` (API-NOTES §7); `xai` is what people and other gateways write.
+        "grok" | "xai" | "x-ai" => "x-ai",
         "perplexity-ai" => "perplexity",
         "mistral" => "mistral",
         other => other,
@@ -237,6 +279,7 @@ mod tests {
             tokens_out: Some(500),
             gateway_cost: None,
             custom_cost: false,
+            byok: None,
         }
     }
 
@@ -260,6 +303,7 @@ mod tests {
             ("google-ai-studio", "gemini-2.0-flash"),
             ("workers-ai", "@cf/meta/llama-3.1-8b-instruct"),
             ("grok", "grok-3-mini"),
+            ("xai", "grok-3-mini"),
             ("deepseek", "deepseek-chat"),
         ] {
             let (cost, origin) = p
@@ -274,6 +318,32 @@ mod tests {
             (cost - (1_000.0 * 0.15 + 500.0 * 0.6) / 1e6).abs() < 1e-9,
             "{cost}"
         );
+    }
+
+    #[test]
+    fn a_byok_zero_is_kept_flagged_with_the_tables_estimate_beside_it() {
+        let p = Pricer::shared();
+        let mut flagged = input("openai", "gpt-4o-mini");
+        flagged.gateway_cost = Some(0.0);
+        flagged.byok = Some(true);
+        let priced = p.priced(&flagged);
+        assert_eq!(priced.cost_usd, Some(0.0));
+        assert_eq!(priced.source, Some(CostSource::Byok));
+        let estimate = priced.byok_estimate_usd.expect("estimated");
+        assert!((estimate - (1_000.0 * 0.15 + 500.0 * 0.6) / 1e6).abs() < 1e-9);
+        // Without the flag, a 0 for a call the table charges for is taken as BYOK too…
+        flagged.byok = None;
+        assert_eq!(p.priced(&flagged).source, Some(CostSource::Byok));
+        // …but not when Cloudflare says it wasn't, nor for a cache hit or an unknown model.
+        flagged.byok = Some(false);
+        assert_eq!(p.priced(&flagged).source, Some(CostSource::Gateway));
+        flagged.byok = None;
+        flagged.cached = true;
+        assert_eq!(p.priced(&flagged).source, Some(CostSource::Gateway));
+        let mut unknown = input("openai", "ft:acme-internal-v7");
+        unknown.gateway_cost = Some(0.0);
+        assert_eq!(p.priced(&unknown).byok_estimate_usd, None);
+        assert_eq!(p.priced(&unknown).source, Some(CostSource::Gateway));
     }
 
     #[test]

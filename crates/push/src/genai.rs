@@ -7,7 +7,9 @@
 
 use langguard_pricing::{CostInput, Pricer};
 use langguard_store::clean::{json_without_nul, non_empty};
-use langguard_store::{Bodies, BodySettings, IngestSource, NewInteraction, PushedInteraction};
+use langguard_store::{
+    Bodies, BodySettings, IngestSource, LogDetails, NewInteraction, PushedInteraction,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 use serde_json::{Map, Value};
@@ -96,7 +98,7 @@ pub(crate) fn record(
         .saturating_sub(span.start_time_unix_nano)
         / 1_000_000)
         .min(crate::usage::MAX_DURATION_MS as u64) as i64;
-    let (cost_usd, cost_source) = pricer.priced(&CostInput {
+    let priced = pricer.priced(&CostInput {
         provider: &provider,
         model: &model,
         created_at_ms,
@@ -106,6 +108,7 @@ pub(crate) fn record(
         tokens_out,
         gateway_cost: attrs.number("gen_ai.usage.cost"),
         custom_cost: false,
+        byok: None,
     });
 
     let prompt = [
@@ -163,11 +166,15 @@ pub(crate) fn record(
                 duration_ms,
                 tokens_in,
                 tokens_out,
-                cost_usd,
-                cost_source,
+                cost_usd: priced.cost_usd,
+                cost_source: priced.source,
                 metadata: (!metadata.is_empty())
                     .then(|| json_without_nul(Value::Object(metadata)).to_string()),
                 requested_model,
+                details: LogDetails {
+                    cost_estimate_usd: priced.byok_estimate_usd,
+                    ..LogDetails::default()
+                },
             },
             bodies,
         },

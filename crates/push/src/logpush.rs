@@ -12,7 +12,9 @@
 
 use langguard_pricing::{CostInput, Pricer};
 use langguard_store::clean::{metadata_text, non_empty};
-use langguard_store::{Bodies, BodySettings, IngestSource, NewInteraction, PushedInteraction};
+use langguard_store::{
+    Bodies, BodySettings, IngestSource, LogDetails, NewInteraction, PushedInteraction,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -185,7 +187,7 @@ fn decode_line(
         }
     }
     let gateway_cost = metrics.get("cost").and_then(Value::as_f64);
-    let (cost_usd, cost_source) = pricer.priced(&CostInput {
+    let priced = pricer.priced(&CostInput {
         provider: &provider,
         model: &model,
         created_at_ms,
@@ -195,6 +197,7 @@ fn decode_line(
         tokens_out,
         gateway_cost,
         custom_cost: false,
+        byok: None,
     });
     let duration_ms = usage::count(metrics.get("durationMs"))
         .unwrap_or(0)
@@ -219,10 +222,14 @@ fn decode_line(
                 duration_ms,
                 tokens_in,
                 tokens_out,
-                cost_usd,
-                cost_source,
+                cost_usd: priced.cost_usd,
+                cost_source: priced.source,
                 metadata: metadata.and_then(metadata_text),
                 requested_model,
+                details: LogDetails {
+                    cost_estimate_usd: priced.byok_estimate_usd,
+                    ..LogDetails::default()
+                },
             },
             bodies,
         },

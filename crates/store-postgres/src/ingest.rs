@@ -225,16 +225,17 @@ async fn ingest(
         .query(
             "INSERT INTO interactions (integration_id, gateway, log_id, created_at, provider, \
              model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
-             cost_usd, cost_source, metadata, imported_at, requested_model) \
+             cost_usd, cost_source, metadata, imported_at, requested_model, details) \
              SELECT $1::bigint, $2::text, t.log_id, t.created_at, t.provider, t.model, t.path, t.status_code, \
              t.success, t.cached, t.duration_ms, t.tokens_in, t.tokens_out, t.cost_usd, \
-             t.cost_source, t.metadata, $17::bigint, t.requested_model \
+             t.cost_source, t.metadata, $17::bigint, t.requested_model, t.details \
              FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
              $8::bigint[], $9::boolean[], $10::boolean[], $11::bigint[], $12::bigint[], \
-             $13::bigint[], $14::float8[], $15::text[], $16::text[], $18::text[]) WITH ORDINALITY \
+             $13::bigint[], $14::float8[], $15::text[], $16::text[], $18::text[], $19::text[]) \
+             WITH ORDINALITY \
              AS t(log_id, created_at, provider, model, path, status_code, success, cached, \
              duration_ms, tokens_in, tokens_out, cost_usd, cost_source, metadata, \
-             requested_model, n) \
+             requested_model, details, n) \
              ORDER BY t.n \
              ON CONFLICT (integration_id, gateway, log_id) DO NOTHING RETURNING id, log_id",
             &[
@@ -256,6 +257,7 @@ async fn ingest(
                 &columns.metadata,
                 &imported_at,
                 &columns.requested_model,
+                &columns.details,
             ],
         )
         .await
@@ -268,14 +270,23 @@ async fn ingest(
     // the batch counts once), and only they get the bodies they came with.
     let mut inserted: Vec<NewInteraction> = Vec::with_capacity(new_ids.len());
     let mut new_bodies: Vec<(i64, Bodies)> = Vec::new();
-    for (log, body) in batch.into_iter().zip(bodies.iter_mut()) {
+    // Logs already held get their details refreshed where Cloudflare changed them.
+    let mut refreshed: Vec<(String, Option<String>)> = Vec::new();
+    for ((log, body), details) in batch
+        .into_iter()
+        .zip(bodies.iter_mut())
+        .zip(columns.details)
+    {
         if let Some(id) = new_ids.remove(&log.log_id) {
             if let Some(b) = body.take() {
                 new_bodies.push((id, b));
             }
             inserted.push(log);
+        } else if details.is_some() {
+            refreshed.push((log.log_id, details));
         }
     }
+    refresh_details(&tx, integration_id, gateway, &refreshed).await?;
     if !new_bodies.is_empty() {
         let ids: Vec<i64> = new_bodies.iter().map(|(id, _)| *id).collect();
         let requests: Vec<Option<&str>> = new_bodies
@@ -339,6 +350,31 @@ async fn ingest(
     })
 }
 
+/// Replaces the stored details of logs already held where they changed; returns how many did.
+/// Logs not held are left alone: storing them is the walk's job.
+pub(crate) async fn refresh_details(
+    client: &impl GenericClient,
+    integration_id: IntegrationId,
+    gateway: &str,
+    updates: &[(String, Option<String>)],
+) -> StoreResult<u64> {
+    if updates.is_empty() {
+        return Ok(0);
+    }
+    let log_ids: Vec<&str> = updates.iter().map(|(id, _)| id.as_str()).collect();
+    let details: Vec<Option<&str>> = updates.iter().map(|(_, d)| d.as_deref()).collect();
+    client
+        .execute(
+            "UPDATE interactions i SET details = t.details \
+             FROM UNNEST($3::text[], $4::text[]) AS t(log_id, details) \
+             WHERE i.integration_id = $1 AND i.gateway = $2 AND i.log_id = t.log_id \
+             AND i.details IS DISTINCT FROM t.details",
+            &[&integration_id, &gateway, &log_ids, &details],
+        )
+        .await
+        .map_err(db_err)
+}
+
 /// A batch as one array per column.
 struct Columns {
     log_id: Vec<String>,
@@ -356,6 +392,7 @@ struct Columns {
     cost_source: Vec<Option<&'static str>>,
     metadata: Vec<Option<String>>,
     requested_model: Vec<Option<String>>,
+    details: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -379,6 +416,7 @@ impl Columns {
                 .collect(),
             metadata: batch.iter().map(|l| l.metadata.clone()).collect(),
             requested_model: batch.iter().map(|l| l.requested_model.clone()).collect(),
+            details: batch.iter().map(|l| l.details.to_column()).collect(),
         }
     }
 }

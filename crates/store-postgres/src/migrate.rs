@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coverage",
         include_str!("../migrations/0007_coverage.sql"),
     ),
+    (
+        8,
+        "log_details",
+        include_str!("../migrations/0008_log_details.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -101,7 +101,7 @@ pub(crate) fn sync_run_from_row(row: &Row) -> StoreResult<SyncRun> {
 /// The columns [`interaction_from_row`] reads, in its order (read by position).
 pub(crate) const INTERACTION_COLUMNS: &str = "id, integration_id, gateway, log_id, created_at, \
      provider, model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
-     cost_usd, cost_source, metadata, requested_model";
+     cost_usd, cost_source, metadata, requested_model, details";
 
 pub(crate) fn interaction_from_row(row: &Row) -> StoreResult<Interaction> {
     let cost_source: Option<String> = row.at(15)?;
@@ -132,6 +132,7 @@ pub(crate) fn interaction_from_row(row: &Row) -> StoreResult<Interaction> {
             cost_source,
             metadata: row.at(16)?,
             requested_model: row.at(17)?,
+            details: LogDetails::from_column(row.at::<Option<String>>(18)?.as_deref()),
         },
     })
 }

@@ -78,14 +78,26 @@ pub(crate) fn filter_conditions(filter: &TraceFilter, search_bodies: bool) -> Co
         let p = c.bind(max);
         c.and(&format!("cost_usd <= {p}"));
     }
-    for (key, value) in &filter.metadata {
+    let details = filter
+        .details
+        .iter()
+        .map(|(field, value)| ("details", field.key().to_owned(), value));
+    let metadata = filter
+        .metadata
+        .iter()
+        .map(|(key, value)| ("metadata", key.clone(), value));
+    for (column, key, value) in metadata.chain(details) {
         // The value's JSON text (`"pro"`, `42`, `true`) compared with both the quoted and the
         // raw form matches what a person typed whatever its JSON type, as in SQLite.
-        let k = c.bind(key.clone());
+        let k = c.bind(key);
         let v = c.bind(value.clone());
         c.and(&format!(
-            "(metadata::jsonb -> {k})::text IN (to_jsonb({v}::text)::text, {v})"
+            "({column}::jsonb -> {k})::text IN (to_jsonb({v}::text)::text, {v})"
         ));
+    }
+    if let Some(model) = &filter.requested_model {
+        let p = c.bind(model.clone());
+        c.and(&format!("requested_model = {p}"));
     }
     if let Some(has) = filter.has_violations {
         c.and(if has {
@@ -165,6 +177,11 @@ fn compile_term(term: &Term, c: &mut Conditions, bodies: bool) -> String {
             format!("({})", alternatives.join(" OR "))
         }
         Term::Field(field, text) => contains_any(c, text, &[field.column()]),
+        Term::Detail(field, text) => {
+            let k = c.bind(field.key().to_owned());
+            let column = format!("lg_json_text(details::jsonb -> {k})");
+            contains_any(c, text, &[&column])
+        }
         Term::Metadata { key, text } => {
             let k = c.bind(key.clone());
             let column = format!("lg_json_text(metadata::jsonb -> {k})");

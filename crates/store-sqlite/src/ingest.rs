@@ -223,9 +223,9 @@ fn ingest(
             .prepare_cached(
                 "INSERT INTO interactions (integration_id, gateway, log_id, created_at, provider, \
                  model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
-                 cost_usd, cost_source, metadata, imported_at, requested_model) \
+                 cost_usd, cost_source, metadata, imported_at, requested_model, details) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, \
-                 ?17, ?18) ON CONFLICT (integration_id, gateway, log_id) DO NOTHING",
+                 ?17, ?18, ?19) ON CONFLICT (integration_id, gateway, log_id) DO NOTHING",
             )
             .map_err(db_err)?;
         let mut insert_bodies = tx
@@ -234,7 +234,9 @@ fn ingest(
                  request, response, fetched_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(db_err)?;
+        let mut refreshed = Vec::new();
         for (log, bodies) in batch {
+            let details = log.details.to_column();
             let changed = insert
                 .execute(params![
                     integration_id,
@@ -255,8 +257,13 @@ fn ingest(
                     log.metadata,
                     imported_at,
                     log.requested_model,
+                    details,
                 ])
                 .map_err(db_err)?;
+            if changed == 0 && details.is_some() {
+                refreshed.push((log.log_id, details));
+                continue;
+            }
             if changed == 1 {
                 if let Some(b) = bodies {
                     insert_bodies
@@ -272,6 +279,7 @@ fn ingest(
                 inserted.push(log);
             }
         }
+        refresh_details(&tx, integration_id, gateway, refreshed)?;
     }
 
     // Only rows that were really inserted count towards the rollups.
@@ -315,6 +323,30 @@ fn ingest(
 }
 
 const HOUR_MS: i64 = 3_600_000;
+
+/// Replaces the stored details of logs already held where they changed (feedback and score are
+/// set on Cloudflare after the call); returns how many changed. Logs not held are left alone:
+/// storing them is the walk's job, which keeps the cursor and the rollups.
+pub(crate) fn refresh_details(
+    tx: &Connection,
+    integration_id: IntegrationId,
+    gateway: &str,
+    updates: Vec<(String, Option<String>)>,
+) -> StoreResult<u64> {
+    let mut update = tx
+        .prepare_cached(
+            "UPDATE interactions SET details = ?4 WHERE integration_id = ?1 AND gateway = ?2 \
+             AND log_id = ?3 AND details IS NOT ?4",
+        )
+        .map_err(db_err)?;
+    let mut changed = 0;
+    for (log_id, details) in updates {
+        changed += update
+            .execute(params![integration_id, gateway, log_id, details])
+            .map_err(db_err)? as u64;
+    }
+    Ok(changed)
+}
 
 /// Adds a delta to a rollup table. Most buckets of a batch are new: a plain insert first (one
 /// statement), and only for a bucket that exists read its sketch, merge (SQL can't), update.

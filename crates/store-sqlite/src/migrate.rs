@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "coverage",
         include_str!("../migrations/0014_coverage.sql"),
     ),
+    (
+        15,
+        "log_details",
+        include_str!("../migrations/0015_log_details.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -84,7 +84,7 @@ pub(crate) fn sync_run_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<S
 /// millions of rows, and a name lookup per column per row shows).
 pub(crate) const INTERACTION_COLUMNS: &str = "id, integration_id, gateway, log_id, created_at, \
      provider, model, path, status_code, success, cached, duration_ms, tokens_in, tokens_out, \
-     cost_usd, cost_source, metadata, requested_model";
+     cost_usd, cost_source, metadata, requested_model, details";
 
 pub(crate) fn interaction_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Interaction>> {
     let cost_source: Option<String> = row.get(15)?;
@@ -113,6 +113,7 @@ pub(crate) fn interaction_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResul
             cost_source,
             metadata: row.get(16)?,
             requested_model: row.get(17)?,
+            details: LogDetails::from_column(row.get::<_, Option<String>>(18)?.as_deref()),
         },
     }))
 }

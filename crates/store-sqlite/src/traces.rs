@@ -34,9 +34,21 @@ fn order_by(sort: TraceSort, order: SortOrder) -> String {
     format!("{} {direction}, id {direction}", sort_expression(sort))
 }
 
-/// JSON path of a top-level metadata key; keys were checked to need no quoting inside it.
+/// JSON path of a top-level metadata or details key; keys were checked to need no quoting
+/// inside it.
 fn metadata_path(key: &str) -> Value {
     Value::Text(format!("$.\"{key}\""))
+}
+
+/// `column`'s value at `key` equals `value` as a person typed it: `->` gives the value's JSON
+/// text (`"pro"` for a string, `42`, `true`), compared with both the quoted and the raw form
+/// whatever its JSON type.
+fn json_value_equals(c: &mut Conditions, column: &str, key: &str, value: &str) {
+    c.sql
+        .push_str(&format!(" AND ({column} -> ?) IN (json_quote(?), ?)"));
+    c.params.push(metadata_path(key));
+    c.params.push(Value::Text(value.to_owned()));
+    c.params.push(Value::Text(value.to_owned()));
 }
 
 /// Whether any bodies are stored: searches look in them only then (a lookup per candidate row
@@ -78,12 +90,13 @@ pub(crate) fn filter_conditions(filter: &TraceFilter, search_bodies: bool) -> Co
         c.push("cost_usd <= ?", Value::Real(max));
     }
     for (key, value) in &filter.metadata {
-        // `->` gives the value's JSON text: `"pro"` for a string, `42`, `true`. Comparing with
-        // both the quoted and the raw form matches what a person typed whatever its JSON type.
-        c.sql.push_str(" AND (metadata -> ?) IN (json_quote(?), ?)");
-        c.params.push(metadata_path(key));
-        c.params.push(Value::Text(value.clone()));
-        c.params.push(Value::Text(value.clone()));
+        json_value_equals(&mut c, "metadata", key, value);
+    }
+    for (field, value) in &filter.details {
+        json_value_equals(&mut c, "details", field.key(), value);
+    }
+    if let Some(model) = &filter.requested_model {
+        c.push("requested_model = ?", Value::Text(model.clone()));
     }
     if let Some(has) = filter.has_violations {
         c.sql.push_str(if has {
@@ -164,6 +177,12 @@ fn compile_term(term: &Term, c: &mut Conditions, bodies: bool) {
             c.sql
                 .push_str(&format!("lg_contains(?, {})", field.column()));
             c.params.push(Value::Text(text.clone()));
+        }
+        Term::Detail(field, text) => {
+            c.sql
+                .push_str("lg_contains(?, CAST(details ->> ? AS TEXT))");
+            c.params.push(Value::Text(text.clone()));
+            c.params.push(metadata_path(field.key()));
         }
         Term::Metadata { key, text } => {
             c.sql

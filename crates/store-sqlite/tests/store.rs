@@ -22,6 +22,7 @@ fn log(id: &str, ms: i64) -> NewInteraction {
         cost_source: None,
         metadata: None,
         requested_model: None,
+        details: Default::default(),
     }
 }
 

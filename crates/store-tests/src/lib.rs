@@ -37,6 +37,7 @@ macro_rules! store_suite {
     ($fresh:path) => {
         $crate::store_suite!(@each $fresh; store:
             duplicates_are_skipped_and_never_counted_twice,
+            log_details_are_kept_and_refreshed_when_cloudflare_changes_them,
             the_cursor_moves_with_the_rows_and_never_backwards,
             trailing_windows_are_set_per_integration_and_widen_per_gateway,
             rollup_metrics_match_the_raw_rows_exactly,

@@ -28,6 +28,7 @@ pub(crate) fn log(id: &str, ms: i64, duration: i64, success: bool, status: i64) 
         cost_source: success.then_some(CostSource::Gateway),
         metadata: Some(r#"{"team":"a"}"#.into()),
         requested_model: None,
+        details: Default::default(),
     }
 }
 
@@ -80,6 +81,75 @@ pub async fn duplicates_are_skipped_and_never_counted_twice(store: Arc<dyn Store
             .interactions_synced,
         11
     );
+}
+
+pub async fn log_details_are_kept_and_refreshed_when_cloudflare_changes_them(
+    store: Arc<dyn Store>,
+) {
+    let i = integration(&*store, "cf").await;
+    let mut first = log("l1", 1_000, 100, true, 200);
+    first.details = LogDetails {
+        dlp_action: Some("FLAG".into()),
+        user_agent: Some("curl/8.5.0".into()),
+        ..LogDetails::default()
+    };
+    let plain = log("l2", 1_001, 100, true, 200);
+    store
+        .ingest_batch(i.id, "gw", vec![first.clone(), plain.clone()], Some(1_001))
+        .await
+        .expect("ingest");
+    let all = TraceQuery {
+        limit: 10,
+        ..TraceQuery::default()
+    };
+    let stored = |rows: Vec<Interaction>, id: &str| -> LogDetails {
+        rows.into_iter()
+            .find(|r| r.log.log_id == id)
+            .map(|r| r.log.details)
+            .expect("stored")
+    };
+    let rows = store.traces(&all).await.expect("traces");
+    assert_eq!(stored(rows.items.clone(), "l1"), first.details);
+    assert!(stored(rows.items, "l2").is_empty());
+
+    // Feedback set on Cloudflare later: a re-read refreshes the row without counting it again.
+    let mut later = first.clone();
+    later.details.feedback = Some(-1);
+    let again = store
+        .ingest_batch(i.id, "gw", vec![later.clone(), plain], None)
+        .await
+        .expect("ingest");
+    assert_eq!((again.inserted, again.duplicates), (0, 2));
+    let rows = store.traces(&all).await.expect("traces");
+    assert_eq!(stored(rows.items, "l1").feedback, Some(-1));
+    assert_eq!(
+        store.metrics(&Scope::default()).await.expect("m").requests,
+        2
+    );
+
+    // The refresh on its own: changed rows only, and never a row it doesn't hold.
+    let mut score = later.details.clone();
+    score.score = Some(0.5);
+    let changed = store
+        .refresh_details(
+            i.id,
+            "gw",
+            vec![
+                ("l1".into(), score.clone()),
+                ("l1-unknown".into(), score.clone()),
+            ],
+        )
+        .await
+        .expect("refresh");
+    assert_eq!(changed, 1);
+    let unchanged = store
+        .refresh_details(i.id, "gw", vec![("l1".into(), score.clone())])
+        .await
+        .expect("refresh");
+    assert_eq!(unchanged, 0);
+    let rows = store.traces(&all).await.expect("traces");
+    assert_eq!(rows.items.len(), 2);
+    assert_eq!(stored(rows.items, "l1"), score);
 }
 
 pub async fn the_cursor_moves_with_the_rows_and_never_backwards(store: Arc<dyn Store>) {

@@ -41,6 +41,30 @@ fn varied(n: u64) -> NewInteraction {
         3 => Some(r#"{"team":"support","note":"offxsale 50 percent"}"#.to_string()),
         _ => Some(format!(r#"{{"user":"U_{}","team":"Search"}}"#, pick(7, 30))),
     };
+    // Cloudflare's extra log fields on three rows in four, in their JSON types.
+    let details = match pick(17, 4) {
+        0 => LogDetails::default(),
+        1 => LogDetails {
+            dlp_action: Some("BLOCK".into()),
+            dlp_profiles: Some(serde_json::json!([{"profile": {"profile_id": "pii-ssn"}}])),
+            feedback: Some(-1),
+            user_agent: Some("openai-python/1.51.0".into()),
+            ..LogDetails::default()
+        },
+        2 => LogDetails {
+            dlp_action: Some("FLAG".into()),
+            feedback: Some(1),
+            byok: Some(true),
+            event_id: Some(format!("evt-{n}")),
+            ..LogDetails::default()
+        },
+        _ => LogDetails {
+            request_type: Some("universal".into()),
+            model_type: Some("chat".into()),
+            step: Some(pick(18, 3) as i64),
+            ..LogDetails::default()
+        },
+    };
     NewInteraction {
         log_id: format!("log-{n:04}"),
         // Several rows share each second.
@@ -57,7 +81,8 @@ fn varied(n: u64) -> NewInteraction {
         cost_usd: (pick(15, 4) != 0).then(|| pick(16, 50) as f64 / 10_000.0),
         cost_source: None,
         metadata,
-        requested_model: None,
+        requested_model: (pick(19, 6) == 0).then(|| "cloudflare/auto".to_string()),
+        details,
     }
 }
 
@@ -136,6 +161,7 @@ fn anywhere(i: &Interaction, term: &str) -> bool {
     let log = &i.log;
     [
         log.model.as_str(),
+        log.requested_model.as_deref().unwrap_or(""),
         log.provider.as_str(),
         i.gateway.as_str(),
         log.path.as_deref().unwrap_or(""),
@@ -361,6 +387,57 @@ pub async fn filters_and_searches_match_exactly_the_rows_they_describe(store: Ar
             "search: parentheses",
             search_filter("NOT (openai OR cached:true)"),
             Box::new(|i| !(anywhere(i, "openai") || i.log.cached)),
+        ),
+        (
+            "log field dlp_action=BLOCK (exact)",
+            TraceFilter {
+                details: vec![(DetailField::DlpAction, "BLOCK".into())],
+                ..TraceFilter::default()
+            },
+            Box::new(|i| i.log.details.dlp_action.as_deref() == Some("BLOCK")),
+        ),
+        (
+            "log fields feedback=1 (a number) and byok=true (a boolean)",
+            TraceFilter {
+                details: vec![
+                    (DetailField::Feedback, "1".into()),
+                    (DetailField::Byok, "true".into()),
+                ],
+                ..TraceFilter::default()
+            },
+            Box::new(|i| i.log.details.feedback == Some(1) && i.log.details.byok == Some(true)),
+        ),
+        (
+            "log field step=2 and the requested model",
+            TraceFilter {
+                details: vec![(DetailField::Step, "2".into())],
+                requested_model: Some("cloudflare/auto".into()),
+                ..TraceFilter::default()
+            },
+            Box::new(|i| {
+                i.log.details.step == Some(2)
+                    && i.log.requested_model.as_deref() == Some("cloudflare/auto")
+            }),
+        ),
+        (
+            "search: a log field, case-insensitive",
+            search_filter("dlp_action:flag"),
+            Box::new(|i| i.log.details.dlp_action.as_deref() == Some("FLAG")),
+        ),
+        (
+            "search: inside a structured log field, and a boolean one",
+            search_filter("dlp_profiles:pii-ssn OR byok:true"),
+            Box::new(|i| i.log.details.dlp_profiles.is_some() || i.log.details.byok == Some(true)),
+        ),
+        (
+            "search: NOT a log field matches rows without it",
+            search_filter("NOT user_agent:openai"),
+            Box::new(|i| i.log.details.user_agent.is_none()),
+        ),
+        (
+            "search: the requested model, by field and bare",
+            search_filter("requested_model:auto cloudflare/auto"),
+            Box::new(|i| i.log.requested_model.is_some()),
         ),
         (
             "search with filters",

@@ -155,6 +155,14 @@ pub trait IngestStore: Send + Sync {
         source: IngestSource,
         batch: Vec<PushedInteraction>,
     ) -> StoreResult<IngestOutcome>;
+    /// Replaces the details of logs already stored where they differ (Cloudflare sets feedback
+    /// and score after the call); logs not stored are left alone. Returns how many changed.
+    async fn refresh_details(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        updates: Vec<(String, LogDetails)>,
+    ) -> StoreResult<u64>;
     /// Adds one push's outcome to its integration's push history (per minute and source), and
     /// forgets minutes older than [`PUSH_HISTORY_DAYS`].
     async fn record_push(&self, id: IntegrationId, push: PushMinute) -> StoreResult<()>;

@@ -176,6 +176,7 @@ mod tests {
             cost_source: None,
             metadata: None,
             requested_model: None,
+            details: Default::default(),
         }
     }
 

@@ -8,16 +8,19 @@
 //! - `"exact phrase"` keeps its spaces;
 //! - `field:value` / `field:"a phrase"` looks in one field. `model`, `provider`, `gateway`,
 //!   `path` and `log_id` match when the field contains the value; `status:success|error`,
-//!   `cached:true|false` and `status_code:429` match exactly; `metadata.<key>:value` or any other
-//!   `<key>:value` matches when that custom-metadata value contains the value
-//!   (`agent:ChatBot`, `user_id:42`).
+//!   `cached:true|false` and `status_code:429` match exactly; `requested_model` and Cloudflare's
+//!   extra log fields (`event_id`, `request_type`, `model_type`, `step`, `feedback`, `score`,
+//!   `dlp_action`, `dlp_profiles`, `guardrails`, `user_agent`, `byok`) match when the field's
+//!   value (its JSON text, for `dlp_profiles` and `guardrails`) contains the value;
+//!   `metadata.<key>:value` or any other `<key>:value` matches when that custom-metadata value
+//!   contains the value (`agent:ChatBot`, `user_id:42`).
 //!
 //! Text matches are case-insensitive substring matches. A bare term looks in the model,
-//! provider, gateway, path, log id and metadata values.
+//! requested model, provider, gateway, path, log id and metadata values.
 
 use std::fmt;
 
-use crate::TraceStatus;
+use crate::{DetailField, TraceStatus};
 
 /// Longest accepted query, in bytes, and most terms in one: a search is typed by a person, and
 /// every term costs a pass over the candidate rows.
@@ -38,6 +41,8 @@ pub enum Term {
     Anywhere(String),
     /// Contained in one text column.
     Field(TextField, String),
+    /// Contained in one of Cloudflare's extra log fields.
+    Detail(DetailField, String),
     /// Contained in the value of one custom-metadata key.
     Metadata {
         key: String,
@@ -51,6 +56,7 @@ pub enum Term {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextField {
     Model,
+    RequestedModel,
     Provider,
     Gateway,
     Path,
@@ -58,8 +64,9 @@ pub enum TextField {
 }
 
 impl TextField {
-    pub const ALL: [TextField; 5] = [
+    pub const ALL: [TextField; 6] = [
         TextField::Model,
+        TextField::RequestedModel,
         TextField::Provider,
         TextField::Gateway,
         TextField::Path,
@@ -69,6 +76,7 @@ impl TextField {
     pub fn column(self) -> &'static str {
         match self {
             TextField::Model => "model",
+            TextField::RequestedModel => "requested_model",
             TextField::Provider => "provider",
             TextField::Gateway => "gateway",
             TextField::Path => "path",
@@ -352,12 +360,23 @@ impl Parser {
 
 fn field_term(field: &str, value: String, position: usize) -> Result<SearchExpr, SearchError> {
     let err = |message: String| SearchError { message, position };
-    let term = match field.to_ascii_lowercase().as_str() {
+    let name = field.to_ascii_lowercase();
+    if let Some(detail) = DetailField::parse(&name) {
+        // Both backends read a JSON boolean as 1 or 0.
+        let value = match (detail, value.to_ascii_lowercase().as_str()) {
+            (DetailField::Byok, "true" | "yes") => "1".to_owned(),
+            (DetailField::Byok, "false" | "no") => "0".to_owned(),
+            _ => value,
+        };
+        return Ok(SearchExpr::Term(Term::Detail(detail, value)));
+    }
+    let term = match name.as_str() {
         "model" => Term::Field(TextField::Model, value),
         "provider" => Term::Field(TextField::Provider, value),
         "gateway" => Term::Field(TextField::Gateway, value),
         "path" => Term::Field(TextField::Path, value),
         "log_id" | "log" => Term::Field(TextField::LogId, value),
+        "requested_model" => Term::Field(TextField::RequestedModel, value),
         "status" => match value.to_ascii_lowercase().as_str() {
             "success" | "ok" => Term::Status(TraceStatus::Success),
             "error" | "failed" => Term::Status(TraceStatus::Error),
@@ -391,7 +410,8 @@ fn field_term(field: &str, value: String, position: usize) -> Result<SearchExpr,
             if !is_metadata_key(key) {
                 return Err(err(format!(
                     "\"{field}\" is not a field; use model, provider, gateway, path, log_id, \
-                     status, cached, status_code or a metadata key (letters, digits, _ - .)"
+                     status, cached, status_code, a log field such as dlp_action, or a \
+                     metadata key (letters, digits, _ - .)"
                 )));
             }
             Term::Metadata {

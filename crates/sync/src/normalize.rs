@@ -5,7 +5,7 @@ use langguard_clock::parse_ms;
 use langguard_cloudflare::GatewayLog;
 use langguard_pricing::{CostInput, Pricer};
 use langguard_store::clean::{metadata_text, non_empty, without_nul};
-use langguard_store::NewInteraction;
+use langguard_store::{detail_json, detail_text, LogDetails, NewInteraction};
 
 /// Why a row could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +20,7 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
         log_id: log.id.clone(),
         reason: format!("created_at {:?} is not an RFC 3339 time", log.created_at),
     })?;
+    let (tokens_cached, tokens_reasoning) = (log.cached_tokens(), log.reasoning_tokens());
     let provider = non_empty(log.provider).unwrap_or_else(|| "unknown".to_owned());
     let model = non_empty(log.model).unwrap_or_else(|| "unknown".to_owned());
     // `success` is always sent today; older rows may only carry the status code.
@@ -29,7 +30,7 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
     let cached = log.cached.unwrap_or(false);
     let tokens_in = log.tokens_in.filter(|t| *t >= 0);
     let tokens_out = log.tokens_out.filter(|t| *t >= 0);
-    let (cost_usd, cost_source) = pricer.priced(&CostInput {
+    let priced = pricer.priced(&CostInput {
         provider: &provider,
         model: &model,
         created_at_ms,
@@ -39,7 +40,24 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
         tokens_out,
         gateway_cost: log.cost,
         custom_cost: log.custom_cost.unwrap_or(false),
+        byok: log.byok,
     });
+    let details = LogDetails {
+        tokens_cached,
+        tokens_reasoning,
+        event_id: detail_text(log.event_id),
+        request_type: detail_text(log.request_type),
+        model_type: detail_text(log.model_type),
+        step: log.step,
+        feedback: log.feedback,
+        score: log.score,
+        dlp_action: detail_text(log.dlp_action),
+        dlp_profiles: detail_json(log.dlp_profiles),
+        guardrails: detail_json(log.guardrails),
+        user_agent: detail_text(log.user_agent),
+        byok: log.byok,
+        cost_estimate_usd: priced.byok_estimate_usd,
+    };
     Ok(NewInteraction {
         log_id: without_nul(log.id),
         created_at_ms,
@@ -52,10 +70,11 @@ pub fn normalize(log: GatewayLog, pricer: &Pricer) -> Result<NewInteraction, Rej
         duration_ms: log.duration.unwrap_or(0).max(0),
         tokens_in,
         tokens_out,
-        cost_usd,
-        cost_source,
+        cost_usd: priced.cost_usd,
+        cost_source: priced.source,
         metadata: log.metadata.and_then(metadata_text),
         requested_model: None,
+        details,
     })
 }
 
@@ -111,6 +130,62 @@ mod tests {
         assert!(est.cost_usd.is_some_and(|c| c > 0.0));
         let unknown = normalize(log(json!({"model": "ft:acme-internal-v7"})), p).expect("ok");
         assert_eq!((unknown.cost_usd, unknown.cost_source), (None, None));
+    }
+
+    #[test]
+    fn the_fields_people_govern_with_are_kept() {
+        let n = normalize(
+            log(json!({
+                "event_id": "evt-7", "request_type": "universal", "model_type": "chat",
+                "step": 1, "feedback": -1, "score": 0.25, "dlp_action": "BLOCK",
+                "dlp_profiles": [{"profile": {"profile_id": "pii", "entry_ids": ["ssn"]},
+                                  "policy_ids": ["p1"], "check": "REQUEST"}],
+                "guardrails": {"prompt": {"S1": "FLAG"}},
+                "user_agent": "openai-python/1.51.0",
+                "usage_metadata": {"input_cached_tokens": 128, "output_reasoning_tokens": 40},
+                "byok": true, "cost": 0
+            })),
+            Pricer::shared(),
+        )
+        .expect("ok");
+        let d = &n.details;
+        assert_eq!(d.event_id.as_deref(), Some("evt-7"));
+        assert_eq!(d.request_type.as_deref(), Some("universal"));
+        assert_eq!(d.model_type.as_deref(), Some("chat"));
+        assert_eq!(
+            (d.step, d.feedback, d.score),
+            (Some(1), Some(-1), Some(0.25))
+        );
+        assert_eq!(d.dlp_action.as_deref(), Some("BLOCK"));
+        assert_eq!(
+            d.dlp_profiles.as_ref().expect("kept")[0]["check"],
+            "REQUEST"
+        );
+        assert_eq!(d.guardrails.as_ref().expect("kept")["prompt"]["S1"], "FLAG");
+        assert_eq!(d.user_agent.as_deref(), Some("openai-python/1.51.0"));
+        assert_eq!((d.tokens_cached, d.tokens_reasoning), (Some(128), Some(40)));
+        assert_eq!(d.byok, Some(true));
+        // Cloudflare's 0 for BYOK traffic stays, flagged, with the table's figure beside it.
+        assert_eq!(
+            (n.cost_usd, n.cost_source),
+            (Some(0.0), Some(CostSource::Byok))
+        );
+        assert!(d.cost_estimate_usd.is_some_and(|c| c > 0.0));
+
+        // Odd types in undocumented fields cost the field, never the row.
+        let odd = normalize(
+            log(json!({"event_id": 42, "feedback": "x", "dlp_action": null,
+                       "dlp_profiles": [], "usage_metadata": "n/a", "byok": "yes"})),
+            Pricer::shared(),
+        )
+        .expect("ok");
+        assert_eq!(odd.details.event_id.as_deref(), Some("42"));
+        assert_eq!(odd.details.feedback, None);
+        assert_eq!(odd.details.dlp_profiles, None);
+        assert_eq!(odd.details.tokens_cached, None);
+        assert_eq!(odd.details.byok, None);
+        let plain = normalize(log(json!({})), Pricer::shared()).expect("ok");
+        assert!(plain.details.cost_estimate_usd.is_none());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use axum::{Json, Router};
 use langguard_ops::lists::TracePage;
 use langguard_ops::traces::{self, TraceDetailView};
 use langguard_store::{
-    metadata_filter, parse_search, Range, Scope, SortOrder, TraceFilter, TraceQuery, TraceSort,
-    TraceStatus,
+    metadata_filter, parse_search, DetailField, Range, Scope, SortOrder, TraceFilter, TraceQuery,
+    TraceSort, TraceStatus,
 };
 use serde::Deserialize;
 
@@ -57,10 +57,27 @@ pub(crate) struct TraceFilterParams {
     /// Custom metadata `key=value`; repeat the parameter for several (all must hold).
     #[serde(default)]
     metadata: Vec<String>,
+    /// The model the caller asked for (e.g. `cloudflare/auto`), exactly.
+    requested_model: Option<String>,
+    /// Cloudflare's `cf-aig-event-id`, exactly.
+    event_id: Option<String>,
+    request_type: Option<String>,
+    model_type: Option<String>,
+    /// Attempt index of a universal-endpoint fallback.
+    step: Option<i64>,
+    /// `1` (thumbs up) or `-1` (thumbs down).
+    feedback: Option<i64>,
+    /// `FLAG` or `BLOCK`: requests a DLP profile matched.
+    dlp_action: Option<String>,
+    user_agent: Option<String>,
+    /// Calls made with the customer's own provider key.
+    byok: Option<bool>,
     /// Only traces with (true) or without (false) a policy violation.
     has_violations: Option<bool>,
-    /// Search: `"exact phrase"`, `a OR b`, `NOT term`, `field:value` (model, provider, gateway,
-    /// path, log_id, status, cached, status_code, or a metadata key); bare terms are ANDed.
+    /// Search: `"exact phrase"`, `a OR b`, `NOT term`, `field:value` (model, requested_model,
+    /// provider, gateway, path, log_id, status, cached, status_code, a log field — event_id,
+    /// request_type, model_type, step, feedback, score, dlp_action, dlp_profiles, guardrails,
+    /// user_agent, byok — or a metadata key); bare terms are ANDed.
     q: Option<String>,
     /// `time` (default), `duration`, `cost` or `tokens`.
     #[param(value_type = Option<String>)]
@@ -106,10 +123,30 @@ impl TraceFilterParams {
                 .iter()
                 .map(|pair| metadata_filter(pair))
                 .collect::<Result<_, _>>()?,
+            details: self.details(),
+            requested_model: self.requested_model.clone(),
             has_violations: self.has_violations,
             search: self.q.as_deref().map(parse_search).transpose()?.flatten(),
         };
         Ok(traces::checked(filter)?)
+    }
+
+    /// The log-field filters given, each as the text it is compared with.
+    fn details(&self) -> Vec<(DetailField, String)> {
+        let number = |n: Option<i64>| n.map(|n| n.to_string());
+        [
+            (DetailField::EventId, self.event_id.clone()),
+            (DetailField::RequestType, self.request_type.clone()),
+            (DetailField::ModelType, self.model_type.clone()),
+            (DetailField::Step, number(self.step)),
+            (DetailField::Feedback, number(self.feedback)),
+            (DetailField::DlpAction, self.dlp_action.clone()),
+            (DetailField::UserAgent, self.user_agent.clone()),
+            (DetailField::Byok, self.byok.map(|b| b.to_string())),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| Some((field, value?)))
+        .collect()
     }
 
     fn refuse(&self, names: &[(&str, bool)], call: &str) -> Result<(), ApiError> {

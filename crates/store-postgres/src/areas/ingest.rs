@@ -91,6 +91,19 @@ impl IngestStore for PgStore {
         ingest::ingest_pushed(&mut self.client().await?, id, gateway, source, batch).await
     }
 
+    async fn refresh_details(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        updates: Vec<(String, LogDetails)>,
+    ) -> StoreResult<u64> {
+        let updates: Vec<(String, Option<String>)> = updates
+            .into_iter()
+            .map(|(log_id, details)| (log_id, details.to_column()))
+            .collect();
+        ingest::refresh_details(&self.client().await?, id, gateway, &updates).await
+    }
+
     async fn set_gateway_source(
         &self,
         id: IntegrationId,

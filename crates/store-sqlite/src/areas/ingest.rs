@@ -95,6 +95,26 @@ impl IngestStore for SqliteStore {
             .await
     }
 
+    async fn refresh_details(
+        &self,
+        id: IntegrationId,
+        gateway: &str,
+        updates: Vec<(String, LogDetails)>,
+    ) -> StoreResult<u64> {
+        let gateway = gateway.to_owned();
+        let updates: Vec<(String, Option<String>)> = updates
+            .into_iter()
+            .map(|(log_id, details)| (log_id, details.to_column()))
+            .collect();
+        self.write(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            let changed = ingest::refresh_details(&tx, id, &gateway, updates)?;
+            tx.commit().map_err(db_err)?;
+            Ok(changed)
+        })
+        .await
+    }
+
     async fn set_gateway_source(
         &self,
         id: IntegrationId,

@@ -14,6 +14,10 @@ pub enum CostSource {
     Custom,
     /// Estimated by LangGuard from its bundled price table.
     Estimated,
+    /// Cloudflare reported 0 for a call made with the customer's own provider key (BYOK): the
+    /// provider bills it directly. The 0 is kept; `details.cost_estimate_usd` says what the
+    /// price table makes of it.
+    Byok,
 }
 
 impl CostSource {
@@ -22,6 +26,7 @@ impl CostSource {
             CostSource::Gateway => "gateway",
             CostSource::Custom => "custom",
             CostSource::Estimated => "estimated",
+            CostSource::Byok => "byok",
         }
     }
 
@@ -30,6 +35,7 @@ impl CostSource {
             "gateway" => Some(CostSource::Gateway),
             "custom" => Some(CostSource::Custom),
             "estimated" => Some(CostSource::Estimated),
+            "byok" => Some(CostSource::Byok),
             _ => None,
         }
     }
@@ -57,6 +63,9 @@ pub struct NewInteraction {
     /// (`model`), e.g. `cloudflare/auto` routed to `gpt-4o-mini`. Only pushed logs say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_model: Option<String>,
+    /// Cloudflare's fields beyond the ones above (DLP, guardrails, feedback, …).
+    #[serde(default, skip_serializing_if = "LogDetails::is_empty")]
+    pub details: LogDetails,
 }
 
 impl NewInteraction {

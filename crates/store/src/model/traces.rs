@@ -26,6 +26,11 @@ pub struct TraceFilter {
     /// Custom metadata `key = value` pairs that must all hold (values compared as written:
     /// `tier=pro`, `user_id=42`, `beta=true`).
     pub metadata: Vec<(String, String)>,
+    /// Cloudflare's extra log fields that must equal a value, compared as metadata is
+    /// (`dlp_action=BLOCK`, `feedback=-1`, `byok=true`).
+    pub details: Vec<(DetailField, String)>,
+    /// The model the caller asked for (`cloudflare/auto`), exactly.
+    pub requested_model: Option<String>,
     /// Only interactions with (true) or without (false) a recorded violation.
     pub has_violations: Option<bool>,
     pub search: Option<SearchExpr>,
