@@ -41,6 +41,15 @@ impl LogFilter {
         Self::created(FilterOperator::Lt, ms)
     }
 
+    /// Logs someone rated (feedback 1 or -1, set after the call with `PATCH …/logs/{id}`).
+    pub fn rated() -> Self {
+        Self {
+            key: "feedback".into(),
+            operator: FilterOperator::Eq,
+            value: vec![serde_json::json!(1), serde_json::json!(-1)],
+        }
+    }
+
     fn created(operator: FilterOperator, ms: i64) -> Self {
         Self {
             key: "created_at".into(),

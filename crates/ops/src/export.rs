@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use langguard_clock::format_ms;
-use langguard_store::{IngestSource, Interaction, StoreResult};
+use langguard_store::{IngestSource, Interaction, LogDetails, StoreResult};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -30,7 +30,8 @@ pub fn format(
 }
 
 /// One exported trace; `T` is text from outside (plain for JSON, a [`CsvCell`] for CSV), `M`
-/// the metadata and `D` Cloudflare's extra log fields, each as CSV text or as a JSON object.
+/// the metadata as CSV text or as a raw JSON object, and `D` Cloudflare's extra log fields as
+/// CSV columns (a JSON line has them as fields of its own, as the API's trace does).
 #[derive(Serialize)]
 struct ExportRow<T, M, D> {
     id: i64,
@@ -52,14 +53,68 @@ struct ExportRow<T, M, D> {
     cost_usd: Option<f64>,
     cost_source: Option<&'static str>,
     metadata: M,
-    details: D,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<D>,
+}
+
+/// Cloudflare's extra log fields as CSV cells, a column each (in [`TRACE_CSV_HEADER`]'s order);
+/// `dlp_profiles` and `guardrails` as their JSON text.
+#[derive(Serialize)]
+struct CsvDetails<'a> {
+    event_id: Option<CsvCell<'a>>,
+    request_type: Option<CsvCell<'a>>,
+    model_type: Option<CsvCell<'a>>,
+    step: Option<i64>,
+    feedback: Option<i64>,
+    score: Option<f64>,
+    dlp_action: Option<CsvCell<'a>>,
+    dlp_profiles: Option<String>,
+    guardrails: Option<String>,
+    user_agent: Option<CsvCell<'a>>,
+    tokens_cached: Option<i64>,
+    tokens_reasoning: Option<i64>,
+    byok: Option<bool>,
+    cost_estimate_usd: Option<f64>,
+}
+
+impl<'a> CsvDetails<'a> {
+    fn of(d: &'a LogDetails) -> Self {
+        let cell = |t: &'a Option<String>| t.as_deref().map(CsvCell);
+        // JSON text starts with `[` or `{`, never with what a spreadsheet would run.
+        let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
+        Self {
+            event_id: cell(&d.event_id),
+            request_type: cell(&d.request_type),
+            model_type: cell(&d.model_type),
+            step: d.step,
+            feedback: d.feedback,
+            score: d.score,
+            dlp_action: cell(&d.dlp_action),
+            dlp_profiles: json(&d.dlp_profiles),
+            guardrails: json(&d.guardrails),
+            user_agent: cell(&d.user_agent),
+            tokens_cached: d.tokens_cached,
+            tokens_reasoning: d.tokens_reasoning,
+            byok: d.byok,
+            cost_estimate_usd: d.cost_estimate_usd,
+        }
+    }
+}
+
+/// A JSON line: the row with Cloudflare's extra log fields beside the others.
+#[derive(Serialize)]
+struct JsonRow<'a, T, M> {
+    #[serde(flatten)]
+    row: ExportRow<T, M, ()>,
+    #[serde(flatten)]
+    details: &'a LogDetails,
 }
 
 fn export_row<'a, T, M, D>(
     i: &'a Interaction,
     text: impl Fn(&'a str) -> T,
     metadata: M,
-    details: D,
+    details: Option<D>,
 ) -> ExportRow<T, M, D> {
     let log = &i.log;
     ExportRow {
@@ -154,9 +209,8 @@ fn append_rows(
                 .from_writer(buffer);
             for i in batch {
                 let metadata = CsvCell(i.log.metadata.as_deref().unwrap_or(EMPTY_OBJECT));
-                let details = i.log.details.to_column();
-                let details = CsvCell(details.as_deref().unwrap_or(EMPTY_OBJECT));
-                writer.serialize(export_row(i, CsvCell, metadata, details))?;
+                let details = CsvDetails::of(&i.log.details);
+                writer.serialize(export_row(i, CsvCell, metadata, Some(details)))?;
             }
             writer.flush()?;
         }
@@ -168,7 +222,10 @@ fn append_rows(
                 let metadata: &RawValue = serde_json::from_str(text)
                     .or_else(|_| serde_json::from_str(EMPTY_OBJECT))
                     .map_err(std::io::Error::other)?;
-                let row = export_row(i, |t| t, metadata, &i.log.details);
+                let row = JsonRow {
+                    row: export_row(i, |t| t, metadata, None),
+                    details: &i.log.details,
+                };
                 serde_json::to_writer(&mut *buffer, &row)?;
                 buffer.push(b'\n');
             }
@@ -222,7 +279,7 @@ mod tests {
         assert_eq!(
             text,
             "7,1,gw,\"log,\"\"1\"\"\",2023-11-14T22:13:20.000Z,openai,gpt-4o,,logs_api,,success,200,\
-             false,120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\",{}\n"
+             false,120,10,,0.0125,,\"{\"\"a\"\":\"\"x,y\"\"}\",,,,,,,,,,,,,,\n"
         );
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)

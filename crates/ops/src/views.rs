@@ -241,9 +241,9 @@ pub fn decode_violation_cursor(s: &str) -> Option<(i64, i64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-/// CSV export columns: the trace item's fields, metadata and Cloudflare's extra log fields
-/// each as its JSON text.
-pub const TRACE_CSV_HEADER: [&str; 20] = [
+/// CSV export columns: the trace item's fields; metadata, `dlp_profiles` and `guardrails` as
+/// their JSON text.
+pub const TRACE_CSV_HEADER: [&str; 33] = [
     "id",
     "integration_id",
     "gateway",
@@ -263,7 +263,20 @@ pub const TRACE_CSV_HEADER: [&str; 20] = [
     "cost_usd",
     "cost_source",
     "metadata",
-    "details",
+    "event_id",
+    "request_type",
+    "model_type",
+    "step",
+    "feedback",
+    "score",
+    "dlp_action",
+    "dlp_profiles",
+    "guardrails",
+    "user_agent",
+    "tokens_cached",
+    "tokens_reasoning",
+    "byok",
+    "cost_estimate_usd",
 ];
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -63,6 +63,8 @@ const COMPLETENESS_ROUNDS: u32 = 3;
 const TIE_ROUNDS: u32 = 20;
 /// How often a page Cloudflare counts rows for but lists none is asked for again.
 const EMPTY_PAGE_RETRIES: u32 = 3;
+/// Pages of rated logs read again per refresh (2,500 logs).
+const FEEDBACK_PAGES: u32 = 50;
 /// The widest a trailing window grows on its own.
 const MAX_LATE_WINDOW_MS: i64 = 24 * HOUR_MS;
 
@@ -163,6 +165,50 @@ impl GatewayImport<'_> {
         } else {
             self.walk(Some(hour_ms - 1), end, false).await.map(|_| ())
         }
+    }
+
+    /// Reads again the gateway's rated logs created after `since_ms` and refreshes what we
+    /// hold of them: feedback (and a score set with it) is given on Cloudflare after the call,
+    /// usually long after the walk stored the log. Cloudflare filters by feedback (one call
+    /// when few were rated); a score set without feedback is refreshed only when its log is
+    /// read again. Newest first, at most [`FEEDBACK_PAGES`] pages a time. Returns how many
+    /// stored logs changed.
+    pub async fn refresh_feedback(&mut self, since_ms: i64) -> Result<u64, RunError> {
+        let upper = self.sync_started_ms;
+        let mut changed = 0;
+        for page in 1..=FEEDBACK_PAGES {
+            let listed = self
+                .client
+                .list_logs(
+                    self.gateway,
+                    &LogQuery {
+                        page,
+                        per_page: MAX_LOGS_PER_PAGE,
+                        direction: Direction::Desc,
+                        filters: vec![
+                            LogFilter::created_after(since_ms),
+                            LogFilter::created_before(upper),
+                            LogFilter::rated(),
+                        ],
+                    },
+                )
+                .await?;
+            let taken = self.take_page(listed, Some(since_ms), upper)?;
+            let updates = taken
+                .rows
+                .into_iter()
+                .map(|row| (row.log_id, row.details))
+                .collect();
+            changed += self
+                .store
+                .refresh_details(self.integration_id, self.gateway, updates)
+                .await?;
+            let seen = i64::from(page) * PAGE;
+            if taken.listed < PAGE || taken.total.is_some_and(|total| total <= seen) {
+                break;
+            }
+        }
+        Ok(changed)
     }
 
     /// Reconciles `(after, until]` until our count reaches Cloudflare's (rows deleted meanwhile

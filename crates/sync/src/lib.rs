@@ -41,6 +41,9 @@ pub struct SyncSettings {
     /// third of it while the sync runs). Another instance takes over a sync this long after
     /// the one running it died.
     pub lease_ttl: Duration,
+    /// How often each gateway's feedback and scores are read again (see
+    /// [`GatewayImport::refresh_feedback`]); zero for every sync.
+    pub feedback_refresh_every: Duration,
 }
 
 impl Default for SyncSettings {
@@ -48,6 +51,7 @@ impl Default for SyncSettings {
         Self {
             flush_rows: 5_000,
             lease_ttl: Duration::from_secs(30),
+            feedback_refresh_every: Duration::from_secs(3_600),
         }
     }
 }
@@ -172,6 +176,9 @@ pub struct SyncEngine {
     /// Prices this engine's logs: the bundled table under the admin's overrides, which each
     /// sync refreshes from the store (the engine's own, not process-wide state).
     pricer: Pricer,
+    /// When each gateway's feedback was last read again (Unix ms), by this process: after a
+    /// restart the first sync reads it again, which costs a call and loses nothing.
+    feedback_read_at: Mutex<HashMap<(IntegrationId, String), i64>>,
 }
 
 impl SyncEngine {
@@ -189,6 +196,7 @@ impl SyncEngine {
             running: Mutex::new(HashMap::new()),
             holder: instance_id(),
             pricer: Pricer::new(),
+            feedback_read_at: Mutex::new(HashMap::new()),
         }
     }
 
@@ -551,18 +559,29 @@ impl SyncEngine {
                     continue;
                 }
             }
-            let result = self
-                .gateway_import(
-                    client,
-                    integration,
-                    state,
-                    until_ms.map_or(sync_started_ms, |u| u.min(sync_started_ms)),
-                    &mut *counts,
-                    &mut *rejected,
-                    progress,
-                )
-                .run(cursor, floor)
-                .await;
+            let mut import = self.gateway_import(
+                client,
+                integration,
+                state,
+                until_ms.map_or(sync_started_ms, |u| u.min(sync_started_ms)),
+                &mut *counts,
+                &mut *rejected,
+                progress,
+            );
+            let mut result = import.run(cursor, floor).await;
+            if result.is_ok() && self.feedback_due(integration.id, &state.gateway_id) {
+                let since = (sync_started_ms - FEEDBACK_DAYS * 86_400_000).max(floor.unwrap_or(0));
+                match import.refresh_feedback(since).await {
+                    Ok(changed) => {
+                        if changed > 0 {
+                            tracing::info!(gateway = %state.gateway_id, changed, "feedback refreshed");
+                        }
+                        self.lock_feedback()
+                            .insert((integration.id, state.gateway_id.clone()), sync_started_ms);
+                    }
+                    Err(error) => result = Err(error),
+                }
+            }
             // The run's figures are saved after every gateway, so a crash leaves honest ones.
             apply_client_stats(counts, &client.stats());
             self.store.update_sync_run_counts(run_id, counts).await?;
@@ -598,6 +617,20 @@ impl SyncEngine {
             apply_client_stats(counts, &client.stats());
         }
         first_error.map_or(Ok(notices), Err)
+    }
+
+    /// Whether a gateway's feedback is due to be read again.
+    fn feedback_due(&self, integration_id: IntegrationId, gateway: &str) -> bool {
+        let every = duration_ms(self.settings.feedback_refresh_every);
+        self.lock_feedback()
+            .get(&(integration_id, gateway.to_owned()))
+            .is_none_or(|at| now_ms() - at >= every)
+    }
+
+    fn lock_feedback(&self) -> std::sync::MutexGuard<'_, HashMap<(IntegrationId, String), i64>> {
+        self.feedback_read_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The import of one gateway by this sync, up to `until_ms` (exclusive).
@@ -646,6 +679,10 @@ impl Drop for Claim<'_> {
         self.engine.lock_running().remove(&self.integration_id);
     }
 }
+
+/// How far back feedback and scores given after the call are looked for: people rate an
+/// answer soon after it, rarely a week later.
+const FEEDBACK_DAYS: i64 = 7;
 
 /// How far behind its cursor a sync of the gateway looks for late-visible logs: the
 /// integration's window, or the gateway's own once late logs widened it.

@@ -425,6 +425,8 @@ struct TraceDetail {
     input: Option<String>,
     output: Option<String>,
     metadata: String,
+    /// Cloudflare's extra log fields as pretty JSON, when the log carried any.
+    log_fields: Option<String>,
     /// Severity, policy, message.
     violations: Vec<(&'static str, String, String)>,
 }
@@ -458,9 +460,12 @@ async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
             gateway: interaction.gateway.clone(),
             tokens_in: log.tokens_in.map(count).unwrap_or_else(|| "–".into()),
             tokens_out: log.tokens_out.map(count).unwrap_or_else(|| "–".into()),
-            cost: log.cost_usd.map(usd).unwrap_or_else(|| "unpriced".into()),
+            cost: cost_text(log),
             cache: if log.cached { "Hit" } else { "Miss" },
         },
+        log_fields: (!log.details.is_empty())
+            .then(|| serde_json::to_string_pretty(&log.details).ok())
+            .flatten(),
         input: bodies.request,
         output: bodies.response,
         metadata,
@@ -475,6 +480,25 @@ async fn detail(state: &AppState, id: i64) -> Result<TraceDetail, Response> {
             })
             .collect(),
     })
+}
+
+/// The cost as the drawer shows it; Cloudflare's 0 for a BYOK call says what the provider will
+/// bill at list price.
+fn cost_text(log: &langguard_store::NewInteraction) -> String {
+    match (log.cost_usd, log.cost_source) {
+        (Some(cost), Some(langguard_store::CostSource::Byok)) => {
+            match log.details.cost_estimate_usd {
+                Some(estimate) => format!(
+                    "{} (BYOK: billed by the provider, about {} at list price)",
+                    usd(cost),
+                    usd(estimate)
+                ),
+                None => format!("{} (BYOK: billed by the provider)", usd(cost)),
+            }
+        }
+        (Some(cost), _) => usd(cost),
+        (None, _) => "unpriced".into(),
+    }
 }
 
 /// The drawer's content (htmx swaps it in beside the table).

@@ -259,6 +259,43 @@ async fn search_sort_export_and_the_monitoring_overview(backend: Backend) {
     );
     assert!(!searched.is_empty());
 
+    // Cloudflare's extra log fields: on the trace as it listed them, as filters and in search.
+    let with = |key: &str, value: &Value| count(&|t| &t[key] == value);
+    let flagged = all_traces(&app, &admin, "dlp_action=FLAG").await;
+    assert_eq!(flagged.len(), with("dlp_action", &Value::from("FLAG")));
+    assert!(
+        !flagged.is_empty(),
+        "the emulator's traffic has DLP matches"
+    );
+    assert!(flagged
+        .iter()
+        .all(|t| t["dlp_profiles"][0]["check"] == "REQUEST"));
+    let liked = all_traces(&app, &admin, "feedback=1&byok=false").await;
+    assert_eq!(
+        liked.len(),
+        count(&|t| t["feedback"] == 1 && t["byok"] == false)
+    );
+    let byok = all_traces(&app, &admin, "q=byok:true").await;
+    assert_eq!(byok.len(), with("byok", &Value::from(true)));
+    assert!(byok.iter().all(|t| t["cost_source"] == "byok"
+        && t["cost_usd"] == 0.0
+        && t["cost_estimate_usd"].as_f64() > Some(0.0)));
+    let agent = all
+        .iter()
+        .find_map(|t| t["user_agent"].as_str())
+        .expect("some logs name their client")
+        .to_owned();
+    let by_agent = all_traces(
+        &app,
+        &admin,
+        &format!("q=user_agent:%22{}%22", agent.replace(' ', "%20")),
+    )
+    .await;
+    assert_eq!(
+        by_agent.len(),
+        with("user_agent", &Value::from(agent.as_str()))
+    );
+
     // Sorting pages through in order, and a cursor keeps its sort.
     let by_cost = all_traces(&app, &admin, "sort=cost&order=asc").await;
     assert_eq!(by_cost.len(), 350);
@@ -294,6 +331,11 @@ async fn search_sort_export_and_the_monitoring_overview(backend: Backend) {
         ),
         (
             "/api/v1/traces?sort=name".to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            "/api/v1/traces?feedback=sideways".to_owned(),
             StatusCode::BAD_REQUEST,
             "invalid_query",
         ),
