@@ -456,7 +456,60 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
         page.contains("By Model") && page.contains("Integration health"),
         "{page}"
     );
+    // Integration health says how much of what Cloudflare counted LangGuard holds, as the
+    // overview API does.
+    let (_, overview) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/monitoring/overview",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let label = overview["integrations"][0]["coverage"]["label"]
+        .as_str()
+        .expect("a coverage label")
+        .to_owned();
+    assert_eq!(label, "100.0 %", "{overview}");
+    let coverage_cell = text_of(
+        c,
+        "//table[.//th[normalize-space()='Coverage']]/tbody/tr[1]/td[6]",
+    )
+    .await;
+    assert_eq!(coverage_cell, label);
     screenshot(c, "monitoring").await;
+
+    // The integration's page has the Coverage card: per gateway, Cloudflare's count beside
+    // what is held.
+    c.goto(&format!("{}/integrations/{id}", app.base))
+        .await
+        .expect("open the integration");
+    wait_for_text(c, "Cloudflare counted").await;
+    let card = text_of(c, "//section[@aria-labelledby='coverage-heading']").await;
+    assert!(card.contains("100.0 %"), "{card}");
+    let (_, coverage) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/v1/integrations/{id}/coverage"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    for g in coverage["gateways"].as_array().expect("gateways") {
+        let gateway = g["gateway"].as_str().expect("name");
+        let row = text_of(
+            c,
+            &format!(
+                "//section[@aria-labelledby='coverage-heading']//tr[td[1][normalize-space()='{gateway}']]"
+            ),
+        )
+        .await;
+        assert!(
+            row.contains(&g["cloudflare"].to_string()) && row.contains(&g["stored"].to_string()),
+            "{gateway}: {row} vs {g}"
+        );
+    }
+    screenshot(c, "integration-coverage").await;
 
     // Trace Explorer with a filter applied: only errors, as many as the API lists.
     click(c, "a", "Trace Explorer").await;
@@ -499,6 +552,24 @@ async fn monitoring_and_the_trace_explorer_show_what_the_api_returns() {
     wait_for_text(c, "Overview").await;
     wait_for_text(c, "Input/Output").await;
     screenshot(c, "trace-explorer").await;
+    // Cloudflare's log fields are searchable, and the drawer shows them.
+    c.goto(&format!("{}/traces?q=dlp_action%3AFLAG", app.base))
+        .await
+        .expect("open");
+    c.find(Locator::XPath(
+        "//table[contains(@class,'traces')]/tbody/tr[1]/td[1]/a",
+    ))
+    .await
+    .expect("a DLP-flagged trace")
+    .click()
+    .await
+    .expect("open the drawer");
+    wait_for_text(c, "Log fields").await;
+    let drawer = page_text(c).await;
+    assert!(
+        drawer.contains("\"dlp_action\": \"FLAG\"") && drawer.contains("credentials"),
+        "{drawer}"
+    );
     assert_no_console_errors(c).await;
     // The page checks its filters as the API does: a range that can't match says so.
     c.goto(&format!("{}/traces?min_tokens=10&max_tokens=5", app.base))
