@@ -569,7 +569,11 @@ impl SyncEngine {
                 progress,
             );
             let mut result = import.run(cursor, floor).await;
-            if result.is_ok() && self.feedback_due(integration.id, &state.gateway_id) {
+            // A first import has just read every log as it is now: nothing to refresh yet.
+            if result.is_ok() && cursor.is_none() {
+                self.lock_feedback()
+                    .insert((integration.id, state.gateway_id.clone()), sync_started_ms);
+            } else if result.is_ok() && self.feedback_due(integration.id, &state.gateway_id) {
                 let since = (sync_started_ms - FEEDBACK_DAYS * 86_400_000).max(floor.unwrap_or(0));
                 match import.refresh_feedback(since).await {
                     Ok(changed) => {
