@@ -41,12 +41,17 @@ impl LogFilter {
         Self::created(FilterOperator::Lt, ms)
     }
 
-    /// Logs someone rated (feedback 1 or -1, set after the call with `PATCH …/logs/{id}`).
+    /// Logs someone rated (feedback set after the call with `PATCH …/logs/{id}`): 1, -1, or 0
+    /// for a rating taken back.
     pub fn rated() -> Self {
         Self {
             key: "feedback".into(),
             operator: FilterOperator::Eq,
-            value: vec![serde_json::json!(1), serde_json::json!(-1)],
+            value: vec![
+                serde_json::json!(1),
+                serde_json::json!(-1),
+                serde_json::json!(0),
+            ],
         }
     }
 

@@ -9,8 +9,8 @@ use langguard_store::fold::RollupTable;
 use langguard_store::rows::GATEWAY_COLUMNS;
 use langguard_store::{
     Bodies, GatewayState, Handover, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
-    NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
-    StoreResult,
+    LogDetails, NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals,
+    StoreError, StoreResult,
 };
 
 use crate::records::{PgRow, RowExt};
@@ -270,23 +270,21 @@ async fn ingest(
     // the batch counts once), and only they get the bodies they came with.
     let mut inserted: Vec<NewInteraction> = Vec::with_capacity(new_ids.len());
     let mut new_bodies: Vec<(i64, Bodies)> = Vec::new();
-    // Logs already held get their details refreshed where Cloudflare changed them.
-    let mut refreshed: Vec<(String, Option<String>)> = Vec::new();
-    for ((log, body), details) in batch
-        .into_iter()
-        .zip(bodies.iter_mut())
-        .zip(columns.details)
-    {
+    // A log read again from the Logs API brings its fields as Cloudflare has them now
+    // (feedback and score change after the call). A pushed one brings nothing new.
+    let pulled = matches!(write, Write::Pull { .. });
+    let mut refreshed: Vec<(String, LogDetails)> = Vec::new();
+    for (log, body) in batch.into_iter().zip(bodies.iter_mut()) {
         if let Some(id) = new_ids.remove(&log.log_id) {
             if let Some(b) = body.take() {
                 new_bodies.push((id, b));
             }
             inserted.push(log);
-        } else if details.is_some() {
-            refreshed.push((log.log_id, details));
+        } else if pulled {
+            refreshed.push((log.log_id, log.details));
         }
     }
-    refresh_details(&tx, integration_id, gateway, &refreshed).await?;
+    refresh_details(&tx, integration_id, gateway, refreshed).await?;
     if !new_bodies.is_empty() {
         let ids: Vec<i64> = new_bodies.iter().map(|(id, _)| *id).collect();
         let requests: Vec<Option<&str>> = new_bodies
@@ -350,26 +348,51 @@ async fn ingest(
     })
 }
 
-/// Replaces the stored details of logs already held where they changed; returns how many did.
-/// Logs not held are left alone: storing them is the walk's job.
+/// Replaces the stored details of logs already held where Cloudflare's fields changed (see
+/// [`LogDetails::refreshed`]); returns how many changed. Logs not held are left alone: storing
+/// them is the walk's job. A log listed twice takes its last listing.
 pub(crate) async fn refresh_details(
     client: &impl GenericClient,
     integration_id: IntegrationId,
     gateway: &str,
-    updates: &[(String, Option<String>)],
+    updates: Vec<(String, LogDetails)>,
 ) -> StoreResult<u64> {
     if updates.is_empty() {
         return Ok(0);
     }
-    let log_ids: Vec<&str> = updates.iter().map(|(id, _)| id.as_str()).collect();
-    let details: Vec<Option<&str>> = updates.iter().map(|(_, d)| d.as_deref()).collect();
+    let listed: HashMap<String, LogDetails> = updates.into_iter().collect();
+    let log_ids: Vec<&str> = listed.keys().map(String::as_str).collect();
+    let rows = client
+        .query(
+            "SELECT id, log_id, details FROM interactions \
+             WHERE integration_id = $1 AND gateway = $2 AND log_id = ANY($3)",
+            &[&integration_id, &gateway, &log_ids],
+        )
+        .await
+        .map_err(db_err)?;
+    let mut ids = Vec::new();
+    let mut columns: Vec<Option<String>> = Vec::new();
+    for row in rows {
+        let (id, log_id, text): (i64, String, Option<String>) =
+            (row.at(0)?, row.at(1)?, row.at(2)?);
+        let Some(fresh) = listed.get(&log_id) else {
+            continue;
+        };
+        let stored = LogDetails::from_column(text.as_deref());
+        let column = LogDetails::refreshed(&stored, fresh.clone()).to_column();
+        if column != text {
+            ids.push(id);
+            columns.push(column);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
     client
         .execute(
             "UPDATE interactions i SET details = t.details \
-             FROM UNNEST($3::text[], $4::text[]) AS t(log_id, details) \
-             WHERE i.integration_id = $1 AND i.gateway = $2 AND i.log_id = t.log_id \
-             AND i.details IS DISTINCT FROM t.details",
-            &[&integration_id, &gateway, &log_ids, &details],
+             FROM UNNEST($1::bigint[], $2::text[]) AS t(id, details) WHERE i.id = t.id",
+            &[&ids, &columns],
         )
         .await
         .map_err(db_err)

@@ -177,6 +177,13 @@ fn compile_term(term: &Term, c: &mut Conditions, bodies: bool) -> String {
             format!("({})", alternatives.join(" OR "))
         }
         Term::Field(field, text) => contains_any(c, text, &[field.column()]),
+        Term::Detail(field, text) if field.matches_exactly() => {
+            let k = c.bind(field.key().to_owned());
+            let v = c.bind(text.clone());
+            format!(
+                "COALESCE((details::jsonb -> {k})::text IN (to_jsonb({v}::text)::text, {v}), FALSE)"
+            )
+        }
         Term::Detail(field, text) => {
             let k = c.bind(field.key().to_owned());
             let column = format!("lg_json_text(details::jsonb -> {k})");

@@ -5,8 +5,8 @@ use langguard_store::fold::RollupTable;
 use langguard_store::rows::GATEWAY_COLUMNS;
 use langguard_store::{
     Bodies, GatewayState, Handover, IngestOutcome, IngestSource, IntegrationId, LatencySketch,
-    NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals, StoreError,
-    StoreResult,
+    LogDetails, NewInteraction, PushedInteraction, RollupDelta, RollupKey, RollupTotals,
+    StoreError, StoreResult,
 };
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
 
@@ -260,8 +260,10 @@ fn ingest(
                     details,
                 ])
                 .map_err(db_err)?;
-            if changed == 0 && details.is_some() {
-                refreshed.push((log.log_id, details));
+            // A log read again from the Logs API brings its fields as Cloudflare has them now
+            // (feedback and score change after the call). A pushed one brings nothing new.
+            if changed == 0 && matches!(write, Write::Pull { .. }) {
+                refreshed.push((log.log_id, log.details));
                 continue;
             }
             if changed == 1 {
@@ -324,26 +326,39 @@ fn ingest(
 
 const HOUR_MS: i64 = 3_600_000;
 
-/// Replaces the stored details of logs already held where they changed (feedback and score are
-/// set on Cloudflare after the call); returns how many changed. Logs not held are left alone:
-/// storing them is the walk's job, which keeps the cursor and the rollups.
+/// Replaces the stored details of logs already held where Cloudflare's fields changed (feedback
+/// and score are set after the call; see [`LogDetails::refreshed`]); returns how many changed.
+/// Logs not held are left alone: storing them is the walk's job, which keeps the cursor and
+/// the rollups.
 pub(crate) fn refresh_details(
     tx: &Connection,
     integration_id: IntegrationId,
     gateway: &str,
-    updates: Vec<(String, Option<String>)>,
+    updates: Vec<(String, LogDetails)>,
 ) -> StoreResult<u64> {
-    let mut update = tx
+    let mut read = tx
         .prepare_cached(
-            "UPDATE interactions SET details = ?4 WHERE integration_id = ?1 AND gateway = ?2 \
-             AND log_id = ?3 AND details IS NOT ?4",
+            "SELECT id, details FROM interactions WHERE integration_id = ?1 AND gateway = ?2 \
+             AND log_id = ?3",
         )
         .map_err(db_err)?;
+    let mut update = tx
+        .prepare_cached("UPDATE interactions SET details = ?2 WHERE id = ?1")
+        .map_err(db_err)?;
     let mut changed = 0;
-    for (log_id, details) in updates {
-        changed += update
-            .execute(params![integration_id, gateway, log_id, details])
-            .map_err(db_err)? as u64;
+    for (log_id, listed) in updates {
+        let stored: Option<(i64, Option<String>)> = read
+            .query_row(params![integration_id, gateway, log_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(db_err)?;
+        let Some((id, text)) = stored else { continue };
+        let column =
+            LogDetails::refreshed(&LogDetails::from_column(text.as_deref()), listed).to_column();
+        if column != text {
+            changed += update.execute(params![id, column]).map_err(db_err)? as u64;
+        }
     }
     Ok(changed)
 }

@@ -178,6 +178,14 @@ fn compile_term(term: &Term, c: &mut Conditions, bodies: bool) {
                 .push_str(&format!("lg_contains(?, {})", field.column()));
             c.params.push(Value::Text(text.clone()));
         }
+        Term::Detail(field, text) if field.matches_exactly() => {
+            // Never NULL (an absent field doesn't match), so NOT means "doesn't match".
+            c.sql
+                .push_str("IFNULL((details -> ?) IN (json_quote(?), ?), 0)");
+            c.params.push(metadata_path(field.key()));
+            c.params.push(Value::Text(text.clone()));
+            c.params.push(Value::Text(text.clone()));
+        }
         Term::Detail(field, text) => {
             c.sql
                 .push_str("lg_contains(?, CAST(details ->> ? AS TEXT))");

@@ -150,6 +150,29 @@ pub async fn log_details_are_kept_and_refreshed_when_cloudflare_changes_them(
     let rows = store.traces(&all).await.expect("traces");
     assert_eq!(rows.items.len(), 2);
     assert_eq!(stored(rows.items, "l1"), score);
+
+    // A re-read keeps the stored BYOK estimate (it goes with the stored cost, which a re-read
+    // doesn't change), and a log whose fields are all gone now is stored without them.
+    let mut byok = log("l3", 1_002, 100, true, 200);
+    byok.details.cost_estimate_usd = Some(0.25);
+    byok.details.feedback = Some(1);
+    store
+        .ingest_batch(i.id, "gw", vec![byok.clone()], None)
+        .await
+        .expect("ingest");
+    let mut reread = byok.clone();
+    reread.details.cost_estimate_usd = Some(9.0);
+    reread.details.feedback = Some(-1);
+    let mut cleared = later.clone();
+    cleared.details = LogDetails::default();
+    store
+        .ingest_batch(i.id, "gw", vec![reread, cleared], None)
+        .await
+        .expect("ingest");
+    let rows = store.traces(&all).await.expect("traces");
+    let l3 = stored(rows.items.clone(), "l3");
+    assert_eq!((l3.feedback, l3.cost_estimate_usd), (Some(-1), Some(0.25)));
+    assert!(stored(rows.items, "l1").is_empty());
 }
 
 pub async fn the_cursor_moves_with_the_rows_and_never_backwards(store: Arc<dyn Store>) {

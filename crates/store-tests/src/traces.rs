@@ -430,6 +430,16 @@ pub async fn filters_and_searches_match_exactly_the_rows_they_describe(store: Ar
             Box::new(|i| i.log.details.dlp_profiles.is_some() || i.log.details.byok == Some(true)),
         ),
         (
+            "search: numbers match exactly (feedback:1 is not -1)",
+            search_filter("feedback:1 OR step:2"),
+            Box::new(|i| i.log.details.feedback == Some(1) || i.log.details.step == Some(2)),
+        ),
+        (
+            "search: NOT an exact log field matches rows without it",
+            search_filter("NOT byok:true"),
+            Box::new(|i| i.log.details.byok != Some(true)),
+        ),
+        (
             "search: NOT a log field matches rows without it",
             search_filter("NOT user_agent:openai"),
             Box::new(|i| i.log.details.user_agent.is_none()),

@@ -9,9 +9,9 @@
 //! - `field:value` / `field:"a phrase"` looks in one field. `model`, `provider`, `gateway`,
 //!   `path` and `log_id` match when the field contains the value; `status:success|error`,
 //!   `cached:true|false` and `status_code:429` match exactly; `requested_model` and Cloudflare's
-//!   extra log fields (`event_id`, `request_type`, `model_type`, `step`, `feedback`, `score`,
-//!   `dlp_action`, `dlp_profiles`, `guardrails`, `user_agent`, `byok`) match when the field's
-//!   value (its JSON text, for `dlp_profiles` and `guardrails`) contains the value;
+//!   extra log fields match: `step`, `feedback`, `score` and `byok` exactly, `event_id`,
+//!   `request_type`, `model_type`, `dlp_action`, `user_agent` when the field contains the
+//!   value, `dlp_profiles` and `guardrails` when their JSON text does;
 //!   `metadata.<key>:value` or any other `<key>:value` matches when that custom-metadata value
 //!   contains the value (`agent:ChatBot`, `user_id:42`).
 //!
@@ -362,10 +362,9 @@ fn field_term(field: &str, value: String, position: usize) -> Result<SearchExpr,
     let err = |message: String| SearchError { message, position };
     let name = field.to_ascii_lowercase();
     if let Some(detail) = DetailField::parse(&name) {
-        // Both backends read a JSON boolean as 1 or 0.
         let value = match (detail, value.to_ascii_lowercase().as_str()) {
-            (DetailField::Byok, "true" | "yes") => "1".to_owned(),
-            (DetailField::Byok, "false" | "no") => "0".to_owned(),
+            (DetailField::Byok, "true" | "yes") => "true".to_owned(),
+            (DetailField::Byok, "false" | "no") => "false".to_owned(),
             _ => value,
         };
         return Ok(SearchExpr::Term(Term::Detail(detail, value)));

@@ -193,10 +193,14 @@ impl GatewayImport<'_> {
                     },
                 )
                 .await?;
-            let taken = self.take_page(listed, Some(since_ms), upper)?;
-            let updates = taken
-                .rows
+            // Not `take_page`: these rows were counted (and any unreadable one reported) when
+            // the walk read them; a row that can't be read now is simply not refreshed.
+            let rows = (listed.logs.len() + listed.rejected.len()) as i64;
+            let total = listed.info.and_then(|i| i.total_count);
+            let updates = listed
+                .logs
                 .into_iter()
+                .filter_map(|log| normalize(log, self.pricer).ok())
                 .map(|row| (row.log_id, row.details))
                 .collect();
             changed += self
@@ -204,7 +208,7 @@ impl GatewayImport<'_> {
                 .refresh_details(self.integration_id, self.gateway, updates)
                 .await?;
             let seen = i64::from(page) * PAGE;
-            if taken.listed < PAGE || taken.total.is_some_and(|total| total <= seen) {
+            if rows < PAGE || total.is_some_and(|total| total <= seen) {
                 break;
             }
         }

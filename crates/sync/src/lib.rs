@@ -568,23 +568,26 @@ impl SyncEngine {
                 &mut *rejected,
                 progress,
             );
-            let mut result = import.run(cursor, floor).await;
+            let result = import.run(cursor, floor).await;
             // A first import has just read every log as it is now: nothing to refresh yet.
             if result.is_ok() && cursor.is_none() {
                 self.lock_feedback()
                     .insert((integration.id, state.gateway_id.clone()), sync_started_ms);
             } else if result.is_ok() && self.feedback_due(integration.id, &state.gateway_id) {
                 let since = (sync_started_ms - FEEDBACK_DAYS * 86_400_000).max(floor.unwrap_or(0));
+                // The import itself succeeded: a refresh that fails is tried again in an hour,
+                // never a failed sync.
                 match import.refresh_feedback(since).await {
+                    Ok(0) => {}
                     Ok(changed) => {
-                        if changed > 0 {
-                            tracing::info!(gateway = %state.gateway_id, changed, "feedback refreshed");
-                        }
-                        self.lock_feedback()
-                            .insert((integration.id, state.gateway_id.clone()), sync_started_ms);
+                        tracing::info!(gateway = %state.gateway_id, changed, "feedback refreshed")
                     }
-                    Err(error) => result = Err(error),
+                    Err(error) => {
+                        tracing::warn!(gateway = %state.gateway_id, %error, "could not refresh feedback")
+                    }
                 }
+                self.lock_feedback()
+                    .insert((integration.id, state.gateway_id.clone()), sync_started_ms);
             }
             // The run's figures are saved after every gateway, so a crash leaves honest ones.
             apply_client_stats(counts, &client.stats());

@@ -97,11 +97,7 @@ impl IngestStore for PgStore {
         gateway: &str,
         updates: Vec<(String, LogDetails)>,
     ) -> StoreResult<u64> {
-        let updates: Vec<(String, Option<String>)> = updates
-            .into_iter()
-            .map(|(log_id, details)| (log_id, details.to_column()))
-            .collect();
-        ingest::refresh_details(&self.client().await?, id, gateway, &updates).await
+        ingest::refresh_details(&self.client().await?, id, gateway, updates).await
     }
 
     async fn set_gateway_source(

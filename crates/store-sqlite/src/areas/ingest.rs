@@ -102,10 +102,6 @@ impl IngestStore for SqliteStore {
         updates: Vec<(String, LogDetails)>,
     ) -> StoreResult<u64> {
         let gateway = gateway.to_owned();
-        let updates: Vec<(String, Option<String>)> = updates
-            .into_iter()
-            .map(|(log_id, details)| (log_id, details.to_column()))
-            .collect();
         self.write(move |conn| {
             let tx = conn.transaction().map_err(db_err)?;
             let changed = ingest::refresh_details(&tx, id, &gateway, updates)?;

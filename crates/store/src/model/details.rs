@@ -100,10 +100,15 @@ pub fn detail_text(text: Option<String>) -> Option<String> {
     Some(text[..end].to_string())
 }
 
-/// A structured field as kept: `null` and empty arrays or objects are nothing; one whose JSON
-/// is larger than [`MAX_DETAIL_JSON`] becomes `{"truncated": true, "bytes": n}`.
+/// Deepest nesting kept in a structured field: a policy's input must stay shallow enough for
+/// its sandbox (the same bound bodies have there).
+pub const MAX_DETAIL_DEPTH: usize = 64;
+
+/// A structured field as kept: without NULs (PostgreSQL's `jsonb` refuses `\u0000`); `null`
+/// and empty arrays or objects are nothing; one whose JSON is larger than [`MAX_DETAIL_JSON`]
+/// or nested deeper than [`MAX_DETAIL_DEPTH`] becomes `{"truncated": true, "bytes": n}`.
 pub fn detail_json(value: Option<Value>) -> Option<Value> {
-    let value = value?;
+    let value = crate::clean::json_without_nul(value?);
     let empty = match &value {
         Value::Null => true,
         Value::Array(items) => items.is_empty(),
@@ -115,10 +120,31 @@ pub fn detail_json(value: Option<Value>) -> Option<Value> {
         return None;
     }
     let bytes = serde_json::to_string(&value).map_or(usize::MAX, |t| t.len());
-    if bytes > MAX_DETAIL_JSON {
+    if bytes > MAX_DETAIL_JSON || deeper_than(&value, MAX_DETAIL_DEPTH) {
         return Some(serde_json::json!({"truncated": true, "bytes": bytes}));
     }
     Some(value)
+}
+
+/// Whether `value` nests more than `limit` levels (without recursing past the limit).
+fn deeper_than(value: &Value, limit: usize) -> bool {
+    match value {
+        Value::Array(items) => limit == 0 || items.iter().any(|v| deeper_than(v, limit - 1)),
+        Value::Object(map) => limit == 0 || map.values().any(|v| deeper_than(v, limit - 1)),
+        _ => false,
+    }
+}
+
+impl LogDetails {
+    /// What a re-read of a stored log stores: Cloudflare's fields as it lists them now, and
+    /// the stored `cost_estimate_usd` — it belongs with the stored cost and its source, which
+    /// a re-read doesn't change (today's prices would give another figure).
+    pub fn refreshed(stored: &LogDetails, listed: LogDetails) -> LogDetails {
+        LogDetails {
+            cost_estimate_usd: stored.cost_estimate_usd,
+            ..listed
+        }
+    }
 }
 
 /// A detail field a trace filter or a `field:value` search can name.
@@ -172,6 +198,15 @@ impl DetailField {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.key() == name)
     }
+
+    /// Numbers and booleans match a search exactly (`feedback:1` is not `-1`, `step:1` not
+    /// 10); text and structured fields by substring.
+    pub fn matches_exactly(self) -> bool {
+        matches!(
+            self,
+            DetailField::Step | DetailField::Feedback | DetailField::Score | DetailField::Byok
+        )
+    }
 }
 
 #[cfg(test)]
@@ -208,6 +243,18 @@ mod tests {
         assert_eq!(
             detail_json(Some(big)).expect("kept")["truncated"],
             json!(true)
+        );
+        let mut deep = json!(1);
+        for _ in 0..=MAX_DETAIL_DEPTH {
+            deep = json!([deep]);
+        }
+        assert_eq!(
+            detail_json(Some(deep)).expect("kept")["truncated"],
+            json!(true)
+        );
+        assert_eq!(
+            detail_json(Some(json!({"a\0": "b\0c"}))),
+            Some(json!({"a": "bc"}))
         );
         for field in DetailField::ALL {
             assert_eq!(DetailField::parse(field.key()), Some(field));
