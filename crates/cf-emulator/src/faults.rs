@@ -36,6 +36,9 @@ pub struct Faults {
     /// Before answering each list-logs call, delete this many of the gateway's logs, spread
     /// evenly through them (someone pressing "Delete logs" while an import pages).
     pub delete_on_list: usize,
+    /// List-logs calls that filter on one of these keys get 400 / 7001, as from an API that
+    /// no longer accepts a filter.
+    pub reject_filter_keys: Vec<String>,
 }
 
 /// A fault chosen for one request.
@@ -88,6 +91,21 @@ impl FaultInjector {
 
     pub(crate) fn visibility_delay(&self) -> Duration {
         self.faults.visibility_delay
+    }
+
+    /// Whether a `filters` parameter names a key the faults reject.
+    pub(crate) fn rejects_filters(&self, raw: Option<&str>) -> bool {
+        let Some(filters) = raw.and_then(|r| serde_json::from_str::<serde_json::Value>(r).ok())
+        else {
+            return false;
+        };
+        filters.as_array().is_some_and(|all| {
+            all.iter().any(|f| {
+                f["key"]
+                    .as_str()
+                    .is_some_and(|k| self.faults.reject_filter_keys.iter().any(|r| r == k))
+            })
+        })
     }
 
     /// How many logs to delete before this list call.

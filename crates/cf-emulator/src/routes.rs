@@ -228,6 +228,9 @@ async fn list_logs(
             if query.pagination.per_page < shared.config.logs_min_per_page {
                 return Err(ApiError::validation(&["query", "per_page"]));
             }
+            if lock(&shared.faults).rejects_filters(params.get("filters")) {
+                return Err(ApiError::validation(&["query", "filters"]));
+            }
             let delete = lock(&shared.faults).delete_on_list();
             if delete > 0 {
                 let deleted = write(&shared.store)

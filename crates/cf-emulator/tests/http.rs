@@ -88,6 +88,40 @@ async fn call_as(router: &Router, uri: &str, token: &str) -> Reply {
     }
 }
 
+/// `method uri` with a JSON `body` (none when empty) as `token`: the status and the JSON reply
+/// (`null` when it isn't JSON).
+async fn call_with(
+    router: &Router,
+    method: &str,
+    token: &str,
+    uri: String,
+    body: &'static str,
+) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(if body.is_empty() {
+            Body::empty()
+        } else {
+            Body::from(body)
+        })
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+    )
+}
+
 async fn call(router: &Router, uri: &str) -> Reply {
     call_as(router, uri, TOKEN).await
 }
@@ -748,27 +782,7 @@ async fn delete_logs_removes_what_its_filters_match_and_needs_edit_rights() {
     emulator.add_token("editor", TokenSpec::editor(&[ACCOUNT]));
     let router = emulator.router();
     let delete = |token: &'static str, query: &'static str| {
-        let router = router.clone();
-        async move {
-            let request = Request::builder()
-                .method("DELETE")
-                .uri(format!("{LOGS}?{query}"))
-                .header("authorization", format!("Bearer {token}"))
-                .body(Body::empty())
-                .expect("request");
-            let response = router.oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
-        }
+        call_with(&router, "DELETE", token, format!("{LOGS}?{query}"), "")
     };
     let before = emulator.log_ids(ACCOUNT, "prod-chat");
     // A read-only token may list but not delete.
@@ -795,28 +809,7 @@ async fn patching_a_log_sets_feedback_score_and_metadata_and_needs_edit_rights()
     let router = emulator.router();
     let id = emulator.log_ids(ACCOUNT, "prod-chat")[3].clone();
     let call = |method: &'static str, token: &'static str, uri: String, body: &'static str| {
-        let router = router.clone();
-        async move {
-            let request = Request::builder()
-                .method(method)
-                .uri(uri)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(Body::from(body))
-                .expect("request");
-            let response = router.oneshot(request).await.expect("infallible");
-            let status = response.status();
-            let bytes = response
-                .into_body()
-                .collect()
-                .await
-                .expect("body")
-                .to_bytes();
-            (
-                status,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
-        }
+        call_with(&router, method, token, uri, body)
     };
     let log = format!("{LOGS}/{id}");
     let (status, _) = call("PATCH", TOKEN, log.clone(), r#"{"feedback":-1}"#).await;

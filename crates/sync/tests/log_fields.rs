@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{client_config, harness, ACCOUNT};
+use langguard_cf_emulator::Faults;
 use langguard_secrets::Sealer;
 use langguard_store::prelude::*;
 use langguard_store::{search, CostSource, Interaction, SyncTrigger, TraceFilter, TraceQuery};
@@ -109,5 +110,50 @@ async fn governance_fields_arrive_and_later_feedback_is_refreshed() {
         idle_calls + 1,
         "the refresh costs one call when few logs were rated"
     );
+    h.assert_exact(&["gw"]).await;
+}
+
+#[tokio::test]
+async fn a_feedback_refresh_cloudflare_refuses_never_fails_the_sync() {
+    let h = harness(&["gw"]).await;
+    h.seed("gw", 120, 5);
+    let target = h.emulator.emulator.log_ids(ACCOUNT, "gw")[3].clone();
+    assert_eq!(h.sync().await.status.as_str(), "succeeded");
+    assert!(h
+        .emulator
+        .emulator
+        .rate_log(ACCOUNT, "gw", &target, Some(-1), None));
+    h.emulator.emulator.set_faults(Faults {
+        reject_filter_keys: vec!["feedback".into()],
+        ..Faults::default()
+    });
+    let engine = SyncEngine::new(
+        h.store.clone(),
+        Sealer::from_key(&[3; 32]),
+        client_config(h.emulator.base_url()),
+        SyncSettings {
+            feedback_refresh_every: Duration::ZERO,
+            ..SyncSettings::default()
+        },
+    );
+    let run = engine
+        .sync(h.integration_id, SyncTrigger::Manual, None)
+        .await
+        .expect("sync ran");
+    assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
+    let integration = h
+        .store
+        .get_integration(h.integration_id)
+        .await
+        .expect("integration");
+    assert_eq!(
+        integration.status.as_str(),
+        "connected",
+        "{:?}",
+        integration.status_message
+    );
+    // The rating waits for a refresh Cloudflare accepts; nothing else is lost.
+    let rated = find(&h, &format!("log_id:{target}")).await;
+    assert_ne!(rated[0].log.details.feedback, Some(-1));
     h.assert_exact(&["gw"]).await;
 }
