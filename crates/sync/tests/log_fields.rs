@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client_config, harness, ACCOUNT};
+use common::{harness, ACCOUNT};
 use langguard_cf_emulator::Faults;
-use langguard_secrets::Sealer;
 use langguard_store::prelude::*;
 use langguard_store::{search, CostSource, Interaction, SyncTrigger, TraceFilter, TraceQuery};
-use langguard_sync::{SyncEngine, SyncSettings};
+use langguard_sync::SyncSettings;
 
 async fn find(h: &common::Harness, query: &str) -> Vec<Interaction> {
     let mut out = Vec::new();
@@ -89,15 +88,10 @@ async fn governance_fields_arrive_and_later_feedback_is_refreshed() {
     let idle_calls = h.list_calls() - calls;
 
     // …and once it is due, it does.
-    let engine = SyncEngine::new(
-        h.store.clone(),
-        Sealer::from_key(&[3; 32]),
-        client_config(h.emulator.base_url()),
-        SyncSettings {
-            feedback_refresh_every: Duration::ZERO,
-            ..SyncSettings::default()
-        },
-    );
+    let engine = h.engine_with(SyncSettings {
+        feedback_refresh_every: Duration::ZERO,
+        ..SyncSettings::default()
+    });
     let calls = h.list_calls();
     let run = engine
         .sync(h.integration_id, SyncTrigger::Manual, None)
@@ -127,15 +121,10 @@ async fn a_feedback_refresh_cloudflare_refuses_never_fails_the_sync() {
         reject_filter_keys: vec!["feedback".into()],
         ..Faults::default()
     });
-    let engine = SyncEngine::new(
-        h.store.clone(),
-        Sealer::from_key(&[3; 32]),
-        client_config(h.emulator.base_url()),
-        SyncSettings {
-            feedback_refresh_every: Duration::ZERO,
-            ..SyncSettings::default()
-        },
-    );
+    let engine = h.engine_with(SyncSettings {
+        feedback_refresh_every: Duration::ZERO,
+        ..SyncSettings::default()
+    });
     let run = engine
         .sync(h.integration_id, SyncTrigger::Manual, None)
         .await

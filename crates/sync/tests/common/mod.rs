@@ -101,6 +101,16 @@ pub async fn harness(gateways: &[&str]) -> Harness {
 }
 
 impl Harness {
+    /// Another engine on the same store and emulator: a restarted process, or other settings.
+    pub fn engine_with(&self, settings: SyncSettings) -> SyncEngine {
+        SyncEngine::new(
+            self.store.clone(),
+            Sealer::from_key(&[3; 32]),
+            client_config(self.emulator.base_url()),
+            settings,
+        )
+    }
+
     pub fn seed(&self, gateway: &str, count: usize, seed: u64) {
         let now = OffsetDateTime::now_utc();
         self.emulator.emulator.seed_logs(
