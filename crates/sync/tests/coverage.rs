@@ -161,11 +161,7 @@ async fn a_token_without_analytics_permission_still_imports_and_says_why_coverag
     let run = h.sync().await;
     assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
     h.assert_exact(&["gw"]).await;
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("integration");
+    let integration = h.integration().await;
     assert!(integration.coverage_checked_at_ms.is_some());
     assert!(
         integration
@@ -189,11 +185,7 @@ async fn an_account_on_the_new_log_system_is_told_so_instead_of_connected_with_n
     let run = h.sync().await;
     assert_eq!(run.status, SyncRunStatus::Succeeded, "{run:?}");
     assert_eq!(run.counts.items_ingested, 0);
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("integration");
+    let integration = h.integration().await;
     assert_eq!(
         integration.status,
         langguard_store::IntegrationStatus::Warning

@@ -56,11 +56,7 @@ async fn clean_import_is_exact_and_list_calls_are_ceil_n_over_50_plus_a_constant
         h.list_calls()
     );
     h.assert_exact(&["prod-chat", "support"]).await;
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("integration");
+    let integration = h.integration().await;
     assert_eq!(integration.status, IntegrationStatus::Connected);
     assert_eq!(integration.interactions_synced, 1_404);
 }
@@ -83,11 +79,7 @@ async fn a_429_storm_is_waited_out_with_retry_after() {
         "Retry-After was not honoured"
     );
     h.assert_exact(&["gw"]).await;
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("integration");
+    let integration = h.integration().await;
     assert_eq!(integration.status, IntegrationStatus::Warning);
 }
 
@@ -198,11 +190,7 @@ async fn a_revoked_token_fails_with_a_hint_and_keeps_what_was_stored() {
     // Auth errors are not retried.
     assert_eq!(h.emulator.emulator.stats().requests - calls_before, 1);
     assert_eq!(h.stored("gw").await, 100);
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("integration");
+    let integration = h.integration().await;
     assert_eq!(integration.status, IntegrationStatus::Failed);
     assert!(
         !format!("{run:?}{integration:?}").contains(TOKEN),
@@ -502,11 +490,7 @@ async fn a_sync_whose_lease_is_taken_over_stops_and_leaves_the_status_alone() {
         .acquire_lease(&lease, "a third instance", 60_000)
         .await
         .expect("lease"));
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("get");
+    let integration = h.integration().await;
     assert_ne!(integration.status, IntegrationStatus::Failed);
 }
 

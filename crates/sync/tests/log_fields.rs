@@ -130,11 +130,7 @@ async fn a_feedback_refresh_cloudflare_refuses_never_fails_the_sync() {
         .await
         .expect("sync ran");
     assert_eq!(run.status.as_str(), "succeeded", "{:?}", run.error);
-    let integration = h
-        .store
-        .get_integration(h.integration_id)
-        .await
-        .expect("integration");
+    let integration = h.integration().await;
     assert_eq!(
         integration.status.as_str(),
         "connected",

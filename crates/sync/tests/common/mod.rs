@@ -111,6 +111,14 @@ impl Harness {
         )
     }
 
+    /// The integration as the store has it now.
+    pub async fn integration(&self) -> langguard_store::Integration {
+        self.store
+            .get_integration(self.integration_id)
+            .await
+            .expect("integration")
+    }
+
     pub fn seed(&self, gateway: &str, count: usize, seed: u64) {
         let now = OffsetDateTime::now_utc();
         self.emulator.emulator.seed_logs(
