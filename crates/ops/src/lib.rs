@@ -5,6 +5,7 @@
 //! (the server's shared extractor); everything else — validation, sealing secrets, the audit
 //! entry — happens here, so no caller can skip it.
 
+pub mod alerts;
 pub mod audit;
 pub mod backtests;
 pub mod buckets;

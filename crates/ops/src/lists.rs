@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::alerts::{AlertRuleView, SilenceView};
 use crate::audit::AuditEntryView;
 use crate::keys::ApiKeyView;
 use crate::policies::PolicyVersionView;
@@ -43,6 +44,16 @@ list_of!(
     PolicyVersionView
 );
 list_of!(UserList, UserView);
+list_of!(
+    /// Alert rules, by id.
+    AlertRuleList,
+    AlertRuleView
+);
+list_of!(
+    /// Silences, newest first.
+    SilenceList,
+    SilenceView
+);
 list_of!(
     /// API keys, never their secrets.
     ApiKeyList,

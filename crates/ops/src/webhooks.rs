@@ -61,7 +61,7 @@ fn check_events(events: &[String]) -> OpsResult<Vec<WebhookEvent>> {
     if events.is_empty() {
         return Err(OpsError::invalid(
             "invalid_events",
-            "subscribe to at least one event: policy.violation, sync.failed, integration.status_changed, policy.quarantined, coverage.degraded",
+            "subscribe to at least one event: policy.violation, sync.failed, integration.status_changed, policy.quarantined, coverage.degraded, alert.firing, alert.resolved",
         ));
     }
     let mut out = Vec::new();
@@ -70,7 +70,7 @@ fn check_events(events: &[String]) -> OpsResult<Vec<WebhookEvent>> {
             OpsError::invalid(
                 "invalid_events",
                 format!(
-                    "unknown event {name:?}; events are policy.violation, sync.failed, integration.status_changed, policy.quarantined and coverage.degraded"
+                    "unknown event {name:?}; events are policy.violation, sync.failed, integration.status_changed, policy.quarantined, coverage.degraded, alert.firing and alert.resolved"
                 ),
             )
         })?;
@@ -105,7 +105,8 @@ pub struct WebhookView {
     pub id: i64,
     pub url: String,
     pub secret_set: bool,
-    /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`.
+    /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`,
+    /// `coverage.degraded`, `alert.firing`, `alert.resolved`.
     pub events: Vec<&'static str>,
     /// `policy.violation` events below this severity are not sent.
     pub min_severity: &'static str,

@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub push_max_in_flight: usize,
     /// How often the scheduler lists each Logpush bucket for new files.
     pub bucket_poll: Duration,
+    /// Whether this instance evaluates alert rules each minute (one instance at a time does,
+    /// under a lease). Tests turn it off and evaluate with a clock of their own.
+    pub alert_evaluator: bool,
 }
 
 impl Default for ServerConfig {
@@ -97,6 +100,7 @@ impl Default for ServerConfig {
             backtest_time_limit: ops.backtest_time_limit,
             push_max_in_flight: ops.push_max_in_flight,
             bucket_poll: Duration::from_secs(60),
+            alert_evaluator: true,
         }
     }
 }
@@ -240,6 +244,14 @@ pub async fn serve(
             stop_rx.clone(),
         ))
     });
+    let alert_evaluator = state.config.alert_evaluator.then(|| {
+        tokio::spawn(langguard_ops::alerts::run(
+            state.ops.store.clone(),
+            state.config.public_url.as_ref().map(|u| u.to_string()),
+            state.worker_lease("alerts"),
+            stop_rx.clone(),
+        ))
+    });
     let engine = state.ops.engine.clone();
     let grace = state.config.shutdown_grace;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -258,6 +270,9 @@ pub async fn serve(
     }
     if let Some(retention) = retention {
         let _ = retention.await;
+    }
+    if let Some(evaluator) = alert_evaluator {
+        let _ = evaluator.await;
     }
     if !engine.wait_idle(grace).await {
         tracing::warn!(

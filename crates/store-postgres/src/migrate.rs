@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "log_details",
         include_str!("../migrations/0008_log_details.sql"),
     ),
+    (9, "alerts", include_str!("../migrations/0009_alerts.sql")),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

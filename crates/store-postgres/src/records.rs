@@ -153,4 +153,13 @@ impl langguard_store::rows::Columns for PgRow<'_> {
     fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
         self.0.at(index)
     }
+    fn real(&self, index: usize) -> StoreResult<f64> {
+        self.0.at(index)
+    }
+    fn opt_real(&self, index: usize) -> StoreResult<Option<f64>> {
+        self.0.at(index)
+    }
+    fn flag(&self, index: usize) -> StoreResult<bool> {
+        self.0.at(index)
+    }
 }

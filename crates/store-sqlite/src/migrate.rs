@@ -58,6 +58,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "log_details",
         include_str!("../migrations/0015_log_details.sql"),
     ),
+    (16, "alerts", include_str!("../migrations/0016_alerts.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -134,4 +134,13 @@ impl langguard_store::rows::Columns for SqliteRow<'_, '_> {
     fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
         self.0.get(index).map_err(crate::db_err)
     }
+    fn real(&self, index: usize) -> StoreResult<f64> {
+        self.0.get(index).map_err(crate::db_err)
+    }
+    fn opt_real(&self, index: usize) -> StoreResult<Option<f64>> {
+        self.0.get(index).map_err(crate::db_err)
+    }
+    fn flag(&self, index: usize) -> StoreResult<bool> {
+        self.0.get(index).map_err(crate::db_err)
+    }
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed expectation is a failed test
 
 pub mod access;
+pub mod alerts;
 pub mod governance;
 pub mod push;
 pub mod store;
@@ -73,6 +74,10 @@ macro_rules! store_suite {
             prices_override_and_spend_is_summed_per_minute,
             sync_runs_are_listed_newest_first_with_their_counts,
             a_quarantine_applies_once_to_the_version_evaluated
+        );
+        $crate::store_suite!(@each $fresh; alerts:
+            alert_rules_keep_what_they_say_and_alerts_their_history,
+            silences_cover_their_time_and_end_early
         );
         $crate::store_suite!(@each $fresh; webhooks:
             webhooks_queue_deliveries_and_disable_after_failures,

@@ -251,6 +251,14 @@ pub trait MetricsStore: Send + Sync {
         output_per_1k: f64,
     ) -> StoreResult<ModelPrice>;
     async fn delete_model_price(&self, model: &str) -> StoreResult<()>;
+    /// The folded rollup totals per `(group, bucket start)` (the group `""` when not grouped):
+    /// what backtests slide their windows over, merging latency sketches exactly.
+    async fn rollup_cells(
+        &self,
+        scope: &Scope,
+        group_by: Option<GroupBy>,
+        bucket: Bucket,
+    ) -> StoreResult<crate::fold::Cells>;
 }
 
 /// Policies with their versions, the policy worker's progress, and violations.
@@ -403,6 +411,43 @@ pub trait WebhookStore: Send + Sync {
     ) -> StoreResult<Vec<Delivery>>;
 }
 
+/// Alert rules, the alerts they raise, and silences.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// `Conflict` when a rule has the name already.
+    async fn create_alert_rule(&self, new: NewAlertRule) -> StoreResult<AlertRule>;
+    /// By id.
+    async fn list_alert_rules(&self) -> StoreResult<Vec<AlertRule>>;
+    async fn get_alert_rule(&self, id: AlertRuleId) -> StoreResult<AlertRule>;
+    /// Replaces what the rule says (its creator and creation time stay); its alerts stay and
+    /// are judged by the new rule at the next evaluation.
+    async fn replace_alert_rule(
+        &self,
+        id: AlertRuleId,
+        rule: NewAlertRule,
+    ) -> StoreResult<AlertRule>;
+    /// Deletes the rule with its alerts and silences.
+    async fn delete_alert_rule(&self, id: AlertRuleId) -> StoreResult<()>;
+    /// Newest first.
+    async fn list_alerts(&self, query: &AlertQuery) -> StoreResult<Vec<Alert>>;
+    /// Alerts pending or firing, by id.
+    async fn open_alerts(&self) -> StoreResult<Vec<Alert>>;
+    /// Applies one evaluation's changes and queues its notifications (`alert.firing`,
+    /// `alert.resolved`) in one transaction, so a notification is queued exactly when the
+    /// state it announces is saved. Changes to alerts of a rule deleted meanwhile are skipped.
+    async fn save_alert_changes(
+        &self,
+        changes: Vec<AlertChange>,
+        events: Vec<OutgoingEvent>,
+    ) -> StoreResult<()>;
+    async fn create_alert_silence(&self, new: NewAlertSilence) -> StoreResult<AlertSilence>;
+    /// Silences not ended at `at_ms` (those still to start included), or the newest 200 of
+    /// all when `None`; newest first.
+    async fn list_alert_silences(&self, at_ms: Option<i64>) -> StoreResult<Vec<AlertSilence>>;
+    /// Ends the silence at `at_ms` (one that ended earlier is left as it was).
+    async fn end_alert_silence(&self, id: i64, at_ms: i64) -> StoreResult<AlertSilence>;
+}
+
 /// Leases: which instance does a piece of background work when several share the database.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
@@ -431,6 +476,7 @@ pub trait Store:
     + GovernanceStore
     + AccessStore
     + WebhookStore
+    + AlertStore
     + LeaseStore
     + 'static
 {
@@ -445,6 +491,7 @@ impl<T> Store for T where
         + GovernanceStore
         + AccessStore
         + WebhookStore
+        + AlertStore
         + LeaseStore
         + 'static
 {

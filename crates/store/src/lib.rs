@@ -9,7 +9,9 @@ pub mod clean;
 pub mod fold;
 pub mod lease;
 mod model;
+#[macro_use]
 mod policy_model;
+mod alert_model;
 mod rollup;
 pub mod rows;
 pub mod search;
@@ -20,14 +22,15 @@ mod trace_filter;
 /// `PgStore`); through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::areas::{
-        AccessStore, GovernanceStore, IngestStore, IntegrationStore, LeaseStore, MetricsStore,
-        Store, TraceStore, WebhookStore,
+        AccessStore, AlertStore, GovernanceStore, IngestStore, IntegrationStore, LeaseStore,
+        MetricsStore, Store, TraceStore, WebhookStore,
     };
 }
 
+pub use alert_model::*;
 pub use areas::{
-    AccessStore, BucketStore, GovernanceStore, IngestStore, IntegrationStore, LeaseStore,
-    MetricsStore, Store, TraceStore, WebhookStore,
+    AccessStore, AlertStore, BucketStore, GovernanceStore, IngestStore, IntegrationStore,
+    LeaseStore, MetricsStore, Store, TraceStore, WebhookStore,
 };
 pub use model::*;
 pub use policy_model::*;

@@ -228,6 +228,8 @@ wire_enum!(
         IntegrationStatusChanged => "integration.status_changed",
         PolicyQuarantined => "policy.quarantined",
         CoverageDegraded => "coverage.degraded",
+        AlertFiring => "alert.firing",
+        AlertResolved => "alert.resolved",
     }
 );
 

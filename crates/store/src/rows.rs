@@ -5,8 +5,9 @@
 use sha2::{Digest, Sha256};
 
 use crate::{
-    GatewayState, IngestSource, NewViolation, Policy, PolicyCategory, PolicyMode, Severity,
-    StoreError, StoreResult, Violation, ViolationStatus,
+    Alert, AlertCondition, AlertMetric, AlertRule, AlertScope, AlertSilence, AlertState,
+    GatewayState, GroupBy, IngestSource, NewViolation, Policy, PolicyCategory, PolicyMode,
+    Severity, StoreError, StoreResult, Violation, ViolationStatus,
 };
 
 /// A row's columns by position, as a backend reads them.
@@ -15,6 +16,9 @@ pub trait Columns {
     fn opt_int(&self, index: usize) -> StoreResult<Option<i64>>;
     fn text(&self, index: usize) -> StoreResult<String>;
     fn opt_text(&self, index: usize) -> StoreResult<Option<String>>;
+    fn real(&self, index: usize) -> StoreResult<f64>;
+    fn opt_real(&self, index: usize) -> StoreResult<Option<f64>>;
+    fn flag(&self, index: usize) -> StoreResult<bool>;
 }
 
 /// An enum column's word, or `Corrupt` naming what held it: data LangGuard didn't write.
@@ -67,6 +71,89 @@ impl Policy {
             updated_at_ms: row.int(12)?,
             quarantine_reason: row.opt_text(13)?,
             quarantined_at_ms: row.opt_int(14)?,
+        })
+    }
+}
+
+/// The alert rule columns, in [`AlertRule::from_columns`]'s order.
+pub const ALERT_RULE_COLUMNS: &str = "id, name, description, enabled, metric, severity, \
+     condition, threshold, window_minutes, for_minutes, min_requests, renotify_minutes, scope, \
+     group_by, created_by, created_at, updated_at";
+
+/// A rule's scope as its column keeps it (JSON text: scopes grow new keys without a migration).
+pub fn alert_scope_text(scope: &AlertScope) -> String {
+    serde_json::to_string(scope).unwrap_or_else(|_| "{}".into())
+}
+
+impl AlertRule {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<AlertRule> {
+        let scope = row.text(12)?;
+        Ok(AlertRule {
+            id: row.int(0)?,
+            name: row.text(1)?,
+            description: row.text(2)?,
+            enabled: row.flag(3)?,
+            metric: word(AlertMetric::parse, "alert metric", row.text(4)?)?,
+            severity: row
+                .opt_text(5)?
+                .map(|w| word(Severity::parse, "alert severity", w))
+                .transpose()?,
+            condition: word(AlertCondition::parse, "alert condition", row.text(6)?)?,
+            threshold: row.real(7)?,
+            window_minutes: row.int(8)?,
+            for_minutes: row.int(9)?,
+            min_requests: row.int(10)?,
+            renotify_minutes: row.opt_int(11)?,
+            scope: serde_json::from_str(&scope)
+                .map_err(|_| StoreError::Corrupt(format!("alert rule scope {scope:?}")))?,
+            group_by: row
+                .opt_text(13)?
+                .map(|w| word(GroupBy::parse, "alert group", w))
+                .transpose()?,
+            created_by: row.opt_text(14)?,
+            created_at_ms: row.int(15)?,
+            updated_at_ms: row.int(16)?,
+        })
+    }
+}
+
+/// The alert columns, in [`Alert::from_columns`]'s order.
+pub const ALERT_COLUMNS: &str = "id, rule_id, group_key, state, value, threshold, \
+     pending_since, fired_at, resolved_at, notified_at, evaluated_at";
+
+impl Alert {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<Alert> {
+        Ok(Alert {
+            id: row.int(0)?,
+            rule_id: row.int(1)?,
+            group: row.text(2)?,
+            state: word(AlertState::parse, "alert state", row.text(3)?)?,
+            value: row.opt_real(4)?,
+            threshold: row.real(5)?,
+            pending_since_ms: row.int(6)?,
+            fired_at_ms: row.opt_int(7)?,
+            resolved_at_ms: row.opt_int(8)?,
+            notified_at_ms: row.opt_int(9)?,
+            evaluated_at_ms: row.int(10)?,
+        })
+    }
+}
+
+/// The silence columns, in [`AlertSilence::from_columns`]'s order.
+pub const SILENCE_COLUMNS: &str =
+    "id, rule_id, group_key, starts_at, ends_at, reason, created_by, created_at";
+
+impl AlertSilence {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<AlertSilence> {
+        Ok(AlertSilence {
+            id: row.int(0)?,
+            rule_id: row.opt_int(1)?,
+            group: row.opt_text(2)?,
+            starts_at_ms: row.int(3)?,
+            ends_at_ms: row.int(4)?,
+            reason: row.text(5)?,
+            created_by: row.opt_text(6)?,
+            created_at_ms: row.int(7)?,
         })
     }
 }
@@ -132,6 +219,15 @@ mod tests {
         }
         fn opt_text(&self, i: usize) -> StoreResult<Option<String>> {
             Ok(self.0[i].clone())
+        }
+        fn real(&self, i: usize) -> StoreResult<f64> {
+            Ok(self.opt_real(i)?.unwrap_or_default())
+        }
+        fn opt_real(&self, i: usize) -> StoreResult<Option<f64>> {
+            Ok(self.0[i].as_deref().and_then(|v| v.parse().ok()))
+        }
+        fn flag(&self, i: usize) -> StoreResult<bool> {
+            Ok(self.0[i].as_deref() == Some("true"))
         }
     }
 

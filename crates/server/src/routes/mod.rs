@@ -1,6 +1,7 @@
 //! One module per resource, each exporting its `router()`.
 
 mod access;
+mod alerts;
 mod buckets;
 pub mod health;
 pub(crate) mod ingest;
@@ -37,6 +38,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(prices::router())
         .merge(violations::router())
         .merge(webhooks::router())
+        .merge(alerts::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {

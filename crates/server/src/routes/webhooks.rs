@@ -50,7 +50,7 @@ pub(crate) struct CreateWebhookRequest {
     /// 16–256 characters; generated (and shown once) when left out.
     secret: Option<String>,
     /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`,
-    /// `coverage.degraded`.
+    /// `coverage.degraded`, `alert.firing`, `alert.resolved`.
     events: Vec<String>,
     /// `policy.violation` events below this severity are not sent (default `low`: all).
     #[schema(value_type = Option<String>)]

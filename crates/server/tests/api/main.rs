@@ -6,6 +6,7 @@
 mod common;
 
 mod access;
+mod alerts;
 mod buckets;
 mod contract;
 mod integrations;

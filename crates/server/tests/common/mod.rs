@@ -106,6 +106,7 @@ pub enum Backend {
 pub fn test_config() -> ServerConfig {
     ServerConfig {
         scheduler: false,
+        alert_evaluator: false,
         policy_idle_wait: Duration::from_millis(20),
         ..ServerConfig::default()
     }

@@ -2,6 +2,7 @@
 //! the SQL of each area's statements is here or in the helper module it calls.
 
 mod access;
+mod alerts;
 pub(crate) mod buckets;
 mod governance;
 mod ingest;

@@ -28,6 +28,15 @@ impl MetricsStore for SqliteStore {
         Ok(fold::metrics_series(cells, group_by))
     }
 
+    async fn rollup_cells(
+        &self,
+        scope: &Scope,
+        group_by: Option<GroupBy>,
+        bucket: Bucket,
+    ) -> StoreResult<fold::Cells> {
+        self.fold(scope, group_by, Some(bucket)).await
+    }
+
     async fn minute_spend(
         &self,
         integration_id: IntegrationId,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 
 /// Which interactions a metrics or trace query covers. Empty fields match everything.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Scope {
     /// Inclusive start (Unix ms). Metrics round it down to its minute.
     pub from_ms: Option<i64>,
@@ -17,7 +17,7 @@ pub struct Scope {
     pub model: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     Integration,
@@ -34,6 +34,15 @@ impl GroupBy {
             "provider" => Some(Self::Provider),
             "model" => Some(Self::Model),
             _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Integration => "integration",
+            Self::Gateway => "gateway",
+            Self::Provider => "provider",
+            Self::Model => "model",
         }
     }
 }
