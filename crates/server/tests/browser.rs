@@ -388,6 +388,12 @@ async fn a_viewer_sees_no_admin_controls() {
         .await
         .expect("open");
     wait_for_text(c, "Not allowed").await;
+    // Alerts: read, not written.
+    c.goto(&format!("{}/alerts", app.base)).await.expect("open");
+    wait_for_text(c, "Firing and pending").await;
+    let text = page_text(c).await;
+    assert!(!text.contains("New alert rule"), "{text}");
+    assert!(!text.contains("Create rule"), "{text}");
     assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
@@ -755,5 +761,115 @@ async fn the_console_check_sees_script_errors() {
         log.to_string().contains("deliberate boom"),
         "the check reads the console: {log}"
     );
+    b.client.clone().close().await.expect("close");
+}
+
+#[tokio::test]
+async fn alert_rules_are_tested_created_and_their_alerts_silenced() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login_as(Role::Admin).await;
+    let id = app.create_integration(&admin).await;
+    app.sync_now(&admin, id).await;
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+
+    click(c, "a", "Alerts").await;
+    wait_for_text(c, "No alert rules yet.").await;
+    fill(c, "Name", "Any requests").await;
+    select_field(c, "Metric")
+        .await
+        .select_by_value("requests")
+        .await
+        .expect("metric");
+    fill(c, "Threshold", "0").await;
+    refill(c, "For (minutes)", "0").await;
+    refill(c, "Minimum requests", "0").await;
+    select_field(c, "One alert per")
+        .await
+        .select_by_value("gateway")
+        .await
+        .expect("group");
+    // Test: the emulator's seeded week of traffic makes it fire.
+    click(c, "button", "Test on the last 7 days").await;
+    wait_for_text(c, "Nothing was saved or sent").await;
+    assert!(
+        page_text(c).await.contains("it would have fired"),
+        "{}",
+        page_text(c).await
+    );
+    click(c, "button", "Create rule").await;
+    wait_for_text(c, "requests above 0 requests over 15 min").await;
+
+    // The evaluator runs (here with the test's clock): traffic in the last minutes fires it.
+    let now = langguard_clock::now_ms();
+    let minute = now - now % 60_000 - 60_000;
+    app.store
+        .ingest_batch(
+            id,
+            "browser-gw",
+            vec![langguard_store::NewInteraction {
+                log_id: "browser-alert-1".into(),
+                created_at_ms: minute,
+                provider: "openai".into(),
+                model: "gpt-4o".into(),
+                path: None,
+                status_code: Some(200),
+                success: true,
+                cached: false,
+                duration_ms: 100,
+                tokens_in: Some(1),
+                tokens_out: Some(1),
+                cost_usd: Some(0.0),
+                cost_source: None,
+                metadata: None,
+                requested_model: None,
+                details: Default::default(),
+            }],
+            None,
+        )
+        .await
+        .expect("ingest");
+    let report = langguard_ops::alerts::evaluate::evaluate(app.store.as_ref(), now, None)
+        .await
+        .expect("evaluate");
+    assert!(report.fired >= 1, "{report:?}");
+    click(c, "a", "Alerts").await;
+    wait_for_text(c, "Firing and pending").await;
+    wait_for_text(c, "browser-gw").await;
+    let open = text_of(c, "//table[@id='open-alerts']").await;
+    assert!(open.contains("firing"), "{open}");
+
+    // Silence the first one for an hour, then end the silence.
+    fill(c, "Reason", "deploy in progress").await;
+    click(c, "button", "Silence").await;
+    wait_for_text(c, "deploy in progress").await;
+    wait_for_text(c, "(silenced)").await;
+    let (_, silences) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/alerts/silences",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(silences["items"][0]["reason"], "deploy in progress");
+    screenshot(c, "alerts").await;
+    click(c, "button", "End now").await;
+    wait_for_text(c, "No silences in effect.").await;
+
+    // Disable the rule from its row.
+    click(c, "button", "Disable").await;
+    wait_for_text(c, "Enable").await;
+    let (_, rules) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/alerts/rules",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(rules["items"][0]["enabled"], false);
+    assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }

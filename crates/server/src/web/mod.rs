@@ -2,6 +2,7 @@
 //! interactive parts (vendored, served from `/static`), sharing the API's sessions. Every
 //! state-changing request carries the session's CSRF token.
 
+mod alerts;
 mod chart;
 mod format;
 mod integration;
@@ -51,6 +52,12 @@ pub fn router() -> Router<AppState> {
         .route("/policies/backtest", post(policies::backtest))
         .route("/policies/{id}", get(policies::edit).post(policies::update))
         .route("/policies/{id}/mode", post(policies::set_mode))
+        .route("/alerts", get(alerts::page))
+        .route("/alerts/rules", post(alerts::create_rule))
+        .route("/alerts/rules/{id}/{action}", post(alerts::rule_action))
+        .route("/alerts/backtest", post(alerts::backtest))
+        .route("/alerts/silences", post(alerts::silence))
+        .route("/alerts/silences/{id}/end", post(alerts::end_silence))
         .route("/violations", get(violations::list))
         .route("/violations/bulk", post(violations::bulk))
         .route("/violations/{id}", get(violations::violation))
