@@ -446,6 +446,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 24)]
         hours: i64,
     },
+    /// One evaluation of every alert rule: SQLite, and PostgreSQL beside it when
+    /// `--database-url postgres://…` is given (its rules and data are removed afterwards).
+    Alerts {
+        #[arg(long, default_value_t = 1_000)]
+        rules: usize,
+        /// Synthetic logs over the last 25 hours.
+        #[arg(long, default_value_t = 1_000_000)]
+        logs: usize,
+        /// Evaluations measured (after a first one that opens the alerts).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Policy evaluations per second on one core, with every built-in enabled, on synthetic
     /// interactions with request and response bodies.
     Policies {

@@ -214,13 +214,39 @@ impl AlertStore for PgStore {
             )
             .await
             .map_err(db_err)?;
-        let update = tx
-            .prepare_cached(
-                "UPDATE alerts SET state = $2, value = $3, threshold = $4, fired_at = $5, \
-                 resolved_at = $6, notified_at = $7, evaluated_at = $8 WHERE id = $1",
+        // Every open alert is updated each minute: one statement for all of them, not a
+        // round trip each.
+        let updates: Vec<&Alert> = changes
+            .iter()
+            .filter_map(|c| match c {
+                AlertChange::Update(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        if !updates.is_empty() {
+            let ids: Vec<i64> = updates.iter().map(|a| a.id).collect();
+            let states: Vec<&str> = updates.iter().map(|a| a.state.as_str()).collect();
+            let values: Vec<Option<f64>> = updates.iter().map(|a| a.value).collect();
+            let thresholds: Vec<f64> = updates.iter().map(|a| a.threshold).collect();
+            let fired: Vec<Option<i64>> = updates.iter().map(|a| a.fired_at_ms).collect();
+            let resolved: Vec<Option<i64>> = updates.iter().map(|a| a.resolved_at_ms).collect();
+            let notified: Vec<Option<i64>> = updates.iter().map(|a| a.notified_at_ms).collect();
+            let evaluated: Vec<i64> = updates.iter().map(|a| a.evaluated_at_ms).collect();
+            tx.execute(
+                "UPDATE alerts AS a SET state = u.state, value = u.value, threshold = u.threshold, \
+                 fired_at = u.fired_at, resolved_at = u.resolved_at, notified_at = u.notified_at, \
+                 evaluated_at = u.evaluated_at \
+                 FROM unnest($1::BIGINT[], $2::TEXT[], $3::FLOAT8[], $4::FLOAT8[], $5::BIGINT[], \
+                 $6::BIGINT[], $7::BIGINT[], $8::BIGINT[]) \
+                 AS u(id, state, value, threshold, fired_at, resolved_at, notified_at, evaluated_at) \
+                 WHERE a.id = u.id",
+                &[
+                    &ids, &states, &values, &thresholds, &fired, &resolved, &notified, &evaluated,
+                ],
             )
             .await
             .map_err(db_err)?;
+        }
         for change in &changes {
             match change {
                 AlertChange::Open(a) => {
@@ -242,23 +268,7 @@ impl AlertStore for PgStore {
                     .await
                     .map_err(db_err)?;
                 }
-                AlertChange::Update(a) => {
-                    tx.execute(
-                        &update,
-                        &[
-                            &a.id,
-                            &a.state.as_str(),
-                            &a.value,
-                            &a.threshold,
-                            &a.fired_at_ms,
-                            &a.resolved_at_ms,
-                            &a.notified_at_ms,
-                            &a.evaluated_at_ms,
-                        ],
-                    )
-                    .await
-                    .map_err(db_err)?;
-                }
+                AlertChange::Update(_) => {}
                 AlertChange::Drop(id) => {
                     tx.execute("DELETE FROM alerts WHERE id = $1", &[id])
                         .await
