@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backtests;
 pub mod buckets;
+pub mod budgets;
 pub mod coverage;
 pub mod credentials;
 pub mod defaults;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::alerts::{AlertRuleView, SilenceView};
 use crate::audit::AuditEntryView;
+use crate::budgets::BudgetView;
 use crate::keys::ApiKeyView;
 use crate::policies::PolicyVersionView;
 use crate::prices::PriceView;
@@ -48,6 +49,11 @@ list_of!(
     /// Alert rules, by id.
     AlertRuleList,
     AlertRuleView
+);
+list_of!(
+    /// Budgets with where they stand now, by id.
+    BudgetList,
+    BudgetView
 );
 list_of!(
     /// Silences, newest first.

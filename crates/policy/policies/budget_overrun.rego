@@ -1,5 +1,7 @@
-# Spend: per-call cost and token caps, a rolling 24-hour budget (`budget_usd`, warned at
-# `budget_threshold_percent`), and calls far above an expected average cost.
+# Spend: per-call cost and token caps, the budgets the call counts against (`input.budgets`:
+# Budgets in LangGuard, per team, model or gateway, by day, week or month), a rolling 24-hour
+# budget (`budget_usd`, warned at `budget_threshold_percent`), and calls far above an expected
+# average cost.
 package langguard.budget_overrun
 
 import rego.v1
@@ -43,6 +45,28 @@ violation contains result if {
 		"evidence": {"spent_usd_24h": spent, "budget_usd": budget, "threshold_percent": threshold_percent},
 	}
 }
+
+# A call whose budget — its team's, its model's — is spent: one finding per budget it is over.
+violation contains result if {
+	some budget in object.get(input, "budgets", [])
+	budget.over
+	result := {
+		"type": "budget_exceeded",
+		"message": sprintf("Budget %q%s is spent: $%.2f of $%.2f this %s", [budget.name, group_note(budget), budget.spent_usd, budget.amount_usd, budget.period]),
+		"evidence": {
+			"budget_id": budget.id,
+			"budget": budget.name,
+			"group": budget.group,
+			"spent_usd": budget.spent_usd,
+			"amount_usd": budget.amount_usd,
+			"period": budget.period,
+		},
+	}
+}
+
+group_note(budget) := "" if budget.group == ""
+
+group_note(budget) := sprintf(" for %s %s", [object.get(budget, "group_by", "group"), budget.group]) if budget.group != ""
 
 violation contains result if {
 	average := input.config.avg_cost_per_trace

@@ -66,7 +66,7 @@ pub const BUILTINS: &[Builtin] = &[
     Builtin {
         id: "budget-overrun",
         display_name: "Budget Overrun",
-        description: "Per-call cost and token caps, a rolling 24-hour budget, and calls far above the expected cost.",
+        description: "Per-call cost and token caps, calls whose budget (Budgets: per team, model or gateway) is spent, a rolling 24-hour budget, and calls far above the expected cost.",
         category: PolicyCategory::BudgetOperations,
         severity: Severity::High,
         mode: PolicyMode::Disabled,

@@ -3,7 +3,7 @@
 //! batch at a time in the sandbox. Bodies come from the store only; history is never fetched
 //! from Cloudflare again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use langguard_store::{
@@ -12,7 +12,7 @@ use langguard_store::{
 };
 
 use crate::{
-    batch_bodies, evaluate_batch, spend_windows, PolicySet, Quarantine, Sandbox, Streaks,
+    batch_bodies, evaluate_batch, BatchContext, PolicySet, Quarantine, Sandbox, Streaks,
     EVALUATION_ERROR, QUARANTINE_AFTER,
 };
 
@@ -131,13 +131,9 @@ pub async fn over_history(
         if batch.is_empty() {
             continue;
         }
-        let windows = if set.uses_windows() {
-            spend_windows(store, &batch).await?
-        } else {
-            HashMap::new()
-        };
+        let context = BatchContext::load(store, &set, &batch).await?;
         let bodies = batch_bodies(store, None, &batch).await?;
-        let found = evaluate_batch(sandbox, &set, &batch, &windows, &bodies, &mut streaks)
+        let found = evaluate_batch(sandbox, &set, &batch, &context, &bodies, &mut streaks)
             .await
             .map_err(|e| HistoryError::Unavailable(e.to_string()))?;
         if let Some(Quarantine { error, .. }) = found.quarantine.into_iter().next() {

@@ -129,6 +129,17 @@ pub fn config_value(config: &str) -> Value {
 
 /// The whole `input`: the trace, the policy's config and, when given, rolling spend.
 pub fn input_document(trace: &Value, config: &Value, windows: Option<&[SpendWindow]>) -> Value {
+    input_document_with(trace, config, windows, None)
+}
+
+/// [`input_document`] with `input.budgets` when given: the budgets the interaction counts
+/// against.
+pub fn input_document_with(
+    trace: &Value,
+    config: &Value,
+    windows: Option<&[SpendWindow]>,
+    budgets: Option<&[crate::BudgetInput]>,
+) -> Value {
     let mut doc = std::collections::BTreeMap::new();
     doc.insert(Value::from("trace"), trace.clone());
     doc.insert(Value::from("config"), config.clone());
@@ -149,6 +160,10 @@ pub fn input_document(trace: &Value, config: &Value, windows: Option<&[SpendWind
         traces.insert(Value::from("total_cost_usd"), Value::from(total));
         traces.insert(Value::from("windows"), Value::from(by_minutes));
         doc.insert(Value::from("traces"), Value::from(traces));
+    }
+    if let Some(budgets) = budgets {
+        let list = serde_json::to_value(budgets).unwrap_or_else(|_| json!([]));
+        doc.insert(Value::from("budgets"), Value::from(list));
     }
     Value::from(doc)
 }

@@ -7,6 +7,7 @@
 //! `violation[result] {…}`), results `{type, message, …evidence}`, queried as
 //! `data.langguard.<name>.violation`; thresholds come from `input.config`.
 
+pub mod budgets;
 mod builtins;
 mod compile;
 pub mod history;
@@ -18,12 +19,14 @@ mod worker;
 /// Rego values (inputs and configs) as the engine takes them.
 pub use regorus::Value as RegoValue;
 
+pub use budgets::BudgetInput;
 pub use builtins::{builtin_policies, Builtin, BUILTINS};
 pub use compile::{
     declared_name, validate_name, CompiledPolicy, Finding, LimitKind, PolicyError, EVALUATION_LIMIT,
 };
 pub use input::{
-    config_value, input_document, trace_document, trace_document_with, SpendWindow, WINDOW_MINUTES,
+    config_value, input_document, input_document_with, trace_document, trace_document_with,
+    SpendWindow, WINDOW_MINUTES,
 };
 pub use sandbox::{
     serve_if_child, CompileFailure, Compiled, EvalInput, Sandbox, SandboxConfig, SandboxPolicy,
@@ -31,6 +34,6 @@ pub use sandbox::{
 };
 pub use telemetry::describe_metrics;
 pub use worker::{
-    batch_bodies, evaluate_batch, spend_windows, BatchEvaluation, BodySource, Pass, PolicySet,
-    PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
+    batch_bodies, evaluate_batch, spend_windows, BatchContext, BatchEvaluation, BodySource, Pass,
+    PolicySet, PolicyWorker, Quarantine, Streaks, WorkerConfig, EVALUATION_ERROR, QUARANTINE_AFTER,
 };

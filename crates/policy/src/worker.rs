@@ -47,6 +47,7 @@ struct Entry {
     severity: langguard_store::Severity,
     policy: SandboxPolicy,
     uses_windows: bool,
+    uses_budgets: bool,
 }
 
 /// The policies to evaluate (every one not disabled), as the sandbox runs them.
@@ -68,6 +69,7 @@ impl PolicySet {
                 severity: p.severity,
                 policy: SandboxPolicy::new(&p.name, &p.rego, &p.config),
                 uses_windows: p.rego.contains("input.traces"),
+                uses_budgets: p.rego.contains("input.budgets"),
             })
             .collect();
         Self {
@@ -98,6 +100,40 @@ impl PolicySet {
     /// Whether any policy reads rolling spend (`input.traces`).
     pub fn uses_windows(&self) -> bool {
         self.entries.iter().any(|e| e.uses_windows)
+    }
+
+    /// Whether any policy reads `input.budgets`.
+    pub fn uses_budgets(&self) -> bool {
+        self.entries.iter().any(|e| e.uses_budgets)
+    }
+}
+
+/// What a batch's input documents add to each trace, read only when some policy uses it:
+/// rolling spend (`input.traces`) and budgets (`input.budgets`), by interaction id.
+#[derive(Debug, Default)]
+pub struct BatchContext {
+    pub windows: HashMap<i64, Vec<SpendWindow>>,
+    pub budgets: Option<HashMap<i64, Vec<crate::BudgetInput>>>,
+}
+
+impl BatchContext {
+    pub async fn load(
+        store: &dyn Store,
+        set: &PolicySet,
+        interactions: &[Interaction],
+    ) -> StoreResult<Self> {
+        Ok(Self {
+            windows: if set.uses_windows() {
+                spend_windows(store, interactions).await?
+            } else {
+                HashMap::new()
+            },
+            budgets: if set.uses_budgets() {
+                Some(crate::budgets::load(store, interactions).await?)
+            } else {
+                None
+            },
+        })
     }
 }
 
@@ -148,15 +184,15 @@ pub struct BatchEvaluation {
     pub quarantine: Vec<Quarantine>,
 }
 
-/// Evaluates every policy of `set` on every interaction, in the sandbox. `windows` holds each
-/// interaction's rolling spend when the set uses it; `streaks` carries each policy's limit
+/// Evaluates every policy of `set` on every interaction, in the sandbox. `context` holds each
+/// interaction's rolling spend and budgets when the set uses them; `streaks` carries each policy's limit
 /// failures in a row from one batch to the next (updated only when the batch completes, so a
 /// batch evaluated again counts nothing twice).
 pub async fn evaluate_batch(
     sandbox: &Sandbox,
     set: &PolicySet,
     interactions: &[Interaction],
-    windows: &HashMap<i64, Vec<SpendWindow>>,
+    context: &BatchContext,
     bodies: &HashMap<i64, Bodies>,
     streaks_carried: &mut Streaks,
 ) -> Result<BatchEvaluation, SandboxUnavailable> {
@@ -187,7 +223,11 @@ pub async fn evaluate_batch(
                 &policies,
                 EvalInput::Trace {
                     trace,
-                    windows: windows.get(&interaction.id).cloned(),
+                    windows: context.windows.get(&interaction.id).cloned(),
+                    budgets: context
+                        .budgets
+                        .as_ref()
+                        .map(|b| b.get(&interaction.id).cloned().unwrap_or_default()),
                 },
             )
             .await?;
@@ -449,11 +489,7 @@ impl PolicyWorker {
             Some(set) if set.is_current(&policies) => set,
             _ => PolicySet::build(&policies),
         };
-        let windows = if set.uses_windows() {
-            spend_windows(self.store.as_ref(), &interactions).await?
-        } else {
-            HashMap::new()
-        };
+        let context = BatchContext::load(self.store.as_ref(), &set, &interactions).await?;
         let bodies = if set.is_empty() {
             HashMap::new()
         } else {
@@ -464,7 +500,7 @@ impl PolicyWorker {
             &self.sandbox,
             &set,
             &interactions,
-            &windows,
+            &context,
             &bodies,
             &mut self.streaks,
         )

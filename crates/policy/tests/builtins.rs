@@ -1,7 +1,8 @@
 //! Every built-in policy, on inputs that must and must not trigger it.
 
 use langguard_policy::{
-    config_value, input_document, trace_document, CompiledPolicy, SpendWindow, BUILTINS,
+    config_value, input_document, input_document_with, trace_document, CompiledPolicy, SpendWindow,
+    BUILTINS,
 };
 use langguard_store::{Interaction, NewInteraction};
 
@@ -203,6 +204,88 @@ fn latency_health_threshold() {
         ),
         ["context_too_large"]
     );
+}
+
+/// `input.budgets` as the worker builds it: a monthly budget per model, gpt-4o's spent and
+/// another model's not, and a budget scoped to another provider that the call isn't in.
+#[test]
+fn budget_overrun_flags_calls_of_a_group_over_its_budget() {
+    use langguard_store::{AlertScope, Budget, BudgetGroup, BudgetPeriod, GroupBy};
+    let budget = |id, name: &str, scope: AlertScope| Budget {
+        id,
+        name: name.into(),
+        amount_usd: 100.0,
+        period: BudgetPeriod::Month,
+        time_zone: "Europe/Berlin".into(),
+        scope,
+        group_by: Some(GroupBy::Model),
+        thresholds: vec![50, 80, 100],
+        enabled: true,
+        created_by: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    };
+    let budgets = [
+        budget(1, "Per model", AlertScope::default()),
+        budget(
+            2,
+            "Anthropic",
+            AlertScope {
+                provider: Some("anthropic".into()),
+                ..AlertScope::default()
+            },
+        ),
+    ];
+    let group = |budget_id, group: &str, spent_usd| BudgetGroup {
+        budget_id,
+        group: group.into(),
+        period_start_ms: 0,
+        spent_usd,
+        forecast_usd: spent_usd * 2.0,
+        notified_percent: 100,
+        evaluated_at_ms: 0,
+    };
+    let groups = [
+        group(1, "gpt-4o", 130.0),
+        group(1, "gpt-4o-mini", 20.0),
+        group(2, "gpt-4o", 500.0),
+    ];
+    let b = BUILTINS
+        .iter()
+        .find(|b| b.id == "budget-overrun")
+        .expect("built-in");
+    let mut policy = CompiledPolicy::compile(&b.name(), b.rego).expect("compiles");
+    let mut calls = [interaction(), interaction()];
+    calls[1].id = 2;
+    calls[1].log.model = "gpt-4o-mini".into();
+    let inputs = langguard_policy::budgets::budgets_of(&budgets, &groups, &calls);
+    let (over, under) = (&inputs[&1], &inputs[&2]);
+    assert_eq!(
+        over.len(),
+        1,
+        "only the budget whose scope holds the call: {over:?}"
+    );
+    assert!(over[0].over && over[0].group == "gpt-4o" && over[0].percent == 130.0);
+    assert!(!under[0].over);
+    let mut findings = |id: i64, budgets: &[langguard_policy::BudgetInput]| {
+        let i = calls.iter().find(|c| c.id == id).expect("call");
+        policy
+            .evaluate(input_document_with(
+                &trace_document(i, None),
+                &config_value(b.config),
+                None,
+                Some(budgets),
+            ))
+            .expect("evaluates")
+    };
+    let found = findings(1, over);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, "budget_exceeded");
+    assert_eq!(
+        found[0].message,
+        "Budget \"Per model\" for model gpt-4o is spent: $130.00 of $100.00 this month"
+    );
+    assert!(findings(2, under).is_empty());
 }
 
 #[test]

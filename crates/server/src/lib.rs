@@ -2,6 +2,7 @@
 //! syncs each enabled integration at its interval. The `langguard serve` command wires it up.
 
 pub mod auth;
+mod channels;
 pub mod client;
 mod error;
 mod extract;

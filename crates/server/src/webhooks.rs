@@ -14,11 +14,13 @@ use langguard_clock::format_ms;
 use langguard_secrets::Sealer;
 use langguard_store::lease::WorkerLease;
 use langguard_store::{
-    Delivery, DeliveryAttempt, OutgoingEvent, Store, StoreResult, SyncRunStatus, Webhook,
-    WebhookEvent,
+    ChannelKind, Delivery, DeliveryAttempt, OutgoingEvent, Store, StoreResult, SyncRunStatus,
+    Webhook, WebhookEvent,
 };
 use serde_json::json;
 use sha2::Sha256;
+
+use crate::channels;
 
 /// The header carrying the hex HMAC-SHA256 of the raw body, keyed by the webhook's secret.
 pub const SIGNATURE_HEADER: &str = "X-LangGuard-Signature";
@@ -207,46 +209,89 @@ async fn send(
             crate::now_ms() + wait.as_millis() as i64
         })
     };
-    let secret = match sealer.open(
+    let failed = |error: String, retry_at_ms: Option<i64>| DeliveryAttempt {
+        response_code: None,
+        error: Some(error),
+        succeeded: false,
+        retry_at_ms,
+    };
+    let credential = match sealer.open(
         &webhook.sealed_secret,
         langguard_secrets::Binding::WebhookSecret(webhook.id),
     ) {
-        Ok(secret) => secret,
+        Ok(credential) => credential,
         Err(_) => {
-            return DeliveryAttempt {
-                response_code: None,
-                error: Some(
-                    "the webhook's secret can't be opened with the current encryption key; set a new secret"
-                        .into(),
-                ),
-                succeeded: false,
-                retry_at_ms: None,
-            }
+            return failed(
+                "the channel's credential can't be opened with the current encryption key; set it again"
+                    .into(),
+                None,
+            )
+        }
+    };
+    let message = || channels::message(delivery.event, &delivery.body);
+    let request = match webhook.kind {
+        ChannelKind::Webhook => http
+            .post(&webhook.url)
+            .header("content-type", "application/json")
+            .header(
+                SIGNATURE_HEADER,
+                sign(&credential, delivery.body.as_bytes()),
+            )
+            .header("X-LangGuard-Event", delivery.event.as_str())
+            .header("X-LangGuard-Delivery", delivery.id.to_string())
+            .body(delivery.body.clone()),
+        // The incoming-webhook URL is the sealed credential; `webhook.url` shows its host.
+        ChannelKind::Slack => http
+            .post(credential.as_str())
+            .json(&channels::slack(&message())),
+        ChannelKind::Teams => http
+            .post(credential.as_str())
+            .json(&channels::teams(&message())),
+        ChannelKind::PagerDuty => {
+            http.post(&webhook.url)
+                .json(&channels::pagerduty(&credential, delivery, &message()))
+        }
+        ChannelKind::Email => {
+            let email = match serde_json::from_str(&webhook.settings) {
+                Ok(email) => email,
+                Err(_) => {
+                    return failed(
+                        "the channel's email settings are unreadable; save them again".into(),
+                        None,
+                    )
+                }
+            };
+            let sent = channels::send_email(
+                &email,
+                &credential,
+                &settings.targets,
+                settings.timeout,
+                &message(),
+            )
+            .await;
+            return match sent {
+                Ok(()) => DeliveryAttempt {
+                    response_code: None,
+                    error: None,
+                    succeeded: true,
+                    retry_at_ms: None,
+                },
+                Err(error) => failed(error, retry_at()),
+            };
         }
     };
     // An address written in the URL never reaches the resolver that guards host names.
-    let refused = url::Url::parse(&webhook.url)
-        .map_err(|_| "the webhook's URL does not parse; set a new one".to_owned())
+    let target = match webhook.kind {
+        ChannelKind::Slack | ChannelKind::Teams => credential.as_str(),
+        _ => webhook.url.as_str(),
+    };
+    let refused = url::Url::parse(target)
+        .map_err(|_| "the channel's URL does not parse; set a new one".to_owned())
         .and_then(|url| settings.targets.check_url(&url).map_err(|e| e.to_string()));
     if let Err(error) = refused {
-        return DeliveryAttempt {
-            response_code: None,
-            error: Some(error),
-            succeeded: false,
-            retry_at_ms: None,
-        };
+        return failed(error, None);
     }
-    let result = http
-        .post(&webhook.url)
-        .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, sign(&secret, delivery.body.as_bytes()))
-        .header("X-LangGuard-Event", delivery.event.as_str())
-        .header("X-LangGuard-Delivery", delivery.id.to_string())
-        .timeout(settings.timeout)
-        .body(delivery.body.clone())
-        .send()
-        .await;
-    match result {
+    match request.timeout(settings.timeout).send().await {
         Ok(response) if response.status().is_success() => DeliveryAttempt {
             response_code: Some(i64::from(response.status().as_u16())),
             error: None,
@@ -259,15 +304,10 @@ async fn send(
             succeeded: false,
             retry_at_ms: retry_at(),
         },
-        Err(e) => DeliveryAttempt {
-            response_code: None,
-            error: Some(langguard_ops::webhook_target::describe(
-                &e,
-                settings.timeout,
-            )),
-            succeeded: false,
-            retry_at_ms: retry_at(),
-        },
+        Err(e) => failed(
+            langguard_ops::webhook_target::describe(&e, settings.timeout),
+            retry_at(),
+        ),
     }
 }
 

@@ -394,6 +394,13 @@ async fn a_viewer_sees_no_admin_controls() {
     let text = page_text(c).await;
     assert!(!text.contains("New alert rule"), "{text}");
     assert!(!text.contains("Create rule"), "{text}");
+    // Budgets: read, not written.
+    c.goto(&format!("{}/budgets", app.base))
+        .await
+        .expect("open");
+    wait_for_text(c, "No budgets yet.").await;
+    let text = page_text(c).await;
+    assert!(!text.contains("New budget"), "{text}");
     assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
@@ -870,6 +877,86 @@ async fn alert_rules_are_tested_created_and_their_alerts_silenced() {
         )
         .await;
     assert_eq!(rules["items"][0]["enabled"], false);
+    assert_no_console_errors(c).await;
+    b.client.clone().close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_budget_is_created_and_shows_its_burndown() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login_as(Role::Admin).await;
+    let id = app.create_integration(&admin).await;
+    app.store
+        .ingest_batch(
+            id,
+            "browser-gw",
+            vec![langguard_store::NewInteraction {
+                log_id: "browser-budget-1".into(),
+                created_at_ms: langguard_clock::now_ms(),
+                provider: "openai".into(),
+                model: "browser-model".into(),
+                path: None,
+                status_code: Some(200),
+                success: true,
+                cached: false,
+                duration_ms: 100,
+                tokens_in: Some(1),
+                tokens_out: Some(1),
+                cost_usd: Some(30.0),
+                cost_source: Some(langguard_store::CostSource::Gateway),
+                metadata: None,
+                requested_model: None,
+                details: Default::default(),
+            }],
+            None,
+        )
+        .await
+        .expect("ingest");
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+
+    click(c, "a", "Budgets").await;
+    wait_for_text(c, "No budgets yet.").await;
+    fill(c, "Name", "Browser budget").await;
+    fill(c, "Amount (USD)", "40").await;
+    refill(c, "Time zone", "Europe/Berlin").await;
+    fill(c, "Model", "browser-model").await;
+    click(c, "button", "Create budget").await;
+    wait_for_text(c, "$40.00").await;
+    let text = page_text(c).await;
+    assert!(text.contains("per month in Europe/Berlin"), "{text}");
+    assert!(text.contains("$30.00"), "{text}");
+    assert!(text.contains("75.0 %"), "{text}");
+    assert!(text.contains("notifies at 50 %, 80 %, 100 %"), "{text}");
+    let meter = c
+        .find(Locator::Css("table.budget-groups meter"))
+        .await
+        .expect("meter");
+    assert_eq!(
+        meter.attr("value").await.expect("value").as_deref(),
+        Some("75")
+    );
+    let chart = c.find(Locator::Css(".burndown svg")).await.expect("chart");
+    assert_eq!(
+        chart.attr("aria-label").await.expect("label").as_deref(),
+        Some("Burn-down of Browser budget")
+    );
+    assert!(
+        text.contains("Even pace") && text.contains("Forecast"),
+        "{text}"
+    );
+    screenshot(c, "budgets").await;
+
+    click(c, "button", "Disable").await;
+    wait_for_text(c, "(disabled)").await;
+    let (_, list) = app
+        .call(reqwest::Method::GET, "/api/v1/budgets", Some(&admin), None)
+        .await;
+    assert_eq!(list["items"][0]["enabled"], false);
+    assert_eq!(list["items"][0]["scope"]["model"], "browser-model");
+    click(c, "button", "Delete").await;
+    wait_for_text(c, "No budgets yet.").await;
     assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }

@@ -37,6 +37,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_log_details.sql"),
     ),
     (9, "alerts", include_str!("../migrations/0009_alerts.sql")),
+    (
+        10,
+        "channels",
+        include_str!("../migrations/0010_channels.sql"),
+    ),
+    (
+        11,
+        "budgets",
+        include_str!("../migrations/0011_budgets.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

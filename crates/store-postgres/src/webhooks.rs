@@ -9,11 +9,12 @@ use crate::{db_err, not_found, now_ms};
 
 /// 10 columns, read by position from an offset (deliveries are joined with their webhook).
 const WEBHOOK_COLUMNS: &str = "id, url, secret_sealed, events, min_severity, enabled, \
-     consecutive_failures, disabled_reason, created_at, updated_at";
+     consecutive_failures, disabled_reason, created_at, updated_at, kind, name, settings";
 
 /// [`WEBHOOK_COLUMNS`] of the webhook aliased `w`.
 const W_WEBHOOK_COLUMNS: &str = "w.id, w.url, w.secret_sealed, w.events, w.min_severity, \
-     w.enabled, w.consecutive_failures, w.disabled_reason, w.created_at, w.updated_at";
+     w.enabled, w.consecutive_failures, w.disabled_reason, w.created_at, w.updated_at, w.kind, \
+     w.name, w.settings";
 
 fn events_text(events: &[WebhookEvent]) -> String {
     serde_json::to_string(&events.iter().map(|e| e.as_str()).collect::<Vec<_>>())
@@ -33,10 +34,16 @@ fn webhook_from_row(row: &Row, at: usize) -> StoreResult<Webhook> {
         .ok_or_else(|| StoreError::Corrupt(format!("webhook events {names:?}")))?;
     let min_severity = Severity::parse(&severity)
         .ok_or_else(|| StoreError::Corrupt(format!("webhook severity {severity:?}")))?;
+    let kind: String = row.at(at + 10)?;
+    let kind = ChannelKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("channel kind {kind:?}")))?;
     Ok(Webhook {
         id: row.at(at)?,
         url: row.at(at + 1)?,
         sealed_secret: row.at(at + 2)?,
+        kind,
+        name: row.at(at + 11)?,
+        settings: row.at(at + 12)?,
         events,
         min_severity,
         enabled: row.at(at + 5)?,
@@ -97,7 +104,8 @@ pub(crate) async fn create_webhook(c: &mut Client, new: &NewWebhook) -> StoreRes
         .query_one(
             &format!(
                 "INSERT INTO webhooks (id, url, secret_sealed, events, min_severity, enabled, \
-                 created_at, updated_at) VALUES ($7, $1, $2, $3, $4, $5, $6, $6) \
+                 created_at, updated_at, kind, name, settings) \
+                 VALUES ($7, $1, $2, $3, $4, $5, $6, $6, $8, $9, $10) \
                  RETURNING {WEBHOOK_COLUMNS}"
             ),
             &[
@@ -108,6 +116,9 @@ pub(crate) async fn create_webhook(c: &mut Client, new: &NewWebhook) -> StoreRes
                 &new.enabled,
                 &now,
                 &id,
+                &new.kind.as_str(),
+                &new.name,
+                &new.settings,
             ],
         )
         .await
@@ -140,8 +151,8 @@ pub(crate) async fn update_webhook(
             &format!(
                 "UPDATE webhooks SET url = $2, secret_sealed = $3, events = $4, \
                  min_severity = $5, enabled = $6, consecutive_failures = $7, \
-                 disabled_reason = $8, updated_at = $9 WHERE id = $1 \
-                 RETURNING {WEBHOOK_COLUMNS}"
+                 disabled_reason = $8, updated_at = $9, name = $10, settings = $11 \
+                 WHERE id = $1 RETURNING {WEBHOOK_COLUMNS}"
             ),
             &[
                 &id,
@@ -156,6 +167,8 @@ pub(crate) async fn update_webhook(
                 &failures,
                 &disabled_reason,
                 &now_ms(),
+                patch.name.as_ref().unwrap_or(&current.name),
+                patch.settings.as_ref().unwrap_or(&current.settings),
             ],
         )
         .await
@@ -250,6 +263,24 @@ pub(crate) async fn sync_runs_finished_after(
     .collect()
 }
 
+/// One delivery of `event` to webhook `id`, enabled or not (Send test); its id.
+pub(crate) async fn queue_delivery(
+    c: &mut Client,
+    id: WebhookId,
+    event: &OutgoingEvent,
+) -> StoreResult<i64> {
+    fetch_webhook(&*c, id, false).await?;
+    let row = c
+        .query_one(
+            "INSERT INTO webhook_deliveries (webhook_id, event, body, status, created_at, \
+             next_attempt_at) VALUES ($1, $2, $3, 'pending', $4, $4) RETURNING id",
+            &[&id, &event.event.as_str(), &event.body, &now_ms()],
+        )
+        .await
+        .map_err(db_err)?;
+    row.try_get(0).map_err(db_err)
+}
+
 /// Queues a delivery of each event to every enabled webhook subscribed to it (and, for
 /// violations, to its severity).
 pub(crate) async fn insert_deliveries(
@@ -265,10 +296,7 @@ pub(crate) async fn insert_deliveries(
     let (mut hook_ids, mut names, mut bodies) = (Vec::new(), Vec::new(), Vec::new());
     for event in events {
         for w in &webhooks {
-            let wanted = w.events.contains(&event.event)
-                // Severity orders most severe first: `<=` is "at least as severe".
-                && event.severity.is_none_or(|s| s <= w.min_severity);
-            if wanted {
+            if event.is_for(w) {
                 hook_ids.push(w.id);
                 names.push(event.event.as_str());
                 bodies.push(event.body.as_str());

@@ -59,6 +59,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0015_log_details.sql"),
     ),
     (16, "alerts", include_str!("../migrations/0016_alerts.sql")),
+    (
+        17,
+        "channels",
+        include_str!("../migrations/0017_channels.sql"),
+    ),
+    (
+        18,
+        "budgets",
+        include_str!("../migrations/0018_budgets.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

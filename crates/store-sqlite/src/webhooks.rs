@@ -7,7 +7,7 @@ use crate::records::sync_run_from_row;
 use crate::{db_err, now_ms};
 
 const WEBHOOK_COLUMNS: &str = "id, url, secret_sealed, events, min_severity, enabled, \
-     consecutive_failures, disabled_reason, created_at, updated_at";
+     consecutive_failures, disabled_reason, created_at, updated_at, kind, name, settings";
 
 fn events_text(events: &[WebhookEvent]) -> String {
     serde_json::to_string(&events.iter().map(|e| e.as_str()).collect::<Vec<_>>())
@@ -39,10 +39,17 @@ fn webhook_from_row(row: &Row<'_>) -> rusqlite::Result<StoreResult<Webhook>> {
             "webhook severity {severity:?}"
         ))));
     };
+    let kind: String = row.get(10)?;
+    let Some(kind) = ChannelKind::parse(&kind) else {
+        return Ok(Err(StoreError::Corrupt(format!("channel kind {kind:?}"))));
+    };
     Ok(Ok(Webhook {
         id: row.get(0)?,
         url: row.get(1)?,
         sealed_secret: row.get(2)?,
+        kind,
+        name: row.get(11)?,
+        settings: row.get(12)?,
         events,
         min_severity,
         enabled: row.get(5)?,
@@ -86,13 +93,16 @@ pub(crate) fn create_webhook(conn: &mut Connection, new: &NewWebhook) -> StoreRe
     let tx = conn.transaction().map_err(db_err)?;
     tx.execute(
         "INSERT INTO webhooks (url, secret_sealed, events, min_severity, enabled, created_at, \
-         updated_at) VALUES (?1, X'', ?2, ?3, ?4, ?5, ?5)",
+         updated_at, kind, name, settings) VALUES (?1, X'', ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8)",
         params![
             new.url,
             events_text(&new.events),
             new.min_severity.as_str(),
             new.enabled,
-            now
+            now,
+            new.kind.as_str(),
+            new.name,
+            new.settings
         ],
     )
     .map_err(db_err)?;
@@ -117,8 +127,8 @@ pub(crate) fn update_webhook(
     let re_enabled = enabled && !current.enabled;
     conn.execute(
         "UPDATE webhooks SET url = ?2, secret_sealed = ?3, events = ?4, min_severity = ?5, \
-         enabled = ?6, consecutive_failures = ?7, disabled_reason = ?8, updated_at = ?9 \
-         WHERE id = ?1",
+         enabled = ?6, consecutive_failures = ?7, disabled_reason = ?8, updated_at = ?9, \
+         name = ?10, settings = ?11 WHERE id = ?1",
         params![
             id,
             patch.url.as_ref().unwrap_or(&current.url),
@@ -139,7 +149,9 @@ pub(crate) fn update_webhook(
             } else {
                 current.disabled_reason.clone()
             },
-            now_ms()
+            now_ms(),
+            patch.name.as_ref().unwrap_or(&current.name),
+            patch.settings.as_ref().unwrap_or(&current.settings)
         ],
     )
     .map_err(db_err)?;
@@ -245,10 +257,7 @@ pub(crate) fn insert_deliveries(
     let mut queued = 0u64;
     for event in events {
         for w in &webhooks {
-            let wanted = w.events.contains(&event.event)
-                // Severity orders most severe first: `<=` is "at least as severe".
-                && event.severity.is_none_or(|s| s <= w.min_severity);
-            if wanted {
+            if event.is_for(w) {
                 insert
                     .execute(params![w.id, event.event.as_str(), event.body, now])
                     .map_err(db_err)?;
@@ -257,6 +266,22 @@ pub(crate) fn insert_deliveries(
         }
     }
     Ok(queued)
+}
+
+/// One delivery of `event` to webhook `id`, enabled or not (Send test); its id.
+pub(crate) fn queue_delivery(
+    conn: &Connection,
+    id: WebhookId,
+    event: &OutgoingEvent,
+) -> StoreResult<i64> {
+    get_webhook(conn, id)?;
+    conn.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event, body, status, created_at, \
+         next_attempt_at) VALUES (?1, ?2, ?3, 'pending', ?4, ?4)",
+        params![id, event.event.as_str(), event.body, now_ms()],
+    )
+    .map_err(db_err)?;
+    Ok(conn.last_insert_rowid())
 }
 
 pub(crate) fn enqueue_events(

@@ -305,6 +305,9 @@ pub async fn a_quarantine_applies_once_to_the_version_evaluated(store: Arc<dyn S
         .create_webhook(NewWebhook {
             url: "https://hooks.example.com/q".into(),
             secret: SealFor::new(|_| vec![1]),
+            kind: langguard_store::ChannelKind::Webhook,
+            name: String::new(),
+            settings: "{}".into(),
             events: vec![WebhookEvent::PolicyQuarantined],
             min_severity: Severity::Low,
             enabled: true,

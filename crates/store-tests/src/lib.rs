@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod alerts;
+pub mod budgets;
 pub mod governance;
 pub mod push;
 pub mod store;
@@ -78,6 +79,9 @@ macro_rules! store_suite {
         $crate::store_suite!(@each $fresh; alerts:
             alert_rules_keep_what_they_say_and_alerts_their_history,
             silences_cover_their_time_and_end_early
+        );
+        $crate::store_suite!(@each $fresh; budgets:
+            budgets_keep_what_they_say_and_their_groups
         );
         $crate::store_suite!(@each $fresh; webhooks:
             webhooks_queue_deliveries_and_disable_after_failures,

@@ -9,6 +9,9 @@ pub async fn webhooks_queue_deliveries_and_disable_after_failures(store: Arc<dyn
         .create_webhook(NewWebhook {
             url: "https://hooks.example.com/x".into(),
             secret: SealFor::new(|_| vec![1, 2]),
+            kind: langguard_store::ChannelKind::Webhook,
+            name: String::new(),
+            settings: "{}".into(),
             events: vec![WebhookEvent::PolicyViolation, WebhookEvent::SyncFailed],
             min_severity: Severity::High,
             enabled: true,
@@ -23,6 +26,7 @@ pub async fn webhooks_queue_deliveries_and_disable_after_failures(store: Arc<dyn
         event,
         body: "{}".into(),
         severity,
+        channels: None,
     };
     let progress = store.event_progress().await.expect("progress");
     let queued = store
@@ -106,6 +110,9 @@ pub async fn webhooks_are_changed_and_deleted_with_their_deliveries(store: Arc<d
         .create_webhook(NewWebhook {
             url: "https://hooks.example.com/a".into(),
             secret: SealFor::new(|_| vec![1]),
+            kind: langguard_store::ChannelKind::Webhook,
+            name: String::new(),
+            settings: "{}".into(),
             events: vec![WebhookEvent::SyncFailed],
             min_severity: Severity::Low,
             enabled: true,
@@ -124,11 +131,15 @@ pub async fn webhooks_are_changed_and_deleted_with_their_deliveries(store: Arc<d
                 min_severity: Some(Severity::High),
                 enabled: Some(false),
                 sealed_secret: None,
+                name: Some("Ops".into()),
+                settings: None,
             },
         )
         .await
         .unwrap();
     assert_eq!(changed.url, "https://hooks.example.com/b");
+    assert_eq!(changed.name, "Ops");
+    assert_eq!(changed.kind, ChannelKind::Webhook);
     assert_eq!(changed.events.len(), 2);
     assert_eq!(
         (changed.min_severity, changed.enabled),

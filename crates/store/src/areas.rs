@@ -396,6 +396,9 @@ pub trait WebhookStore: Send + Sync {
         limit: u32,
         claim_until_ms: i64,
     ) -> StoreResult<Vec<(Delivery, Webhook)>>;
+    /// Queues one delivery of `event` to this webhook alone, whatever it subscribes to (Send
+    /// test); returns the delivery's id.
+    async fn queue_delivery(&self, id: WebhookId, event: OutgoingEvent) -> StoreResult<i64>;
     /// Records an attempt; `disable_after` failed deliveries in a row disable the webhook.
     async fn record_delivery(
         &self,
@@ -448,6 +451,30 @@ pub trait AlertStore: Send + Sync {
     async fn end_alert_silence(&self, id: i64, at_ms: i64) -> StoreResult<AlertSilence>;
 }
 
+/// Budgets and the evaluator's record of each budget's groups.
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    /// `Conflict` when a budget has the name already.
+    async fn create_budget(&self, new: NewBudget) -> StoreResult<Budget>;
+    /// By id.
+    async fn list_budgets(&self) -> StoreResult<Vec<Budget>>;
+    async fn get_budget(&self, id: BudgetId) -> StoreResult<Budget>;
+    /// Replaces what the budget says (its creator and creation time stay).
+    async fn replace_budget(&self, id: BudgetId, budget: NewBudget) -> StoreResult<Budget>;
+    /// Deletes the budget with its groups.
+    async fn delete_budget(&self, id: BudgetId) -> StoreResult<()>;
+    /// Every budget's groups as last evaluated.
+    async fn budget_groups(&self) -> StoreResult<Vec<BudgetGroup>>;
+    /// Saves one evaluation's groups (replacing each `(budget, group)`'s row) and queues its
+    /// notifications in one transaction, so a threshold is announced exactly when it is
+    /// recorded as announced. Groups of a budget deleted meanwhile are skipped.
+    async fn save_budget_groups(
+        &self,
+        groups: Vec<BudgetGroup>,
+        events: Vec<OutgoingEvent>,
+    ) -> StoreResult<()>;
+}
+
 /// Leases: which instance does a piece of background work when several share the database.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
@@ -477,6 +504,7 @@ pub trait Store:
     + AccessStore
     + WebhookStore
     + AlertStore
+    + BudgetStore
     + LeaseStore
     + 'static
 {
@@ -492,6 +520,7 @@ impl<T> Store for T where
         + AccessStore
         + WebhookStore
         + AlertStore
+        + BudgetStore
         + LeaseStore
         + 'static
 {

@@ -12,6 +12,7 @@ mod model;
 #[macro_use]
 mod policy_model;
 mod alert_model;
+mod budget_model;
 mod rollup;
 pub mod rows;
 pub mod search;
@@ -22,16 +23,17 @@ mod trace_filter;
 /// `PgStore`); through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::areas::{
-        AccessStore, AlertStore, GovernanceStore, IngestStore, IntegrationStore, LeaseStore,
-        MetricsStore, Store, TraceStore, WebhookStore,
+        AccessStore, AlertStore, BudgetStore, GovernanceStore, IngestStore, IntegrationStore,
+        LeaseStore, MetricsStore, Store, TraceStore, WebhookStore,
     };
 }
 
 pub use alert_model::*;
 pub use areas::{
-    AccessStore, AlertStore, BucketStore, GovernanceStore, IngestStore, IntegrationStore,
-    LeaseStore, MetricsStore, Store, TraceStore, WebhookStore,
+    AccessStore, AlertStore, BucketStore, BudgetStore, GovernanceStore, IngestStore,
+    IntegrationStore, LeaseStore, MetricsStore, Store, TraceStore, WebhookStore,
 };
+pub use budget_model::*;
 pub use model::*;
 pub use policy_model::*;
 pub use rollup::{minute_of, RollupDelta, RollupKey, RollupTotals};

@@ -230,6 +230,8 @@ wire_enum!(
         CoverageDegraded => "coverage.degraded",
         AlertFiring => "alert.firing",
         AlertResolved => "alert.resolved",
+        BudgetThreshold => "budget.threshold",
+        Test => "test",
     }
 );
 
@@ -243,12 +245,34 @@ wire_enum!(
 
 pub type WebhookId = i64;
 
+wire_enum!(
+    /// How a channel (a webhook row) delivers: a signed JSON POST, a Slack or Microsoft Teams
+    /// incoming webhook, a PagerDuty Events API v2 event, or an email over SMTP.
+    ChannelKind {
+        Webhook => "webhook",
+        Slack => "slack",
+        Teams => "teams",
+        PagerDuty => "pagerduty",
+        Email => "email",
+    }
+);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
     pub id: WebhookId,
+    /// Where it delivers, as shown: the receiver's URL for signed webhooks and PagerDuty,
+    /// scheme and host only for Slack and Teams (their URL is the credential, sealed), the
+    /// SMTP server for email.
     pub url: String,
-    /// AES-GCM sealed HMAC secret.
+    /// AES-GCM sealed: the HMAC secret (webhook), the incoming-webhook URL (Slack, Teams), the
+    /// routing key (PagerDuty) or the SMTP password (email; empty when none).
     pub sealed_secret: Vec<u8>,
+    pub kind: ChannelKind,
+    /// What people call it ("#ops on Slack").
+    pub name: String,
+    /// The kind's settings that are not secret, as JSON (email: host, port, TLS, user, from,
+    /// to).
+    pub settings: String,
     pub events: Vec<WebhookEvent>,
     /// `policy.violation` events below this severity are not sent.
     pub min_severity: Severity,
@@ -265,6 +289,9 @@ pub struct NewWebhook {
     pub url: String,
     /// Seals the signing secret for the new row.
     pub secret: crate::SealFor,
+    pub kind: ChannelKind,
+    pub name: String,
+    pub settings: String,
     pub events: Vec<WebhookEvent>,
     pub min_severity: Severity,
     pub enabled: bool,
@@ -274,6 +301,8 @@ pub struct NewWebhook {
 pub struct WebhookPatch {
     pub url: Option<String>,
     pub sealed_secret: Option<Vec<u8>>,
+    pub name: Option<String>,
+    pub settings: Option<String>,
     pub events: Option<Vec<WebhookEvent>>,
     pub min_severity: Option<Severity>,
     /// Re-enabling also clears the failure count.
@@ -288,6 +317,9 @@ pub struct OutgoingEvent {
     pub body: String,
     /// For `policy.violation`: the violation's severity (webhooks filter on it).
     pub severity: Option<Severity>,
+    /// Only these channels (enabled ones), whatever they subscribe to — an alert rule that
+    /// names its channels; `None`: every enabled channel subscribed to the event.
+    pub channels: Option<Vec<WebhookId>>,
 }
 
 impl OutgoingEvent {
@@ -308,6 +340,25 @@ impl OutgoingEvent {
             })
             .to_string(),
             severity,
+            channels: None,
+        }
+    }
+
+    /// The same event, for these channels only (see [`OutgoingEvent::channels`]).
+    pub fn to_channels(mut self, channels: Vec<WebhookId>) -> Self {
+        self.channels = Some(channels);
+        self
+    }
+
+    /// Whether `webhook` (enabled) gets this event.
+    pub fn is_for(&self, webhook: &Webhook) -> bool {
+        match &self.channels {
+            Some(ids) => ids.contains(&webhook.id),
+            // Severity orders most severe first: `<=` is "at least as severe".
+            None => {
+                webhook.events.contains(&self.event)
+                    && self.severity.is_none_or(|s| s <= webhook.min_severity)
+            }
         }
     }
 }

@@ -201,6 +201,61 @@ impl NewViolation {
     }
 }
 
+/// The budget columns, in [`Budget::from_columns`]'s order.
+pub const BUDGET_COLUMNS: &str = "id, name, amount_usd, period, time_zone, scope, group_by, \
+     thresholds, enabled, created_by, created_at, updated_at";
+
+/// A budget's thresholds as their column keeps them (a JSON array of percentages).
+pub fn thresholds_text(thresholds: &[u32]) -> String {
+    serde_json::to_string(thresholds).unwrap_or_else(|_| "[]".into())
+}
+
+impl crate::Budget {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<crate::Budget> {
+        let scope = row.text(5)?;
+        let thresholds = row.text(7)?;
+        Ok(crate::Budget {
+            id: row.int(0)?,
+            name: row.text(1)?,
+            amount_usd: row.real(2)?,
+            period: word(crate::BudgetPeriod::parse, "budget period", row.text(3)?)?,
+            time_zone: row.text(4)?,
+            scope: serde_json::from_str(&scope)
+                .map_err(|_| StoreError::Corrupt(format!("budget scope {scope:?}")))?,
+            group_by: row
+                .opt_text(6)?
+                .map(|w| word(GroupBy::parse, "budget group", w))
+                .transpose()?,
+            thresholds: serde_json::from_str(&thresholds)
+                .map_err(|_| StoreError::Corrupt(format!("budget thresholds {thresholds:?}")))?,
+            enabled: row.flag(8)?,
+            created_by: row.opt_text(9)?,
+            created_at_ms: row.int(10)?,
+            updated_at_ms: row.int(11)?,
+        })
+    }
+}
+
+/// The budget group columns, in [`BudgetGroup::from_columns`]'s order.
+pub const BUDGET_GROUP_COLUMNS: &str = "budget_id, group_key, period_start, spent_usd, \
+     forecast_usd, notified_percent, evaluated_at";
+
+impl crate::BudgetGroup {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<crate::BudgetGroup> {
+        let notified = row.int(5)?;
+        Ok(crate::BudgetGroup {
+            budget_id: row.int(0)?,
+            group: row.text(1)?,
+            period_start_ms: row.int(2)?,
+            spent_usd: row.real(3)?,
+            forecast_usd: row.real(4)?,
+            notified_percent: u32::try_from(notified)
+                .map_err(|_| StoreError::Corrupt(format!("budget notified percent {notified}")))?,
+            evaluated_at_ms: row.int(6)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,9 @@ async fn requests_that_left_no_log_mark_their_hour_degraded_after_its_rereads() 
         .create_webhook(NewWebhook {
             url: "https://hooks.example.com/coverage".into(),
             secret: SealFor::new(|_| vec![1]),
+            kind: langguard_store::ChannelKind::Webhook,
+            name: String::new(),
+            settings: "{}".into(),
             events: vec![WebhookEvent::CoverageDegraded],
             min_severity: Severity::Low,
             enabled: true,

@@ -162,6 +162,7 @@ async fn sandboxed(
             EvalInput::Trace {
                 trace: trace_document(&interactions[0], None),
                 windows: None,
+                budgets: None,
             },
         )
         .await?;
@@ -178,6 +179,7 @@ async fn sandboxed(
                 EvalInput::Trace {
                     trace: trace_document(i, Some((request, response))),
                     windows: Some(windows.to_vec()),
+                    budgets: None,
                 },
             )
             .await?;

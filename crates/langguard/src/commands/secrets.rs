@@ -236,6 +236,9 @@ mod tests {
             .create_webhook(NewWebhook {
                 url: "https://hooks.example.com/x".into(),
                 secret: SealFor::new(move |_| legacy_secret.clone()),
+                kind: langguard_store::ChannelKind::Webhook,
+                name: String::new(),
+                settings: "{}".into(),
                 events: vec![WebhookEvent::SyncFailed],
                 min_severity: Severity::Low,
                 enabled: true,

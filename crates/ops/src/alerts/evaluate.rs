@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use langguard_clock::format_ms;
 use langguard_store::{
-    minute_of, Alert, AlertChange, AlertCondition, AlertMetric, AlertRule, AlertSilence,
-    AlertState, GroupBy, Integration, Metrics, OutgoingEvent, Scope, Store, StoreResult,
-    SyncRunStatus, WebhookEvent,
+    minute_of, Alert, AlertChange, AlertCondition, AlertMetric, AlertRule, AlertScope,
+    AlertSilence, AlertState, GroupBy, Integration, Metrics, OutgoingEvent, Scope, Store,
+    StoreResult, SyncRunStatus, WebhookEvent,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -43,13 +43,18 @@ pub fn window(rule: &AlertRule, now_ms: i64) -> (i64, i64) {
 }
 
 fn scope_of(rule: &AlertRule, from_ms: i64, to_ms: i64) -> Scope {
+    metrics_scope(&rule.scope, from_ms, to_ms)
+}
+
+/// A rule's or budget's scope as the metrics queries take it, over `[from_ms, to_ms)`.
+pub fn metrics_scope(scope: &AlertScope, from_ms: i64, to_ms: i64) -> Scope {
     Scope {
         from_ms: Some(from_ms),
         to_ms: Some(to_ms),
-        integration_id: rule.scope.integration_id,
-        gateway: rule.scope.gateway.clone(),
-        provider: rule.scope.provider.clone(),
-        model: rule.scope.model.clone(),
+        integration_id: scope.integration_id,
+        gateway: scope.gateway.clone(),
+        provider: scope.provider.clone(),
+        model: scope.model.clone(),
     }
 }
 
@@ -492,7 +497,9 @@ impl Notice<'_> {
         Some(OutgoingEvent::new(
             kind,
             json!({
-                "alertId": alert.id,
+                // A new alert has no id until it is saved with this event: null then; the
+                // alert is the rule, the group and `startedAt`.
+                "alertId": (alert.id > 0).then_some(alert.id),
                 "ruleId": rule.id,
                 "ruleName": rule.name,
                 "metric": rule.metric.as_str(),
@@ -535,12 +542,34 @@ pub fn group_label(
 /// The Trace Explorer filtered to the rule's scope, the alert's group and the window — and to
 /// failures, for the metrics that count them.
 pub fn traces_link(rule: &AlertRule, group: &str, from_ms: i64, to_ms: i64) -> String {
+    let failures = matches!(
+        rule.metric,
+        AlertMetric::Errors | AlertMetric::ErrorRate | AlertMetric::RateLimited
+    );
+    scoped_traces_link(
+        &rule.scope,
+        rule.group_by,
+        group,
+        (from_ms, to_ms),
+        failures,
+    )
+}
+
+/// The Trace Explorer filtered to a scope, one of its groups and a time range, optionally to
+/// failures only.
+pub fn scoped_traces_link(
+    scope: &AlertScope,
+    group_by: Option<GroupBy>,
+    group: &str,
+    (from_ms, to_ms): (i64, i64),
+    failures: bool,
+) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("from", &format_ms(from_ms));
     query.append_pair("to", &format_ms(to_ms));
-    let mut scope = rule.scope.clone();
+    let mut scope = scope.clone();
     if !group.is_empty() {
-        match rule.group_by {
+        match group_by {
             Some(GroupBy::Integration) => scope.integration_id = group.parse().ok(),
             Some(GroupBy::Gateway) => scope.gateway = Some(group.into()),
             Some(GroupBy::Provider) => scope.provider = Some(group.into()),
@@ -560,10 +589,7 @@ pub fn traces_link(rule: &AlertRule, group: &str, from_ms: i64, to_ms: i64) -> S
             query.append_pair(key, value);
         }
     }
-    if matches!(
-        rule.metric,
-        AlertMetric::Errors | AlertMetric::ErrorRate | AlertMetric::RateLimited
-    ) {
+    if failures {
         query.append_pair("status", "error");
     }
     format!("/traces?{}", query.finish())

@@ -1,6 +1,6 @@
 //! Alerting: rules that watch a metric over a window, the alerts they raise (`pending →
-//! firing → resolved`), silences, the evaluator that runs every minute and the backtest that
-//! replays a rule over the last week.
+//! firing → resolved`), silences, the evaluator that runs every minute (budgets' thresholds
+//! with it) and the backtest that replays a rule over the last week.
 
 pub mod backtest;
 pub mod evaluate;
@@ -475,6 +475,16 @@ pub async fn run(
             Err(e) => {
                 tracing::warn!(error = %e, "alert evaluation failed; trying again next minute")
             }
+        }
+        // Budgets are evaluated on the same beat, under the same lease.
+        if let Err(e) = crate::budgets::evaluate::evaluate(
+            store.as_ref(),
+            langguard_clock::now_ms(),
+            public_url.as_deref(),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "budget evaluation failed; trying again next minute");
         }
     }
 }

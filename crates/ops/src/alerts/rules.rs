@@ -87,7 +87,7 @@ fn text(value: &str, what: &str, max: usize) -> OpsResult<String> {
     Ok(value.to_owned())
 }
 
-fn scope_text(value: Option<String>, what: &str) -> OpsResult<Option<String>> {
+pub(crate) fn scope_text(value: Option<String>, what: &str) -> OpsResult<Option<String>> {
     value
         .map(|v| text(&v, what, 200))
         .transpose()
@@ -245,15 +245,25 @@ fn build(input: RuleInput, base: Option<&AlertRule>) -> OpsResult<NewAlertRule> 
 
 /// Checks that the scope's integration exists (a rule watching nothing helps nobody).
 async fn check_scope(ops: &Services, rule: &NewAlertRule) -> OpsResult<()> {
-    if let Some(id) = rule.scope.integration_id {
-        ops.store.get_integration(id).await.map_err(|_| {
-            OpsError::invalid("invalid_rule", format!("there is no integration {id}"))
-        })?;
+    integration_exists(ops, &rule.scope, "invalid_rule").await
+}
+
+/// `code` naming the scope's integration when there is no such integration.
+pub(crate) async fn integration_exists(
+    ops: &Services,
+    scope: &AlertScope,
+    code: &'static str,
+) -> OpsResult<()> {
+    if let Some(id) = scope.integration_id {
+        ops.store
+            .get_integration(id)
+            .await
+            .map_err(|_| OpsError::invalid(code, format!("there is no integration {id}")))?;
     }
     Ok(())
 }
 
-fn who(actor: Actor<'_>) -> Option<String> {
+pub(crate) fn who(actor: Actor<'_>) -> Option<String> {
     match actor {
         Actor::User(user) => Some(user.email.clone()),
         Actor::Cli => Some("cli".into()),

@@ -9,7 +9,7 @@ use regorus::Value;
 
 use super::protocol::{Input, Reply, Request, READY};
 use crate::compile::{CompiledPolicy, PolicyError};
-use crate::input::input_document;
+use crate::input::input_document_with;
 
 struct Loaded {
     policy: CompiledPolicy,
@@ -79,10 +79,15 @@ fn handle(
                     continue;
                 };
                 let document = match &input {
-                    Input::Trace { trace, windows } => input_document(
+                    Input::Trace {
+                        trace,
+                        windows,
+                        budgets,
+                    } => input_document_with(
                         trace,
                         &entry.config,
                         windows.as_deref().filter(|_| entry.policy.uses_windows()),
+                        budgets.as_deref(),
                     ),
                     Input::Document { document } => document.clone(),
                 };

@@ -152,6 +152,8 @@ pub enum EvalInput {
     Trace {
         trace: Value,
         windows: Option<Vec<SpendWindow>>,
+        /// `input.budgets`, for the policies that read it.
+        budgets: Option<Vec<crate::BudgetInput>>,
     },
     /// A whole input document, as given.
     Document(serde_json::Value),
@@ -355,7 +357,15 @@ impl SandboxSession<'_> {
         input: EvalInput,
     ) -> Result<Vec<Result<Vec<Finding>, PolicyError>>, SandboxUnavailable> {
         let input = match input {
-            EvalInput::Trace { trace, windows } => Input::Trace { trace, windows },
+            EvalInput::Trace {
+                trace,
+                windows,
+                budgets,
+            } => Input::Trace {
+                trace,
+                windows,
+                budgets,
+            },
             EvalInput::Document(document) => Input::Document {
                 document: Value::from(document),
             },

@@ -35,6 +35,8 @@ pub(crate) enum Input {
     Trace {
         trace: Value,
         windows: Option<Vec<SpendWindow>>,
+        #[serde(default)]
+        budgets: Option<Vec<crate::BudgetInput>>,
     },
     /// A whole input document, used as it is (the editor's Test button).
     Document { document: Value },

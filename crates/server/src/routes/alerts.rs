@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `null` and absent told apart: `Some(None)` clears a field.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)

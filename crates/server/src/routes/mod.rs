@@ -3,6 +3,7 @@
 mod access;
 mod alerts;
 mod buckets;
+mod budgets;
 pub mod health;
 pub(crate) mod ingest;
 mod integrations;
@@ -39,6 +40,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(violations::router())
         .merge(webhooks::router())
         .merge(alerts::router())
+        .merge(budgets::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {

@@ -1,12 +1,14 @@
-//! Webhooks (admins only): endpoints for `policy.violation`, `sync.failed`,
-//! `integration.status_changed` and `policy.quarantined`, and each one's delivery log. The signing secret is shown once,
-//! when generated, and never again.
+//! Notification channels (admins only) — signed webhooks, Slack, Microsoft Teams, PagerDuty and
+//! email — for `policy.violation`, `sync.failed`, `integration.status_changed`,
+//! `policy.quarantined`, `coverage.degraded`, `alert.firing` and `alert.resolved`, each with its
+//! delivery log and a test send. Credentials are sealed; a generated signing secret is shown
+//! once and never again.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use langguard_store::{Role, Severity, WebhookId};
+use langguard_store::{ChannelKind, Role, Severity, WebhookId};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
@@ -15,7 +17,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::AppState;
 use langguard_ops::lists::{DeliveryList, WebhookList};
 use langguard_ops::webhooks::{
-    self, CreatedWebhookView, DeliveryView, WebhookChange, WebhookInput, WebhookView,
+    self, CreatedWebhookView, DeliveryView, EmailSettings, WebhookChange, WebhookInput, WebhookView,
 };
 use langguard_ops::Actor;
 
@@ -24,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/webhooks", get(list).post(create))
         .route("/webhooks/{id}", get(read).patch(update).delete(remove))
         .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route("/webhooks/{id}/test", post(test))
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks", responses((status = 200, description = "`{items: [webhook]}` (never the secret)", body = WebhookList), (status = 403, description = "Admins only", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
@@ -46,9 +49,20 @@ async fn list(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateWebhookRequest {
-    url: String,
-    /// 16–256 characters; generated (and shown once) when left out.
+    /// `webhook` (default: a signed JSON POST), `slack`, `teams`, `pagerduty` or `email`.
+    #[schema(value_type = Option<String>)]
+    kind: Option<ChannelKind>,
+    /// What people call it ("#ops on Slack").
+    name: Option<String>,
+    /// The receiver (`webhook`), the incoming-webhook URL (`slack`, `teams`; sealed, shown by
+    /// its host only), the Events API URL (`pagerduty`; default
+    /// https://events.pagerduty.com/v2/enqueue); none for `email`.
+    url: Option<String>,
+    /// `webhook`: the signing secret, 16–256 characters, generated (and shown once) when left
+    /// out. `pagerduty`: the integration's routing key. `email`: the SMTP password, if any.
     secret: Option<String>,
+    /// `email`: `{host, port (587), tls (starttls|tls|none), username, from, to: [..], ca_pem}`.
+    email: Option<EmailSettings>,
     /// `policy.violation`, `sync.failed`, `integration.status_changed`, `policy.quarantined`,
     /// `coverage.degraded`, `alert.firing`, `alert.resolved`.
     events: Vec<String>,
@@ -66,7 +80,10 @@ async fn create(
 ) -> Result<(StatusCode, Json<CreatedWebhookView>), ApiError> {
     user.require(Role::Admin)?;
     let input = WebhookInput {
+        kind: body.kind.unwrap_or(ChannelKind::Webhook),
+        name: body.name,
         url: body.url,
+        email: body.email,
         secret: body.secret,
         events: body.events,
         min_severity: body.min_severity.unwrap_or(Severity::Low),
@@ -95,8 +112,11 @@ async fn read(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateWebhookRequest {
+    name: Option<String>,
     url: Option<String>,
     secret: Option<String>,
+    /// `email` channels: the new settings, whole.
+    email: Option<EmailSettings>,
     events: Option<Vec<String>>,
     #[schema(value_type = Option<String>)]
     min_severity: Option<Severity>,
@@ -113,7 +133,9 @@ async fn update(
 ) -> Result<Json<WebhookView>, ApiError> {
     user.require(Role::Admin)?;
     let change = WebhookChange {
+        name: body.name,
         url: body.url,
+        email: body.email,
         secret: body.secret,
         events: body.events,
         min_severity: body.min_severity,
@@ -150,4 +172,21 @@ async fn deliveries(
         .map(DeliveryView::from)
         .collect();
     Ok(Json(DeliveryList::from(items)))
+}
+
+/// `{delivery_id}`: the test message queued for the channel.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TestQueued {
+    delivery_id: i64,
+}
+
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/test", operation_id = "test_webhook", tag = "webhooks", params(("id" = i64, Path, description = "Webhook id")), responses((status = 202, description = "A test message is queued; follow it in the delivery log", body = TestQueued), (status = 403, description = "Admins only", body = crate::error::ErrorBody), (status = 404, description = "No such webhook", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn test(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<WebhookId>,
+) -> Result<(StatusCode, Json<TestQueued>), ApiError> {
+    user.require(Role::Admin)?;
+    let delivery_id = webhooks::send_test(&state.ops, Actor::User(&user.0), id).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestQueued { delivery_id })))
 }

@@ -13,10 +13,11 @@ use langguard_ops::Actor;
 use langguard_store::{AlertMetric, AlertScope, Role};
 use serde::Deserialize;
 
+use super::form::{given, not_understood, CsrfForm};
 use super::format::count;
 use super::policies::writer;
 use super::session::WebUser;
-use super::{page_failure, refuse, render, Frame};
+use super::{page_failure, problem, refuse, render, Frame};
 use crate::{now_ms, AppState};
 
 /// An RFC 3339 time as the page prints it: to the minute, UTC.
@@ -204,13 +205,6 @@ struct RuleForm {
     model: Option<String>,
 }
 
-fn given(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-}
-
 /// A number field: empty is "not given"; anything else must parse.
 fn number<T: std::str::FromStr>(v: &Option<String>, what: &str) -> Result<Option<T>, String> {
     given(v)
@@ -241,18 +235,6 @@ impl RuleForm {
             group_by: Some(given(&self.group_by)),
         })
     }
-}
-
-fn not_understood() -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        "the form was not understood; reload the page",
-    )
-        .into_response()
-}
-
-fn problem(e: impl Into<crate::error::ApiError>) -> String {
-    e.into().to_string()
 }
 
 pub async fn create_rule(
@@ -346,11 +328,6 @@ pub async fn backtest(
         }),
         Err(e) => failed(problem(e)),
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
 }
 
 /// Enable or disable (`/toggle`) or delete (`/delete`) a rule.

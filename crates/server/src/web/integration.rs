@@ -9,6 +9,7 @@ use axum::Form;
 use langguard_store::{BodyMode, Integration, Role};
 use serde::Deserialize;
 
+use super::form::CsrfForm;
 use super::format::{count, duration, moment};
 use super::session::WebUser;
 use super::{page_failure, problem, refuse, render, Frame};
@@ -229,11 +230,6 @@ pub async fn update(
         Ok(updated) => page(&state, &user, &updated, None, Some("Saved.".into())).await,
         Err(e) => page(&state, &user, &current, Some(problem(e)), None).await,
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: Option<String>,
 }
 
 pub async fn delete(

@@ -3,7 +3,9 @@
 //! state-changing request carries the session's CSRF token.
 
 mod alerts;
+mod budgets;
 mod chart;
+mod form;
 mod format;
 mod integration;
 mod monitoring;
@@ -29,6 +31,7 @@ use crate::client::ClientAddr;
 use crate::error::ApiError;
 use crate::sessions::{sign_in, sign_out};
 use crate::AppState;
+use form::CsrfForm;
 pub use format::{count, moment};
 use langguard_ops::integrations::{self, SyncStart};
 use langguard_ops::Actor;
@@ -58,6 +61,8 @@ pub fn router() -> Router<AppState> {
         .route("/alerts/backtest", post(alerts::backtest))
         .route("/alerts/silences", post(alerts::silence))
         .route("/alerts/silences/{id}/end", post(alerts::end_silence))
+        .route("/budgets", get(budgets::page).post(budgets::create))
+        .route("/budgets/{id}/{action}", post(budgets::action))
         .route("/violations", get(violations::list))
         .route("/violations/bulk", post(violations::bulk))
         .route("/violations/{id}", get(violations::violation))
@@ -88,6 +93,7 @@ pub fn router() -> Router<AppState> {
             get(settings::webhooks).post(settings::add_webhook),
         )
         .route("/settings/webhooks/{id}", get(settings::deliveries))
+        .route("/settings/webhooks/{id}/test", post(settings::test_webhook))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/integrations", get(integrations).post(save_integration))
@@ -315,11 +321,6 @@ async fn login(
             response
         }
     }
-}
-
-#[derive(Deserialize)]
-struct CsrfForm {
-    csrf: Option<String>,
 }
 
 async fn logout(

@@ -10,6 +10,7 @@ use axum::Form;
 use langguard_store::{Policy, PolicyCategory, PolicyId, PolicyMode, Role, Severity};
 use serde::Deserialize;
 
+use super::form::not_understood;
 use super::policy_config::{config_fields, config_from_fields, ConfigField};
 use serde_json::{json, Value};
 
@@ -195,14 +196,6 @@ fn parse_form(body: &[u8]) -> Option<(PolicyForm, Vec<(String, String)>)> {
     let form = serde_html_form::from_bytes::<PolicyForm>(body).ok()?;
     let pairs = serde_html_form::from_bytes::<Vec<(String, String)>>(body).unwrap_or_default();
     Some((form, pairs))
-}
-
-fn not_understood() -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        "the form was not understood; reload the page",
-    )
-        .into_response()
 }
 
 impl EditPage {

@@ -7,14 +7,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
-use langguard_store::{ApiKeyScope, Role, Severity};
+use langguard_store::{ApiKeyScope, ChannelKind, Role, Severity};
 use serde::Deserialize;
 
+use super::form::{given, CsrfForm};
 use super::format::{clock, count, moment, usd};
 use super::session::WebUser;
 use super::{csrf_ok, csrf_refused, forbidden, page_failure, problem, refuse, render, Frame};
 use crate::AppState;
-use langguard_ops::webhooks::{self, WebhookInput};
+use langguard_ops::webhooks::{self, EmailSettings, WebhookInput};
 use langguard_ops::{keys, prices, users, Actor, OpsError};
 
 #[derive(Template)]
@@ -146,6 +147,8 @@ async fn tab(state: &AppState, user: &WebUser, tab: &'static str, outcome: Outco
                     .map(|w| {
                         vec![
                             w.id.to_string(),
+                            w.name.clone(),
+                            w.kind.as_str().to_string(),
                             w.url.clone(),
                             w.events
                                 .iter()
@@ -382,11 +385,71 @@ pub async fn webhooks(State(state): State<AppState>, user: WebUser) -> Response 
 #[derive(Deserialize)]
 struct WebhookForm {
     csrf: Option<String>,
-    url: String,
+    kind: Option<String>,
+    name: Option<String>,
+    url: Option<String>,
     secret: Option<String>,
     #[serde(default)]
     events: Vec<String>,
     min_severity: Option<String>,
+    smtp_host: Option<String>,
+    smtp_port: Option<String>,
+    smtp_tls: Option<String>,
+    smtp_username: Option<String>,
+    email_from: Option<String>,
+    /// Recipients, separated by commas or new lines.
+    email_to: Option<String>,
+}
+
+impl WebhookForm {
+    fn input(&self) -> Result<WebhookInput, String> {
+        let kind = match given(&self.kind) {
+            Some(k) => ChannelKind::parse(&k).ok_or_else(|| format!("unknown kind {k:?}"))?,
+            None => ChannelKind::Webhook,
+        };
+        let email = if kind == ChannelKind::Email {
+            let port = match given(&self.smtp_port) {
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| "the SMTP port is a number, e.g. 587".to_string())?,
+                None => 587,
+            };
+            Some(EmailSettings {
+                host: given(&self.smtp_host).unwrap_or_default(),
+                port,
+                tls: given(&self.smtp_tls).unwrap_or_else(|| "starttls".into()),
+                username: given(&self.smtp_username),
+                from: given(&self.email_from).unwrap_or_default(),
+                to: self
+                    .email_to
+                    .as_deref()
+                    .unwrap_or("")
+                    .split([',', '\n'])
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                ca_pem: None,
+            })
+        } else {
+            None
+        };
+        Ok(WebhookInput {
+            kind,
+            name: given(&self.name),
+            url: given(&self.url),
+            // A password field left empty means none (and a generated signing secret).
+            secret: self.secret.clone().filter(|s| !s.trim().is_empty()),
+            email,
+            events: self.events.clone(),
+            min_severity: self
+                .min_severity
+                .as_deref()
+                .and_then(Severity::parse)
+                .unwrap_or(Severity::Low),
+            enabled: true,
+        })
+    }
 }
 
 pub async fn add_webhook(
@@ -408,30 +471,45 @@ pub async fn add_webhook(
     if !csrf_ok(&user, &headers, form.csrf.as_deref()) {
         return csrf_refused();
     }
-    let secret = form
-        .secret
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    let min_severity = form
-        .min_severity
-        .as_deref()
-        .and_then(Severity::parse)
-        .unwrap_or(Severity::Low);
-    let input = WebhookInput {
-        url: form.url.clone(),
-        secret: secret.map(str::to_string),
-        events: form.events.clone(),
-        min_severity,
-        enabled: true,
+    let outcome = match form.input() {
+        Ok(input) => webhooks::add(&state.ops, Actor::User(&user.user), input)
+            .await
+            .map(|(_, generated)| generated)
+            .map_err(problem),
+        Err(why) => Err(why),
     };
-    let outcome = webhooks::add(&state.ops, Actor::User(&user.user), input)
-        .await
-        .map(|(_, generated)| generated);
     let outcome = match outcome {
         Ok(secret) => Outcome {
-            notice: Some("Webhook added.".into()),
+            notice: Some("Channel added.".into()),
             secret,
+            ..Outcome::default()
+        },
+        Err(e) => Outcome {
+            error: Some(e),
+            ..Outcome::default()
+        },
+    };
+    tab(&state, &user, "webhooks", outcome).await
+}
+
+/// "Send test": queues a test message through the outbox, then shows the channel's deliveries.
+pub async fn test_webhook(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    if let Some(no) = admin_only(&user) {
+        return no;
+    }
+    let form = serde_html_form::from_bytes::<CsrfForm>(&body).ok();
+    if !csrf_ok(&user, &headers, form.and_then(|f| f.csrf).as_deref()) {
+        return csrf_refused();
+    }
+    let outcome = match webhooks::send_test(&state.ops, Actor::User(&user.user), id).await {
+        Ok(_) => Outcome {
+            notice: Some("Test message queued: its delivery appears in the history below.".into()),
             ..Outcome::default()
         },
         Err(e) => Outcome {

@@ -8,6 +8,8 @@ mod common;
 mod access;
 mod alerts;
 mod buckets;
+mod budgets;
+mod channels;
 mod contract;
 mod integrations;
 mod policies;

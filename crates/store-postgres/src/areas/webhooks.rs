@@ -57,6 +57,10 @@ impl WebhookStore for PgStore {
         webhooks::due_deliveries(&mut self.client().await?, now_ms, limit, claim_until_ms).await
     }
 
+    async fn queue_delivery(&self, id: WebhookId, event: OutgoingEvent) -> StoreResult<i64> {
+        webhooks::queue_delivery(&mut self.client().await?, id, &event).await
+    }
+
     async fn record_delivery(
         &self,
         id: i64,

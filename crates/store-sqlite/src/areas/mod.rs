@@ -4,6 +4,7 @@
 mod access;
 mod alerts;
 pub(crate) mod buckets;
+mod budgets;
 mod governance;
 mod ingest;
 mod integrations;

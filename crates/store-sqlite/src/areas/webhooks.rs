@@ -63,6 +63,11 @@ impl WebhookStore for SqliteStore {
             .await
     }
 
+    async fn queue_delivery(&self, id: WebhookId, event: OutgoingEvent) -> StoreResult<i64> {
+        self.write(move |conn| webhooks::queue_delivery(conn, id, &event))
+            .await
+    }
+
     async fn record_delivery(
         &self,
         id: i64,

@@ -1,0 +1,28 @@
+-- Budgets: an amount per day, week or month in a time zone, over a scope, optionally per
+-- group; and what the evaluator last made of each group (spend, forecast, the threshold
+-- announced), so a threshold is announced once per period and a restart carries on.
+CREATE TABLE budgets (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    amount_usd DOUBLE PRECISION NOT NULL,
+    period     TEXT NOT NULL,
+    time_zone  TEXT NOT NULL,
+    scope      TEXT NOT NULL DEFAULT '{}',
+    group_by   TEXT,
+    thresholds TEXT NOT NULL DEFAULT '[50,80,100]',
+    enabled    BOOLEAN NOT NULL DEFAULT TRUE,
+    created_by TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+CREATE TABLE budget_groups (
+    budget_id        BIGINT NOT NULL REFERENCES budgets (id) ON DELETE CASCADE,
+    group_key        TEXT NOT NULL,
+    period_start     BIGINT NOT NULL,
+    spent_usd        DOUBLE PRECISION NOT NULL,
+    forecast_usd     DOUBLE PRECISION NOT NULL,
+    notified_percent BIGINT NOT NULL DEFAULT 0,
+    evaluated_at     BIGINT NOT NULL,
+    PRIMARY KEY (budget_id, group_key)
+);
