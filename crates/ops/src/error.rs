@@ -25,6 +25,9 @@ pub enum OpsError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller's role allows the route but not this item (someone else's shared view).
+    #[error("{0}")]
+    Forbidden(String),
     /// Too much at once (a backtest already running); try again after `retry_after_secs`.
     #[error("{message}")]
     Busy {
@@ -68,6 +71,7 @@ impl OpsError {
             OpsError::Invalid { code, .. } | OpsError::Unprocessable { code, .. } => code,
             OpsError::NotFound(_) => "not_found",
             OpsError::Conflict(_) => "conflict",
+            OpsError::Forbidden(_) => "forbidden",
             OpsError::Busy { .. } => "too_many_requests",
             OpsError::TooLarge(_) => "payload_too_large",
             OpsError::Unavailable(_) => "unavailable",

@@ -26,6 +26,7 @@ pub mod policies;
 pub mod prices;
 pub mod push_setup;
 pub mod retention;
+pub mod saved_views;
 pub mod traces;
 pub mod users;
 pub mod views;

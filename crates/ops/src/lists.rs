@@ -9,6 +9,7 @@ use crate::budgets::BudgetView;
 use crate::keys::ApiKeyView;
 use crate::policies::PolicyVersionView;
 use crate::prices::PriceView;
+use crate::saved_views::SavedViewView;
 use crate::views::{IntegrationView, PolicyView, SyncRunView, TraceItem, UserView, ViolationView};
 use crate::webhooks::{DeliveryView, WebhookView};
 
@@ -54,6 +55,11 @@ list_of!(
     /// Budgets with where they stand now, by id.
     BudgetList,
     BudgetView
+);
+list_of!(
+    /// Saved views: the caller's own and those shared, by name.
+    SavedViewList,
+    SavedViewView
 );
 list_of!(
     /// Silences, newest first.

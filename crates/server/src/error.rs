@@ -169,6 +169,7 @@ impl From<OpsError> for ApiError {
             },
             OpsError::NotFound(message) => ApiError::NotFound(message),
             OpsError::Conflict(message) => ApiError::Conflict(message),
+            OpsError::Forbidden(message) => ApiError::ForbiddenBecause(message),
             OpsError::Busy {
                 message,
                 retry_after_secs,

@@ -960,3 +960,69 @@ async fn a_budget_is_created_and_shows_its_burndown() {
     assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_trace_explorer_view_is_saved_shared_and_reopened() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login_as(Role::Admin).await;
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+    c.goto(&format!(
+        "{}/traces?status=error&metadata=team%3Dsearch&cursor=abc",
+        app.base
+    ))
+    .await
+    .expect("open");
+    wait_for_text(c, "No saved views yet").await;
+    fill(c, "View name", "Search team errors").await;
+    c.find(Locator::XPath(
+        "//label[normalize-space()='Share with everyone']/input",
+    ))
+    .await
+    .expect("share box")
+    .click()
+    .await
+    .expect("tick");
+    click(c, "button", "Save view").await;
+    wait_for_text(c, "(shared)").await;
+    let (_, views) = app
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/saved-views",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let view = &views["items"][0];
+    assert_eq!(view["name"], "Search team errors");
+    assert_eq!(view["shared"], true);
+    assert_eq!(view["query"], "status=error&metadata=team%3Dsearch");
+
+    // Cleared, then reopened by its link: the filters come back.
+    click(c, "a", "Clear").await;
+    wait_for_text(c, "Search team errors").await;
+    click(c, "a", "Search team errors").await;
+    wait_for_text(c, "Saved views").await;
+    let url = c.current_url().await.expect("url");
+    assert_eq!(url.query(), Some("status=error&metadata=team%3Dsearch"));
+    let status = select_field(c, "Status").await;
+    assert_eq!(
+        status.prop("value").await.expect("value").as_deref(),
+        Some("error")
+    );
+    // Its own address opens it too.
+    let id = view["id"].as_i64().expect("id");
+    c.goto(&format!("{}/traces/views/{id}", app.base))
+        .await
+        .expect("open");
+    wait_for_text(c, "Saved views").await;
+    assert_eq!(
+        c.current_url().await.expect("url").query(),
+        Some("status=error&metadata=team%3Dsearch")
+    );
+    click(c, "button", "Delete").await;
+    wait_for_text(c, "No saved views yet").await;
+    assert_no_console_errors(c).await;
+    b.client.clone().close().await.expect("close");
+}

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "budgets",
         include_str!("../migrations/0011_budgets.sql"),
     ),
+    (
+        12,
+        "saved views",
+        include_str!("../migrations/0012_saved_views.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

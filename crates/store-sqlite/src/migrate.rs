@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "budgets",
         include_str!("../migrations/0018_budgets.sql"),
     ),
+    (
+        19,
+        "saved views",
+        include_str!("../migrations/0019_saved_views.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -169,3 +169,91 @@ pub async fn the_audit_log_pages_newest_first(store: Arc<dyn Store>) {
     let actions: Vec<&str> = rest.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["thing.done1", "thing.done0"]);
 }
+
+pub async fn saved_views_are_their_owners_or_shared_and_go_with_them(store: Arc<dyn Store>) {
+    let ann = store
+        .create_user(user("ann@example.com", Role::Member))
+        .await
+        .expect("ann");
+    let bob = store
+        .create_user(user("bob@example.com", Role::Viewer))
+        .await
+        .expect("bob");
+    let view = |name: &str, owner: i64, shared: bool| NewSavedView {
+        name: name.into(),
+        query: "status=error".into(),
+        owner_id: owner,
+        shared,
+    };
+    let own = store
+        .create_saved_view(view("Errors", ann.id, false))
+        .await
+        .expect("own");
+    assert_eq!(own.owner_email, "ann@example.com");
+    assert_eq!(own.query, "status=error");
+    let shared = store
+        .create_saved_view(view("all errors", ann.id, true))
+        .await
+        .expect("shared");
+    assert!(matches!(
+        store.create_saved_view(view("Errors", ann.id, true)).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // Another owner may use the name.
+    let bobs = store
+        .create_saved_view(view("Errors", bob.id, false))
+        .await
+        .expect("bob's");
+    let names = |views: Vec<SavedView>| -> Vec<(String, i64)> {
+        views.into_iter().map(|v| (v.name, v.owner_id)).collect()
+    };
+    // By name, whatever the case.
+    assert_eq!(
+        names(store.list_saved_views(ann.id).await.expect("ann's")),
+        [
+            ("all errors".to_string(), ann.id),
+            ("Errors".to_string(), ann.id)
+        ]
+    );
+    assert_eq!(
+        names(store.list_saved_views(bob.id).await.expect("bob's")),
+        [
+            ("all errors".to_string(), ann.id),
+            ("Errors".to_string(), bob.id)
+        ]
+    );
+    let replaced = store
+        .replace_saved_view(
+            shared.id,
+            NewSavedView {
+                query: "model=gpt-4o".into(),
+                ..view("GPT-4o", bob.id, false)
+            },
+        )
+        .await
+        .expect("replace");
+    assert_eq!(replaced.owner_id, ann.id, "the owner stays");
+    assert_eq!((replaced.name.as_str(), replaced.shared), ("GPT-4o", false));
+    assert!(matches!(
+        store
+            .replace_saved_view(shared.id, view("Errors", ann.id, false))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    store.delete_saved_view(bobs.id).await.expect("delete");
+    assert!(matches!(
+        store.get_saved_view(bobs.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    // A user's views go with them.
+    store.delete_user(ann.id).await.expect("delete ann");
+    assert!(matches!(
+        store.get_saved_view(own.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store
+        .list_saved_views(bob.id)
+        .await
+        .expect("list")
+        .is_empty());
+}

@@ -67,7 +67,8 @@ macro_rules! store_suite {
         $crate::store_suite!(@each $fresh; access:
             users_sessions_and_their_lifetimes,
             api_keys_work_until_revoked_or_expired,
-            the_audit_log_pages_newest_first
+            the_audit_log_pages_newest_first,
+            saved_views_are_their_owners_or_shared_and_go_with_them
         );
         $crate::store_suite!(@each $fresh; governance:
             policies_keep_their_versions_and_builtins_install_once,

@@ -475,6 +475,23 @@ pub trait BudgetStore: Send + Sync {
     ) -> StoreResult<()>;
 }
 
+/// Saved Trace Explorer views.
+#[async_trait]
+pub trait SavedViewStore: Send + Sync {
+    /// `Conflict` when the owner has a view of that name already.
+    async fn create_saved_view(&self, new: NewSavedView) -> StoreResult<SavedView>;
+    /// The views `user_id` owns and those shared by others, by name.
+    async fn list_saved_views(&self, user_id: i64) -> StoreResult<Vec<SavedView>>;
+    async fn get_saved_view(&self, id: SavedViewId) -> StoreResult<SavedView>;
+    /// Replaces name, query and sharing (the owner stays).
+    async fn replace_saved_view(
+        &self,
+        id: SavedViewId,
+        view: NewSavedView,
+    ) -> StoreResult<SavedView>;
+    async fn delete_saved_view(&self, id: SavedViewId) -> StoreResult<()>;
+}
+
 /// Leases: which instance does a piece of background work when several share the database.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
@@ -505,6 +522,7 @@ pub trait Store:
     + WebhookStore
     + AlertStore
     + BudgetStore
+    + SavedViewStore
     + LeaseStore
     + 'static
 {
@@ -521,6 +539,7 @@ impl<T> Store for T where
         + WebhookStore
         + AlertStore
         + BudgetStore
+        + SavedViewStore
         + LeaseStore
         + 'static
 {

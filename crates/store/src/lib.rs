@@ -15,6 +15,7 @@ mod alert_model;
 mod budget_model;
 mod rollup;
 pub mod rows;
+mod saved_view_model;
 pub mod search;
 mod sketch;
 mod trace_filter;
@@ -24,19 +25,20 @@ mod trace_filter;
 pub mod prelude {
     pub use crate::areas::{
         AccessStore, AlertStore, BudgetStore, GovernanceStore, IngestStore, IntegrationStore,
-        LeaseStore, MetricsStore, Store, TraceStore, WebhookStore,
+        LeaseStore, MetricsStore, SavedViewStore, Store, TraceStore, WebhookStore,
     };
 }
 
 pub use alert_model::*;
 pub use areas::{
     AccessStore, AlertStore, BucketStore, BudgetStore, GovernanceStore, IngestStore,
-    IntegrationStore, LeaseStore, MetricsStore, Store, TraceStore, WebhookStore,
+    IntegrationStore, LeaseStore, MetricsStore, SavedViewStore, Store, TraceStore, WebhookStore,
 };
 pub use budget_model::*;
 pub use model::*;
 pub use policy_model::*;
 pub use rollup::{minute_of, RollupDelta, RollupKey, RollupTotals};
+pub use saved_view_model::*;
 pub use sketch::{LatencySketch, SketchDecodeError, RELATIVE_ACCURACY};
 pub use trace_filter::{metadata_filter, parse_search, FilterError};
 

@@ -256,6 +256,26 @@ impl crate::BudgetGroup {
     }
 }
 
+/// The saved view columns (of `saved_views v JOIN users u`), in [`SavedView::from_columns`]'s
+/// order.
+pub const SAVED_VIEW_COLUMNS: &str =
+    "v.id, v.name, v.query, v.owner_id, u.email, v.shared, v.created_at, v.updated_at";
+
+impl crate::SavedView {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<crate::SavedView> {
+        Ok(crate::SavedView {
+            id: row.int(0)?,
+            name: row.text(1)?,
+            query: row.text(2)?,
+            owner_id: row.int(3)?,
+            owner_email: row.text(4)?,
+            shared: row.flag(5)?,
+            created_at_ms: row.int(6)?,
+            updated_at_ms: row.int(7)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod monitoring;
 mod openapi;
 mod policies;
 mod prices;
+mod saved_views;
 pub(crate) mod session;
 mod traces;
 mod users;
@@ -41,6 +42,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(alerts::router())
         .merge(budgets::router())
+        .merge(saved_views::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {

@@ -3,20 +3,23 @@
 //! syntax, keyset pages of 25/50/100, a detail drawer, and export of the current filter.
 
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use langguard_store::{
-    metadata_filter, parse_search, Interaction, Range as Bounds, Scope, SortOrder, TraceFilter,
-    TraceQuery, TraceSort, TraceStatus,
+    metadata_filter, parse_search, Interaction, Range as Bounds, Role, Scope, SortOrder,
+    TraceFilter, TraceQuery, TraceSort, TraceStatus,
 };
 use serde::Deserialize;
 
+use super::form::{not_understood, CsrfForm};
 use super::format::{clock, count, duration, usd};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::WebUser;
-use super::{page_failure, render, Frame};
+use super::{page_failure, problem, refuse, render, Frame};
 use crate::AppState;
+use langguard_ops::saved_views::{self, SavedViewInput};
 use langguard_ops::traces;
 use langguard_ops::views::{decode_cursor, encode_cursor};
 use langguard_ops::OpsError;
@@ -113,6 +116,21 @@ struct TracesPage {
     link_first: String,
     link_next: Option<String>,
     export_query: String,
+    /// The views the user sees: `(id, name, url, shared, mine)`.
+    views: Vec<SavedViewRow>,
+    /// Members and Admins may share a view.
+    can_share: bool,
+    /// This page's filters as a saved view keeps them.
+    current_query: String,
+}
+
+struct SavedViewRow {
+    id: i64,
+    name: String,
+    url: String,
+    shared: bool,
+    mine: bool,
+    owner: String,
 }
 
 impl TracesPage {
@@ -148,6 +166,13 @@ impl TracesPage {
             if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
                 out.append_pair(key, &v);
             }
+        }
+        // Filters the form has no box for (from links into the Explorer) stay with the page.
+        if let Some(id) = q.integration_id {
+            out.append_pair("integration_id", &id.to_string());
+        }
+        for pair in q.metadata.iter().filter(|p| !p.trim().is_empty()) {
+            out.append_pair("metadata", pair);
         }
         for (key, value) in changes {
             if let (true, Some(v)) = (key == &"cursor", value) {
@@ -328,6 +353,20 @@ pub async fn page(
             Err(e) => return page_failure("Trace Explorer", e),
         },
     };
+    let views = match saved_views::list(&state.ops, &user.user).await {
+        Ok(list) => list
+            .into_iter()
+            .map(|v| SavedViewRow {
+                id: v.id,
+                name: v.name,
+                url: v.url,
+                shared: v.shared,
+                mine: v.mine,
+                owner: v.owner,
+            })
+            .collect(),
+        Err(e) => return page_failure("Trace Explorer", e),
+    };
     let text = |v: &Option<String>| given(v).unwrap_or("").to_string();
     let mut page = TracesPage {
         frame: Frame::new(&user, "Trace Explorer", "traces"),
@@ -364,9 +403,13 @@ pub async fn page(
         link_first: String::new(),
         link_next: None,
         export_query: String::new(),
+        views,
+        can_share: user.user.role != Role::Viewer,
+        current_query: String::new(),
         query: q,
     };
-    page.link_first = format!("/traces?{}", page.with(&[]));
+    page.current_query = page.with(&[]);
+    page.link_first = format!("/traces?{}", page.current_query);
     page.link_next = next.map(|c| format!("/traces?{}", page.with(&[("cursor", Some(&c))])));
     // The export takes the API's parameters: the same filter as explicit bounds.
     let mut export = url::form_urlencoded::Serializer::new(String::new());
@@ -576,6 +619,9 @@ mod tests {
             link_first: String::new(),
             link_next: None,
             export_query: String::new(),
+            views: Vec::new(),
+            can_share: false,
+            current_query: String::new(),
         };
         assert_eq!(
             page.link_sort("cost"),
@@ -599,5 +645,69 @@ mod tests {
         ] {
             assert!(html.contains(&format!(">{label}</label>")), "{label}");
         }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SaveViewForm {
+    csrf: Option<String>,
+    name: Option<String>,
+    /// The page's query string when the form was shown.
+    query: Option<String>,
+    shared: Option<String>,
+}
+
+/// Save view: the filters on the page under a name, the user's own or shared.
+pub async fn save_view(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_html_form::from_bytes::<SaveViewForm>(&body) else {
+        return not_understood();
+    };
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Viewer) {
+        return refused;
+    }
+    let input = SavedViewInput {
+        name: form.name,
+        query: form.query,
+        shared: Some(form.shared.is_some()),
+    };
+    match saved_views::add(&state.ops, &user.user, input).await {
+        Ok(view) => Redirect::to(&saved_views::url_of(&view.query)).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, problem(e)).into_response(),
+    }
+}
+
+/// A view's own address: opens the Trace Explorer with its filters.
+pub async fn open_view(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(id): Path<i64>,
+) -> Response {
+    match saved_views::get(&state.ops, &user.user, id).await {
+        Ok(view) => Redirect::to(&saved_views::url_of(&view.query)).into_response(),
+        Err(e) => page_failure("Trace Explorer", e),
+    }
+}
+
+pub async fn delete_view(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_html_form::from_bytes::<CsrfForm>(&body) else {
+        return not_understood();
+    };
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Viewer) {
+        return refused;
+    }
+    match saved_views::remove(&state.ops, &user.user, id).await {
+        Ok(()) => Redirect::to("/traces").into_response(),
+        Err(e) => page_failure("Trace Explorer", e),
     }
 }

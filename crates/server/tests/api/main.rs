@@ -16,6 +16,7 @@ mod policies;
 mod prices;
 mod push;
 mod push_setup;
+mod saved_views;
 mod traces;
 mod webhooks;
 

@@ -10,5 +10,6 @@ mod ingest;
 mod integrations;
 mod leases;
 mod metrics;
+mod saved_views;
 mod traces;
 mod webhooks;
