@@ -171,6 +171,11 @@ pub async fn get(ops: &Services, user: &User, id: SavedViewId) -> OpsResult<Save
 /// One view `user` may change or delete.
 async fn writable(ops: &Services, user: &User, id: SavedViewId) -> OpsResult<SavedView> {
     let view = get(ops, user, id).await?;
+    // A shared view is everyone's: changing it takes the role sharing does, even for its
+    // owner (a Member since made a Viewer, or a read-only key).
+    if view.shared {
+        may_share(user)?;
+    }
     if view.owner_id != user.id && user.role != Role::Admin {
         return Err(OpsError::Forbidden(format!(
             "{} shared this view; only they or an Admin change it",

@@ -339,6 +339,16 @@ fn check_email(
     })
 }
 
+/// A stored credential is never sent to a new destination unasked: whoever changes where a
+/// channel delivers gives the credential again (else an admin could read it off a server of
+/// their own).
+fn credential_again(destination: &str, credential: &str) -> OpsError {
+    OpsError::invalid(
+        "invalid_secret",
+        format!("the {destination} changed: give the {credential} again in secret"),
+    )
+}
+
 /// A PagerDuty integration key: 32 letters and digits.
 fn check_routing_key(key: &str) -> OpsResult<String> {
     let key = key.trim();
@@ -553,11 +563,17 @@ pub async fn change(
             None => (None, None, None),
         },
         ChannelKind::PagerDuty => (
-            change
-                .url
-                .as_deref()
-                .map(|u| check_url(policy, u))
-                .transpose()?,
+            {
+                let url = change
+                    .url
+                    .as_deref()
+                    .map(|u| check_url(policy, u))
+                    .transpose()?;
+                if url.as_ref().is_some_and(|u| *u != current.url) && change.secret.is_none() {
+                    return Err(credential_again("PagerDuty endpoint", "routing key"));
+                }
+                url
+            },
             change
                 .secret
                 .as_deref()
@@ -571,7 +587,15 @@ pub async fn change(
                 None => !current.sealed_secret.is_empty(),
             };
             let email = match change.email {
-                Some(e) => Some(check_email(policy, e, has_password)?),
+                Some(e) => {
+                    let e = check_email(policy, e, has_password)?;
+                    let saved: Option<EmailSettings> = serde_json::from_str(&current.settings).ok();
+                    let moved = saved.is_none_or(|s| s.host != e.host || s.port != e.port);
+                    if moved && change.secret.is_none() && !current.sealed_secret.is_empty() {
+                        return Err(credential_again("SMTP server", "password"));
+                    }
+                    Some(e)
+                }
                 None if change.secret.is_some() => {
                     // A new password is checked against the settings it will be used with.
                     let saved: EmailSettings =

@@ -156,11 +156,27 @@ pub fn message(event: WebhookEvent, body: &str) -> Message {
     }
 }
 
+/// Text for Slack's `mrkdwn`: the three characters Slack asks to escape, so a model or
+/// gateway name from traffic can't @-mention a channel or make a link.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Text for a Teams TextBlock, whose markdown would turn `[text](url)` written by traffic (a
+/// model's name) into a disguised link: the pair is kept apart. (Backslash escapes are not
+/// part of the Adaptive Card markdown subset and would show.)
+fn teams_escape(text: &str) -> String {
+    text.replace("](", "] (")
+}
+
 /// Slack's incoming-webhook message: `text` for notifications, blocks for the channel.
 pub fn slack(m: &Message) -> Value {
+    let lines: Vec<String> = m.lines.iter().map(|l| slack_escape(l)).collect();
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": m.title.chars().take(150).collect::<String>()}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": m.lines.join("\n")}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}),
     ];
     if !m.links.is_empty() {
         blocks.push(json!({
@@ -172,18 +188,18 @@ pub fn slack(m: &Message) -> Value {
             })).collect::<Vec<_>>(),
         }));
     }
-    json!({"text": m.title, "blocks": blocks})
+    json!({"text": slack_escape(&m.title), "blocks": blocks})
 }
 
 /// A Teams incoming webhook (Workflows) message: one Adaptive Card.
 pub fn teams(m: &Message) -> Value {
     let mut body = vec![json!({
-        "type": "TextBlock", "text": m.title, "weight": "Bolder", "size": "Medium", "wrap": true
+        "type": "TextBlock", "text": teams_escape(&m.title), "weight": "Bolder", "size": "Medium", "wrap": true
     })];
     body.extend(
         m.lines
             .iter()
-            .map(|l| json!({"type": "TextBlock", "text": l, "wrap": true})),
+            .map(|l| json!({"type": "TextBlock", "text": teams_escape(l), "wrap": true})),
     );
     json!({
         "type": "message",
@@ -280,16 +296,26 @@ pub async fn send_email(
     use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-    let addresses = tokio::net::lookup_host((settings.host.as_str(), settings.port))
-        .await
-        .map_err(|e| format!("the SMTP server's name did not resolve: {e}"))?;
-    for address in addresses {
+    // The name is looked up once, checked, and the connection made to the address checked:
+    // a second lookup by the SMTP library could answer otherwise (DNS rebinding).
+    let host = settings.host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::time::timeout(timeout, tokio::net::lookup_host((host, settings.port)))
+            .await
+            .map_err(|_| "the SMTP server's name did not resolve in time".to_owned())?
+            .map_err(|e| format!("the SMTP server's name did not resolve: {e}"))?
+            .collect();
+    for address in &addresses {
         targets
-            .check(&settings.host, address.ip())
+            .check(host, address.ip())
             .map_err(|e| e.to_string())?;
     }
+    let address = addresses
+        .first()
+        .ok_or_else(|| "the SMTP server's name has no address".to_owned())?;
     let tls_parameters = || -> Result<TlsParameters, String> {
-        let mut builder = TlsParameters::builder(settings.host.clone());
+        // The certificate is checked against the name, whatever address was connected to.
+        let mut builder = TlsParameters::builder(host.to_owned());
         if let Some(pem) = &settings.ca_pem {
             let cert = Certificate::from_pem(pem.as_bytes())
                 .map_err(|e| format!("the channel's CA certificate does not parse: {e}"))?;
@@ -304,11 +330,12 @@ pub async fn send_email(
         "none" => Tls::None,
         _ => Tls::Required(tls_parameters()?),
     };
-    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&settings.host)
-        .port(settings.port)
-        .tls(tls)
-        .timeout(Some(timeout));
-    if let Some(user) = &settings.username {
+    let mut transport =
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string())
+            .port(settings.port)
+            .tls(tls)
+            .timeout(Some(timeout));
+    if let (Some(user), false) = (&settings.username, password.is_empty()) {
         transport = transport.credentials(Credentials::new(user.clone(), password.to_owned()));
     }
     let (subject, body) = email_text(m);
@@ -453,6 +480,30 @@ mod tests {
             "langguard-budget-4-search-2026-11-01T04:00:00.000Z"
         );
         assert_eq!(event["payload"]["severity"], "warning");
+    }
+
+    #[test]
+    fn text_from_traffic_cannot_mention_or_link_in_chat() {
+        let m = Message {
+            title: "LangGuard: <!channel> & co".into(),
+            lines: vec![
+                "model: <https://evil.example|Sign in> [x](https://evil.example) *bold*".into(),
+            ],
+            links: vec![],
+            severity: "warning",
+        };
+        let slack = slack(&m);
+        assert_eq!(slack["text"], "LangGuard: &lt;!channel&gt; &amp; co");
+        let section = slack["blocks"][1]["text"]["text"].as_str().expect("text");
+        assert!(
+            !section.contains('<') && !section.contains('>'),
+            "{section}"
+        );
+        let teams = teams(&m);
+        let line = teams["attachments"][0]["content"]["body"][1]["text"]
+            .as_str()
+            .expect("text");
+        assert!(line.contains("[x] (https://evil.example)"), "{line}");
     }
 
     #[test]

@@ -811,32 +811,12 @@ async fn alert_rules_are_tested_created_and_their_alerts_silenced() {
     // The evaluator runs (here with the test's clock): traffic in the last minutes fires it.
     let now = langguard_clock::now_ms();
     let minute = now - now % 60_000 - 60_000;
-    app.store
-        .ingest_batch(
-            id,
-            "browser-gw",
-            vec![langguard_store::NewInteraction {
-                log_id: "browser-alert-1".into(),
-                created_at_ms: minute,
-                provider: "openai".into(),
-                model: "gpt-4o".into(),
-                path: None,
-                status_code: Some(200),
-                success: true,
-                cached: false,
-                duration_ms: 100,
-                tokens_in: Some(1),
-                tokens_out: Some(1),
-                cost_usd: Some(0.0),
-                cost_source: None,
-                metadata: None,
-                requested_model: None,
-                details: Default::default(),
-            }],
-            None,
-        )
-        .await
-        .expect("ingest");
+    app.seed(
+        id,
+        "browser-gw",
+        vec![gateway_call("browser-alert-1", "gpt-4o", minute, 0.0)],
+    )
+    .await;
     let report = langguard_ops::alerts::evaluate::evaluate(app.store.as_ref(), now, None)
         .await
         .expect("evaluate");
@@ -888,32 +868,13 @@ async fn a_budget_is_created_and_shows_its_burndown() {
     let app = spawn_app().await;
     let admin = app.login_as(Role::Admin).await;
     let id = app.create_integration(&admin).await;
-    app.store
-        .ingest_batch(
-            id,
-            "browser-gw",
-            vec![langguard_store::NewInteraction {
-                log_id: "browser-budget-1".into(),
-                created_at_ms: langguard_clock::now_ms(),
-                provider: "openai".into(),
-                model: "browser-model".into(),
-                path: None,
-                status_code: Some(200),
-                success: true,
-                cached: false,
-                duration_ms: 100,
-                tokens_in: Some(1),
-                tokens_out: Some(1),
-                cost_usd: Some(30.0),
-                cost_source: Some(langguard_store::CostSource::Gateway),
-                metadata: None,
-                requested_model: None,
-                details: Default::default(),
-            }],
-            None,
-        )
-        .await
-        .expect("ingest");
+    let now = langguard_clock::now_ms();
+    app.seed(
+        id,
+        "browser-gw",
+        vec![gateway_call("browser-budget-1", "browser-model", now, 30.0)],
+    )
+    .await;
     sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
 
     click(c, "a", "Budgets").await;

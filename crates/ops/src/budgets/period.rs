@@ -95,9 +95,12 @@ pub fn forecast(
     };
     let left_ms = (end_ms - now_ms).max(0);
     let end_usd = spent_usd + per_ms * left_ms as f64;
+    // Compared in floating point before it becomes a time: a huge amount at a tiny rate is
+    // centuries away, far past any i64 of milliseconds.
     let crosses_at_ms = (spent_usd < amount_usd && per_ms > 0.0)
-        .then(|| now_ms + ((amount_usd - spent_usd) / per_ms).ceil() as i64)
-        .filter(|at| *at < end_ms)
+        .then(|| ((amount_usd - spent_usd) / per_ms).ceil())
+        .filter(|wait| *wait < left_ms as f64)
+        .map(|wait| now_ms.saturating_add(wait as i64))
         // Shown to the hour: more precision than the rate has would mislead.
         .map(|at| at - at.rem_euclid(HOUR_MS));
     Forecast {
@@ -191,5 +194,13 @@ mod tests {
         assert_eq!(rate_window_ms(0, HOUR_MS), DAY_MS);
         assert_eq!(rate_window_ms(0, 3 * DAY_MS), 3 * DAY_MS);
         assert_eq!(rate_window_ms(0, 20 * DAY_MS), 7 * DAY_MS);
+    }
+
+    #[test]
+    fn a_crossing_centuries_away_is_none_not_an_overflow() {
+        let now = 1_790_000_000_000;
+        let f = forecast(1e12, 0.0, (now, now + 30 * DAY_MS), (0.01, 7 * DAY_MS));
+        assert_eq!(f.crosses_at_ms, None);
+        assert!(f.end_usd.is_finite());
     }
 }

@@ -13,7 +13,7 @@ use langguard_ops::Actor;
 use langguard_store::{AlertMetric, AlertScope, Role};
 use serde::Deserialize;
 
-use super::form::{given, not_understood, CsrfForm};
+use super::form::{button, given, not_understood};
 use super::format::count;
 use super::policies::writer;
 use super::session::WebUser;
@@ -338,10 +338,7 @@ pub async fn rule_action(
     Path((id, action)): Path<(i64, String)>,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_html_form::from_bytes::<CsrfForm>(&body) else {
-        return not_understood();
-    };
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+    if let Some(refused) = button(&user, &headers, &body, Role::Member) {
         return refused;
     }
     let actor = Actor::User(&user.user);
@@ -416,10 +413,7 @@ pub async fn end_silence(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_html_form::from_bytes::<CsrfForm>(&body) else {
-        return not_understood();
-    };
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+    if let Some(refused) = button(&user, &headers, &body, Role::Member) {
         return refused;
     }
     match alerts::end_silence(&state.ops, Actor::User(&user.user), id, now_ms()).await {

@@ -13,7 +13,7 @@ use langguard_store::{AlertScope, Role};
 use serde::Deserialize;
 
 use super::chart::{line_chart, Line};
-use super::form::{given, not_understood, CsrfForm};
+use super::form::{button, given, not_understood};
 use super::policies::writer;
 use super::session::WebUser;
 use super::{page_failure, problem, refuse, render, Frame};
@@ -313,10 +313,7 @@ pub async fn action(
     Path((id, action)): Path<(i64, String)>,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_html_form::from_bytes::<CsrfForm>(&body) else {
-        return not_understood();
-    };
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Member) {
+    if let Some(refused) = button(&user, &headers, &body, Role::Member) {
         return refused;
     }
     let actor = Actor::User(&user.user);

@@ -28,3 +28,17 @@ pub fn not_understood() -> Response {
     )
         .into_response()
 }
+
+/// A button's post checked: its form read, the CSRF token and the role the action takes.
+/// `Some` is the answer to send instead of acting.
+pub fn button(
+    user: &super::session::WebUser,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    at_least: langguard_store::Role,
+) -> Option<Response> {
+    match serde_html_form::from_bytes::<CsrfForm>(body) {
+        Ok(form) => super::refuse(user, headers, form.csrf.as_deref(), at_least),
+        Err(_) => Some(not_understood()),
+    }
+}

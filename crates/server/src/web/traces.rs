@@ -13,7 +13,7 @@ use langguard_store::{
 };
 use serde::Deserialize;
 
-use super::form::{not_understood, CsrfForm};
+use super::form::{button, not_understood};
 use super::format::{clock, count, duration, usd};
 use super::monitoring::{Range, RangeQuery, PRESETS};
 use super::session::WebUser;
@@ -700,10 +700,7 @@ pub async fn delete_view(
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Response {
-    let Ok(form) = serde_html_form::from_bytes::<CsrfForm>(&body) else {
-        return not_understood();
-    };
-    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Viewer) {
+    if let Some(refused) = button(&user, &headers, &body, Role::Viewer) {
         return refused;
     }
     match saved_views::remove(&state.ops, &user.user, id).await {

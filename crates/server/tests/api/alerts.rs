@@ -3,7 +3,7 @@
 //! the `for` duration, silences, the backtest, and what a client gets wrong.
 
 use langguard_ops::alerts::evaluate::evaluate;
-use langguard_store::{CostSource, NewInteraction};
+use langguard_store::NewInteraction;
 
 use super::*;
 
@@ -22,61 +22,19 @@ const T0: i64 = 1_790_000_040_000 - 1_790_000_040_000 % MIN;
 fn calls(model: &str, minute_ms: i64, n: usize, failed: usize) -> Vec<NewInteraction> {
     (0..n)
         .map(|k| {
+            let at = minute_ms + k as i64 * 100;
             let success = k >= failed;
             NewInteraction {
-                log_id: format!("{model}-{minute_ms}-{k}"),
-                created_at_ms: minute_ms + k as i64 * 100,
-                provider: "openai".into(),
-                model: model.into(),
-                path: Some("chat/completions".into()),
                 status_code: Some(if success { 200 } else { 500 }),
                 success,
-                cached: false,
-                duration_ms: 300,
-                tokens_in: Some(10),
-                tokens_out: Some(5),
-                cost_usd: Some(0.002),
-                cost_source: Some(CostSource::Gateway),
-                metadata: None,
-                requested_model: None,
-                details: Default::default(),
+                ..gateway_call(format!("{model}-{minute_ms}-{k}"), model, at, 0.002)
             }
         })
         .collect()
 }
 
-async fn seed(app: &TestApp, integration: i64, batch: Vec<NewInteraction>) {
-    app.store
-        .ingest_batch(integration, "gw", batch, None)
-        .await
-        .expect("ingest");
-}
-
-/// A webhook subscribed to the alert events, and the server without a dispatcher, so what
-/// was queued stays in its delivery log to be read.
 async fn setup(backend: Backend) -> Option<(TestApp, String, i64, i64)> {
-    let app = spawn_app_on(
-        backend,
-        ServerConfig {
-            webhooks: None,
-            public_url: Some("https://langguard.example.com".parse().expect("url")),
-            ..test_config()
-        },
-    )
-    .await?;
-    let admin = app.login_as(Role::Admin).await;
-    let integration = app.create_integration(&admin).await;
-    let (status, hook) = app
-        .call(
-            Method::POST,
-            "/api/v1/webhooks",
-            Some(&admin),
-            Some(json!({"url": "https://hooks.example.com/alerts", "events": ["alert.firing", "alert.resolved"]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{hook}");
-    let hook = hook["id"].as_i64().expect("id");
-    Some((app, admin, integration, hook))
+    spawn_with_outbox(backend, &["alert.firing", "alert.resolved"]).await
 }
 
 /// The events queued for the webhook, oldest first: `(event, data)`.
@@ -153,7 +111,7 @@ async fn a_grouped_rule_fires_after_its_duration_and_resolves(backend: Backend) 
         let mut batch = calls("gpt-4o", minute, 10, 5);
         batch.extend(calls("gpt-4o-mini", minute, 10, 0));
         batch.extend(calls("o1", minute, 2, 2));
-        seed(&app, integration, batch).await;
+        app.seed(integration, "gw", batch).await;
     }
 
     // Minute 5: the window [0, 5) breaches for gpt-4o; pending, nobody told.
@@ -219,7 +177,8 @@ async fn a_grouped_rule_fires_after_its_duration_and_resolves(backend: Backend) 
     assert!(alerts(&app, &admin, "state=open").await.is_empty());
 
     // Disabling a rule resolves what it had open.
-    seed(&app, integration, calls("gpt-4o", T0 + 20 * MIN, 30, 30)).await;
+    app.seed(integration, "gw", calls("gpt-4o", T0 + 20 * MIN, 30, 30))
+        .await;
     let report = evaluate_at(&app, T0 + 21 * MIN).await;
     assert_eq!(report.opened, 1);
     let (status, _) = app
@@ -249,7 +208,8 @@ async fn silences_hold_notifications_back_until_they_end(backend: Backend) {
         .await;
     let rule_id = rule["id"].as_i64().expect("id");
     for m in 0..30 {
-        seed(&app, integration, calls("gpt-4o", T0 + m * MIN, 10, 0)).await;
+        app.seed(integration, "gw", calls("gpt-4o", T0 + m * MIN, 10, 0))
+            .await;
     }
     // Silences start now (the real clock), so this test's clock runs from then on too.
     let (status, silence) = app
@@ -270,7 +230,8 @@ async fn silences_hold_notifications_back_until_they_end(backend: Backend) {
     // The traffic, moved to now: $0.10 every 5 minutes, over the $0.05 threshold.
     let base = now - now % MIN - 10 * MIN;
     for m in 0..10 {
-        seed(&app, integration, calls("claude", base + m * MIN, 10, 0)).await;
+        app.seed(integration, "gw", calls("claude", base + m * MIN, 10, 0))
+            .await;
     }
     let report = evaluate_at(&app, now).await;
     assert_eq!((report.fired, report.notified), (1, 0));
@@ -318,14 +279,15 @@ async fn no_traffic_and_the_backtest(backend: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
-    seed(&app, integration, calls("gpt-4o", T0, 5, 0)).await;
+    app.seed(integration, "gw", calls("gpt-4o", T0, 5, 0)).await;
     assert_eq!(evaluate_at(&app, T0 + 5 * MIN).await.opened, 0);
     let report = evaluate_at(&app, T0 + 11 * MIN).await;
     assert_eq!((report.fired, report.notified), (1, 1));
     let sent = notifications(&app, &admin, hook).await;
     assert_eq!(sent[0].1["metric"], "no_traffic");
     assert_eq!(sent[0].1["group"], "gw");
-    seed(&app, integration, calls("gpt-4o", T0 + 12 * MIN, 1, 0)).await;
+    app.seed(integration, "gw", calls("gpt-4o", T0 + 12 * MIN, 1, 0))
+        .await;
     assert_eq!(evaluate_at(&app, T0 + 13 * MIN).await.resolved, 1);
 
     // The backtest replays the last week (the server's clock): two bursts of errors two
@@ -335,7 +297,8 @@ async fn no_traffic_and_the_backtest(backend: Backend) {
     for burst in [0, 60] {
         for m in 0..6 {
             let minute = two_days_ago + (burst + m) * MIN;
-            seed(&app, integration, calls("gpt-4o", minute, 10, 8)).await;
+            app.seed(integration, "gw", calls("gpt-4o", minute, 10, 8))
+                .await;
         }
     }
     let (status, replay) = app

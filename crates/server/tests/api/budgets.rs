@@ -4,7 +4,7 @@
 //! is called with the time the test gives; no sleeps.
 
 use langguard_ops::budgets::evaluate::evaluate;
-use langguard_store::{CostSource, NewInteraction};
+use langguard_store::NewInteraction;
 
 use super::*;
 
@@ -21,60 +21,11 @@ const NOV_1_NY: i64 = 1_793_505_600_000;
 
 /// One call of `model` at `at_ms` costing `usd`.
 fn call(model: &str, at_ms: i64, usd: f64) -> NewInteraction {
-    NewInteraction {
-        log_id: format!("{model}-{at_ms}"),
-        created_at_ms: at_ms,
-        provider: "openai".into(),
-        model: model.into(),
-        path: Some("chat/completions".into()),
-        status_code: Some(200),
-        success: true,
-        cached: false,
-        duration_ms: 300,
-        tokens_in: Some(10),
-        tokens_out: Some(5),
-        cost_usd: Some(usd),
-        cost_source: Some(CostSource::Gateway),
-        metadata: None,
-        requested_model: None,
-        details: Default::default(),
-    }
+    gateway_call(format!("{model}-{at_ms}"), model, at_ms, usd)
 }
 
-async fn seed(app: &TestApp, integration: i64, batch: Vec<NewInteraction>) {
-    app.store
-        .ingest_batch(integration, "gw", batch, None)
-        .await
-        .expect("ingest");
-}
-
-/// A webhook for `budget.threshold` and the server without a dispatcher, so what was queued
-/// stays in the delivery log to be read.
 async fn setup(backend: Backend) -> Option<(TestApp, String, i64, i64)> {
-    let app = spawn_app_on(
-        backend,
-        ServerConfig {
-            webhooks: None,
-            public_url: Some("https://langguard.example.com".parse().expect("url")),
-            ..test_config()
-        },
-    )
-    .await?;
-    let admin = app.login_as(Role::Admin).await;
-    let integration = app.create_integration(&admin).await;
-    let (status, hook) = app
-        .call(
-            Method::POST,
-            "/api/v1/webhooks",
-            Some(&admin),
-            Some(
-                json!({"url": "https://hooks.example.com/budgets", "events": ["budget.threshold"]}),
-            ),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{hook}");
-    let hook = hook["id"].as_i64().expect("id");
-    Some((app, admin, integration, hook))
+    spawn_with_outbox(backend, &["budget.threshold"]).await
 }
 
 /// The `budget.threshold` events queued so far, oldest first.
@@ -128,7 +79,7 @@ async fn a_monthly_budget_in_new_york_announces_each_threshold_once_a_month(back
     // $3 a day at noon (EST) from 1 to 15 November, and $10 on another model.
     batch.extend((0..15).map(|d| call("gpt-4o", NOV_1_NY + d * DAY + 13 * HOUR, 3.0)));
     batch.push(call("claude-3-5-sonnet", NOV_1_NY + DAY + 13 * HOUR, 10.0));
-    seed(&app, integration, batch).await;
+    app.seed(integration, "gw", batch).await;
 
     // 15 November, 18:00 in New York: $45 of $100.
     let nov_15 = NOV_1_NY + 14 * DAY + 19 * HOUR;
@@ -137,9 +88,9 @@ async fn a_monthly_budget_in_new_york_announces_each_threshold_once_a_month(back
     assert!(notices(&app, &admin, hook).await.is_empty());
 
     // $9 more on the 16th: $54, past 50 %.
-    seed(
-        &app,
+    app.seed(
         integration,
+        "gw",
         vec![call("gpt-4o", NOV_1_NY + 15 * DAY + 13 * HOUR, 9.0)],
     )
     .await;
@@ -184,9 +135,9 @@ async fn a_monthly_budget_in_new_york_announces_each_threshold_once_a_month(back
     );
 
     // $30 on the 17th: $84 — 80 % is announced, 50 % is not again; the other model never.
-    seed(
-        &app,
+    app.seed(
         integration,
+        "gw",
         vec![call("gpt-4o", NOV_1_NY + 16 * DAY + 13 * HOUR, 30.0)],
     )
     .await;
@@ -200,9 +151,9 @@ async fn a_monthly_budget_in_new_york_announces_each_threshold_once_a_month(back
     // December starts from nothing; $60 on its first morning announces 50 % again.
     let dec_1 = NOV_1_NY + 30 * DAY + HOUR;
     assert_eq!(evaluate_at(&app, dec_1 + HOUR).await.notified, 0);
-    seed(
-        &app,
+    app.seed(
         integration,
+        "gw",
         vec![call("gpt-4o", dec_1 + 90 * 60_000, 60.0)],
     )
     .await;
@@ -220,9 +171,9 @@ async fn budgets_show_spend_per_group_and_a_burndown(backend: Backend) {
     };
     let viewer = app.login_as(Role::Viewer).await;
     let now = langguard_clock::now_ms();
-    seed(
-        &app,
+    app.seed(
         integration,
+        "gw",
         vec![call("gpt-4o", now, 12.5), call("gpt-4o-mini", now, 2.5)],
     )
     .await;

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 
 use langguard_ops::alerts::evaluate::evaluate;
-use langguard_store::{CostSource, NewInteraction};
+use langguard_store::NewInteraction;
 use tokio::io::AsyncBufReadExt;
 
 use super::*;
@@ -268,22 +268,14 @@ impl SmtpServer {
 fn failing_calls(minute_ms: i64) -> Vec<NewInteraction> {
     (0..10)
         .map(|k| NewInteraction {
-            log_id: format!("call-{minute_ms}-{k}"),
-            created_at_ms: minute_ms + k * 100,
-            provider: "openai".into(),
-            model: "gpt-4o".into(),
-            path: Some("chat/completions".into()),
             status_code: Some(500),
             success: false,
-            cached: false,
-            duration_ms: 300,
-            tokens_in: Some(10),
-            tokens_out: Some(5),
-            cost_usd: Some(0.002),
-            cost_source: Some(CostSource::Gateway),
-            metadata: None,
-            requested_model: None,
-            details: Default::default(),
+            ..gateway_call(
+                format!("call-{minute_ms}-{k}"),
+                "gpt-4o",
+                minute_ms + k * 100,
+                0.002,
+            )
         })
         .collect()
 }
@@ -376,10 +368,8 @@ async fn alerts_reach_slack_teams_pagerduty_and_email(backend: Backend) {
     // Five minutes of gpt-4o failing every call; a rule on the error rate fires at once.
     let integration = app.create_integration(&admin).await;
     for m in 0..5 {
-        app.store
-            .ingest_batch(integration, "gw", failing_calls(T0 + m * MIN), None)
-            .await
-            .expect("ingest");
+        app.seed(integration, "gw", failing_calls(T0 + m * MIN))
+            .await;
     }
     let (status, rule) = app
         .call(
@@ -632,6 +622,39 @@ async fn bad_channels_are_refused_and_credentials_never_shown(backend: Backend) 
     assert_eq!(status, StatusCode::OK, "{renamed}");
     assert_eq!(renamed["name"], "Finance");
     assert_eq!(renamed["email"]["username"], "lg");
+    // A stored credential doesn't follow the channel to a new destination unasked.
+    let pagerduty_id = pagerduty["id"].as_i64().expect("id");
+    for (id, change) in [
+        (
+            email_id,
+            json!({"email": smtp(json!({"host": "smtp.attacker.example", "username": "lg"}))}),
+        ),
+        (
+            pagerduty_id,
+            json!({"url": "https://events.attacker.example/v2/enqueue"}),
+        ),
+    ] {
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/webhooks/{id}"),
+                Some(&admin),
+                Some(change),
+            )
+            .await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "invalid_secret");
+    }
+    let (status, moved) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/webhooks/{pagerduty_id}"),
+            Some(&admin),
+            Some(
+                json!({"url": "https://events.eu.pagerduty.com/v2/enqueue", "secret": ROUTING_KEY}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
 
     // Members neither see channels nor test them; nobody tests a channel that isn't there.
     let id = slack["id"].as_i64().expect("id");

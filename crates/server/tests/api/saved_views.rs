@@ -167,6 +167,34 @@ async fn views_are_kept_shared_and_guarded(backend: Backend) {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let list = app.get_ok(&member, "/api/v1/saved-views").await;
     assert_eq!(list["items"].as_array().expect("items").len(), 1);
+
+    // Made a Viewer, the owner no longer changes what everyone sees.
+    let users = app.get_ok(&admin, "/api/v1/users").await;
+    let member_id = users["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|u| u["email"] == "member@example.com")
+        .and_then(|u| u["id"].as_i64())
+        .expect("member");
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{member_id}"),
+            Some(&admin),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/saved-views/{shared_id}"),
+            Some(&member),
+            None,
+        )
+        .await;
+    assert_error(status, &body, StatusCode::FORBIDDEN, "forbidden");
 }
 
 async fn bad_views_are_refused(backend: Backend) {

@@ -11,7 +11,7 @@ use langguard_ops::policies::install_builtins as install_builtin_policies;
 use langguard_secrets::Sealer;
 use langguard_server::{bootstrap_admin, serve, AppState, ServerConfig};
 pub use langguard_store::Role;
-use langguard_store::Store;
+use langguard_store::{CostSource, NewInteraction, Store};
 use langguard_store_postgres::testing::TempDatabase;
 use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
@@ -351,6 +351,15 @@ impl TestApp {
         key["key"].as_str().expect("key").to_owned()
     }
 
+    /// Stores `batch` as logs of `integration`'s gateway `gw`, as an import would (rollups
+    /// included), for tests that give traffic a time of their own.
+    pub async fn seed(&self, integration: i64, gateway: &str, batch: Vec<NewInteraction>) {
+        self.store
+            .ingest_batch(integration, gateway, batch, None)
+            .await
+            .expect("ingest");
+    }
+
     /// Saves the emulator's account as the integration `Production`; its id.
     pub async fn create_integration(&self, admin: &str) -> i64 {
         let (status, body) = self
@@ -456,4 +465,63 @@ pub async fn policies_caught_up(app: &TestApp, token: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the policy worker did not catch up");
+}
+
+/// One successful OpenAI chat call of `model` at `at_ms` costing `usd`; tests change what they
+/// need (`success: false`, …) with struct update syntax.
+pub fn gateway_call(
+    log_id: impl Into<String>,
+    model: &str,
+    at_ms: i64,
+    usd: f64,
+) -> NewInteraction {
+    NewInteraction {
+        log_id: log_id.into(),
+        created_at_ms: at_ms,
+        provider: "openai".into(),
+        model: model.into(),
+        path: Some("chat/completions".into()),
+        status_code: Some(200),
+        success: true,
+        cached: false,
+        duration_ms: 300,
+        tokens_in: Some(10),
+        tokens_out: Some(5),
+        cost_usd: Some(usd),
+        cost_source: Some(CostSource::Gateway),
+        metadata: None,
+        requested_model: None,
+        details: Default::default(),
+    }
+}
+
+/// What the notification tests start from: the server without a dispatcher (what is queued
+/// stays in the delivery log to be read), links made absolute, an integration, and a webhook
+/// subscribed to `events`. `(app, admin token, integration id, webhook id)`.
+pub async fn spawn_with_outbox(
+    backend: Backend,
+    events: &[&str],
+) -> Option<(TestApp, String, i64, i64)> {
+    let app = spawn_app_on(
+        backend,
+        ServerConfig {
+            webhooks: None,
+            public_url: Some("https://langguard.example.com".parse().expect("url")),
+            ..test_config()
+        },
+    )
+    .await?;
+    let admin = app.login_as(Role::Admin).await;
+    let integration = app.create_integration(&admin).await;
+    let (status, hook) = app
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": "https://hooks.example.com/langguard", "events": events})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let hook = hook["id"].as_i64().expect("id");
+    Some((app, admin, integration, hook))
 }
