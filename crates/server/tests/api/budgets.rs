@@ -264,52 +264,47 @@ async fn bad_budgets_and_roles_are_refused(backend: Backend) {
     };
     let viewer = app.login_as(Role::Viewer).await;
     let member = app.login_as(Role::Member).await;
-    for (body, code) in [
-        (json!({"amount_usd": 10}), "invalid_budget"),
-        (json!({"name": "x"}), "invalid_budget"),
-        (json!({"name": "x", "amount_usd": 0}), "invalid_budget"),
-        (json!({"name": "x", "amount_usd": -5}), "invalid_budget"),
-        (
-            json!({"name": "x", "amount_usd": 10, "period": "year"}),
-            "invalid_budget",
-        ),
-        (
-            json!({"name": "x", "amount_usd": 10, "time_zone": "Mars/Olympus"}),
-            "invalid_budget",
-        ),
-        (
-            json!({"name": "x", "amount_usd": 10, "thresholds": [0]}),
-            "invalid_budget",
-        ),
-        (
-            json!({"name": "x", "amount_usd": 10, "group_by": "colour"}),
-            "invalid_budget",
-        ),
-        (
-            json!({"name": "x", "amount_usd": 10, "scope": {"integration_id": 999}}),
-            "invalid_budget",
-        ),
-        (json!({"name": "x", "amount_usd": "ten"}), "invalid_body"),
-        (
-            json!({"name": "x", "amount_usd": 10, "thresholds": [-1]}),
-            "invalid_body",
-        ),
-        (
-            json!({"name": "x", "amount_usd": 10, "currency": "EUR"}),
-            "invalid_body",
-        ),
-    ] {
-        let (status, got) = app
-            .call(
-                Method::POST,
-                "/api/v1/budgets",
-                Some(&admin),
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {got}");
-        assert_eq!(got["error"]["code"], code, "{body} → {got}");
-    }
+    assert_each_refused(
+        &app,
+        "/api/v1/budgets",
+        &admin,
+        vec![
+            (json!({"amount_usd": 10}), "invalid_budget"),
+            (json!({"name": "x"}), "invalid_budget"),
+            (json!({"name": "x", "amount_usd": 0}), "invalid_budget"),
+            (json!({"name": "x", "amount_usd": -5}), "invalid_budget"),
+            (
+                json!({"name": "x", "amount_usd": 10, "period": "year"}),
+                "invalid_budget",
+            ),
+            (
+                json!({"name": "x", "amount_usd": 10, "time_zone": "Mars/Olympus"}),
+                "invalid_budget",
+            ),
+            (
+                json!({"name": "x", "amount_usd": 10, "thresholds": [0]}),
+                "invalid_budget",
+            ),
+            (
+                json!({"name": "x", "amount_usd": 10, "group_by": "colour"}),
+                "invalid_budget",
+            ),
+            (
+                json!({"name": "x", "amount_usd": 10, "scope": {"integration_id": 999}}),
+                "invalid_budget",
+            ),
+            (json!({"name": "x", "amount_usd": "ten"}), "invalid_body"),
+            (
+                json!({"name": "x", "amount_usd": 10, "thresholds": [-1]}),
+                "invalid_body",
+            ),
+            (
+                json!({"name": "x", "amount_usd": 10, "currency": "EUR"}),
+                "invalid_body",
+            ),
+        ],
+    )
+    .await;
     let budget = json!({"name": "Team", "amount_usd": 2000});
     let (status, _) = app
         .call(

@@ -202,42 +202,37 @@ async fn bad_views_are_refused(backend: Backend) {
         return;
     };
     let member = app.login_as(Role::Member).await;
-    for (body, code) in [
-        (json!({"query": "status=error"}), "invalid_view"),
-        (
-            json!({"name": "  ", "query": "status=error"}),
-            "invalid_view",
-        ),
-        (
-            json!({"name": "x".repeat(101), "query": ""}),
-            "invalid_view",
-        ),
-        (json!({"name": "x", "query": "colour=red"}), "invalid_view"),
-        (
-            json!({"name": "x", "query": "/monitoring?range=24h"}),
-            "invalid_view",
-        ),
-        (
-            json!({"name": "x", "query": format!("q={}", "a".repeat(5_000))}),
-            "invalid_view",
-        ),
-        (
-            json!({"name": "x", "query": "status=error", "owner": 1}),
-            "invalid_body",
-        ),
-        (json!({"name": 7}), "invalid_body"),
-    ] {
-        let (status, got) = app
-            .call(
-                Method::POST,
-                "/api/v1/saved-views",
-                Some(&member),
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {got}");
-        assert_eq!(got["error"]["code"], code, "{body} → {got}");
-    }
+    assert_each_refused(
+        &app,
+        "/api/v1/saved-views",
+        &member,
+        vec![
+            (json!({"query": "status=error"}), "invalid_view"),
+            (
+                json!({"name": "  ", "query": "status=error"}),
+                "invalid_view",
+            ),
+            (
+                json!({"name": "x".repeat(101), "query": ""}),
+                "invalid_view",
+            ),
+            (json!({"name": "x", "query": "colour=red"}), "invalid_view"),
+            (
+                json!({"name": "x", "query": "/monitoring?range=24h"}),
+                "invalid_view",
+            ),
+            (
+                json!({"name": "x", "query": format!("q={}", "a".repeat(5_000))}),
+                "invalid_view",
+            ),
+            (
+                json!({"name": "x", "query": "status=error", "owner": 1}),
+                "invalid_body",
+            ),
+            (json!({"name": 7}), "invalid_body"),
+        ],
+    )
+    .await;
     let (status, _) = app
         .call(Method::GET, "/api/v1/saved-views", None, None)
         .await;

@@ -424,6 +424,22 @@ pub fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, w
     );
 }
 
+/// Posts each body to `path` and checks it is refused with 400 and its error code.
+pub async fn assert_each_refused(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    cases: Vec<(Value, &str)>,
+) {
+    for (body, code) in cases {
+        let (status, got) = app
+            .call(Method::POST, path, Some(token), Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} → {got}");
+        assert_eq!(got["error"]["code"], code, "{body} → {got}");
+    }
+}
+
 /// Every item of a paged listing (`path` with its query), following `next_cursor`.
 pub async fn all_pages(app: &TestApp, token: &str, path: &str) -> Vec<Value> {
     let mut items = Vec::new();
