@@ -352,11 +352,7 @@ pub async fn evaluate(
         lags: None,
         now_ms,
     };
-    let names: HashMap<String, String> = reader
-        .integrations
-        .iter()
-        .map(|i| (i.id.to_string(), i.name.clone()))
-        .collect();
+    let names = names_of(&reader.integrations);
     // States move on whole minutes (the rollups' grain): evaluating a minute twice, or a
     // few seconds late, makes the same decisions.
     let at = minute_of(now_ms);
@@ -524,6 +520,25 @@ impl Notice<'_> {
     }
 }
 
+/// Integration ids (as groups name them) to names, for [`group_label`].
+pub fn names_of(integrations: &[Integration]) -> HashMap<String, String> {
+    integrations
+        .iter()
+        .map(|i| (i.id.to_string(), i.name.clone()))
+        .collect()
+}
+
+/// [`names_of`] the stored integrations, read only when some group is an integration.
+pub async fn integration_names(
+    store: &dyn Store,
+    needed: bool,
+) -> StoreResult<HashMap<String, String>> {
+    if !needed {
+        return Ok(HashMap::new());
+    }
+    Ok(names_of(&store.list_integrations().await?))
+}
+
 /// A group as people read it: an integration's name rather than its id.
 pub fn group_label(
     group_by: Option<GroupBy>,
@@ -555,6 +570,21 @@ pub fn traces_link(rule: &AlertRule, group: &str, from_ms: i64, to_ms: i64) -> S
     )
 }
 
+/// `scope` narrowed to one of its groups (`""`: the whole scope).
+pub fn narrowed(scope: &AlertScope, group_by: Option<GroupBy>, group: &str) -> AlertScope {
+    let mut scope = scope.clone();
+    if !group.is_empty() {
+        match group_by {
+            Some(GroupBy::Integration) => scope.integration_id = group.parse().ok(),
+            Some(GroupBy::Gateway) => scope.gateway = Some(group.into()),
+            Some(GroupBy::Provider) => scope.provider = Some(group.into()),
+            Some(GroupBy::Model) => scope.model = Some(group.into()),
+            None => {}
+        }
+    }
+    scope
+}
+
 /// The Trace Explorer filtered to a scope, one of its groups and a time range, optionally to
 /// failures only.
 pub fn scoped_traces_link(
@@ -567,16 +597,7 @@ pub fn scoped_traces_link(
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     query.append_pair("from", &format_ms(from_ms));
     query.append_pair("to", &format_ms(to_ms));
-    let mut scope = scope.clone();
-    if !group.is_empty() {
-        match group_by {
-            Some(GroupBy::Integration) => scope.integration_id = group.parse().ok(),
-            Some(GroupBy::Gateway) => scope.gateway = Some(group.into()),
-            Some(GroupBy::Provider) => scope.provider = Some(group.into()),
-            Some(GroupBy::Model) => scope.model = Some(group.into()),
-            None => {}
-        }
-    }
+    let scope = narrowed(scope, group_by, group);
     if let Some(id) = scope.integration_id {
         query.append_pair("integration_id", &id.to_string());
     }

@@ -222,10 +222,7 @@ pub async fn list(ops: &Services, query: &AlertQuery, now_ms: i64) -> OpsResult<
         ops.store.list_integrations(),
     )?;
     let rules: HashMap<i64, &AlertRule> = rules.iter().map(|r| (r.id, r)).collect();
-    let names: HashMap<String, String> = integrations
-        .iter()
-        .map(|i| (i.id.to_string(), i.name.clone()))
-        .collect();
+    let names = evaluate::names_of(&integrations);
     let next_cursor = (alerts.len() == query.limit as usize)
         .then(|| alerts.last().map(|a| a.id.to_string()))
         .flatten();

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::period::{self, Forecast};
-use crate::alerts::evaluate::{group_label, metrics_scope, scoped_traces_link};
+use crate::alerts::evaluate::{group_label, integration_names, metrics_scope, scoped_traces_link};
 use crate::{OpsError, OpsResult};
 
 /// One group of a budget now.
@@ -150,19 +150,13 @@ pub async fn evaluate(
         .into_iter()
         .map(|g| ((g.budget_id, g.group.clone()), g))
         .collect();
-    let names: HashMap<String, String> = if budgets
-        .iter()
-        .any(|b| b.group_by == Some(GroupBy::Integration))
-    {
-        store
-            .list_integrations()
-            .await?
-            .into_iter()
-            .map(|i| (i.id.to_string(), i.name))
-            .collect()
-    } else {
-        HashMap::new()
-    };
+    let names = integration_names(
+        store,
+        budgets
+            .iter()
+            .any(|b| b.group_by == Some(GroupBy::Integration)),
+    )
+    .await?;
     let base = public_url.unwrap_or("").trim_end_matches('/');
     let mut rows = Vec::new();
     let mut events = Vec::new();

@@ -6,13 +6,17 @@
 pub mod evaluate;
 pub mod period;
 
+use std::collections::HashMap;
+
 use langguard_clock::format_ms;
 use langguard_store::{AlertScope, Budget, BudgetId, BudgetPeriod, GroupBy, NewBudget, Scope};
 use serde::Serialize;
 use serde_json::json;
 use tracing::instrument;
 
-use crate::alerts::evaluate::{group_label, metrics_scope, scoped_traces_link};
+use crate::alerts::evaluate::{
+    group_label, integration_names, metrics_scope, narrowed, scoped_traces_link,
+};
 use crate::alerts::rules::{integration_exists, scope_text, who};
 use crate::{Actor, OpsError, OpsResult, Services};
 
@@ -87,25 +91,21 @@ pub struct BudgetDetail {
     pub burndown: Vec<BurndownDay>,
 }
 
-async fn integration_names(
-    ops: &Services,
-    budget: &Budget,
-) -> OpsResult<std::collections::HashMap<String, String>> {
-    Ok(if budget.group_by == Some(GroupBy::Integration) {
-        ops.store
-            .list_integrations()
-            .await?
-            .into_iter()
-            .map(|i| (i.id.to_string(), i.name))
-            .collect()
-    } else {
-        Default::default()
-    })
+/// Integration names for the groups of `budgets`, read once for all of them.
+async fn names_for(ops: &Services, budgets: &[Budget]) -> OpsResult<HashMap<String, String>> {
+    let needed = budgets
+        .iter()
+        .any(|b| b.group_by == Some(GroupBy::Integration));
+    Ok(integration_names(ops.store.as_ref(), needed).await?)
 }
 
-async fn view(ops: &Services, budget: &Budget, now_ms: i64) -> OpsResult<BudgetView> {
+async fn view(
+    ops: &Services,
+    budget: &Budget,
+    names: &HashMap<String, String>,
+    now_ms: i64,
+) -> OpsResult<BudgetView> {
     let status = evaluate::status(ops.store.as_ref(), budget, now_ms).await?;
-    let names = integration_names(ops, budget).await?;
     let window = (
         status.period_start_ms,
         status.period_end_ms.min(now_ms.max(status.period_start_ms)),
@@ -131,7 +131,7 @@ async fn view(ops: &Services, budget: &Budget, now_ms: i64) -> OpsResult<BudgetV
             .take(100)
             .map(|g| BudgetGroupView {
                 group: (!g.group.is_empty()).then(|| g.group.clone()),
-                group_label: group_label(budget.group_by, &g.group, &names),
+                group_label: group_label(budget.group_by, &g.group, names),
                 spent_usd: g.spent_usd,
                 percent: g.percent,
                 forecast_usd: g.forecast.end_usd,
@@ -151,9 +151,11 @@ async fn view(ops: &Services, budget: &Budget, now_ms: i64) -> OpsResult<BudgetV
 
 /// Every budget with where it stands at `now_ms`.
 pub async fn list(ops: &Services, now_ms: i64) -> OpsResult<Vec<BudgetView>> {
+    let budgets = ops.store.list_budgets().await?;
+    let names = names_for(ops, &budgets).await?;
     let mut out = Vec::new();
-    for budget in ops.store.list_budgets().await? {
-        out.push(view(ops, &budget, now_ms).await?);
+    for budget in &budgets {
+        out.push(view(ops, budget, &names, now_ms).await?);
     }
     Ok(out)
 }
@@ -166,7 +168,8 @@ pub async fn detail(
     now_ms: i64,
 ) -> OpsResult<BudgetDetail> {
     let budget = ops.store.get_budget(id).await?;
-    let view = view(ops, &budget, now_ms).await?;
+    let names = names_for(ops, std::slice::from_ref(&budget)).await?;
+    let view = view(ops, &budget, &names, now_ms).await?;
     let group = match (budget.group_by, group) {
         (None, _) => String::new(),
         (Some(_), Some(g)) => g.to_owned(),
@@ -195,14 +198,11 @@ async fn burndown(
     const DAY_MS: i64 = 86_400_000;
     let tz = period::zone(&budget.time_zone).map_err(|e| OpsError::invalid("invalid_budget", e))?;
     let (start, end) = period::bounds(budget.period, tz, now_ms);
-    let mut scope: Scope = metrics_scope(&budget.scope, start, now_ms.max(start));
-    match budget.group_by {
-        Some(GroupBy::Integration) => scope.integration_id = group.parse().ok(),
-        Some(GroupBy::Gateway) => scope.gateway = Some(group.into()),
-        Some(GroupBy::Provider) => scope.provider = Some(group.into()),
-        Some(GroupBy::Model) => scope.model = Some(group.into()),
-        None => {}
-    }
+    let scope: Scope = metrics_scope(
+        &narrowed(&budget.scope, budget.group_by, group),
+        start,
+        now_ms.max(start),
+    );
     let series = ops
         .store
         .metrics_series(&scope, langguard_store::Bucket::Hour, None)
@@ -405,7 +405,8 @@ pub async fn remove(ops: &Services, actor: Actor<'_>, id: BudgetId) -> OpsResult
 
 /// The view of a budget just saved.
 pub async fn saved(ops: &Services, budget: &Budget, now_ms: i64) -> OpsResult<BudgetView> {
-    view(ops, budget, now_ms).await
+    let names = names_for(ops, std::slice::from_ref(budget)).await?;
+    view(ops, budget, &names, now_ms).await
 }
 
 #[cfg(test)]
