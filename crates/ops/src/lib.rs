@@ -22,6 +22,7 @@ pub mod keys;
 pub mod lists;
 pub mod metrics;
 pub mod monitoring;
+pub mod people;
 pub mod policies;
 pub mod prices;
 pub mod push_setup;

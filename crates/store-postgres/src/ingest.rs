@@ -310,6 +310,7 @@ async fn ingest(
     let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
     add_to_rollups(&tx, RollupTable::Minute, &delta).await?;
     add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS)).await?;
+    crate::areas::people::add_identities(&tx, &inserted).await?;
 
     let cursor_ms = match write {
         Write::Pull { cursor_ms } => match &cursor_cap {

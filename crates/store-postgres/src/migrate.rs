@@ -52,6 +52,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "saved views",
         include_str!("../migrations/0012_saved_views.sql"),
     ),
+    (13, "people", include_str!("../migrations/0013_people.sql")),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -288,6 +288,7 @@ fn ingest(
     let delta = RollupDelta::from_batch(integration_id, gateway, &inserted);
     add_to_rollups(&tx, RollupTable::Minute, &delta)?;
     add_to_rollups(&tx, RollupTable::Hour, &delta.rebucket(HOUR_MS))?;
+    crate::areas::people::add_identities(&tx, &inserted)?;
 
     let cursor_ms = match write {
         Write::Pull { cursor_ms } => match &cursor_cap {

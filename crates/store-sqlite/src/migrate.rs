@@ -74,6 +74,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "saved views",
         include_str!("../migrations/0019_saved_views.sql"),
     ),
+    (20, "people", include_str!("../migrations/0020_people.sql")),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -8,6 +8,7 @@ pub mod access;
 pub mod alerts;
 pub mod budgets;
 pub mod governance;
+pub mod people;
 pub mod push;
 pub mod store;
 pub mod traces;
@@ -83,6 +84,9 @@ macro_rules! store_suite {
         );
         $crate::store_suite!(@each $fresh; budgets:
             budgets_keep_what_they_say_and_their_groups
+        );
+        $crate::store_suite!(@each $fresh; people:
+            people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollover
         );
         $crate::store_suite!(@each $fresh; webhooks:
             webhooks_queue_deliveries_and_disable_after_failures,

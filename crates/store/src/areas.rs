@@ -492,6 +492,48 @@ pub trait SavedViewStore: Send + Sync {
     async fn delete_saved_view(&self, id: SavedViewId) -> StoreResult<()>;
 }
 
+/// People and teams: the metadata keys naming them and the per-identity rollups kept at
+/// ingest (see `people_model`).
+#[async_trait]
+pub trait PeopleStore: Send + Sync {
+    /// The keys named, by kind, with their backfill progress.
+    async fn identity_keys(&self) -> StoreResult<Vec<IdentityKey>>;
+    /// Names the key of `kind` (`None` forgets it). A new key drops the kind's rollups: logs
+    /// stored from now on are counted at ingest, those stored before by
+    /// [`PeopleStore::backfill_identities`]. Naming the key it already has changes nothing.
+    async fn set_identity_key(
+        &self,
+        kind: IdentityKind,
+        meta_key: Option<String>,
+    ) -> StoreResult<Vec<IdentityKey>>;
+    /// Counts up to `limit` stored logs (newest first) that a key's backfill has not; returns
+    /// how many it read, 0 when every key's backfill is done.
+    async fn backfill_identities(&self, limit: u32) -> StoreResult<u64>;
+    /// Moves the rolling summary's window to the one ending on `now_ms`'s day, subtracting
+    /// the days it leaves; false when it was there already.
+    async fn advance_people_window(&self, now_ms: i64) -> StoreResult<bool>;
+    /// The first day the summary holds.
+    async fn people_window_start(&self) -> StoreResult<i64>;
+    /// A page of the rolling summary (identities with traffic in the window only).
+    async fn people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage>;
+    /// One identity's summary, `None` when it has never been seen.
+    async fn person(&self, kind: IdentityKind, identity: &str) -> StoreResult<Option<Person>>;
+    /// An identity's days from `from_day_ms` on, oldest first.
+    async fn identity_days(
+        &self,
+        kind: IdentityKind,
+        identity: &str,
+        from_day_ms: i64,
+    ) -> StoreResult<Vec<IdentityDayTotals>>;
+    /// The models an identity used from `from_day_ms` on, by spend then requests.
+    async fn identity_models(
+        &self,
+        kind: IdentityKind,
+        identity: &str,
+        from_day_ms: i64,
+    ) -> StoreResult<Vec<IdentityModelTotals>>;
+}
+
 /// Leases: which instance does a piece of background work when several share the database.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
@@ -523,6 +565,7 @@ pub trait Store:
     + AlertStore
     + BudgetStore
     + SavedViewStore
+    + PeopleStore
     + LeaseStore
     + 'static
 {
@@ -540,6 +583,7 @@ impl<T> Store for T where
         + AlertStore
         + BudgetStore
         + SavedViewStore
+        + PeopleStore
         + LeaseStore
         + 'static
 {

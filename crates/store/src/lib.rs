@@ -13,6 +13,7 @@ mod model;
 mod policy_model;
 mod alert_model;
 mod budget_model;
+mod people_model;
 mod rollup;
 pub mod rows;
 mod saved_view_model;
@@ -25,17 +26,19 @@ mod trace_filter;
 pub mod prelude {
     pub use crate::areas::{
         AccessStore, AlertStore, BudgetStore, GovernanceStore, IngestStore, IntegrationStore,
-        LeaseStore, MetricsStore, SavedViewStore, Store, TraceStore, WebhookStore,
+        LeaseStore, MetricsStore, PeopleStore, SavedViewStore, Store, TraceStore, WebhookStore,
     };
 }
 
 pub use alert_model::*;
 pub use areas::{
     AccessStore, AlertStore, BucketStore, BudgetStore, GovernanceStore, IngestStore,
-    IntegrationStore, LeaseStore, MetricsStore, SavedViewStore, Store, TraceStore, WebhookStore,
+    IntegrationStore, LeaseStore, MetricsStore, PeopleStore, SavedViewStore, Store, TraceStore,
+    WebhookStore,
 };
 pub use budget_model::*;
 pub use model::*;
+pub use people_model::*;
 pub use policy_model::*;
 pub use rollup::{minute_of, RollupDelta, RollupKey, RollupTotals};
 pub use saved_view_model::*;

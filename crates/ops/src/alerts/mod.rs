@@ -428,7 +428,11 @@ pub async fn backtest(
     backtest::backtest(ops.store.as_ref(), &rule, now_ms).await
 }
 
-/// Evaluates every rule each minute, on the instance holding the `alerts` lease, until `stop`.
+/// Longest the people backfill runs each minute (it carries on the next).
+const PEOPLE_UPKEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Evaluates every rule each minute, on the instance holding the `alerts` lease, until `stop`
+/// (budgets and the people summary's upkeep on the same beat).
 pub async fn run(
     store: Arc<dyn Store>,
     public_url: Option<String>,
@@ -482,6 +486,16 @@ pub async fn run(
         .await
         {
             tracing::warn!(error = %e, "budget evaluation failed; trying again next minute");
+        }
+        // And the people summary's upkeep: today's window, and keys named since backfilled.
+        if let Err(e) = crate::people::upkeep(
+            store.as_ref(),
+            langguard_clock::now_ms(),
+            PEOPLE_UPKEEP_BUDGET,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "people upkeep failed; trying again next minute");
         }
     }
 }

@@ -10,6 +10,7 @@ mod integrations;
 mod metrics;
 mod monitoring;
 mod openapi;
+mod people;
 mod policies;
 mod prices;
 mod saved_views;
@@ -43,6 +44,7 @@ pub fn api_router() -> Router<AppState> {
         .merge(alerts::router())
         .merge(budgets::router())
         .merge(saved_views::router())
+        .merge(people::router())
 }
 
 pub async fn method_not_allowed() -> ApiError {

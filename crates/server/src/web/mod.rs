@@ -9,6 +9,7 @@ mod form;
 mod format;
 mod integration;
 mod monitoring;
+mod people;
 mod policies;
 mod policy_config;
 pub(crate) mod session;
@@ -66,6 +67,9 @@ pub fn router() -> Router<AppState> {
         .route("/alerts/silences/{id}/end", post(alerts::end_silence))
         .route("/budgets", get(budgets::page).post(budgets::create))
         .route("/budgets/{id}/{action}", post(budgets::action))
+        .route("/people", get(people::page))
+        .route("/people/keys", post(people::set_keys))
+        .route("/people/{kind}/{identity}", get(people::person))
         .route("/violations", get(violations::list))
         .route("/violations/bulk", post(violations::bulk))
         .route("/violations/{id}", get(violations::violation))

@@ -64,6 +64,14 @@ async fn each_route_for_each_role(backend: Backend) {
             None,
             true,
         ),
+        (Method::GET, "/api/v1/people".into(), None, false),
+        (Method::GET, "/api/v1/people/keys".into(), None, false),
+        (
+            Method::PUT,
+            "/api/v1/people/keys".into(),
+            Some(json!({"user_key": "user_id"})),
+            true,
+        ),
         (Method::GET, "/api/v1/users".into(), None, true),
         (Method::POST, "/api/v1/users".into(), Some(new_user), true),
     ];

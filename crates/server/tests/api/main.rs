@@ -12,6 +12,7 @@ mod budgets;
 mod channels;
 mod contract;
 mod integrations;
+mod people;
 mod policies;
 mod prices;
 mod push;

@@ -10,6 +10,7 @@ mod ingest;
 mod integrations;
 mod leases;
 mod metrics;
+pub(crate) mod people;
 mod saved_views;
 mod traces;
 mod webhooks;

@@ -1,0 +1,238 @@
+//! The People page: users and teams (named by the metadata keys an admin picks here) with
+//! their last 30 days — spend, requests, tokens, rates, top model, first and last seen, active
+//! days — each linking to its traces and to its own page with spend per day.
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use langguard_ops::people::{self, IdentityKeysInput, PeopleListInput, PersonView};
+use langguard_ops::Actor;
+use langguard_store::Role;
+use serde::Deserialize;
+
+use super::chart::{line_chart, Line};
+use super::form::{given, not_understood};
+use super::format::{count, usd};
+use super::session::WebUser;
+use super::{page_failure, problem, refuse, render, Frame};
+use crate::{now_ms, AppState};
+
+/// A row of the table, formatted.
+struct Row {
+    identity: String,
+    url: String,
+    spend: String,
+    requests: String,
+    tokens: String,
+    error_rate: String,
+    cache_hit_rate: String,
+    top_model: String,
+    first_seen: String,
+    last_seen: String,
+    active_days: i64,
+    traces_url: String,
+}
+
+impl From<&PersonView> for Row {
+    fn from(p: &PersonView) -> Self {
+        Self {
+            identity: p.identity.clone(),
+            url: p.url.clone(),
+            spend: usd(p.spend_usd),
+            requests: count(p.requests),
+            tokens: count(p.tokens_in + p.tokens_out),
+            error_rate: format!("{:.1} %", p.error_rate),
+            cache_hit_rate: format!("{:.1} %", p.cache_hit_rate),
+            top_model: match (&p.top_provider, &p.top_model) {
+                (Some(provider), Some(model)) => format!("{model} ({provider})"),
+                _ => "—".into(),
+            },
+            first_seen: p.first_seen[..10.min(p.first_seen.len())].to_owned(),
+            last_seen: p.last_seen.replace('T', " ")[..16.min(p.last_seen.len())].to_owned(),
+            active_days: p.active_days,
+            traces_url: p.traces_url.clone(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "people.html")]
+struct PeoplePage {
+    frame: Frame,
+    admin: bool,
+    kind: &'static str,
+    key: Option<String>,
+    user_key: String,
+    team_key: String,
+    backfilling: bool,
+    sort: String,
+    q: String,
+    total: u64,
+    rows: Vec<Row>,
+    /// Query strings of the previous and next pages, when there are some.
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ListQuery {
+    kind: Option<String>,
+    sort: Option<String>,
+    q: Option<String>,
+    offset: Option<u32>,
+}
+
+const PAGE: u32 = people::DEFAULT_LIMIT;
+
+fn page_link(kind: &str, sort: &str, q: &str, offset: u32) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("kind", kind);
+    query.append_pair("sort", sort);
+    if !q.is_empty() {
+        query.append_pair("q", q);
+    }
+    if offset > 0 {
+        query.append_pair("offset", &offset.to_string());
+    }
+    format!("/people?{}", query.finish())
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    user: WebUser,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let offset = q.offset.unwrap_or(0);
+    let input = PeopleListInput {
+        kind: given(&q.kind),
+        sort: given(&q.sort),
+        q: given(&q.q),
+        limit: Some(PAGE),
+        offset: Some(offset),
+    };
+    let list = match people::list(&state.ops, now_ms(), input).await {
+        Ok(list) => list,
+        Err(e) => return (StatusCode::BAD_REQUEST, problem(e)).into_response(),
+    };
+    let keys = match people::keys(&state.ops).await {
+        Ok(keys) => keys,
+        Err(e) => return page_failure("People", e),
+    };
+    let sort = given(&q.sort).unwrap_or_else(|| "spend".into());
+    let search = given(&q.q).unwrap_or_default();
+    let seen = u64::from(offset) + list.people.len() as u64;
+    render(&PeoplePage {
+        frame: Frame::new(&user, "People", "people"),
+        admin: user.user.role == Role::Admin,
+        kind: list.kind,
+        backfilling: list.backfilling,
+        sort: sort.clone(),
+        total: list.total,
+        rows: list.people.iter().map(Row::from).collect(),
+        previous: (offset > 0)
+            .then(|| page_link(list.kind, &sort, &search, offset.saturating_sub(PAGE))),
+        next: (seen < list.total).then(|| page_link(list.kind, &sort, &search, offset + PAGE)),
+        q: search,
+        key: list.key,
+        user_key: keys.user_key.unwrap_or_default(),
+        team_key: keys.team_key.unwrap_or_default(),
+    })
+}
+
+#[derive(Deserialize, Default)]
+struct KeysForm {
+    csrf: Option<String>,
+    user_key: Option<String>,
+    team_key: Option<String>,
+}
+
+/// Names the keys (Admins).
+pub async fn set_keys(
+    State(state): State<AppState>,
+    user: WebUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(form) = serde_html_form::from_bytes::<KeysForm>(&body) else {
+        return not_understood();
+    };
+    if let Some(refused) = refuse(&user, &headers, form.csrf.as_deref(), Role::Admin) {
+        return refused;
+    }
+    let input = IdentityKeysInput {
+        user_key: given(&form.user_key),
+        team_key: given(&form.team_key),
+    };
+    match people::set_keys(&state.ops, Actor::User(&user.user), input).await {
+        Ok(_) => Redirect::to("/people").into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, problem(e)).into_response(),
+    }
+}
+
+struct ModelRow {
+    name: String,
+    requests: String,
+    spend: String,
+    share: String,
+}
+
+#[derive(Template)]
+#[template(path = "person.html")]
+struct PersonPage {
+    frame: Frame,
+    kind: &'static str,
+    row: Row,
+    chart: String,
+    models: Vec<ModelRow>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct DetailQuery {
+    days: Option<u32>,
+}
+
+pub async fn person(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path((kind, identity)): Path<(String, String)>,
+    Query(q): Query<DetailQuery>,
+) -> Response {
+    let kind = match people::parse_kind(Some(&kind)) {
+        Ok(kind) => kind,
+        Err(e) => return (StatusCode::NOT_FOUND, problem(e)).into_response(),
+    };
+    let detail = match people::detail(&state.ops, now_ms(), kind, &identity, q.days).await {
+        Ok(detail) => detail,
+        Err(e) => return page_failure("People", e),
+    };
+    let times: Vec<String> = detail.daily.iter().map(|d| d.date.clone()).collect();
+    let title = format!("Spend per day of {}", detail.person.identity);
+    let chart = line_chart(
+        &title,
+        &times,
+        &[Line {
+            label: "Spend",
+            class: "s1",
+            values: detail.daily.iter().map(|d| Some(d.spend_usd)).collect(),
+        }],
+        usd,
+    );
+    render(&PersonPage {
+        frame: Frame::new(&user, "People", "people"),
+        kind: kind.as_str(),
+        row: Row::from(&detail.person),
+        chart,
+        models: detail
+            .models
+            .iter()
+            .map(|m| ModelRow {
+                name: format!("{} ({})", m.model, m.provider),
+                requests: count(m.requests),
+                spend: usd(m.spend_usd),
+                share: format!("{:.1} %", m.share),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,62 @@
+-- People and teams: the metadata key naming each kind of identity, and rollups per identity
+-- kept at ingest for those keys. `backfill_below` is the id under which stored logs are still
+-- to be counted by the background backfill (NULL once all are).
+CREATE TABLE identity_keys (
+    kind           TEXT PRIMARY KEY,
+    meta_key       TEXT NOT NULL,
+    backfill_below INTEGER,
+    set_at         INTEGER NOT NULL
+);
+
+-- Per identity and UTC day: spend over time and active days.
+CREATE TABLE identity_days (
+    kind       TEXT NOT NULL,
+    identity   TEXT NOT NULL,
+    day_ms     INTEGER NOT NULL,
+    requests   INTEGER NOT NULL,
+    errors     INTEGER NOT NULL,
+    cache_hits INTEGER NOT NULL,
+    tokens_in  INTEGER NOT NULL,
+    tokens_out INTEGER NOT NULL,
+    cost_usd   REAL NOT NULL,
+    first_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL,
+    PRIMARY KEY (kind, identity, day_ms)
+) WITHOUT ROWID;
+-- The window's rollover subtracts whole days.
+CREATE INDEX identity_days_by_day ON identity_days (day_ms);
+
+-- Per identity, day and model: the top model and provider.
+CREATE TABLE identity_models (
+    kind     TEXT NOT NULL,
+    identity TEXT NOT NULL,
+    day_ms   INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    PRIMARY KEY (kind, identity, day_ms, provider, model)
+) WITHOUT ROWID;
+
+-- The rolling 30-day summary per identity (first and last seen are all-time). It holds the
+-- days from `people_window.start_day`; moving the start subtracts the days it passes.
+CREATE TABLE people (
+    kind          TEXT NOT NULL,
+    identity      TEXT NOT NULL,
+    requests      INTEGER NOT NULL,
+    errors        INTEGER NOT NULL,
+    cache_hits    INTEGER NOT NULL,
+    tokens_in     INTEGER NOT NULL,
+    tokens_out    INTEGER NOT NULL,
+    cost_usd      REAL NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms  INTEGER NOT NULL,
+    PRIMARY KEY (kind, identity)
+) WITHOUT ROWID;
+CREATE INDEX people_by_spend ON people (kind, cost_usd DESC, identity);
+
+CREATE TABLE people_window (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    start_day INTEGER NOT NULL
+);
+INSERT INTO people_window (id, start_day) VALUES (1, 0);

@@ -1,0 +1,509 @@
+//! People and teams: identity keys, the per-identity rollups (added by ingest through
+//! [`add_identities`]) and the rolling 30-day summary.
+
+use async_trait::async_trait;
+use langguard_store::*;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::{db_err, now_ms, SqliteStore};
+
+fn keys_on(conn: &Connection) -> StoreResult<Vec<IdentityKey>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT kind, meta_key, backfill_below, set_at FROM identity_keys ORDER BY kind",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(db_err)?;
+    let mut keys = Vec::new();
+    for row in rows {
+        let (kind, meta_key, backfill_below_id, set_at_ms) = row.map_err(db_err)?;
+        let kind = IdentityKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("identity kind {kind:?}")))?;
+        keys.push(IdentityKey {
+            kind,
+            meta_key,
+            backfill_below_id,
+            set_at_ms,
+        });
+    }
+    Ok(keys)
+}
+
+fn window_start_on(conn: &Connection) -> StoreResult<i64> {
+    conn.query_row(
+        "SELECT start_day FROM people_window WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(db_err)
+}
+
+/// Counts a batch of newly stored logs for every named key; inside the ingest transaction.
+pub(crate) fn add_identities(tx: &Connection, logs: &[NewInteraction]) -> StoreResult<()> {
+    if logs.is_empty() {
+        return Ok(());
+    }
+    let keys = keys_on(tx)?;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    apply(tx, &IdentityDelta::from_logs(&keys, logs))
+}
+
+/// Adds a delta to the day and model rollups and the summary.
+fn apply(tx: &Connection, delta: &IdentityDelta) -> StoreResult<()> {
+    if delta.is_empty() {
+        return Ok(());
+    }
+    let mut day = tx
+        .prepare_cached(
+            "INSERT INTO identity_days (kind, identity, day_ms, requests, errors, cache_hits, \
+             tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+             ON CONFLICT (kind, identity, day_ms) DO UPDATE SET \
+             requests = requests + excluded.requests, errors = errors + excluded.errors, \
+             cache_hits = cache_hits + excluded.cache_hits, \
+             tokens_in = tokens_in + excluded.tokens_in, \
+             tokens_out = tokens_out + excluded.tokens_out, \
+             cost_usd = cost_usd + excluded.cost_usd, \
+             first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
+        )
+        .map_err(db_err)?;
+    for ((kind, identity, day_ms), t) in &delta.days {
+        day.execute(params![
+            kind.as_str(),
+            identity,
+            day_ms,
+            t.requests,
+            t.errors,
+            t.cache_hits,
+            t.tokens_in,
+            t.tokens_out,
+            t.cost_usd,
+            t.first_ms,
+            t.last_ms
+        ])
+        .map_err(db_err)?;
+    }
+    let mut model = tx
+        .prepare_cached(
+            "INSERT INTO identity_models (kind, identity, day_ms, provider, model, requests, \
+             cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (kind, identity, day_ms, provider, model) DO UPDATE SET \
+             requests = requests + excluded.requests, cost_usd = cost_usd + excluded.cost_usd",
+        )
+        .map_err(db_err)?;
+    for ((kind, identity, day_ms, provider, name), (requests, cost)) in &delta.models {
+        model
+            .execute(params![
+                kind.as_str(),
+                identity,
+                day_ms,
+                provider,
+                name,
+                requests,
+                cost
+            ])
+            .map_err(db_err)?;
+    }
+    let mut person = tx
+        .prepare_cached(
+            "INSERT INTO people (kind, identity, requests, errors, cache_hits, tokens_in, \
+             tokens_out, cost_usd, first_seen_ms, last_seen_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+             ON CONFLICT (kind, identity) DO UPDATE SET \
+             requests = requests + excluded.requests, errors = errors + excluded.errors, \
+             cache_hits = cache_hits + excluded.cache_hits, \
+             tokens_in = tokens_in + excluded.tokens_in, \
+             tokens_out = tokens_out + excluded.tokens_out, \
+             cost_usd = cost_usd + excluded.cost_usd, \
+             first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+             last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+        )
+        .map_err(db_err)?;
+    for ((kind, identity), add) in delta.summary(window_start_on(tx)?) {
+        let w = add.window;
+        person
+            .execute(params![
+                kind.as_str(),
+                identity,
+                w.requests,
+                w.errors,
+                w.cache_hits,
+                w.tokens_in,
+                w.tokens_out,
+                w.cost_usd,
+                add.first_seen_ms,
+                add.last_seen_ms
+            ])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Drops every rollup of `kind`.
+fn forget_kind(tx: &Connection, kind: IdentityKind) -> StoreResult<()> {
+    for table in ["identity_days", "identity_models", "people"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE kind = ?1"),
+            [kind.as_str()],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// The stored logs a backfill reads: what the identity rollups need of each.
+fn logs_below(
+    tx: &Connection,
+    below_id: i64,
+    limit: u32,
+) -> StoreResult<(Vec<NewInteraction>, Option<i64>)> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id, created_at, provider, model, success, cached, tokens_in, tokens_out, \
+             cost_usd, metadata FROM interactions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .map_err(db_err)?;
+    let mut rows = stmt.query(params![below_id, limit]).map_err(db_err)?;
+    let mut logs = Vec::new();
+    let mut lowest = None;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        lowest = Some(r.get::<_, i64>(0).map_err(db_err)?);
+        logs.push(NewInteraction {
+            log_id: String::new(),
+            created_at_ms: r.get(1).map_err(db_err)?,
+            provider: r.get(2).map_err(db_err)?,
+            model: r.get(3).map_err(db_err)?,
+            path: None,
+            status_code: None,
+            success: r.get(4).map_err(db_err)?,
+            cached: r.get(5).map_err(db_err)?,
+            duration_ms: 0,
+            tokens_in: r.get(6).map_err(db_err)?,
+            tokens_out: r.get(7).map_err(db_err)?,
+            cost_usd: r.get(8).map_err(db_err)?,
+            cost_source: None,
+            metadata: r.get(9).map_err(db_err)?,
+            requested_model: None,
+            details: Default::default(),
+        });
+    }
+    Ok((logs, lowest))
+}
+
+fn person_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Person)> {
+    let kind: String = r.get(0)?;
+    Ok((
+        kind,
+        Person {
+            kind: IdentityKind::User,
+            identity: r.get(1)?,
+            requests: r.get(2)?,
+            errors: r.get(3)?,
+            cache_hits: r.get(4)?,
+            tokens_in: r.get(5)?,
+            tokens_out: r.get(6)?,
+            cost_usd: r.get(7)?,
+            first_seen_ms: r.get(8)?,
+            last_seen_ms: r.get(9)?,
+            active_days: 0,
+            top_model: None,
+        },
+    ))
+}
+
+const PERSON_COLUMNS: &str = "kind, identity, requests, errors, cache_hits, tokens_in, \
+    tokens_out, cost_usd, first_seen_ms, last_seen_ms";
+
+/// Fills in what the summary row doesn't hold: active days and the top model, from the
+/// window's days of the identity.
+fn complete(conn: &Connection, (kind, mut person): (String, Person)) -> StoreResult<Person> {
+    person.kind = IdentityKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("identity kind {kind:?}")))?;
+    let start = window_start_on(conn)?;
+    person.active_days = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM identity_days WHERE kind = ?1 AND identity = ?2 \
+             AND day_ms >= ?3 AND requests > 0",
+        )
+        .map_err(db_err)?
+        .query_row(params![kind, person.identity, start], |r| r.get(0))
+        .map_err(db_err)?;
+    person.top_model = conn
+        .prepare_cached(
+            "SELECT provider, model FROM identity_models WHERE kind = ?1 AND identity = ?2 \
+             AND day_ms >= ?3 GROUP BY provider, model \
+             ORDER BY SUM(cost_usd) DESC, SUM(requests) DESC, provider, model LIMIT 1",
+        )
+        .map_err(db_err)?
+        .query_row(params![kind, person.identity, start], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()
+        .map_err(db_err)?;
+    Ok(person)
+}
+
+#[async_trait]
+impl PeopleStore for SqliteStore {
+    async fn identity_keys(&self) -> StoreResult<Vec<IdentityKey>> {
+        self.read(keys_on).await
+    }
+
+    async fn set_identity_key(
+        &self,
+        kind: IdentityKind,
+        meta_key: Option<String>,
+    ) -> StoreResult<Vec<IdentityKey>> {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let current = keys_on(&tx)?.into_iter().find(|k| k.kind == kind);
+            if current.as_ref().map(|k| &k.meta_key) == meta_key.as_ref() {
+                return keys_on(&tx);
+            }
+            forget_kind(&tx, kind)?;
+            match meta_key {
+                Some(meta_key) => {
+                    // Ingest is serialised with this (one writer), so every log stored from
+                    // here on has a higher id and is counted as it arrives.
+                    let below: Option<i64> = tx
+                        .query_row("SELECT MAX(id) + 1 FROM interactions", [], |r| r.get(0))
+                        .map_err(db_err)?;
+                    tx.execute(
+                        "INSERT INTO identity_keys (kind, meta_key, backfill_below, set_at) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind) DO UPDATE SET \
+                         meta_key = excluded.meta_key, backfill_below = excluded.backfill_below, \
+                         set_at = excluded.set_at",
+                        params![kind.as_str(), meta_key, below, now_ms()],
+                    )
+                    .map_err(db_err)?;
+                }
+                None => {
+                    tx.execute("DELETE FROM identity_keys WHERE kind = ?1", [kind.as_str()])
+                        .map_err(db_err)?;
+                }
+            }
+            let keys = keys_on(&tx)?;
+            tx.commit().map_err(db_err)?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn backfill_identities(&self, limit: u32) -> StoreResult<u64> {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let mut read = 0;
+            for key in keys_on(&tx)? {
+                let Some(below) = key.backfill_below_id else {
+                    continue;
+                };
+                let (logs, lowest) = logs_below(&tx, below, limit)?;
+                read += logs.len() as u64;
+                apply(
+                    &tx,
+                    &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs),
+                )?;
+                let next = if logs.len() < limit as usize {
+                    None
+                } else {
+                    lowest
+                };
+                tx.execute(
+                    "UPDATE identity_keys SET backfill_below = ?2 WHERE kind = ?1",
+                    params![key.kind.as_str(), next],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(read)
+        })
+        .await
+    }
+
+    async fn advance_people_window(&self, now_ms: i64) -> StoreResult<bool> {
+        let target = langguard_store::people_window_start(now_ms);
+        // Most calls find it current: answer those from a reader, without the write lock.
+        if self.read(window_start_on).await? >= target {
+            return Ok(false);
+        }
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let start = window_start_on(&tx)?;
+            if start >= target {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE people SET requests = people.requests - d.requests, \
+                 errors = people.errors - d.errors, cache_hits = people.cache_hits - d.cache_hits, \
+                 tokens_in = people.tokens_in - d.tokens_in, \
+                 tokens_out = people.tokens_out - d.tokens_out, \
+                 cost_usd = CASE WHEN people.requests = d.requests THEN 0 \
+                                 ELSE people.cost_usd - d.cost_usd END \
+                 FROM (SELECT kind, identity, SUM(requests) AS requests, SUM(errors) AS errors, \
+                       SUM(cache_hits) AS cache_hits, SUM(tokens_in) AS tokens_in, \
+                       SUM(tokens_out) AS tokens_out, SUM(cost_usd) AS cost_usd \
+                       FROM identity_days WHERE day_ms >= ?1 AND day_ms < ?2 \
+                       GROUP BY kind, identity) AS d \
+                 WHERE people.kind = d.kind AND people.identity = d.identity",
+                params![start, target],
+            )
+            .map_err(db_err)?;
+            tx.execute(
+                "UPDATE people_window SET start_day = ?1 WHERE id = 1",
+                [target],
+            )
+            .map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn people_window_start(&self) -> StoreResult<i64> {
+        self.read(window_start_on).await
+    }
+
+    async fn people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage> {
+        let query = query.clone();
+        self.read(move |conn| {
+            let order = match query.sort {
+                PeopleSort::Spend => "cost_usd DESC, identity",
+                PeopleSort::Requests => "requests DESC, identity",
+                PeopleSort::Tokens => "tokens_in + tokens_out DESC, identity",
+                PeopleSort::LastSeen => "last_seen_ms DESC, identity",
+            };
+            let filter = "kind = ?1 AND requests > 0 \
+                          AND (?2 IS NULL OR instr(lower(identity), lower(?2)) > 0)";
+            let search = query.search.as_deref();
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM people WHERE {filter}"))
+                .map_err(db_err)?
+                .query_row(params![query.kind.as_str(), search], |r| r.get(0))
+                .map_err(db_err)?;
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {PERSON_COLUMNS} FROM people WHERE {filter} ORDER BY {order} \
+                     LIMIT ?3 OFFSET ?4"
+                ))
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(
+                    params![query.kind.as_str(), search, query.limit, query.offset],
+                    person_from,
+                )
+                .map_err(db_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            let people = rows
+                .into_iter()
+                .map(|row| complete(conn, row))
+                .collect::<StoreResult<_>>()?;
+            Ok(PeoplePage {
+                people,
+                total: total as u64,
+            })
+        })
+        .await
+    }
+
+    async fn person(&self, kind: IdentityKind, identity: &str) -> StoreResult<Option<Person>> {
+        let identity = identity.to_owned();
+        self.read(move |conn| {
+            let row = conn
+                .prepare_cached(&format!(
+                    "SELECT {PERSON_COLUMNS} FROM people WHERE kind = ?1 AND identity = ?2"
+                ))
+                .map_err(db_err)?
+                .query_row(params![kind.as_str(), identity], person_from)
+                .optional()
+                .map_err(db_err)?;
+            row.map(|row| complete(conn, row)).transpose()
+        })
+        .await
+    }
+
+    async fn identity_days(
+        &self,
+        kind: IdentityKind,
+        identity: &str,
+        from_day_ms: i64,
+    ) -> StoreResult<Vec<IdentityDayTotals>> {
+        let identity = identity.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT day_ms, requests, errors, cache_hits, tokens_in, tokens_out, \
+                     cost_usd, first_ms, last_ms FROM identity_days \
+                     WHERE kind = ?1 AND identity = ?2 AND day_ms >= ?3 ORDER BY day_ms",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![kind.as_str(), identity, from_day_ms], |r| {
+                    Ok(IdentityDayTotals {
+                        day_ms: r.get(0)?,
+                        totals: IdentityTotals {
+                            requests: r.get(1)?,
+                            errors: r.get(2)?,
+                            cache_hits: r.get(3)?,
+                            tokens_in: r.get(4)?,
+                            tokens_out: r.get(5)?,
+                            cost_usd: r.get(6)?,
+                            first_ms: r.get(7)?,
+                            last_ms: r.get(8)?,
+                        },
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn identity_models(
+        &self,
+        kind: IdentityKind,
+        identity: &str,
+        from_day_ms: i64,
+    ) -> StoreResult<Vec<IdentityModelTotals>> {
+        let identity = identity.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT provider, model, SUM(requests), SUM(cost_usd) FROM identity_models \
+                     WHERE kind = ?1 AND identity = ?2 AND day_ms >= ?3 \
+                     GROUP BY provider, model \
+                     ORDER BY SUM(cost_usd) DESC, SUM(requests) DESC, provider, model",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![kind.as_str(), identity, from_day_ms], |r| {
+                    Ok(IdentityModelTotals {
+                        provider: r.get(0)?,
+                        model: r.get(1)?,
+                        requests: r.get(2)?,
+                        cost_usd: r.get(3)?,
+                    })
+                })
+                .map_err(db_err)?;
+            rows.collect::<Result<_, _>>().map_err(db_err)
+        })
+        .await
+    }
+}

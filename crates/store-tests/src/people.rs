@@ -1,0 +1,309 @@
+//! People and teams through the trait: rollups at ingest, the backfill of logs stored before a
+//! key was named, the rolling window, and a changed key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use langguard_store::*;
+
+const DAY: i64 = DAY_MS;
+
+/// Requests, errors, cache hits, tokens, cents, active days, first and last seen.
+type Figures = (i64, i64, i64, i64, i64, i64, i64, i64);
+/// 2026-11-30T00:00:00Z, a day boundary.
+const TODAY: i64 = 1_796_083_200_000;
+
+fn call(id: usize, at: i64, user: &str, team: &str, cost: f64, success: bool) -> NewInteraction {
+    NewInteraction {
+        log_id: format!("p{id}"),
+        created_at_ms: at,
+        provider: if id.is_multiple_of(3) {
+            "anthropic"
+        } else {
+            "openai"
+        }
+        .into(),
+        model: if id.is_multiple_of(3) {
+            "claude"
+        } else {
+            "gpt-4o"
+        }
+        .into(),
+        path: None,
+        status_code: Some(if success { 200 } else { 500 }),
+        success,
+        cached: id.is_multiple_of(4),
+        duration_ms: 100,
+        tokens_in: Some(10),
+        tokens_out: Some(id as i64 % 7),
+        cost_usd: Some(cost),
+        cost_source: Some(CostSource::Gateway),
+        metadata: Some(format!(r#"{{"user_id":"{user}","team":"{team}"}}"#)),
+        requested_model: None,
+        details: Default::default(),
+    }
+}
+
+/// 400 calls over 45 days by 7 users in 3 teams, some failing.
+fn traffic(first_id: usize) -> Vec<NewInteraction> {
+    (first_id..first_id + 400)
+        .map(|i| {
+            let at = TODAY - 45 * DAY + (i as i64 * 9_973_331) % (46 * DAY);
+            call(
+                i,
+                at,
+                &format!("u{}", i % 7),
+                &format!("t{}", i % 3),
+                (i % 11) as f64 * 0.25,
+                i % 13 != 0,
+            )
+        })
+        .collect()
+}
+
+/// What the summary of `kind` must say, from the raw logs: per identity, the window's
+/// requests, errors, cache hits, tokens, spend (in cents, to compare exactly), active days,
+/// and all-time first and last seen.
+fn expected(logs: &[NewInteraction], key: &str, window_start: i64) -> BTreeMap<String, Figures> {
+    let mut out: BTreeMap<String, Figures> = BTreeMap::new();
+    let mut days: BTreeMap<String, std::collections::BTreeSet<i64>> = BTreeMap::new();
+    for log in logs {
+        let meta: serde_json::Value =
+            serde_json::from_str(log.metadata.as_deref().unwrap()).unwrap();
+        let who = meta[key].as_str().unwrap().to_owned();
+        let e = out
+            .entry(who.clone())
+            .or_insert((0, 0, 0, 0, 0, 0, i64::MAX, i64::MIN));
+        e.6 = e.6.min(log.created_at_ms);
+        e.7 = e.7.max(log.created_at_ms);
+        if log.created_at_ms < window_start {
+            continue;
+        }
+        e.0 += 1;
+        e.1 += i64::from(!log.success);
+        e.2 += i64::from(log.cached);
+        e.3 += log.tokens_in.unwrap() + log.tokens_out.unwrap();
+        e.4 += (log.cost_usd.unwrap() * 100.0).round() as i64;
+        days.entry(who)
+            .or_default()
+            .insert(day_of(log.created_at_ms));
+    }
+    for (who, e) in out.iter_mut() {
+        e.5 = days.get(who).map_or(0, |d| d.len() as i64);
+    }
+    // Identities with nothing in the window are not listed.
+    out.retain(|_, e| e.0 > 0);
+    out
+}
+
+async fn summary(store: &dyn Store, kind: IdentityKind) -> BTreeMap<String, Figures> {
+    let page = store
+        .people(&PeopleQuery {
+            kind,
+            sort: PeopleSort::Spend,
+            search: None,
+            limit: 1_000,
+            offset: 0,
+        })
+        .await
+        .expect("people");
+    assert_eq!(page.total as usize, page.people.len());
+    let spends: Vec<f64> = page.people.iter().map(|p| p.cost_usd).collect();
+    assert!(
+        spends.windows(2).all(|w| w[0] >= w[1]),
+        "by spend: {spends:?}"
+    );
+    page.people
+        .into_iter()
+        .map(|p| {
+            (
+                p.identity,
+                (
+                    p.requests,
+                    p.errors,
+                    p.cache_hits,
+                    p.tokens_in + p.tokens_out,
+                    (p.cost_usd * 100.0).round() as i64,
+                    p.active_days,
+                    p.first_seen_ms,
+                    p.last_seen_ms,
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn backfill(store: &dyn Store) {
+    // Small steps, so the backfill's resumption is exercised.
+    while store.backfill_identities(37).await.expect("backfill") > 0 {}
+    assert!(store
+        .identity_keys()
+        .await
+        .unwrap()
+        .iter()
+        .all(|k| k.backfill_below_id.is_none()));
+}
+
+pub async fn people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollover(
+    store: Arc<dyn Store>,
+) {
+    let store = store.as_ref();
+    let integration = crate::integration(store, "people").await;
+    store.advance_people_window(TODAY).await.expect("advance");
+    let window = people_window_start(TODAY);
+    assert_eq!(store.people_window_start().await.unwrap(), window);
+
+    // Stored before anyone named a key: counted by the backfill.
+    let before = traffic(0);
+    store
+        .ingest_batch(integration.id, "gw", before.clone(), None)
+        .await
+        .expect("ingest");
+    assert!(summary(store, IdentityKind::User).await.is_empty());
+    let keys = store
+        .set_identity_key(IdentityKind::User, Some("user_id".into()))
+        .await
+        .expect("key");
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].backfill_below_id.is_some());
+    store
+        .set_identity_key(IdentityKind::Team, Some("team".into()))
+        .await
+        .expect("key");
+
+    // Stored while the backfill has not run: counted at ingest, not twice by the backfill.
+    let during = traffic(400);
+    store
+        .ingest_batch(integration.id, "gw", during.clone(), None)
+        .await
+        .expect("ingest");
+    backfill(store).await;
+    let all: Vec<NewInteraction> = before.iter().chain(&during).cloned().collect();
+    assert_eq!(
+        summary(store, IdentityKind::User).await,
+        expected(&all, "user_id", window)
+    );
+    assert_eq!(
+        summary(store, IdentityKind::Team).await,
+        expected(&all, "team", window)
+    );
+    // A duplicate counts for nobody.
+    store
+        .ingest_batch(integration.id, "gw", during[..50].to_vec(), None)
+        .await
+        .expect("again");
+    assert_eq!(
+        summary(store, IdentityKind::User).await,
+        expected(&all, "user_id", window)
+    );
+
+    // Ten days on: the summary holds the new window only, and the days keep the history.
+    let later = TODAY + 10 * DAY;
+    assert!(store.advance_people_window(later).await.unwrap());
+    assert!(!store.advance_people_window(later).await.unwrap());
+    let window = people_window_start(later);
+    assert_eq!(
+        summary(store, IdentityKind::User).await,
+        expected(&all, "user_id", window)
+    );
+    let days = store
+        .identity_days(IdentityKind::User, "u3", 0)
+        .await
+        .unwrap();
+    let u3: Vec<&NewInteraction> = all
+        .iter()
+        .filter(|l| l.metadata.as_deref().unwrap().contains("\"u3\""))
+        .collect();
+    assert_eq!(
+        days.iter().map(|d| d.totals.requests).sum::<i64>(),
+        u3.len() as i64
+    );
+    assert!(days.windows(2).all(|w| w[0].day_ms < w[1].day_ms));
+
+    // One identity: the same figures, its top model, its models by spend.
+    let person = store
+        .person(IdentityKind::User, "u3")
+        .await
+        .unwrap()
+        .expect("u3");
+    assert_eq!(expected(&all, "user_id", window)["u3"].0, person.requests);
+    let models = store
+        .identity_models(IdentityKind::User, "u3", window)
+        .await
+        .unwrap();
+    let top = models
+        .first()
+        .map(|m| (m.provider.clone(), m.model.clone()));
+    assert_eq!(person.top_model, top);
+    assert!(models.windows(2).all(|w| w[0].cost_usd >= w[1].cost_usd));
+    assert_eq!(
+        store.person(IdentityKind::User, "nobody").await.unwrap(),
+        None
+    );
+
+    // Search and sorts.
+    let found = store
+        .people(&PeopleQuery {
+            kind: IdentityKind::Team,
+            sort: PeopleSort::Requests,
+            search: Some("T1".into()),
+            limit: 10,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found
+            .people
+            .iter()
+            .map(|p| p.identity.as_str())
+            .collect::<Vec<_>>(),
+        ["t1"]
+    );
+    for sort in PeopleSort::ALL {
+        let page = store
+            .people(&PeopleQuery {
+                kind: IdentityKind::User,
+                sort: *sort,
+                search: None,
+                limit: 3,
+                offset: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.people.len(), 3, "{sort:?}");
+        assert_eq!(page.total, 7);
+    }
+
+    // A different key for users: their rollups are rebuilt from it; teams keep theirs.
+    let renamed: Vec<NewInteraction> = (800..900)
+        .map(|i| {
+            let mut log = call(i, TODAY + 10 * DAY - 1_000, "x", "t9", 1.0, true);
+            log.metadata = Some(format!(r#"{{"uid":"v{}","team":"t9"}}"#, i % 2));
+            log
+        })
+        .collect();
+    store
+        .ingest_batch(integration.id, "gw", renamed.clone(), None)
+        .await
+        .unwrap();
+    store
+        .set_identity_key(IdentityKind::User, Some("uid".into()))
+        .await
+        .unwrap();
+    backfill(store).await;
+    let users = summary(store, IdentityKind::User).await;
+    assert_eq!(users.keys().collect::<Vec<_>>(), ["v0", "v1"]);
+    assert_eq!(users["v0"].0, 50);
+    assert_eq!(summary(store, IdentityKind::Team).await["t9"].0, 100);
+    // Forgetting a key drops its figures.
+    let keys = store
+        .set_identity_key(IdentityKind::User, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys.iter().map(|k| k.kind).collect::<Vec<_>>(),
+        [IdentityKind::Team]
+    );
+    assert!(summary(store, IdentityKind::User).await.is_empty());
+}

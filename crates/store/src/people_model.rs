@@ -1,0 +1,376 @@
+//! People and teams: the metadata keys that name them, and the per-identity rollups kept at
+//! ingest for those keys — per UTC day (spend over time, active days), per day and model (top
+//! model and provider), and a rolling 30-day summary per identity so "top 50 by spend" is one
+//! indexed read however many interactions there are.
+//!
+//! The summary holds day `D` iff `D >=` the window's stored start when `D`'s logs were added;
+//! moving the start forward subtracts the days it passes (see `advance_people_window`), so the
+//! summary always equals the sum of the identity's days in the window.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::NewInteraction;
+
+wire_enum!(
+    /// What an identity is: a person (`user`) or the team they belong to.
+    IdentityKind {
+        User => "user",
+        Team => "team",
+    }
+);
+
+/// Days in the rolling window of the people summary.
+pub const PEOPLE_WINDOW_DAYS: i64 = 30;
+pub const DAY_MS: i64 = 86_400_000;
+
+/// Identities longer than this are not counted: a metadata value that long is not a name, and
+/// storing it per day would let one caller bloat the rollups.
+pub const MAX_IDENTITY_CHARS: usize = 200;
+
+/// The start of the UTC day `ms` falls in.
+pub fn day_of(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+/// The first day of the rolling window that ends on the day of `now_ms`.
+pub fn people_window_start(now_ms: i64) -> i64 {
+    day_of(now_ms) - (PEOPLE_WINDOW_DAYS - 1) * DAY_MS
+}
+
+/// A metadata key that identifies one kind of identity, and how far the rollups of logs
+/// stored before it was named have been built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityKey {
+    pub kind: IdentityKind,
+    pub meta_key: String,
+    /// Logs with ids below this are still to be counted by the background backfill; `None`
+    /// once every stored log is.
+    pub backfill_below_id: Option<i64>,
+    pub set_at_ms: i64,
+}
+
+/// Totals of one identity on one day (or over the window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct IdentityTotals {
+    pub requests: i64,
+    pub errors: i64,
+    pub cache_hits: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+impl IdentityTotals {
+    fn add(&mut self, log: &NewInteraction) {
+        let first = self.requests == 0;
+        self.requests += 1;
+        self.errors += i64::from(!log.success);
+        self.cache_hits += i64::from(log.cached);
+        self.tokens_in += log.tokens_in.unwrap_or(0);
+        self.tokens_out += log.tokens_out.unwrap_or(0);
+        self.cost_usd += log.cost_usd.unwrap_or(0.0);
+        self.first_ms = if first {
+            log.created_at_ms
+        } else {
+            self.first_ms.min(log.created_at_ms)
+        };
+        self.last_ms = if first {
+            log.created_at_ms
+        } else {
+            self.last_ms.max(log.created_at_ms)
+        };
+    }
+
+    pub fn merge(&mut self, other: &IdentityTotals) {
+        if other.requests == 0 {
+            return;
+        }
+        if self.requests == 0 {
+            *self = *other;
+            return;
+        }
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.cache_hits += other.cache_hits;
+        self.tokens_in += other.tokens_in;
+        self.tokens_out += other.tokens_out;
+        self.cost_usd += other.cost_usd;
+        self.first_ms = self.first_ms.min(other.first_ms);
+        self.last_ms = self.last_ms.max(other.last_ms);
+    }
+}
+
+/// `(kind, identity, day)`.
+pub type IdentityDay = (IdentityKind, String, i64);
+/// `(kind, identity, day, provider, model)`.
+pub type IdentityModelDay = (IdentityKind, String, i64, String, String);
+
+/// The identity rollup additions of a batch of logs.
+#[derive(Debug, Default, PartialEq)]
+pub struct IdentityDelta {
+    pub days: HashMap<IdentityDay, IdentityTotals>,
+    /// Requests and spend per model, for each identity's top model and provider.
+    pub models: HashMap<IdentityModelDay, (i64, f64)>,
+}
+
+impl IdentityDelta {
+    /// The additions of `logs` for each key; logs without the key (or with an empty or
+    /// over-long value) count for nobody.
+    pub fn from_logs<'a>(
+        keys: &[IdentityKey],
+        logs: impl IntoIterator<Item = &'a NewInteraction>,
+    ) -> Self {
+        let mut delta = Self::default();
+        if keys.is_empty() {
+            return delta;
+        }
+        for log in logs {
+            let Some(metadata) = log.metadata.as_deref() else {
+                continue;
+            };
+            let Ok(serde_json::Value::Object(fields)) =
+                serde_json::from_str::<serde_json::Value>(metadata)
+            else {
+                continue;
+            };
+            for key in keys {
+                if let Some(identity) = fields.get(&key.meta_key).and_then(identity_of) {
+                    delta.add(key.kind, identity, log);
+                }
+            }
+        }
+        delta
+    }
+
+    fn add(&mut self, kind: IdentityKind, identity: String, log: &NewInteraction) {
+        let day = day_of(log.created_at_ms);
+        let model = self
+            .models
+            .entry((
+                kind,
+                identity.clone(),
+                day,
+                log.provider.clone(),
+                log.model.clone(),
+            ))
+            .or_default();
+        model.0 += 1;
+        model.1 += log.cost_usd.unwrap_or(0.0);
+        self.days.entry((kind, identity, day)).or_default().add(log);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+
+    /// What the rolling summary gains: per identity, its days on or after `window_start`
+    /// summed (with first and last seen over all its days, however old — first seen is
+    /// all-time).
+    pub fn summary(&self, window_start: i64) -> HashMap<(IdentityKind, String), SummaryAdd> {
+        let mut out: HashMap<(IdentityKind, String), SummaryAdd> = HashMap::new();
+        for ((kind, identity, day), totals) in &self.days {
+            let add = out.entry((*kind, identity.clone())).or_default();
+            if *day >= window_start {
+                add.window.merge(totals);
+            }
+            add.first_seen_ms = Some(match add.first_seen_ms {
+                Some(ms) => ms.min(totals.first_ms),
+                None => totals.first_ms,
+            });
+            add.last_seen_ms = Some(match add.last_seen_ms {
+                Some(ms) => ms.max(totals.last_ms),
+                None => totals.last_ms,
+            });
+        }
+        out
+    }
+}
+
+/// One identity's addition to the rolling summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SummaryAdd {
+    /// Totals of the days inside the window.
+    pub window: IdentityTotals,
+    pub first_seen_ms: Option<i64>,
+    pub last_seen_ms: Option<i64>,
+}
+
+/// A metadata value as an identity: strings as they are, numbers and booleans as written.
+fn identity_of(value: &serde_json::Value) -> Option<String> {
+    let text = match value {
+        serde_json::Value::String(s) => s.trim().to_owned(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty() && text.chars().count() <= MAX_IDENTITY_CHARS).then_some(text)
+}
+
+wire_enum!(
+    /// How the people list is ordered (descending).
+    PeopleSort {
+        Spend => "spend",
+        Requests => "requests",
+        Tokens => "tokens",
+        LastSeen => "last_seen",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeopleQuery {
+    pub kind: IdentityKind,
+    pub sort: PeopleSort,
+    /// Only identities containing this (case-insensitive).
+    pub search: Option<String>,
+    pub limit: u32,
+    pub offset: u32,
+}
+
+/// One identity's figures over the rolling window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Person {
+    pub kind: IdentityKind,
+    pub identity: String,
+    pub requests: i64,
+    pub errors: i64,
+    pub cache_hits: i64,
+    pub tokens_in: i64,
+    pub tokens_out: i64,
+    pub cost_usd: f64,
+    /// All-time.
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    /// Days in the window with at least one request.
+    pub active_days: i64,
+    /// The model and provider the identity spent most on in the window (most requests where
+    /// nothing was priced).
+    pub top_model: Option<(String, String)>,
+}
+
+/// A page of the people list and how many identities of the kind match in all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeoplePage {
+    pub people: Vec<Person>,
+    pub total: u64,
+}
+
+/// One day of an identity's activity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityDayTotals {
+    pub day_ms: i64,
+    pub totals: IdentityTotals,
+}
+
+/// One model an identity used in a span of days.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityModelTotals {
+    pub provider: String,
+    pub model: String,
+    pub requests: i64,
+    pub cost_usd: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(at: i64, metadata: &str, cost: f64, success: bool) -> NewInteraction {
+        NewInteraction {
+            log_id: format!("l{at}"),
+            created_at_ms: at,
+            provider: "openai".into(),
+            model: "gpt-4o".into(),
+            path: None,
+            status_code: Some(200),
+            success,
+            cached: false,
+            duration_ms: 10,
+            tokens_in: Some(10),
+            tokens_out: Some(5),
+            cost_usd: Some(cost),
+            cost_source: None,
+            metadata: Some(metadata.into()),
+            requested_model: None,
+            details: Default::default(),
+        }
+    }
+
+    fn key(kind: IdentityKind, meta_key: &str) -> IdentityKey {
+        IdentityKey {
+            kind,
+            meta_key: meta_key.into(),
+            backfill_below_id: None,
+            set_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn counts_each_key_and_skips_logs_without_a_usable_value() {
+        let keys = [
+            key(IdentityKind::User, "user_id"),
+            key(IdentityKind::Team, "team"),
+        ];
+        let logs = [
+            log(1_000, r#"{"user_id":"ana","team":"ml"}"#, 1.0, true),
+            log(2_000, r#"{"user_id":"ana"}"#, 2.0, false),
+            log(3_000, r#"{"user_id":42}"#, 4.0, true),
+            log(4_000, r#"{"user_id":"  "}"#, 8.0, true),
+            log(5_000, r#"{"user_id":{"nested":1}}"#, 8.0, true),
+            log(6_000, "not json", 8.0, true),
+            log(
+                7_000,
+                &format!(r#"{{"user_id":"{}"}}"#, "x".repeat(201)),
+                8.0,
+                true,
+            ),
+        ];
+        let delta = IdentityDelta::from_logs(&keys, &logs);
+        let ana = delta.days[&(IdentityKind::User, "ana".into(), 0)];
+        assert_eq!((ana.requests, ana.errors, ana.cost_usd), (2, 1, 3.0));
+        assert_eq!((ana.first_ms, ana.last_ms), (1_000, 2_000));
+        assert_eq!(
+            delta.days[&(IdentityKind::User, "42".into(), 0)].cost_usd,
+            4.0
+        );
+        assert_eq!(
+            delta.days[&(IdentityKind::Team, "ml".into(), 0)].requests,
+            1
+        );
+        assert_eq!(delta.days.len(), 3);
+        let models = delta.models[&(
+            IdentityKind::User,
+            "ana".into(),
+            0,
+            "openai".into(),
+            "gpt-4o".into(),
+        )];
+        assert_eq!(models, (2, 3.0));
+    }
+
+    #[test]
+    fn the_summary_takes_window_days_and_all_time_seen_times() {
+        let keys = [key(IdentityKind::User, "u")];
+        let start = 10 * DAY_MS;
+        let logs = [
+            log(start - DAY_MS + 5, r#"{"u":"a"}"#, 100.0, true),
+            log(start + 7, r#"{"u":"a"}"#, 1.0, true),
+            log(start + 2 * DAY_MS, r#"{"u":"a"}"#, 2.0, true),
+        ];
+        let summary = IdentityDelta::from_logs(&keys, &logs).summary(start);
+        let a = summary[&(IdentityKind::User, "a".into())];
+        assert_eq!((a.window.requests, a.window.cost_usd), (2, 3.0));
+        assert_eq!(a.first_seen_ms, Some(start - DAY_MS + 5));
+        assert_eq!(a.last_seen_ms, Some(start + 2 * DAY_MS));
+    }
+
+    #[test]
+    fn the_window_is_thirty_days_ending_today() {
+        let now = 100 * DAY_MS + 5;
+        assert_eq!(people_window_start(now), 71 * DAY_MS);
+        assert_eq!(day_of(-1), -DAY_MS);
+    }
+}
