@@ -458,6 +458,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// The People page at scale: interactions by many users stored with the user and team keys
+    /// named, then the page's reads, the window moving on and a backfill timed: SQLite, and
+    /// PostgreSQL beside it when `--database-url postgres://…` is given.
+    People {
+        #[arg(long, default_value_t = 10_000_000)]
+        logs: usize,
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Runs per query; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
     /// Policy evaluations per second on one core, with every built-in enabled, on synthetic
     /// interactions with request and response bodies.
     Policies {

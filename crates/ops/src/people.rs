@@ -19,6 +19,8 @@ use crate::{Actor, OpsError, OpsResult, Services};
 
 /// Logs a backfill step counts in one transaction: small enough not to hold ingest up long.
 pub const BACKFILL_STEP: u32 = 5_000;
+/// Pending rows a fold step takes in one transaction (about a second's work on SQLite).
+pub const FOLD_STEP: u32 = 100_000;
 /// The most a page of people lists.
 pub const MAX_LIMIT: u32 = 200;
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -442,24 +444,33 @@ pub async fn detail(
 /// What one round of upkeep did.
 #[derive(Debug, Default, PartialEq)]
 pub struct Upkeep {
+    /// Additions of logs stored since the last round, folded into the figures.
+    pub folded: u64,
     pub window_moved: bool,
     /// Stored logs the backfill counted.
     pub backfilled: u64,
 }
 
-/// The people summary's upkeep, run by the alert evaluator each minute under its lease: move
-/// the window to today, then backfill keys named since until done or `budget` has passed (a
-/// large history is counted over several rounds; each step is its own transaction).
+/// The people summary's upkeep, run by the alert evaluator each minute under its lease: fold in
+/// what ingest appended since the last round (the figures are as of then), move the window to
+/// today, then backfill keys named since until done or `budget` has passed (a large history is
+/// counted over several rounds; each step is its own transaction).
 pub async fn upkeep(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreResult<Upkeep> {
     let started = Instant::now();
-    let mut done = Upkeep {
-        window_moved: store.advance_people_window(now_ms).await?,
-        backfilled: 0,
-    };
+    let mut done = Upkeep::default();
+    // In steps, each its own transaction, so ingest goes on between them.
     loop {
+        let folded = store.fold_identities(FOLD_STEP).await?;
+        done.folded += folded;
+        if folded < u64::from(FOLD_STEP) || started.elapsed() >= budget {
+            break;
+        }
+    }
+    done.window_moved = store.advance_people_window(now_ms).await?;
+    while started.elapsed() < budget {
         let read = store.backfill_identities(BACKFILL_STEP).await?;
         done.backfilled += read;
-        if read == 0 || started.elapsed() >= budget {
+        if read == 0 {
             break;
         }
     }

@@ -987,3 +987,80 @@ async fn a_trace_explorer_view_is_saved_shared_and_reopened() {
     assert_no_console_errors(c).await;
     b.client.clone().close().await.expect("close");
 }
+
+#[tokio::test]
+async fn people_are_named_by_a_key_listed_and_opened() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let app = spawn_app().await;
+    let admin = app.login_as(Role::Admin).await;
+    let id = app.create_integration(&admin).await;
+    let now = langguard_clock::now_ms();
+    let calls = (0..4)
+        .map(|n| langguard_store::NewInteraction {
+            metadata: Some(
+                if n < 3 {
+                    r#"{"user_id":"ana","team":"search"}"#
+                } else {
+                    r#"{"user_id":"bo","team":"search"}"#
+                }
+                .into(),
+            ),
+            ..gateway_call(
+                format!("browser-person-{n}"),
+                "gpt-4o",
+                now - n * 60_000,
+                2.5,
+            )
+        })
+        .collect();
+    app.seed(id, "browser-gw", calls).await;
+    sign_in(c, &app.base, ADMIN.0, ADMIN.1).await;
+
+    click(c, "a", "People").await;
+    wait_for_text(c, "No metadata key names a user yet.").await;
+    fill(c, "User key", "user_id").await;
+    fill(c, "Team key", "team").await;
+    click(c, "button", "Save keys").await;
+    wait_for_text(c, "still being counted").await;
+    // The evaluator's upkeep counts the logs stored before the key was named.
+    langguard_ops::people::upkeep(app.store.as_ref(), now, Duration::from_secs(30))
+        .await
+        .expect("upkeep");
+    click(c, "a", "Users").await;
+    wait_for_text(c, "2 users with traffic in the last 30 days").await;
+    let text = page_text(c).await;
+    assert!(!text.contains("still being counted"), "{text}");
+    let first = text_of(c, "//table[contains(@class,'people')]/tbody/tr[1]").await;
+    assert!(
+        first.contains("ana") && first.contains("$7.50") && first.contains("gpt-4o (openai)"),
+        "{first}"
+    );
+    screenshot(c, "people").await;
+
+    click(c, "a", "Teams").await;
+    wait_for_text(c, "1 team with traffic").await;
+    assert!(page_text(c).await.contains("$10.00"));
+
+    click(c, "a", "Users").await;
+    wait_for_text(c, "2 users").await;
+    click(c, "a", "ana").await;
+    wait_for_text(c, "Spend per day").await;
+    let chart = c.find(Locator::Css("figure svg")).await.expect("chart");
+    assert_eq!(
+        chart.attr("aria-label").await.expect("label").as_deref(),
+        Some("Spend per day of ana")
+    );
+    assert!(page_text(c).await.contains("100.0 %"));
+    click(c, "a", "View traces").await;
+    wait_for_text(c, "Trace Explorer").await;
+    let url = c.current_url().await.expect("url");
+    assert!(
+        url.query()
+            .unwrap_or_default()
+            .contains("metadata=user_id%3Dana"),
+        "{url}"
+    );
+    assert_no_console_errors(c).await;
+    b.client.clone().close().await.expect("close");
+}

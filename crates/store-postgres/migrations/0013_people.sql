@@ -60,3 +60,23 @@ CREATE TABLE people_window (
     start_day BIGINT NOT NULL
 );
 INSERT INTO people_window (id, start_day) VALUES (1, 0);
+
+-- Additions of stored logs not yet folded into the tables above, one row per identity, day and
+-- model of each ingest batch: ingest appends here (in order, cheap) and the upkeep folds them
+-- each minute, so a busy minute updates each identity's rows once, not once per batch.
+CREATE TABLE identity_pending (
+    id         BIGSERIAL PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    identity   TEXT NOT NULL,
+    day_ms     BIGINT NOT NULL,
+    provider   TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    requests   BIGINT NOT NULL,
+    errors     BIGINT NOT NULL,
+    cache_hits BIGINT NOT NULL,
+    tokens_in  BIGINT NOT NULL,
+    tokens_out BIGINT NOT NULL,
+    cost_usd   DOUBLE PRECISION NOT NULL,
+    first_ms   BIGINT NOT NULL,
+    last_ms    BIGINT NOT NULL
+);

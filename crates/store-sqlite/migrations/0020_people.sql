@@ -60,3 +60,23 @@ CREATE TABLE people_window (
     start_day INTEGER NOT NULL
 );
 INSERT INTO people_window (id, start_day) VALUES (1, 0);
+
+-- Additions of stored logs not yet folded into the tables above, one row per identity, day and
+-- model of each ingest batch: ingest appends here (in order, cheap) and the upkeep folds them
+-- each minute, so a busy minute updates each identity's rows once, not once per batch.
+CREATE TABLE identity_pending (
+    id         INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    identity   TEXT NOT NULL,
+    day_ms     INTEGER NOT NULL,
+    provider   TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    requests   INTEGER NOT NULL,
+    errors     INTEGER NOT NULL,
+    cache_hits INTEGER NOT NULL,
+    tokens_in  INTEGER NOT NULL,
+    tokens_out INTEGER NOT NULL,
+    cost_usd   REAL NOT NULL,
+    first_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL
+);

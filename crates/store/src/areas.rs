@@ -509,6 +509,10 @@ pub trait PeopleStore: Send + Sync {
     /// Counts up to `limit` stored logs (newest first) that a key's backfill has not; returns
     /// how many it read, 0 when every key's backfill is done.
     async fn backfill_identities(&self, limit: u32) -> StoreResult<u64>;
+    /// Folds the oldest `limit` rows of what ingest appended into the per-identity tables and
+    /// the summary (the reads below see logs once folded); returns the rows folded, 0 when
+    /// nothing is pending.
+    async fn fold_identities(&self, limit: u32) -> StoreResult<u64>;
     /// Moves the rolling summary's window to the one ending on `now_ms`'s day, subtracting
     /// the days it leaves; false when it was there already.
     async fn advance_people_window(&self, now_ms: i64) -> StoreResult<bool>;

@@ -3,9 +3,13 @@
 //! model and provider), and a rolling 30-day summary per identity so "top 50 by spend" is one
 //! indexed read however many interactions there are.
 //!
-//! The summary holds day `D` iff `D >=` the window's stored start when `D`'s logs were added;
-//! moving the start forward subtracts the days it passes (see `advance_people_window`), so the
-//! summary always equals the sum of the identity's days in the window.
+//! Ingest only appends a batch's additions to a pending table (in order, cheap); folding them
+//! into the per-identity tables — random updates, one per identity and day — happens once a
+//! minute in the upkeep (`fold_identities`), so a busy minute costs one update per identity
+//! instead of one per batch. The summary holds day `D` iff `D >=` the window's stored start
+//! when `D`'s additions were folded; moving the start forward subtracts the days it passes (see
+//! `advance_people_window`), so the summary always equals the sum of the identity's days in
+//! the window.
 
 use std::collections::HashMap;
 
@@ -84,37 +88,15 @@ impl IdentityTotals {
             self.last_ms.max(log.created_at_ms)
         };
     }
-
-    pub fn merge(&mut self, other: &IdentityTotals) {
-        if other.requests == 0 {
-            return;
-        }
-        if self.requests == 0 {
-            *self = *other;
-            return;
-        }
-        self.requests += other.requests;
-        self.errors += other.errors;
-        self.cache_hits += other.cache_hits;
-        self.tokens_in += other.tokens_in;
-        self.tokens_out += other.tokens_out;
-        self.cost_usd += other.cost_usd;
-        self.first_ms = self.first_ms.min(other.first_ms);
-        self.last_ms = self.last_ms.max(other.last_ms);
-    }
 }
 
-/// `(kind, identity, day)`.
-pub type IdentityDay = (IdentityKind, String, i64);
 /// `(kind, identity, day, provider, model)`.
 pub type IdentityModelDay = (IdentityKind, String, i64, String, String);
 
-/// The identity rollup additions of a batch of logs.
+/// The identity additions of a batch of logs: per identity, day and model.
 #[derive(Debug, Default, PartialEq)]
 pub struct IdentityDelta {
-    pub days: HashMap<IdentityDay, IdentityTotals>,
-    /// Requests and spend per model, for each identity's top model and provider.
-    pub models: HashMap<IdentityModelDay, (i64, f64)>,
+    pub rows: HashMap<IdentityModelDay, IdentityTotals>,
 }
 
 impl IdentityDelta {
@@ -139,64 +121,26 @@ impl IdentityDelta {
             };
             for key in keys {
                 if let Some(identity) = fields.get(&key.meta_key).and_then(identity_of) {
-                    delta.add(key.kind, identity, log);
+                    delta
+                        .rows
+                        .entry((
+                            key.kind,
+                            identity,
+                            day_of(log.created_at_ms),
+                            log.provider.clone(),
+                            log.model.clone(),
+                        ))
+                        .or_default()
+                        .add(log);
                 }
             }
         }
         delta
     }
 
-    fn add(&mut self, kind: IdentityKind, identity: String, log: &NewInteraction) {
-        let day = day_of(log.created_at_ms);
-        let model = self
-            .models
-            .entry((
-                kind,
-                identity.clone(),
-                day,
-                log.provider.clone(),
-                log.model.clone(),
-            ))
-            .or_default();
-        model.0 += 1;
-        model.1 += log.cost_usd.unwrap_or(0.0);
-        self.days.entry((kind, identity, day)).or_default().add(log);
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.days.is_empty()
+        self.rows.is_empty()
     }
-
-    /// What the rolling summary gains: per identity, its days on or after `window_start`
-    /// summed (with first and last seen over all its days, however old — first seen is
-    /// all-time).
-    pub fn summary(&self, window_start: i64) -> HashMap<(IdentityKind, String), SummaryAdd> {
-        let mut out: HashMap<(IdentityKind, String), SummaryAdd> = HashMap::new();
-        for ((kind, identity, day), totals) in &self.days {
-            let add = out.entry((*kind, identity.clone())).or_default();
-            if *day >= window_start {
-                add.window.merge(totals);
-            }
-            add.first_seen_ms = Some(match add.first_seen_ms {
-                Some(ms) => ms.min(totals.first_ms),
-                None => totals.first_ms,
-            });
-            add.last_seen_ms = Some(match add.last_seen_ms {
-                Some(ms) => ms.max(totals.last_ms),
-                None => totals.last_ms,
-            });
-        }
-        out
-    }
-}
-
-/// One identity's addition to the rolling summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SummaryAdd {
-    /// Totals of the days inside the window.
-    pub window: IdentityTotals,
-    pub first_seen_ms: Option<i64>,
-    pub last_seen_ms: Option<i64>,
 }
 
 /// A metadata value as an identity: strings as they are, numbers and booleans as written.
@@ -329,42 +273,15 @@ mod tests {
             ),
         ];
         let delta = IdentityDelta::from_logs(&keys, &logs);
-        let ana = delta.days[&(IdentityKind::User, "ana".into(), 0)];
+        let row = |kind, who: &str| {
+            delta.rows[&(kind, who.to_owned(), 0, "openai".into(), "gpt-4o".into())]
+        };
+        let ana = row(IdentityKind::User, "ana");
         assert_eq!((ana.requests, ana.errors, ana.cost_usd), (2, 1, 3.0));
         assert_eq!((ana.first_ms, ana.last_ms), (1_000, 2_000));
-        assert_eq!(
-            delta.days[&(IdentityKind::User, "42".into(), 0)].cost_usd,
-            4.0
-        );
-        assert_eq!(
-            delta.days[&(IdentityKind::Team, "ml".into(), 0)].requests,
-            1
-        );
-        assert_eq!(delta.days.len(), 3);
-        let models = delta.models[&(
-            IdentityKind::User,
-            "ana".into(),
-            0,
-            "openai".into(),
-            "gpt-4o".into(),
-        )];
-        assert_eq!(models, (2, 3.0));
-    }
-
-    #[test]
-    fn the_summary_takes_window_days_and_all_time_seen_times() {
-        let keys = [key(IdentityKind::User, "u")];
-        let start = 10 * DAY_MS;
-        let logs = [
-            log(start - DAY_MS + 5, r#"{"u":"a"}"#, 100.0, true),
-            log(start + 7, r#"{"u":"a"}"#, 1.0, true),
-            log(start + 2 * DAY_MS, r#"{"u":"a"}"#, 2.0, true),
-        ];
-        let summary = IdentityDelta::from_logs(&keys, &logs).summary(start);
-        let a = summary[&(IdentityKind::User, "a".into())];
-        assert_eq!((a.window.requests, a.window.cost_usd), (2, 3.0));
-        assert_eq!(a.first_seen_ms, Some(start - DAY_MS + 5));
-        assert_eq!(a.last_seen_ms, Some(start + 2 * DAY_MS));
+        assert_eq!(row(IdentityKind::User, "42").cost_usd, 4.0);
+        assert_eq!(row(IdentityKind::Team, "ml").requests, 1);
+        assert_eq!(delta.rows.len(), 3);
     }
 
     #[test]

@@ -12,7 +12,9 @@ use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 
 use crate::commands::synthetic::ingest_synthetic;
-use crate::commands::{bench_alerts, bench_policies, bench_push, bench_queries, bench_sync};
+use crate::commands::{
+    bench_alerts, bench_people, bench_policies, bench_push, bench_queries, bench_sync,
+};
 
 use crate::app::App;
 use crate::cli::BenchCommand;
@@ -38,6 +40,9 @@ pub async fn run(
         } => bench_push::run(spans.max(1), batch.max(1), records).await,
         BenchCommand::Alerts { rules, logs, runs } => {
             bench_alerts::run(rules, logs, runs.max(1), global.database_url.as_deref()).await
+        }
+        BenchCommand::People { logs, users, runs } => {
+            bench_people::run(logs, users, runs.max(1), global.database_url.as_deref()).await
         }
         BenchCommand::Policies { interactions } => bench_policies::run(interactions.max(1)).await,
         BenchCommand::Queries { runs, duckdb } => {

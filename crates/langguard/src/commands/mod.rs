@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod bench;
 pub mod bench_alerts;
+pub mod bench_people;
 pub mod bench_policies;
 pub mod bench_push;
 pub mod bench_queries;

@@ -69,7 +69,8 @@ struct PeoplePage {
     backfilling: bool,
     sort: String,
     q: String,
-    total: u64,
+    /// "2 users", "1 team".
+    counted: String,
     rows: Vec<Row>,
     /// Query strings of the previous and next pages, when there are some.
     previous: Option<String>,
@@ -129,7 +130,12 @@ pub async fn page(
         kind: list.kind,
         backfilling: list.backfilling,
         sort: sort.clone(),
-        total: list.total,
+        counted: format!(
+            "{} {}{}",
+            count(list.total as i64),
+            list.kind,
+            if list.total == 1 { "" } else { "s" }
+        ),
         rows: list.people.iter().map(Row::from).collect(),
         previous: (offset > 0)
             .then(|| page_link(list.kind, &sort, &search, offset.saturating_sub(PAGE))),

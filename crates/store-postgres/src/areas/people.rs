@@ -49,8 +49,8 @@ async fn lock(tx: &Transaction<'_>) -> StoreResult<()> {
     Ok(())
 }
 
-/// Counts a batch of newly stored logs for every named key; inside the ingest transaction
-/// (which holds the interactions lock).
+/// Counts a batch of newly stored logs for every named key — appended to the pending table,
+/// folded in by the upkeep; inside the ingest transaction (which holds the interactions lock).
 pub(crate) async fn add_identities(
     tx: &Transaction<'_>,
     logs: &[NewInteraction],
@@ -62,24 +62,28 @@ pub(crate) async fn add_identities(
     if keys.is_empty() {
         return Ok(());
     }
-    apply(tx, &IdentityDelta::from_logs(&keys, logs)).await
+    append(tx, &IdentityDelta::from_logs(&keys, logs)).await
 }
 
-/// Adds a delta to the day and model rollups and the summary: one statement each.
-async fn apply(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> {
+/// Appends a delta to the pending table: one statement.
+async fn append(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> {
     if delta.is_empty() {
         return Ok(());
     }
     let mut kinds = Vec::new();
-    let mut identities = Vec::new();
+    let mut identities: Vec<&str> = Vec::new();
     let mut days = Vec::new();
-    let mut totals: [Vec<i64>; 7] = Default::default();
+    let mut providers: Vec<&str> = Vec::new();
+    let mut models: Vec<&str> = Vec::new();
+    let mut counts: [Vec<i64>; 7] = Default::default();
     let mut costs = Vec::new();
-    for ((kind, identity, day), t) in &delta.days {
+    for ((kind, identity, day, provider, model), t) in &delta.rows {
         kinds.push(kind.as_str());
-        identities.push(identity.as_str());
+        identities.push(identity);
         days.push(*day);
-        for (column, value) in totals.iter_mut().zip([
+        providers.push(provider);
+        models.push(model);
+        for (column, value) in counts.iter_mut().zip([
             t.requests,
             t.errors,
             t.cache_hits,
@@ -93,10 +97,54 @@ async fn apply(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> {
         costs.push(t.cost_usd);
     }
     tx.execute(
+        "INSERT INTO identity_pending (kind, identity, day_ms, provider, model, requests, \
+         errors, cache_hits, tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], \
+         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::float8[], \
+         $12::bigint[], $13::bigint[])",
+        &[
+            &kinds,
+            &identities,
+            &days,
+            &providers,
+            &models,
+            &counts[0],
+            &counts[1],
+            &counts[2],
+            &counts[3],
+            &counts[4],
+            &costs,
+            &counts[5],
+            &counts[6],
+        ],
+    )
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Folds every pending addition into the day and model rollups and the summary (days inside
+/// the window only; first and last seen from any day); returns how many rows it folded. The
+/// caller holds the interactions lock, so nothing is appended meanwhile.
+async fn fold(tx: &Transaction<'_>, limit: u32) -> StoreResult<u64> {
+    // Ids come from a sequence in the order appends commit (under the lock) and only the
+    // oldest are ever deleted: the oldest `limit` are below the lowest plus `limit`.
+    let top: Option<i64> = tx
+        .query_one(
+            "SELECT LEAST(MAX(id), MIN(id) + $1 - 1) FROM identity_pending",
+            &[&i64::from(limit)],
+        )
+        .await
+        .map_err(db_err)?
+        .at(0)?;
+    let Some(top) = top else { return Ok(0) };
+    tx.execute(
         "INSERT INTO identity_days (kind, identity, day_ms, requests, errors, cache_hits, \
          tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
-         $6::bigint[], $7::bigint[], $8::bigint[], $9::float8[], $10::bigint[], $11::bigint[]) \
+         SELECT kind, identity, day_ms, SUM(requests), SUM(errors), SUM(cache_hits), \
+         SUM(tokens_in), SUM(tokens_out), SUM(cost_usd), MIN(first_ms), MAX(last_ms) \
+         FROM identity_pending WHERE id <= $1 GROUP BY kind, identity, day_ms \
+         ORDER BY kind, identity, day_ms \
          ON CONFLICT (kind, identity, day_ms) DO UPDATE SET \
          requests = identity_days.requests + excluded.requests, \
          errors = identity_days.errors + excluded.errors, \
@@ -106,85 +154,36 @@ async fn apply(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> {
          cost_usd = identity_days.cost_usd + excluded.cost_usd, \
          first_ms = LEAST(identity_days.first_ms, excluded.first_ms), \
          last_ms = GREATEST(identity_days.last_ms, excluded.last_ms)",
-        &[
-            &kinds,
-            &identities,
-            &days,
-            &totals[0],
-            &totals[1],
-            &totals[2],
-            &totals[3],
-            &totals[4],
-            &costs,
-            &totals[5],
-            &totals[6],
-        ],
+        &[&top],
     )
     .await
     .map_err(db_err)?;
-
-    let mut kinds = Vec::new();
-    let mut identities: Vec<&str> = Vec::new();
-    let mut days = Vec::new();
-    let mut providers: Vec<&str> = Vec::new();
-    let mut models: Vec<&str> = Vec::new();
-    let (mut requests, mut costs) = (Vec::new(), Vec::new());
-    for ((kind, identity, day, provider, model), (r, c)) in &delta.models {
-        kinds.push(kind.as_str());
-        identities.push(identity);
-        days.push(*day);
-        providers.push(provider);
-        models.push(model);
-        requests.push(*r);
-        costs.push(*c);
-    }
     tx.execute(
         "INSERT INTO identity_models (kind, identity, day_ms, provider, model, requests, \
-         cost_usd) SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], \
-         $5::text[], $6::bigint[], $7::float8[]) \
+         cost_usd) SELECT kind, identity, day_ms, provider, model, SUM(requests), \
+         SUM(cost_usd) FROM identity_pending WHERE id <= $1 \
+         GROUP BY kind, identity, day_ms, provider, model \
+         ORDER BY kind, identity, day_ms, provider, model \
          ON CONFLICT (kind, identity, day_ms, provider, model) DO UPDATE SET \
          requests = identity_models.requests + excluded.requests, \
          cost_usd = identity_models.cost_usd + excluded.cost_usd",
-        &[
-            &kinds,
-            &identities,
-            &days,
-            &providers,
-            &models,
-            &requests,
-            &costs,
-        ],
+        &[&top],
     )
     .await
     .map_err(db_err)?;
-
-    let summary = delta.summary(window_start_on(tx).await?);
-    let mut kinds = Vec::new();
-    let mut identities = Vec::new();
-    let mut columns: [Vec<i64>; 7] = Default::default();
-    let mut costs = Vec::new();
-    for ((kind, identity), add) in &summary {
-        let w = add.window;
-        kinds.push(kind.as_str());
-        identities.push(identity.as_str());
-        for (column, value) in columns.iter_mut().zip([
-            w.requests,
-            w.errors,
-            w.cache_hits,
-            w.tokens_in,
-            w.tokens_out,
-            add.first_seen_ms.unwrap_or(0),
-            add.last_seen_ms.unwrap_or(0),
-        ]) {
-            column.push(value);
-        }
-        costs.push(w.cost_usd);
-    }
     tx.execute(
         "INSERT INTO people (kind, identity, requests, errors, cache_hits, tokens_in, \
          tokens_out, cost_usd, first_seen_ms, last_seen_ms) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], \
-         $6::bigint[], $7::bigint[], $8::float8[], $9::bigint[], $10::bigint[]) \
+         SELECT p.kind, p.identity, \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.requests ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.errors ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.cache_hits ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.tokens_in ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.tokens_out ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.cost_usd ELSE 0 END), \
+         MIN(p.first_ms), MAX(p.last_ms) \
+         FROM identity_pending p, people_window w WHERE p.id <= $1 AND w.id = 1 \
+         GROUP BY p.kind, p.identity ORDER BY p.kind, p.identity \
          ON CONFLICT (kind, identity) DO UPDATE SET \
          requests = people.requests + excluded.requests, \
          errors = people.errors + excluded.errors, \
@@ -194,22 +193,13 @@ async fn apply(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> {
          cost_usd = people.cost_usd + excluded.cost_usd, \
          first_seen_ms = LEAST(people.first_seen_ms, excluded.first_seen_ms), \
          last_seen_ms = GREATEST(people.last_seen_ms, excluded.last_seen_ms)",
-        &[
-            &kinds,
-            &identities,
-            &columns[0],
-            &columns[1],
-            &columns[2],
-            &columns[3],
-            &columns[4],
-            &costs,
-            &columns[5],
-            &columns[6],
-        ],
+        &[&top],
     )
     .await
     .map_err(db_err)?;
-    Ok(())
+    tx.execute("DELETE FROM identity_pending WHERE id <= $1", &[&top])
+        .await
+        .map_err(db_err)
 }
 
 /// The stored logs a backfill reads below an id, newest first, and the lowest id read.
@@ -336,7 +326,12 @@ impl PeopleStore for PgStore {
         if current.as_ref().map(|k| &k.meta_key) == meta_key.as_ref() {
             return keys_on(&tx).await;
         }
-        for table in ["identity_days", "identity_models", "people"] {
+        for table in [
+            "identity_pending",
+            "identity_days",
+            "identity_models",
+            "people",
+        ] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE kind = $1"),
                 &[&kind.as_str()],
@@ -389,7 +384,7 @@ impl PeopleStore for PgStore {
             };
             let (logs, lowest) = logs_below(&tx, below, limit).await?;
             read += logs.len() as u64;
-            apply(
+            append(
                 &tx,
                 &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs),
             )
@@ -406,8 +401,27 @@ impl PeopleStore for PgStore {
             .await
             .map_err(db_err)?;
         }
+        fold(&tx, u32::MAX).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(read)
+    }
+
+    async fn fold_identities(&self, limit: u32) -> StoreResult<u64> {
+        let mut client = self.client().await?;
+        // Nothing pending: don't take the lock ingest needs.
+        let pending: Option<i64> = client
+            .query_one("SELECT MAX(id) FROM identity_pending", &[])
+            .await
+            .map_err(db_err)?
+            .at(0)?;
+        if pending.is_none() {
+            return Ok(0);
+        }
+        let tx = client.transaction().await.map_err(db_err)?;
+        lock(&tx).await?;
+        let folded = fold(&tx, limit).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(folded)
     }
 
     async fn advance_people_window(&self, now_ms: i64) -> StoreResult<bool> {

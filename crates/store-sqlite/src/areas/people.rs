@@ -47,7 +47,8 @@ fn window_start_on(conn: &Connection) -> StoreResult<i64> {
     .map_err(db_err)
 }
 
-/// Counts a batch of newly stored logs for every named key; inside the ingest transaction.
+/// Counts a batch of newly stored logs for every named key — appended to the pending table,
+/// folded in by the upkeep; inside the ingest transaction.
 pub(crate) fn add_identities(tx: &Connection, logs: &[NewInteraction]) -> StoreResult<()> {
     if logs.is_empty() {
         return Ok(());
@@ -56,103 +57,117 @@ pub(crate) fn add_identities(tx: &Connection, logs: &[NewInteraction]) -> StoreR
     if keys.is_empty() {
         return Ok(());
     }
-    apply(tx, &IdentityDelta::from_logs(&keys, logs))
+    append(tx, &IdentityDelta::from_logs(&keys, logs))
 }
 
-/// Adds a delta to the day and model rollups and the summary.
-fn apply(tx: &Connection, delta: &IdentityDelta) -> StoreResult<()> {
-    if delta.is_empty() {
-        return Ok(());
-    }
-    let mut day = tx
+fn append(tx: &Connection, delta: &IdentityDelta) -> StoreResult<()> {
+    let mut insert = tx
         .prepare_cached(
-            "INSERT INTO identity_days (kind, identity, day_ms, requests, errors, cache_hits, \
-             tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-             ON CONFLICT (kind, identity, day_ms) DO UPDATE SET \
-             requests = requests + excluded.requests, errors = errors + excluded.errors, \
-             cache_hits = cache_hits + excluded.cache_hits, \
-             tokens_in = tokens_in + excluded.tokens_in, \
-             tokens_out = tokens_out + excluded.tokens_out, \
-             cost_usd = cost_usd + excluded.cost_usd, \
-             first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
+            "INSERT INTO identity_pending (kind, identity, day_ms, provider, model, requests, \
+             errors, cache_hits, tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )
         .map_err(db_err)?;
-    for ((kind, identity, day_ms), t) in &delta.days {
-        day.execute(params![
-            kind.as_str(),
-            identity,
-            day_ms,
-            t.requests,
-            t.errors,
-            t.cache_hits,
-            t.tokens_in,
-            t.tokens_out,
-            t.cost_usd,
-            t.first_ms,
-            t.last_ms
-        ])
-        .map_err(db_err)?;
-    }
-    let mut model = tx
-        .prepare_cached(
-            "INSERT INTO identity_models (kind, identity, day_ms, provider, model, requests, \
-             cost_usd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-             ON CONFLICT (kind, identity, day_ms, provider, model) DO UPDATE SET \
-             requests = requests + excluded.requests, cost_usd = cost_usd + excluded.cost_usd",
-        )
-        .map_err(db_err)?;
-    for ((kind, identity, day_ms, provider, name), (requests, cost)) in &delta.models {
-        model
+    for ((kind, identity, day_ms, provider, model), t) in &delta.rows {
+        insert
             .execute(params![
                 kind.as_str(),
                 identity,
                 day_ms,
                 provider,
-                name,
-                requests,
-                cost
-            ])
-            .map_err(db_err)?;
-    }
-    let mut person = tx
-        .prepare_cached(
-            "INSERT INTO people (kind, identity, requests, errors, cache_hits, tokens_in, \
-             tokens_out, cost_usd, first_seen_ms, last_seen_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT (kind, identity) DO UPDATE SET \
-             requests = requests + excluded.requests, errors = errors + excluded.errors, \
-             cache_hits = cache_hits + excluded.cache_hits, \
-             tokens_in = tokens_in + excluded.tokens_in, \
-             tokens_out = tokens_out + excluded.tokens_out, \
-             cost_usd = cost_usd + excluded.cost_usd, \
-             first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
-             last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
-        )
-        .map_err(db_err)?;
-    for ((kind, identity), add) in delta.summary(window_start_on(tx)?) {
-        let w = add.window;
-        person
-            .execute(params![
-                kind.as_str(),
-                identity,
-                w.requests,
-                w.errors,
-                w.cache_hits,
-                w.tokens_in,
-                w.tokens_out,
-                w.cost_usd,
-                add.first_seen_ms,
-                add.last_seen_ms
+                model,
+                t.requests,
+                t.errors,
+                t.cache_hits,
+                t.tokens_in,
+                t.tokens_out,
+                t.cost_usd,
+                t.first_ms,
+                t.last_ms
             ])
             .map_err(db_err)?;
     }
     Ok(())
 }
 
+/// Folds every pending addition into the day and model rollups and the summary (days inside
+/// the window only; first and last seen from any day); returns how many rows it folded.
+fn fold(tx: &Connection, limit: u32) -> StoreResult<u64> {
+    // Ids are assigned in order and only the oldest are ever deleted: the oldest `limit` are
+    // the ids below the lowest plus `limit`.
+    let top: Option<i64> = tx
+        .query_row(
+            "SELECT MIN(MAX(id), MIN(id) + ?1 - 1) FROM identity_pending",
+            [limit],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    let Some(top) = top else { return Ok(0) };
+    // GROUP BY hands the rows over in key order: each page of a table is written once.
+    tx.execute(
+        "INSERT INTO identity_days (kind, identity, day_ms, requests, errors, cache_hits, \
+         tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
+         SELECT kind, identity, day_ms, SUM(requests), SUM(errors), SUM(cache_hits), \
+         SUM(tokens_in), SUM(tokens_out), SUM(cost_usd), MIN(first_ms), MAX(last_ms) \
+         FROM identity_pending WHERE id <= ?1 GROUP BY kind, identity, day_ms \
+         ON CONFLICT (kind, identity, day_ms) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors, \
+         cache_hits = cache_hits + excluded.cache_hits, \
+         tokens_in = tokens_in + excluded.tokens_in, \
+         tokens_out = tokens_out + excluded.tokens_out, \
+         cost_usd = cost_usd + excluded.cost_usd, \
+         first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)",
+        [top],
+    )
+    .map_err(db_err)?;
+    tx.execute(
+        "INSERT INTO identity_models (kind, identity, day_ms, provider, model, requests, \
+         cost_usd) SELECT kind, identity, day_ms, provider, model, SUM(requests), \
+         SUM(cost_usd) FROM identity_pending WHERE id <= ?1 \
+         GROUP BY kind, identity, day_ms, provider, model \
+         ON CONFLICT (kind, identity, day_ms, provider, model) DO UPDATE SET \
+         requests = requests + excluded.requests, cost_usd = cost_usd + excluded.cost_usd",
+        [top],
+    )
+    .map_err(db_err)?;
+    tx.execute(
+        "INSERT INTO people (kind, identity, requests, errors, cache_hits, tokens_in, \
+         tokens_out, cost_usd, first_seen_ms, last_seen_ms) \
+         SELECT p.kind, p.identity, \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.requests ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.errors ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.cache_hits ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.tokens_in ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.tokens_out ELSE 0 END), \
+         SUM(CASE WHEN p.day_ms >= w.start_day THEN p.cost_usd ELSE 0 END), \
+         MIN(p.first_ms), MAX(p.last_ms) \
+         FROM identity_pending p, people_window w WHERE p.id <= ?1 AND w.id = 1 \
+         GROUP BY p.kind, p.identity \
+         ON CONFLICT (kind, identity) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors, \
+         cache_hits = cache_hits + excluded.cache_hits, \
+         tokens_in = tokens_in + excluded.tokens_in, \
+         tokens_out = tokens_out + excluded.tokens_out, \
+         cost_usd = cost_usd + excluded.cost_usd, \
+         first_seen_ms = min(first_seen_ms, excluded.first_seen_ms), \
+         last_seen_ms = max(last_seen_ms, excluded.last_seen_ms)",
+        [top],
+    )
+    .map_err(db_err)?;
+    let folded = tx
+        .execute("DELETE FROM identity_pending WHERE id <= ?1", [top])
+        .map_err(db_err)?;
+    Ok(folded as u64)
+}
+
 /// Drops every rollup of `kind`.
 fn forget_kind(tx: &Connection, kind: IdentityKind) -> StoreResult<()> {
-    for table in ["identity_days", "identity_models", "people"] {
+    for table in [
+        "identity_pending",
+        "identity_days",
+        "identity_models",
+        "people",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE kind = ?1"),
             [kind.as_str()],
@@ -314,7 +329,7 @@ impl PeopleStore for SqliteStore {
                 };
                 let (logs, lowest) = logs_below(&tx, below, limit)?;
                 read += logs.len() as u64;
-                apply(
+                append(
                     &tx,
                     &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs),
                 )?;
@@ -329,8 +344,21 @@ impl PeopleStore for SqliteStore {
                 )
                 .map_err(db_err)?;
             }
+            fold(&tx, u32::MAX)?;
             tx.commit().map_err(db_err)?;
             Ok(read)
+        })
+        .await
+    }
+
+    async fn fold_identities(&self, limit: u32) -> StoreResult<u64> {
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let folded = fold(&tx, limit)?;
+            tx.commit().map_err(db_err)?;
+            Ok(folded)
         })
         .await
     }
