@@ -462,7 +462,7 @@ pub async fn upkeep(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreRe
     loop {
         let folded = store.fold_identities(FOLD_STEP).await?;
         done.folded += folded;
-        if folded < u64::from(FOLD_STEP) || started.elapsed() >= budget {
+        if folded == 0 || started.elapsed() >= budget {
             break;
         }
     }

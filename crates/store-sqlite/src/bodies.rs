@@ -91,6 +91,7 @@ pub(crate) fn delete_interactions_before(
             params![before_ms, limit],
         )
         .map_err(db_err)?;
+    crate::areas::people::after_interactions_deleted(&tx)?;
     tx.commit().map_err(db_err)?;
     Ok(deleted as u64)
 }

@@ -86,7 +86,8 @@ macro_rules! store_suite {
             budgets_keep_what_they_say_and_their_groups
         );
         $crate::store_suite!(@each $fresh; people:
-            people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollover
+            people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollover,
+            a_backfill_never_counts_a_log_stored_after_its_key
         );
         $crate::store_suite!(@each $fresh; webhooks:
             webhooks_queue_deliveries_and_disable_after_failures,

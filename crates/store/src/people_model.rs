@@ -146,12 +146,18 @@ impl IdentityDelta {
 /// A metadata value as an identity: strings as they are, numbers and booleans as written.
 fn identity_of(value: &serde_json::Value) -> Option<String> {
     let text = match value {
-        serde_json::Value::String(s) => s.trim().to_owned(),
+        // As written (untrimmed), so the Trace Explorer's `metadata=key=value` finds its logs.
+        serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::Bool(b) => b.to_string(),
         _ => return None,
     };
-    (!text.is_empty() && text.chars().count() <= MAX_IDENTITY_CHARS).then_some(text)
+    // Blank names nobody; `.` and `..` can't be a path segment of the identity's page.
+    let usable = !text.trim().is_empty()
+        && text != "."
+        && text != ".."
+        && text.chars().count() <= MAX_IDENTITY_CHARS;
+    usable.then_some(text)
 }
 
 wire_enum!(
@@ -263,6 +269,7 @@ mod tests {
             log(2_000, r#"{"user_id":"ana"}"#, 2.0, false),
             log(3_000, r#"{"user_id":42}"#, 4.0, true),
             log(4_000, r#"{"user_id":"  "}"#, 8.0, true),
+            log(4_500, r#"{"user_id":".."}"#, 8.0, true),
             log(5_000, r#"{"user_id":{"nested":1}}"#, 8.0, true),
             log(6_000, "not json", 8.0, true),
             log(

@@ -130,6 +130,26 @@ struct Figures {
     users: u64,
 }
 
+impl Figures {
+    fn summary(&self) -> String {
+        let queries: Vec<String> = self
+            .queries
+            .iter()
+            .map(|(what, median, _)| format!("{what} {:.1} ms", median.as_secs_f64() * 1e3))
+            .collect();
+        format!(
+            "ingest {:.0}/s without keys, {:.0}/s with; {}; fold {:.0} ms; rollover {:.0} ms; \
+             backfill {:.0}/s",
+            self.ingest_without_per_s,
+            self.ingest_per_s,
+            queries.join(", "),
+            self.fold.as_secs_f64() * 1e3,
+            self.rollover.as_secs_f64() * 1e3,
+            self.backfill_per_s
+        )
+    }
+}
+
 fn query(sort: PeopleSort, search: Option<&str>) -> PeopleQuery {
     PeopleQuery {
         kind: IdentityKind::User,
@@ -329,6 +349,8 @@ pub async fn run(
     let sqlite: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("bench.db").to_string_lossy()).await?);
     let mut all = vec![measure("SQLite", sqlite, logs, users.max(1), runs).await?];
+    // A long run: say what one backend measured before starting the next.
+    eprintln!("  SQLite done: {}", all[0].summary());
     if let Some(url) = database_url.filter(|u| u.starts_with("postgres")) {
         let pg: Arc<dyn Store> = Arc::new(PgStore::open(url).await?);
         all.push(measure("PostgreSQL", pg, logs, users.max(1), runs).await?);

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use langguard_ops::people::{self, IdentityKeysInput, PeopleListInput, PersonView};
-use langguard_ops::Actor;
+use langguard_ops::{Actor, OpsError};
 use langguard_store::Role;
 use serde::Deserialize;
 
@@ -115,7 +115,10 @@ pub async fn page(
     };
     let list = match people::list(&state.ops, now_ms(), input).await {
         Ok(list) => list,
-        Err(e) => return (StatusCode::BAD_REQUEST, problem(e)).into_response(),
+        Err(e @ OpsError::Invalid { .. }) => {
+            return (StatusCode::BAD_REQUEST, problem(e)).into_response()
+        }
+        Err(e) => return page_failure("People", e),
     };
     let keys = match people::keys(&state.ops).await {
         Ok(keys) => keys,

@@ -127,8 +127,9 @@ async fn append(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> 
 /// the window only; first and last seen from any day); returns how many rows it folded. The
 /// caller holds the interactions lock, so nothing is appended meanwhile.
 async fn fold(tx: &Transaction<'_>, limit: u32) -> StoreResult<u64> {
-    // Ids come from a sequence in the order appends commit (under the lock) and only the
-    // oldest are ever deleted: the oldest `limit` are below the lowest plus `limit`.
+    // Ids come from a sequence in the order appends commit (under the lock): the ids below the
+    // lowest plus `limit` are the oldest (fewer than `limit` where a forgotten key's rows or a
+    // rolled-back ingest left a gap; the upkeep goes on then).
     let top: Option<i64> = tx
         .query_one(
             "SELECT LEAST(MAX(id), MIN(id) + $1 - 1) FROM identity_pending",

@@ -102,6 +102,7 @@ impl IntegrationStore for SqliteStore {
             .map_err(db_err)?;
             tx.execute("DELETE FROM interactions WHERE integration_id = ?1", [id])
                 .map_err(db_err)?;
+            crate::areas::people::after_interactions_deleted(&tx)?;
             tx.execute("DELETE FROM rollups_minute WHERE integration_id = ?1", [id])
                 .map_err(db_err)?;
             tx.execute("DELETE FROM rollups_hour WHERE integration_id = ?1", [id])

@@ -93,8 +93,8 @@ fn append(tx: &Connection, delta: &IdentityDelta) -> StoreResult<()> {
 /// Folds every pending addition into the day and model rollups and the summary (days inside
 /// the window only; first and last seen from any day); returns how many rows it folded.
 fn fold(tx: &Connection, limit: u32) -> StoreResult<u64> {
-    // Ids are assigned in order and only the oldest are ever deleted: the oldest `limit` are
-    // the ids below the lowest plus `limit`.
+    // Ids are assigned in append order: the ids below the lowest plus `limit` are the oldest
+    // (fewer than `limit` where a forgotten key's rows left a gap; the upkeep goes on then).
     let top: Option<i64> = tx
         .query_row(
             "SELECT MIN(MAX(id), MIN(id) + ?1 - 1) FROM identity_pending",
@@ -158,6 +158,21 @@ fn fold(tx: &Connection, limit: u32) -> StoreResult<u64> {
         .execute("DELETE FROM identity_pending WHERE id <= ?1", [top])
         .map_err(db_err)?;
     Ok(folded as u64)
+}
+
+/// After interactions were deleted: SQLite gives a new row the highest id plus one, so once the
+/// newest rows are gone, logs stored from now on could get ids below a backfill's bound and be
+/// counted twice (at ingest and by the backfill). Every id between the new highest and the old
+/// bound was just deleted, so lowering the bound loses nothing. Inside the deleting transaction.
+pub(crate) fn after_interactions_deleted(tx: &Connection) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE identity_keys SET backfill_below = \
+         min(backfill_below, (SELECT COALESCE(MAX(id), 0) + 1 FROM interactions)) \
+         WHERE backfill_below IS NOT NULL",
+        [],
+    )
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// Drops every rollup of `kind`.
