@@ -34,6 +34,7 @@ pub(crate) struct KeysBody {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListParams {
     /// `user` (default) or `team`.
@@ -48,6 +49,7 @@ pub(crate) struct ListParams {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DetailParams {
     /// Days of history in `daily`, 1–366, default 30.
