@@ -170,6 +170,18 @@ wire_enum!(
     }
 );
 
+impl PeopleSort {
+    /// The `ORDER BY` of the summary (`people`) for this sort, ties by identity.
+    pub fn order_by(self) -> &'static str {
+        match self {
+            PeopleSort::Spend => "cost_usd DESC, identity",
+            PeopleSort::Requests => "requests DESC, identity",
+            PeopleSort::Tokens => "tokens_in + tokens_out DESC, identity",
+            PeopleSort::LastSeen => "last_seen_ms DESC, identity",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeopleQuery {
     pub kind: IdentityKind,

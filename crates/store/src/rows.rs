@@ -6,8 +6,9 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     Alert, AlertCondition, AlertMetric, AlertRule, AlertScope, AlertSilence, AlertState,
-    GatewayState, GroupBy, IngestSource, NewViolation, Policy, PolicyCategory, PolicyMode,
-    Severity, StoreError, StoreResult, Violation, ViolationStatus,
+    GatewayState, GroupBy, IdentityKind, IngestSource, NewInteraction, NewViolation, Person,
+    Policy, PolicyCategory, PolicyMode, Severity, StoreError, StoreResult, Violation,
+    ViolationStatus,
 };
 
 /// A row's columns by position, as a backend reads them.
@@ -274,6 +275,60 @@ impl crate::SavedView {
             updated_at_ms: row.int(7)?,
         })
     }
+}
+
+/// The summary columns, in [`Person::from_columns`]'s order.
+pub const PERSON_COLUMNS: &str = "kind, identity, requests, errors, cache_hits, tokens_in, \
+    tokens_out, cost_usd, first_seen_ms, last_seen_ms";
+
+impl Person {
+    /// One identity's summary row; active days and top model are filled in by the caller.
+    pub fn from_columns(row: &impl Columns) -> StoreResult<Person> {
+        Ok(Person {
+            kind: word(IdentityKind::parse, "identity kind", row.text(0)?)?,
+            identity: row.text(1)?,
+            requests: row.int(2)?,
+            errors: row.int(3)?,
+            cache_hits: row.int(4)?,
+            tokens_in: row.int(5)?,
+            tokens_out: row.int(6)?,
+            cost_usd: row.real(7)?,
+            first_seen_ms: row.int(8)?,
+            last_seen_ms: row.int(9)?,
+            active_days: 0,
+            top_model: None,
+        })
+    }
+}
+
+/// The interaction columns the people backfill reads, in [`backfill_log`]'s order (after the id).
+pub const BACKFILL_COLUMNS: &str =
+    "id, created_at, provider, model, success, cached, tokens_in, tokens_out, cost_usd, metadata";
+
+/// A stored log's id, and the log as the people backfill counts it: only what the identity
+/// rollups read.
+pub fn backfill_log(row: &impl Columns) -> StoreResult<(i64, NewInteraction)> {
+    Ok((
+        row.int(0)?,
+        NewInteraction {
+            log_id: String::new(),
+            created_at_ms: row.int(1)?,
+            provider: row.text(2)?,
+            model: row.text(3)?,
+            path: None,
+            status_code: None,
+            success: row.flag(4)?,
+            cached: row.flag(5)?,
+            duration_ms: 0,
+            tokens_in: row.opt_int(6)?,
+            tokens_out: row.opt_int(7)?,
+            cost_usd: row.opt_real(8)?,
+            cost_source: None,
+            metadata: row.opt_text(9)?,
+            requested_model: None,
+            details: Default::default(),
+        },
+    ))
 }
 
 #[cfg(test)]

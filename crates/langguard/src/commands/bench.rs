@@ -11,7 +11,7 @@ use langguard_store::{NewIntegration, Scope, Store, SyncTrigger};
 use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 
-use crate::commands::synthetic::ingest_synthetic;
+use crate::commands::synthetic::{bench_integration, ingest_synthetic};
 use crate::commands::{
     bench_alerts, bench_people, bench_policies, bench_push, bench_queries, bench_sync,
 };
@@ -89,17 +89,7 @@ async fn ingest(
             )
         }
     };
-    let integration = store
-        .create_integration(NewIntegration {
-            name: format!("bench-{}", crate::app::now_ms()),
-            account_id: "bench".into(),
-            api_token: langguard_store::SealFor::new(|_| vec![0]),
-            enabled: false,
-            sync_interval_minutes: 15,
-            lookback_days: None,
-            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
-        })
-        .await?;
+    let integration = bench_integration(store.as_ref(), "bench", false).await?;
     let now = time::OffsetDateTime::now_utc();
     let spec = SeedSpec {
         count: logs,

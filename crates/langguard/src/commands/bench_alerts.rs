@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use langguard_cf_emulator::SeedSpec;
 use langguard_ops::alerts::evaluate::evaluate;
-use langguard_store::{
-    AlertCondition, AlertMetric, AlertScope, GroupBy, NewAlertRule, NewIntegration, Store,
-};
+use langguard_store::{AlertCondition, AlertMetric, AlertScope, GroupBy, NewAlertRule, Store};
 use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 
-use crate::commands::synthetic::ingest_synthetic;
+use crate::commands::synthetic::{bench_integration, ingest_synthetic};
 use crate::format;
 
 const PROVIDERS: [&str; 5] = ["openai", "anthropic", "workers-ai", "groq", "mistral"];
@@ -108,17 +106,7 @@ async fn measure(
     logs: usize,
     runs: usize,
 ) -> anyhow::Result<Figures> {
-    let integration = store
-        .create_integration(NewIntegration {
-            name: format!("bench-alerts-{}", crate::app::now_ms()),
-            account_id: "bench".into(),
-            api_token: langguard_store::SealFor::new(|_| vec![0]),
-            enabled: true,
-            sync_interval_minutes: 15,
-            lookback_days: None,
-            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
-        })
-        .await?;
+    let integration = bench_integration(store.as_ref(), "bench-alerts", true).await?;
     let now = time::OffsetDateTime::now_utc();
     let spec = SeedSpec {
         count: logs,

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use langguard_store::{
-    CostSource, IdentityKind, NewIntegration, NewInteraction, PeopleQuery, PeopleSort, Store,
-    DAY_MS,
+    CostSource, IdentityKind, NewInteraction, PeopleQuery, PeopleSort, Store, DAY_MS,
 };
 use langguard_store_postgres::PgStore;
 use langguard_store_sqlite::SqliteStore;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use crate::commands::synthetic::bench_integration;
 use crate::format;
 
 const MODELS: [(&str, &str, f64); 6] = [
@@ -215,17 +215,7 @@ async fn measure(
     users: usize,
     runs: usize,
 ) -> anyhow::Result<Figures> {
-    let integration = store
-        .create_integration(NewIntegration {
-            name: format!("bench-people-{}", crate::app::now_ms()),
-            account_id: "bench".into(),
-            api_token: langguard_store::SealFor::new(|_| vec![0]),
-            enabled: false,
-            sync_interval_minutes: 15,
-            lookback_days: None,
-            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
-        })
-        .await?;
+    let integration = bench_integration(store.as_ref(), "bench-people", false).await?;
     for kind in [IdentityKind::User, IdentityKind::Team] {
         store.set_identity_key(kind, None).await?;
     }

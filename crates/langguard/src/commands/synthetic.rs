@@ -8,7 +8,9 @@ use anyhow::Context;
 use langguard_cf_emulator::{synthetic_log_pages, SeedSpec};
 use langguard_cloudflare::types::{Envelope, GatewayLog};
 use langguard_pricing::Pricer;
-use langguard_store::{IngestOutcome, IntegrationId, Store, StoreResult};
+use langguard_store::{
+    IngestOutcome, Integration, IntegrationId, NewIntegration, Store, StoreResult,
+};
 use langguard_sync::normalize;
 
 /// Pages are generated ahead, untimed, this many logs at a time: the generator's own cost stays
@@ -23,6 +25,26 @@ pub struct Ingested {
     pub normalise: Duration,
     /// Wall time of decode, normalise and store together (generation excluded).
     pub elapsed: Duration,
+}
+
+/// An integration for a benchmark's synthetic logs, named `{prefix}-{now}` so runs against a
+/// kept database don't collide; never synced (its token is a placeholder).
+pub async fn bench_integration(
+    store: &dyn Store,
+    prefix: &str,
+    enabled: bool,
+) -> StoreResult<Integration> {
+    store
+        .create_integration(NewIntegration {
+            name: format!("{prefix}-{}", crate::app::now_ms()),
+            account_id: "bench".into(),
+            api_token: langguard_store::SealFor::new(|_| vec![0]),
+            enabled,
+            sync_interval_minutes: 15,
+            lookback_days: None,
+            trailing_window_minutes: langguard_store::DEFAULT_TRAILING_WINDOW_MINUTES,
+        })
+        .await
 }
 
 /// Ingests `spec`'s logs, `batch` per transaction, spreading pages over `gateways`, each

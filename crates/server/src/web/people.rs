@@ -120,16 +120,22 @@ pub async fn page(
         }
         Err(e) => return page_failure("People", e),
     };
-    let keys = match people::keys(&state.ops).await {
-        Ok(keys) => keys,
-        Err(e) => return page_failure("People", e),
+    let admin = user.user.role == Role::Admin;
+    // The form's current keys, for the admins who see it (the list has its own kind's key).
+    let keys = if admin {
+        match people::keys(&state.ops).await {
+            Ok(keys) => Some(keys),
+            Err(e) => return page_failure("People", e),
+        }
+    } else {
+        None
     };
     let sort = given(&q.sort).unwrap_or_else(|| "spend".into());
     let search = given(&q.q).unwrap_or_default();
     let seen = u64::from(offset) + list.people.len() as u64;
     render(&PeoplePage {
         frame: Frame::new(&user, "People", "people"),
-        admin: user.user.role == Role::Admin,
+        admin,
         kind: list.kind,
         backfilling: list.backfilling,
         sort: sort.clone(),
@@ -145,8 +151,11 @@ pub async fn page(
         next: (seen < list.total).then(|| page_link(list.kind, &sort, &search, offset + PAGE)),
         q: search,
         key: list.key,
-        user_key: keys.user_key.unwrap_or_default(),
-        team_key: keys.team_key.unwrap_or_default(),
+        user_key: keys
+            .as_ref()
+            .and_then(|k| k.user_key.clone())
+            .unwrap_or_default(),
+        team_key: keys.and_then(|k| k.team_key).unwrap_or_default(),
     })
 }
 

@@ -7,9 +7,10 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Transaction};
+use langguard_store::rows::{backfill_log, BACKFILL_COLUMNS, PERSON_COLUMNS};
 use langguard_store::*;
 
-use crate::records::RowExt;
+use crate::records::{PgRow, RowExt};
 use crate::{db_err, locks, now_ms, PgStore};
 
 async fn keys_on(client: &impl GenericClient) -> StoreResult<Vec<IdentityKey>> {
@@ -211,8 +212,10 @@ async fn logs_below(
 ) -> StoreResult<(Vec<NewInteraction>, Option<i64>)> {
     let rows = tx
         .query(
-            "SELECT id, created_at, provider, model, success, cached, tokens_in, tokens_out, \
-             cost_usd, metadata FROM interactions WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            &format!(
+                "SELECT {BACKFILL_COLUMNS} FROM interactions WHERE id < $1 \
+                 ORDER BY id DESC LIMIT $2"
+            ),
             &[&below_id, &i64::from(limit)],
         )
         .await
@@ -220,49 +223,15 @@ async fn logs_below(
     let mut logs = Vec::with_capacity(rows.len());
     let mut lowest = None;
     for r in &rows {
-        lowest = Some(r.at::<i64>(0)?);
-        logs.push(NewInteraction {
-            log_id: String::new(),
-            created_at_ms: r.at(1)?,
-            provider: r.at(2)?,
-            model: r.at(3)?,
-            path: None,
-            status_code: None,
-            success: r.at(4)?,
-            cached: r.at(5)?,
-            duration_ms: 0,
-            tokens_in: r.at(6)?,
-            tokens_out: r.at(7)?,
-            cost_usd: r.at(8)?,
-            cost_source: None,
-            metadata: r.at(9)?,
-            requested_model: None,
-            details: Default::default(),
-        });
+        let (id, log) = backfill_log(&PgRow(r))?;
+        lowest = Some(id);
+        logs.push(log);
     }
     Ok((logs, lowest))
 }
 
-const PERSON_COLUMNS: &str = "kind, identity, requests, errors, cache_hits, tokens_in, \
-    tokens_out, cost_usd, first_seen_ms, last_seen_ms";
-
 fn person_from(r: &tokio_postgres::Row) -> StoreResult<Person> {
-    let kind: String = r.at(0)?;
-    Ok(Person {
-        kind: IdentityKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("identity kind {kind:?}")))?,
-        identity: r.at(1)?,
-        requests: r.at(2)?,
-        errors: r.at(3)?,
-        cache_hits: r.at(4)?,
-        tokens_in: r.at(5)?,
-        tokens_out: r.at(6)?,
-        cost_usd: r.at(7)?,
-        first_seen_ms: r.at(8)?,
-        last_seen_ms: r.at(9)?,
-        active_days: 0,
-        top_model: None,
-    })
+    Person::from_columns(&PgRow(r))
 }
 
 /// Fills in active days and the top model of a page's identities (all of one kind), from
@@ -471,12 +440,7 @@ impl PeopleStore for PgStore {
 
     async fn people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage> {
         let client = self.client().await?;
-        let order = match query.sort {
-            PeopleSort::Spend => "cost_usd DESC, identity",
-            PeopleSort::Requests => "requests DESC, identity",
-            PeopleSort::Tokens => "tokens_in + tokens_out DESC, identity",
-            PeopleSort::LastSeen => "last_seen_ms DESC, identity",
-        };
+        let order = query.sort.order_by();
         let filter = "kind = $1 AND requests > 0 \
                       AND ($2::text IS NULL OR strpos(lower(identity), lower($2::text)) > 0)";
         let kind = query.kind.as_str();

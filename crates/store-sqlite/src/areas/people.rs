@@ -2,9 +2,11 @@
 //! [`add_identities`]) and the rolling 30-day summary.
 
 use async_trait::async_trait;
+use langguard_store::rows::{backfill_log, BACKFILL_COLUMNS, PERSON_COLUMNS};
 use langguard_store::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::records::SqliteRow;
 use crate::{db_err, now_ms, SqliteStore};
 
 fn keys_on(conn: &Connection) -> StoreResult<Vec<IdentityKey>> {
@@ -199,68 +201,29 @@ fn logs_below(
     limit: u32,
 ) -> StoreResult<(Vec<NewInteraction>, Option<i64>)> {
     let mut stmt = tx
-        .prepare_cached(
-            "SELECT id, created_at, provider, model, success, cached, tokens_in, tokens_out, \
-             cost_usd, metadata FROM interactions WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-        )
+        .prepare_cached(&format!(
+            "SELECT {BACKFILL_COLUMNS} FROM interactions WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+        ))
         .map_err(db_err)?;
     let mut rows = stmt.query(params![below_id, limit]).map_err(db_err)?;
     let mut logs = Vec::new();
     let mut lowest = None;
     while let Some(r) = rows.next().map_err(db_err)? {
-        lowest = Some(r.get::<_, i64>(0).map_err(db_err)?);
-        logs.push(NewInteraction {
-            log_id: String::new(),
-            created_at_ms: r.get(1).map_err(db_err)?,
-            provider: r.get(2).map_err(db_err)?,
-            model: r.get(3).map_err(db_err)?,
-            path: None,
-            status_code: None,
-            success: r.get(4).map_err(db_err)?,
-            cached: r.get(5).map_err(db_err)?,
-            duration_ms: 0,
-            tokens_in: r.get(6).map_err(db_err)?,
-            tokens_out: r.get(7).map_err(db_err)?,
-            cost_usd: r.get(8).map_err(db_err)?,
-            cost_source: None,
-            metadata: r.get(9).map_err(db_err)?,
-            requested_model: None,
-            details: Default::default(),
-        });
+        let (id, log) = backfill_log(&SqliteRow(r))?;
+        lowest = Some(id);
+        logs.push(log);
     }
     Ok((logs, lowest))
 }
 
-fn person_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Person)> {
-    let kind: String = r.get(0)?;
-    Ok((
-        kind,
-        Person {
-            kind: IdentityKind::User,
-            identity: r.get(1)?,
-            requests: r.get(2)?,
-            errors: r.get(3)?,
-            cache_hits: r.get(4)?,
-            tokens_in: r.get(5)?,
-            tokens_out: r.get(6)?,
-            cost_usd: r.get(7)?,
-            first_seen_ms: r.get(8)?,
-            last_seen_ms: r.get(9)?,
-            active_days: 0,
-            top_model: None,
-        },
-    ))
+fn person_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoreResult<Person>> {
+    Ok(Person::from_columns(&SqliteRow(r)))
 }
 
-const PERSON_COLUMNS: &str = "kind, identity, requests, errors, cache_hits, tokens_in, \
-    tokens_out, cost_usd, first_seen_ms, last_seen_ms";
-
 /// Fills in what the summary row doesn't hold: active days and the top model, from the
-/// window's days of the identity.
-fn complete(conn: &Connection, (kind, mut person): (String, Person)) -> StoreResult<Person> {
-    person.kind = IdentityKind::parse(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("identity kind {kind:?}")))?;
-    let start = window_start_on(conn)?;
+/// window's days (from `start`) of the identity.
+fn complete(conn: &Connection, start: i64, mut person: Person) -> StoreResult<Person> {
+    let kind = person.kind.as_str();
     person.active_days = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM identity_days WHERE kind = ?1 AND identity = ?2 \
@@ -426,12 +389,7 @@ impl PeopleStore for SqliteStore {
     async fn people(&self, query: &PeopleQuery) -> StoreResult<PeoplePage> {
         let query = query.clone();
         self.read(move |conn| {
-            let order = match query.sort {
-                PeopleSort::Spend => "cost_usd DESC, identity",
-                PeopleSort::Requests => "requests DESC, identity",
-                PeopleSort::Tokens => "tokens_in + tokens_out DESC, identity",
-                PeopleSort::LastSeen => "last_seen_ms DESC, identity",
-            };
+            let order = query.sort.order_by();
             let filter = "kind = ?1 AND requests > 0 \
                           AND (?2 IS NULL OR instr(lower(identity), lower(?2)) > 0)";
             let search = query.search.as_deref();
@@ -454,9 +412,10 @@ impl PeopleStore for SqliteStore {
                 .map_err(db_err)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(db_err)?;
+            let start = window_start_on(conn)?;
             let people = rows
                 .into_iter()
-                .map(|row| complete(conn, row))
+                .map(|row| complete(conn, start, row?))
                 .collect::<StoreResult<_>>()?;
             Ok(PeoplePage {
                 people,
@@ -477,7 +436,8 @@ impl PeopleStore for SqliteStore {
                 .query_row(params![kind.as_str(), identity], person_from)
                 .optional()
                 .map_err(db_err)?;
-            row.map(|row| complete(conn, row)).transpose()
+            let start = window_start_on(conn)?;
+            row.map(|row| complete(conn, start, row?)).transpose()
         })
         .await
     }
