@@ -6,6 +6,7 @@
 //! entry — happens here, so no caller can skip it.
 
 pub mod alerts;
+pub mod anomalies;
 pub mod audit;
 pub mod backtests;
 pub mod buckets;

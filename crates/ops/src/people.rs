@@ -34,6 +34,9 @@ pub struct IdentityKeysView {
     pub user_key: Option<String>,
     /// The metadata key naming a team (e.g. `team`).
     pub team_key: Option<String>,
+    /// The metadata key naming a user's session (e.g. `session_id`), whose spend the anomaly
+    /// detection compares; null: each hour of a user's traffic is a session.
+    pub session_key: Option<String>,
     /// Kinds (`user`, `team`) whose logs stored before their key was named are still being
     /// counted; their figures grow until this is empty.
     pub backfilling: Vec<&'static str>,
@@ -49,6 +52,10 @@ impl IdentityKeysView {
         Self {
             user_key: key(IdentityKind::User),
             team_key: key(IdentityKind::Team),
+            session_key: keys
+                .iter()
+                .find(|k| k.kind == IdentityKind::User)
+                .and_then(|k| k.session_key.clone()),
             backfilling: keys
                 .iter()
                 .filter(|k| k.backfill_below_id.is_some())
@@ -70,6 +77,8 @@ impl IdentityKeysView {
 pub struct IdentityKeysInput {
     pub user_key: Option<String>,
     pub team_key: Option<String>,
+    /// Needs a user key.
+    pub session_key: Option<String>,
 }
 
 pub async fn keys(ops: &Services) -> OpsResult<IdentityKeysView> {
@@ -77,7 +86,7 @@ pub async fn keys(ops: &Services) -> OpsResult<IdentityKeysView> {
 }
 
 /// A metadata key as the Trace Explorer's `metadata=key=value` filter can name it.
-fn checked_key(kind: IdentityKind, key: Option<String>) -> OpsResult<Option<String>> {
+fn checked_key(kind: &str, key: Option<String>) -> OpsResult<Option<String>> {
     let Some(key) = key.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()) else {
         return Ok(None);
     };
@@ -89,9 +98,8 @@ fn checked_key(kind: IdentityKind, key: Option<String>) -> OpsResult<Option<Stri
         return Err(OpsError::invalid(
             "invalid_identity_key",
             format!(
-                "the {} key must be a metadata key of up to 64 letters, digits, '_', '-' or '.' \
-                 (e.g. user_id); got {key:?}",
-                kind.as_str()
+                "the {kind} key must be a metadata key of up to 64 letters, digits, '_', '-' or \
+                 '.' (e.g. user_id); got {key:?}"
             ),
         ));
     }
@@ -106,22 +114,35 @@ pub async fn set_keys(
     actor: Actor<'_>,
     input: IdentityKeysInput,
 ) -> OpsResult<IdentityKeysView> {
-    let user = checked_key(IdentityKind::User, input.user_key)?;
-    let team = checked_key(IdentityKind::Team, input.team_key)?;
+    let user = checked_key("user", input.user_key)?;
+    let team = checked_key("team", input.team_key)?;
+    let session = checked_key("session", input.session_key)?;
+    if session.is_some() && user.is_none() {
+        return Err(OpsError::invalid(
+            "invalid_identity_key",
+            "a session key needs a user key: sessions are a user's",
+        ));
+    }
     let before = keys(ops).await?;
     ops.store
-        .set_identity_key(IdentityKind::User, user.clone())
+        .set_identity_key(IdentityKind::User, user.clone(), session.clone())
         .await?;
     let after = ops
         .store
-        .set_identity_key(IdentityKind::Team, team.clone())
+        .set_identity_key(IdentityKind::Team, team.clone(), None)
         .await?;
-    if (before.user_key.as_ref(), before.team_key.as_ref()) != (user.as_ref(), team.as_ref()) {
+    let now = (user.as_ref(), team.as_ref(), session.as_ref());
+    if (
+        before.user_key.as_ref(),
+        before.team_key.as_ref(),
+        before.session_key.as_ref(),
+    ) != now
+    {
         ops.audit(
             actor,
             "settings.people_keys_changed",
             None,
-            json!({"user_key": user, "team_key": team}),
+            json!({"user_key": user, "team_key": team, "session_key": session}),
             None,
         )
         .await;
@@ -215,6 +236,9 @@ pub struct PersonView {
     pub last_seen: String,
     /// Days of the window with at least one request.
     pub active_days: i64,
+    /// Users: their sessions with traffic in the window flagged as spend anomalies (far above
+    /// their own p95 and the organisation's p99); always 0 for teams.
+    pub anomalies: i64,
     /// The Trace Explorer filtered to this identity's requests in the window.
     pub traces_url: String,
     /// This identity's page (spend per day, models).
@@ -277,6 +301,7 @@ impl PersonView {
             first_seen: format_ms(person.first_seen_ms),
             last_seen: format_ms(person.last_seen_ms),
             active_days: person.active_days,
+            anomalies: person.anomalies,
             traces_url: traces_url(key, &person.identity, window_start),
             url: person_path(person.kind, &person.identity),
         }
@@ -449,12 +474,16 @@ pub struct Upkeep {
     pub window_moved: bool,
     /// Stored logs the backfill counted.
     pub backfilled: u64,
+    /// User sessions judged and newly flagged as spend anomalies.
+    pub sessions_judged: u64,
+    pub anomalies_flagged: u64,
 }
 
 /// The people summary's upkeep, run by the alert evaluator each minute under its lease: fold in
 /// what ingest appended since the last round (the figures are as of then), move the window to
-/// today, then backfill keys named since until done or `budget` has passed (a large history is
-/// counted over several rounds; each step is its own transaction).
+/// today, backfill keys named since until done or `budget` has passed (a large history is
+/// counted over several rounds; each step is its own transaction), then judge the sessions
+/// with new traffic for spend anomalies (at least one step, however much time is left).
 pub async fn upkeep(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreResult<Upkeep> {
     let started = Instant::now();
     let mut done = Upkeep::default();
@@ -474,6 +503,9 @@ pub async fn upkeep(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreRe
             break;
         }
     }
+    // After the backfill, so a history just counted is judged in the same round.
+    (done.sessions_judged, done.anomalies_flagged) =
+        crate::anomalies::detect(store, now_ms, budget.saturating_sub(started.elapsed())).await?;
     if done.window_moved {
         tracing::info!(
             window_start = %format_ms(people_window_start(now_ms)),
@@ -490,18 +522,12 @@ mod tests {
     #[test]
     fn keys_are_what_the_trace_filter_can_name() {
         assert_eq!(
-            checked_key(IdentityKind::User, Some(" user_id ".into())).expect("fine"),
+            checked_key("user", Some(" user_id ".into())).expect("fine"),
             Some("user_id".into())
         );
-        assert_eq!(
-            checked_key(IdentityKind::Team, Some("".into())).expect("none"),
-            None
-        );
+        assert_eq!(checked_key("team", Some("".into())).expect("none"), None);
         for bad in ["user=id", "a b", "ü", &"k".repeat(65)] {
-            assert!(
-                checked_key(IdentityKind::User, Some(bad.into())).is_err(),
-                "{bad}"
-            );
+            assert!(checked_key("user", Some(bad.into())).is_err(), "{bad}");
         }
     }
 

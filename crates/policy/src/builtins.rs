@@ -74,6 +74,16 @@ pub const BUILTINS: &[Builtin] = &[
         rego: include_str!("../policies/budget_overrun.rego"),
     },
     Builtin {
+        id: "spend-anomaly",
+        display_name: "Spend Anomaly",
+        description: "Calls in a user session that spent at least twice the user's own p95 session and more than the organisation's p99 (People: needs a user key; a session key, or each hour is a session).",
+        category: PolicyCategory::BudgetOperations,
+        severity: Severity::Medium,
+        mode: PolicyMode::Enforce,
+        config: r#"{"min_session_usd": 0}"#,
+        rego: include_str!("../policies/spend_anomaly.rego"),
+    },
+    Builtin {
         id: "mandatory-trace-logging",
         display_name: "Mandatory Trace Logging",
         description: "Every call names its agent and its user (Cloudflare custom metadata).",

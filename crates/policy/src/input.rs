@@ -129,16 +129,17 @@ pub fn config_value(config: &str) -> Value {
 
 /// The whole `input`: the trace, the policy's config and, when given, rolling spend.
 pub fn input_document(trace: &Value, config: &Value, windows: Option<&[SpendWindow]>) -> Value {
-    input_document_with(trace, config, windows, None)
+    input_document_with(trace, config, windows, None, None)
 }
 
-/// [`input_document`] with `input.budgets` when given: the budgets the interaction counts
-/// against.
+/// [`input_document`] with `input.budgets` when given (the budgets the interaction counts
+/// against) and `input.spend_anomaly` (its user session, when it names a user).
 pub fn input_document_with(
     trace: &Value,
     config: &Value,
     windows: Option<&[SpendWindow]>,
     budgets: Option<&[crate::BudgetInput]>,
+    spend_anomaly: Option<&crate::SpendAnomalyInput>,
 ) -> Value {
     let mut doc = std::collections::BTreeMap::new();
     doc.insert(Value::from("trace"), trace.clone());
@@ -164,6 +165,9 @@ pub fn input_document_with(
     if let Some(budgets) = budgets {
         let list = serde_json::to_value(budgets).unwrap_or_else(|_| json!([]));
         doc.insert(Value::from("budgets"), Value::from(list));
+    }
+    if let Some(session) = spend_anomaly.and_then(|s| serde_json::to_value(s).ok()) {
+        doc.insert(Value::from("spend_anomaly"), Value::from(session));
     }
     Value::from(doc)
 }

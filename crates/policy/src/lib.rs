@@ -13,6 +13,7 @@ mod compile;
 pub mod history;
 mod input;
 pub mod sandbox;
+pub mod spend_anomaly;
 mod telemetry;
 mod worker;
 
@@ -32,6 +33,7 @@ pub use sandbox::{
     serve_if_child, CompileFailure, Compiled, EvalInput, Sandbox, SandboxConfig, SandboxPolicy,
     SandboxUnavailable, DEFAULT_MEMORY_LIMIT_MIB,
 };
+pub use spend_anomaly::SpendAnomalyInput;
 pub use telemetry::describe_metrics;
 pub use worker::{
     batch_bodies, evaluate_batch, spend_windows, BatchContext, BatchEvaluation, BodySource, Pass,

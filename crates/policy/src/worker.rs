@@ -48,6 +48,7 @@ struct Entry {
     policy: SandboxPolicy,
     uses_windows: bool,
     uses_budgets: bool,
+    uses_spend_anomaly: bool,
 }
 
 /// The policies to evaluate (every one not disabled), as the sandbox runs them.
@@ -70,6 +71,7 @@ impl PolicySet {
                 policy: SandboxPolicy::new(&p.name, &p.rego, &p.config),
                 uses_windows: p.rego.contains("input.traces"),
                 uses_budgets: p.rego.contains("input.budgets"),
+                uses_spend_anomaly: p.rego.contains("input.spend_anomaly"),
             })
             .collect();
         Self {
@@ -106,14 +108,21 @@ impl PolicySet {
     pub fn uses_budgets(&self) -> bool {
         self.entries.iter().any(|e| e.uses_budgets)
     }
+
+    /// Whether any policy reads `input.spend_anomaly`.
+    pub fn uses_spend_anomaly(&self) -> bool {
+        self.entries.iter().any(|e| e.uses_spend_anomaly)
+    }
 }
 
 /// What a batch's input documents add to each trace, read only when some policy uses it:
-/// rolling spend (`input.traces`) and budgets (`input.budgets`), by interaction id.
+/// rolling spend (`input.traces`), budgets (`input.budgets`) and the user session
+/// (`input.spend_anomaly`), by interaction id.
 #[derive(Debug, Default)]
 pub struct BatchContext {
     pub windows: HashMap<i64, Vec<SpendWindow>>,
     pub budgets: Option<HashMap<i64, Vec<crate::BudgetInput>>>,
+    pub spend_anomaly: HashMap<i64, crate::SpendAnomalyInput>,
 }
 
 impl BatchContext {
@@ -132,6 +141,11 @@ impl BatchContext {
                 Some(crate::budgets::load(store, interactions).await?)
             } else {
                 None
+            },
+            spend_anomaly: if set.uses_spend_anomaly() {
+                crate::spend_anomaly::load(store, interactions).await?
+            } else {
+                HashMap::new()
             },
         })
     }
@@ -228,6 +242,7 @@ pub async fn evaluate_batch(
                         .budgets
                         .as_ref()
                         .map(|b| b.get(&interaction.id).cloned().unwrap_or_default()),
+                    spend_anomaly: context.spend_anomaly.get(&interaction.id).cloned(),
                 },
             )
             .await?;

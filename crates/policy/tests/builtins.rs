@@ -275,6 +275,7 @@ fn budget_overrun_flags_calls_of_a_group_over_its_budget() {
                 &config_value(b.config),
                 None,
                 Some(budgets),
+                None,
             ))
             .expect("evaluates")
     };
@@ -516,4 +517,59 @@ violation contains result if {
     i.log.details.user_agent = Some("openai-python/1.51.0".into());
     i.log.requested_model = Some("cloudflare/auto".into());
     assert_eq!(run(&i), ["disliked_auto_route", "dlp_block"]);
+}
+
+#[test]
+fn spend_anomaly_flags_the_calls_of_a_session_judged_anomalous() {
+    let b = BUILTINS
+        .iter()
+        .find(|b| b.id == "spend-anomaly")
+        .expect("built-in");
+    let mut policy = CompiledPolicy::compile(&b.name(), b.rego).expect("compiles");
+    let session = |anomalous: bool, session: Option<&str>| langguard_policy::SpendAnomalyInput {
+        user: "ana".into(),
+        session: session.map(str::to_owned),
+        hour: session.is_none().then(|| "2026-12-01T14:00:00.000Z".into()),
+        session_spend_usd: 3.0,
+        session_requests: 4,
+        anomalous,
+        user_p95_usd: anomalous.then_some(1.0),
+        baseline_sessions: anomalous.then_some(20),
+        org_p99_usd: anomalous.then_some(2.5),
+    };
+    let mut findings = |input: Option<langguard_policy::SpendAnomalyInput>, config: &str| {
+        policy
+            .evaluate(input_document_with(
+                &trace_document(&interaction(), None),
+                &config_value(config),
+                None,
+                None,
+                input.as_ref(),
+            ))
+            .expect("evaluates")
+    };
+    let found = findings(Some(session(true, Some("s-9"))), b.config);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, "spend_anomaly");
+    assert_eq!(
+        found[0].message,
+        "ana's session s-9 spent $3.00: 3.0× their usual $1.00 (p95 of 20 sessions) and above \
+         the organisation's p99 of $2.50"
+    );
+    let hourly = findings(Some(session(true, None)), b.config);
+    assert!(
+        hourly[0]
+            .message
+            .starts_with("ana's hour from 2026-12-01T14:00:00.000Z spent"),
+        "{}",
+        hourly[0].message
+    );
+    assert!(findings(Some(session(false, Some("s-9"))), b.config).is_empty());
+    assert!(findings(None, b.config).is_empty());
+    // Small change left alone when the config says so.
+    assert!(findings(
+        Some(session(true, Some("s-9"))),
+        r#"{"min_session_usd": 5}"#
+    )
+    .is_empty());
 }

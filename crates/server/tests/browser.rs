@@ -1031,6 +1031,11 @@ async fn people_are_named_by_a_key_listed_and_opened() {
     wait_for_text(c, "2 users with traffic in the last 30 days").await;
     let text = page_text(c).await;
     assert!(!text.contains("still being counted"), "{text}");
+    // Without a session key each hour is a session; nobody has enough of them to be judged.
+    assert!(
+        text.contains("Spend anomalies") && text.contains("No anomalous session"),
+        "{text}"
+    );
     let first = text_of(c, "//table[contains(@class,'people')]/tbody/tr[1]").await;
     assert!(
         first.contains("ana") && first.contains("$7.50") && first.contains("gpt-4o (openai)"),

@@ -53,6 +53,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0012_saved_views.sql"),
     ),
     (13, "people", include_str!("../migrations/0013_people.sql")),
+    (
+        14,
+        "spend anomalies",
+        include_str!("../migrations/0014_spend_anomalies.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0019_saved_views.sql"),
     ),
     (20, "people", include_str!("../migrations/0020_people.sql")),
+    (
+        21,
+        "spend anomalies",
+        include_str!("../migrations/0021_spend_anomalies.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

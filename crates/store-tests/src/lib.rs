@@ -87,7 +87,8 @@ macro_rules! store_suite {
         );
         $crate::store_suite!(@each $fresh; people:
             people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollover,
-            a_backfill_never_counts_a_log_stored_after_its_key
+            a_backfill_never_counts_a_log_stored_after_its_key,
+            user_sessions_add_up_and_keep_their_first_flag
         );
         $crate::store_suite!(@each $fresh; webhooks:
             webhooks_queue_deliveries_and_disable_after_failures,

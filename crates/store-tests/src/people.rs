@@ -163,13 +163,13 @@ pub async fn people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollo
         .expect("ingest");
     assert!(summary(store, IdentityKind::User).await.is_empty());
     let keys = store
-        .set_identity_key(IdentityKind::User, Some("user_id".into()))
+        .set_identity_key(IdentityKind::User, Some("user_id".into()), None)
         .await
         .expect("key");
     assert_eq!(keys.len(), 1);
     assert!(keys[0].backfill_below_id.is_some());
     store
-        .set_identity_key(IdentityKind::Team, Some("team".into()))
+        .set_identity_key(IdentityKind::Team, Some("team".into()), None)
         .await
         .expect("key");
 
@@ -292,7 +292,7 @@ pub async fn people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollo
         .await
         .unwrap();
     store
-        .set_identity_key(IdentityKind::User, Some("uid".into()))
+        .set_identity_key(IdentityKind::User, Some("uid".into()), None)
         .await
         .unwrap();
     backfill(store).await;
@@ -302,7 +302,7 @@ pub async fn people_rollups_match_the_raw_logs_through_backfill_ingest_and_rollo
     assert_eq!(summary(store, IdentityKind::Team).await["t9"].0, 100);
     // Forgetting a key drops its figures.
     let keys = store
-        .set_identity_key(IdentityKind::User, None)
+        .set_identity_key(IdentityKind::User, None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -338,7 +338,7 @@ pub async fn a_backfill_never_counts_a_log_stored_after_its_key(store: Arc<dyn S
         .await
         .expect("ingest");
     store
-        .set_identity_key(IdentityKind::User, Some("user_id".into()))
+        .set_identity_key(IdentityKind::User, Some("user_id".into()), None)
         .await
         .expect("key");
     store.delete_integration(dropped.id).await.expect("delete");
@@ -352,4 +352,178 @@ pub async fn a_backfill_never_counts_a_log_stored_after_its_key(store: Arc<dyn S
     let want = expected(&all, "user_id", people_window_start(TODAY));
     assert_eq!(want.values().map(|f| f.0).sum::<i64>(), 200);
     assert_eq!(summary(store, IdentityKind::User).await, want);
+}
+
+/// A call by `user` in session `sid` (none: `None`).
+fn session_call(id: usize, at: i64, user: &str, sid: Option<&str>, cost: f64) -> NewInteraction {
+    NewInteraction {
+        metadata: Some(match sid {
+            Some(sid) => format!(r#"{{"user_id":"{user}","sid":"{sid}"}}"#),
+            None => format!(r#"{{"user_id":"{user}"}}"#),
+        }),
+        ..call(id, at, user, "t", cost, true)
+    }
+}
+
+fn figures(s: &UserSession) -> (&str, &str, i64, i64, f64) {
+    (&s.user, &s.session, s.hour_ms, s.requests, s.cost_usd)
+}
+
+pub async fn user_sessions_add_up_and_keep_their_first_flag(store: Arc<dyn Store>) {
+    let store = store.as_ref();
+    let integration = crate::integration(store, "sessions").await;
+    store.advance_people_window(TODAY).await.expect("advance");
+    let start = TODAY - 2 * DAY;
+    // Stored before the keys: counted by the backfill.
+    let before: Vec<NewInteraction> = (0..3)
+        .map(|i| session_call(i, start + i as i64 * 1_000, "u1", Some("a"), 1.0))
+        .collect();
+    store
+        .ingest_batch(integration.id, "gw", before, None)
+        .await
+        .expect("ingest");
+    store
+        .set_identity_key(
+            IdentityKind::User,
+            Some("user_id".into()),
+            Some("sid".into()),
+        )
+        .await
+        .expect("keys");
+    let hour = TODAY - DAY + 5 * HOUR_MS;
+    store
+        .ingest_batch(
+            integration.id,
+            "gw",
+            vec![
+                session_call(10, start + 5_000, "u1", Some("a"), 1.0),
+                session_call(11, hour + 10, "u1", None, 2.0),
+                session_call(12, hour + 20, "u2", Some("b"), 0.5),
+            ],
+            None,
+        )
+        .await
+        .expect("ingest");
+    backfill(store).await;
+    store.fold_identities(u32::MAX).await.expect("fold");
+
+    let due = store.sessions_to_check(100).await.expect("due");
+    let mut got: Vec<_> = due.iter().map(figures).collect();
+    got.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
+    assert_eq!(
+        got,
+        [
+            ("u1", "", hour, 1, 2.0),
+            ("u1", "a", 0, 4, 4.0),
+            ("u2", "b", 0, 1, 0.5)
+        ]
+    );
+    let a = due.iter().find(|s| s.session == "a").expect("a");
+    assert_eq!((a.first_ms, a.last_ms), (start, start + 5_000));
+    let mut costs = store.session_costs("u1", 0, i64::MAX).await.expect("costs");
+    costs.sort_by(f64::total_cmp);
+    assert_eq!(costs, [2.0, 4.0]);
+    // Only the sessions started before the one judged.
+    assert_eq!(
+        store.session_costs("u1", 0, start).await.unwrap(),
+        Vec::<f64>::new()
+    );
+    assert_eq!(
+        store.session_cost_percentile(99.0).await.unwrap(),
+        Some(4.0)
+    );
+    assert_eq!(
+        store.session_cost_percentile(50.0).await.unwrap(),
+        Some(2.0)
+    );
+
+    let flag = |at: i64| SessionAnomaly {
+        flagged_at_ms: at,
+        spend_usd: 4.0,
+        user_p95_usd: 1.0,
+        baseline_sessions: 12,
+        org_p99_usd: 3.0,
+    };
+    let checks = due
+        .iter()
+        .map(|s| SessionCheck {
+            user: s.user.clone(),
+            session: s.session.clone(),
+            hour_ms: s.hour_ms,
+            requests: s.requests,
+            anomaly: (s.session == "a").then(|| flag(TODAY - DAY)),
+        })
+        .collect();
+    store.save_session_checks(checks).await.expect("save");
+    assert_eq!(store.sessions_to_check(100).await.unwrap(), vec![]);
+    let all = AnomalyQuery {
+        user: None,
+        since_ms: 0,
+        limit: 10,
+    };
+    let flagged = store.spend_anomalies(&all).await.expect("anomalies");
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].anomaly, Some(flag(TODAY - DAY)));
+    assert_eq!(
+        store.count_spend_anomalies(start, start + 1).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_spend_anomalies(TODAY, TODAY + DAY)
+            .await
+            .unwrap(),
+        0
+    );
+    let person = store.person(IdentityKind::User, "u1").await.unwrap();
+    assert_eq!(person.map(|p| p.anomalies), Some(1));
+
+    // More traffic makes the session due again; a second flag keeps the first one's figures.
+    store
+        .ingest_batch(
+            integration.id,
+            "gw",
+            vec![session_call(13, start + 9_000, "u1", Some("a"), 1.0)],
+            None,
+        )
+        .await
+        .expect("ingest");
+    store.fold_identities(u32::MAX).await.expect("fold");
+    let due = store.sessions_to_check(100).await.expect("due");
+    assert_eq!(
+        due.iter().map(figures).collect::<Vec<_>>(),
+        [("u1", "a", 0, 5, 5.0)]
+    );
+    store
+        .save_session_checks(vec![SessionCheck {
+            user: "u1".into(),
+            session: "a".into(),
+            hour_ms: 0,
+            requests: 5,
+            anomaly: Some(flag(TODAY)),
+        }])
+        .await
+        .expect("save");
+    let named = store
+        .user_sessions(vec![
+            ("u1".into(), "a".into(), 0),
+            ("u9".into(), "x".into(), 0),
+        ])
+        .await
+        .expect("sessions");
+    assert_eq!(named.len(), 1);
+    assert_eq!(named[0].anomaly, Some(flag(TODAY - DAY)));
+    assert_eq!(named[0].cost_usd, 5.0);
+
+    // A new session key starts the sessions over.
+    store
+        .set_identity_key(
+            IdentityKind::User,
+            Some("user_id".into()),
+            Some("conv".into()),
+        )
+        .await
+        .expect("keys");
+    assert_eq!(store.spend_anomalies(&all).await.unwrap(), vec![]);
+    assert_eq!(store.sessions_to_check(100).await.unwrap(), vec![]);
 }

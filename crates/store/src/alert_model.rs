@@ -12,7 +12,8 @@ wire_enum!(
     /// What a rule watches, each over the rule's window: counts of requests, errors and 429s;
     /// error and cache-hit rates and coverage in percent; latency percentiles in ms; cost in
     /// USD; tokens in and out; violations at or above the rule's severity; minutes since the
-    /// integration last took in data; and "no traffic" (no request at all).
+    /// integration last took in data; "no traffic" (no request at all); and user sessions
+    /// with traffic in the window flagged as spend anomalies (People).
     AlertMetric {
         Requests => "requests",
         Errors => "errors",
@@ -28,6 +29,7 @@ wire_enum!(
         Coverage => "coverage",
         ImportLagMinutes => "import_lag_minutes",
         NoTraffic => "no_traffic",
+        SpendAnomalies => "spend_anomalies",
     }
 );
 

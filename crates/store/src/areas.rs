@@ -501,10 +501,13 @@ pub trait PeopleStore: Send + Sync {
     /// Names the key of `kind` (`None` forgets it). A new key drops the kind's rollups: logs
     /// stored from now on are counted at ingest, those stored before by
     /// [`PeopleStore::backfill_identities`]. Naming the key it already has changes nothing.
+    /// `session_key` (users only) names the sessions of the spend anomaly detection; a new
+    /// session key counts the users again, as a new key does.
     async fn set_identity_key(
         &self,
         kind: IdentityKind,
         meta_key: Option<String>,
+        session_key: Option<String>,
     ) -> StoreResult<Vec<IdentityKey>>;
     /// Counts up to `limit` stored logs (newest first) that a key's backfill has not; returns
     /// how many it read, 0 when every key's backfill is done.
@@ -536,6 +539,33 @@ pub trait PeopleStore: Send + Sync {
         identity: &str,
         from_day_ms: i64,
     ) -> StoreResult<Vec<IdentityModelTotals>>;
+}
+
+/// Spend anomalies: the per-user sessions kept beside the people rollups (folded with them)
+/// and their judgements (see `anomaly_model`).
+#[async_trait]
+pub trait AnomalyStore: Send + Sync {
+    /// Up to `limit` user sessions with traffic not judged yet (see `anomaly_model`).
+    async fn sessions_to_check(&self, limit: u32) -> StoreResult<Vec<UserSession>>;
+    /// The spend of each of `user`'s sessions that started in `[from_ms, before_ms)`.
+    async fn session_costs(
+        &self,
+        user: &str,
+        from_ms: i64,
+        before_ms: i64,
+    ) -> StoreResult<Vec<f64>>;
+    /// The `p`th percentile (nearest rank) of every user's sessions' spend, `None` without
+    /// sessions.
+    async fn session_cost_percentile(&self, p: f64) -> StoreResult<Option<f64>>;
+    /// Saves judgements: each session is checked up to its judged requests, and flagged when
+    /// anomalous (the first flag stays).
+    async fn save_session_checks(&self, checks: Vec<SessionCheck>) -> StoreResult<()>;
+    /// Flagged sessions, newest flag first.
+    async fn spend_anomalies(&self, query: &AnomalyQuery) -> StoreResult<Vec<UserSession>>;
+    /// Sessions flagged in `[from_ms, to_ms)`.
+    async fn count_spend_anomalies(&self, from_ms: i64, to_ms: i64) -> StoreResult<u64>;
+    /// The sessions named (missing ones are left out).
+    async fn user_sessions(&self, keys: Vec<SessionOf>) -> StoreResult<Vec<UserSession>>;
 }
 
 /// Leases: which instance does a piece of background work when several share the database.
@@ -570,6 +600,7 @@ pub trait Store:
     + BudgetStore
     + SavedViewStore
     + PeopleStore
+    + AnomalyStore
     + LeaseStore
     + 'static
 {
@@ -588,6 +619,7 @@ impl<T> Store for T where
         + BudgetStore
         + SavedViewStore
         + PeopleStore
+        + AnomalyStore
         + LeaseStore
         + 'static
 {

@@ -12,6 +12,7 @@ mod model;
 #[macro_use]
 mod policy_model;
 mod alert_model;
+mod anomaly_model;
 mod budget_model;
 mod people_model;
 mod rollup;
@@ -25,14 +26,16 @@ mod trace_filter;
 /// `PgStore`); through `dyn Store` they need no import.
 pub mod prelude {
     pub use crate::areas::{
-        AccessStore, AlertStore, BudgetStore, GovernanceStore, IngestStore, IntegrationStore,
-        LeaseStore, MetricsStore, PeopleStore, SavedViewStore, Store, TraceStore, WebhookStore,
+        AccessStore, AlertStore, AnomalyStore, BudgetStore, GovernanceStore, IngestStore,
+        IntegrationStore, LeaseStore, MetricsStore, PeopleStore, SavedViewStore, Store, TraceStore,
+        WebhookStore,
     };
 }
 
 pub use alert_model::*;
+pub use anomaly_model::*;
 pub use areas::{
-    AccessStore, AlertStore, BucketStore, BudgetStore, GovernanceStore, IngestStore,
+    AccessStore, AlertStore, AnomalyStore, BucketStore, BudgetStore, GovernanceStore, IngestStore,
     IntegrationStore, LeaseStore, MetricsStore, PeopleStore, SavedViewStore, Store, TraceStore,
     WebhookStore,
 };

@@ -49,6 +49,9 @@ pub fn people_window_start(now_ms: i64) -> i64 {
 pub struct IdentityKey {
     pub kind: IdentityKind,
     pub meta_key: String,
+    /// Users only: the metadata key naming a session, whose spend the anomaly detection
+    /// compares (`None`, or a log without it: the user's hour is the session).
+    pub session_key: Option<String>,
     /// Logs with ids below this are still to be counted by the background backfill; `None`
     /// once every stored log is.
     pub backfill_below_id: Option<i64>,
@@ -93,10 +96,70 @@ impl IdentityTotals {
 /// `(kind, identity, day, provider, model)`.
 pub type IdentityModelDay = (IdentityKind, String, i64, String, String);
 
-/// The identity additions of a batch of logs: per identity, day and model.
+/// `(user, session, hour_ms)`: a named session has `hour_ms` 0; where there is none the
+/// session is "" and the hour the log falls in.
+pub type SessionOf = (String, String, i64);
+
+/// A session's additions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SessionTotals {
+    pub requests: i64,
+    pub cost_usd: f64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+impl SessionTotals {
+    fn add(&mut self, log: &NewInteraction) {
+        let at = log.created_at_ms;
+        (self.first_ms, self.last_ms) = if self.requests == 0 {
+            (at, at)
+        } else {
+            (self.first_ms.min(at), self.last_ms.max(at))
+        };
+        self.requests += 1;
+        self.cost_usd += log.cost_usd.unwrap_or(0.0);
+    }
+}
+
+pub const HOUR_MS: i64 = 3_600_000;
+
+/// The session a user's log belongs to under `key` (the user key): the session key's value, or
+/// the log's hour where it has none.
+pub fn session_of(
+    key: &IdentityKey,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    at_ms: i64,
+) -> (String, i64) {
+    key.session_key
+        .as_ref()
+        .and_then(|k| fields.get(k))
+        .and_then(identity_of)
+        .map(|named| (named, 0))
+        .unwrap_or_else(|| (String::new(), at_ms.div_euclid(HOUR_MS) * HOUR_MS))
+}
+
+/// A log's user and session under the user key, `None` when the log names no user.
+pub fn user_session_of(key: &IdentityKey, log: &NewInteraction) -> Option<SessionOf> {
+    let fields = metadata_fields(log)?;
+    let user = fields.get(&key.meta_key).and_then(identity_of)?;
+    let (session, hour_ms) = session_of(key, &fields, log.created_at_ms);
+    Some((user, session, hour_ms))
+}
+
+fn metadata_fields(log: &NewInteraction) -> Option<serde_json::Map<String, serde_json::Value>> {
+    match serde_json::from_str::<serde_json::Value>(log.metadata.as_deref()?) {
+        Ok(serde_json::Value::Object(fields)) => Some(fields),
+        _ => None,
+    }
+}
+
+/// The identity additions of a batch of logs: per identity, day and model, and per user
+/// session.
 #[derive(Debug, Default, PartialEq)]
 pub struct IdentityDelta {
     pub rows: HashMap<IdentityModelDay, IdentityTotals>,
+    pub sessions: HashMap<SessionOf, SessionTotals>,
 }
 
 impl IdentityDelta {
@@ -111,16 +174,19 @@ impl IdentityDelta {
             return delta;
         }
         for log in logs {
-            let Some(metadata) = log.metadata.as_deref() else {
-                continue;
-            };
-            let Ok(serde_json::Value::Object(fields)) =
-                serde_json::from_str::<serde_json::Value>(metadata)
-            else {
+            let Some(fields) = metadata_fields(log) else {
                 continue;
             };
             for key in keys {
                 if let Some(identity) = fields.get(&key.meta_key).and_then(identity_of) {
+                    if key.kind == IdentityKind::User {
+                        let (session, hour_ms) = session_of(key, &fields, log.created_at_ms);
+                        delta
+                            .sessions
+                            .entry((identity.clone(), session, hour_ms))
+                            .or_default()
+                            .add(log);
+                    }
                     delta
                         .rows
                         .entry((
@@ -139,7 +205,7 @@ impl IdentityDelta {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.sessions.is_empty()
     }
 }
 
@@ -208,6 +274,8 @@ pub struct Person {
     pub last_seen_ms: i64,
     /// Days in the window with at least one request.
     pub active_days: i64,
+    /// Users: sessions flagged as spend anomalies with traffic in the window.
+    pub anomalies: i64,
     /// The model and provider the identity spent most on in the window (most requests where
     /// nothing was priced).
     pub top_model: Option<(String, String)>,
@@ -265,6 +333,7 @@ mod tests {
         IdentityKey {
             kind,
             meta_key: meta_key.into(),
+            session_key: None,
             backfill_below_id: None,
             set_at_ms: 0,
         }
@@ -301,6 +370,31 @@ mod tests {
         assert_eq!(row(IdentityKind::User, "42").cost_usd, 4.0);
         assert_eq!(row(IdentityKind::Team, "ml").requests, 1);
         assert_eq!(delta.rows.len(), 3);
+    }
+
+    #[test]
+    fn a_users_sessions_are_named_by_the_session_key_or_else_by_the_hour() {
+        let mut user = key(IdentityKind::User, "user_id");
+        user.session_key = Some("session".into());
+        let logs = [
+            log(1_000, r#"{"user_id":"ana","session":"s1"}"#, 1.0, true),
+            log(
+                HOUR_MS * 5,
+                r#"{"user_id":"ana","session":"s1"}"#,
+                2.0,
+                true,
+            ),
+            log(HOUR_MS + 7, r#"{"user_id":"ana"}"#, 4.0, true),
+            log(HOUR_MS + 9, r#"{"user_id":"ana","session":""}"#, 8.0, true),
+            log(HOUR_MS + 9, r#"{"session":"s1"}"#, 16.0, true),
+        ];
+        let delta = IdentityDelta::from_logs(&[user, key(IdentityKind::Team, "team")], &logs);
+        let named = delta.sessions[&("ana".into(), "s1".into(), 0)];
+        assert_eq!((named.requests, named.cost_usd), (2, 3.0));
+        assert_eq!((named.first_ms, named.last_ms), (1_000, HOUR_MS * 5));
+        let hour = delta.sessions[&("ana".into(), String::new(), HOUR_MS)];
+        assert_eq!((hour.requests, hour.cost_usd), (2, 12.0));
+        assert_eq!(delta.sessions.len(), 2);
     }
 
     #[test]

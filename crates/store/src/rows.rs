@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use crate::{
     Alert, AlertCondition, AlertMetric, AlertRule, AlertScope, AlertSilence, AlertState,
     GatewayState, GroupBy, IdentityKind, IngestSource, NewInteraction, NewViolation, Person,
-    Policy, PolicyCategory, PolicyMode, Severity, StoreError, StoreResult, Violation,
-    ViolationStatus,
+    Policy, PolicyCategory, PolicyMode, SessionAnomaly, Severity, StoreError, StoreResult,
+    UserSession, Violation, ViolationStatus,
 };
 
 /// A row's columns by position, as a backend reads them.
@@ -296,7 +296,37 @@ impl Person {
             first_seen_ms: row.int(8)?,
             last_seen_ms: row.int(9)?,
             active_days: 0,
+            anomalies: 0,
             top_model: None,
+        })
+    }
+}
+
+/// The user session columns, in [`UserSession::from_columns`]'s order.
+pub const USER_SESSION_COLUMNS: &str = "identity, session, hour_ms, first_ms, last_ms, requests, \
+    cost_usd, flagged_at, flag_spend_usd, user_p95_usd, baseline_sessions, org_p99_usd";
+
+impl UserSession {
+    pub fn from_columns(row: &impl Columns) -> StoreResult<UserSession> {
+        let anomaly = match row.opt_int(7)? {
+            None => None,
+            Some(flagged_at_ms) => Some(SessionAnomaly {
+                flagged_at_ms,
+                spend_usd: row.opt_real(8)?.unwrap_or(0.0),
+                user_p95_usd: row.opt_real(9)?.unwrap_or(0.0),
+                baseline_sessions: row.opt_int(10)?.unwrap_or(0),
+                org_p99_usd: row.opt_real(11)?.unwrap_or(0.0),
+            }),
+        };
+        Ok(UserSession {
+            user: row.text(0)?,
+            session: row.text(1)?,
+            hour_ms: row.int(2)?,
+            first_ms: row.int(3)?,
+            last_ms: row.int(4)?,
+            requests: row.int(5)?,
+            cost_usd: row.real(6)?,
+            anomaly,
         })
     }
 }

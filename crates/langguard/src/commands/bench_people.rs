@@ -217,7 +217,7 @@ async fn measure(
 ) -> anyhow::Result<Figures> {
     let integration = bench_integration(store.as_ref(), "bench-people", false).await?;
     for kind in [IdentityKind::User, IdentityKind::Team] {
-        store.set_identity_key(kind, None).await?;
+        store.set_identity_key(kind, None, None).await?;
     }
     let now = crate::app::now_ms();
     store.advance_people_window(now).await?;
@@ -236,10 +236,10 @@ async fn measure(
     )
     .await?;
     store
-        .set_identity_key(IdentityKind::User, Some("user_id".into()))
+        .set_identity_key(IdentityKind::User, Some("user_id".into()), None)
         .await?;
     store
-        .set_identity_key(IdentityKind::Team, Some("team".into()))
+        .set_identity_key(IdentityKind::Team, Some("team".into()), None)
         .await?;
     let started = Instant::now();
     while store
@@ -309,7 +309,7 @@ async fn measure(
     let rollover = started.elapsed();
 
     for kind in [IdentityKind::User, IdentityKind::Team] {
-        store.set_identity_key(kind, None).await?;
+        store.set_identity_key(kind, None, None).await?;
     }
     store.delete_integration(integration.id).await?;
     Ok(Figures {

@@ -163,6 +163,7 @@ async fn sandboxed(
                 trace: trace_document(&interactions[0], None),
                 windows: None,
                 budgets: None,
+                spend_anomaly: None,
             },
         )
         .await?;
@@ -180,6 +181,7 @@ async fn sandboxed(
                     trace: trace_document(i, Some((request, response))),
                     windows: Some(windows.to_vec()),
                     budgets: None,
+                    spend_anomaly: None,
                 },
             )
             .await?;

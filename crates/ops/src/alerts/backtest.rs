@@ -54,7 +54,10 @@ pub struct BacktestView {
 pub async fn backtest(store: &dyn Store, rule: &AlertRule, now_ms: i64) -> OpsResult<BacktestView> {
     if matches!(
         rule.metric,
-        AlertMetric::Violations | AlertMetric::Coverage | AlertMetric::ImportLagMinutes
+        AlertMetric::Violations
+            | AlertMetric::Coverage
+            | AlertMetric::ImportLagMinutes
+            | AlertMetric::SpendAnomalies
     ) {
         return Err(OpsError::invalid(
             "not_backtestable",

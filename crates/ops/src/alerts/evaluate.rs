@@ -72,7 +72,10 @@ pub fn value_of(metric: AlertMetric, m: &Metrics) -> Option<f64> {
         AlertMetric::CostUsd => Some(m.cost_usd),
         AlertMetric::Tokens => Some((m.tokens_in + m.tokens_out) as f64),
         AlertMetric::CacheHitRate => m.cache_hit_rate.map(|r| r * 100.0),
-        AlertMetric::Violations | AlertMetric::Coverage | AlertMetric::ImportLagMinutes => None,
+        AlertMetric::Violations
+        | AlertMetric::Coverage
+        | AlertMetric::ImportLagMinutes
+        | AlertMetric::SpendAnomalies => None,
     }
 }
 
@@ -113,7 +116,10 @@ impl Reader<'_> {
         for rule in rules {
             if matches!(
                 rule.metric,
-                AlertMetric::Violations | AlertMetric::Coverage | AlertMetric::ImportLagMinutes
+                AlertMetric::Violations
+                    | AlertMetric::Coverage
+                    | AlertMetric::ImportLagMinutes
+                    | AlertMetric::SpendAnomalies
             ) {
                 continue;
             }
@@ -189,6 +195,10 @@ impl Reader<'_> {
                     .filter(|(s, _, _)| *s <= least)
                     .map(|(_, _, n)| n)
                     .sum();
+                out.insert(String::new(), judge(rule, Some(n as f64), None));
+            }
+            AlertMetric::SpendAnomalies => {
+                let n = self.store.count_spend_anomalies(from, to).await?;
                 out.insert(String::new(), judge(rule, Some(n as f64), None));
             }
             AlertMetric::Coverage => {

@@ -35,6 +35,7 @@ pub fn unit(metric: AlertMetric) -> &'static str {
         AlertMetric::Errors | AlertMetric::RateLimited => "requests",
         AlertMetric::Tokens => "tokens",
         AlertMetric::Violations => "violations",
+        AlertMetric::SpendAnomalies => "sessions",
     }
 }
 
@@ -43,7 +44,7 @@ pub fn unit(metric: AlertMetric) -> &'static str {
 fn groupable(metric: AlertMetric, group_by: GroupBy) -> bool {
     match metric {
         AlertMetric::Coverage | AlertMetric::ImportLagMinutes => group_by == GroupBy::Integration,
-        AlertMetric::Violations => false,
+        AlertMetric::Violations | AlertMetric::SpendAnomalies => false,
         _ => true,
     }
 }
@@ -201,6 +202,12 @@ fn build(input: RuleInput, base: Option<&AlertRule>) -> OpsResult<NewAlertRule> 
         (None, Some(rule)) => rule.scope.clone(),
         (None, None) => AlertScope::default(),
     };
+    if metric == AlertMetric::SpendAnomalies && scope != AlertScope::default() {
+        return Err(bad(
+            "spend anomalies are judged per user session across all traffic: leave the scope out"
+                .into(),
+        ));
+    }
     let group_by = match (input.group_by, base) {
         (Some(Some(g)), _) if g.trim().is_empty() => None,
         (Some(Some(g)), _) => Some(GroupBy::parse(g.trim()).ok_or_else(|| {
@@ -217,6 +224,9 @@ fn build(input: RuleInput, base: Option<&AlertRule>) -> OpsResult<NewAlertRule> 
             return Err(bad(match metric {
                 AlertMetric::Violations => {
                     "violations are counted over the whole scope: leave group_by out".into()
+                }
+                AlertMetric::SpendAnomalies => {
+                    "spend anomalies are counted over all users: leave group_by out".into()
                 }
                 _ => format!(
                     "{} is a figure of an integration: group it by integration or not at all",

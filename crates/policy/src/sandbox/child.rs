@@ -83,11 +83,13 @@ fn handle(
                         trace,
                         windows,
                         budgets,
+                        spend_anomaly,
                     } => input_document_with(
                         trace,
                         &entry.config,
                         windows.as_deref().filter(|_| entry.policy.uses_windows()),
                         budgets.as_deref(),
+                        spend_anomaly.as_ref(),
                     ),
                     Input::Document { document } => document.clone(),
                 };

@@ -154,6 +154,8 @@ pub enum EvalInput {
         windows: Option<Vec<SpendWindow>>,
         /// `input.budgets`, for the policies that read it.
         budgets: Option<Vec<crate::BudgetInput>>,
+        /// `input.spend_anomaly`, for the policies that read it.
+        spend_anomaly: Option<crate::SpendAnomalyInput>,
     },
     /// A whole input document, as given.
     Document(serde_json::Value),
@@ -361,10 +363,12 @@ impl SandboxSession<'_> {
                 trace,
                 windows,
                 budgets,
+                spend_anomaly,
             } => Input::Trace {
                 trace,
                 windows,
                 budgets,
+                spend_anomaly,
             },
             EvalInput::Document(document) => Input::Document {
                 document: Value::from(document),

@@ -37,6 +37,8 @@ pub(crate) enum Input {
         windows: Option<Vec<SpendWindow>>,
         #[serde(default)]
         budgets: Option<Vec<crate::BudgetInput>>,
+        #[serde(default)]
+        spend_anomaly: Option<crate::SpendAnomalyInput>,
     },
     /// A whole input document, used as it is (the editor's Test button).
     Document { document: Value },

@@ -97,6 +97,7 @@ use crate::AppState;
         super::saved_views::remove,
         super::people::list,
         super::people::read_keys,
+        super::people::anomalies,
         super::people::set_keys,
         super::people::read,
         super::access::list_keys,

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
+use langguard_ops::anomalies::{self, AnomalyList, AnomalyListInput};
 use langguard_ops::people::{
     self, IdentityKeysInput, IdentityKeysView, PeopleList, PeopleListInput, PersonDetail,
 };
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/people", get(list))
         .route("/people/keys", get(read_keys).put(set_keys))
+        .route("/people/anomalies", get(anomalies))
         .route("/people/{kind}/{identity}", get(read))
 }
 
@@ -31,6 +33,21 @@ pub(crate) struct KeysBody {
     user_key: Option<String>,
     /// e.g. `team`.
     team_key: Option<String>,
+    /// e.g. `session_id`: what names a user's session for the spend anomaly detection (needs
+    /// `user_key`); left out, each hour of a user's traffic is a session.
+    session_key: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnomalyParams {
+    /// Only this user's sessions.
+    user: Option<String>,
+    /// Sessions with traffic in the last 1–30 days (default 30).
+    days: Option<u32>,
+    /// 1–500, default 50.
+    limit: Option<u32>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -90,6 +107,7 @@ async fn set_keys(
     let input = IdentityKeysInput {
         user_key: body.user_key,
         team_key: body.team_key,
+        session_key: body.session_key,
     };
     Ok(Json(
         people::set_keys(&state.ops, Actor::User(&user.0), input).await?,
@@ -107,4 +125,18 @@ async fn read(
     Ok(Json(
         people::detail(&state.ops, now_ms(), kind, &identity, p.days).await?,
     ))
+}
+
+#[utoipa::path(get, path = "/api/v1/people/anomalies", operation_id = "list_spend_anomalies", tag = "people", params(AnomalyParams), responses((status = 200, description = "User sessions flagged as spend anomalies — at least twice the user's own p95 session (10 earlier sessions or more, 30 days) and above the organisation's p99 — newest flag first; empty until an admin names a user key", body = AnomalyList), (status = 400, description = "Bad parameter (`invalid_days`, `invalid_limit`)", body = crate::error::ErrorBody), (status = 401, description = "Not signed in", body = crate::error::ErrorBody)), security(("bearer" = []), ("session_cookie" = [])))]
+async fn anomalies(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    ApiQuery(p): ApiQuery<AnomalyParams>,
+) -> Result<Json<AnomalyList>, ApiError> {
+    let input = AnomalyListInput {
+        user: p.user,
+        days: p.days,
+        limit: p.limit,
+    };
+    Ok(Json(anomalies::list(&state.ops, now_ms(), input).await?))
 }

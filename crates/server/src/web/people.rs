@@ -1,15 +1,17 @@
 //! The People page: users and teams (named by the metadata keys an admin picks here) with
 //! their last 30 days — spend, requests, tokens, rates, top model, first and last seen, active
-//! days — each linking to its traces and to its own page with spend per day.
+//! days — each linking to its traces and to its own page with spend per day — and the users'
+//! sessions flagged as spend anomalies.
 
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use langguard_ops::anomalies::{self, AnomalyListInput, AnomalyView};
 use langguard_ops::people::{self, IdentityKeysInput, PeopleListInput, PersonView};
 use langguard_ops::{Actor, OpsError};
-use langguard_store::Role;
+use langguard_store::{IdentityKind, Role};
 use serde::Deserialize;
 
 use super::chart::{line_chart, Line};
@@ -32,8 +34,61 @@ struct Row {
     first_seen: String,
     last_seen: String,
     active_days: i64,
+    anomalies: i64,
     traces_url: String,
 }
+
+/// A flagged session, formatted.
+struct AnomalyRow {
+    user: String,
+    person_url: String,
+    /// "session s-42" or "hour from 2026-12-01 14:00".
+    session: String,
+    last_seen: String,
+    spend: String,
+    /// "3.1× their p95 of $1.00 (20 sessions)".
+    against: String,
+    org_p99: String,
+    traces_url: String,
+}
+
+impl From<&AnomalyView> for AnomalyRow {
+    fn from(a: &AnomalyView) -> Self {
+        let minute = |t: &str| t.replace('T', " ")[..16.min(t.len())].to_owned();
+        Self {
+            user: a.user.clone(),
+            person_url: a.person_url.clone(),
+            session: match (&a.session, &a.hour) {
+                (Some(s), _) => format!("session {s}"),
+                (None, Some(h)) => format!("hour from {}", minute(h)),
+                (None, None) => "—".into(),
+            },
+            last_seen: minute(&a.last_seen),
+            spend: usd(a.spend_usd),
+            against: format!(
+                "{:.1}× their p95 of {} ({} sessions)",
+                a.times_p95,
+                usd(a.user_p95_usd),
+                a.baseline_sessions
+            ),
+            org_p99: usd(a.org_p99_usd),
+            traces_url: a.traces_url.clone(),
+        }
+    }
+}
+
+/// The flagged sessions (of one user, or everyone's), newest first.
+async fn anomaly_rows(state: &AppState, user: Option<String>) -> Result<Vec<AnomalyRow>, OpsError> {
+    let input = AnomalyListInput {
+        user,
+        days: None,
+        limit: Some(ANOMALIES_SHOWN),
+    };
+    let list = anomalies::list(&state.ops, now_ms(), input).await?;
+    Ok(list.anomalies.iter().map(AnomalyRow::from).collect())
+}
+
+const ANOMALIES_SHOWN: u32 = 20;
 
 impl From<&PersonView> for Row {
     fn from(p: &PersonView) -> Self {
@@ -52,6 +107,7 @@ impl From<&PersonView> for Row {
             first_seen: p.first_seen[..10.min(p.first_seen.len())].to_owned(),
             last_seen: p.last_seen.replace('T', " ")[..16.min(p.last_seen.len())].to_owned(),
             active_days: p.active_days,
+            anomalies: p.anomalies,
             traces_url: p.traces_url.clone(),
         }
     }
@@ -66,7 +122,10 @@ struct PeoplePage {
     key: Option<String>,
     user_key: String,
     team_key: String,
+    session_key: String,
     backfilling: bool,
+    /// Users: the latest flagged sessions.
+    anomalies: Vec<AnomalyRow>,
     sort: String,
     q: String,
     /// "2 users", "1 team".
@@ -130,6 +189,14 @@ pub async fn page(
     } else {
         None
     };
+    let anomalies = if list.kind == "user" && list.key.is_some() {
+        match anomaly_rows(&state, None).await {
+            Ok(rows) => rows,
+            Err(e) => return page_failure("People", e),
+        }
+    } else {
+        Vec::new()
+    };
     let sort = given(&q.sort).unwrap_or_else(|| "spend".into());
     let search = given(&q.q).unwrap_or_default();
     let seen = u64::from(offset) + list.people.len() as u64;
@@ -155,7 +222,12 @@ pub async fn page(
             .as_ref()
             .and_then(|k| k.user_key.clone())
             .unwrap_or_default(),
+        session_key: keys
+            .as_ref()
+            .and_then(|k| k.session_key.clone())
+            .unwrap_or_default(),
         team_key: keys.and_then(|k| k.team_key).unwrap_or_default(),
+        anomalies,
     })
 }
 
@@ -164,6 +236,7 @@ struct KeysForm {
     csrf: Option<String>,
     user_key: Option<String>,
     team_key: Option<String>,
+    session_key: Option<String>,
 }
 
 /// Names the keys (Admins).
@@ -182,6 +255,7 @@ pub async fn set_keys(
     let input = IdentityKeysInput {
         user_key: given(&form.user_key),
         team_key: given(&form.team_key),
+        session_key: given(&form.session_key),
     };
     match people::set_keys(&state.ops, Actor::User(&user.user), input).await {
         Ok(_) => Redirect::to("/people").into_response(),
@@ -204,6 +278,7 @@ struct PersonPage {
     row: Row,
     chart: String,
     models: Vec<ModelRow>,
+    anomalies: Vec<AnomalyRow>,
 }
 
 #[derive(Deserialize, Default)]
@@ -224,6 +299,13 @@ pub async fn person(
     let detail = match people::detail(&state.ops, now_ms(), kind, &identity, q.days).await {
         Ok(detail) => detail,
         Err(e) => return page_failure("People", e),
+    };
+    let anomalies = match kind {
+        IdentityKind::User => match anomaly_rows(&state, Some(identity.clone())).await {
+            Ok(rows) => rows,
+            Err(e) => return page_failure("People", e),
+        },
+        IdentityKind::Team => Vec::new(),
     };
     let times: Vec<String> = detail.daily.iter().map(|d| d.date.clone()).collect();
     let title = format!("Spend per day of {}", detail.person.identity);
@@ -252,5 +334,6 @@ pub async fn person(
                 share: format!("{:.1} %", m.share),
             })
             .collect(),
+        anomalies,
     })
 }

@@ -66,6 +66,7 @@ async fn each_route_for_each_role(backend: Backend) {
         ),
         (Method::GET, "/api/v1/people".into(), None, false),
         (Method::GET, "/api/v1/people/keys".into(), None, false),
+        (Method::GET, "/api/v1/people/anomalies".into(), None, false),
         (
             Method::PUT,
             "/api/v1/people/keys".into(),

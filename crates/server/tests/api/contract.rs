@@ -232,6 +232,7 @@ async fn the_openapi_document_covers_every_route(backend: Backend) {
         ("get", "/api/v1/people"),
         ("get", "/api/v1/people/keys"),
         ("put", "/api/v1/people/keys"),
+        ("get", "/api/v1/people/anomalies"),
         ("get", "/api/v1/people/{kind}/{identity}"),
         ("get", "/api/v1/api-keys"),
         ("post", "/api/v1/api-keys"),

@@ -8,6 +8,7 @@ use langguard_store::NewInteraction;
 on_both_backends!(
     people_are_counted_listed_and_linked,
     bad_people_requests_are_refused,
+    a_user_who_triples_their_spend_is_flagged_everywhere,
 );
 
 const HOUR: i64 = 3_600_000;
@@ -92,9 +93,9 @@ async fn people_are_counted_listed_and_linked(backend: Backend) {
     let upkeep = langguard_ops::people::upkeep(app.store.as_ref(), now, Duration::from_secs(30))
         .await
         .expect("upkeep");
-    // Cy's call was appended at ingest and is folded in; the 41 stored before are read once
-    // per key by the backfill.
-    assert_eq!(upkeep.folded, 2);
+    // Cy's call was appended at ingest and is folded in (a user row, a team row, Cy's hour
+    // session); the 41 stored before are read once per key by the backfill.
+    assert_eq!(upkeep.folded, 3);
     assert_eq!(upkeep.backfilled, 41 * 2);
     let keys = app.get_ok(&viewer, "/api/v1/people/keys").await;
     assert_eq!(keys["backfilling"], json!([]));
@@ -192,6 +193,12 @@ async fn bad_people_requests_are_refused(backend: Backend) {
         (json!({"team_key": "x".repeat(65)}), "invalid_identity_key"),
         (json!({"user_key": 7}), "invalid_body"),
         (json!({"users": "user_id"}), "invalid_body"),
+        // Sessions are a user's: no session key without a user key.
+        (json!({"session_key": "session_id"}), "invalid_identity_key"),
+        (
+            json!({"user_key": "user_id", "session_key": "a b"}),
+            "invalid_identity_key",
+        ),
     ] {
         let (status, got) = app
             .call(
@@ -217,6 +224,11 @@ async fn bad_people_requests_are_refused(backend: Backend) {
         ("/api/v1/people/robot/x", "invalid_kind"),
         ("/api/v1/people/user/x?days=0", "invalid_days"),
         ("/api/v1/people/user/x?days=400", "invalid_days"),
+        ("/api/v1/people/anomalies?days=0", "invalid_days"),
+        ("/api/v1/people/anomalies?days=31", "invalid_days"),
+        ("/api/v1/people/anomalies?limit=0", "invalid_limit"),
+        ("/api/v1/people/anomalies?limit=501", "invalid_limit"),
+        ("/api/v1/people/anomalies?color=red", "invalid_query"),
     ] {
         let (status, got) = app.call(Method::GET, path, Some(&member), None).await;
         assert_error(status, &got, StatusCode::BAD_REQUEST, code);
@@ -230,4 +242,193 @@ async fn bad_people_requests_are_refused(backend: Backend) {
         )
         .await;
     assert_error(status, &got, StatusCode::NOT_FOUND, "not_found");
+}
+
+/// A call of `usd` by `user` in session `session`, `minutes_ago` minutes back.
+fn session_call(
+    n: usize,
+    user: &str,
+    session: &str,
+    minutes_ago: i64,
+    usd: f64,
+    now: i64,
+) -> NewInteraction {
+    NewInteraction {
+        metadata: Some(format!(
+            r#"{{"user_id":"{user}","session_id":"{session}"}}"#
+        )),
+        ..gateway_call(
+            format!("spend-{n}"),
+            "gpt-4o",
+            now - minutes_ago * 60_000,
+            usd,
+        )
+    }
+}
+
+async fn a_user_who_triples_their_spend_is_flagged_everywhere(backend: Backend) {
+    let Some(app) = spawn_app_on(backend, test_config()).await else {
+        return;
+    };
+    let admin = app.login_as(Role::Admin).await;
+    let viewer = app.login_as(Role::Viewer).await;
+    let integration = app.create_integration(&admin).await;
+    let now = langguard_clock::now_ms();
+    let mut n = 0;
+    let mut sessions = |user: &str, name: &str, minutes_ago: i64, calls: usize, usd: f64| {
+        (0..calls)
+            .map(|c| {
+                n += 1;
+                session_call(n, user, name, minutes_ago - c as i64, usd, now)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut stored = Vec::new();
+    // Ana's habit: a $1 session a day for 20 days; 30 colleagues spend the same. Then Ana
+    // triples: $3 in today's session.
+    for day in 1..=20 {
+        stored.extend(sessions("ana", &format!("ana-{day}"), day * 1_440, 4, 0.25));
+        for u in 0..30 {
+            if day <= 12 {
+                stored.extend(sessions(
+                    &format!("u{u}"),
+                    &format!("u{u}-{day}"),
+                    day * 1_440,
+                    4,
+                    0.25,
+                ));
+            }
+        }
+    }
+    stored.extend(sessions("ana", "ana-tripled", 90, 4, 0.75));
+    // Five times a small habit, still below what a session costs in this organisation: not
+    // anomalous.
+    for day in 1..=12 {
+        stored.extend(sessions(
+            "lowe",
+            &format!("lowe-{day}"),
+            day * 1_440,
+            1,
+            0.10,
+        ));
+    }
+    stored.extend(sessions("lowe", "lowe-busy", 60, 5, 0.10));
+    // A newcomer's first big session: too few earlier sessions to know their habit.
+    for day in 1..=3 {
+        stored.extend(sessions(
+            "newbie",
+            &format!("newbie-{day}"),
+            day * 1_440,
+            1,
+            0.10,
+        ));
+    }
+    stored.extend(sessions("newbie", "newbie-big", 30, 5, 1.0));
+    app.seed(integration, "gw", stored).await;
+    // The policies judged these calls before any session was (so none was anomalous then).
+    policies_caught_up(&app, &viewer).await;
+
+    let (status, keys) = app
+        .call(
+            Method::PUT,
+            "/api/v1/people/keys",
+            Some(&admin),
+            Some(json!({"user_key": "user_id", "session_key": "session_id"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{keys}");
+    assert_eq!(keys["session_key"], "session_id");
+    let upkeep = langguard_ops::people::upkeep(app.store.as_ref(), now, Duration::from_secs(30))
+        .await
+        .expect("upkeep");
+    assert_eq!(upkeep.anomalies_flagged, 1, "{upkeep:?}");
+    // Judged once: a second round finds nothing new.
+    let again = langguard_ops::people::upkeep(app.store.as_ref(), now, Duration::from_secs(30))
+        .await
+        .expect("upkeep");
+    assert_eq!((again.sessions_judged, again.anomalies_flagged), (0, 0));
+
+    let list = app.get_ok(&viewer, "/api/v1/people/anomalies").await;
+    assert_eq!(list["session_key"], "session_id");
+    let found = list["anomalies"].as_array().expect("anomalies");
+    assert_eq!(found.len(), 1, "{list}");
+    let a = &found[0];
+    assert_eq!(a["user"], "ana");
+    assert_eq!(a["session"], "ana-tripled");
+    assert_eq!(a["hour"], Value::Null);
+    assert_eq!(a["requests"], 4);
+    assert_eq!(a["spend_usd"], 3.0);
+    assert_eq!(a["user_p95_usd"], 1.0);
+    assert_eq!(a["baseline_sessions"], 20);
+    assert_eq!(a["org_p99_usd"], 1.0);
+    assert_eq!(a["times_p95"], 3.0);
+    assert_eq!(a["person_url"], "/people/user/ana");
+    // Its link lists exactly the session's four calls.
+    let link = a["traces_url"].as_str().expect("link");
+    let traces = all_traces(&app, &viewer, link.strip_prefix("/traces?").expect("link")).await;
+    assert_eq!(traces.len(), 4, "{link}");
+    // One user's anomalies; another's are none.
+    let lowe = app
+        .get_ok(&viewer, "/api/v1/people/anomalies?user=lowe")
+        .await;
+    assert_eq!(lowe["anomalies"], json!([]));
+
+    // The People list counts it on Ana's row.
+    let people = app.get_ok(&viewer, "/api/v1/people?limit=200").await;
+    let count = |who: &str| {
+        people["people"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["identity"] == who))
+            .map(|p| p["anomalies"].clone())
+    };
+    assert_eq!(count("ana"), Some(json!(1)));
+    assert_eq!(count("newbie"), Some(json!(0)));
+
+    // The built-in policy flags the session's calls once it is judged anomalous.
+    app.seed(
+        integration,
+        "gw",
+        vec![session_call(9_000, "ana", "ana-tripled", 1, 0.75, now)],
+    )
+    .await;
+    policies_caught_up(&app, &viewer).await;
+    let violations = all_violations(&app, &viewer, "policy=spend-anomaly").await;
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert!(
+        violations[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ana's session ana-tripled")),
+        "{}",
+        violations[0]
+    );
+
+    // And an alert rule on the metric fires.
+    let (status, rule) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts/rules",
+            Some(&admin),
+            Some(json!({"name": "Spend anomalies", "metric": "spend_anomalies", "threshold": 0, "window_minutes": 1440})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    let report = langguard_ops::alerts::evaluate::evaluate(app.store.as_ref(), now, None)
+        .await
+        .expect("evaluate");
+    assert_eq!(report.fired, 1, "{report:?}");
+    // The metric counts over all traffic: a scoped or grouped rule is refused.
+    for body in [
+        json!({"name": "x", "metric": "spend_anomalies", "scope": {"model": "gpt-4o"}}),
+        json!({"name": "x", "metric": "spend_anomalies", "group_by": "model"}),
+    ] {
+        let (status, got) = app
+            .call(
+                Method::POST,
+                "/api/v1/alerts/rules",
+                Some(&admin),
+                Some(body),
+            )
+            .await;
+        assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_rule");
+    }
 }

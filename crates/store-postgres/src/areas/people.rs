@@ -10,13 +10,15 @@ use deadpool_postgres::{GenericClient, Transaction};
 use langguard_store::rows::{backfill_log, BACKFILL_COLUMNS, PERSON_COLUMNS};
 use langguard_store::*;
 
+use super::anomalies;
 use crate::records::{PgRow, RowExt};
 use crate::{db_err, locks, now_ms, PgStore};
 
 async fn keys_on(client: &impl GenericClient) -> StoreResult<Vec<IdentityKey>> {
     let rows = client
         .query(
-            "SELECT kind, meta_key, backfill_below, set_at FROM identity_keys ORDER BY kind",
+            "SELECT kind, meta_key, backfill_below, set_at, session_key FROM identity_keys \
+             ORDER BY kind",
             &[],
         )
         .await
@@ -28,6 +30,7 @@ async fn keys_on(client: &impl GenericClient) -> StoreResult<Vec<IdentityKey>> {
                 kind: IdentityKind::parse(&kind)
                     .ok_or_else(|| StoreError::Corrupt(format!("identity kind {kind:?}")))?,
                 meta_key: r.at(1)?,
+                session_key: r.at(4)?,
                 backfill_below_id: r.at(2)?,
                 set_at_ms: r.at(3)?,
             })
@@ -68,8 +71,8 @@ pub(crate) async fn add_identities(
 
 /// Appends a delta to the pending table: one statement.
 async fn append(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> {
-    if delta.is_empty() {
-        return Ok(());
+    if delta.rows.is_empty() {
+        return anomalies::append_sessions(tx, delta).await;
     }
     let mut kinds = Vec::new();
     let mut identities: Vec<&str> = Vec::new();
@@ -121,7 +124,7 @@ async fn append(tx: &Transaction<'_>, delta: &IdentityDelta) -> StoreResult<()> 
     )
     .await
     .map_err(db_err)?;
-    Ok(())
+    anomalies::append_sessions(tx, delta).await
 }
 
 /// Folds every pending addition into the day and model rollups and the summary (days inside
@@ -139,7 +142,8 @@ async fn fold(tx: &Transaction<'_>, limit: u32) -> StoreResult<u64> {
         .await
         .map_err(db_err)?
         .at(0)?;
-    let Some(top) = top else { return Ok(0) };
+    let sessions = anomalies::fold_sessions(tx, limit).await?;
+    let Some(top) = top else { return Ok(sessions) };
     tx.execute(
         "INSERT INTO identity_days (kind, identity, day_ms, requests, errors, cache_hits, \
          tokens_in, tokens_out, cost_usd, first_ms, last_ms) \
@@ -199,9 +203,11 @@ async fn fold(tx: &Transaction<'_>, limit: u32) -> StoreResult<u64> {
     )
     .await
     .map_err(db_err)?;
-    tx.execute("DELETE FROM identity_pending WHERE id <= $1", &[&top])
+    let folded = tx
+        .execute("DELETE FROM identity_pending WHERE id <= $1", &[&top])
         .await
-        .map_err(db_err)
+        .map_err(db_err)?;
+    Ok(folded + sessions)
 }
 
 /// The stored logs a backfill reads below an id, newest first, and the lowest id read.
@@ -269,7 +275,13 @@ async fn complete(client: &impl GenericClient, people: &mut [Person]) -> StoreRe
     for r in &top {
         top_by.insert(r.at(0)?, (r.at(1)?, r.at(2)?));
     }
+    let anomalies = if kind == IdentityKind::User.as_str() {
+        anomalies::anomalies_of(client, &identities, start).await?
+    } else {
+        Default::default()
+    };
     for person in people {
+        person.anomalies = anomalies.get(&person.identity).copied().unwrap_or(0);
         person.active_days = active_by.get(&person.identity).copied().unwrap_or(0);
         person.top_model = top_by.remove(&person.identity);
     }
@@ -286,15 +298,22 @@ impl PeopleStore for PgStore {
         &self,
         kind: IdentityKind,
         meta_key: Option<String>,
+        session_key: Option<String>,
     ) -> StoreResult<Vec<IdentityKey>> {
+        let session_key = session_key.filter(|_| kind == IdentityKind::User && meta_key.is_some());
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(db_err)?;
         // Ingest holds this lock until it commits, so every log stored after this commits has
         // a higher id than the backfill's start and is counted as it arrives.
         lock(&tx).await?;
         let current = keys_on(&tx).await?.into_iter().find(|k| k.kind == kind);
-        if current.as_ref().map(|k| &k.meta_key) == meta_key.as_ref() {
+        if current.as_ref().map(|k| (&k.meta_key, &k.session_key))
+            == meta_key.as_ref().map(|m| (m, &session_key))
+        {
             return keys_on(&tx).await;
+        }
+        if kind == IdentityKind::User {
+            anomalies::forget_sessions(&tx).await?;
         }
         for table in [
             "identity_pending",
@@ -312,11 +331,14 @@ impl PeopleStore for PgStore {
         match meta_key {
             Some(meta_key) => {
                 tx.execute(
-                    "INSERT INTO identity_keys (kind, meta_key, backfill_below, set_at) \
-                     SELECT $1::text, $2::text, MAX(id) + 1, $3::bigint FROM interactions \
+                    "INSERT INTO identity_keys (kind, meta_key, backfill_below, set_at, \
+                     session_key) \
+                     SELECT $1::text, $2::text, MAX(id) + 1, $3::bigint, $4::text \
+                     FROM interactions \
                      ON CONFLICT (kind) DO UPDATE SET meta_key = excluded.meta_key, \
-                     backfill_below = excluded.backfill_below, set_at = excluded.set_at",
-                    &[&kind.as_str(), &meta_key, &now_ms()],
+                     backfill_below = excluded.backfill_below, set_at = excluded.set_at, \
+                     session_key = excluded.session_key",
+                    &[&kind.as_str(), &meta_key, &now_ms(), &session_key],
                 )
                 .await
                 .map_err(db_err)?;
@@ -379,12 +401,16 @@ impl PeopleStore for PgStore {
     async fn fold_identities(&self, limit: u32) -> StoreResult<u64> {
         let mut client = self.client().await?;
         // Nothing pending: don't take the lock ingest needs.
-        let pending: Option<i64> = client
-            .query_one("SELECT MAX(id) FROM identity_pending", &[])
+        let pending: bool = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM identity_pending) \
+                 OR EXISTS (SELECT 1 FROM session_pending)",
+                &[],
+            )
             .await
             .map_err(db_err)?
             .at(0)?;
-        if pending.is_none() {
+        if !pending {
             return Ok(0);
         }
         let tx = client.transaction().await.map_err(db_err)?;
@@ -430,6 +456,8 @@ impl PeopleStore for PgStore {
         )
         .await
         .map_err(db_err)?;
+        // Sessions are kept as far back as a baseline reaches (30 days before a session).
+        anomalies::prune_sessions(&tx, target - DAY_MS).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

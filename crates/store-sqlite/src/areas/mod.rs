@@ -3,6 +3,7 @@
 
 mod access;
 mod alerts;
+pub(crate) mod anomalies;
 pub(crate) mod buckets;
 mod budgets;
 mod governance;

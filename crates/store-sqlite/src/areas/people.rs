@@ -6,13 +6,15 @@ use langguard_store::rows::{backfill_log, BACKFILL_COLUMNS, PERSON_COLUMNS};
 use langguard_store::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use super::anomalies;
 use crate::records::SqliteRow;
 use crate::{db_err, now_ms, SqliteStore};
 
 fn keys_on(conn: &Connection) -> StoreResult<Vec<IdentityKey>> {
     let mut stmt = conn
         .prepare_cached(
-            "SELECT kind, meta_key, backfill_below, set_at FROM identity_keys ORDER BY kind",
+            "SELECT kind, meta_key, backfill_below, set_at, session_key FROM identity_keys \
+             ORDER BY kind",
         )
         .map_err(db_err)?;
     let rows = stmt
@@ -22,17 +24,19 @@ fn keys_on(conn: &Connection) -> StoreResult<Vec<IdentityKey>> {
                 r.get::<_, String>(1)?,
                 r.get::<_, Option<i64>>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
             ))
         })
         .map_err(db_err)?;
     let mut keys = Vec::new();
     for row in rows {
-        let (kind, meta_key, backfill_below_id, set_at_ms) = row.map_err(db_err)?;
+        let (kind, meta_key, backfill_below_id, set_at_ms, session_key) = row.map_err(db_err)?;
         let kind = IdentityKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("identity kind {kind:?}")))?;
         keys.push(IdentityKey {
             kind,
             meta_key,
+            session_key,
             backfill_below_id,
             set_at_ms,
         });
@@ -89,7 +93,7 @@ fn append(tx: &Connection, delta: &IdentityDelta) -> StoreResult<()> {
             ])
             .map_err(db_err)?;
     }
-    Ok(())
+    anomalies::append_sessions(tx, delta)
 }
 
 /// Folds every pending addition into the day and model rollups and the summary (days inside
@@ -104,7 +108,8 @@ fn fold(tx: &Connection, limit: u32) -> StoreResult<u64> {
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    let Some(top) = top else { return Ok(0) };
+    let sessions = anomalies::fold_sessions(tx, limit)?;
+    let Some(top) = top else { return Ok(sessions) };
     // GROUP BY hands the rows over in key order: each page of a table is written once.
     tx.execute(
         "INSERT INTO identity_days (kind, identity, day_ms, requests, errors, cache_hits, \
@@ -159,7 +164,7 @@ fn fold(tx: &Connection, limit: u32) -> StoreResult<u64> {
     let folded = tx
         .execute("DELETE FROM identity_pending WHERE id <= ?1", [top])
         .map_err(db_err)?;
-    Ok(folded as u64)
+    Ok(folded as u64 + sessions)
 }
 
 /// After interactions were deleted: SQLite gives a new row the highest id plus one, so once the
@@ -190,6 +195,9 @@ fn forget_kind(tx: &Connection, kind: IdentityKind) -> StoreResult<()> {
             [kind.as_str()],
         )
         .map_err(db_err)?;
+    }
+    if kind == IdentityKind::User {
+        anomalies::forget_sessions(tx)?;
     }
     Ok(())
 }
@@ -244,6 +252,9 @@ fn complete(conn: &Connection, start: i64, mut person: Person) -> StoreResult<Pe
         })
         .optional()
         .map_err(db_err)?;
+    if person.kind == IdentityKind::User {
+        person.anomalies = anomalies::anomalies_of(conn, &person.identity, start)?;
+    }
     Ok(person)
 }
 
@@ -257,13 +268,17 @@ impl PeopleStore for SqliteStore {
         &self,
         kind: IdentityKind,
         meta_key: Option<String>,
+        session_key: Option<String>,
     ) -> StoreResult<Vec<IdentityKey>> {
+        let session_key = session_key.filter(|_| kind == IdentityKind::User && meta_key.is_some());
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
             let current = keys_on(&tx)?.into_iter().find(|k| k.kind == kind);
-            if current.as_ref().map(|k| &k.meta_key) == meta_key.as_ref() {
+            if current.as_ref().map(|k| (&k.meta_key, &k.session_key))
+                == meta_key.as_ref().map(|m| (m, &session_key))
+            {
                 return keys_on(&tx);
             }
             forget_kind(&tx, kind)?;
@@ -275,11 +290,12 @@ impl PeopleStore for SqliteStore {
                         .query_row("SELECT MAX(id) + 1 FROM interactions", [], |r| r.get(0))
                         .map_err(db_err)?;
                     tx.execute(
-                        "INSERT INTO identity_keys (kind, meta_key, backfill_below, set_at) \
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind) DO UPDATE SET \
-                         meta_key = excluded.meta_key, backfill_below = excluded.backfill_below, \
-                         set_at = excluded.set_at",
-                        params![kind.as_str(), meta_key, below, now_ms()],
+                        "INSERT INTO identity_keys (kind, meta_key, backfill_below, set_at, \
+                         session_key) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kind) DO UPDATE \
+                         SET meta_key = excluded.meta_key, \
+                         backfill_below = excluded.backfill_below, set_at = excluded.set_at, \
+                         session_key = excluded.session_key",
+                        params![kind.as_str(), meta_key, below, now_ms(), session_key],
                     )
                     .map_err(db_err)?;
                 }
@@ -376,6 +392,8 @@ impl PeopleStore for SqliteStore {
                 [target],
             )
             .map_err(db_err)?;
+            // Sessions are kept as far back as a baseline reaches (30 days before a session).
+            anomalies::prune_sessions(&tx, target - DAY_MS)?;
             tx.commit().map_err(db_err)?;
             Ok(true)
         })
