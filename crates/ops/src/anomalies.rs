@@ -30,7 +30,10 @@ pub async fn detect(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreRe
     // Read once per round: a p99 over every session moves little in a minute.
     let mut org_p99 = None;
     loop {
-        let due = store.sessions_to_check(CHECK_STEP).await?;
+        // Sessions older than a baseline reaches are left to the prune.
+        let due = store
+            .sessions_to_check(now_ms - (BASELINE_DAYS + 1) * DAY_MS, CHECK_STEP)
+            .await?;
         if due.is_empty() {
             break;
         }

@@ -503,9 +503,19 @@ pub async fn upkeep(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreRe
             break;
         }
     }
-    // After the backfill, so a history just counted is judged in the same round.
-    (done.sessions_judged, done.anomalies_flagged) =
-        crate::anomalies::detect(store, now_ms, budget.saturating_sub(started.elapsed())).await?;
+    // Judged against whole baselines only: not while the user key's history is still being
+    // counted (a flag is for good, and a half-counted history has too few sessions). After
+    // the backfill, so a history just counted is judged in the same round.
+    let counting = store
+        .identity_keys()
+        .await?
+        .iter()
+        .any(|k| k.kind == IdentityKind::User && k.backfill_below_id.is_some());
+    if !counting {
+        (done.sessions_judged, done.anomalies_flagged) =
+            crate::anomalies::detect(store, now_ms, budget.saturating_sub(started.elapsed()))
+                .await?;
+    }
     if done.window_moved {
         tracing::info!(
             window_start = %format_ms(people_window_start(now_ms)),

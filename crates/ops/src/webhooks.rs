@@ -649,6 +649,14 @@ pub async fn change(
 #[instrument(skip_all, fields(webhook_id = id))]
 pub async fn remove(ops: &Services, actor: Actor<'_>, id: WebhookId) -> OpsResult<()> {
     ops.store.delete_webhook(id).await?;
+    // Rules that named it notify the channels they have left (all subscribed ones if none).
+    for rule in ops.store.list_alert_rules().await? {
+        if rule.channel_ids.contains(&id) {
+            let mut changed = langguard_store::NewAlertRule::from_rule(&rule);
+            changed.channel_ids.retain(|c| *c != id);
+            ops.store.replace_alert_rule(rule.id, changed).await?;
+        }
+    }
     ops.audit(
         actor,
         "webhook.deleted",

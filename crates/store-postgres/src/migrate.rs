@@ -58,6 +58,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "spend anomalies",
         include_str!("../migrations/0014_spend_anomalies.sql"),
     ),
+    (
+        15,
+        "alert rule channels",
+        include_str!("../migrations/0015_alert_rule_channels.sql"),
+    ),
 ];
 
 /// Key of the advisory lock migrations run under (any constant no other lock uses).

@@ -26,6 +26,8 @@ CREATE INDEX user_sessions_by_start ON user_sessions (identity, first_ms);
 CREATE INDEX user_sessions_by_cost ON user_sessions (cost_usd);
 CREATE INDEX user_sessions_due ON user_sessions (first_ms) WHERE requests <> checked_requests;
 CREATE INDEX user_sessions_flagged ON user_sessions (last_ms) WHERE flagged_at IS NOT NULL;
+-- Sessions leave as the window moves on.
+CREATE INDEX user_sessions_by_last ON user_sessions (last_ms);
 
 CREATE TABLE session_pending (
     id       INTEGER PRIMARY KEY,

@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "spend anomalies",
         include_str!("../migrations/0021_spend_anomalies.sql"),
     ),
+    (
+        22,
+        "alert rule channels",
+        include_str!("../migrations/0022_alert_rule_channels.sql"),
+    ),
 ];
 
 pub(crate) fn apply(conn: &mut Connection) -> StoreResult<()> {

@@ -22,6 +22,7 @@ pub fn rule(name: &str) -> NewAlertRule {
             ..AlertScope::default()
         },
         group_by: Some(GroupBy::Model),
+        channel_ids: vec![4, 9],
         created_by: Some("admin@example.com".into()),
     }
 }

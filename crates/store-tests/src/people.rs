@@ -407,7 +407,7 @@ pub async fn user_sessions_add_up_and_keep_their_first_flag(store: Arc<dyn Store
     backfill(store).await;
     store.fold_identities(u32::MAX).await.expect("fold");
 
-    let due = store.sessions_to_check(100).await.expect("due");
+    let due = store.sessions_to_check(0, 100).await.expect("due");
     let mut got: Vec<_> = due.iter().map(figures).collect();
     got.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
     assert_eq!(
@@ -455,7 +455,7 @@ pub async fn user_sessions_add_up_and_keep_their_first_flag(store: Arc<dyn Store
         })
         .collect();
     store.save_session_checks(checks).await.expect("save");
-    assert_eq!(store.sessions_to_check(100).await.unwrap(), vec![]);
+    assert_eq!(store.sessions_to_check(0, 100).await.unwrap(), vec![]);
     let all = AnomalyQuery {
         user: None,
         since_ms: 0,
@@ -489,7 +489,7 @@ pub async fn user_sessions_add_up_and_keep_their_first_flag(store: Arc<dyn Store
         .await
         .expect("ingest");
     store.fold_identities(u32::MAX).await.expect("fold");
-    let due = store.sessions_to_check(100).await.expect("due");
+    let due = store.sessions_to_check(0, 100).await.expect("due");
     assert_eq!(
         due.iter().map(figures).collect::<Vec<_>>(),
         [("u1", "a", 0, 5, 5.0)]
@@ -525,5 +525,5 @@ pub async fn user_sessions_add_up_and_keep_their_first_flag(store: Arc<dyn Store
         .await
         .expect("keys");
     assert_eq!(store.spend_anomalies(&all).await.unwrap(), vec![]);
-    assert_eq!(store.sessions_to_check(100).await.unwrap(), vec![]);
+    assert_eq!(store.sessions_to_check(0, 100).await.unwrap(), vec![]);
 }

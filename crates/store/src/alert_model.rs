@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{GroupBy, IntegrationId, Severity};
+use crate::{GroupBy, IntegrationId, Severity, WebhookId};
 
 pub type AlertRuleId = i64;
 
@@ -85,6 +85,9 @@ pub struct AlertRule {
     pub scope: AlertScope,
     /// One alert per group (per model, per gateway, …) instead of one for the whole scope.
     pub group_by: Option<GroupBy>,
+    /// The notification channels its alerts go to; empty: every enabled channel subscribed
+    /// to `alert.firing`/`alert.resolved`.
+    pub channel_ids: Vec<WebhookId>,
     pub created_by: Option<String>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -106,6 +109,7 @@ pub struct NewAlertRule {
     pub renotify_minutes: Option<i64>,
     pub scope: AlertScope,
     pub group_by: Option<GroupBy>,
+    pub channel_ids: Vec<WebhookId>,
     pub created_by: Option<String>,
 }
 
@@ -126,6 +130,7 @@ impl NewAlertRule {
             renotify_minutes: rule.renotify_minutes,
             scope: rule.scope.clone(),
             group_by: rule.group_by,
+            channel_ids: rule.channel_ids.clone(),
             created_by: rule.created_by.clone(),
         }
     }

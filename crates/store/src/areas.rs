@@ -545,8 +545,9 @@ pub trait PeopleStore: Send + Sync {
 /// and their judgements (see `anomaly_model`).
 #[async_trait]
 pub trait AnomalyStore: Send + Sync {
-    /// Up to `limit` user sessions with traffic not judged yet (see `anomaly_model`).
-    async fn sessions_to_check(&self, limit: u32) -> StoreResult<Vec<UserSession>>;
+    /// Up to `limit` user sessions started from `since_ms` on with traffic not judged yet,
+    /// oldest first (see `anomaly_model`).
+    async fn sessions_to_check(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<UserSession>>;
     /// The spend of each of `user`'s sessions that started in `[from_ms, before_ms)`.
     async fn session_costs(
         &self,
@@ -562,7 +563,8 @@ pub trait AnomalyStore: Send + Sync {
     async fn save_session_checks(&self, checks: Vec<SessionCheck>) -> StoreResult<()>;
     /// Flagged sessions, newest flag first.
     async fn spend_anomalies(&self, query: &AnomalyQuery) -> StoreResult<Vec<UserSession>>;
-    /// Sessions flagged in `[from_ms, to_ms)`.
+    /// Flagged sessions with traffic in `[from_ms, to_ms)` (an anomalous session counts while
+    /// it goes on; one flagged in an old history imported now does not).
     async fn count_spend_anomalies(&self, from_ms: i64, to_ms: i64) -> StoreResult<u64>;
     /// The sessions named (missing ones are left out).
     async fn user_sessions(&self, keys: Vec<SessionOf>) -> StoreResult<Vec<UserSession>>;

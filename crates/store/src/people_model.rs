@@ -207,6 +207,13 @@ impl IdentityDelta {
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.sessions.is_empty()
     }
+
+    /// Drops the sessions whose last traffic is before `floor_ms`: a history being counted
+    /// needs only the sessions a baseline can still read (the rest would be pruned anyway).
+    pub fn without_sessions_before(mut self, floor_ms: i64) -> Self {
+        self.sessions.retain(|_, t| t.last_ms >= floor_ms);
+        self
+    }
 }
 
 /// A metadata value as an identity: strings as they are, numbers and booleans as written.

@@ -79,7 +79,12 @@ impl Policy {
 /// The alert rule columns, in [`AlertRule::from_columns`]'s order.
 pub const ALERT_RULE_COLUMNS: &str = "id, name, description, enabled, metric, severity, \
      condition, threshold, window_minutes, for_minutes, min_requests, renotify_minutes, scope, \
-     group_by, created_by, created_at, updated_at";
+     group_by, created_by, created_at, updated_at, channel_ids";
+
+/// A rule's channels as their column keeps them (a JSON array of ids).
+pub fn channel_ids_text(ids: &[i64]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
 
 /// A rule's scope as its column keeps it (JSON text: scopes grow new keys without a migration).
 pub fn alert_scope_text(scope: &AlertScope) -> String {
@@ -114,6 +119,11 @@ impl AlertRule {
             created_by: row.opt_text(14)?,
             created_at_ms: row.int(15)?,
             updated_at_ms: row.int(16)?,
+            channel_ids: {
+                let ids = row.text(17)?;
+                serde_json::from_str(&ids)
+                    .map_err(|_| StoreError::Corrupt(format!("alert rule channels {ids:?}")))?
+            },
         })
     }
 }

@@ -88,6 +88,7 @@ fn rule(n: usize) -> NewAlertRule {
         renotify_minutes: Some(60),
         scope,
         group_by,
+        channel_ids: Vec::new(),
         created_by: None,
     }
 }

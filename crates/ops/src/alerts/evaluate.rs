@@ -500,7 +500,7 @@ impl Notice<'_> {
         let (from, to) = window(rule, self.now_ms);
         let base = self.public_url.unwrap_or("").trim_end_matches('/');
         let group_label = group_label(rule.group_by, &alert.group, self.names);
-        Some(OutgoingEvent::new(
+        let event = OutgoingEvent::new(
             kind,
             json!({
                 // A new alert has no id until it is saved with this event: null then; the
@@ -526,7 +526,13 @@ impl Notice<'_> {
                 "alertsUrl": format!("{base}/alerts?rule_id={}", rule.id),
             }),
             None,
-        ))
+        );
+        // A rule that names its channels notifies those only.
+        Some(if rule.channel_ids.is_empty() {
+            event
+        } else {
+            event.to_channels(rule.channel_ids.clone())
+        })
     }
 }
 

@@ -51,6 +51,9 @@ pub struct AlertRuleView {
     pub scope: AlertScope,
     /// `integration`, `gateway`, `provider`, `model` or null.
     pub group_by: Option<&'static str>,
+    /// The notification channels (webhook ids) its alerts go to; empty: every enabled channel
+    /// subscribed to `alert.firing` / `alert.resolved`.
+    pub channel_ids: Vec<i64>,
     pub created_by: Option<String>,
     pub created_at: String,
     pub updated_at: String,
@@ -76,6 +79,7 @@ impl AlertRuleView {
             renotify_minutes: rule.renotify_minutes,
             scope: rule.scope.clone(),
             group_by: rule.group_by.map(|g| g.as_str()),
+            channel_ids: rule.channel_ids.clone(),
             created_by: rule.created_by.clone(),
             created_at: format_ms(rule.created_at_ms),
             updated_at: format_ms(rule.updated_at_ms),
@@ -421,6 +425,7 @@ pub async fn backtest(
         renotify_minutes: None,
         scope: new.scope,
         group_by: new.group_by,
+        channel_ids: new.channel_ids,
         created_by: None,
         created_at_ms: now_ms,
         updated_at_ms: now_ms,

@@ -75,7 +75,12 @@ pub struct RuleInput {
     pub scope: Option<AlertScope>,
     /// `Some(None)`: not grouped.
     pub group_by: Option<Option<String>>,
+    /// The channels its alerts go to; empty: every channel subscribed to alert events.
+    pub channel_ids: Option<Vec<i64>>,
 }
+
+/// The most channels one rule names.
+pub const MAX_RULE_CHANNELS: usize = 20;
 
 fn text(value: &str, what: &str, max: usize) -> OpsResult<String> {
     let value = value.trim();
@@ -235,6 +240,17 @@ fn build(input: RuleInput, base: Option<&AlertRule>) -> OpsResult<NewAlertRule> 
             }));
         }
     }
+    let mut channel_ids = input
+        .channel_ids
+        .or(base.map(|r| r.channel_ids.clone()))
+        .unwrap_or_default();
+    channel_ids.sort_unstable();
+    channel_ids.dedup();
+    if channel_ids.len() > MAX_RULE_CHANNELS {
+        return Err(bad(format!(
+            "a rule names at most {MAX_RULE_CHANNELS} channels"
+        )));
+    }
     Ok(NewAlertRule {
         name,
         description,
@@ -249,13 +265,24 @@ fn build(input: RuleInput, base: Option<&AlertRule>) -> OpsResult<NewAlertRule> 
         renotify_minutes,
         scope,
         group_by,
+        channel_ids,
         created_by: base.and_then(|r| r.created_by.clone()),
     })
 }
 
-/// Checks that the scope's integration exists (a rule watching nothing helps nobody).
+/// Checks that the scope's integration exists (a rule watching nothing helps nobody) and that
+/// each channel named does (an alert sent nowhere helps nobody either).
 async fn check_scope(ops: &Services, rule: &NewAlertRule) -> OpsResult<()> {
-    integration_exists(ops, &rule.scope, "invalid_rule").await
+    integration_exists(ops, &rule.scope, "invalid_rule").await?;
+    for id in &rule.channel_ids {
+        ops.store.get_webhook(*id).await.map_err(|_| {
+            OpsError::invalid(
+                "invalid_rule",
+                format!("there is no notification channel {id} (see GET /api/v1/webhooks)"),
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// `code` naming the scope's integration when there is no such integration.
@@ -442,6 +469,7 @@ mod tests {
             renotify_minutes: saved.renotify_minutes,
             scope: saved.scope,
             group_by: saved.group_by,
+            channel_ids: vec![3],
             created_by: Some("a@example.com".into()),
             created_at_ms: 0,
             updated_at_ms: 0,

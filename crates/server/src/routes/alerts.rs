@@ -90,6 +90,9 @@ pub(crate) struct RuleBody {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     group_by: Option<Option<String>>,
+    /// Notification channel (webhook) ids its alerts go to, at most 20; empty or left out on
+    /// create: every enabled channel subscribed to `alert.firing` / `alert.resolved`.
+    channel_ids: Option<Vec<i64>>,
 }
 
 impl From<RuleBody> for RuleInput {
@@ -108,6 +111,7 @@ impl From<RuleBody> for RuleInput {
             renotify_minutes: b.renotify_minutes,
             scope: b.scope.map(AlertScope::from),
             group_by: b.group_by,
+            channel_ids: b.channel_ids,
         }
     }
 }

@@ -151,6 +151,8 @@ struct AlertsPage {
     history: Vec<AlertRow>,
     metrics: Vec<&'static str>,
     integrations: Vec<(i64, String)>,
+    /// Notification channels a rule can name.
+    channels: Vec<(i64, String)>,
 }
 
 pub async fn page(State(state): State<AppState>, user: WebUser) -> Response {
@@ -174,6 +176,10 @@ pub async fn page(State(state): State<AppState>, user: WebUser) -> Response {
         Ok(list) => list.into_iter().map(|i| (i.id, i.name)).collect(),
         Err(e) => return page_failure("Alerts", e),
     };
+    let channels = match state.ops.store.list_webhooks().await {
+        Ok(list) => list.into_iter().map(|w| (w.id, w.name)).collect(),
+        Err(e) => return page_failure("Alerts", e),
+    };
     render(&AlertsPage {
         frame: Frame::new(&user, "Alerts", "alerts"),
         writer: writer(&user),
@@ -183,6 +189,7 @@ pub async fn page(State(state): State<AppState>, user: WebUser) -> Response {
         history: history.items.iter().map(AlertRow::from).collect(),
         metrics: AlertMetric::ALL.iter().map(|m| m.as_str()).collect(),
         integrations,
+        channels,
     })
 }
 
@@ -203,6 +210,8 @@ struct RuleForm {
     gateway: Option<String>,
     provider: Option<String>,
     model: Option<String>,
+    #[serde(default)]
+    channel_ids: Vec<String>,
 }
 
 /// A number field: empty is "not given"; anything else must parse.
@@ -233,6 +242,12 @@ impl RuleForm {
                 model: given(&self.model),
             }),
             group_by: Some(given(&self.group_by)),
+            channel_ids: Some(
+                self.channel_ids
+                    .iter()
+                    .map(|id| id.parse().map_err(|_| "Notify: not a channel".to_owned()))
+                    .collect::<Result<_, _>>()?,
+            ),
         })
     }
 }

@@ -12,6 +12,7 @@ on_both_backends!(
     silences_hold_notifications_back_until_they_end,
     no_traffic_and_the_backtest,
     bad_rules_and_roles_are_refused,
+    a_rule_notifies_only_the_channels_it_names,
 );
 
 const MIN: i64 = 60_000;
@@ -498,4 +499,71 @@ async fn bad_rules_and_roles_are_refused(backend: Backend) {
         )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn a_rule_notifies_only_the_channels_it_names(backend: Backend) {
+    let Some((app, admin, integration, subscribed)) = setup(backend).await else {
+        return;
+    };
+    // A second channel that doesn't subscribe to alerts: a rule naming it still reaches it.
+    let (status, hook) = app
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&admin),
+            Some(json!({"url": "https://oncall.example.com/langguard", "events": ["policy.violation"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let oncall = hook["id"].as_i64().expect("id");
+    let (status, got) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts/rules",
+            Some(&admin),
+            Some(json!({"name": "Nowhere", "metric": "errors", "channel_ids": [oncall + 1000]})),
+        )
+        .await;
+    assert_error(status, &got, StatusCode::BAD_REQUEST, "invalid_rule");
+    let (status, rule) = app
+        .call(
+            Method::POST,
+            "/api/v1/alerts/rules",
+            Some(&admin),
+            Some(
+                json!({"name": "Errors to on-call", "metric": "errors", "threshold": 3,
+                        "window_minutes": 5, "channel_ids": [oncall, oncall]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{rule}");
+    assert_eq!(rule["channel_ids"], json!([oncall]));
+    let rule_id = rule["id"].as_i64().expect("id");
+
+    for m in 0..5 {
+        app.seed(integration, "gw", calls("gpt-4o", T0 + m * MIN, 10, 2))
+            .await;
+    }
+    let report = evaluate_at(&app, T0 + 5 * MIN).await;
+    assert_eq!((report.fired, report.notified), (1, 1));
+    let sent = notifications(&app, &admin, oncall).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, "alert.firing");
+    assert_eq!(sent[0].1["ruleName"], "Errors to on-call");
+    assert!(notifications(&app, &admin, subscribed).await.is_empty());
+
+    // A deleted channel leaves the rules that named it: they notify every subscribed one.
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/webhooks/{oncall}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let rule = app
+        .get_ok(&admin, &format!("/api/v1/alerts/rules/{rule_id}"))
+        .await;
+    assert_eq!(rule["channel_ids"], json!([]));
 }

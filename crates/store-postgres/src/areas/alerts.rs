@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use langguard_store::rows::{
-    alert_scope_text, ALERT_COLUMNS, ALERT_RULE_COLUMNS as RULE_COLUMNS, SILENCE_COLUMNS,
+    alert_scope_text, channel_ids_text, ALERT_COLUMNS, ALERT_RULE_COLUMNS as RULE_COLUMNS,
+    SILENCE_COLUMNS,
 };
 use langguard_store::*;
 use tokio_postgres::Row;
@@ -65,8 +66,10 @@ impl AlertStore for PgStore {
                 &format!(
                     "INSERT INTO alert_rules (name, description, enabled, metric, severity, \
                      condition, threshold, window_minutes, for_minutes, min_requests, \
-                     renotify_minutes, scope, group_by, created_by, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+                     renotify_minutes, scope, group_by, created_by, created_at, updated_at, \
+                     channel_ids) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, \
+                     $16) \
                      RETURNING {RULE_COLUMNS}"
                 ),
                 &[
@@ -85,6 +88,7 @@ impl AlertStore for PgStore {
                     &new.group_by.map(GroupBy::as_str),
                     &new.created_by,
                     &now,
+                    &channel_ids_text(&new.channel_ids),
                 ],
             )
             .await
@@ -121,8 +125,8 @@ impl AlertStore for PgStore {
                     "UPDATE alert_rules SET name = $2, description = $3, enabled = $4, \
                      metric = $5, severity = $6, condition = $7, threshold = $8, \
                      window_minutes = $9, for_minutes = $10, min_requests = $11, \
-                     renotify_minutes = $12, scope = $13, group_by = $14, updated_at = $15 \
-                     WHERE id = $1 RETURNING {RULE_COLUMNS}"
+                     renotify_minutes = $12, scope = $13, group_by = $14, updated_at = $15, \
+                     channel_ids = $16 WHERE id = $1 RETURNING {RULE_COLUMNS}"
                 ),
                 &[
                     &id,
@@ -140,6 +144,7 @@ impl AlertStore for PgStore {
                     &alert_scope_text(&rule.scope),
                     &rule.group_by.map(GroupBy::as_str),
                     &now_ms(),
+                    &channel_ids_text(&rule.channel_ids),
                 ],
             )
             .await

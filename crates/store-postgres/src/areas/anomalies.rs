@@ -120,16 +120,17 @@ fn sessions(rows: &[tokio_postgres::Row]) -> StoreResult<Vec<UserSession>> {
 
 #[async_trait]
 impl AnomalyStore for PgStore {
-    async fn sessions_to_check(&self, limit: u32) -> StoreResult<Vec<UserSession>> {
+    async fn sessions_to_check(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<UserSession>> {
         let rows = self
             .client()
             .await?
             .query(
                 &format!(
                     "SELECT {USER_SESSION_COLUMNS} FROM user_sessions \
-                     WHERE requests <> checked_requests ORDER BY first_ms LIMIT $1"
+                     WHERE requests <> checked_requests AND first_ms >= $1 \
+                     ORDER BY first_ms LIMIT $2"
                 ),
-                &[&i64::from(limit)],
+                &[&since_ms, &i64::from(limit)],
             )
             .await
             .map_err(db_err)?;

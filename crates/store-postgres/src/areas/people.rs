@@ -370,6 +370,7 @@ impl PeopleStore for PgStore {
         let tx = client.transaction().await.map_err(db_err)?;
         lock(&tx).await?;
         let mut read = 0;
+        let floor = window_start_on(&tx).await? - DAY_MS;
         for key in keys_on(&tx).await? {
             let Some(below) = key.backfill_below_id else {
                 continue;
@@ -378,7 +379,8 @@ impl PeopleStore for PgStore {
             read += logs.len() as u64;
             append(
                 &tx,
-                &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs),
+                &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs)
+                    .without_sessions_before(floor),
             )
             .await?;
             let next = if logs.len() < limit as usize {

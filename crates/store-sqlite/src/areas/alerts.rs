@@ -5,7 +5,8 @@ use langguard_store::*;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use langguard_store::rows::{
-    alert_scope_text, ALERT_COLUMNS, ALERT_RULE_COLUMNS as RULE_COLUMNS, SILENCE_COLUMNS,
+    alert_scope_text, channel_ids_text, ALERT_COLUMNS, ALERT_RULE_COLUMNS as RULE_COLUMNS,
+    SILENCE_COLUMNS,
 };
 
 use crate::records::SqliteRow;
@@ -57,8 +58,9 @@ impl AlertStore for SqliteStore {
             conn.execute(
                 "INSERT INTO alert_rules (name, description, enabled, metric, severity, condition, \
                  threshold, window_minutes, for_minutes, min_requests, renotify_minutes, scope, \
-                 group_by, created_by, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15)",
+                 group_by, created_by, created_at, updated_at, channel_ids) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15, \
+                 ?16)",
                 params![
                     new.name,
                     new.description,
@@ -74,7 +76,8 @@ impl AlertStore for SqliteStore {
                     scope,
                     new.group_by.map(GroupBy::as_str),
                     new.created_by,
-                    now
+                    now,
+                    channel_ids_text(&new.channel_ids)
                 ],
             )
             .map_err(name_conflict(&new.name))?;
@@ -112,7 +115,7 @@ impl AlertStore for SqliteStore {
                     "UPDATE alert_rules SET name = ?2, description = ?3, enabled = ?4, metric = ?5, \
                      severity = ?6, condition = ?7, threshold = ?8, window_minutes = ?9, \
                      for_minutes = ?10, min_requests = ?11, renotify_minutes = ?12, scope = ?13, \
-                     group_by = ?14, updated_at = ?15 WHERE id = ?1",
+                     group_by = ?14, updated_at = ?15, channel_ids = ?16 WHERE id = ?1",
                     params![
                         id,
                         rule.name,
@@ -128,7 +131,8 @@ impl AlertStore for SqliteStore {
                         rule.renotify_minutes,
                         scope,
                         rule.group_by.map(GroupBy::as_str),
-                        now_ms()
+                        now_ms(),
+                        channel_ids_text(&rule.channel_ids)
                     ],
                 )
                 .map_err(name_conflict(&rule.name))?;

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use langguard_store::rows::USER_SESSION_COLUMNS;
 use langguard_store::*;
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::records::SqliteRow;
 use crate::{db_err, SqliteStore};
@@ -94,15 +94,16 @@ fn sessions(
 
 #[async_trait]
 impl AnomalyStore for SqliteStore {
-    async fn sessions_to_check(&self, limit: u32) -> StoreResult<Vec<UserSession>> {
+    async fn sessions_to_check(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<UserSession>> {
         self.read(move |conn| {
             sessions(
                 conn,
                 &format!(
                     "SELECT {USER_SESSION_COLUMNS} FROM user_sessions \
-                     WHERE requests <> checked_requests ORDER BY first_ms LIMIT ?1"
+                     WHERE requests <> checked_requests AND first_ms >= ?1 \
+                     ORDER BY first_ms LIMIT ?2"
                 ),
-                [limit],
+                params![since_ms, limit],
             )
         })
         .await
@@ -140,12 +141,13 @@ impl AnomalyStore for SqliteStore {
             }
             // The n-th largest through the cost index: reads the top 1 % only.
             let rank = rank_from_top(n as u64, p) as i64;
+            // None when sessions were dropped between the two reads (a key changed).
             conn.query_row(
                 "SELECT cost_usd FROM user_sessions ORDER BY cost_usd DESC LIMIT 1 OFFSET ?1",
                 [rank - 1],
                 |r| r.get(0),
             )
-            .map(Some)
+            .optional()
             .map_err(db_err)
         })
         .await

@@ -317,6 +317,7 @@ impl PeopleStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(db_err)?;
             let mut read = 0;
+            let floor = window_start_on(&tx)? - DAY_MS;
             for key in keys_on(&tx)? {
                 let Some(below) = key.backfill_below_id else {
                     continue;
@@ -325,7 +326,8 @@ impl PeopleStore for SqliteStore {
                 read += logs.len() as u64;
                 append(
                     &tx,
-                    &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs),
+                    &IdentityDelta::from_logs(std::slice::from_ref(&key), &logs)
+                        .without_sessions_before(floor),
                 )?;
                 let next = if logs.len() < limit as usize {
                     None
