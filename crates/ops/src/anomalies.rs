@@ -42,18 +42,35 @@ pub async fn detect(store: &dyn Store, now_ms: i64, budget: Duration) -> StoreRe
         }
         let org_p99 = org_p99.flatten();
         let mut checks = Vec::with_capacity(due.len());
+        // Due sessions come a user's together: their sessions are read once for all of them.
+        let mut history: Option<(String, Vec<(i64, f64)>)> = None;
         for session in due {
             let anomaly = if session.anomaly.is_some() {
                 // Flagged once, flagged for good: the figures of that moment are kept.
                 None
             } else {
-                let mut baseline = store
-                    .session_costs(
-                        &session.user,
-                        session.first_ms - BASELINE_DAYS * DAY_MS,
-                        session.first_ms,
-                    )
-                    .await?;
+                if history
+                    .as_ref()
+                    .is_none_or(|(user, _)| *user != session.user)
+                {
+                    // Every session a due one's baseline can reach (due ones start at most
+                    // BASELINE_DAYS + 1 days ago).
+                    let sessions = store
+                        .session_costs(
+                            &session.user,
+                            now_ms - (2 * BASELINE_DAYS + 1) * DAY_MS,
+                            i64::MAX,
+                        )
+                        .await?;
+                    history = Some((session.user.clone(), sessions));
+                }
+                let earlier = history.as_ref().map_or(&[][..], |(_, s)| s.as_slice());
+                let from = session.first_ms - BASELINE_DAYS * DAY_MS;
+                let mut baseline: Vec<f64> = earlier
+                    .iter()
+                    .filter(|(start, _)| (from..session.first_ms).contains(start))
+                    .map(|(_, cost)| *cost)
+                    .collect();
                 judge_session(session.cost_usd, &mut baseline, org_p99, now_ms)
             };
             flagged += u64::from(anomaly.is_some());

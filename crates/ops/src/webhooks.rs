@@ -493,11 +493,17 @@ pub async fn add(
     let events = check_events(&input.events)?;
     let name = check_name(input.name.as_deref())?;
     let secret = checked.secret;
+    // An email channel without a password keeps no sealed value (`secret_set` false).
+    let sealing = if secret.is_empty() {
+        SealFor::new(|_| Vec::new())
+    } else {
+        SealFor::new(ops.sealer.sealing(secret.clone(), Binding::WebhookSecret))
+    };
     let webhook = ops
         .store
         .create_webhook(NewWebhook {
             url: checked.url,
-            secret: SealFor::new(ops.sealer.sealing(secret.clone(), Binding::WebhookSecret)),
+            secret: sealing,
             kind: input.kind,
             name,
             settings: checked.settings,
@@ -611,7 +617,11 @@ pub async fn change(
                 email
                     .as_ref()
                     .map(|e| format!("smtp://{}:{}", e.host, e.port)),
-                change.secret.as_deref().map(seal),
+                // No password is no sealed value (`secret_set` false), not a sealed "".
+                change
+                    .secret
+                    .as_deref()
+                    .map(|p| if p.is_empty() { Vec::new() } else { seal(p) }),
                 email.map(|e| serde_json::to_string(&e).unwrap_or_else(|_| "{}".into())),
             )
         }

@@ -215,10 +215,16 @@ async fn send(
         succeeded: false,
         retry_at_ms,
     };
-    let credential = match sealer.open(
-        &webhook.sealed_secret,
-        langguard_secrets::Binding::WebhookSecret(webhook.id),
-    ) {
+    let opened = if webhook.sealed_secret.is_empty() && webhook.kind == ChannelKind::Email {
+        // An SMTP server without authentication: no password was given.
+        Ok(String::new())
+    } else {
+        sealer.open(
+            &webhook.sealed_secret,
+            langguard_secrets::Binding::WebhookSecret(webhook.id),
+        )
+    };
+    let credential = match opened {
         Ok(credential) => credential,
         Err(_) => {
             return failed(

@@ -24,7 +24,9 @@ CREATE TABLE user_sessions (
 CREATE INDEX user_sessions_by_start ON user_sessions (identity, first_ms);
 -- The organisation's p99: the n-th largest session.
 CREATE INDEX user_sessions_by_cost ON user_sessions (cost_usd);
-CREATE INDEX user_sessions_due ON user_sessions (first_ms) WHERE requests <> checked_requests;
+-- The sessions due to be judged, a user's together (their baseline is read once).
+CREATE INDEX user_sessions_due ON user_sessions (identity, first_ms)
+    WHERE requests <> checked_requests;
 CREATE INDEX user_sessions_flagged ON user_sessions (last_ms) WHERE flagged_at IS NOT NULL;
 -- Sessions leave as the window moves on.
 CREATE INDEX user_sessions_by_last ON user_sessions (last_ms);

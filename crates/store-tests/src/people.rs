@@ -420,13 +420,19 @@ pub async fn user_sessions_add_up_and_keep_their_first_flag(store: Arc<dyn Store
     );
     let a = due.iter().find(|s| s.session == "a").expect("a");
     assert_eq!((a.first_ms, a.last_ms), (start, start + 5_000));
-    let mut costs = store.session_costs("u1", 0, i64::MAX).await.expect("costs");
-    costs.sort_by(f64::total_cmp);
-    assert_eq!(costs, [2.0, 4.0]);
+    assert_eq!(
+        store.session_costs("u1", 0, i64::MAX).await.expect("costs"),
+        [(start, 4.0), (hour + 10, 2.0)]
+    );
     // Only the sessions started before the one judged.
     assert_eq!(
         store.session_costs("u1", 0, start).await.unwrap(),
-        Vec::<f64>::new()
+        Vec::<(i64, f64)>::new()
+    );
+    // Sessions started before `since` are not due (a baseline no longer reaches them).
+    assert_eq!(
+        store.sessions_to_check(start + 1, 100).await.unwrap().len(),
+        2
     );
     assert_eq!(
         store.session_cost_percentile(99.0).await.unwrap(),

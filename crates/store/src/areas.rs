@@ -545,16 +545,17 @@ pub trait PeopleStore: Send + Sync {
 /// and their judgements (see `anomaly_model`).
 #[async_trait]
 pub trait AnomalyStore: Send + Sync {
-    /// Up to `limit` user sessions started from `since_ms` on with traffic not judged yet,
-    /// oldest first (see `anomaly_model`).
+    /// Up to `limit` user sessions started from `since_ms` on with traffic not judged yet, by
+    /// user and then oldest first (see `anomaly_model`).
     async fn sessions_to_check(&self, since_ms: i64, limit: u32) -> StoreResult<Vec<UserSession>>;
-    /// The spend of each of `user`'s sessions that started in `[from_ms, before_ms)`.
+    /// The start and spend of each of `user`'s sessions that started in
+    /// `[from_ms, before_ms)`, by start.
     async fn session_costs(
         &self,
         user: &str,
         from_ms: i64,
         before_ms: i64,
-    ) -> StoreResult<Vec<f64>>;
+    ) -> StoreResult<Vec<(i64, f64)>>;
     /// The `p`th percentile (nearest rank) of every user's sessions' spend, `None` without
     /// sessions.
     async fn session_cost_percentile(&self, p: f64) -> StoreResult<Option<f64>>;

@@ -2,7 +2,8 @@
 //! last 30 days by `--users` distinct users (skewed: a few spend most) in 200 teams with the
 //! user and team keys named — so the identity rollups are kept at ingest — then times what the
 //! page and the upkeep do: top 50 by spend over 30 days, other sorts, a search, one person's
-//! page, the window moving on a day, and the backfill of a key named afterwards. SQLite, and
+//! page, the window moving on a day, the backfill of a key named afterwards, and the spend
+//! anomaly detection judging every user session (each hour of a user's traffic). SQLite, and
 //! PostgreSQL beside it when `--database-url postgres://…` is given (its data is removed
 //! afterwards).
 
@@ -128,6 +129,12 @@ struct Figures {
     fold: Duration,
     backfill_per_s: f64,
     users: u64,
+    /// Spend anomalies: sessions judged the first time (all of them) per second, how many
+    /// were, how many flagged, and a minute's judging with nothing new.
+    judged_per_s: f64,
+    judged: u64,
+    flagged: u64,
+    idle_detect: Duration,
 }
 
 impl Figures {
@@ -139,13 +146,15 @@ impl Figures {
             .collect();
         format!(
             "ingest {:.0}/s without keys, {:.0}/s with; {}; fold {:.0} ms; rollover {:.0} ms; \
-             backfill {:.0}/s",
+             backfill {:.0}/s; {} sessions judged at {:.0}/s",
             self.ingest_without_per_s,
             self.ingest_per_s,
             queries.join(", "),
             self.fold.as_secs_f64() * 1e3,
             self.rollover.as_secs_f64() * 1e3,
-            self.backfill_per_s
+            self.backfill_per_s,
+            self.judged,
+            self.judged_per_s
         )
     }
 }
@@ -262,6 +271,16 @@ async fn measure(
     .await?;
     let fold = folds.iter().max().copied().unwrap_or_default();
 
+    // Spend anomalies: every session judged (what the upkeep does, a step a round, once a
+    // history is counted), then a minute with nothing new.
+    let started = Instant::now();
+    let (judged, flagged) =
+        langguard_ops::anomalies::detect(store.as_ref(), now, Duration::MAX).await?;
+    let judged_per_s = judged as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    langguard_ops::anomalies::detect(store.as_ref(), now, Duration::MAX).await?;
+    let idle_detect = started.elapsed();
+
     let total = store.people(&query(PeopleSort::Spend, None)).await?.total;
     let top = store.people(&query(PeopleSort::Spend, None)).await?;
     let someone = top
@@ -321,6 +340,10 @@ async fn measure(
         fold,
         backfill_per_s,
         users: total,
+        judged_per_s,
+        judged,
+        flagged,
+        idle_detect,
     })
 }
 
@@ -399,6 +422,30 @@ pub async fn run(
         "backfill, both keys (logs/s)",
         all.iter()
             .map(|f| format::count(f.backfill_per_s as i64))
+            .collect(),
+    );
+    row(
+        "sessions judged / flagged",
+        all.iter()
+            .map(|f| {
+                format!(
+                    "{} / {}",
+                    format::count(f.judged as i64),
+                    format::count(f.flagged as i64)
+                )
+            })
+            .collect(),
+    );
+    row(
+        "judging (sessions/s)",
+        all.iter()
+            .map(|f| format::count(f.judged_per_s as i64))
+            .collect(),
+    );
+    row(
+        "a quiet minute's judging (ms)",
+        all.iter()
+            .map(|f| format!("{:.1}", ms(f.idle_detect)))
             .collect(),
     );
     Ok(ExitCode::SUCCESS)

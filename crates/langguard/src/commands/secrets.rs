@@ -154,6 +154,8 @@ async fn sealed_values(store: &dyn Store) -> anyhow::Result<Vec<(Vec<u8>, Bindin
             .list_webhooks()
             .await?
             .into_iter()
+            // An email channel without a password has nothing sealed.
+            .filter(|w| !w.sealed_secret.is_empty())
             .map(|w| (w.sealed_secret, Binding::WebhookSecret(w.id))),
     );
     sealed.extend(

@@ -600,6 +600,15 @@ async fn bad_channels_are_refused_and_credentials_never_shown(backend: Backend) 
         "events": ["alert.firing"], "email": smtp(json!({"username": "lg"}))}),
     )
     .await;
+    assert_eq!(email["secret_set"], true);
+    // An SMTP server without authentication: no password, nothing sealed, and it says so.
+    let open_relay = add_channel(
+        &app,
+        &admin,
+        json!({"kind": "email", "events": ["alert.firing"], "email": smtp(json!({}))}),
+    )
+    .await;
+    assert_eq!(open_relay["secret_set"], false, "{open_relay}");
     // A new password for plain-text SMTP to a remote server is refused like a new channel's.
     let email_id = email["id"].as_i64().expect("id");
     let (status, body) = app

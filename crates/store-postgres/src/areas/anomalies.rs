@@ -128,7 +128,7 @@ impl AnomalyStore for PgStore {
                 &format!(
                     "SELECT {USER_SESSION_COLUMNS} FROM user_sessions \
                      WHERE requests <> checked_requests AND first_ms >= $1 \
-                     ORDER BY first_ms LIMIT $2"
+                     ORDER BY identity, first_ms LIMIT $2"
                 ),
                 &[&since_ms, &i64::from(limit)],
             )
@@ -142,18 +142,18 @@ impl AnomalyStore for PgStore {
         user: &str,
         from_ms: i64,
         before_ms: i64,
-    ) -> StoreResult<Vec<f64>> {
+    ) -> StoreResult<Vec<(i64, f64)>> {
         let rows = self
             .client()
             .await?
             .query(
-                "SELECT cost_usd FROM user_sessions WHERE identity = $1 \
-                 AND first_ms >= $2 AND first_ms < $3",
+                "SELECT first_ms, cost_usd FROM user_sessions WHERE identity = $1 \
+                 AND first_ms >= $2 AND first_ms < $3 ORDER BY first_ms",
                 &[&user, &from_ms, &before_ms],
             )
             .await
             .map_err(db_err)?;
-        rows.iter().map(|r| r.at(0)).collect()
+        rows.iter().map(|r| Ok((r.at(0)?, r.at(1)?))).collect()
     }
 
     async fn session_cost_percentile(&self, p: f64) -> StoreResult<Option<f64>> {

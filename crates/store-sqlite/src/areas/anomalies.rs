@@ -101,7 +101,7 @@ impl AnomalyStore for SqliteStore {
                 &format!(
                     "SELECT {USER_SESSION_COLUMNS} FROM user_sessions \
                      WHERE requests <> checked_requests AND first_ms >= ?1 \
-                     ORDER BY first_ms LIMIT ?2"
+                     ORDER BY identity, first_ms LIMIT ?2"
                 ),
                 params![since_ms, limit],
             )
@@ -114,17 +114,19 @@ impl AnomalyStore for SqliteStore {
         user: &str,
         from_ms: i64,
         before_ms: i64,
-    ) -> StoreResult<Vec<f64>> {
+    ) -> StoreResult<Vec<(i64, f64)>> {
         let user = user.to_owned();
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT cost_usd FROM user_sessions WHERE identity = ?1 \
-                     AND first_ms >= ?2 AND first_ms < ?3",
+                    "SELECT first_ms, cost_usd FROM user_sessions WHERE identity = ?1 \
+                     AND first_ms >= ?2 AND first_ms < ?3 ORDER BY first_ms",
                 )
                 .map_err(db_err)?;
             let rows = stmt
-                .query_map(params![user, from_ms, before_ms], |r| r.get(0))
+                .query_map(params![user, from_ms, before_ms], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .map_err(db_err)?;
             rows.collect::<Result<_, _>>().map_err(db_err)
         })
