@@ -12,7 +12,7 @@ use langguard_store::{
 };
 use serde::Serialize;
 
-use crate::people::{keys, person_path};
+use crate::people::{dollars, keys, person_path};
 use crate::{OpsError, OpsResult, Services};
 
 /// Sessions judged per step.
@@ -150,11 +150,6 @@ pub struct AnomalyView {
     pub person_url: String,
 }
 
-fn round(value: f64, places: i32) -> f64 {
-    let scale = 10f64.powi(places);
-    (value * scale).round() / scale
-}
-
 impl AnomalyView {
     fn new(s: &UserSession, user_key: &str, session_key: Option<&str>) -> Option<Self> {
         let a = s.anomaly?;
@@ -165,13 +160,13 @@ impl AnomalyView {
             started: format_ms(s.first_ms),
             last_seen: format_ms(s.last_ms),
             requests: s.requests,
-            spend_usd: round(s.cost_usd, 9),
-            flagged_spend_usd: round(a.spend_usd, 9),
-            user_p95_usd: round(a.user_p95_usd, 9),
+            spend_usd: dollars(s.cost_usd),
+            flagged_spend_usd: dollars(a.spend_usd),
+            user_p95_usd: dollars(a.user_p95_usd),
             baseline_sessions: a.baseline_sessions,
-            org_p99_usd: round(a.org_p99_usd, 9),
+            org_p99_usd: dollars(a.org_p99_usd),
             times_p95: if a.user_p95_usd > 0.0 {
-                round(a.spend_usd / a.user_p95_usd, 1)
+                (a.spend_usd / a.user_p95_usd * 10.0).round() / 10.0
             } else {
                 0.0
             },

@@ -255,7 +255,7 @@ fn percent(part: i64, whole: i64) -> f64 {
 
 /// Dollars to the tenth of a cent's millionth: a summary that subtracted days may hold a
 /// rounding residue the display shouldn't show.
-fn dollars(usd: f64) -> f64 {
+pub(crate) fn dollars(usd: f64) -> f64 {
     (usd * 1e9).round() / 1e9
 }
 

@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::HOUR_MS;
 use crate::{
     minute_of, Bucket, GroupBy, GroupMetrics, Metrics, RollupTotals, Scope, Series, SeriesPoint,
 };
 
 const MINUTE_MS: i64 = 60_000;
-const HOUR_MS: i64 = 3_600_000;
 
 /// Rollup totals per `(group, bucket start)`; the group is `""` and the start 0 when a query
 /// doesn't split by them.

@@ -100,28 +100,6 @@ pub type IdentityModelDay = (IdentityKind, String, i64, String, String);
 /// session is "" and the hour the log falls in.
 pub type SessionOf = (String, String, i64);
 
-/// A session's additions.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct SessionTotals {
-    pub requests: i64,
-    pub cost_usd: f64,
-    pub first_ms: i64,
-    pub last_ms: i64,
-}
-
-impl SessionTotals {
-    fn add(&mut self, log: &NewInteraction) {
-        let at = log.created_at_ms;
-        (self.first_ms, self.last_ms) = if self.requests == 0 {
-            (at, at)
-        } else {
-            (self.first_ms.min(at), self.last_ms.max(at))
-        };
-        self.requests += 1;
-        self.cost_usd += log.cost_usd.unwrap_or(0.0);
-    }
-}
-
 pub const HOUR_MS: i64 = 3_600_000;
 
 /// The session a user's log belongs to under `key` (the user key): the session key's value, or
@@ -159,7 +137,8 @@ fn metadata_fields(log: &NewInteraction) -> Option<serde_json::Map<String, serde
 #[derive(Debug, Default, PartialEq)]
 pub struct IdentityDelta {
     pub rows: HashMap<IdentityModelDay, IdentityTotals>,
-    pub sessions: HashMap<SessionOf, SessionTotals>,
+    /// Per user session: the sessions keep requests, spend and first and last request.
+    pub sessions: HashMap<SessionOf, IdentityTotals>,
 }
 
 impl IdentityDelta {

@@ -52,13 +52,7 @@ pub struct BacktestView {
 
 /// Replays `rule` (saved or not) over the `DAYS` before `now_ms`.
 pub async fn backtest(store: &dyn Store, rule: &AlertRule, now_ms: i64) -> OpsResult<BacktestView> {
-    if matches!(
-        rule.metric,
-        AlertMetric::Violations
-            | AlertMetric::Coverage
-            | AlertMetric::ImportLagMinutes
-            | AlertMetric::SpendAnomalies
-    ) {
+    if !super::rules::from_rollups(rule.metric) {
         return Err(OpsError::invalid(
             "not_backtestable",
             format!(

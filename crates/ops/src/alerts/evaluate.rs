@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::machine::{self, Reading, Step, Timing};
-use super::rules::unit;
+use super::rules::{from_rollups, unit};
 
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -114,13 +114,7 @@ impl Reader<'_> {
         use futures::{StreamExt, TryStreamExt};
         let mut keys: Vec<(Scope, Option<GroupBy>)> = Vec::new();
         for rule in rules {
-            if matches!(
-                rule.metric,
-                AlertMetric::Violations
-                    | AlertMetric::Coverage
-                    | AlertMetric::ImportLagMinutes
-                    | AlertMetric::SpendAnomalies
-            ) {
+            if !from_rollups(rule.metric) {
                 continue;
             }
             let (from, to) = window(rule, self.now_ms);

@@ -39,6 +39,18 @@ pub fn unit(metric: AlertMetric) -> &'static str {
     }
 }
 
+/// Whether the metric is read from the traffic rollups (the others — violations, coverage,
+/// import lag, spend anomalies — have their own reads and can't be replayed by a backtest).
+pub fn from_rollups(metric: AlertMetric) -> bool {
+    !matches!(
+        metric,
+        AlertMetric::Violations
+            | AlertMetric::Coverage
+            | AlertMetric::ImportLagMinutes
+            | AlertMetric::SpendAnomalies
+    )
+}
+
 /// Which groupings a metric can be split by: coverage and lag are figures of an
 /// integration; violations are counted over the whole scope.
 fn groupable(metric: AlertMetric, group_by: GroupBy) -> bool {
